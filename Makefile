@@ -1,0 +1,67 @@
+# netobs — the two commands in README.md are `sudo make demo` and `sudo make test`.
+# Each does all of its own setup on a fresh Debian 12 machine (idempotent).
+
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+NETOBS := $(VENV)/bin/netobs
+# Debian's python3-bpfcc is built for the system interpreter; the venv uses it too.
+SYSPY := /usr/bin/python3
+DEB_PKGS := python3-bpfcc python3-venv python3-dev gcc linux-perf iproute2 iperf3 \
+            linux-headers-amd64 bpftool
+TEST_DEB_PKGS := chromium chromium-driver
+STAMP := $(VENV)/.netobs-installed
+SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
+
+DEMO_OUT ?= results/demo-$(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: setup deps test unit demo bench clean
+
+setup: deps $(STAMP)
+
+# System packages (root). Only touches apt when something is missing.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test-deps:
+	@missing=$$(for p in $(TEST_DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for the browser test:" $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# Editable install: the cffi extension is built by the package build (setup.py cffi_modules).
+$(STAMP): $(SOURCES)
+	@test -x $(PY) || $(SYSPY) -m venv $(VENV)
+	@mkdir -p $(VENV)/debian-bcc && ln -sfn /usr/lib/python3/dist-packages/bcc $(VENV)/debian-bcc/bcc
+	@echo "$(abspath $(VENV))/debian-bcc" > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/debian-bcc.pth
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'import bcc, netobs._workers' 
+	@touch $(STAMP)
+
+# The README's test command. As root every capability of this host is exercised; under CI
+# (CI=true) a capability skip is a failure.
+test: setup test-deps
+	$(PY) -m pytest -q tests
+
+unit: setup
+	$(PY) -m pytest -q tests -m 'not root'
+
+# The README's main command: a short sweep with tracing, then the report.
+demo: setup
+	$(NETOBS) sweep --impls two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
+	  --duration 1 --warmup 0.3 --trace -o $(DEMO_OUT)
+	$(NETOBS) explain $(DEMO_OUT)
+	$(NETOBS) report $(DEMO_OUT) -o $(DEMO_OUT)/report.html
+	@echo "results: $(DEMO_OUT)"; echo "report:  $(DEMO_OUT)/report.html"
+
+bench: setup
+	$(PY) -m netobs.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info netobs/_workers*.so netobs/_workers.c

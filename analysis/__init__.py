@@ -1,0 +1,1 @@
+"""netobs.analysis: reads a results directory (never live state) and answers from it."""

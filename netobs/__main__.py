@@ -1,0 +1,5 @@
+import sys
+
+from netobs.cli import main
+
+sys.exit(main())
