@@ -1,0 +1,542 @@
+"""Charts: pure functions from a runs table (or an answer's chart data) to an Altair chart.
+
+Every function takes a DataFrame with the columns of `load_results(...).runs` (DESIGN.md:
+runs.csv plus the derived per-byte columns) and returns either an Altair chart or a
+`MissingChart` saying why it cannot be drawn. A chart whose data is missing (no hardware
+counters, no traces) is never drawn empty or as zeros.
+
+Conventions shared by all charts:
+- message sizes sit on a log2 axis labelled in B/KiB/MiB, ticks at the measured sizes;
+- one fixed color per strategy (`STRATEGY_COLORS`), the same in every chart;
+- repeats are summarised as the median with a 95% confidence interval of the median
+  (percentile bootstrap, fixed seed, so the same data always gives the same chart), drawn as
+  a band or error bars; with one repeat per point no band is drawn and the subtitle says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+STRATEGIES = ["two_copy", "one_copy", "zero_copy"]
+STRATEGY_COLORS = {"two_copy": "#4c78a8", "one_copy": "#f58518", "zero_copy": "#54a24b"}
+EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
+PATHS = ["user", "send-kernel", "receive-kernel"]
+PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "receive-kernel": "#ff9da6"}
+
+WIDTH, HEIGHT = 380, 240
+DEFAULT_THREADS = 4
+DEFAULT_SIZE = 16384
+BOOTSTRAP_RESAMPLES = 2000
+
+SIZE_LABEL = ("datum.value >= 1048576 ? format(datum.value / 1048576, '~g') + ' MiB' : "
+              "datum.value >= 1024 ? format(datum.value / 1024, '~g') + ' KiB' : "
+              "format(datum.value, '~g') + ' B'")
+
+
+@dataclass(frozen=True)
+class MissingChart:
+    """A chart that is not drawn because its data was not measured; `reason` says why."""
+
+    title: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"missing": True, "title": self.title, "reason": self.reason}
+
+
+ChartResult = "alt.TopLevelMixin | MissingChart"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _strategies(df: pd.DataFrame) -> list[str]:
+    """The color domain: the study's three always (so colors never shift), then extras."""
+    extra = sorted(set(df["implementation"].astype(str)) - set(STRATEGIES)) if "implementation" in df else []
+    return STRATEGIES + extra
+
+
+def strategy_color(df: pd.DataFrame, title: str = "strategy") -> alt.Color:
+    domain = _strategies(df)
+    colors = [STRATEGY_COLORS.get(s) or EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, s in enumerate(domain)]
+    return alt.Color("implementation:N", title=title, sort=domain,
+                     scale=alt.Scale(domain=domain, range=colors),
+                     legend=alt.Legend(orient="right"))
+
+
+def _size_axis(sizes, title: str = "message size (log2)") -> alt.X:
+    values = sorted({int(s) for s in sizes})
+    return alt.X("msg_size:Q", title=title,
+                 scale=alt.Scale(type="log", base=2, nice=False,
+                                 domain=[values[0] / 1.25, values[-1] * 1.25] if values else None),
+                 axis=alt.Axis(values=values, labelExpr=SIZE_LABEL, grid=False))
+
+
+def _threads_axis(threads) -> alt.X:
+    values = sorted({int(t) for t in threads})
+    return alt.X("threads:Q", title="client threads (log2)",
+                 scale=alt.Scale(type="log", base=2, nice=False,
+                                 domain=[values[0] / 1.25, values[-1] * 1.25] if values else None),
+                 axis=alt.Axis(values=values, format="d", grid=False))
+
+
+def _has(df: pd.DataFrame, column: str) -> bool:
+    return column in df.columns and pd.to_numeric(df[column], errors="coerce").notna().any()
+
+
+def median_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float, int]:
+    """Median of the finite values and its 95% CI (percentile bootstrap); CI is NaN for n < 2."""
+    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
+    n = len(v)
+    if n == 0:
+        return (np.nan, np.nan, np.nan, 0)
+    med = float(np.median(v))
+    if n < 2:
+        return (med, np.nan, np.nan, 1)
+    rng = np.random.default_rng(seed)
+    boot = np.median(rng.choice(v, size=(resamples, n), replace=True), axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return (med, float(lo), float(hi), n)
+
+
+def summarize(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """One row per `keys` group: `value` (median), `ci_lo`, `ci_hi`, `n` (repeats used)."""
+    cols = keys + [value, "ci_lo", "ci_hi", "n"]
+    if df.empty or value not in df:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for key, group in df.groupby(keys, sort=True, dropna=True):
+        key = key if isinstance(key, tuple) else (key,)
+        med, lo, hi, n = median_ci(group[value])
+        if n:
+            rows.append((*key, med, lo, hi, n))
+    out = pd.DataFrame(rows, columns=cols)
+    for k in keys:
+        if k in ("msg_size", "threads"):
+            out[k] = out[k].astype(int)
+        elif k == "implementation":
+            out[k] = out[k].astype(str)
+    return out
+
+
+def _nearest(available, wanted: int) -> int:
+    """Nearest on the log2 axes the charts use (ties go to the smaller value)."""
+    avail = sorted({int(a) for a in available if a > 0})
+    return min(avail, key=lambda a: (abs(np.log2(a) - np.log2(max(wanted, 1))), a))
+
+
+def _pick(df: pd.DataFrame, column: str, wanted: int, unit: str) -> tuple[pd.DataFrame, int, str]:
+    """Rows at `column == wanted`, or at the nearest measured value (and a note saying so)."""
+    if df.empty or column not in df:
+        return df, wanted, ""
+    chosen = _nearest(df[column].dropna(), wanted)
+    note = "" if chosen == wanted else f" — {wanted} {unit} not measured, nearest: {chosen}"
+    return df[df[column] == chosen], chosen, note
+
+
+def _title(text: str, subtitle: list[str] | str | None = None) -> alt.TitleParams:
+    subs = [s for s in ([subtitle] if isinstance(subtitle, str) else (subtitle or [])) if s]
+    return alt.TitleParams(text=text, subtitle=subs or alt.Undefined, anchor="start",
+                           fontSize=14, subtitleColor="#555")
+
+
+def _repeats_note(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return ""
+    n = int(summary["n"].max())
+    if n < 2:
+        return "one repeat per point: no confidence band, differences not tested"
+    return f"median of up to {n} repeats; band = 95% CI of the median"
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    if "status" in df.columns:
+        df = df[df["status"].fillna("ok").astype(str) == "ok"]
+    return df
+
+
+def _fmt_size(size: int) -> str:
+    if size >= 1 << 20 and size % (1 << 20) == 0:
+        return f"{size >> 20} MiB"
+    if size >= 1024 and size % 1024 == 0:
+        return f"{size >> 10} KiB"
+    return f"{size} B"
+
+
+def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, color: alt.Color,
+                    tooltip_extra: list | None = None, y_scale: alt.Scale | None = None,
+                    y_format: str | None = None, embed_data: bool = True):
+    """Median line with points, plus a 95% CI band when there are repeats.
+
+    `embed_data=False` leaves the data out (for charts faceted by the caller)."""
+    base = alt.Chart(summary) if embed_data else alt.Chart()
+    y = alt.Y(f"{value}:Q", title=y_title, scale=y_scale or alt.Scale(zero=True),
+              axis=alt.Axis(format=y_format) if y_format else alt.Axis())
+    tooltip = [alt.Tooltip("implementation:N", title="strategy"),
+               *(tooltip_extra or []),
+               alt.Tooltip(f"{value}:Q", title=f"median {y_title}", format=y_format or ".4~g"),
+               alt.Tooltip("ci_lo:Q", title="95% CI low", format=y_format or ".4~g"),
+               alt.Tooltip("ci_hi:Q", title="95% CI high", format=y_format or ".4~g"),
+               alt.Tooltip("n:Q", title="repeats")]
+    line = base.mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2).encode(
+        x=x, y=y, color=color, tooltip=tooltip)
+    if summary["n"].max() > 1:
+        band = base.mark_area(opacity=0.18).encode(x=x, y=alt.Y("ci_lo:Q", title=y_title),
+                                                   y2="ci_hi:Q", color=color)
+        return alt.layer(band, line)
+    return line
+
+
+def _per_size_line(runs: pd.DataFrame, value: str, title: str, y_title: str, threads: int,
+                   missing_reason: str, y_format: str | None = None):
+    runs = _ok(runs)
+    if not _has(runs, value):
+        return MissingChart(title, missing_reason)
+    df = runs[pd.to_numeric(runs[value], errors="coerce").notna()]
+    df, chosen, note = _pick(df, "threads", threads, "threads")
+    summary = summarize(df, ["implementation", "msg_size", "threads"], value)
+    chart = _line_with_band(summary, _size_axis(summary["msg_size"]), value, y_title, strategy_color(summary),
+                            [alt.Tooltip("msg_size:Q", title="message size (B)"),
+                             alt.Tooltip("threads:Q", title="threads")], y_format=y_format)
+    return chart.properties(width=WIDTH, height=HEIGHT,
+                            title=_title(f"{title} ({chosen} threads{note})", _repeats_note(summary)))
+
+
+# ----------------------------------------------------------------------------- the study's four
+
+def throughput_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+    """Throughput (Gbps) vs message size at `threads` (or the nearest measured count)."""
+    return _per_size_line(runs, "throughput_gbps", "Throughput vs message size", "throughput (Gbps)",
+                          threads, "no successful runs with a measured throughput")
+
+
+def latency_vs_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+    """Mean per-send latency (µs) vs client threads at `msg_size` (or the nearest measured)."""
+    title = "Latency vs client threads"
+    runs = _ok(runs)
+    if not _has(runs, "latency_us"):
+        return MissingChart(title, "no per-send latency in these results")
+    df = runs[pd.to_numeric(runs["latency_us"], errors="coerce").notna()]
+    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
+    summary = summarize(df, ["implementation", "threads", "msg_size"], "latency_us")
+    chart = _line_with_band(summary, _threads_axis(summary["threads"]), "latency_us", "mean latency per send (µs)",
+                            strategy_color(summary),
+                            [alt.Tooltip("threads:Q", title="threads"),
+                             alt.Tooltip("msg_size:Q", title="message size (B)")])
+    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
+    return chart.properties(width=WIDTH, height=HEIGHT,
+                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+
+
+def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+    """L1-dcache and LLC load misses per KiB sent vs message size, one panel per level."""
+    title = "Cache misses per KiB sent vs message size"
+    runs = _ok(runs)
+    levels = [("L1", "l1_misses_per_kib", "L1-dcache-load-misses"), ("LLC", "llc_misses_per_kib", "LLC-load-misses")]
+    present = [lv for lv in levels if _has(runs, lv[1])]
+    if not present:
+        return MissingChart(title, "hardware cache counters (L1-dcache-load-misses, LLC-load-misses) were not "
+                                   "counted on this host (common in VMs); see the run summary for perf's reason")
+    parts = []
+    for level, col, _ in present:
+        df = runs[pd.to_numeric(runs[col], errors="coerce").notna()]
+        s = summarize(df, ["implementation", "msg_size", "threads"], col).rename(columns={col: "misses_per_kib"})
+        s["level"] = level
+        parts.append(s)
+    data = pd.concat(parts, ignore_index=True)
+    data, chosen, note = _pick(data, "threads", threads, "threads")
+    subs = [_repeats_note(data)]
+    absent = [event for _, col, event in levels if not _has(runs, col)]
+    if absent:
+        subs.append(f"not counted on this host: {', '.join(absent)}")
+    x = _size_axis(data["msg_size"])
+    inner = _line_with_band(data, x, "misses_per_kib", "misses per KiB sent", strategy_color(data),
+                            [alt.Tooltip("level:N"), alt.Tooltip("msg_size:Q", title="message size (B)")],
+                            embed_data=False)
+    order = [lv for lv, _, _ in present]
+    return (inner.properties(width=300, height=HEIGHT)
+            .facet(column=alt.Column("level:N", title=None, sort=order,
+                                     header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+                   data=data)
+            .resolve_scale(y="independent")
+            .properties(title=_title(f"{title} ({chosen} threads{note})", subs)))
+
+
+def cycles_per_byte_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+    """CPU cycles per byte sent vs message size."""
+    return _per_size_line(runs, "cycles_per_byte", "CPU cycles per byte vs message size", "cycles per byte sent",
+                          threads, "the cpu-cycles counter was not counted on this host (common in VMs); "
+                                   "CPU seconds per GB is shown instead")
+
+
+# ----------------------------------------------------------------------------- beyond the study
+
+def cpu_per_gb_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+    """Client CPU seconds (user+sys) per GB sent: the cost measure that needs no counters."""
+    return _per_size_line(runs, "cpu_s_per_gb", "Client CPU time per GB vs message size", "CPU seconds per GB sent",
+                          threads, "client CPU time (user/sys) was not recorded in these results")
+
+
+def copies_per_byte(runs: pd.DataFrame):
+    """Copies per byte by path (user / send-kernel / receive-kernel) and strategy: stacked bars."""
+    title = "Copies per byte sent, by path"
+    runs = _ok(runs)
+    traced = {"send-kernel": "send_copy_per_byte", "receive-kernel": "rx_copy_per_byte"}
+    if not any(_has(runs, c) for c in traced.values()):
+        return MissingChart(title, "no kernel trace figures (tcp_sendmsg, skb_copy_datagram_iter) in these results; "
+                                   "run the sweep with --trace as root to measure where bytes are copied")
+    columns = {"user": "user_copy_per_byte", **traced}
+    parts = []
+    for path, col in columns.items():
+        if not _has(runs, col):
+            continue
+        s = summarize(runs, ["implementation", "msg_size"], col).rename(columns={col: "copies_per_byte"})
+        s["path"] = path
+        s["source"] = "by construction" if path == "user" else "traced"
+        parts.append(s)
+    data = pd.concat(parts, ignore_index=True)
+    untraced = [p for p, c in traced.items() if not _has(runs, c)]
+    subs = ["median over threads and repeats; user copies are by construction (two_copy serialises), kernel copies traced"]
+    if untraced:
+        subs.append(f"not traced (missing, not zero): {', '.join(untraced)}")
+    domain = _strategies(data)
+    bars = alt.Chart().mark_bar().encode(
+        x=alt.X("implementation:N", title=None, sort=domain, axis=alt.Axis(labelAngle=-30)),
+        y=alt.Y("sum(copies_per_byte):Q", title="copies per byte sent", stack="zero"),
+        color=alt.Color("path:N", title="copy path", sort=PATHS,
+                        scale=alt.Scale(domain=PATHS, range=[PATH_COLORS[p] for p in PATHS])),
+        order=alt.Order("path_order:Q"),
+        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
+                 "path:N", "source:N", alt.Tooltip("copies_per_byte:Q", format=".3f", title="median copies/byte"),
+                 alt.Tooltip("n:Q", title="runs")],
+    ).transform_calculate(path_order=f"indexof({PATHS!r}, datum.path)")
+    data = data.sort_values(["msg_size", "implementation", "path"]).reset_index(drop=True)
+    sizes = sorted(data["msg_size"].unique())
+    return (bars.properties(width=max(90, 30 * len(domain)), height=HEIGHT)
+            .facet(column=alt.Column("msg_size:O", title="message size (B)", sort=sizes,
+                                     header=alt.Header(labelExpr=SIZE_LABEL)),
+                   data=data)
+            .properties(title=_title(title, subs)))
+
+
+def zc_copied_fraction(runs: pd.DataFrame):
+    """Share of zero-copy completions the kernel flagged as copied anyway (SO_EE_CODE_ZEROCOPY_COPIED)."""
+    title = "Zero-copy sends the kernel copied anyway"
+    runs = _ok(runs)
+    zc = runs[runs["implementation"].astype(str) == "zero_copy"] if "implementation" in runs else runs.iloc[0:0]
+    if zc.empty:
+        return MissingChart(title, "no successful zero_copy runs in these results")
+    if not _has(zc, "zc_copied_fraction"):
+        return MissingChart(title, "no zero-copy completions were recorded (completion counts missing or zero), "
+                                   "so the copied fraction is unknown")
+    data = summarize(zc, ["implementation", "msg_size", "threads"], "zc_copied_fraction")
+    sizes = sorted(data["msg_size"].unique())
+    threads = sorted(data["threads"].unique())
+    base = alt.Chart(data)
+    x = alt.X("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL, labelAngle=0))
+    bars = base.mark_bar().encode(
+        x=x, xOffset=alt.XOffset("threads:O", sort=threads),
+        y=alt.Y("zc_copied_fraction:Q", title="completions copied (share)",
+                scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+        color=alt.Color("threads:O", title="threads", sort=threads,
+                        scale=alt.Scale(scheme="greens", domain=threads)),
+        tooltip=[alt.Tooltip("msg_size:Q", title="size (B)"), "threads:Q",
+                 alt.Tooltip("zc_copied_fraction:Q", format=".1%", title="median copied"),
+                 alt.Tooltip("n:Q", title="repeats")])
+    layers = [bars]
+    if data["n"].max() > 1:
+        layers.append(base.mark_errorbar(color="#333").encode(
+            x=x, xOffset=alt.XOffset("threads:O", sort=threads), y=alt.Y("ci_lo:Q", title=""), y2="ci_hi:Q"))
+    sub = ["1 = every zero-copy send was copied on delivery (receiver on this host): pinning paid, nothing saved",
+           _repeats_note(data)]
+    return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, sub))
+
+
+def syscall_time_per_byte(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+    """Time inside send syscalls per byte sent (ns/B), traced."""
+    return _per_size_line(runs, "syscall_ns_per_byte", "Send-syscall time per byte vs message size",
+                          "ns in send syscalls per byte", threads,
+                          "send-syscall time was not traced (run the sweep with --trace as root)")
+
+
+def offcpu_share_by_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+    """Share of the client threads' time spent off-CPU, vs thread count."""
+    title = "Client off-CPU share vs threads"
+    runs = _ok(runs)
+    if not _has(runs, "offcpu_share"):
+        return MissingChart(title, "off-CPU time (sched:sched_switch) was not traced (run the sweep with --trace as root)")
+    df = runs[pd.to_numeric(runs["offcpu_share"], errors="coerce").notna()]
+    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
+    summary = summarize(df, ["implementation", "threads", "msg_size"], "offcpu_share")
+    chart = _line_with_band(summary, _threads_axis(summary["threads"]), "offcpu_share", "time off-CPU (share)",
+                            strategy_color(summary), [alt.Tooltip("threads:Q")], y_format="%")
+    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
+    return chart.properties(width=WIDTH, height=HEIGHT,
+                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+
+
+def relative_throughput(runs: pd.DataFrame):
+    """Heat map: each strategy's median throughput / two_copy's, over message size × threads."""
+    title = "Throughput relative to two_copy"
+    runs = _ok(runs)
+    if not _has(runs, "throughput_gbps"):
+        return MissingChart(title, "no measured throughput in these results")
+    s = summarize(runs, ["implementation", "msg_size", "threads"], "throughput_gbps")
+    ref = s[s["implementation"] == "two_copy"].set_index(["msg_size", "threads"])
+    others = s[s["implementation"] != "two_copy"]
+    if ref.empty or others.empty:
+        return MissingChart(title, "needs two_copy and at least one other strategy at the same size and thread count")
+    rows = []
+    for r in others.itertuples(index=False):
+        key = (r.msg_size, r.threads)
+        if key not in ref.index or not ref.loc[key, "throughput_gbps"] > 0:
+            continue
+        b = ref.loc[key]
+        if r.n > 1 and b["n"] > 1:
+            sig = "yes" if (r.ci_lo > b["ci_hi"] or r.ci_hi < b["ci_lo"]) else "no (CIs overlap)"
+        else:
+            sig = "untested (one repeat)"
+        rows.append({"implementation": r.implementation, "msg_size": int(r.msg_size), "threads": int(r.threads),
+                     "ratio": r.throughput_gbps / b["throughput_gbps"], "throughput_gbps": r.throughput_gbps,
+                     "two_copy_gbps": float(b["throughput_gbps"]), "significant": sig})
+    if not rows:
+        return MissingChart(title, "no (size, threads) point was measured for both two_copy and another strategy")
+    data = pd.DataFrame(rows)
+    data["label"] = data["ratio"].map(lambda v: f"{v:.2f}×") + np.where(data["significant"] == "no (CIs overlap)", "≈", "")
+    sizes = sorted(data["msg_size"].unique())
+    threads = sorted(data["threads"].unique(), reverse=True)
+    spread = float(np.nanmax(np.abs(np.log2(data["ratio"].clip(lower=1e-3))))) or 0.1
+    lim = float(2 ** max(spread, 0.1))
+    x = alt.X("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL, labelAngle=0))
+    y = alt.Y("threads:O", title="client threads", sort=threads)
+    base = alt.Chart()
+    rect = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
+        x=x, y=y,
+        color=alt.Color("ratio:Q", title="× two_copy",
+                        scale=alt.Scale(type="log", scheme="redblue", domain=[1 / lim, lim], domainMid=1, clamp=True),
+                        legend=alt.Legend(format=".2~f")),
+        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
+                 "threads:Q", alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),
+                 alt.Tooltip("throughput_gbps:Q", format=".3~g", title="Gbps"),
+                 alt.Tooltip("two_copy_gbps:Q", format=".3~g", title="two_copy Gbps"), "significant:N"])
+    text = base.mark_text(fontSize=12).encode(
+        x=x, y=y, text="label:N",
+        color=alt.condition(f"abs(log(datum.ratio) / log(2)) > {0.6 * np.log2(lim):.4f}",
+                            alt.value("white"), alt.value("#222")))
+    impls = [i for i in _strategies(data) if i in set(data["implementation"])]
+    return (alt.layer(rect, text).properties(width=max(160, 70 * len(sizes)), height=max(100, 36 * len(threads)))
+            .facet(column=alt.Column("implementation:N", title=None, sort=impls,
+                                     header=alt.Header(labelFontSize=13, labelFontWeight="bold")), data=data)
+            .properties(title=_title(title, ["median throughput ÷ two_copy's at the same point; "
+                                             "blue = faster, red = slower; ≈ = confidence intervals overlap"])))
+
+
+# ----------------------------------------------------------------------------- registry
+
+CHARTS: dict[str, Callable] = {
+    "throughput": throughput_vs_size,
+    "latency": latency_vs_threads,
+    "cache_misses": cache_misses_vs_size,
+    "cycles_per_byte": cycles_per_byte_vs_size,
+    "cpu_per_gb": cpu_per_gb_vs_size,
+    "copies_per_byte": copies_per_byte,
+    "zc_copied_fraction": zc_copied_fraction,
+    "syscall_time": syscall_time_per_byte,
+    "offcpu_share": offcpu_share_by_threads,
+    "relative_throughput": relative_throughput,
+}
+"""Every chart of the report, in report order (the study's four first)."""
+
+
+def all_charts(runs: pd.DataFrame) -> dict[str, object]:
+    """Each registered chart drawn from `runs` (an Altair chart or a MissingChart)."""
+    return {name: fn(runs) for name, fn in CHARTS.items()}
+
+
+# ----------------------------------------------------------------------------- answers → charts
+
+QUESTION_CHARTS: dict[str, list[str]] = {
+    "zerocopy": ["relative_throughput", "zc_copied_fraction"],
+    "cache": ["cache_misses"],
+    "threads": ["offcpu_share", "latency"],
+    "one-copy-crossover": ["relative_throughput"],
+    "zero-copy-crossover": ["relative_throughput"],
+    "anomalies": ["throughput"],
+}
+"""Each question's preferred charts, tried in order on its `chart_data` when that is runs-like."""
+
+_KEYS = ["implementation", "msg_size", "threads"]
+_NOT_VALUES = {"repeat", "n", "ci_lo", "ci_hi", "rank", "duration_s", "warmup_s", "window_s"}
+
+
+def chart_for(answer):
+    """The chart of one `Answer`: its question's preferred chart when `chart_data` has the runs'
+    columns, else a generic chart of its tidy table, else a MissingChart with `chart_note`."""
+    title = answer.title
+    data = answer.chart_data
+    if data is None or data.empty:
+        return MissingChart(title, answer.chart_note or "this answer has no data to draw")
+    tried = None
+    for name in QUESTION_CHARTS.get(answer.question, []):
+        fn = CHARTS[name]
+        if not set(_KEYS) <= set(data.columns):
+            break
+        tried = fn(data)
+        if not isinstance(tried, MissingChart):
+            return tried
+    generic = tidy_chart(data, title)
+    if isinstance(generic, MissingChart) and tried is not None:
+        return tried
+    return generic
+
+
+def tidy_chart(data: pd.DataFrame, title: str):
+    """A line (or bar) chart of any tidy table: x = msg_size (else threads, else the first
+    label column), one panel per numeric column, colored by strategy when there is one."""
+    data = _ok(data).copy()
+    numeric = [c for c in data.columns
+               if c not in _KEYS and c not in _NOT_VALUES and not c.startswith("ci_")
+               and pd.api.types.is_numeric_dtype(data[c]) and data[c].notna().any()]
+    if not numeric:
+        return MissingChart(title, "no measured values to draw")
+    numeric = numeric[:4]
+    if "msg_size" in data:
+        x_field, x = "msg_size", _size_axis(data["msg_size"].dropna())
+    elif "threads" in data:
+        x_field, x = "threads", _threads_axis(data["threads"].dropna())
+    else:
+        labels = [c for c in data.columns if c not in numeric]
+        if not labels:
+            return MissingChart(title, "no label column to draw against")
+        x_field = labels[0]
+        data[x_field] = data[x_field].astype(str)
+        x = alt.X(f"{x_field}:N", title=x_field.replace("_", " "), axis=alt.Axis(labelAngle=-30))
+    keys = [k for k in _KEYS if k in data.columns and k != x_field]
+    if "implementation" in data:
+        data["implementation"] = data["implementation"].astype(str)
+    long = data.melt(id_vars=[x_field] + keys, value_vars=numeric, var_name="metric", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    long = summarize(long, [x_field, "metric"] + keys, "value")
+    if long.empty:
+        return MissingChart(title, "no measured values to draw")
+    enc = {"x": x, "y": alt.Y("value:Q", title=None),
+           "tooltip": [alt.Tooltip(f"{x_field}"), "metric:N",
+                       *[alt.Tooltip(k) for k in keys], alt.Tooltip("value:Q", format=".4~g", title="median"),
+                       alt.Tooltip("n:Q", title="rows")]}
+    if "implementation" in keys:
+        enc["color"] = strategy_color(long)
+    other = [k for k in keys if k != "implementation"]
+    if other:
+        enc["strokeDash"] = alt.StrokeDash(f"{other[0]}:O", title=other[0].replace("_", " "))
+    base = alt.Chart()
+    mark = (base.mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2)
+            if x_field in ("msg_size", "threads") else base.mark_bar())
+    chart = mark.encode(**enc).properties(width=300 if len(numeric) > 1 else WIDTH, height=HEIGHT)
+    return (chart.facet(column=alt.Column("metric:N", title=None, sort=numeric,
+                                          header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+                        data=long)
+            .resolve_scale(y="independent")
+            .properties(title=_title(title, "median per point of the answer's chart data")))

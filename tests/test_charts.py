@@ -1,0 +1,349 @@
+"""Charts: each chart's Vega-Lite spec (marks, encodings, data rows) checked; missing data → note."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import charts
+from analysis.answer import Answer
+from analysis.charts import CHARTS, MissingChart, chart_for
+
+IMPLS = ["two_copy", "one_copy", "zero_copy"]
+SIZES = [1024, 4096, 16384, 65536]
+THREADS = [1, 2, 4, 8]
+STUDY = ["implementation", "msg_size", "threads", "throughput_gbps", "latency_us", "cpu_cycles",
+         "l1_cache_misses", "llc_cache_misses", "context_switches"]
+
+
+def make_raw_runs(impls=IMPLS, sizes=SIZES, threads=THREADS, repeats=3, counters=True, traces=True,
+                  seed=1, window_s=1.0, warmup_s=0.2) -> pd.DataFrame:
+    """Synthetic runs.csv rows (DESIGN.md schema 1): study columns first, then the extended ones.
+
+    Planted truth: one_copy beats two_copy from 4096 B on; zero_copy only at 65536 B;
+    zero-copy completions are all copied (receiver on the same host)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for impl in impls:
+        for size in sizes:
+            for t in threads:
+                for r in range(repeats):
+                    base = 2.0 * np.log2(size / 512) * min(t, 4) ** 0.6
+                    factor = {"two_copy": 1.0, "one_copy": 1.0 if size < 4096 else 1.25,
+                              "zero_copy": 0.7 if size < 65536 else 1.4}[impl]
+                    gbps = base * factor * (1 + rng.normal(0, 0.02))
+                    sent = int(gbps * 1e9 / 8 * window_s)
+                    total = int(sent * (window_s + warmup_s) / window_s)
+                    msgs = max(1, sent // size)
+                    row = {
+                        "implementation": impl, "msg_size": size, "threads": t, "throughput_gbps": gbps,
+                        "latency_us": size / (gbps * 1e3 / 8) * t * (1 + rng.normal(0, 0.02)),
+                        "cpu_cycles": sent * (1.5 if impl == "two_copy" else 1.0) if counters else np.nan,
+                        "l1_cache_misses": sent / 64 * (1.3 if impl == "two_copy" else 1.0) if counters else np.nan,
+                        "llc_cache_misses": sent / 4096 * (1.05 if impl == "two_copy" else 1.0) if counters else np.nan,
+                        "context_switches": 100.0 * t if counters else np.nan,
+                        "repeat": r, "status": "ok", "error": "", "topology": "netns", "duration_s": window_s,
+                        "warmup_s": warmup_s, "window_s": window_s, "bytes_sent": sent, "bytes_sent_total": total,
+                        "bytes_received": total, "messages": msgs, "goodput_gbps": gbps,
+                        "cpu_user_s": 0.3 * t, "cpu_sys_s": 0.6 * t,
+                        "server_cpu_user_s": 0.1 * t, "server_cpu_sys_s": 0.5 * t,
+                        "zc_completions": msgs if impl == "zero_copy" else np.nan,
+                        "zc_copied": msgs if impl == "zero_copy" else np.nan,
+                        "zc_notifications": msgs // 4 if impl == "zero_copy" else np.nan,
+                        "zc_enobufs": 0 if impl == "zero_copy" else np.nan,
+                    }
+                    if traces:
+                        zc_bytes = total if impl == "zero_copy" else 0
+                        row.update({
+                            "trace_client_sendmsg_bytes": total, "trace_client_zc_send_bytes": zc_bytes,
+                            "trace_server_rx_copy_bytes": total, "trace_client_send_syscall_ns": total * 0.3,
+                            "trace_client_offcpu_ns": t * (window_s + warmup_s) * 1e9 * min(0.9, 0.1 * t),
+                        })
+                    else:
+                        row.update({k: np.nan for k in ("trace_client_sendmsg_bytes", "trace_client_zc_send_bytes",
+                                                        "trace_server_rx_copy_bytes", "trace_client_send_syscall_ns",
+                                                        "trace_client_offcpu_ns")})
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def derive(raw: pd.DataFrame) -> pd.DataFrame:
+    """DESIGN.md's derived columns (what load_results adds), NaN where an input is missing."""
+    d = raw.copy()
+    sent, total = d["bytes_sent"].astype(float), d["bytes_sent_total"].astype(float)
+    d["gbytes"] = sent / 1e9
+    d["cycles_per_byte"] = d["cpu_cycles"] / sent
+    d["l1_misses_per_kib"] = d["l1_cache_misses"] / (sent / 1024)
+    d["llc_misses_per_kib"] = d["llc_cache_misses"] / (sent / 1024)
+    d["cs_per_mib"] = d["context_switches"] / (sent / 2**20)
+    d["cpu_s_per_gb"] = (d["cpu_user_s"] + d["cpu_sys_s"]) / d["gbytes"]
+    d["server_cpu_s_per_gb"] = (d["server_cpu_user_s"] + d["server_cpu_sys_s"]) / d["gbytes"]
+    d["zc_copied_fraction"] = d["zc_copied"] / d["zc_completions"].where(d["zc_completions"] > 0)
+    d["send_copy_per_byte"] = (d["trace_client_sendmsg_bytes"] - d["trace_client_zc_send_bytes"]) / total
+    d["rx_copy_per_byte"] = d["trace_server_rx_copy_bytes"] / total
+    d["user_copy_per_byte"] = (d["implementation"] == "two_copy").astype(float)
+    d["copies_per_byte"] = d["user_copy_per_byte"] + d["send_copy_per_byte"] + d["rx_copy_per_byte"]
+    d["syscall_ns_per_byte"] = d["trace_client_send_syscall_ns"] / total
+    d["offcpu_share"] = d["trace_client_offcpu_ns"] / (d["threads"] * (d["warmup_s"] + d["window_s"]) * 1e9)
+    return d
+
+
+def make_runs(**kw) -> pd.DataFrame:
+    return derive(make_raw_runs(**kw))
+
+
+# ----------------------------------------------------------------------------- spec helpers
+
+def spec(chart) -> dict:
+    assert not isinstance(chart, MissingChart), chart
+    d = chart.to_dict()
+    json.dumps(d)  # serialisable as-is
+    return d
+
+
+def rows(d: dict) -> list[dict]:
+    """The inline data rows of a spec (Altair hoists them into `datasets`)."""
+    (values,) = d["datasets"].values()
+    return values
+
+
+def layers(d: dict) -> list[dict]:
+    inner = d.get("spec", d)
+    return inner.get("layer", [inner])
+
+
+def marks(d: dict) -> list[str]:
+    return [m["mark"]["type"] if isinstance(m["mark"], dict) else m["mark"] for m in layers(d)]
+
+
+def enc(layer: dict, channel: str) -> tuple[str, str]:
+    e = layer["encoding"][channel]
+    return e.get("field") or e.get("aggregate"), e["type"]
+
+
+def title_text(d: dict) -> str:
+    t = d.get("title") or d.get("spec", {}).get("title")
+    return t["text"] if isinstance(t, dict) else t
+
+
+def subtitle(d: dict) -> str:
+    t = d.get("title") or d.get("spec", {}).get("title")
+    sub = t.get("subtitle", []) if isinstance(t, dict) else []
+    return " ".join(sub if isinstance(sub, list) else [sub])
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return make_runs()
+
+
+# ----------------------------------------------------------------------------- the study's four
+
+def test_throughput_vs_size_spec(runs):
+    d = spec(charts.throughput_vs_size(runs))
+    assert marks(d) == ["area", "line"]
+    band, line = layers(d)
+    assert enc(line, "x") == ("msg_size", "quantitative")
+    assert line["encoding"]["x"]["scale"]["type"] == "log" and line["encoding"]["x"]["scale"]["base"] == 2
+    assert line["encoding"]["x"]["axis"]["values"] == SIZES
+    assert enc(line, "y") == ("throughput_gbps", "quantitative")
+    assert enc(line, "color") == ("implementation", "nominal")
+    assert enc(band, "y") == ("ci_lo", "quantitative") and band["encoding"]["y2"]["field"] == "ci_hi"
+    data = pd.DataFrame(rows(d))
+    assert set(data["threads"]) == {4}
+    assert len(data) == len(IMPLS) * len(SIZES)
+    assert (data["n"] == 3).all()
+    assert (data["ci_lo"] <= data["throughput_gbps"]).all() and (data["throughput_gbps"] <= data["ci_hi"]).all()
+    # the median of the planted repeats, not a mean or a single run
+    want = runs[(runs.implementation == "one_copy") & (runs.msg_size == 65536) & (runs.threads == 4)].throughput_gbps
+    got = data[(data.implementation == "one_copy") & (data.msg_size == 65536)].throughput_gbps.item()
+    assert got == pytest.approx(want.median())
+    assert "4 threads" in title_text(d)
+
+
+def test_colors_are_the_same_in_every_chart(runs):
+    scales = []
+    for chart in (charts.throughput_vs_size(runs), charts.latency_vs_threads(runs),
+                  charts.cycles_per_byte_vs_size(runs), charts.cache_misses_vs_size(runs)):
+        d = spec(chart)
+        (line,) = [lay for lay in layers(d) if lay["mark"]["type"] == "line"]
+        scales.append(line["encoding"]["color"]["scale"])
+    # even a chart that only has one strategy keeps the same domain and colors
+    only_zc = spec(charts.throughput_vs_size(runs[runs.implementation == "zero_copy"]))
+    scales.append(layers(only_zc)[-1]["encoding"]["color"]["scale"])
+    assert all(s == scales[0] for s in scales)
+    assert scales[0]["domain"] == IMPLS
+
+
+def test_throughput_falls_back_to_nearest_threads_and_says_so():
+    runs = make_runs(threads=[1, 2, 8])
+    d = spec(charts.throughput_vs_size(runs, threads=4))
+    assert set(pd.DataFrame(rows(d))["threads"]) == {2}
+    assert "4 threads not measured, nearest: 2" in title_text(d)
+
+
+def test_single_repeat_has_no_band_and_says_so():
+    d = spec(charts.throughput_vs_size(make_runs(repeats=1)))
+    assert marks(d) == ["line"]
+    assert "one repeat" in subtitle(d)
+
+
+def test_latency_vs_threads_spec(runs):
+    d = spec(charts.latency_vs_threads(runs))
+    band, line = layers(d)
+    assert enc(line, "x") == ("threads", "quantitative")
+    assert line["encoding"]["x"]["axis"]["values"] == THREADS
+    assert enc(line, "y") == ("latency_us", "quantitative")
+    data = pd.DataFrame(rows(d))
+    assert set(data["msg_size"]) == {16384} and len(data) == len(IMPLS) * len(THREADS)
+    assert "16 KiB" in title_text(d)
+    d2 = spec(charts.latency_vs_threads(make_runs(sizes=[1024, 65536]), msg_size=16384))
+    assert set(pd.DataFrame(rows(d2))["msg_size"]) == {65536}  # nearer on the log2 axis
+    assert "not measured" in title_text(d2)
+
+
+def test_cache_misses_spec(runs):
+    d = spec(charts.cache_misses_vs_size(runs))
+    assert d["facet"]["column"]["field"] == "level"
+    assert d["resolve"]["scale"]["y"] == "independent"
+    band, line = d["spec"]["layer"]
+    assert enc(line, "y") == ("misses_per_kib", "quantitative")
+    assert enc(line, "x") == ("msg_size", "quantitative")
+    data = pd.DataFrame(rows(d))
+    assert set(data["level"]) == {"L1", "LLC"} and set(data["threads"]) == {4}
+    l1 = data[(data.level == "L1") & (data.implementation == "two_copy")].misses_per_kib
+    assert np.allclose(l1, 1024 / 64 * 1.3)
+
+
+def test_cache_misses_with_one_level_missing_draws_the_other_and_says_so(runs):
+    part = runs.copy()
+    part["llc_misses_per_kib"] = np.nan
+    d = spec(charts.cache_misses_vs_size(part))
+    assert set(pd.DataFrame(rows(d))["level"]) == {"L1"}
+    assert "LLC-load-misses" in subtitle(d)
+
+
+def test_cycles_per_byte_spec(runs):
+    d = spec(charts.cycles_per_byte_vs_size(runs))
+    line = layers(d)[-1]
+    assert enc(line, "y") == ("cycles_per_byte", "quantitative")
+    data = pd.DataFrame(rows(d))
+    assert np.allclose(data[data.implementation == "two_copy"].cycles_per_byte, 1.5)
+
+
+def test_missing_counters_give_notes_not_charts():
+    runs = make_runs(counters=False)
+    for fn in (charts.cache_misses_vs_size, charts.cycles_per_byte_vs_size):
+        out = fn(runs)
+        assert isinstance(out, MissingChart), fn
+        assert "not counted" in out.reason
+    # what was measured is still drawn
+    assert not isinstance(charts.cpu_per_gb_vs_size(runs), MissingChart)
+
+
+def test_missing_traces_give_notes_not_charts():
+    runs = make_runs(traces=False)
+    for name in ("copies_per_byte", "syscall_time", "offcpu_share"):
+        out = CHARTS[name](runs)
+        assert isinstance(out, MissingChart), name
+        assert "--trace" in out.reason
+
+
+# ----------------------------------------------------------------------------- beyond the study
+
+def test_copies_per_byte_spec(runs):
+    d = spec(charts.copies_per_byte(runs))
+    assert d["facet"]["column"]["field"] == "msg_size"
+    (bar,) = layers(d)
+    assert bar["mark"]["type"] == "bar"
+    assert bar["encoding"]["y"]["field"] == "copies_per_byte" and bar["encoding"]["y"]["aggregate"] == "sum"
+    assert bar["encoding"]["y"]["stack"] == "zero"
+    assert enc(bar, "color") == ("path", "nominal")
+    data = pd.DataFrame(rows(d))
+    assert set(data["path"]) == {"user", "send-kernel", "receive-kernel"}
+    total = data.groupby("implementation")["copies_per_byte"].sum() / len(SIZES)
+    assert total["two_copy"] == pytest.approx(3.0)
+    assert total["one_copy"] == pytest.approx(2.0)
+    assert total["zero_copy"] == pytest.approx(1.0)
+
+
+def test_zc_copied_fraction_spec(runs):
+    d = spec(charts.zc_copied_fraction(runs))
+    bar = layers(d)[0]
+    assert enc(bar, "y") == ("zc_copied_fraction", "quantitative")
+    assert enc(bar, "x") == ("msg_size", "ordinal") and enc(bar, "xOffset") == ("threads", "ordinal")
+    data = pd.DataFrame(rows(d))
+    assert set(data["implementation"]) == {"zero_copy"} and (data["zc_copied_fraction"] == 1.0).all()
+    no_zc = runs[runs.implementation != "zero_copy"]
+    assert isinstance(charts.zc_copied_fraction(no_zc), MissingChart)
+
+
+def test_syscall_and_offcpu_specs(runs):
+    d = spec(charts.syscall_time_per_byte(runs))
+    assert enc(layers(d)[-1], "y") == ("syscall_ns_per_byte", "quantitative")
+    assert np.allclose(pd.DataFrame(rows(d)).syscall_ns_per_byte, 0.3)
+    d = spec(charts.offcpu_share_by_threads(runs))
+    line = layers(d)[-1]
+    assert enc(line, "x") == ("threads", "quantitative") and enc(line, "y") == ("offcpu_share", "quantitative")
+    data = pd.DataFrame(rows(d))
+    assert np.allclose(data.sort_values("threads").offcpu_share.unique(), [0.1, 0.2, 0.4, 0.8])
+
+
+def test_relative_throughput_heatmap(runs):
+    d = spec(charts.relative_throughput(runs))
+    assert d["facet"]["column"]["field"] == "implementation"
+    rect, text = d["spec"]["layer"]
+    assert rect["mark"]["type"] == "rect" and text["mark"]["type"] == "text"
+    assert enc(rect, "x") == ("msg_size", "ordinal") and enc(rect, "y") == ("threads", "ordinal")
+    assert enc(rect, "color") == ("ratio", "quantitative")
+    assert rect["encoding"]["color"]["scale"]["domainMid"] == 1
+    data = pd.DataFrame(rows(d))
+    assert set(data["implementation"]) == {"one_copy", "zero_copy"}
+    assert len(data) == 2 * len(SIZES) * len(THREADS)
+    zc = data[(data.implementation == "zero_copy")].set_index("msg_size").ratio
+    assert (zc.loc[65536] > 1.2).all() and (zc.loc[1024] < 0.8).all()
+    assert isinstance(charts.relative_throughput(runs[runs.implementation == "two_copy"]), MissingChart)
+
+
+def test_failed_points_are_not_drawn(runs):
+    bad = runs.copy()
+    bad.loc[bad.implementation == "zero_copy", "status"] = "failed"
+    data = pd.DataFrame(rows(spec(charts.throughput_vs_size(bad))))
+    assert "zero_copy" not in set(data.implementation)
+
+
+def test_every_registered_chart_draws_or_explains(runs):
+    for name, fn in CHARTS.items():
+        out = fn(runs)
+        assert not isinstance(out, MissingChart), name
+        assert rows(spec(out)), name
+    empty = runs.iloc[0:0]
+    for name, fn in CHARTS.items():
+        assert isinstance(fn(empty), MissingChart), name
+
+
+# ----------------------------------------------------------------------------- answers → charts
+
+def _answer(question, chart_data, note=None):
+    return Answer(question=question, title=question, verdict="v", evidence=pd.DataFrame(),
+                  chart_data=chart_data, chart_note=note)
+
+
+def test_chart_for_empty_answer_is_a_note():
+    out = chart_for(_answer("cache", pd.DataFrame(), "hardware counters were not counted"))
+    assert isinstance(out, MissingChart) and "not counted" in out.reason
+
+
+def test_chart_for_runs_like_chart_data(runs):
+    d = spec(chart_for(_answer("one-copy-crossover", runs)))
+    assert pd.DataFrame(rows(d)).columns.tolist()[:3] == ["implementation", "msg_size", "threads"]
+
+
+def test_chart_for_any_tidy_table():
+    tidy = pd.DataFrame({"implementation": ["one_copy", "one_copy", "zero_copy", "zero_copy"],
+                         "msg_size": [1024, 4096, 1024, 4096], "speedup": [0.9, 1.2, 0.6, 0.8]})
+    d = spec(chart_for(_answer("zero-copy-crossover", tidy)))
+    assert any(lay.get("encoding", {}).get("y", {}).get("field") in ("speedup", "value") for lay in layers(d))
+    assert rows(d)
