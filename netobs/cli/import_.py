@@ -1,0 +1,23 @@
+"""`netobs import`: results measured elsewhere, in the study's CSV format."""
+from __future__ import annotations
+
+import click
+
+from netobs.importer import import_study_csv
+
+
+@click.command(epilog="""\b
+Examples:
+  netobs import study.csv --duration 10 -o results-study/
+  netobs explain results-study/ --question cache
+""")
+@click.argument("csv_path", metavar="STUDY.CSV")
+@click.option("--duration", type=float, required=True, help="Seconds each point of the study ran (bytes = throughput × duration).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Results directory to create.")
+@click.option("--force", is_flag=True, help="Move an existing non-empty --out aside first.")
+def command(csv_path, duration, out, force):
+    """Turn a CSV in the study's column format into a results directory."""
+    store, notes = import_study_csv(csv_path, out, duration, force=force)
+    click.echo(f"imported {len(store.rows)} points from {csv_path} into {store.path}")
+    for note in notes:
+        click.echo(f"  note: {note}")

@@ -1,0 +1,152 @@
+"""`netobs import`: a CSV in the study's column format -> a results directory.
+
+The file is validated whole before anything is written: one error names the row and the
+column. Host facts the CSV cannot carry are marked unknown. A hardware counter of exactly 0 for
+a run that moved data is physically impossible (it is what `${CYCLES:-0}` makes of perf's
+"<not supported>"), so it is stored as missing with that reason, never as a measured 0.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from netobs import __version__
+from netobs.errors import UsageError
+from netobs.spec import MAX_DURATION
+from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, ResultsDir
+
+IMPL_ALIASES = {
+    "two_copy": {"two_copy", "two-copy", "twocopy", "2copy", "2_copy", "2-copy", "copy2"},
+    "one_copy": {"one_copy", "one-copy", "onecopy", "1copy", "1_copy", "1-copy", "copy1", "sendmsg", "iovec"},
+    "zero_copy": {"zero_copy", "zero-copy", "zerocopy", "0copy", "0_copy", "0-copy", "msg_zerocopy"},
+}
+_ALIAS = {alias: impl for impl, aliases in IMPL_ALIASES.items() for alias in aliases}
+INT_COLUMNS = ("msg_size", "threads")
+REQUIRED_NUMERIC = ("msg_size", "threads", "throughput_gbps", "latency_us")
+COUNTER_COLUMNS = tuple(STUDY_EVENTS)  # may be empty (not measured)
+HARDWARE_COLUMNS = ("cpu_cycles", "l1_cache_misses", "llc_cache_misses")
+
+
+def _number(text: str, line: int, column: str) -> float | None:
+    text = text.strip()
+    if text == "" or text.lower() in ("nan", "na", "n/a", "<not supported>", "<not counted>"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"row {line}, column {column}: '{text}' is not a number",
+                         fix="fixing that cell (leave a counter empty if it was not measured)") from None
+    if math.isinf(value):
+        raise UsageError(f"row {line}, column {column}: '{text}' is not a finite number", fix="fixing that cell")
+    if value < 0:
+        raise UsageError(f"row {line}, column {column}: {text} is negative", fix="fixing that cell")
+    return value
+
+
+def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]:
+    """Validate the whole file; return point results (DESIGN's shape) and notes."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist", fix="the path of a CSV in the study's format") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0]) from None
+    df.columns = [c.strip() for c in df.columns]
+    missing = [c for c in STUDY_COLUMNS if c not in df.columns]
+    if missing:
+        raise UsageError(f"{path}: missing column {', '.join(missing)}",
+                         fix="a header with the study's columns: " + ",".join(STUDY_COLUMNS))
+    if df.empty:
+        raise UsageError(f"{path} has a header but no rows", fix="a CSV with at least one measured point")
+    notes = []
+    extra = [c for c in df.columns if c not in STUDY_COLUMNS]
+    if extra:
+        notes.append(f"ignored columns not in the study's format: {', '.join(extra)}")
+
+    results, seen, zero_counters = [], {}, {}
+    for i, rec in enumerate(df.to_dict("records")):
+        line = i + 2  # the header is line 1
+        impl_text = rec["implementation"].strip()
+        impl = _ALIAS.get(impl_text.lower())
+        if impl is None:
+            raise UsageError(f"row {line}, column implementation: unknown strategy '{impl_text}'",
+                             fix="one of two_copy, one_copy, zero_copy")
+        vals = {c: _number(rec[c], line, c) for c in STUDY_COLUMNS[1:]}
+        for c in REQUIRED_NUMERIC:
+            if vals[c] is None:
+                raise UsageError(f"row {line}, column {c}: empty", fix="a measured value in every row")
+        for c in INT_COLUMNS:
+            if vals[c] != int(vals[c]) or vals[c] < 1:
+                raise UsageError(f"row {line}, column {c}: '{rec[c]}' is not a positive integer", fix="fixing that cell")
+        key = (impl, int(vals["msg_size"]), int(vals["threads"]))
+        if key in seen:
+            raise UsageError(f"row {line}: duplicate point {impl}/{key[1]}/{key[2]} (first at row {seen[key]})",
+                             fix="one row per implementation, msg_size and threads")
+        seen[key] = line
+        bytes_sent = vals["throughput_gbps"] * 1e9 / 8 * duration
+        events = {}
+        for col, event in STUDY_EVENTS.items():
+            v = vals[col]
+            if v == 0 and col in HARDWARE_COLUMNS and bytes_sent > 0:
+                zero_counters.setdefault(col, []).append(line)
+                events[event] = {"value": None, "unit": "", "status": "not counted", "running_pct": None,
+                                 "reason": "0 in the imported file is impossible for a run that moved data "
+                                           "(likely an unsupported counter written as 0)"}
+            elif v is None:
+                events[event] = {"value": None, "unit": "", "status": "not counted", "running_pct": None,
+                                 "reason": "empty in the imported file"}
+            else:
+                events[event] = {"value": v, "unit": "", "status": "counted", "running_pct": None, "reason": None}
+        results.append({
+            "impl": impl, "msg_size": key[1], "threads": key[2], "repeat": 0, "status": "ok",
+            "topology": "unknown", "duration_s": duration, "warmup_s": None, "window_s": duration,
+            "throughput_gbps": vals["throughput_gbps"], "bytes_sent": bytes_sent,
+            "messages": bytes_sent / key[1], "latency_us": {"mean": vals["latency_us"]},
+            "perf": {"events": events},
+        })
+    for col, lines in zero_counters.items():
+        notes.append(f"{col} is 0 in {len(lines)} row(s) (e.g. row {lines[0]}): impossible for a run that moved "
+                     "data, so stored as missing, not as a measured 0")
+    return results, notes
+
+
+def import_study_csv(csv_path: str, out: str, duration: float, force: bool = False) -> tuple[ResultsDir, list[str]]:
+    if not 0 < duration <= MAX_DURATION:
+        raise UsageError(f"duration {duration:g} s is out of range", fix="the seconds each point of the study ran, e.g. --duration 10")
+    path = Path(csv_path)
+    results, notes = parse_study_csv(path, duration)  # everything validated before writing
+    unsupported = {}
+    for r in results:
+        for ev, rec in r["perf"]["events"].items():
+            if rec["status"] != "counted":
+                unsupported.setdefault(ev, rec["reason"])
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    manifest = {
+        "source": "import",
+        "netobs_version": __version__,
+        "command": sys.argv,
+        "started": now, "finished": now,
+        "imported_from": str(path.resolve()),
+        "notes": notes,
+        "host": {"kernel": "unknown", "cpu_model": "unknown", "cores": None, "memory_bytes": None,
+                 "virtualized": None, "note": "host facts are unknown for imported results"},
+        "tools": {"perf": "unknown", "bcc": None},
+        "topology": {"kind": "unknown"},
+        "sysctls": None,
+        "perf": {"events": list(STUDY_EVENTS.values()), "unsupported": unsupported},
+        "probe_plan": None,
+        "matrix": {
+            "impls": sorted({r["impl"] for r in results}),
+            "sizes": sorted({r["msg_size"] for r in results}),
+            "threads": sorted({r["threads"] for r in results}),
+            "repeats": 1, "duration": duration, "warmup": None, "order": "unknown",
+        },
+    }
+    store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force)
+    for r in results:
+        store.add_point(r)
+    return store, notes

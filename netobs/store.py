@@ -1,0 +1,242 @@
+"""The results directory: runs.csv, manifest.json and each point's raw files.
+
+Layout and columns are the contract in docs/DESIGN.md (schema version 1). Every write is
+atomic (temporary file + rename), so a crash never leaves a torn row or manifest, and each
+point is stored the moment it finishes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from netobs.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+STUDY_COLUMNS = [
+    "implementation", "msg_size", "threads", "throughput_gbps", "latency_us",
+    "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches",
+]
+# study column -> the perf event (as netobs asks for it) that fills it
+STUDY_EVENTS = {
+    "cpu_cycles": "cpu-cycles",
+    "l1_cache_misses": "L1-dcache-load-misses",
+    "llc_cache_misses": "LLC-load-misses",
+    "context_switches": "context-switches",
+}
+EXTENDED_COLUMNS = [
+    "repeat", "status", "error", "topology", "duration_s", "warmup_s", "window_s",
+    "bytes_sent", "bytes_sent_total", "bytes_received", "messages", "goodput_gbps",
+    "latency_p50_us", "latency_p99_us", "latency_p999_us", "latency_max_us",
+    "cpu_user_s", "cpu_sys_s", "server_cpu_user_s", "server_cpu_sys_s",
+    "zc_completions", "zc_copied", "zc_notifications", "zc_enobufs",
+]
+TRACE_FIGURES = [
+    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
+    "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
+    "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events",
+]
+TRACE_ROLES = ("client", "server")
+TRACE_COLUMNS = [f"trace_{r}_{f}" for r in TRACE_ROLES for f in TRACE_FIGURES] + ["trace_lost_events"]
+POINT_KEY = ("implementation", "msg_size", "threads", "repeat")
+
+
+def event_column(event: str) -> str:
+    """perf event name -> its runs.csv column stem: 'L1-dcache-load-misses' -> 'perf_l1_dcache_load_misses'."""
+    return "perf_" + "".join(c if c.isalnum() else "_" for c in event.lower()).strip("_")
+
+
+def perf_columns(events: list[str]) -> list[str]:
+    cols = []
+    for ev in events:
+        stem = event_column(ev)
+        cols += [stem, f"{stem}_status", f"{stem}_running_pct"]
+    return cols
+
+
+def columns_for(events: list[str]) -> list[str]:
+    return STUDY_COLUMNS + EXTENDED_COLUMNS + perf_columns(events) + TRACE_COLUMNS
+
+
+def _cell(value) -> str:
+    """CSV cell: None/NaN -> empty (missing, never 0); floats without noise."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def flatten(result: dict, events: list[str]) -> dict:
+    """A point result (DESIGN.md's shape) -> one runs.csv row (column -> value or None)."""
+    lat = result.get("latency_us") or {}
+    cpu = result.get("cpu") or {}
+    scpu = result.get("server_cpu") or {}
+    zc = result.get("zerocopy") or {}
+    perf_events = ((result.get("perf") or {}).get("events")) or {}
+    trace = result.get("trace") or {}
+    row = {
+        "implementation": result.get("impl"), "msg_size": result.get("msg_size"),
+        "threads": result.get("threads"), "throughput_gbps": result.get("throughput_gbps"),
+        "latency_us": lat.get("mean"),
+        "repeat": result.get("repeat", 0), "status": result.get("status", "ok"), "error": result.get("error"),
+        "topology": result.get("topology"), "duration_s": result.get("duration_s"),
+        "warmup_s": result.get("warmup_s"), "window_s": result.get("window_s"),
+        "bytes_sent": result.get("bytes_sent"), "bytes_sent_total": result.get("bytes_sent_total"),
+        "bytes_received": result.get("bytes_received"), "messages": result.get("messages"),
+        "goodput_gbps": result.get("goodput_gbps"),
+        "latency_p50_us": lat.get("p50"), "latency_p99_us": lat.get("p99"),
+        "latency_p999_us": lat.get("p999"), "latency_max_us": lat.get("max"),
+        "cpu_user_s": cpu.get("user_s"), "cpu_sys_s": cpu.get("sys_s"),
+        "server_cpu_user_s": scpu.get("user_s"), "server_cpu_sys_s": scpu.get("sys_s"),
+        "zc_completions": zc.get("completions"), "zc_copied": zc.get("copied"),
+        "zc_notifications": zc.get("notifications"), "zc_enobufs": zc.get("enobufs"),
+    }
+    for ev in events:
+        stem = event_column(ev)
+        rec = perf_events.get(ev) or {}
+        row[stem] = rec.get("value")
+        row[f"{stem}_status"] = rec.get("status") or ("" if not perf_events else "not counted")
+        row[f"{stem}_running_pct"] = rec.get("running_pct")
+    for study_col, ev in STUDY_EVENTS.items():
+        row[study_col] = (perf_events.get(ev) or {}).get("value")
+    for role in TRACE_ROLES:
+        figures = trace.get(role) or {}
+        for fig in TRACE_FIGURES:
+            row[f"trace_{role}_{fig}"] = figures.get(fig)
+    row["trace_lost_events"] = trace.get("lost_events")
+    return row
+
+
+def atomic_write(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _key(row: dict) -> tuple:
+    return (str(row["implementation"]), int(float(row["msg_size"])), int(float(row["threads"])),
+            int(float(row.get("repeat") or 0)))
+
+
+class ResultsDir:
+    """A results directory being written by a sweep (or by `netobs import`)."""
+
+    def __init__(self, path: Path, columns: list[str], manifest: dict, rows: list[dict]):
+        self.path = path
+        self.columns = columns
+        self.manifest = manifest
+        self._rows = rows
+
+    # -- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | os.PathLike, manifest: dict, events: list[str], force: bool = False) -> "ResultsDir":
+        """A new results directory. An existing non-empty one is never overwritten: without
+        `force` this is an error; with it the old directory is moved aside, not deleted."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path} exists and is not a directory", fix="another -o path")
+        if path.is_dir() and any(path.iterdir()):
+            if not force:
+                raise UsageError(f"results directory {path} is not empty",
+                                 fix="--resume to complete it, --force to move it aside, or another -o path")
+            aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            manifest = {**manifest, "replaced_directory_moved_to": str(aside)}
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "points").mkdir(exist_ok=True)
+        manifest = {"schema_version": SCHEMA_VERSION, **manifest, "perf_events": list(events)}
+        store = cls(path, columns_for(events), manifest, [])
+        store.write_manifest()
+        store._write_csv()
+        return store
+
+    @classmethod
+    def open_for_resume(cls, path: str | os.PathLike) -> "ResultsDir":
+        path = Path(path)
+        manifest = read_manifest(path)
+        rows = read_rows(path)
+        events = manifest.get("perf_events") or []
+        return cls(path, columns_for(events), manifest, rows)
+
+    # -- writing -------------------------------------------------------------------------
+    @property
+    def events(self) -> list[str]:
+        return list(self.manifest.get("perf_events") or [])
+
+    def done_keys(self) -> set[tuple]:
+        """Points already stored with status ok (failed ones are run again on --resume)."""
+        return {_key(r) for r in self._rows if r.get("status") == "ok"}
+
+    def point_dir(self, point_id: str) -> Path:
+        d = self.path / "points" / point_id
+        if d.exists():  # a point that never finished (crash, Ctrl-C): its files are not a result
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def add_point(self, result: dict) -> dict:
+        """Store one finished point (ok or failed) at once; replaces an earlier failed row."""
+        row = flatten(result, self.events)
+        key = _key(row)
+        self._rows = [r for r in self._rows if _key(r) != key]
+        self._rows.append({c: _cell(row.get(c)) for c in self.columns})
+        self._write_csv()
+        return row
+
+    def write_manifest(self) -> None:
+        write_json(self.path / "manifest.json", self.manifest)
+
+    def update_manifest(self, **fields) -> None:
+        self.manifest.update(fields)
+        self.write_manifest()
+
+    def _write_csv(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self._rows)
+        atomic_write(self.path / "runs.csv", buf.getvalue())
+
+    @property
+    def rows(self) -> list[dict]:
+        return list(self._rows)
+
+
+def read_manifest(path: Path) -> dict:
+    file = Path(path) / "manifest.json"
+    if not file.is_file():
+        raise UsageError(f"{path} is not a netobs results directory (no manifest.json)",
+                         fix="`netobs sweep -o DIR` or `netobs import study.csv -o DIR`")
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {file}", cause=str(exc), fix="restoring it or re-running the sweep") from None
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UsageError(f"{file} has schema version {version!r}; this netobs reads version {SCHEMA_VERSION}",
+                         fix="the netobs version that wrote it")
+    return manifest
+
+
+def read_rows(path: Path) -> list[dict]:
+    file = Path(path) / "runs.csv"
+    if not file.is_file():
+        return []
+    with open(file, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

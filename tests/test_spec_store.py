@@ -1,0 +1,141 @@
+"""Unit tests: parameter validation, the matrix order, the results store and `netobs import`."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netobs.errors import UsageError
+from netobs.importer import import_study_csv
+from netobs.spec import RunSpec, SweepSpec, parse_size
+from netobs.store import STUDY_COLUMNS, ResultsDir, columns_for, event_column, read_rows
+
+EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches", "task-clock"]
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"msg_size": 7}, "message size 7"),
+    ({"msg_size": (64 << 20) + 1}, "out of range"),
+    ({"threads": 0}, "thread count 0"),
+    ({"threads": 257}, "thread count 257"),
+    ({"duration": 0}, "duration"),
+    ({"duration": 3601}, "duration"),
+    ({"impl": "four_copy"}, "unknown strategy"),
+    ({"warmup": -1}, "warm-up"),
+])
+def test_runspec_rejects_bad_parameters(kwargs, needle):
+    args = {"impl": "one_copy", "msg_size": 1024, "threads": 1, **kwargs}
+    with pytest.raises(UsageError, match=needle) as exc:
+        RunSpec(**args)
+    assert exc.value.fix and exc.value.exit_code == 2
+
+
+def test_parse_size():
+    assert parse_size("65536") == 65536
+    assert parse_size("64K") == 65536
+    assert parse_size("1M") == 1 << 20
+    with pytest.raises(UsageError):
+        parse_size("lots")
+
+
+def test_sweep_orders_cover_the_matrix_exactly_once():
+    base = RunSpec("two_copy", 1024, 1)
+    for order in ("sequential", "interleaved", "random"):
+        sweep = SweepSpec(sizes=(1024, 4096), threads=(1, 2), repeats=2, order=order, base=base)
+        keys = [(p.impl, p.msg_size, p.threads, p.repeat) for p in sweep.points()]
+        assert len(keys) == len(set(keys)) == 3 * 2 * 2 * 2
+    inter = SweepSpec(sizes=(1024,), threads=(1,), repeats=2, order="interleaved", base=base).points()
+    assert [p.impl for p in inter] == ["two_copy", "one_copy", "zero_copy"] * 2
+    r1 = [p.point_id for p in SweepSpec(order="random", seed=3, base=base).points()]
+    assert r1 == [p.point_id for p in SweepSpec(order="random", seed=3, base=base).points()]
+    with pytest.raises(UsageError, match="duplicate"):
+        SweepSpec(sizes=(1024, 1024), base=base)
+
+
+def _result(impl="one_copy", size=1024, threads=1, repeat=0, **extra):
+    return {"impl": impl, "msg_size": size, "threads": threads, "repeat": repeat, "status": "ok",
+            "throughput_gbps": 1.5, "latency_us": {"mean": 3.0, "p50": 2.0}, "bytes_sent": 1000, "window_s": 1.0,
+            "perf": {"events": {"cpu-cycles": {"value": None, "status": "not supported", "reason": "not supported"},
+                                "context-switches": {"value": 12.0, "status": "counted", "running_pct": 100.0}}},
+            **extra}
+
+
+def test_store_columns_atomic_rows_and_missing_is_empty(tmp_path):
+    store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
+    store.add_point(_result())
+    store.add_point(_result(impl="zero_copy", zerocopy={"completions": 5, "copied": 5}))
+    header = (tmp_path / "r" / "runs.csv").read_text().splitlines()[0].split(",")
+    assert header[:9] == STUDY_COLUMNS
+    assert header == columns_for(EVENTS)
+    rows = read_rows(tmp_path / "r")
+    assert len(rows) == 2
+    assert rows[0]["cpu_cycles"] == ""           # not supported: empty, never 0
+    assert rows[0][event_column("cpu-cycles") + "_status"] == "not supported"
+    assert rows[0]["context_switches"] == "12.0"
+    assert rows[1]["zc_copied"] == "5"
+    assert not list((tmp_path / "r").glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_store_replaces_failed_row_and_refuses_overwrite(tmp_path):
+    store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
+    store.add_point({"impl": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
+    assert store.done_keys() == set()
+    store.add_point(_result())
+    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0)}
+    with pytest.raises(UsageError, match="not empty"):
+        ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
+    again = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS, force=True)
+    moved = Path(again.manifest["replaced_directory_moved_to"])
+    assert (moved / "runs.csv").exists() and len(read_rows(moved)) == 1  # moved aside, not lost
+
+
+STUDY_CSV = """implementation,msg_size,threads,throughput_gbps,latency_us,cpu_cycles,l1_cache_misses,llc_cache_misses,context_switches
+two_copy,1024,1,2.5,3.2,1000000,2000,100,50
+one_copy,1024,1,2.7,3.0,900000,1500,90,48
+zero_copy,1024,1,1.2,6.0,0,0,0,60
+"""
+
+
+def test_import_round_trip(tmp_path):
+    src = tmp_path / "study.csv"
+    src.write_text(STUDY_CSV)
+    store, notes = import_study_csv(str(src), str(tmp_path / "out"), duration=10)
+    rows = read_rows(tmp_path / "out")
+    assert [r["implementation"] for r in rows] == ["two_copy", "one_copy", "zero_copy"]
+    assert float(rows[0]["throughput_gbps"]) == 2.5 and float(rows[0]["cpu_cycles"]) == 1e6
+    assert float(rows[0]["bytes_sent"]) == pytest.approx(2.5e9 / 8 * 10)
+    assert rows[2]["cpu_cycles"] == "" and rows[2]["context_switches"] == "60.0"  # impossible 0 -> missing
+    assert any("impossible" in n for n in notes)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["source"] == "import" and manifest["host"]["kernel"] == "unknown"
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda t: t.replace(",context_switches", ""), "missing column context_switches"),
+    (lambda t: t.replace("2.7,3.0", "fast,3.0"), "row 3, column throughput_gbps: 'fast' is not a number"),
+    (lambda t: t.replace("2.7,3.0", "-2.7,3.0"), "row 3, column throughput_gbps: -2.7 is negative"),
+    (lambda t: t.replace("one_copy,1024", "two_copy,1024"), "row 3: duplicate point two_copy/1024/1"),
+    (lambda t: t.replace("zero_copy,1024", "three_copy,1024"), "unknown strategy"),
+    (lambda t: t.splitlines()[0] + "\n", "no rows"),
+])
+def test_import_rejects_bad_files_and_writes_nothing(tmp_path, mutate, needle):
+    src = tmp_path / "study.csv"
+    src.write_text(mutate(STUDY_CSV))
+    with pytest.raises(UsageError, match=needle):
+        import_study_csv(str(src), str(tmp_path / "out"), duration=10)
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_cli_error_is_one_line_exit_2(tmp_path):
+    src = tmp_path / "study.csv"
+    src.write_text(STUDY_CSV.replace("2.7,3.0", "fast,3.0"))
+    proc = subprocess.run([sys.executable, "-m", "netobs", "import", str(src), "--duration", "10", "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("netobs: error: row 3, column throughput_gbps")
+    assert "Traceback" not in proc.stderr
