@@ -1,0 +1,699 @@
+"""Where the server and the client run: two network namespaces joined by a veth pair, or loopback.
+
+    with open_topology("netns") as topo:          # server 10.0.0.1/24, client 10.0.0.2/24
+        srv = topo.spawn("server", argv_server)   # runs inside the server's namespace
+        cli = topo.spawn("client", argv_client)
+        before = topo.link_stats(); ...; after = topo.link_stats()
+        meta = topo.facts()                       # names, addresses, mtu, sysctls, ...
+
+Everything a topology changes is undone when it closes: on normal exit, on an exception, on
+Ctrl-C and on SIGTERM (SIGTERM is turned into `Interrupted` while a topology is open, unless
+the caller already handles it). Children spawned through `spawn()` are terminated (SIGTERM,
+a bounded wait, then SIGKILL, by PID), as is anything else still inside the run's namespaces;
+the veth and the namespaces are deleted; host sysctls are put back.
+
+The cleanup is registered before the first change: a state file under /run/netobs names the
+run's owner (PID and start time), namespaces, links, children and the original values of the
+host sysctls it is about to change. A run killed with SIGKILL leaves that file behind, and
+`cleanup_leftovers()` (called by every `open_topology`) undoes such runs. Only netobs's own
+namespaces are ever touched: names `nob<pid>-<token>-s|c` whose owner is gone.
+
+Names are unique per run (`nob<pid>-<token>-s|c` namespaces, `nob<token>-s|c` veth ends, at
+most 15 characters), so concurrent runs never collide; each pair lives in its own
+namespaces, so two runs may use the same addresses.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ipaddress
+import itertools
+import os
+import re
+import secrets
+import signal
+import subprocess
+import time
+import weakref
+from typing import Any
+
+from pyroute2 import IPRoute, netns
+
+from netobs import runstate, sysctl
+from netobs.errors import CapabilityError, NetobsError, UsageError
+from netobs.interrupt import deferred_signals, signals_as_interrupt
+
+__all__ = [
+    "Topology", "open_topology", "cleanup_leftovers", "doctor_facts", "signals_as_interrupt",
+    "KINDS", "ROLES", "DEFAULT_SUBNET", "DEFAULT_SYSCTLS",
+]
+
+KINDS = ("netns", "loopback")
+ROLES = ("server", "client")
+DEFAULT_SUBNET = "10.0.0.0/24"
+DEFAULT_SYSCTLS = sysctl.DEFAULT_SYSCTLS
+NETNS_DIR = "/run/netns"
+NS_RE = re.compile(r"^nob(\d+)-([0-9a-f]{6})-([sc])$")
+VETH_RE = re.compile(r"^nob([0-9a-f]{6})-([sc])$")
+TERM_GRACE_S = 2.0
+KILL_WAIT_S = 2.0
+STAT_KEYS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets",
+             "rx_dropped", "tx_dropped", "rx_errors", "tx_errors")
+
+_open: weakref.WeakSet[Topology] = weakref.WeakSet()
+_sigterm_users = 0
+_sigterm_stack: contextlib.ExitStack | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _ns_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _pids_in_netns(ns: tuple[int, int]) -> list[int]:
+    """Every process whose network namespace is `ns` (device, inode)."""
+    me = os.getpid()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        if _ns_id(f"/proc/{entry}/ns/net") == ns:
+            pids.append(int(entry))
+    return pids
+
+
+def _gone(pid: int, starttime: int | None) -> bool:
+    """True once `pid` is dead or a zombie (or has been reused by another process)."""
+    if not runstate.same_process(pid, starttime):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X")
+    except OSError:
+        return True
+
+
+def _stop_pids(targets: list[tuple[int, int | None]], popens: dict[int, subprocess.Popen] | None = None) -> list[int]:
+    """SIGTERM, wait up to TERM_GRACE_S, SIGKILL, wait; by PID (+start time), never by name."""
+    popens = popens or {}
+
+    def reap(pid: int) -> None:
+        if pid in popens:
+            with contextlib.suppress(Exception):
+                popens[pid].poll()
+
+    def alive() -> list[tuple[int, int | None]]:
+        out = []
+        for pid, st in targets:
+            reap(pid)
+            if not _gone(pid, st):
+                out.append((pid, st))
+        return out
+
+    stopped = [pid for pid, _ in alive()]
+    for sig, wait_s in ((signal.SIGTERM, TERM_GRACE_S), (signal.SIGKILL, KILL_WAIT_S)):
+        living = alive()
+        if not living:
+            break
+        for pid, _ in living:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait_s
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    still = alive()
+    if still:
+        raise NetobsError("could not stop processes", f"PIDs {[p for p, _ in still]} survived SIGKILL")
+    for pid in popens:
+        with contextlib.suppress(Exception):
+            popens[pid].wait(timeout=0.1)
+    return stopped
+
+
+def _stop_netns_processes(name: str) -> list[int]:
+    ns = _ns_id(f"{NETNS_DIR}/{name}")
+    if ns is None:
+        return []
+    return _stop_pids([(pid, runstate.proc_starttime(pid)) for pid in _pids_in_netns(ns)])
+
+
+def _remove_netns(name: str) -> bool:
+    if not os.path.exists(f"{NETNS_DIR}/{name}"):
+        return False
+    netns.remove(name)
+    return True
+
+
+def _delete_link(ifname: str, ns: str | None = None) -> bool:
+    """Delete a link (and so its veth peer) by name; False if it does not exist."""
+    if ns is not None and not os.path.exists(f"{NETNS_DIR}/{ns}"):
+        return False
+    kwargs = {"netns": ns, "flags": 0} if ns else {}
+    with IPRoute(**kwargs) as ipr:
+        idx = ipr.link_lookup(ifname=ifname)
+        if not idx:
+            return False
+        ipr.link("del", index=idx[0])
+        return True
+
+
+def _restore_globals(state: dict, live_states: list[dict], notes: list[str]) -> dict[str, dict]:
+    """Put back the host sysctls `state` holds, unless another live run still holds them.
+
+    Must be called under `runstate.locked()`. Returns {name: {restored, deferred_to}}.
+    """
+    held_by = {}
+    for other in live_states:
+        if other["run"] != state["run"]:
+            for name in other.get("globals", {}):
+                held_by.setdefault(name, other["run"])
+    out = {}
+    for name, entry in state.get("globals", {}).items():
+        if name in held_by:
+            out[name] = {"restored": None, "deferred_to": held_by[name]}
+            continue
+        original = entry["original"]
+        if sysctl.read(name) != original:
+            sysctl.write(name, original)
+            notes.append(f"sysctl {name} restored to {original}")
+        out[name] = {"restored": sysctl.read(name), "deferred_to": None}
+    return out
+
+
+def _parse_subnet(subnet: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str, str]:
+    try:
+        net = ipaddress.ip_network(subnet, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"bad subnet {subnet!r}", str(exc), "a network address like 10.0.0.0/24") from None
+    hosts = list(itertools.islice(net.hosts(), 2))
+    if len(hosts) < 2:
+        raise UsageError(f"subnet {subnet} is too small", "it needs two host addresses", "a /30 or larger")
+    return net, str(hosts[0]), str(hosts[1])
+
+
+# --------------------------------------------------------------------------- SIGTERM guard
+
+def _sigterm_guard_enter() -> None:
+    global _sigterm_users, _sigterm_stack
+    if _sigterm_users == 0:
+        stack = contextlib.ExitStack()
+        stack.enter_context(signals_as_interrupt((signal.SIGTERM,), only_if_default=True))
+        _sigterm_stack = stack
+    _sigterm_users += 1
+
+
+def _sigterm_guard_exit() -> None:
+    global _sigterm_users, _sigterm_stack
+    _sigterm_users -= 1
+    if _sigterm_users == 0 and _sigterm_stack is not None:
+        _sigterm_stack.close()
+        _sigterm_stack = None
+
+
+# --------------------------------------------------------------------------- topologies
+
+class Topology:
+    """What both topologies offer. Use as a context manager; `close()` is idempotent."""
+
+    kind: str
+    server_addr: str
+    client_addr: str
+
+    def __init__(self, sysctls: dict[str, int | str] | None):
+        self.run_id = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.token = self.run_id.split("-")[1]
+        self.sysctls_wanted = dict(DEFAULT_SYSCTLS if sysctls is None else sysctls)
+        for name in self.sysctls_wanted:
+            try:
+                sysctl.path(name)
+            except ValueError as exc:
+                raise UsageError("bad sysctl", str(exc), "a net.* name such as net.core.wmem_max") from None
+        self.sysctl_facts: dict[str, dict[str, Any]] = {}
+        self.leftovers_removed: list[str] = []
+        self.cleanup_errors: list[str] = []
+        self.state: dict | None = None
+        self.closed = False
+        self._children: list[tuple[str, subprocess.Popen, int | None]] = []
+        self._guarded = False
+
+    # -- context manager
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(raise_errors=exc_type is None)
+
+    # -- state
+    def _save_state(self) -> None:
+        if self.state is not None:
+            runstate.write(self.state)
+
+    def _start(self) -> None:
+        """Register the cleanup before the first change: SIGTERM guard, atexit, state file."""
+        _sigterm_guard_enter()
+        self._guarded = True
+        _open.add(self)
+        if runstate.usable():
+            with runstate.locked():
+                self.leftovers_removed = _cleanup_leftovers_locked()
+                self.state = runstate.new_state(self.run_id, self.kind)
+                self._describe_state(self.state)
+                runstate.write(self.state)
+
+    def _describe_state(self, state: dict) -> None:
+        pass
+
+    # -- host sysctls (saved first, restored afterwards, shared with concurrent runs)
+    def _apply_host_sysctls(self, wanted: dict[str, int | str], scopes: dict[str, tuple[str, str]]) -> None:
+        if not wanted:
+            return
+        if self.state is None:
+            for name, want in wanted.items():
+                self.sysctl_facts[name] = {
+                    "scope": scopes[name][0], "how": scopes[name][1], "where": "host",
+                    "wanted": want, "before": sysctl.read(name), "set": None, "after": sysctl.read(name),
+                    "skipped": "not root: host sysctls left unchanged",
+                }
+            return
+        with runstate.locked():
+            states = runstate.read_all()
+            plan = {}
+            for name, want in wanted.items():
+                current = sysctl.read(name)
+                others = [s for s in states if s["run"] != self.run_id and name in s.get("globals", {})]
+                original = others[0]["globals"][name]["original"] if others else current
+                new = sysctl.target(current, want)
+                plan[name] = (current, original, new)
+                if new is not None or any(s["alive"] for s in others):
+                    # a holder: whoever holds last restores the original
+                    self.state["globals"][name] = {"original": original, "set": new}
+            runstate.write(self.state)          # saved FIRST ...
+            for name, (current, original, new) in plan.items():
+                if new is not None:
+                    sysctl.write(name, new)     # ... then changed
+                self.sysctl_facts[name] = {
+                    "scope": scopes[name][0], "how": scopes[name][1], "where": "host",
+                    "wanted": wanted[name], "before": current, "set": new, "after": sysctl.read(name),
+                    "original": original, "restored": None,
+                }
+
+    def _restore_host_sysctls(self) -> None:
+        if self.state is None or not self.state.get("globals"):
+            return
+        with runstate.locked():
+            result = _restore_globals(self.state, [s for s in runstate.read_all() if s["alive"]], [])
+            self.state["globals"] = {}
+            runstate.write(self.state)
+        for name, res in result.items():
+            self.sysctl_facts.setdefault(name, {}).update(res)
+
+    # -- children
+    def _preexec(self, role: str):
+        return None
+
+    def spawn(self, role: str, argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
+        """Start `argv` as `role` ("server" or "client") in that role's namespace."""
+        if self.closed:
+            raise NetobsError("cannot spawn", "the topology is closed")
+        if role not in ROLES:
+            raise UsageError(f"unknown role {role!r}", None, " or ".join(ROLES))
+        enter = self._preexec(role)
+        user_preexec = popen_kwargs.pop("preexec_fn", None)
+        if enter is not None or user_preexec is not None:
+            def preexec() -> None:
+                if enter is not None:
+                    enter()
+                if user_preexec is not None:
+                    user_preexec()
+            popen_kwargs["preexec_fn"] = preexec
+        proc = subprocess.Popen(argv, **popen_kwargs)
+        start = runstate.proc_starttime(proc.pid)
+        self._children.append((role, proc, start))
+        if self.state is not None:
+            self.state["children"].append({"pid": proc.pid, "starttime": start, "role": role})
+            self._save_state()
+        return proc
+
+    def _stop_children(self) -> list[int]:
+        popens = {p.pid: p for _, p, _ in self._children}
+        return _stop_pids([(p.pid, st) for _, p, st in self._children if p.returncode is None], popens)
+
+    # -- teardown
+    def _teardown_steps(self) -> list[tuple[str, Any]]:
+        return [("stop children", self._stop_children), ("restore host sysctls", self._restore_host_sysctls)]
+
+    def close(self, raise_errors: bool = True) -> None:
+        """Undo everything; safe to call twice. Signals arriving meanwhile are held until the end."""
+        if self.closed:
+            return
+        with deferred_signals():
+            self.closed = True
+            for what, step in self._teardown_steps():
+                try:
+                    step()
+                except Exception as exc:  # keep going: every other step must still run
+                    self.cleanup_errors.append(f"{what}: {exc}")
+            if not self.cleanup_errors and self.state is not None:
+                runstate.remove(self.run_id)
+            _open.discard(self)
+            if self._guarded:
+                self._guarded = False
+                _sigterm_guard_exit()
+        if self.cleanup_errors and raise_errors:
+            raise NetobsError("topology cleanup incomplete", "; ".join(self.cleanup_errors),
+                              "running netobs again as root (it removes leftovers at start)")
+
+    # -- facts
+    def facts(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "run_id": self.run_id,
+            "server_addr": self.server_addr, "client_addr": self.client_addr,
+            "sysctls": {k: dict(v) for k, v in self.sysctl_facts.items()},
+            "leftovers_removed": list(self.leftovers_removed),
+            "children": [{"role": r, "pid": p.pid, "returncode": p.returncode} for r, p, _ in self._children],
+            "closed": self.closed, "cleanup_errors": list(self.cleanup_errors),
+        }
+
+    def link_stats(self) -> dict[str, dict[str, int]]:
+        raise NotImplementedError
+
+
+def _link_counters(ipr: IPRoute, ifname: str) -> dict[str, int]:
+    idx = ipr.link_lookup(ifname=ifname)
+    if not idx:
+        raise NetobsError(f"link {ifname} not found")
+    msg = ipr.link("get", index=idx[0])[0]
+    stats = msg.get("IFLA_STATS64") or msg.get("IFLA_STATS") or {}
+    return {k: int(stats.get(k, 0)) for k in STAT_KEYS}
+
+
+class LoopbackTopology(Topology):
+    """Server and client in the caller's namespace, talking over `lo` (127.0.0.1)."""
+
+    kind = "loopback"
+    server_addr = client_addr = "127.0.0.1"
+
+    def setup(self) -> None:
+        self._start()
+        wanted = self.sysctls_wanted
+        if wanted:
+            scopes = sysctl.probe_scopes(list(wanted)) if _is_root() else {n: ("unknown", "not root") for n in wanted}
+            self._apply_host_sysctls(wanted, scopes)
+
+    def facts(self) -> dict[str, Any]:
+        out = super().facts()
+        out.update(namespaces=None, links={"server": "lo", "client": "lo"}, mtu=self._mtu())
+        return out
+
+    @staticmethod
+    def _mtu() -> int | None:
+        with contextlib.suppress(OSError, ValueError):
+            with open("/sys/class/net/lo/mtu") as f:
+                return int(f.read())
+        return None
+
+    def link_stats(self) -> dict[str, dict[str, int]]:
+        with IPRoute() as ipr:
+            lo = _link_counters(ipr, "lo")
+        return {"server": lo, "client": dict(lo)}
+
+
+class NetnsTopology(Topology):
+    """Two namespaces (server, client) joined by a veth pair; `lo` up in both."""
+
+    kind = "netns"
+
+    def __init__(self, subnet: str, mtu: int | None, sysctls: dict | None):
+        super().__init__(sysctls)
+        self.net, self.server_addr, self.client_addr = _parse_subnet(subnet)
+        if mtu is not None and not (68 <= int(mtu) <= 65535):
+            raise UsageError(f"bad MTU {mtu}", "veth accepts 68..65535", "--mtu 1500 or --mtu 65535")
+        self.mtu_wanted = mtu
+        pid = os.getpid()
+        self.ns = {"server": f"nob{pid}-{self.token}-s", "client": f"nob{pid}-{self.token}-c"}
+        self.veth = {"server": f"nob{self.token}-s", "client": f"nob{self.token}-c"}
+        self.addrs = {"server": self.server_addr, "client": self.client_addr}
+        self._fds: dict[str, int] = {}
+        self._made: list[str] = []
+        self.mtu: int | None = None
+
+    def _describe_state(self, state: dict) -> None:
+        state["namespaces"] = list(self.ns.values())
+        state["veth"] = list(self.veth.values())
+
+    def setup(self) -> None:
+        if not _is_root():
+            raise CapabilityError("cannot create network namespaces", "netobs is not running as root",
+                                  "sudo, or --topology loopback")
+        if not runstate.usable():
+            raise CapabilityError("cannot keep run state", f"{runstate.STATE_DIR} is not writable", "sudo")
+        self._start()
+        for role in ROLES:
+            name = self.ns[role]
+            try:
+                netns.create(name)
+            except OSError as exc:
+                raise CapabilityError(f"cannot create network namespace {name}", str(exc),
+                                      "checking that this kernel allows network namespaces") from exc
+            self._made.append(name)
+            self._fds[role] = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with IPRoute(netns=self.ns["server"], flags=0) as ipr:
+                ipr.link("add", ifname=self.veth["server"], kind="veth",
+                         peer={"ifname": self.veth["client"], "net_ns_fd": self.ns["client"]})
+        except Exception as exc:
+            raise CapabilityError("cannot create a veth pair", str(exc), "loading the veth module") from exc
+        for role in ROLES:
+            with IPRoute(netns=self.ns[role], flags=0) as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+                idx = ipr.link_lookup(ifname=self.veth[role])[0]
+                if self.mtu_wanted is not None:
+                    try:
+                        ipr.link("set", index=idx, mtu=int(self.mtu_wanted))
+                    except Exception as exc:
+                        raise UsageError(f"cannot set MTU {self.mtu_wanted}", str(exc)) from exc
+                ipr.addr("add", index=idx, address=self.addrs[role], prefixlen=self.net.prefixlen)
+                ipr.link("set", index=idx, state="up")
+                self.mtu = int(ipr.link("get", index=idx)[0].get("IFLA_MTU"))
+        self._apply_sysctls()
+
+    def _apply_sysctls(self) -> None:
+        wanted = self.sysctls_wanted
+        if not wanted:
+            return
+        fd = self._fds["server"]
+        scopes = {n: sysctl.scope_by_visibility(sysctl.in_netns(fd, sysctl.writable_here, n)) for n in wanted}
+        host_wanted = {n: w for n, w in wanted.items() if scopes[n][0] == "global"}
+        ns_wanted = {n: w for n, w in wanted.items() if scopes[n][0] == "netns"}
+        self._apply_host_sysctls(host_wanted, scopes)
+        if not ns_wanted:
+            return
+        # Writable in a child namespace means per-namespace; confirm it with the real write:
+        # the host's value must not move. Save the host's values first in case it does.
+        host_before = {n: sysctl.read(n) for n in ns_wanted}
+        with runstate.locked():
+            for n in ns_wanted:
+                self.state["globals"].setdefault(n, {"original": host_before[n], "set": None, "probe": True})
+            runstate.write(self.state)
+        per_role = {}
+        for role in ROLES:
+            fd = self._fds[role]
+            for name, want in ns_wanted.items():
+                before = sysctl.in_netns(fd, sysctl.read, name)
+                new = sysctl.target(before, want)
+                if new is not None:
+                    sysctl.in_netns(fd, sysctl.write, name, new)
+                per_role.setdefault(name, {})[role] = (before, new, sysctl.in_netns(fd, sysctl.read, name))
+        leaked = []
+        for name in ns_wanted:
+            host_now = sysctl.read(name)
+            before, new, after = per_role[name]["server"]
+            entry = {
+                "scope": "netns", "how": scopes[name][1], "where": list(ROLES), "wanted": ns_wanted[name],
+                "before": before, "set": new, "after": after, "host_value": host_now,
+                "verified": new is not None and new != host_before[name] and host_now == host_before[name],
+            }
+            if per_role[name]["client"] != per_role[name]["server"]:
+                entry["client"] = dict(zip(("before", "set", "after"), per_role[name]["client"]))
+            if host_now != host_before[name]:
+                entry.update(scope="global", how="writing it in a child namespace changed the host's value",
+                             where="host", original=host_before[name], restored=None)
+                leaked.append(name)
+            self.sysctl_facts[name] = entry
+        with runstate.locked():
+            for name in ns_wanted:
+                if name not in leaked and self.state["globals"].get(name, {}).get("probe"):
+                    del self.state["globals"][name]
+            runstate.write(self.state)
+
+    def _preexec(self, role: str):
+        fd = self._fds[role]
+
+        def enter() -> None:
+            netns.setns(fd, flags=0)
+        return enter
+
+    def _teardown_steps(self) -> list[tuple[str, Any]]:
+        return [
+            ("stop children", self._stop_children),
+            ("stop processes left in the namespaces", lambda: [_stop_netns_processes(n) for n in self._made]),
+            ("delete veth", self._delete_veth),
+            ("remove namespaces", self._remove_namespaces),
+            ("restore host sysctls", self._restore_host_sysctls),
+        ]
+
+    def _delete_veth(self) -> None:
+        if self.ns["server"] in self._made:
+            _delete_link(self.veth["server"], self.ns["server"])
+
+    def _remove_namespaces(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        for name in list(self._made):
+            _remove_netns(name)
+            self._made.remove(name)
+
+    def facts(self) -> dict[str, Any]:
+        out = super().facts()
+        out.update(namespaces=dict(self.ns), links=dict(self.veth), mtu=self.mtu,
+                   subnet=str(self.net), prefixlen=self.net.prefixlen)
+        return out
+
+    def link_stats(self) -> dict[str, dict[str, int]]:
+        if self.closed:
+            raise NetobsError("cannot read link counters", "the topology is closed")
+        out = {}
+        for role in ROLES:
+            with IPRoute(netns=self.ns[role], flags=0) as ipr:
+                out[role] = _link_counters(ipr, self.veth[role])
+        return out
+
+
+# --------------------------------------------------------------------------- entry points
+
+def open_topology(kind: str = "netns", subnet: str = DEFAULT_SUBNET, mtu: int | None = None,
+                  sysctls: dict | None = None) -> Topology:
+    """Build a topology; use it as a context manager. `sysctls=None` means DEFAULT_SYSCTLS,
+    `{}` changes none. Partial setups are undone before the error is raised."""
+    if kind == "netns":
+        topo: Topology = NetnsTopology(subnet, mtu, sysctls)
+    elif kind == "loopback":
+        topo = LoopbackTopology(sysctls)
+    else:
+        raise UsageError(f"unknown topology {kind!r}", None, " or ".join(KINDS))
+    try:
+        topo.setup()
+    except BaseException:
+        topo.close(raise_errors=False)
+        raise
+    return topo
+
+
+def _cleanup_leftovers_locked() -> list[str]:
+    removed: list[str] = []
+    states = runstate.read_all()
+    live = [s for s in states if s["alive"]]
+    live_ns = {n for s in live for n in s.get("namespaces", [])}
+    live_veth = {v for s in live for v in s.get("veth", [])}
+    for state in states:
+        if state["alive"]:
+            continue
+        children = [(c["pid"], c.get("starttime")) for c in state.get("children", [])]
+        removed += [f"process {pid}" for pid in _stop_pids([c for c in children if c[1] is not None])]
+        for name in state.get("namespaces", []):
+            if name in live_ns:
+                continue
+            removed += [f"process {pid}" for pid in _stop_netns_processes(name)]
+            if _remove_netns(name):
+                removed.append(f"namespace {name}")
+        _restore_globals(state, live, removed)
+        runstate.remove(state["run"])
+        removed.append(f"state file {runstate.path_for(state['run']).name}")
+    known = {n for s in states for n in s.get("namespaces", [])}
+    for name in netns.listnetns(NETNS_DIR):
+        m = NS_RE.match(name)
+        if not m or name in live_ns or name in known:
+            continue
+        pid = int(m.group(1))  # a netobs namespace with no state file: judge by its owner PID
+        if runstate.proc_starttime(pid) is not None and runstate.looks_like_netobs(pid):
+            continue
+        removed += [f"process {p}" for p in _stop_netns_processes(name)]
+        if _remove_netns(name):
+            removed.append(f"namespace {name}")
+    with IPRoute() as ipr:  # netobs never creates links here, but a leftover must not stay
+        for link in ipr.get_links():
+            name = link.get("IFLA_IFNAME") or ""
+            info = link.get("IFLA_LINKINFO")
+            kind = info.get("IFLA_INFO_KIND") if info is not None else None
+            if VETH_RE.match(name) and kind == "veth" and name not in live_veth:
+                with contextlib.suppress(Exception):
+                    ipr.link("del", index=link["index"])
+                    removed.append(f"link {name}")
+    return removed
+
+
+def cleanup_leftovers() -> list[str]:
+    """Undo what netobs runs that died without cleaning up (SIGKILL, power loss) left behind:
+    their children, namespaces, veth links and host sysctls. Returns what was removed."""
+    if not _is_root() or not runstate.usable():
+        return []
+    with deferred_signals(), runstate.locked():
+        return _cleanup_leftovers_locked()
+
+
+def doctor_facts() -> dict[str, Any]:
+    """Can this host run the netns topology (tried for real, then removed)? Which sysctls
+    would netobs change, where do they live, what are they now? Changes nothing on the host."""
+    wanted = dict(DEFAULT_SYSCTLS)
+    out: dict[str, Any] = {"root": _is_root(), "state_dir": str(runstate.STATE_DIR),
+                           "netns_veth": {"ok": False, "error": None, "seconds": None}, "sysctls": {}}
+    scopes: dict[str, tuple[str, str]] = {}
+    in_new_ns: dict[str, str] = {}
+    if not out["root"]:
+        out["netns_veth"]["error"] = "needs root"
+    else:
+        t0 = time.monotonic()
+        try:
+            with open_topology("netns", sysctls={}) as topo:
+                fd = topo._fds["server"]
+                scopes = {n: sysctl.scope_by_visibility(sysctl.in_netns(fd, sysctl.writable_here, n))
+                          for n in wanted}
+                in_new_ns = {n: sysctl.in_netns(fd, sysctl.read, n) for n in wanted if scopes[n][0] == "netns"}
+            out["netns_veth"].update(ok=True, seconds=round(time.monotonic() - t0, 3))
+        except NetobsError as exc:
+            out["netns_veth"]["error"] = exc.message
+    for name, want in wanted.items():
+        try:
+            current = sysctl.read(name)
+        except OSError as exc:
+            out["sysctls"][name] = {"current": None, "error": str(exc)}
+            continue
+        scope, how = scopes.get(name, ("unknown", "no namespace could be created to look"))
+        entry = {"current": current, "wanted": want, "scope": scope, "how": how}
+        if name in in_new_ns:  # per-namespace: what a new namespace starts with is what netobs raises
+            entry.update(in_new_namespace=in_new_ns[name], would_set=sysctl.target(in_new_ns[name], want),
+                         where="the run's namespaces", changes_host=False)
+        else:
+            new = sysctl.target(current, want)
+            entry.update(would_set=new, where="host (saved, then restored)", changes_host=new is not None)
+        out["sysctls"][name] = entry
+    return out
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    for topo in list(_open):
+        with contextlib.suppress(Exception):
+            topo.close(raise_errors=False)
