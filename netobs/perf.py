@@ -1,0 +1,697 @@
+"""`perf stat` around one process, counting only the steady-state window, parsed in one place.
+
+How the window is counted
+-------------------------
+perf starts with its events disabled (`-D -1`) and listens on a control fifo
+(`--control fifo:CTL,ACK`). The target (the client worker) writes `enable\\n` to CTL when its
+warm-up ends and `disable\\n` when its measured window ends, and waits for perf's `ack` on ACK
+after each. Process start-up, connection set-up, warm-up and teardown are not counted.
+
+Why the fifos cannot deadlock: netobs creates both fifos (mkfifo) before perf starts and never
+opens them itself. perf opens both while parsing its options, before it forks the target, with
+`O_RDWR | O_NONBLOCK` (tools/perf/util/evlist.c, evlist__parse_control_fifo). An O_RDWR open of
+a fifo never waits for a peer, and perf then holds a reader and a writer on each fifo. So when
+the target starts (as perf's child), its `open(CTL, O_WRONLY)` and `open(ACK, O_RDONLY)` return
+at once in any order. `PerfControl` (the target's side) still opens both non-blocking and waits
+for each ack with a timeout, so a perf that died cannot hang the target.
+
+perf 6.1 writes the ack as the 5 bytes `ack\\n\\0` (the C string with its terminator), so the
+second ack's line starts with a NUL byte; `PerfControl` accepts that.
+
+Missing is not zero: a counter perf could not count is a `Counter` with `value=None`, a status
+("not supported" / "not counted") and a reason. Nothing here prints; errors are NetobsErrors.
+"""
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import os
+import re
+import select
+import shutil
+import stat
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from netobs.errors import CapabilityError, NetobsError, UsageError
+
+DEFAULT_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches",
+                  "instructions", "task-clock", "cpu-migrations"]
+
+# --control fifo arrived in perf 5.10; -D -1 (start disabled) a little earlier.
+MIN_PERF_VERSION = (5, 10)
+PARANOID_PATH = Path("/proc/sys/kernel/perf_event_paranoid")
+INSTALL_FIX = "apt-get install linux-perf (Debian) or your distribution's perf package"
+PERMISSION_FIX = ("run netobs as root (sudo), or allow perf for users with "
+                  "`sudo sysctl -w kernel.perf_event_paranoid=1`")
+
+COUNTED, SCALED, NOT_SUPPORTED, NOT_COUNTED = "counted", "scaled", "not supported", "not counted"
+STATUSES = (COUNTED, SCALED, NOT_SUPPORTED, NOT_COUNTED)
+
+REASON_NOT_SUPPORTED = ("perf reported <not supported>: this host's kernel or PMU cannot count it "
+                        "(hardware counters are often unavailable in VMs)")
+REASON_NOT_COUNTED = ("perf reported <not counted>: the event never ran while enabled (the measured "
+                      "window was never enabled, or the PMU never scheduled it)")
+REASON_NO_LINE = "perf printed no result for this event"
+REASON_NEVER_RAN = "the counter ran 0% of the enabled time"
+REASON_NEVER_ENABLED = ("the measured window was never enabled (the target never wrote `enable` to "
+                        "perf's control fifo)")
+
+# One event name as the user may give it: a symbolic name, `pmu/term=value/`, a raw `rNNNN`,
+# a tracepoint `sys:name`, optional `:modifiers`. No commas (they separate events, and `-x,`
+# output would become ambiguous), no spaces, no shell or option syntax.
+_EVENT_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/=@+\-]{0,127}$")
+# perf's event modifiers, as perf may append them (`cycles:u`, `instructions:uk`)
+_MODIFIERS_RE = re.compile(r":[ukhIGHpPSDWeb]+$")
+_PMU_WRAPPED_RE = re.compile(r"^[A-Za-z0-9_.\-]+/([^/=,]+)/[A-Za-z]*$")
+# perf's own aliases: both spellings name the same event
+_ALIASES = {
+    "cycles": "cpu-cycles",
+    "cs": "context-switches",
+    "migrations": "cpu-migrations",
+    "faults": "page-faults",
+    "branches": "branch-instructions",
+    "idle-cycles-frontend": "stalled-cycles-frontend",
+    "idle-cycles-backend": "stalled-cycles-backend",
+}
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One perf event's result. `value` is None unless status is counted or scaled; then
+    `reason` says why it is missing. `scaled`: perf multiplexed the counter and extrapolated
+    the value from the `running_pct` share of the enabled time (the value kept is perf's
+    scaled one). `runtime_ns`: perf's event-runtime, the time the counter actually ran."""
+
+    event: str
+    value: float | None
+    unit: str
+    status: str
+    running_pct: float | None
+    reason: str | None
+    runtime_ns: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def enabled_ns(self) -> float | None:
+        """Time enabled = runtime / running share (perf prints only those two)."""
+        if self.runtime_ns is None or not self.running_pct:
+            return None
+        return self.runtime_ns * 100.0 / self.running_pct
+
+
+# --------------------------------------------------------------------------------------------
+# The parser: the one place perf output is read.
+# --------------------------------------------------------------------------------------------
+
+def _number(text) -> float | None:
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    text = str(text).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _make_counter(event: str, raw_value, unit: str, runtime, pcnt) -> Counter:
+    """Turn one perf record's fields into a Counter with its status (the rules live here)."""
+    unit = (unit or "").strip()
+    runtime_ns = None
+    rt = _number(runtime)
+    if rt is not None:
+        runtime_ns = int(rt)
+    pct = _number(pcnt)
+    raw = str(raw_value).strip() if raw_value is not None else ""
+    if raw.startswith("<"):
+        if raw == "<not supported>":
+            return Counter(event, None, unit, NOT_SUPPORTED, None, REASON_NOT_SUPPORTED, runtime_ns)
+        if raw == "<not counted>":
+            return Counter(event, None, unit, NOT_COUNTED, None, REASON_NOT_COUNTED, runtime_ns)
+        return Counter(event, None, unit, NOT_COUNTED, None, f"perf reported {raw}", runtime_ns)
+    value = _number(raw)
+    if value is None:
+        return Counter(event, None, unit, NOT_COUNTED, None,
+                       f"perf printed an unreadable value {raw!r}", runtime_ns)
+    if pct is not None and pct <= 0.0:
+        return Counter(event, None, unit, NOT_COUNTED, pct, REASON_NEVER_RAN, runtime_ns)
+    if pct is not None and pct < 100.0:
+        return Counter(event, value, unit, SCALED, pct,
+                       f"perf scaled it: the counter ran {pct:.2f}% of the enabled time (multiplexed)",
+                       runtime_ns)
+    return Counter(event, value, unit, COUNTED, pct if pct is not None else 100.0, None, runtime_ns)
+
+
+def parse_json(text: str) -> list[Counter]:
+    """`perf stat -j` output: one JSON object per counter, plus what perf adds around them
+    (`# started on` comments, blank lines, `-v` lines like `task-clock: 1 2 3`, metric-only
+    objects without an event, and objects not separated by a newline)."""
+    decoder = json.JSONDecoder()
+    counters: list[Counter] = []
+    pos, n = 0, len(text)
+    while pos < n:
+        ch = text[pos]
+        if ch.isspace():
+            pos += 1
+            continue
+        if ch == "{":
+            try:
+                obj, end = decoder.raw_decode(text, pos)
+            except json.JSONDecodeError:
+                obj, end = None, text.find("\n", pos)
+                end = n if end < 0 else end
+            pos = end
+            if isinstance(obj, dict) and obj.get("event") and "counter-value" in obj:
+                counters.append(_make_counter(
+                    str(obj["event"]), obj.get("counter-value"), obj.get("unit", ""),
+                    obj.get("event-runtime", obj.get("runtime")), obj.get("pcnt-running")))
+            continue
+        end = text.find("\n", pos)  # a comment or another line perf added: skip it
+        pos = n if end < 0 else end + 1
+    return counters
+
+
+def parse_csv(text: str, sep: str = ",") -> list[Counter]:
+    """`perf stat -x,` output: value, unit, event, run time, running %, [metric value, metric
+    unit, ...]. Lines with an empty event are extra metric lines; other lines perf adds
+    (comments, blanks, `-v` lines) are skipped."""
+    counters: list[Counter] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(sep)
+        if len(fields) < 3:
+            continue
+        raw, unit, event = fields[0].strip(), fields[1], fields[2].strip()
+        if not event or not raw:
+            continue  # a metric-only line (`,,,,,0.25,stalled cycles per insn`)
+        if not raw.startswith("<") and _number(raw) is None:
+            continue  # not a counter line
+        runtime = fields[3] if len(fields) > 3 else None
+        pcnt = fields[4] if len(fields) > 4 else None
+        counters.append(_make_counter(event, raw, unit, runtime, pcnt))
+    return counters
+
+
+def parse(text: str, fmt: str) -> list[Counter]:
+    if fmt == "json":
+        return parse_json(text)
+    if fmt == "csv":
+        return parse_csv(text)
+    raise ValueError(f"unknown perf output format {fmt!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Event names: validation and mapping perf's printed names back to the ones asked for.
+# --------------------------------------------------------------------------------------------
+
+def validate_events(events) -> list[str]:
+    """Check names against a safe charset; drop duplicates (keeping order). `events` may be a
+    comma-separated string or a list. UsageError on a bad name or an empty list."""
+    if isinstance(events, str):
+        events = events.split(",")
+    out: list[str] = []
+    for ev in events:
+        ev = str(ev).strip()
+        if not _EVENT_RE.match(ev):
+            raise UsageError(f"bad perf event name {ev!r}",
+                             fix="names as `perf list` prints them (letters, digits, - _ . : / = @ +), "
+                                 "comma-separated")
+        if ev not in out:
+            out.append(ev)
+    if not out:
+        raise UsageError("no perf events given", fix="--events task-clock,context-switches, or --no-perf")
+    return out
+
+
+def canonical_event(name: str) -> str:
+    """The name perf and the user may spell differently, reduced to one form:
+    `cpu_core/cycles/u` -> `cpu-cycles`, `cycles:u` -> `cpu-cycles`, `CS` -> `context-switches`."""
+    n = name.strip()
+    m = _PMU_WRAPPED_RE.match(n)
+    if m:
+        n = m.group(1)
+    n = _MODIFIERS_RE.sub("", n).lower()
+    return _ALIASES.get(n, n)
+
+
+def _merge(event: str, parts: list[Counter]) -> Counter:
+    """Several printed records for one asked-for event (a hybrid CPU prints one per PMU):
+    their sum where any counted, else the first one's missing status."""
+    have = [c for c in parts if c.value is not None]
+    if not have:
+        return replace(parts[0], event=event)
+    if len(have) == 1:
+        return replace(have[0], event=event)
+    scaled = any(c.status == SCALED for c in have)
+    pcts = [c.running_pct for c in have if c.running_pct is not None]
+    rts = [c.runtime_ns for c in have if c.runtime_ns is not None]
+    return Counter(event, sum(c.value for c in have), have[0].unit, SCALED if scaled else COUNTED,
+                   min(pcts) if pcts else None,
+                   f"sum of {len(have)} PMUs' counts" + ("; some scaled by perf (multiplexed)" if scaled else ""),
+                   sum(rts) if rts else None)
+
+
+def match_events(requested: list[str], counters: list[Counter]) -> dict[str, Counter]:
+    """Map perf's records back to the names asked for (in the order asked). An exact name match
+    wins; else perf's spelling (modifiers, PMU prefix, aliases) is reduced on both sides.
+    An asked-for event perf printed nothing for is `not counted` with that reason; records for
+    events nobody asked for are left out."""
+    groups: dict[str, list[Counter]] = {ev: [] for ev in requested}
+    canon = {}
+    for ev in requested:
+        canon.setdefault(canonical_event(ev), ev)
+    for c in counters:
+        if c.event in groups:
+            groups[c.event].append(c)
+            continue
+        target = canon.get(canonical_event(c.event))
+        if target is not None:
+            groups[target].append(c)
+    out = {}
+    for ev in requested:
+        parts = groups[ev]
+        out[ev] = _merge(ev, parts) if parts else Counter(ev, None, "", NOT_COUNTED, None, REASON_NO_LINE)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Finding perf, its version and features, and whether we may use it.
+# --------------------------------------------------------------------------------------------
+
+def _c_env() -> dict:
+    """perf formats numbers with the C library's locale; `-x,` with a decimal comma would be
+    unreadable, so perf always runs with LC_ALL=C."""
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"
+    return env
+
+
+@functools.lru_cache(maxsize=8)
+def _version_of(path: str) -> tuple[str | None, str]:
+    """(version, what perf said). Debian's /usr/bin/perf may be a wrapper that fails when no
+    perf matches the running kernel; its message is kept for the error."""
+    try:
+        proc = subprocess.run([path, "version"], capture_output=True, text=True, timeout=10, env=_c_env())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    said = (proc.stdout + proc.stderr).strip()
+    m = re.search(r"perf version (\S+)", said)
+    if proc.returncode != 0 or not m:
+        return None, said.splitlines()[0] if said else f"exit status {proc.returncode}"
+    return m.group(1), said
+
+
+def _version_tuple(version: str) -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def _which_perf() -> str | None:
+    return shutil.which("perf")
+
+
+def find_perf() -> str:
+    """The perf executable to use, checked to run and to be new enough for `--control`.
+    CapabilityError with the fix when it is missing, broken or too old."""
+    path = _which_perf()
+    if path is None:
+        raise CapabilityError("perf not found", "no `perf` executable on PATH", fix=INSTALL_FIX)
+    version, said = _version_of(path)
+    if version is None:
+        raise CapabilityError("perf does not run", f"{path} version: {said}",
+                              fix=INSTALL_FIX + " (matching the running kernel)")
+    if _version_tuple(version) < MIN_PERF_VERSION:
+        need = ".".join(map(str, MIN_PERF_VERSION))
+        raise CapabilityError(f"perf {version} is too old",
+                              f"counting only the measured window needs `perf stat --control fifo:` (perf {need}+)",
+                              fix="a newer " + INSTALL_FIX)
+    return path
+
+
+def perf_version() -> str | None:
+    """perf's version string (`6.1.192`), or None when there is no working perf."""
+    path = _which_perf()
+    return _version_of(path)[0] if path else None
+
+
+@functools.lru_cache(maxsize=8)
+def perf_features(path: str) -> dict:
+    """What this perf's `perf stat` supports, read from its own option list."""
+    try:
+        proc = subprocess.run([path, "stat", "-h"], capture_output=True, text=True, timeout=10, env=_c_env())
+        text = proc.stdout + proc.stderr
+    except (OSError, subprocess.TimeoutExpired):
+        text = ""
+    version = _version_of(path)[0] or "0.0"
+    delay_line = next((ln for ln in text.splitlines() if "--delay" in ln), "")
+    return {
+        "json": "--json-output" in text,
+        "control_fifo": "--control" in text and "fifo:" in text,
+        "delay_disabled": "-1" in delay_line or _version_tuple(version) >= (5, 9),
+    }
+
+
+def _cap_effective() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def perf_permission() -> dict:
+    """May this process count its children's events, kernel side included?
+    {"paranoid": int|None, "privileged": bool, "level": "full"|"user-only"|"denied", "reason"}"""
+    try:
+        paranoid = int(PARANOID_PATH.read_text().strip())
+    except (OSError, ValueError):
+        return {"paranoid": None, "privileged": False, "level": "denied",
+                "reason": "this kernel has no perf events (no /proc/sys/kernel/perf_event_paranoid)"}
+    caps = _cap_effective()
+    privileged = os.geteuid() == 0 or bool(caps & (1 << 38)) or bool(caps & (1 << 21))  # CAP_PERFMON, CAP_SYS_ADMIN
+    if privileged or paranoid <= 1:
+        return {"paranoid": paranoid, "privileged": privileged, "level": "full", "reason": None}
+    if paranoid == 2:
+        return {"paranoid": paranoid, "privileged": False, "level": "user-only",
+                "reason": "kernel.perf_event_paranoid=2 without root: only user-space counts "
+                          "(the kernel's copies are not counted)"}
+    return {"paranoid": paranoid, "privileged": False, "level": "denied",
+            "reason": f"kernel.perf_event_paranoid={paranoid} forbids perf for users without CAP_PERFMON"}
+
+
+def check_permission() -> dict:
+    """perf_permission(), raising CapabilityError when perf may not be used at all."""
+    perm = perf_permission()
+    if perm["level"] == "denied":
+        raise CapabilityError("perf is not permitted", perm["reason"], fix=PERMISSION_FIX)
+    return perm
+
+
+# --------------------------------------------------------------------------------------------
+# One perf-stat session around one process.
+# --------------------------------------------------------------------------------------------
+
+class PerfStat:
+    """`perf stat` around one target process, counting only the window the target enables.
+
+        ps = PerfStat(events, point_dir)
+        argv = ps.argv(worker_argv + ps.worker_args)   # run it; the target writes enable/disable
+        ...                                             # after the process exited:
+        ps.result(window_s=client_report["window_s"])
+    """
+
+    def __init__(self, events: list[str] | None, workdir: Path, output_format: str = "auto",
+                 prefix: str = "perf"):
+        self.events = validate_events(list(events) if events is not None else DEFAULT_EVENTS)
+        self.perf = find_perf()
+        self.permission = check_permission()
+        feats = perf_features(self.perf)
+        if not (feats["control_fifo"] and feats["delay_disabled"]):
+            raise CapabilityError("this perf cannot count a window",
+                                  f"perf {perf_version()} lacks `stat --control fifo:` or `-D -1`",
+                                  fix="a newer " + INSTALL_FIX)
+        if output_format == "auto":
+            output_format = "json" if feats["json"] else "csv"
+        if output_format not in ("json", "csv"):
+            raise UsageError(f"unknown perf output format {output_format!r}", fix="json or csv")
+        if output_format == "json" and not feats["json"]:
+            raise CapabilityError("this perf has no JSON output (-j)", fix="output_format='csv'")
+        self.format = output_format
+        self.workdir = Path(workdir).resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ctl = self.workdir / f"{prefix}-ctl.fifo"
+        self.ack = self.workdir / f"{prefix}-ack.fifo"
+        self.out = self.workdir / f"{prefix}-stat.{'jsonl' if self.format == 'json' else 'csv'}"
+        for fifo in (self.ctl, self.ack):
+            _fresh_fifo(fifo)
+
+    @property
+    def worker_args(self) -> list[str]:
+        """What the target needs to find the fifos it writes enable/disable to."""
+        return ["--perf-ctl", str(self.ctl), "--perf-ack", str(self.ack)]
+
+    def argv(self, target_argv: list[str]) -> list[str]:
+        """perf stat with events disabled until the target enables them, output to a file
+        (the target's own stdout stays the target's), run in the C locale."""
+        fmt = ["-j"] if self.format == "json" else ["-x", ","]
+        events = [arg for ev in self.events for arg in ("-e", ev)]
+        env = shutil.which("env") or "/usr/bin/env"
+        return [env, "LC_ALL=C", self.perf, "stat", *fmt, "-o", str(self.out), "-D", "-1",
+                "--control", f"fifo:{self.ctl},{self.ack}", *events, "--", *target_argv]
+
+    def cleanup(self) -> None:
+        """Remove the fifos (the raw output stays). Safe to call more than once."""
+        for fifo in (self.ctl, self.ack):
+            try:
+                fifo.unlink()
+            except FileNotFoundError:
+                pass
+
+    def result(self, window_s: float | None = None) -> dict:
+        """After the process exited: the counters, keyed by the names asked for.
+
+        `window_s`: the measured window's wall-clock length as the target timed it (between
+        perf's two acks); perf cannot say it for a per-process count. `window_enabled_s` is what
+        perf does say: the time its counters were enabled, which for a per-process count
+        accrues only while the target's threads run (summed over threads), i.e. CPU time in the
+        window, not wall-clock time. Raises NetobsError when perf left no counts at all."""
+        self.cleanup()
+        try:
+            text = self.out.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""
+        counters = parse(text, self.format)
+        if not counters:
+            raise NetobsError("perf stat left no counts", f"{self.out.name} holds no counter lines "
+                              "(perf failed to start or was killed; see the process's stderr)",
+                              fix="`netobs doctor` to check perf, or --no-perf")
+        events = match_events(self.events, counters)
+        if all(c.status == NOT_COUNTED for c in events.values()
+               if c.status != NOT_SUPPORTED) and any(c.status == NOT_COUNTED for c in events.values()):
+            events = {k: (replace(c, reason=REASON_NEVER_ENABLED) if c.status == NOT_COUNTED else c) for k, c in events.items()}
+        enabled = [c.enabled_ns for c in events.values() if c.value is not None and c.enabled_ns]
+        return {
+            "events": {name: c.to_dict() for name, c in events.items()},
+            "unsupported": {name: c.reason for name, c in events.items() if c.value is None},
+            "raw_path": str(self.out),
+            "format": self.format,
+            "window_s": window_s,
+            "window_enabled_s": (max(enabled) / 1e9) if enabled else None,
+            "perf_version": perf_version(),
+            "permission": self.permission["level"],
+        }
+
+
+def _fresh_fifo(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISFIFO(st.st_mode):
+            raise NetobsError("cannot create perf's control fifo", f"{path} exists and is not a fifo",
+                              fix="remove it or use another directory")
+        path.unlink()  # a leftover from a killed run: a stale fifo could hold old commands
+    os.mkfifo(path, 0o600)
+
+
+# --------------------------------------------------------------------------------------------
+# The target's side of the control protocol.
+# --------------------------------------------------------------------------------------------
+
+class PerfControl:
+    """What the target runs: `enable()` when the warm-up ends, `disable()` when the window ends.
+    Each writes the command and waits (with a timeout, never forever) for perf's ack.
+    Opening never blocks: CTL is opened write-only non-blocking (ENXIO = no perf reads it);
+    ACK read-only non-blocking. `window_s` is the time between the two acks."""
+
+    def __init__(self, ctl_path: str | Path, ack_path: str | Path, timeout: float = 10.0):
+        self.timeout = timeout
+        self.enabled_at: float | None = None
+        self.disabled_at: float | None = None
+        self._buf = b""
+        try:
+            self._ctl = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise NetobsError("perf control fifo has no reader", f"{ctl_path}: perf is not running",
+                                  fix="start the target under `perf stat --control fifo:CTL,ACK`") from None
+            raise NetobsError("cannot open perf's control fifo", f"{ctl_path}: {exc.strerror}") from None
+        try:
+            self._ack = os.open(ack_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            os.close(self._ctl)
+            raise NetobsError("cannot open perf's ack fifo", f"{ack_path}: {exc.strerror}") from None
+        os.set_blocking(self._ctl, True)
+
+    def _command(self, cmd: str) -> float:
+        try:
+            os.write(self._ctl, (cmd + "\n").encode())
+        except OSError as exc:
+            raise NetobsError(f"perf did not take `{cmd}`", f"writing its control fifo: {exc.strerror}") from None
+        deadline = time.monotonic() + self.timeout
+        poller = select.poll()
+        poller.register(self._ack, select.POLLIN)
+        while b"ack\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NetobsError(f"perf did not acknowledge `{cmd}`", f"no ack in {self.timeout:g} s")
+            if not poller.poll(left * 1000):
+                continue
+            try:
+                chunk = os.read(self._ack, 64)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise NetobsError(f"perf did not acknowledge `{cmd}`", "perf closed its ack fifo (it exited)")
+            self._buf = (self._buf + chunk).replace(b"\0", b"")  # perf 6.1 sends `ack\n\0`
+        self._buf = self._buf.split(b"ack\n", 1)[1]
+        return time.monotonic()
+
+    def enable(self) -> float:
+        self.enabled_at = self._command("enable")
+        return self.enabled_at
+
+    def disable(self) -> float:
+        self.disabled_at = self._command("disable")
+        return self.disabled_at
+
+    @property
+    def window_s(self) -> float | None:
+        if self.enabled_at is None or self.disabled_at is None:
+            return None
+        return self.disabled_at - self.enabled_at
+
+    def close(self) -> None:
+        for fd in (self._ctl, self._ack):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Doctor: which events this host can count.
+# --------------------------------------------------------------------------------------------
+
+def _probe_workload() -> list[str]:
+    true = shutil.which("true")
+    if true:
+        return [true]
+    import sys
+    return [sys.executable, "-c", "pass"]
+
+
+def _run_probe(perf: str, events: list[str], fmt: str) -> tuple[list[Counter], str, int]:
+    with tempfile.TemporaryDirectory(prefix="netobs-perf-probe-") as tmp:
+        out = Path(tmp) / "probe.out"
+        fmt_args = ["-j"] if fmt == "json" else ["-x", ","]
+        argv = [perf, "stat", *fmt_args, "-o", str(out),
+                *[a for ev in events for a in ("-e", ev)], "--", *_probe_workload()]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=_c_env())
+        except subprocess.TimeoutExpired:
+            return [], "perf stat did not finish in 20 s", -1
+        text = out.read_text(errors="replace") if out.exists() else ""
+        return parse(text, fmt), proc.stderr, proc.returncode
+
+
+def _perf_complaint(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if "error" in ln.lower() or "not supported" in ln.lower() or "permission" in ln.lower():
+            return ln
+    return lines[0] if lines else "perf failed without a message"
+
+
+def probe_events(events: list[str]) -> dict[str, dict]:
+    """Run a tiny `perf stat` to see which events this host supports:
+    {event: {"supported": bool, "reason": str|None, "status": str|None}}. An event perf
+    rejects outright (unknown name) is probed alone so that it cannot hide the others."""
+    events = validate_events(events)
+    perf = find_perf()
+    fmt = "json" if perf_features(perf)["json"] else "csv"
+    counters, stderr, rc = _run_probe(perf, events, fmt)
+    if not counters:  # perf refused the list: find out per event
+        results = {}
+        for ev in events:
+            one, err, _ = _run_probe(perf, [ev], fmt)
+            if one:
+                results.update(_probe_verdicts([ev], one))
+            else:
+                results[ev] = {"supported": False, "status": None,
+                               "reason": f"perf rejected it: {_perf_complaint(err)}"}
+        return results
+    return _probe_verdicts(events, counters)
+
+
+def _probe_verdicts(events: list[str], counters: list[Counter]) -> dict[str, dict]:
+    out = {}
+    for ev, c in match_events(events, counters).items():
+        if c.status in (COUNTED, SCALED):
+            out[ev] = {"supported": True, "status": c.status, "reason": None}
+        elif c.status == NOT_SUPPORTED:
+            out[ev] = {"supported": False, "status": c.status, "reason": c.reason}
+        else:  # opened, but did not run during the tiny probe: not a verdict against it
+            out[ev] = {"supported": True, "status": c.status,
+                       "reason": "opened but did not run during the probe: " + (c.reason or "")}
+    return out
+
+
+def doctor_facts() -> dict:
+    """perf's path, version, permission, -j/--control support, and every default event's
+    support on this host. Never raises: what fails is reported with its reason."""
+    facts: dict = {"ok": False, "path": _which_perf(), "version": None, "checks": []}
+    checks = facts["checks"]
+    perm = perf_permission()
+    facts["permission"] = perm
+    try:
+        path = find_perf()
+    except CapabilityError as exc:
+        facts["error"] = exc.message
+        checks.append({"name": "perf", "ok": False, "detail": exc.message})
+        return facts
+    facts["version"] = perf_version()
+    checks.append({"name": "perf", "ok": True, "detail": f"{path}, version {facts['version']}"})
+    checks.append({"name": "permission", "ok": perm["level"] != "denied",
+                   "detail": (f"perf_event_paranoid={perm['paranoid']}, "
+                              f"{'privileged' if perm['privileged'] else 'unprivileged'}"
+                              + (f": {perm['reason']}" if perm["reason"] else ""))})
+    feats = perf_features(path)
+    facts.update({"json": feats["json"], "control": feats["control_fifo"], "delay_disabled": feats["delay_disabled"]})
+    checks.append({"name": "JSON output (-j)", "ok": feats["json"],
+                   "detail": "used" if feats["json"] else "falls back to -x, (CSV)"})
+    checks.append({"name": "window control (--control fifo, -D -1)",
+                   "ok": feats["control_fifo"] and feats["delay_disabled"],
+                   "detail": "counts only the measured window"})
+    if perm["level"] == "denied":
+        facts["error"] = f"perf is not permitted: {perm['reason']}; try {PERMISSION_FIX}"
+        return facts
+    try:
+        facts["events"] = probe_events(DEFAULT_EVENTS)
+    except NetobsError as exc:
+        facts["error"] = exc.message
+        return facts
+    for ev, v in facts["events"].items():
+        checks.append({"name": f"event {ev}", "ok": v["supported"], "detail": v["reason"] or v["status"]})
+    facts["ok"] = feats["control_fifo"] and feats["delay_disabled"]
+    return facts

@@ -1,0 +1,434 @@
+"""netobs.perf: the one perf-stat parser (golden outputs), event names, the control protocol,
+and live runs as root that check only the measured window is counted."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from netobs import perf
+from netobs.errors import CapabilityError, NetobsError, UsageError
+from conftest import need
+
+FIXTURES = Path(__file__).parent / "fixtures" / "perf"
+TARGET = Path(__file__).parent / "perf_target.py"
+REPO = Path(__file__).resolve().parents[1]
+HW_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "instructions"]
+
+NS, NC = perf.NOT_SUPPORTED, perf.NOT_COUNTED
+
+
+def load(name: str) -> list[perf.Counter]:
+    fmt = "json" if name.endswith(".jsonl") else "csv"
+    return perf.parse((FIXTURES / name).read_text(), fmt)
+
+
+def by_event(counters):
+    return {c.event: c for c in counters}
+
+
+# ------------------------------------------------------------------ parser on golden outputs
+
+# fixture -> {event as perf printed it: (status, value, running_pct)}
+EXPECTED = {
+    "vm61-window": {
+        "cpu-cycles": (NS, None, None), "L1-dcache-load-misses": (NS, None, None),
+        "LLC-load-misses": (NS, None, None), "instructions": (NS, None, None),
+        "context-switches": ("counted", 1.0, 100.0), "cpu-migrations": ("counted", 0.0, 100.0),
+    },
+    "vm61-never-enabled": {
+        "cpu-cycles": (NS, None, None), "instructions": (NS, None, None),
+        "context-switches": (NC, None, None), "task-clock": (NC, None, None), "cpu-migrations": (NC, None, None),
+    },
+    "vm61-verbose": {
+        "cs": ("counted", None, 100.0), "cycles:u": (NS, None, None), "page-faults:k": ("counted", 0.0, 100.0),
+    },
+    "baremetal61": {
+        "cpu-cycles": ("counted", 8123456789.0, 100.0),
+        "L1-dcache-load-misses": ("scaled", 412345678.0, 83.33),
+        "LLC-load-misses": ("scaled", 2345678.0, 66.67),
+        "context-switches": ("counted", 15234.0, 100.0),
+        "instructions": ("counted", 9876543210.0, 100.0),
+        "cpu-migrations": ("counted", 3.0, 100.0),
+        "branch-misses": (NC, None, None),
+    },
+    "newer-perf": {
+        "context-switches": ("counted", 412.0, 100.0),
+        "cpu_core/cycles/u": ("scaled", 5e9, 75.0),
+        "cpu_atom/cycles/u": ("counted", 1e9, 100.0),
+        "instructions:u": ("counted", 8e9, 100.0),
+        "L1-dcache-load-misses:u": (NS, None, None),
+        "LLC-load-misses:u": (NC, None, None),
+        "page-faults": ("counted", 17.0, 100.0),
+    },
+}
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv"])
+@pytest.mark.parametrize("fixture", sorted(EXPECTED))
+def test_parser_statuses(fixture, ext):
+    got = by_event(load(f"{fixture}.{ext}"))
+    for event, (status, value, pct) in EXPECTED[fixture].items():
+        c = got[event]
+        assert c.status == status, (event, c)
+        if value is not None:
+            assert c.value == pytest.approx(value)
+        if status in (NS, NC):
+            assert c.value is None and c.reason, c  # missing, with its reason: never 0
+        if status == "scaled":
+            assert "scaled" in c.reason and c.value is not None
+        if pct is not None:
+            assert c.running_pct == pytest.approx(pct)
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv"])
+def test_parser_keeps_only_counter_lines(ext):
+    # comments, blanks, -v lines and metric-only lines are not counters
+    assert [c.event for c in load(f"vm61-verbose.{ext}")] == ["task-clock", "cs", "cycles:u", "page-faults:k"]
+    assert len(load(f"baremetal61.{ext}")) == 8
+
+
+def test_parser_units_and_runtime():
+    tc = by_event(load("vm61-window.jsonl"))["task-clock"]
+    assert tc.unit == "msec" and tc.status == "counted"
+    assert tc.runtime_ns == 200120769 and tc.value == pytest.approx(200.120769)
+    # -x, prints msec with two decimals; the runtime keeps the nanoseconds
+    tc_csv = by_event(load("vm61-window.csv"))["task-clock"]
+    assert tc_csv.value == pytest.approx(200.13) and tc_csv.runtime_ns == 200129001
+    scaled = by_event(load("baremetal61.csv"))["L1-dcache-load-misses"]
+    assert scaled.enabled_ns == pytest.approx(1667015612 / 0.8333)
+
+
+def test_parser_newer_json_quirks():
+    events = [c.event for c in load("newer-perf.jsonl")]
+    # two objects on one line both read; the truncated `migrations` object is skipped, not guessed;
+    # the last object (no trailing newline) is read
+    assert "LLC-load-misses:u" in events and "L1-dcache-load-misses:u" in events
+    assert "migrations" not in events
+    assert events[-1] == "page-faults"
+    assert "migrations" in [c.event for c in load("newer-perf.csv")]
+
+
+def test_parser_edge_cases():
+    assert perf.parse_json("") == [] and perf.parse_csv("") == []
+    assert perf.parse_csv("# started on x\n\nnot,a,counter\n") == []
+    [c] = perf.parse_csv("0,,context-switches,100,100.00,,\n")
+    assert c.status == "counted" and c.value == 0.0  # a real zero stays a zero
+    [c] = perf.parse_csv("12,,cycles,0,0.00,,\n")
+    assert c.status == NC and c.value is None  # ran 0% of the time: no value, not 0
+    [c] = perf.parse_json('{"counter-value" : "<unknown>", "unit" : "", "event" : "x", "event-runtime" : 0}')
+    assert c.status == NC and "<unknown>" in c.reason
+    with pytest.raises(ValueError):
+        perf.parse("", "xml")
+
+
+def test_counter_to_dict_is_json_with_null():
+    c = by_event(load("vm61-window.jsonl"))["cpu-cycles"]
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["value"] is None and d["status"] == "not supported" and d["running_pct"] is None
+    assert set(d) >= {"event", "value", "unit", "status", "running_pct", "reason"}
+
+
+# ------------------------------------------------------------------ event names
+
+def test_match_events_round_trips_names():
+    counters = load("newer-perf.csv")
+    asked = ["cpu-cycles", "instructions", "L1-dcache-load-misses", "LLC-load-misses", "cpu-migrations",
+             "task-clock", "faults", "branch-misses"]
+    got = perf.match_events(asked, counters)
+    assert list(got) == asked and all(c.event == name for name, c in got.items())
+    cyc = got["cpu-cycles"]  # hybrid: cpu_core (scaled) + cpu_atom, summed
+    assert cyc.value == pytest.approx(6e9) and cyc.status == "scaled" and cyc.running_pct == 75.0
+    assert got["instructions"].value == pytest.approx(8e9)
+    assert got["L1-dcache-load-misses"].status == NS and got["LLC-load-misses"].status == NC
+    assert got["cpu-migrations"].value == 2.0  # printed as `migrations`
+    assert got["faults"].value == 17.0  # asked as the alias, printed as `page-faults`
+    assert got["branch-misses"].status == NC and got["branch-misses"].reason == perf.REASON_NO_LINE
+
+
+def test_match_events_exact_name_wins():
+    counters = perf.parse_csv("5,,cycles:u,10,100.00,,\n7,,cpu-cycles,10,100.00,,\n")
+    got = perf.match_events(["cycles:u", "cpu-cycles"], counters)
+    assert got["cycles:u"].value == 5 and got["cpu-cycles"].value == 7
+
+
+def test_canonical_event():
+    assert perf.canonical_event("cycles:u") == "cpu-cycles"
+    assert perf.canonical_event("cpu_core/cycles/") == "cpu-cycles"
+    assert perf.canonical_event("CS") == "context-switches"
+    assert perf.canonical_event("sched:sched_switch") == "sched:sched_switch"
+    assert perf.canonical_event("cpu/event=0x3c,umask=0x0/") == "cpu/event=0x3c,umask=0x0/"
+
+
+def test_validate_events():
+    assert perf.validate_events("task-clock, cs,task-clock") == ["task-clock", "cs"]
+    assert perf.validate_events(["cpu/event=0x3c/u", "sched:sched_switch", "r003c"]) == \
+        ["cpu/event=0x3c/u", "sched:sched_switch", "r003c"]
+    for bad in ["cycles;rm -rf /", "--output=x", "a b", "", "$(id)", "-e"]:
+        with pytest.raises(UsageError):
+            perf.validate_events([bad])
+    with pytest.raises(UsageError):
+        perf.validate_events([])
+
+
+# ------------------------------------------------------------------ finding perf, permission
+
+def test_perf_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(perf, "_which_perf", lambda: None)
+    with pytest.raises(CapabilityError) as exc:
+        perf.find_perf()
+    assert "perf not found" in exc.value.message and "linux-perf" in exc.value.message
+    assert perf.perf_version() is None
+    facts = perf.doctor_facts()
+    assert facts["ok"] is False and "linux-perf" in facts["error"]
+
+
+def test_perf_broken_or_too_old(monkeypatch):
+    monkeypatch.setattr(perf, "_which_perf", lambda: "/usr/bin/perf")
+    monkeypatch.setattr(perf, "_version_of", lambda p: (None, "WARNING: perf not found for kernel 6.18"))
+    with pytest.raises(CapabilityError, match="kernel 6.18"):
+        perf.find_perf()
+    monkeypatch.setattr(perf, "_version_of", lambda p: ("4.19.0", "perf version 4.19.0"))
+    with pytest.raises(CapabilityError, match="too old"):
+        perf.find_perf()
+
+
+@pytest.mark.parametrize("paranoid,euid,caps,level", [
+    (3, 1000, 0, "denied"), (2, 1000, 0, "user-only"), (1, 1000, 0, "full"),
+    (3, 0, 0, "full"), (4, 1000, 1 << 38, "full"),
+])
+def test_permission_levels(monkeypatch, tmp_path, paranoid, euid, caps, level):
+    p = tmp_path / "paranoid"
+    p.write_text(f"{paranoid}\n")
+    monkeypatch.setattr(perf, "PARANOID_PATH", p)
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(perf, "_cap_effective", lambda: caps)
+    assert perf.perf_permission()["level"] == level
+    if level == "denied":
+        with pytest.raises(CapabilityError) as exc:
+            perf.check_permission()
+        assert "perf_event_paranoid" in exc.value.message and "sudo" in exc.value.message
+        assert exc.value.exit_code == 2
+
+
+# ------------------------------------------------------------------ the target's side (no perf needed)
+
+def _fake_perf(tmp_path: Path, acks: bytes | None):
+    """Stand in for perf's end of the fifos: open both O_RDWR (as perf does), answer each command."""
+    ctl, ack = tmp_path / "ctl", tmp_path / "ack"
+    os.mkfifo(ctl)
+    os.mkfifo(ack)
+    cfd = os.open(ctl, os.O_RDWR | os.O_NONBLOCK)
+    afd = os.open(ack, os.O_RDWR | os.O_NONBLOCK)
+    got = []
+
+    def serve():
+        import select
+        for _ in range(2):
+            r, _, _ = select.select([cfd], [], [], 5)
+            if not r:
+                return
+            got.append(os.read(cfd, 64))
+            if acks is not None:
+                os.write(afd, acks)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return ctl, ack, got, t, (cfd, afd)
+
+
+def test_perf_control_accepts_perf61_nul_acks(tmp_path):
+    ctl, ack, got, t, fds = _fake_perf(tmp_path, b"ack\n\0")
+    with perf.PerfControl(ctl, ack, timeout=5) as pc:
+        pc.enable()
+        pc.disable()
+    t.join(5)
+    assert got == [b"enable\n", b"disable\n"]
+    assert pc.window_s is not None and pc.window_s >= 0
+    for fd in fds:
+        os.close(fd)
+
+
+def test_perf_control_times_out_instead_of_hanging(tmp_path):
+    ctl, ack, got, t, fds = _fake_perf(tmp_path, None)
+    with perf.PerfControl(ctl, ack, timeout=0.3) as pc:
+        with pytest.raises(NetobsError, match="did not acknowledge"):
+            pc.enable()
+    for fd in fds:
+        os.close(fd)
+
+
+def test_perf_control_without_perf_fails_at_once(tmp_path):
+    ctl, ack = tmp_path / "ctl", tmp_path / "ack"
+    os.mkfifo(ctl)
+    os.mkfifo(ack)
+    with pytest.raises(NetobsError, match="no reader"):
+        perf.PerfControl(ctl, ack)
+
+
+# ------------------------------------------------------------------ PerfStat without running it
+
+def _need_perf():
+    need(shutil.which("perf") is not None, "perf (apt-get install linux-perf)")
+
+
+def test_perfstat_argv_and_fifos(tmp_path):
+    _need_perf()
+    need(perf.perf_permission()["level"] != "denied", "perf permitted (root or perf_event_paranoid <= 2)")
+    ps = perf.PerfStat(["task-clock", "cs"], tmp_path / "w")
+    argv = ps.argv(["python", "-m", "netobs.worker", "send"] + ps.worker_args)
+    i = argv.index("stat")
+    assert argv[:2] == [argv[0], "LC_ALL=C"] and argv[i - 1] == ps.perf
+    assert argv[argv.index("-D") + 1] == "-1"
+    assert argv[argv.index("--control") + 1] == f"fifo:{ps.ctl},{ps.ack}"
+    assert argv[argv.index("-o") + 1] == str(ps.out)
+    assert ("-j" in argv) == (ps.format == "json")
+    assert argv[argv.index("--") + 1:] == ["python", "-m", "netobs.worker", "send",
+                                            "--perf-ctl", str(ps.ctl), "--perf-ack", str(ps.ack)]
+    assert ps.ctl.is_fifo() and ps.ack.is_fifo()
+    with pytest.raises(NetobsError, match="no counts"):
+        ps.result()  # perf never ran: an error, not a row of zeros
+    assert not ps.ctl.exists() and not ps.ack.exists()  # fifos removed, never left in results
+
+
+def test_perfstat_rejects_bad_events_and_formats(tmp_path):
+    _need_perf()
+    with pytest.raises(UsageError):
+        perf.PerfStat(["cycles,instructions"], tmp_path)
+    need(perf.perf_permission()["level"] != "denied", "perf permitted")
+    with pytest.raises(UsageError):
+        perf.PerfStat(None, tmp_path, output_format="xml")
+
+
+# ------------------------------------------------------------------ live, as root
+
+def _run_target(ps: perf.PerfStat, *extra: str) -> tuple[dict, dict]:
+    argv = ps.argv([sys.executable, str(TARGET), *ps.worker_args, *extra])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    return report, ps.result(window_s=report["window_s"])
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_live_counts_only_the_window(root, tmp_path, fmt):
+    """1.0 s CPU of warm-up, 0.3 s window, 0.5 s tail: task-clock ~0.3 s, not >= 1.3 s."""
+    ps = perf.PerfStat(None, tmp_path, output_format=fmt)
+    report, res = _run_target(ps, "--warmup", "1.0", "--window", "0.3", "--tail", "0.5")
+    ev = res["events"]
+    assert res["format"] == fmt and Path(res["raw_path"]).exists()
+    tc = ev["task-clock"]
+    assert tc["status"] == "counted" and tc["unit"] == "msec"
+    assert 0.2 <= tc["value"] / 1e3 <= 0.6, tc  # the window, not the process lifetime (~1.9 s)
+    assert ev["context-switches"]["status"] == "counted" and ev["context-switches"]["value"] is not None
+    assert ev["cpu-migrations"]["status"] == "counted"
+    assert res["window_s"] == report["window_s"] and report["window_s"] >= 0.29
+    assert res["window_enabled_s"] == pytest.approx(tc["value"] / 1e3, rel=0.05)
+    assert list(ev) == perf.DEFAULT_EVENTS  # names as asked, in order
+    assert not ps.ctl.exists()
+
+
+@pytest.mark.root
+def test_live_hardware_counters_missing_not_zero(root, tmp_path):
+    """End to end through JSON: what this host cannot count is null with "not supported"."""
+    support = perf.probe_events(HW_EVENTS)
+    ps = perf.PerfStat(None, tmp_path)
+    _, res = _run_target(ps, "--warmup", "0.05", "--window", "0.1", "--tail", "0")
+    ev = json.loads(json.dumps(res))["events"]
+    for name in HW_EVENTS:
+        if support[name]["supported"]:  # bare metal: counted for real
+            assert ev[name]["status"] in ("counted", "scaled") and ev[name]["value"] is not None
+        else:  # this VM
+            assert ev[name]["status"] == "not supported", ev[name]
+            assert ev[name]["value"] is None and ev[name]["reason"]
+            assert res["unsupported"][name] == ev[name]["reason"]
+
+
+@pytest.mark.root
+def test_live_never_enabled_is_not_counted(root, tmp_path):
+    ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], tmp_path, output_format="csv")
+    _, res = _run_target(ps, "--warmup", "0.05", "--window", "0.05", "--tail", "0", "--no-enable")
+    for name in ("task-clock", "context-switches"):
+        c = res["events"][name]
+        assert c["status"] == "not counted" and c["value"] is None
+        assert c["reason"] == perf.REASON_NEVER_ENABLED
+    assert res["window_enabled_s"] is None
+
+
+@pytest.mark.root
+def test_live_probe_and_doctor(root):
+    probe = perf.probe_events(["task-clock", "context-switches", "cpu-cycles", "no-such-event-xyz"])
+    assert probe["task-clock"]["supported"] and probe["context-switches"]["supported"]
+    assert probe["no-such-event-xyz"]["supported"] is False
+    assert "rejected" in probe["no-such-event-xyz"]["reason"]
+    facts = perf.doctor_facts()
+    assert facts["ok"] and facts["version"] and facts["control"]
+    assert set(facts["events"]) == set(perf.DEFAULT_EVENTS)
+    assert facts["events"]["task-clock"]["supported"]
+    assert all({"name", "ok", "detail"} <= set(c) for c in facts["checks"])
+    json.dumps(facts)
+
+
+@pytest.mark.root
+def test_live_real_client_worker(root, tmp_path):
+    """The real client worker under perf: counts only its measured window (needs netobs.worker)."""
+    need((REPO / "netobs" / "worker.py").exists(), "netobs/worker.py (the process entry)")
+    try:
+        import netobs._workers  # noqa: F401
+    except ImportError:
+        need(False, "the built C workers (netobs._workers)")
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def sink():
+        srv.settimeout(0.2)
+        conns = []
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+                c.setblocking(False)
+                conns.append(c)
+            except TimeoutError:
+                pass
+            for c in conns:
+                try:
+                    while c.recv(1 << 20):
+                        pass
+                except (BlockingIOError, OSError):
+                    pass
+        for c in conns:
+            c.close()
+
+    t = threading.Thread(target=sink, daemon=True)
+    t.start()
+    ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], tmp_path)
+    argv = ps.argv([sys.executable, "-m", "netobs.worker", "send", "--host", "127.0.0.1", "--port", str(port),
+                    "--impl", "two_copy", "--msg-size", "4096", "--threads", "1", "--duration", "0.5",
+                    "--warmup", "1.0", *ps.worker_args])
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    finally:
+        stop.set()
+        t.join(5)
+        srv.close()
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    res = ps.result(window_s=report.get("window_s"))
+    tc = res["events"]["task-clock"]
+    assert tc["status"] == "counted"
+    # at most the window's wall time on this thread plus slack; far below warm-up + window
+    assert tc["value"] / 1e3 < 0.5 * 1.5 + 0.1, tc
+    assert res["events"]["context-switches"]["status"] == "counted"
+    assert res["events"]["cpu-cycles"]["value"] is None or res["events"]["cpu-cycles"]["status"] != "not supported"
