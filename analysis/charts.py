@@ -64,7 +64,7 @@ def strategy_color(df: pd.DataFrame, title: str = "strategy") -> alt.Color:
     colors = [STRATEGY_COLORS.get(s) or EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, s in enumerate(domain)]
     return alt.Color("implementation:N", title=title, sort=domain,
                      scale=alt.Scale(domain=domain, range=colors),
-                     legend=alt.Legend(orient="right"))
+                     legend=alt.Legend(orient="right", symbolOpacity=1))
 
 
 def _size_axis(sizes, title: str = "message size (log2)") -> alt.X:
@@ -316,7 +316,7 @@ def copies_per_byte(runs: pd.DataFrame):
     data = data.sort_values(["msg_size", "implementation", "path"]).reset_index(drop=True)
     sizes = sorted(data["msg_size"].unique())
     return (bars.properties(width=max(90, 30 * len(domain)), height=HEIGHT)
-            .facet(column=alt.Column("msg_size:O", title="message size (B)", sort=sizes,
+            .facet(column=alt.Column("msg_size:O", title="message size", sort=sizes,
                                      header=alt.Header(labelExpr=SIZE_LABEL)),
                    data=data)
             .properties(title=_title(title, subs)))
@@ -417,7 +417,7 @@ def relative_throughput(runs: pd.DataFrame):
         x=x, y=y,
         color=alt.Color("ratio:Q", title="× two_copy",
                         scale=alt.Scale(type="log", scheme="redblue", domain=[1 / lim, lim], domainMid=1, clamp=True),
-                        legend=alt.Legend(format=".2~f")),
+                        legend=alt.Legend(format=".2~f", values=[round(1 / lim, 2), 1, round(lim, 2)])),
         tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
                  "threads:Q", alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),
                  alt.Tooltip("throughput_gbps:Q", format=".3~g", title="Gbps"),

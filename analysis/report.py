@@ -1,0 +1,497 @@
+"""The HTML report and figure export, built only from a results directory.
+
+`write_report(results_dir, out_path)` writes one self-contained HTML file: the Vega,
+Vega-Lite and vega-embed libraries are inlined from vl-convert's bundle
+(`vl_convert.javascript_bundle()`), every chart's spec and data are embedded as JSON, and the
+CSS is inline, so the file opens offline and loads nothing from the network.
+
+`export_figures(results_dir, out_dir, fmt)` renders each chart to PNG or SVG with vl-convert.
+Nothing here prints; the CLI reports what was written.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from .charts import CHARTS, MissingChart, chart_for
+from .load import Results, load_results
+
+FORMATS = ("png", "svg")
+STUDY_EVENTS = {"cpu-cycles": "cpu_cycles", "L1-dcache-load-misses": "l1_cache_misses",
+                "LLC-load-misses": "llc_cache_misses", "context-switches": "context_switches"}
+TRACE_FIGURES = [
+    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
+    "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
+    "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events",
+]
+RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
+             "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
+             "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]
+FIGURE_TITLES = {
+    "throughput": "Throughput vs message size", "latency": "Latency vs threads",
+    "cache_misses": "Cache misses per KiB", "cycles_per_byte": "Cycles per byte",
+    "cpu_per_gb": "CPU time per GB", "copies_per_byte": "Copies per byte by path",
+    "zc_copied_fraction": "Zero-copy copied fraction", "syscall_time": "Syscall time per byte",
+    "offcpu_share": "Off-CPU share", "relative_throughput": "Relative throughput",
+}
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def _answers(results: Results) -> tuple[list, str | None]:
+    """Every question's Answer, or ([], why) when the questions module is not available."""
+    try:
+        from .questions import answer_all
+    except ImportError as exc:  # a checkout without the analysis questions
+        return [], f"the question analysis is not available in this build ({exc})"
+    return list(answer_all(results)), None
+
+
+def _safe_chart(fn, *args, title: str):
+    """A chart, or a MissingChart naming the error (so one broken chart never hides the report)."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - shown in the report as a chart error
+        return MissingChart(title, f"chart error: {type(exc).__name__}: {exc}")
+
+
+def figures(results: Results) -> dict[str, object]:
+    """Every registered chart drawn from the results' runs (chart or MissingChart)."""
+    return {name: _safe_chart(fn, results.runs, title=FIGURE_TITLES.get(name, name)) for name, fn in CHARTS.items()}
+
+
+@lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """vega + vega-lite + vega-embed as one script (globals vega, vegaLite, vegaEmbed)."""
+    import vl_convert
+
+    bundle = vl_convert.javascript_bundle()
+    if "</script" in bundle.lower():  # never end the inline <script> early
+        bundle = bundle.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+    return bundle
+
+
+def library_versions() -> dict[str, str]:
+    import vl_convert
+
+    return {"vega": vl_convert.get_vega_version(), "vega-lite": vl_convert.get_vegalite_versions()[-1],
+            "vega-embed": vl_convert.get_vega_embed_version()}
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def _e(text) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def _missing(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt(value) -> str:
+    """A cell for humans: ints with separators, floats with 4 significant digits, '—' when missing."""
+    if _missing(value):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
+        return f"{int(value):,}"
+    if isinstance(value, float):
+        if abs(value) >= 1e4:
+            return f"{value:,.0f}"
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None) -> str:
+    if df is None or df.empty:
+        return '<p class="muted">(no rows)</p>'
+    shown = df if max_rows is None else df.head(max_rows)
+    head = "".join(f"<th>{_e(c)}</th>" for c in shown.columns)
+    body = []
+    for row in shown.itertuples(index=False):
+        cells = []
+        for v in row:
+            num = isinstance(v, (int, float)) and not isinstance(v, bool)
+            miss = _missing(v)
+            klass = "num" if num and not miss else ("na" if miss else "")
+            title = ' title="not measured"' if miss else ""
+            cells.append(f'<td class="{klass}"{title}>{_e(fmt(v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = "" if max_rows is None or len(df) <= max_rows else \
+        f'<p class="muted">{len(df) - max_rows} more rows not shown.</p>'
+    return (f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{more}')
+
+
+def _kv(pairs: list[tuple[str, object]]) -> str:
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(fmt(v)) if not isinstance(v, Raw) else v.html}</dd>"
+                   for k, v in pairs if not _missing(v) and v != "")
+    return f'<dl class="facts">{rows}</dl>'
+
+
+@dataclass
+class Raw:
+    html: str
+
+
+def _paragraphs(text: str) -> str:
+    parts = [p.strip() for p in str(text or "").split("\n\n") if p.strip()]
+    return "".join(f"<p>{_e(p)}</p>" for p in parts)
+
+
+# ----------------------------------------------------------------------------- charts in HTML
+
+class _ChartSlots:
+    """Collects chart specs; each becomes a container + a JSON script tag vega-embed reads."""
+
+    def __init__(self):
+        self.count = 0
+
+    def render(self, chart, name: str) -> str:
+        if isinstance(chart, MissingChart):
+            klass = "chart-missing error" if chart.reason.startswith("chart error:") else "chart-missing"
+            return (f'<div class="{klass}" data-chart="{_e(name)}"><strong>{_e(chart.title)}</strong> — '
+                    f'not drawn: {_e(chart.reason)}</div>')
+        self.count += 1
+        sid = f"spec-{self.count}"
+        spec = json.dumps(chart.to_dict(), default=str, allow_nan=False).replace("<", "\\u003c")
+        return (f'<figure class="chart-box"><div class="chart" id="chart-{self.count}" data-chart="{_e(name)}" '
+                f'data-vl-spec="{sid}"></div></figure>'
+                f'<script type="application/json" id="{sid}">{spec}</script>')
+
+
+EMBED_JS = """
+(function () {
+  var opts = {renderer: "svg", mode: "vega-lite",
+              actions: {export: true, source: false, compiled: false, editor: false}};
+  var nodes = Array.prototype.slice.call(document.querySelectorAll("[data-vl-spec]"));
+  var jobs = nodes.map(function (el) {
+    var spec = JSON.parse(document.getElementById(el.getAttribute("data-vl-spec")).textContent);
+    return vegaEmbed(el, spec, Object.assign({downloadFileName: el.getAttribute("data-chart")}, opts))
+      .then(function () { el.setAttribute("data-rendered", "ok"); })
+      .catch(function (err) {
+        el.setAttribute("data-rendered", "error");
+        el.textContent = "This chart could not be drawn: " + err;
+        console.error("netobs chart " + el.getAttribute("data-chart") + ": " + err);
+      });
+  });
+  Promise.all(jobs).then(function () { document.body.setAttribute("data-charts-done", String(jobs.length)); });
+})();
+"""
+
+CSS = """
+:root { --fg:#1d2330; --muted:#5b6475; --line:#e3e7ee; --bg:#f6f8fb; --card:#fff; --accent:#3b6fb6;
+        --warn:#8a5a00; --warnbg:#fff6e0; --bad:#a4262c; }
+* { box-sizing: border-box; }
+body { margin:0; font: 15px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: var(--fg); background: var(--bg); }
+header.top { background: #1f2a3c; color: #fff; padding: 28px 40px 22px; }
+header.top h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; letter-spacing: .2px; }
+header.top p { margin: 0; color: #c9d3e3; }
+nav.toc { background:#26344b; padding: 8px 40px; font-size: 14px; position: sticky; top: 0; z-index: 5; }
+nav.toc a { color:#dfe7f5; text-decoration:none; margin-right: 18px; white-space: nowrap; }
+nav.toc a:hover { color:#fff; text-decoration: underline; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 40px 60px; }
+section { background: var(--card); border:1px solid var(--line); border-radius: 10px; padding: 22px 28px;
+          margin: 22px 0; box-shadow: 0 1px 2px rgba(20,30,50,.04); }
+h2 { font-size: 21px; margin: 0 0 14px; }
+h3 { font-size: 16px; margin: 22px 0 8px; color: #2b3548; }
+.muted { color: var(--muted); }
+.facts { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
+.facts dt { color: var(--muted); }
+.facts dd { margin:0; word-break: break-word; }
+.facts code, code { font: 13px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+                    background:#eef1f6; padding: 1px 5px; border-radius: 4px; }
+.grid2 { display:grid; grid-template-columns: 1fr 1fr; gap: 8px 40px; }
+@media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } main { padding: 16px; } }
+.table-wrap { overflow-x: auto; margin: 8px 0 4px; border:1px solid var(--line); border-radius: 6px; }
+table { border-collapse: collapse; font-size: 13px; width: 100%; }
+th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { background: #f0f3f8; font-weight: 600; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.na { color: #a0a7b4; text-align: center; }
+tbody tr:nth-child(even) { background: #fafbfd; }
+.badge { display:inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
+.badge.ok { background:#e3f4e8; color:#1d6b35; } .badge.no { background:#fde8e8; color: var(--bad); }
+.badge.part { background: var(--warnbg); color: var(--warn); }
+.verdict { font-size: 16px; border-left: 4px solid var(--accent); background:#f3f7fd; padding: 10px 16px;
+           border-radius: 0 6px 6px 0; margin: 6px 0 12px; }
+.verdict p { margin: 4px 0; }
+.caveats { background: var(--warnbg); border-radius: 6px; padding: 8px 14px 8px 30px; margin: 8px 0;
+           color: var(--warn); font-size: 14px; }
+.caveats li { margin: 2px 0; }
+.question { border-top: 1px solid var(--line); padding-top: 18px; margin-top: 18px; }
+.question:first-of-type { border-top: 0; margin-top: 0; padding-top: 0; }
+.qname { font: 12px ui-monospace, Menlo, Consolas, monospace; color: var(--muted); margin-left: 8px; }
+figure.chart-box { margin: 14px 0; overflow-x: auto; }
+.chart { min-height: 60px; }
+.chart-missing { background: #f4f5f8; border: 1px dashed #c3c9d4; color: var(--muted); border-radius: 6px;
+                 padding: 10px 14px; margin: 12px 0; font-size: 14px; }
+.chart-missing.error { border-color: var(--bad); color: var(--bad); }
+.figures { display: flex; flex-wrap: wrap; gap: 0 36px; align-items: flex-start; }
+.figures > div { flex: 0 1 auto; max-width: 100%; }
+details summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
+footer { color: var(--muted); font-size: 13px; text-align: center; margin: 30px 0; }
+"""
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _perf_rows(results: Results) -> pd.DataFrame:
+    m = results.manifest
+    perf = m.get("perf") or {}
+    events = list(perf.get("events") or m.get("perf_events") or STUDY_EVENTS)
+    unsupported = perf.get("unsupported") or {}
+    runs, n = results.runs, len(results.runs)
+    rows = []
+    for ev in events:
+        stem = "perf_" + "".join(c if c.isalnum() else "_" for c in ev.lower()).strip("_")
+        col = STUDY_EVENTS.get(ev) if STUDY_EVENTS.get(ev) in runs else stem
+        counted = int(runs[col].notna().sum()) if col in runs else 0
+        statuses = sorted({str(s) for s in runs[f"{stem}_status"].dropna()}) if f"{stem}_status" in runs else []
+        if counted == n and n:
+            status = "counted"
+        elif counted:
+            status = "partly counted"
+        else:
+            status = "not counted"
+        reason = unsupported.get(ev) or ", ".join(s for s in statuses if s != "counted") or \
+            ("" if counted == n else "no reason recorded")
+        rows.append({"event": ev, "status": status, "points counted": f"{counted} of {n}", "reason": reason})
+    return pd.DataFrame(rows)
+
+
+def _badge(status: str) -> str:
+    klass = {"counted": "ok", "traced": "ok", "partly counted": "part", "partly traced": "part"}.get(status, "no")
+    return f'<span class="badge {klass}">{_e(status)}</span>'
+
+
+def _probe_rows(results: Results) -> pd.DataFrame | None:
+    plan = results.manifest.get("probe_plan")
+    runs, n = results.runs, len(results.runs)
+    if not plan:
+        return None
+    rows = []
+    figures_ = list(plan) if isinstance(plan, dict) else TRACE_FIGURES
+    for fig in figures_:
+        entry = plan.get(fig) if isinstance(plan, dict) else None
+        if isinstance(entry, dict):
+            probe = entry.get("probe") or entry.get("name") or entry.get("attach")
+            reason = entry.get("reason") or ""
+        else:
+            probe, reason = entry, ("" if entry else "no probe attached")
+        cols = [c for c in (f"trace_client_{fig}", f"trace_server_{fig}") if c in runs]
+        traced = int(runs[cols].notna().any(axis=1).sum()) if cols else 0
+        rows.append({"figure": fig, "probe": probe if probe else "—", "points traced": f"{traced} of {n}",
+                     "note": reason})
+    return pd.DataFrame(rows)
+
+
+def _summary(results: Results) -> str:
+    m = results.manifest
+    host = m.get("host") or {}
+    topo = m.get("topology")
+    matrix = m.get("matrix") or {}
+    tools = m.get("tools") or {}
+    runs = results.runs
+    command = m.get("command")
+    if isinstance(command, list):
+        command = " ".join(str(c) for c in command)
+    cores = host.get("cores")
+    if host.get("cores_usable") and host.get("cores_usable") != cores:
+        cores = f"{cores} ({host['cores_usable']} usable)"
+    mem = host.get("memory_bytes")
+    topo_txt = topo.get("kind") if isinstance(topo, dict) else topo
+    topo_extra = {k: v for k, v in topo.items() if k != "kind"} if isinstance(topo, dict) else {}
+    left = _kv([
+        ("host", host.get("hostname")), ("kernel", host.get("kernel")), ("CPU", host.get("cpu_model")),
+        ("cores", cores), ("memory", f"{mem / 2**30:.1f} GiB" if isinstance(mem, (int, float)) else None),
+        ("virtualised", host.get("virtualized")), ("topology", topo_txt or results.topology),
+        ("topology details", ", ".join(f"{k}={fmt(v)}" for k, v in topo_extra.items()) or None),
+        ("perf / BCC", " / ".join(str(tools.get(k) or host.get(f"{k}_version") or "—") for k in ("perf", "bcc"))),
+    ])
+    right = _kv([
+        ("source", "imported CSV (host facts unknown)" if results.imported else "netobs sweep"),
+        ("started", m.get("started")), ("finished", m.get("finished")),
+        ("command", Raw(f"<code>{_e(command)}</code>") if command else None),
+        ("netobs", m.get("netobs_version")),
+        ("strategies", results.impls), ("message sizes", sorted(runs["msg_size"].unique().tolist())),
+        ("threads", sorted(runs["threads"].unique().tolist())),
+        ("repeats", f"{results.min_repeats()}–{results.max_repeats()}" if results.min_repeats() != results.max_repeats()
+         else results.max_repeats()),
+        ("duration / warm-up", f"{fmt(matrix.get('duration'))} s / {fmt(matrix.get('warmup'))} s"
+         if matrix else None),
+        ("points", f"{len(runs)} ok, {len(results.failed)} failed"),
+    ])
+    perf = _perf_rows(results)
+    perf_html = table(perf).replace("<td class=\"\">counted</td>", f"<td>{_badge('counted')}</td>")
+    for st in ("partly counted", "not counted"):
+        perf_html = perf_html.replace(f'<td class="">{st}</td>', f"<td>{_badge(st)}</td>")
+    probes = _probe_rows(results)
+    if probes is None:
+        probe_html = ('<p class="chart-missing">No kernel tracing in these results (sweep without '
+                      '<code>--trace</code>, or imported results): copies per byte, syscall time and off-CPU '
+                      'share are not measured, so their charts are replaced by notes.</p>')
+    else:
+        probe_html = table(probes)
+    sysctls = m.get("sysctls") or {}
+    changed = sysctls.get("changed") if isinstance(sysctls, dict) else None
+    notes = list(results.notes) + [str(n) for n in (m.get("notes") or [])]
+    parts = [f'<div class="grid2">{left}{right}</div>',
+             "<h3>Hardware counters (perf stat)</h3>", perf_html,
+             "<h3>Kernel tracing: probe plan</h3>", probe_html]
+    if changed:
+        parts += ["<h3>sysctls changed for the run (restored after)</h3>",
+                  table(pd.DataFrame([{"sysctl": k, "value": v} for k, v in
+                                      (changed.items() if isinstance(changed, dict) else enumerate(changed))]))]
+    if len(results.failed):
+        cols = [c for c in ("implementation", "msg_size", "threads", "repeat", "error") if c in results.failed]
+        parts += [f"<h3>Failed points ({len(results.failed)})</h3>", table(results.failed[cols])]
+    if notes:
+        parts += ["<h3>Notes from loading</h3>", "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"]
+    return "".join(parts)
+
+
+def _question(answer, slots: _ChartSlots) -> str:
+    caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.caveats)
+    chart = _safe_chart(chart_for, answer, title=answer.title)
+    return (f'<div class="question" id="q-{_e(answer.question)}">'
+            f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
+            f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
+            + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
+            + slots.render(chart, f"q-{answer.question}")
+            + "<details><summary>Evidence table</summary>" + table(answer.evidence) + "</details>"
+            + "</div>")
+
+
+def _raw_table(results: Results) -> str:
+    runs = pd.concat([results.runs, results.failed], ignore_index=True) if len(results.failed) else results.runs
+    cols = [c for c in RAW_FIRST if c in runs and (runs[c].notna().any())]
+    every = [c for c in runs.columns if runs[c].notna().any()]
+    return (f'<p class="muted">{len(runs)} points. The study\'s columns and the main extended ones; '
+            f'missing values (not measured) show as —.</p>' + table(runs[cols])
+            + f"<details><summary>All {len(every)} measured and derived columns</summary>"
+            + table(runs[every]) + "</details>")
+
+
+def render_report(results: Results, answers: list | None = None, answers_note: str | None = None) -> str:
+    """The whole report as one HTML string (pure: results in, text out)."""
+    if answers is None:
+        answers, answers_note = _answers(results)
+    slots = _ChartSlots()
+    host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
+    when = results.manifest.get("started") or ""
+    q_html = "".join(_question(a, slots) for a in answers)
+    if answers_note:
+        q_html += f'<div class="chart-missing">{_e(answers_note)}</div>'
+    figs = figures(results)
+    fig_html = "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items())
+    versions = library_versions()
+    toc = "".join(f'<a href="#{i}">{t}</a>' for i, t in
+                  (("summary", "Run summary"), ("questions", "Questions"), ("figures", "Figures"), ("runs", "Raw runs")))
+    body = f"""
+<header class="top"><h1>netobs report</h1>
+<p>What each way of sending bytes costs on {_e(host)} · {_e(when)} · {_e(results.topology)} topology ·
+{len(results.runs)} points</p></header>
+<nav class="toc">{toc}</nav>
+<main>
+<section id="summary"><h2>Run summary</h2>{_summary(results)}</section>
+<section id="questions"><h2>The study's questions</h2>
+<p class="muted">Each verdict is computed from the measured numbers below it; counters are normalised per byte
+before strategies are compared.</p>{q_html}</section>
+<section id="figures"><h2>Figures</h2>
+<p class="muted">Median over repeats; bands are 95% confidence intervals of the median. Colors are the same
+strategy in every chart. A figure whose data was not measured is replaced by a note saying why.</p>
+<div class="figures">{fig_html}</div></section>
+<section id="runs"><h2>Raw runs</h2>{_raw_table(results)}</section>
+<footer>netobs {_e(results.manifest.get("netobs_version") or "")} · charts: Vega {versions["vega"]},
+Vega-Lite {versions["vega-lite"]}, vega-embed {versions["vega-embed"]} (inlined; this file needs no network)</footer>
+</main>"""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>netobs report — {_e(host)}</title>
+<style>{CSS}</style>
+<script>{vega_bundle()}</script>
+</head><body>{body}
+<script>{EMBED_JS}</script>
+</body></html>
+"""
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(results_dir, out_path) -> Path:
+    """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`."""
+    results = load_results(results_dir)
+    out = Path(out_path)
+    _atomic_write(out, render_report(results).encode("utf-8"))
+    return out
+
+
+def export_figures(results_dir, out_dir, fmt: str = "png", scale: float = 2.0) -> tuple[list[Path], list[MissingChart]]:
+    """Write every drawable chart (figures, then each question's) as `<name>.<fmt>` into `out_dir`.
+
+    Returns (files written, charts not drawn with their reasons)."""
+    import vl_convert
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    results = load_results(results_dir)
+    out = Path(out_dir)
+    charts = dict(figures(results))
+    answers, _ = _answers(results)
+    for a in answers:
+        charts[f"question-{a.question}"] = _safe_chart(chart_for, a, title=a.title)
+    written, missing = [], []
+    for name, chart in charts.items():
+        if isinstance(chart, MissingChart):
+            missing.append(chart)
+            continue
+        spec = chart.to_dict()
+        data = (vl_convert.vegalite_to_png(spec, scale=scale) if fmt == "png"
+                else vl_convert.vegalite_to_svg(spec).encode("utf-8"))
+        path = out / f"{name}.{fmt}"
+        _atomic_write(path, data)
+        written.append(path)
+    return written, missing
+
+
+def planned_figure_names(results_dir) -> list[str]:
+    """The file stems export_figures may write (for overwrite checks before anything is written)."""
+    results = load_results(results_dir)
+    answers, _ = _answers(results)
+    return list(CHARTS) + [f"question-{a.question}" for a in answers]
+
+
+__all__ = ["write_report", "render_report", "export_figures", "figures", "vega_bundle", "planned_figure_names",
+           "FORMATS"]

@@ -1,0 +1,94 @@
+"""`netobs report`: one self-contained HTML report, or each chart as PNG/SVG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from netobs.errors import UsageError
+
+try:  # installed: analysis/ is netobs.analysis
+    from netobs.analysis import report as _report
+except ModuleNotFoundError:  # a source checkout run in place
+    from analysis import report as _report
+
+RESULTS_FILES = ("runs.csv", "manifest.json")
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    try:
+        path.relative_to(parent)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_html_target(results: Path, out: Path, force: bool) -> None:
+    res, target = results.resolve(), out.resolve()
+    if target.parent == res and target.name in RESULTS_FILES or _inside(target, res / "points"):
+        raise UsageError(f"refusing to write the report over the results' own data ({out})",
+                         fix=f"-o {results / 'report.html'}")
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"report output {out} does not end in .html", fix="-o report.html")
+    if out.exists() and not out.is_file():
+        raise UsageError(f"{out} exists and is not a file", fix="another -o path")
+    if out.exists() and not force:
+        raise UsageError(f"{out} already exists", "netobs never overwrites an output silently",
+                         "--force to replace it, or another -o path")
+
+
+def _check_figures_target(results: Path, out_dir: Path, fmt: str, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} exists and is not a directory", fix="another --out-dir")
+    if out_dir.resolve() == results.resolve() or _inside(out_dir.resolve(), results.resolve() / "points"):
+        raise UsageError(f"refusing to write figures into the results directory itself ({out_dir})",
+                         fix=f"--out-dir {results / 'figures'}")
+    if out_dir.is_dir() and not force:
+        clash = [n for n in _report.planned_figure_names(results) if (out_dir / f"{n}.{fmt}").exists()]
+        if clash:
+            raise UsageError(f"{out_dir} already holds {len(clash)} of the figures (e.g. {clash[0]}.{fmt})",
+                             "netobs never overwrites an output silently", "--force to replace them, or another --out-dir")
+
+
+@click.command(
+    "report",
+    epilog="""\b
+Examples:
+  netobs report results/ -o report.html
+  netobs report results/ -o report.html --force     # replace an existing report
+  netobs report results/ --format png --out-dir figs/
+  netobs report results/ --format svg --out-dir figs/
+""")
+@click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="HTML file to write [default: RESULTS_DIR/report.html].")
+@click.option("--format", "fmt", type=click.Choice(["html", *_report.FORMATS]), default="html", show_default=True,
+              help="html: one self-contained report; png/svg: each chart as a file in --out-dir.")
+@click.option("--out-dir", type=click.Path(path_type=Path), default=None,
+              help="Directory for --format png/svg (created if missing).")
+@click.option("--force", is_flag=True, help="Replace an existing report or figures (never the results' own files).")
+def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | None, force: bool):
+    """Write one HTML report (opens offline) or PNG/SVG figures from a results directory.
+
+    The report holds the run summary (host, kernel, topology, what perf and the tracer could
+    and could not measure), each question's verdict with its evidence and chart, every figure,
+    and the raw runs. A chart whose data was not measured is replaced by a note saying why.
+    """
+    if fmt == "html":
+        if out_dir is not None:
+            raise UsageError("--out-dir is for --format png/svg", fix="-o FILE.html for the HTML report")
+        out = output if output is not None else results_dir / "report.html"
+        _check_html_target(results_dir, out, force)
+        path = _report.write_report(results_dir, out)
+        click.echo(f"report: {path}")
+        return
+    if output is not None:
+        raise UsageError(f"-o is for the HTML report; --format {fmt} writes one file per chart",
+                         fix=f"--out-dir DIR with --format {fmt}")
+    if out_dir is None:
+        raise UsageError(f"--format {fmt} needs --out-dir", fix=f"--format {fmt} --out-dir figs/")
+    _check_figures_target(results_dir, out_dir, fmt, force)
+    written, missing = _report.export_figures(results_dir, out_dir, fmt=fmt)
+    click.echo(f"wrote {len(written)} {fmt.upper()} figure(s) to {out_dir}")
+    for chart in missing:
+        click.echo(f"  not drawn: {chart.title}: {chart.reason}")

@@ -1,0 +1,241 @@
+"""The HTML report and figure export: self-contained, opens offline in a real headless browser,
+every chart drawn, no JavaScript errors; PNG/SVG export writes valid files; the CLI."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import report
+from analysis.charts import CHARTS
+from netobs.cli import main as cli_main
+from netobs.errors import UsageError
+from test_charts import STUDY, make_raw_runs
+
+from conftest import need
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def make_results_dir(path: Path, traces=True, counters=True, failed=True, **kw) -> Path:
+    """A results directory as the sweep writes it (DESIGN.md schema 1), from synthetic runs."""
+    raw = make_raw_runs(traces=traces, counters=counters, **kw)
+    if failed:
+        bad = raw.iloc[[0]].copy()
+        bad[["throughput_gbps", "latency_us", "bytes_sent"]] = np.nan
+        bad["status"], bad["error"], bad["repeat"] = "failed", "server exited: connection reset", 99
+        raw = pd.concat([raw, bad], ignore_index=True)
+    rest = [c for c in raw.columns if c not in STUDY]
+    path.mkdir(parents=True)
+    raw[STUDY + rest].to_csv(path / "runs.csv", index=False)
+    events = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches"]
+    plan = ({"sendmsg_bytes": {"probe": "kprobe:tcp_sendmsg", "reason": None},
+             "rx_copy_bytes": {"probe": "tracepoint:skb:skb_copy_datagram_iovec", "reason": None},
+             "zc_deferred_copies": {"probe": None, "reason": "skb_copy_ubufs is not traceable on this kernel"},
+             "send_syscall_ns": {"probe": "tracepoint:syscalls:sys_enter_sendmsg", "reason": None},
+             "offcpu_ns": {"probe": "tracepoint:sched:sched_switch", "reason": None}} if traces else None)
+    manifest = {
+        "schema_version": 1, "netobs_version": "0.1.0", "source": "netobs",
+        "command": ["netobs", "sweep", "--trace", "-o", "results/"],
+        "started": "2024-05-01T10:00:00+0000", "finished": "2024-05-01T10:12:00+0000",
+        "host": {"hostname": "testhost", "kernel": "6.1.0-test", "cpu_model": "Test CPU @ 3.0GHz", "cores": 4,
+                 "cores_usable": 4, "memory_bytes": 8 * 2**30, "virtualized": True},
+        "tools": {"perf": "6.1", "bcc": "0.26" if traces else None},
+        "topology": {"kind": "netns", "client_ns": "netobs-c-1", "server_ns": "netobs-s-1"},
+        "sysctls": {"changed": {"net.core.wmem_max": 16777216, "net.core.rmem_max": 16777216}},
+        "perf": {"events": events, "unsupported": {} if counters else
+                 {e: "<not supported>: no PMU in this VM" for e in events[:3]}},
+        "perf_events": events, "probe_plan": plan,
+        "matrix": {"impls": ["two_copy", "one_copy", "zero_copy"], "sizes": [1024, 4096, 16384, 65536],
+                   "threads": [1, 2, 4, 8], "repeats": 3, "duration": 1.0, "warmup": 0.2, "order": "interleaved"},
+    }
+    if not counters:
+        for e in events[:3]:
+            manifest["perf"]["unsupported"][e] = "<not supported>: no PMU in this VM"
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return path
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    return make_results_dir(tmp_path_factory.mktemp("res") / "results")
+
+
+@pytest.fixture(scope="module")
+def html_path(results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "report.html"
+    report.write_report(results_dir, out)
+    return out
+
+
+# ----------------------------------------------------------------------------- the HTML itself
+
+def test_report_is_self_contained(html_path):
+    text = html_path.read_text(encoding="utf-8")
+    # no external scripts, styles, images or fonts: nothing for the browser to fetch
+    assert not re.search(r"<script[^>]+src=", text, re.I)
+    assert not re.search(r"<link[^>]+href=", text, re.I)
+    assert not re.search(r"<img[^>]+src=[\"']?https?:", text, re.I)
+    assert not re.search(r"@import|url\(\s*[\"']?https?:", text, re.I)
+    assert "cdn.jsdelivr" not in text and "unpkg.com" not in text
+    # the libraries are inlined
+    assert "window.vegaEmbed=" in text and len(text) > 500_000
+    assert "/work/" not in text
+
+
+def test_report_sections_and_content(html_path, results_dir):
+    text = html_path.read_text(encoding="utf-8")
+    for sid in ("summary", "questions", "figures", "runs"):
+        assert f'id="{sid}"' in text
+    for fact in ("testhost", "6.1.0-test", "Test CPU", "netns", "netobs sweep --trace",
+                 "L1-dcache-load-misses", "kprobe:tcp_sendmsg", "skb_copy_ubufs is not traceable",
+                 "server exited: connection reset", "net.core.wmem_max"):
+        assert fact in text, fact
+    n_specs = text.count('data-vl-spec="')
+    assert n_specs >= len(CHARTS)
+
+
+def test_report_without_counters_or_traces_says_why(tmp_path):
+    res = make_results_dir(tmp_path / "r", traces=False, counters=False, failed=False)
+    out = report.write_report(res, tmp_path / "r.html")
+    text = out.read_text(encoding="utf-8")
+    assert "no PMU in this VM" in text
+    assert "No kernel tracing in these results" in text
+    assert text.count('class="chart-missing"') >= 5  # cache, cycles, copies, syscall, off-CPU
+    assert "chart error" not in text
+
+
+def test_report_raises_usage_error_on_bad_dir(tmp_path):
+    with pytest.raises(UsageError):
+        report.write_report(tmp_path / "nope", tmp_path / "x.html")
+    assert not (tmp_path / "x.html").exists()
+
+
+# ----------------------------------------------------------------------------- in a real browser
+
+def _browser(offline: bool = True):
+    need(shutil.which("chromedriver") is not None, "chromedriver")
+    need(shutil.which("chromium") is not None, "chromium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000", "--hide-scrollbars"):
+        opts.add_argument(arg)
+    if offline:  # every network request goes to a closed port: nothing can be fetched
+        opts.add_argument("--proxy-server=http://127.0.0.1:9")
+        opts.add_argument("--proxy-bypass-list=<-loopback>")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+
+
+def _wait(driver, script: str, timeout: float = 60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for: {script}")
+
+
+def test_report_renders_offline_in_headless_chromium(html_path):
+    driver = _browser(offline=True)
+    try:
+        driver.get(html_path.as_uri())
+        done = _wait(driver, "return document.body.getAttribute('data-charts-done')")
+        containers = driver.execute_script("""
+            return Array.from(document.querySelectorAll('.chart')).map(function (el) {
+              var svg = el.querySelector('svg');
+              return {name: el.getAttribute('data-chart'), state: el.getAttribute('data-rendered'),
+                      svg: !!svg, marks: svg ? svg.querySelectorAll('.role-mark > *').length : 0,
+                      w: svg ? svg.getBoundingClientRect().width : 0};
+            });""")
+        assert int(done) == len(containers) >= len(CHARTS)
+        for c in containers:
+            assert c["state"] == "ok", c
+            assert c["svg"] and c["marks"] > 0 and c["w"] > 100, c
+        logs = driver.get_log("browser")
+        severe = [e for e in logs if e["level"] == "SEVERE"]
+        assert not severe, severe
+        # nothing tried to reach the network (it would have failed through the dead proxy)
+        requested = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(function (e) { return e.name; })")
+        assert not [u for u in requested if u.startswith(("http:", "https:"))], requested
+        ARTIFACTS.mkdir(exist_ok=True)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1400, min(int(height) + 50, 16000))
+        time.sleep(0.5)
+        assert driver.save_screenshot(str(ARTIFACTS / "report.png"))
+        assert (ARTIFACTS / "report.png").read_bytes()[:8] == PNG_MAGIC
+    finally:
+        driver.quit()
+
+
+# ----------------------------------------------------------------------------- figure export
+
+def test_png_export_writes_valid_pngs(results_dir, tmp_path):
+    written, missing = report.export_figures(results_dir, tmp_path / "figs", fmt="png")
+    assert {p.stem for p in written} >= set(CHARTS)
+    for p in written:
+        data = p.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 1000, p
+    assert not [m for m in missing if m.reason.startswith("chart error")]
+
+
+def test_svg_export_and_missing_charts(tmp_path):
+    res = make_results_dir(tmp_path / "r", traces=False, failed=False, repeats=1)
+    written, missing = report.export_figures(res, tmp_path / "svg", fmt="svg")
+    assert written and all(p.read_text().lstrip().startswith("<svg") for p in written)
+    assert {m.title for m in missing} >= {"Copies per byte sent, by path"}
+    assert not (tmp_path / "svg" / "copies_per_byte.svg").exists()
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+def test_cli_writes_report_and_refuses_to_overwrite(results_dir, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert cli_main(["report", str(results_dir), "-o", str(out)]) == 0
+    assert out.stat().st_size > 500_000
+    assert str(out) in capsys.readouterr().out
+    before = out.stat().st_mtime_ns
+    assert cli_main(["report", str(results_dir), "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == before
+    assert cli_main(["report", str(results_dir), "-o", str(out), "--force"]) == 0
+
+
+def test_cli_never_overwrites_results_files(results_dir, capsys):
+    manifest = (results_dir / "manifest.json").read_text()
+    for target in ("manifest.json", "runs.csv"):
+        assert cli_main(["report", str(results_dir), "-o", str(results_dir / target), "--force"]) == 2
+        assert "results" in capsys.readouterr().err
+    assert (results_dir / "manifest.json").read_text() == manifest
+
+
+def test_cli_exports_figures(results_dir, tmp_path, capsys):
+    figs = tmp_path / "figs"
+    assert cli_main(["report", str(results_dir), "--format", "png", "--out-dir", str(figs)]) == 0
+    assert (figs / "throughput.png").read_bytes()[:8] == PNG_MAGIC
+    assert cli_main(["report", str(results_dir), "--format", "png", "--out-dir", str(figs)]) == 2
+    assert cli_main(["report", str(results_dir), "--format", "svg", "--out-dir", str(figs)]) == 0
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    assert cli_main(["report", str(tmp_path / "missing"), "-o", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netobs: error:") and len(err.strip().splitlines()) == 1
+    assert cli_main(["report", str(tmp_path), "--format", "png"]) == 2  # no --out-dir
+    assert cli_main(["report", str(tmp_path), "--format", "png", "--out-dir", str(tmp_path / "f"),
+                     "-o", str(tmp_path / "x.html")]) == 2
+    assert cli_main(["report", "--help"]) == 0
+    assert "Examples:" in capsys.readouterr().out
