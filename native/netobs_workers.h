@@ -1,0 +1,130 @@
+/* netobs copy workers: the narrow waist between C and Python.
+ *
+ * One config struct in, one stats struct out, one error struct for failures.
+ * Every function returns 0 or -errno; on failure `err` says which step failed.
+ * The text between the CDEF markers is also the cffi cdef (native/build_workers.py
+ * strips the preprocessor lines), so it must stay plain C declarations and
+ * `#define NAME <integer>` constants.
+ */
+#ifndef NETOBS_WORKERS_H
+#define NETOBS_WORKERS_H
+
+#include <stdint.h>
+
+/* CDEF BEGIN */
+#define NOB_TWO_COPY 0
+#define NOB_ONE_COPY 1
+#define NOB_ZERO_COPY 2
+
+#define NOB_FIELDS 8
+#define NOB_MIN_MSG 8
+#define NOB_MAX_MSG 67108864
+#define NOB_MAX_THREADS 256
+#define NOB_MAX_CONNS 1024
+#define NOB_ADDR_LEN 64
+
+struct nob_error {
+    int err;                 /* positive errno, 0 = none */
+    char where[64];          /* the step that failed: "connect", "setsockopt(SO_ZEROCOPY)", ... */
+    char detail[160];        /* extra context, may be empty */
+};
+
+struct nob_client_config {
+    char host[64];           /* numeric IPv4 or IPv6 address (Python resolves names) */
+    int port;
+    int impl;                /* NOB_TWO_COPY / NOB_ONE_COPY / NOB_ZERO_COPY */
+    uint64_t msg_size;
+    int threads;
+    double duration_s;       /* measured window (ignored in count mode) */
+    double warmup_s;         /* before the window (ignored in count mode) */
+    uint64_t count;          /* > 0: each thread sends exactly `count` messages, no warm-up */
+    int verify;              /* stamp every field of message k with k */
+    int64_t corrupt_seq;     /* debug: flip one byte of this message (per thread); -1 = off */
+    int nodelay;             /* set TCP_NODELAY */
+    int sndbuf;              /* > 0: SO_SNDBUF */
+    int zc_pool;             /* zero_copy buffer pool size per thread; 0 = auto */
+    double connect_timeout_s;
+    int ctl_fd;              /* perf --control fifo (write "enable"/"disable"); -1 = none */
+    int ack_fd;              /* perf ack fifo (read "ack"); -1 = none */
+};
+
+struct nob_client_stats {
+    /* measured window */
+    uint64_t bytes_sent;
+    uint64_t messages;
+    double window_s;
+    double lat_mean_us, lat_p50_us, lat_p99_us, lat_p999_us, lat_max_us, lat_min_us;
+    uint64_t lat_samples;
+    double cpu_user_s, cpu_sys_s;   /* RUSAGE_THREAD deltas, summed over the sending threads */
+    /* whole run, warm-up included */
+    uint64_t bytes_sent_total;
+    uint64_t messages_total;
+    uint64_t send_calls;            /* send()/sendmsg() calls that moved bytes */
+    uint64_t partial_sends;         /* calls that moved less than asked */
+    /* zero_copy */
+    uint64_t zc_sends;              /* MSG_ZEROCOPY calls that moved bytes (= completion ids) */
+    uint64_t zc_completions;        /* ids covered by completion ranges */
+    uint64_t zc_copied;             /* ids whose completion carried SO_EE_CODE_ZEROCOPY_COPIED */
+    uint64_t zc_notifications;      /* error-queue messages read */
+    uint64_t zc_enobufs;            /* ENOBUFS answers (drained and retried) */
+    uint64_t zc_outstanding;        /* ids still without completion at the end */
+    uint64_t zc_pool_waits;         /* times a thread waited for a buffer's completion */
+    int zc_pool;                    /* buffers per thread */
+    int threads;
+    int interrupted;                /* stopped by nob_client_stop() */
+    uint64_t per_thread_bytes[256]; /* total bytes per thread */
+};
+
+struct nob_server_config {
+    char bind[64];           /* numeric address, "" = any IPv4 */
+    int port;                /* 0 = ephemeral */
+    int connections;         /* end after this many connections have all closed; 0 = until stop/timeout */
+    int recv_copy;           /* copy each received message into 8 separate fields */
+    int verify;              /* check the per-message pattern (needs msg_size) */
+    uint64_t msg_size;
+    double timeout_s;        /* 0 = none */
+    int rcvbuf;              /* > 0: SO_RCVBUF */
+};
+
+struct nob_server_stats {
+    uint64_t bytes_received;
+    int connections;                /* accepted */
+    int conn_errors;                /* connections that ended with an error (reset, ...) */
+    uint64_t per_conn_bytes[1024];
+    double first_byte_s, last_byte_s; /* CLOCK_MONOTONIC seconds */
+    double active_s;                /* last_byte_s - first_byte_s */
+    double cpu_user_s, cpu_sys_s;   /* RUSAGE_THREAD deltas, summed over the receiving threads */
+    uint64_t verify_messages;       /* complete messages checked */
+    uint64_t verify_errors;         /* messages whose pattern did not match */
+    uint64_t verify_partial_bytes;  /* bytes of a trailing incomplete message (not an error) */
+    uint64_t recv_calls;
+    int timed_out;
+    int interrupted;
+    int port;
+};
+
+struct nob_client;
+struct nob_server;
+
+/* Client: create (validates, connects every thread's socket, allocates buffers),
+ * run (blocks until done; call it without the GIL), stop (any thread, any time), free. */
+int nob_client_create(const struct nob_client_config *cfg, struct nob_client **out,
+                      struct nob_error *err);
+int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob_error *err);
+void nob_client_stop(struct nob_client *c);
+void nob_client_free(struct nob_client *c);
+
+/* Server: open (bind + listen; the port is in nob_server_port), run (accepts and
+ * receives until the expected connections closed, stop, or timeout), stop, free. */
+int nob_server_open(const struct nob_server_config *cfg, struct nob_server **out,
+                    struct nob_error *err);
+int nob_server_port(struct nob_server *s);
+int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob_error *err);
+void nob_server_stop(struct nob_server *s);
+void nob_server_free(struct nob_server *s);
+
+/* The verify pattern, exposed for tests: byte i of field f of message seq. */
+uint8_t nob_pattern_byte(uint64_t seq, unsigned field, uint64_t i);
+/* CDEF END */
+
+#endif

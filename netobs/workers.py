@@ -1,0 +1,520 @@
+"""The Python face of the C copy workers (`netobs._workers`, built from native/).
+
+Configs are validated here, before any socket exists, with messages that say what to do.
+The C calls run in a Python thread (cffi releases the GIL), so the calling thread stays free
+to take Ctrl-C/SIGTERM and ask C to stop; a stopped run ends within a second, both sides
+closed, and its partial stats travel on the `Interrupted` exception as `.stats`.
+
+C returns -errno and names the failing step; `_error()` turns that into a `NetobsError` whose
+cause is `os.strerror(errno)`.
+
+CPU time: both sides report `getrusage(RUSAGE_THREAD)` deltas summed over their sending or
+receiving threads (the client over the measured window only), so neither the Python
+interpreter nor the other side leaks into the figure even when both run in one process.
+
+    srv = Server(ServerConfig(connections=1)); port = srv.start()
+    stats = run_client(ClientConfig(port=port, impl="zero_copy", duration=2))
+    server_stats = srv.wait(timeout=10)
+"""
+from __future__ import annotations
+
+import errno as E
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from netobs.errors import CapabilityError, Interrupted, NetobsError, UsageError
+from netobs.spec import IMPLS, MAX_DURATION, MAX_MSG, MAX_THREADS, MIN_MSG
+
+IMPL_CODES = {"two_copy": 0, "one_copy": 1, "zero_copy": 2}
+MAX_CONNECTIONS = 1024
+SERVER_HINT = "starting the server first (python -m netobs.worker serve), or check --host and --port"
+
+
+def _lib():
+    try:
+        from netobs import _workers
+    except ImportError as exc:
+        raise CapabilityError("the native copy workers are not built", str(exc),
+                              "`make setup` (or `pip install -e .`) to build netobs._workers") from None
+    return _workers.ffi, _workers.lib
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_port(port, allow_zero: bool) -> None:
+    lo = 0 if allow_zero else 1
+    if not _is_int(port) or not lo <= port <= 65535:
+        raise UsageError(f"port {port} is out of range",
+                         fix="a port between 1 and 65535" + (" (0: any free port)" if allow_zero else ""))
+
+
+def _check_msg_size(size) -> None:
+    if not _is_int(size) or not MIN_MSG <= size <= MAX_MSG:
+        raise UsageError(f"message size {size} is out of range",
+                         fix=f"--msg-size between {MIN_MSG} and {MAX_MSG} bytes (64 MiB)")
+
+
+def _numeric_host(host: str, what: str) -> str:
+    """A numeric address for C (names are resolved here, once)."""
+    if not isinstance(host, str) or not host or len(host) >= 64:
+        raise UsageError(f"bad {what} address {host!r}", fix="an IPv4/IPv6 address such as 127.0.0.1")
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return host
+        except OSError:
+            pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageError(f"cannot resolve {what} {host!r}", exc.strerror or str(exc),
+                         "a numeric address such as 127.0.0.1") from None
+    return infos[0][4][0]
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """A sending run: `threads` connections to host:port, each sending `msg_size`-byte messages
+    with `impl` for `duration` s after `warmup` s, or exactly `count` messages each."""
+
+    host: str = "127.0.0.1"
+    port: int = 5201
+    impl: str = "one_copy"
+    msg_size: int = 65536
+    threads: int = 1
+    duration: float = 2.0
+    warmup: float = 0.5
+    count: int = 0                 # > 0: exactly this many messages per thread, no warm-up
+    verify: bool = False           # stamp every field of message k with k (the server checks)
+    nodelay: bool = False          # TCP_NODELAY
+    sndbuf: int = 0                # > 0: SO_SNDBUF
+    zc_pool: int = 0               # zero_copy buffers per thread; 0 = about 8 MiB worth
+    connect_timeout: float = 3.0
+    ctl_fd: int = -1               # perf --control fifo (opened for writing); -1 = none
+    ack_fd: int = -1               # perf ack fifo (opened for reading); -1 = none
+    corrupt_seq: int = -1          # debug: corrupt message k of every connection (tests verify)
+
+    def __post_init__(self):
+        if self.impl not in IMPLS:
+            raise UsageError(f"unknown strategy '{self.impl}'", fix=f"--impl one of {', '.join(IMPLS)}")
+        _check_msg_size(self.msg_size)
+        if not _is_int(self.threads) or not 1 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"thread count {self.threads} is out of range", fix=f"--threads between 1 and {MAX_THREADS}")
+        if not _is_num(self.duration) or not 0 < self.duration <= MAX_DURATION:
+            raise UsageError(f"duration {self.duration} s is out of range",
+                             fix=f"--duration greater than 0 and at most {MAX_DURATION:g} seconds")
+        if not _is_num(self.warmup) or not 0 <= self.warmup <= MAX_DURATION:
+            raise UsageError(f"warm-up {self.warmup} s is out of range",
+                             fix=f"--warmup between 0 and {MAX_DURATION:g} seconds")
+        if not _is_int(self.count) or self.count < 0:
+            raise UsageError(f"message count {self.count} is out of range", fix="--count of 1 or more messages per thread")
+        _check_port(self.port, allow_zero=False)
+        object.__setattr__(self, "host", _numeric_host(self.host, "server"))
+        if not _is_int(self.sndbuf) or not 0 <= self.sndbuf < 2**31:
+            raise UsageError(f"send buffer {self.sndbuf} is out of range", fix="--sndbuf in bytes, 0 for the default")
+        if not _is_int(self.zc_pool) or not 0 <= self.zc_pool <= 65536:
+            raise UsageError(f"zero-copy pool {self.zc_pool} is out of range", fix="--zc-pool between 1 and 65536 (0: auto)")
+        if not _is_num(self.connect_timeout) or not 0 < self.connect_timeout <= 60:
+            raise UsageError(f"connect timeout {self.connect_timeout} s is out of range", fix="between 0 and 60 seconds")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """A receiving server: listens on bind:port (0 = any free port), one thread per connection;
+    ends when `connections` connections have all closed (0: only on stop or timeout)."""
+
+    bind: str = "127.0.0.1"
+    port: int = 0
+    connections: int = 1
+    recv_copy: bool = False        # copy each received message into 8 separate fields
+    verify: bool = False           # check the per-message pattern; needs msg_size
+    msg_size: int = 0              # needed by verify and recv_copy
+    timeout: float = 0.0           # end after this many seconds; 0 = no limit
+    rcvbuf: int = 0                # > 0: SO_RCVBUF
+
+    def __post_init__(self):
+        _check_port(self.port, allow_zero=True)
+        if not _is_int(self.connections) or not 0 <= self.connections <= MAX_CONNECTIONS:
+            raise UsageError(f"connection count {self.connections} is out of range",
+                             fix=f"--connections between 1 and {MAX_CONNECTIONS} (0: until stopped)")
+        if self.verify or self.recv_copy:
+            if not self.msg_size:
+                raise UsageError("--verify and --recv-copy need the message size", fix="--msg-size S as the client sends")
+            _check_msg_size(self.msg_size)
+        elif self.msg_size:
+            _check_msg_size(self.msg_size)
+        if not _is_num(self.timeout) or not 0 <= self.timeout <= 86400:
+            raise UsageError(f"timeout {self.timeout} s is out of range", fix="--timeout in seconds, 0 for none")
+        if not _is_int(self.rcvbuf) or not 0 <= self.rcvbuf < 2**31:
+            raise UsageError(f"receive buffer {self.rcvbuf} is out of range", fix="--rcvbuf in bytes, 0 for the default")
+        object.__setattr__(self, "bind", _numeric_host(self.bind, "bind"))
+
+
+# ----------------------------------------------------------------------------- errors
+
+def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> NetobsError:
+    e = err.err or E.EIO
+    where = ffi.string(err.where).decode(errors="replace")
+    detail = ffi.string(err.detail).decode(errors="replace")
+    cause = os.strerror(e)
+    if where == "bind":
+        if e == E.EADDRINUSE:
+            return UsageError(f"port {port} is in use on {bind}", cause, "another --port N, or --port 0 for any free port")
+        if e == E.EADDRNOTAVAIL:
+            return UsageError(f"cannot listen on {bind}", cause, "an address of this host in --bind")
+        if e == E.EACCES:
+            return CapabilityError(f"cannot listen on port {port}", cause, "a port above 1023, or run as root")
+    if where == "connect":
+        return UsageError(f"cannot reach {host}:{port}", cause, SERVER_HINT)
+    if where == "setsockopt(SO_ZEROCOPY)":
+        return CapabilityError("this kernel refuses SO_ZEROCOPY on TCP sockets", cause,
+                               "--impl one_copy, or a kernel with MSG_ZEROCOPY (4.14+)")
+    if where == "allocate message buffers" and e == E.ENOMEM:
+        return UsageError("the messages do not fit in memory", detail or cause, "fewer --threads or a smaller --msg-size")
+    if where == "config":
+        return UsageError("bad worker configuration", detail or cause, "values within the documented ranges")
+    if where.startswith("perf control"):
+        return NetobsError(f"perf did not answer on its control fifo ({where})", detail or cause,
+                           "run the sender under `perf stat --control fifo:CTL,ACK -D -1`")
+    if where in ("send", "sendmsg") and e in (E.EPIPE, E.ECONNRESET):
+        return NetobsError(f"the connection to {host}:{port} broke during the run", cause,
+                           "checking that the server is still running and expects this many connections")
+    return NetobsError(f"{where} failed", f"{cause} ({detail})" if detail else cause)
+
+
+# ----------------------------------------------------------------------------- running C
+
+def _run_stoppable(call: Callable[[], int], stop: Callable[[], None]) -> tuple[int, BaseException | None]:
+    """Run `call` (a GIL-free C call) in a thread; on an exception in this thread (Ctrl-C,
+    SIGTERM turned into Interrupted) ask C to stop, wait for it, and hand the exception back."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["rc"] = call()
+        except BaseException as exc:  # noqa: BLE001 - carried to the caller
+            box["exc"] = exc
+
+    th = threading.Thread(target=target, name="netobs-worker", daemon=True)
+    th.start()
+    stopped_by: BaseException | None = None
+    while th.is_alive():
+        try:
+            th.join(0.05)
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, Interrupted, SystemExit
+            if stopped_by is None:
+                stopped_by = exc
+            stop()
+    if "exc" in box:
+        raise box["exc"]
+    return box.get("rc", 0), stopped_by
+
+
+def _interrupted(cause: BaseException, stats: dict) -> Interrupted:
+    if isinstance(cause, Interrupted):
+        exc = cause
+    else:
+        exc = Interrupted("interrupted", "received SIGINT" if isinstance(cause, KeyboardInterrupt) else repr(cause))
+    exc.stats = stats
+    return exc
+
+
+def _s(ffi, arr) -> str:
+    return ffi.string(arr).decode()
+
+
+# ----------------------------------------------------------------------------- client
+
+class Client:
+    """One sending run. `start()` returns at once; `wait()` returns the stats dict;
+    `stop()` (any thread) ends the run early. `run_client()` is start + wait."""
+
+    def __init__(self, cfg: ClientConfig):
+        self.cfg = cfg
+        self._ffi, self._lib = _lib()
+        self._handle = None
+        self._thread: threading.Thread | None = None
+        self._rc = 0
+        self._exc: BaseException | None = None
+
+    def _create(self):
+        ffi, lib, cfg = self._ffi, self._lib, self.cfg
+        c = ffi.new("struct nob_client_config *")
+        c.host = cfg.host.encode()
+        c.port = cfg.port
+        c.impl = IMPL_CODES[cfg.impl]
+        c.msg_size = cfg.msg_size
+        c.threads = cfg.threads
+        c.duration_s = float(cfg.duration)
+        c.warmup_s = float(cfg.warmup)
+        c.count = cfg.count
+        c.verify = int(cfg.verify)
+        c.corrupt_seq = cfg.corrupt_seq
+        c.nodelay = int(cfg.nodelay)
+        c.sndbuf = cfg.sndbuf
+        c.zc_pool = cfg.zc_pool
+        c.connect_timeout_s = float(cfg.connect_timeout)
+        c.ctl_fd = cfg.ctl_fd
+        c.ack_fd = cfg.ack_fd
+        self._err = ffi.new("struct nob_error *")
+        self._stats = ffi.new("struct nob_client_stats *")
+        h = ffi.new("struct nob_client **")
+        if lib.nob_client_create(c, h, self._err) < 0:
+            raise _error(ffi, self._err, host=cfg.host, port=cfg.port)
+        self._handle = h[0]
+
+    def run(self) -> dict:
+        """Run in the calling thread's care: Ctrl-C/SIGTERM there stop the run and raise
+        `Interrupted` carrying the partial stats as `.stats`."""
+        self._create()
+        try:
+            rc, stopped_by = _run_stoppable(
+                lambda: self._lib.nob_client_run(self._handle, self._stats, self._err),
+                lambda: self._lib.nob_client_stop(self._handle))
+            return self._finish(rc, stopped_by)
+        finally:
+            self._free()
+
+    def start(self) -> None:
+        """Run in a background thread (for callers that own their own signal handling)."""
+        self._create()
+
+        def target():
+            try:
+                self._rc = self._lib.nob_client_run(self._handle, self._stats, self._err)
+            except BaseException as exc:  # noqa: BLE001
+                self._exc = exc
+        self._thread = threading.Thread(target=target, name="netobs-client", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._lib.nob_client_stop(self._handle)
+
+    def wait(self, timeout: float | None = None) -> dict:
+        assert self._thread is not None, "start() first"
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the client is still running after {timeout} s")
+        try:
+            if self._exc is not None:
+                raise self._exc
+            return self._finish(self._rc, None)
+        finally:
+            self._free()
+
+    def _free(self):
+        if self._handle is not None:
+            self._lib.nob_client_free(self._handle)
+            self._handle = None
+
+    def _finish(self, rc: int, stopped_by: BaseException | None) -> dict:
+        stats = client_stats(self.cfg, self._stats)
+        if stopped_by is not None:
+            stats["interrupted"] = True
+            raise _interrupted(stopped_by, stats)
+        if rc < 0:
+            raise _error(self._ffi, self._err, host=self.cfg.host, port=self.cfg.port)
+        return stats
+
+
+def client_stats(cfg: ClientConfig, st) -> dict:
+    """The client's stats (DESIGN.md's point result names) from the C struct."""
+    window = st.window_s
+    lat = None
+    if st.lat_samples:
+        lat = {"mean": st.lat_mean_us, "p50": st.lat_p50_us, "p99": st.lat_p99_us,
+               "p999": st.lat_p999_us, "max": st.lat_max_us}
+    zc = cfg.impl == "zero_copy"
+    return {
+        "impl": cfg.impl, "msg_size": cfg.msg_size, "threads": cfg.threads,
+        "duration_s": float(cfg.duration), "warmup_s": 0.0 if cfg.count else float(cfg.warmup),
+        "count": cfg.count or None, "host": cfg.host, "port": cfg.port,
+        "window_s": window,
+        "bytes_sent": st.bytes_sent, "bytes_sent_total": st.bytes_sent_total,
+        "messages": st.messages, "messages_total": st.messages_total,
+        "throughput_gbps": st.bytes_sent * 8 / window / 1e9 if window > 0 else None,
+        "latency_us": lat, "latency_samples": st.lat_samples,
+        "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
+        "send_calls": st.send_calls, "partial_sends": st.partial_sends,
+        "zerocopy": {"completions": st.zc_completions, "copied": st.zc_copied,
+                     "notifications": st.zc_notifications, "enobufs": st.zc_enobufs,
+                     "outstanding": st.zc_outstanding, "sends": st.zc_sends,
+                     "pool": st.zc_pool if zc else 0, "pool_waits": st.zc_pool_waits},
+        "verify": bool(cfg.verify), "verify_errors": 0,  # the receiver checks the pattern
+        "per_thread_bytes": [st.per_thread_bytes[i] for i in range(cfg.threads)],
+        "interrupted": bool(st.interrupted),
+        "pid": os.getpid(),
+    }
+
+
+def run_client(cfg: ClientConfig) -> dict:
+    """Connect, warm up, measure, stop; the stats dict. Raises NetobsError (Interrupted with
+    `.stats` on Ctrl-C/SIGTERM)."""
+    return Client(cfg).run()
+
+
+# ----------------------------------------------------------------------------- server
+
+class Server:
+    """`listen()` binds and returns the port (the readiness point); `start()` also begins
+    accepting in a background thread; `wait()` returns the stats when the server ends by
+    itself; `stop()` ends it now and returns the stats. Usable as a context manager."""
+
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+        self._ffi, self._lib = _lib()
+        self._handle = None
+        self._thread: threading.Thread | None = None
+        self._stats = self._ffi.new("struct nob_server_stats *")
+        self._err = self._ffi.new("struct nob_error *")
+        self._rc = 0
+        self._exc: BaseException | None = None
+        self._result: dict | None = None
+        self.port: int | None = None
+
+    def listen(self) -> int:
+        if self._handle is None:
+            ffi, lib, cfg = self._ffi, self._lib, self.cfg
+            c = ffi.new("struct nob_server_config *")
+            c.bind = cfg.bind.encode()
+            c.port = cfg.port
+            c.connections = cfg.connections
+            c.recv_copy = int(cfg.recv_copy)
+            c.verify = int(cfg.verify)
+            c.msg_size = cfg.msg_size
+            c.timeout_s = float(cfg.timeout)
+            c.rcvbuf = cfg.rcvbuf
+            h = ffi.new("struct nob_server **")
+            if lib.nob_server_open(c, h, self._err) < 0:
+                raise _error(ffi, self._err, port=cfg.port, bind=cfg.bind)
+            self._handle = h[0]
+            self.port = lib.nob_server_port(self._handle)
+        return self.port
+
+    def start(self) -> int:
+        port = self.listen()
+        if self._thread is None:
+            def target():
+                try:
+                    self._rc = self._lib.nob_server_run(self._handle, self._stats, self._err)
+                except BaseException as exc:  # noqa: BLE001
+                    self._exc = exc
+            self._thread = threading.Thread(target=target, name="netobs-server", daemon=True)
+            self._thread.start()
+        return port
+
+    def serve(self) -> dict:
+        """Listen (if not yet), run in the caller's care until the server ends; Ctrl-C/SIGTERM
+        stop it and raise Interrupted with `.stats`."""
+        self.listen()
+        try:
+            rc, stopped_by = _run_stoppable(
+                lambda: self._lib.nob_server_run(self._handle, self._stats, self._err),
+                lambda: self._lib.nob_server_stop(self._handle))
+            self._rc = rc
+            self._result = self._finish()
+            if stopped_by is not None:
+                self._result["interrupted"] = True
+                raise _interrupted(stopped_by, self._result)
+            return self._result
+        finally:
+            self.close()
+
+    def wait(self, timeout: float | None = None) -> dict:
+        if self._result is not None:
+            return self._result
+        assert self._thread is not None, "start() first"
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the server is still running after {timeout} s")
+        if self._exc is not None:
+            raise self._exc
+        self._result = self._finish()
+        self.close()
+        return self._result
+
+    def stop(self) -> dict | None:
+        """Stop now; the stats (None if it never started)."""
+        if self._handle is not None:
+            self._lib.nob_server_stop(self._handle)
+        if self._thread is None:
+            self.close()
+            return None
+        return self.wait()
+
+    def close(self) -> None:
+        if self._handle is not None and (self._thread is None or not self._thread.is_alive()):
+            self._lib.nob_server_free(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._result is None:
+            try:
+                self.stop()
+            except NetobsError:
+                if exc[0] is None:
+                    raise
+
+    def _finish(self) -> dict:
+        if self._rc < 0:
+            raise _error(self._ffi, self._err, port=self.cfg.port, bind=self.cfg.bind)
+        return server_stats(self.cfg, self._stats)
+
+
+def server_stats(cfg: ServerConfig, st) -> dict:
+    n = st.connections
+    active = st.active_s
+    return {
+        "bind": cfg.bind, "port": st.port,
+        "bytes_received": st.bytes_received, "connections": n,
+        "per_connection_bytes": [st.per_conn_bytes[i] for i in range(n)],
+        "active_s": active,
+        "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
+        "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
+        "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,
+        "recv_copy": bool(cfg.recv_copy), "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,
+        "verify_messages": st.verify_messages if cfg.verify else None,
+        "verify_errors": st.verify_errors if cfg.verify else 0,
+        "verify_partial_bytes": st.verify_partial_bytes if cfg.verify else None,
+        "timed_out": bool(st.timed_out), "interrupted": bool(st.interrupted),
+        "pid": os.getpid(),
+    }
+
+
+def open_perf_fifos(ctl_path: str, ack_path: str) -> tuple[int, int]:
+    """Open perf's `--control fifo:CTL,ACK` from the target's side without ever blocking:
+    CTL write-only non-blocking (ENXIO: nobody reads it, perf is not running), then blocking
+    for writes; ACK read-only non-blocking (C polls it)."""
+    try:
+        ctl = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == E.ENXIO:
+            raise UsageError("perf control fifo has no reader", f"{ctl_path}: perf is not running",
+                             "start the sender under `perf stat --control fifo:CTL,ACK -D -1`") from None
+        raise UsageError("cannot open perf's control fifo", f"{ctl_path}: {exc.strerror}",
+                         "--perf-ctl naming the fifo perf was given") from None
+    try:
+        ack = os.open(ack_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(ctl)
+        raise UsageError("cannot open perf's ack fifo", f"{ack_path}: {exc.strerror}",
+                         "--perf-ack naming the fifo perf was given") from None
+    os.set_blocking(ctl, True)
+    return ctl, ack
+
+
+__all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats",
+           "server_stats", "open_perf_fifos", "IMPL_CODES"]
