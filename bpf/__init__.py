@@ -1,0 +1,1 @@
+"""BPF C programs loaded by netobs.tracer (package data: *.c, *.h)."""

@@ -1,0 +1,74 @@
+/* netobs kernel tracing: the layout shared by bpf/netobs_trace.c and netobs/tracer.py.
+ *
+ * netobs/tracer.py reads the NETOBS_FIG_* and NETOBS_* sizes below from this file, so the
+ * figure order is defined once. Keep each as `#define NAME <integer>` on its own line.
+ */
+#ifndef NETOBS_TRACE_H
+#define NETOBS_TRACE_H
+
+/* Roles: which of a point's processes an event belongs to. */
+#define NETOBS_ROLE_CLIENT 0
+#define NETOBS_ROLE_SERVER 1
+#define NETOBS_NROLES 2
+
+/* Per-role counters, in the order of DESIGN.md's trace figures. */
+#define NETOBS_FIG_SENDMSG_CALLS 0
+#define NETOBS_FIG_SENDMSG_BYTES 1
+#define NETOBS_FIG_ZC_SENDS 2
+#define NETOBS_FIG_ZC_SEND_BYTES 3
+#define NETOBS_FIG_RX_COPY_CALLS 4
+#define NETOBS_FIG_RX_COPY_BYTES 5
+#define NETOBS_FIG_ERRQUEUE_READS 6
+#define NETOBS_FIG_ZC_CALLBACKS 7
+#define NETOBS_FIG_ZC_DEFERRED_COPIES 8
+#define NETOBS_FIG_SEND_SYSCALLS 9
+#define NETOBS_FIG_SEND_SYSCALL_NS 10
+#define NETOBS_FIG_RECV_SYSCALLS 11
+#define NETOBS_FIG_RECV_SYSCALL_NS 12
+#define NETOBS_FIG_OFFCPU_SWITCHES 13
+#define NETOBS_FIG_OFFCPU_NS 14
+#define NETOBS_FIG_MEM_PRESSURE_EVENTS 15
+#define NETOBS_NFIG 16
+
+/* netobs_counts: [role * NETOBS_NFIG + fig], then one slot counting lost events
+ * (a map update that failed because a map was full). */
+#define NETOBS_LOST_SLOT 32
+#define NETOBS_NCOUNTERS 33
+
+/* netobs_hist: log2 histograms of syscall time, [(role * 2 + kind) * NETOBS_HIST_SLOTS + slot]
+ * where slot = bpf_log2l(ns): slot s counts durations in [2^(s-1), 2^s) ns (slot 0: 0 ns). */
+#define NETOBS_KIND_SEND 0
+#define NETOBS_KIND_RECV 1
+#define NETOBS_HIST_SLOTS 64
+#define NETOBS_NHIST 256
+
+/* Map sizes. */
+#define NETOBS_MAX_PROCS 4096
+#define NETOBS_MAX_THREADS 16384
+
+/* Flags the programs test (include/linux/socket.h). */
+#define NETOBS_MSG_ERRQUEUE 0x2000
+#define NETOBS_MSG_ZEROCOPY 0x4000000
+#define NETOBS_IPPROTO_TCP 6
+/* sched_switch prev_state bits of a task that is exiting (EXIT_DEAD, EXIT_ZOMBIE). */
+#define NETOBS_TASK_EXITING 0x30
+
+#ifndef NETOBS_PYTHON_ONLY
+/* A send/recv syscall in flight, per thread. */
+struct netobs_sys_start {
+    u64 ts;
+    u32 role;
+    u32 kind;
+    u32 flags;
+    u32 pad;
+};
+
+/* A tracked thread that went off-CPU, per thread. */
+struct netobs_offcpu_start {
+    u64 ts;
+    u32 role;
+    u32 pad;
+};
+#endif
+
+#endif /* NETOBS_TRACE_H */

@@ -1,0 +1,431 @@
+"""Kernel tracing of a point's processes with BCC: where their bytes are copied, and what it costs.
+
+The BPF C is `bpf/netobs_trace.c` (package data `netobs.bpf`); this module chooses, per
+figure, the best probe the running kernel really accepts (fentry > kprobe > tracepoint,
+tried by loading and attaching, see `netobs.bpfenv`), compiles the program once with the
+matching `-DNETOBS_*` cflags, and reads/resets per-process counters per point.
+
+    plan = plan_probes()                 # figure -> {"probe", "tier"} or {"probe": None, "reason"}
+    with Tracer(plan) as tracer:         # compiles and attaches once (e.g. per sweep)
+        tracer.start_point({"client": perf_pid, "server": server_pid})
+        ...                              # run the point
+        trace = tracer.stop_point()      # {"client": {figure: int|None}, "server": ..., ...}
+
+Only the registered processes and their descendants are counted. A figure no probe can
+produce is None in the result and its reason is in "missing" (missing is not zero).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+from netobs import bpfenv
+from netobs.errors import CapabilityError, UsageError
+
+# The per-process figures of DESIGN.md, in its order.
+FIGURES = [
+    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes",
+    "rx_copy_calls", "rx_copy_bytes", "errqueue_reads", "zc_callbacks", "zc_deferred_copies",
+    "send_syscalls", "send_syscall_ns", "recv_syscalls", "recv_syscall_ns",
+    "offcpu_switches", "offcpu_ns", "mem_pressure_events",
+]
+ROLES = ("client", "server")
+TIERS = ("fentry", "kprobe", "tracepoint")
+HISTOGRAMS = ("send_syscall_ns_log2", "recv_syscall_ns_log2")
+BPF_SOURCE = "netobs_trace.c"
+BPF_HEADER = "netobs_trace.h"
+
+
+def _read_layout() -> dict[str, int]:
+    """The integer #defines of bpf/netobs_trace.h (figure indices, map sizes)."""
+    text = (resources.files("netobs.bpf") / BPF_HEADER).read_text()
+    return {m.group(1): int(m.group(2), 0)
+            for m in re.finditer(r"^#define\s+(NETOBS_\w+)\s+(0x[0-9a-fA-F]+|\d+)\s*$", text, re.M)}
+
+
+_LAYOUT = _read_layout()
+_FIG_INDEX = {f: _LAYOUT[f"NETOBS_FIG_{f.upper()}"] for f in FIGURES}
+assert sorted(_FIG_INDEX.values()) == list(range(_LAYOUT["NETOBS_NFIG"])), "bpf header and FIGURES disagree"
+
+
+# ---- the candidate probes, best first -------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Probe:
+    probe: str                                   # what the plan records
+    tier: str                                    # fentry | kprobe | tracepoint
+    cflags: tuple[str, ...]
+    needs: tuple[tuple[str, str], ...]           # (tp|kprobe|kretprobe|fentry|fexit, target)
+    attach: tuple[tuple[str, str, str], ...] = ()  # (tp|kprobe|kretprobe, target, program); fentry: BCC
+    note: str = ""
+
+
+_SYS_TPS = {  # tracepoint -> the program serving it
+    "syscalls:sys_enter_sendto": "netobs_sendto_in", "syscalls:sys_enter_sendmsg": "netobs_sendmsg_in",
+    "syscalls:sys_enter_recvfrom": "netobs_recvfrom_in", "syscalls:sys_enter_recvmsg": "netobs_recvmsg_in",
+    "syscalls:sys_exit_sendto": "netobs_sys_out", "syscalls:sys_exit_sendmsg": "netobs_sys_out",
+    "syscalls:sys_exit_recvfrom": "netobs_sys_out", "syscalls:sys_exit_recvmsg": "netobs_sys_out",
+}
+
+
+def _sys(*names: str) -> dict:
+    tps = [f"syscalls:sys_{d}_{n}" for n in names for d in ("enter", "exit")]
+    return {"needs": tuple(("tp", t) for t in tps), "attach": tuple(("tp", t, _SYS_TPS[t]) for t in tps)}
+
+
+def _tp(tp: str, prog: str) -> dict:
+    return {"needs": (("tp", tp),), "attach": (("tp", tp, prog),)}
+
+
+def _fn_tiers(functions, flag: str, func_macro: str | None, kprog: str, ret: bool = False) -> list[_Probe]:
+    """fentry (or fexit) then kprobe (or kretprobe) candidates for each known name of a function."""
+    fkind, kkind = ("fexit", "kretprobe") if ret else ("fentry", "kprobe")
+    out = []
+    for fn in functions:
+        cflags = (f"-D{flag}_FENTRY",) + ((f"-D{func_macro}={fn}",) if func_macro else ())
+        out.append(_Probe(f"{fkind}:{fn}", "fentry", cflags, ((fkind, fn),)))
+    for fn in functions:
+        out.append(_Probe(f"{kkind}:{fn}", "kprobe", (f"-D{flag}_KPROBE",), ((kkind, fn),),
+                          ((kkind, fn, kprog),)))
+    return out
+
+
+# Function names across kernel versions, preferred first.
+RX_COPY_FUNCS = ("skb_copy_datagram_iter", "skb_copy_datagram_iovec")   # _iovec before 3.19
+# One call per completed zero-copy buffer: __msg_zerocopy_callback (5.12+, static) or
+# sock_zerocopy_callback (4.14-5.11); the ops callbacks msg_zerocopy_complete (6.10+) and
+# msg_zerocopy_callback (5.12-6.9) run once per reference dropped, i.e. per skb.
+ZC_CALLBACK_FUNCS = ("__msg_zerocopy_callback", "sock_zerocopy_callback",
+                     "msg_zerocopy_complete", "msg_zerocopy_callback")
+DEFERRED_COPY_FUNCS = ("skb_copy_ubufs",)
+
+_GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
+    # group: (figures, candidates best first, why nothing else serves)
+    "send": (("sendmsg_calls", "sendmsg_bytes"), [
+        _Probe("fexit:tcp_sendmsg", "fentry", ("-DNETOBS_SEND_FEXIT",), (("fexit", "tcp_sendmsg"),)),
+        _Probe("kretprobe:tcp_sendmsg", "kprobe", ("-DNETOBS_SEND_KPROBE",), (("kretprobe", "tcp_sendmsg"),),
+               (("kretprobe", "tcp_sendmsg", "netobs_send_kr"),)),
+        _Probe("tracepoint:sock:sock_send_length", "tracepoint", ("-DNETOBS_SEND_TP",),
+               **_tp("sock:sock_send_length", "netobs_send_tp"), note="TCP sockets' sendmsg return values"),
+        _Probe("tracepoint:syscalls:sys_exit_{sendto,sendmsg}", "tracepoint", ("-DNETOBS_SEND_SYSCALL",),
+               **_sys("sendto", "sendmsg"), note="send syscalls' return values, any socket type"),
+    ], ""),
+    "zcsend": (("zc_sends", "zc_send_bytes"), [
+        _Probe("tracepoint:syscalls:sys_enter_sendmsg", "tracepoint", ("-DNETOBS_ZC_SYSCALL",),
+               **_sys("sendmsg"), note="sendmsg calls whose flags carry MSG_ZEROCOPY, and the bytes they sent"),
+    ], "MSG_ZEROCOPY is visible only in sendmsg's flags (sock:sock_send_length reports flags 0 for sends)"),
+    "rx": (("rx_copy_calls", "rx_copy_bytes"),
+           _fn_tiers(RX_COPY_FUNCS, "NETOBS_RX", "NETOBS_RX_FUNC", "netobs_rx_kp") + [
+        _Probe("tracepoint:skb:skb_copy_datagram_iovec", "tracepoint", ("-DNETOBS_RX_TP",),
+               **_tp("skb:skb_copy_datagram_iovec", "netobs_rx_tp")),
+    ], ""),
+    "errq": (("errqueue_reads",), [
+        _Probe("tracepoint:sock:sock_recv_length", "tracepoint", ("-DNETOBS_ERRQ_TP",),
+               **_tp("sock:sock_recv_length", "netobs_errq_tp"), note="reads with MSG_ERRQUEUE that returned a notification"),
+        _Probe("tracepoint:syscalls:sys_enter_recvmsg", "tracepoint", ("-DNETOBS_ERRQ_SYSCALL",),
+               **_sys("recvmsg"), note="recvmsg calls with MSG_ERRQUEUE that returned a notification"),
+    ], ""),
+    "zccb": (("zc_callbacks",), _fn_tiers(ZC_CALLBACK_FUNCS, "NETOBS_ZCCB", "NETOBS_ZCCB_FUNC", "netobs_zccb_kp"),
+             "no tracepoint reports zero-copy completion callbacks"),
+    "zcdef": (("zc_deferred_copies",),
+              _fn_tiers(DEFERRED_COPY_FUNCS, "NETOBS_ZCDEF", "NETOBS_ZCDEF_FUNC", "netobs_zcdef_kp"),
+              "no tracepoint reports skb_copy_ubufs (the deferred copy of zero-copy pages)"),
+    "sys": (("send_syscalls", "send_syscall_ns", "recv_syscalls", "recv_syscall_ns"), [
+        _Probe("tracepoint:syscalls:sys_{enter,exit}_{sendto,sendmsg,recvfrom,recvmsg}", "tracepoint",
+               ("-DNETOBS_SYS",), **_sys("sendto", "sendmsg", "recvfrom", "recvmsg")),
+    ], ""),
+    "offcpu": (("offcpu_switches", "offcpu_ns"), [
+        _Probe("tracepoint:sched:sched_switch", "tracepoint", ("-DNETOBS_OFFCPU",),
+               needs=(("tp", "sched:sched_switch"),) + _sys("sendto", "sendmsg", "recvfrom", "recvmsg")["needs"],
+               attach=(("tp", "sched:sched_switch", "netobs_offcpu"),)
+               + _sys("sendto", "sendmsg", "recvfrom", "recvmsg")["attach"],
+               note="threads that make send/recv syscalls; a waiting perf or main thread is not counted"),
+    ], ""),
+    "mem": (("mem_pressure_events",), [
+        _Probe("tracepoint:sock:sock_exceed_buf_limit", "tracepoint", ("-DNETOBS_MEM_TP",),
+               **_tp("sock:sock_exceed_buf_limit", "netobs_mem_tp")),
+    ], ""),
+}
+_INHERIT = _Probe("tracepoint:sched:sched_process_fork", "tracepoint", ("-DNETOBS_INHERIT",),
+                  **_tp("sched:sched_process_fork", "netobs_fork"))
+_BY_PROBE = {(g, p.probe): p for g, (_, cands, _) in _GROUPS.items() for p in cands}
+_GROUP_OF = {f: g for g, (figs, _, _) in _GROUPS.items() for f in figs}
+assert set(_GROUP_OF) == set(FIGURES)
+
+
+def _tokens(p: _Probe) -> set[str]:
+    """Names a user may give to simulate this probe missing (force_missing, --probe)."""
+    out = {p.probe, p.tier}
+    for kind, target in p.needs:
+        out.add(target)
+        if kind == "tp":
+            out.add(f"tracepoint:{target}")
+        else:
+            out |= {f"{kind}:{target}", f"{'fentry' if kind in ('fentry', 'fexit') else 'kprobe'}:{target}"}
+    return out
+
+
+def _check(need: tuple[str, str], cache: dict) -> str | None:
+    if need not in cache:
+        kind, target = need
+        if kind == "tp":
+            cache[need] = bpfenv.try_tracepoint(*target.split(":", 1))
+        elif kind in ("kprobe", "kretprobe"):
+            cache[need] = bpfenv.try_kprobe(target, ret=kind == "kretprobe")
+        else:
+            cache[need] = bpfenv.try_fentry(target, ret=kind == "fexit")
+    return cache[need]
+
+
+def plan_probes(force_missing: set[str] | frozenset[str] | tuple = ()) -> dict:
+    """Per figure, the best probe that really attaches here, or None and why.
+
+    Entries: {"probe": "tracepoint:sock:sock_send_length", "tier": "tracepoint", "note": str,
+    "skipped": [{"probe", "reason"}, ...]} or {"probe": None, "tier": None, "reason": str,
+    "skipped": [...]}. `force_missing` names probes to treat as absent: a full probe name
+    ("kretprobe:tcp_sendmsg"), a tracepoint ("sock:sock_send_length"), a kernel function
+    ("tcp_sendmsg") or a whole tier ("kprobe", "fentry").
+    """
+    force = set(force_missing)
+    if os.geteuid() != 0:
+        return {f: {"probe": None, "tier": None, "reason": "kernel tracing needs root", "skipped": []}
+                for f in FIGURES}
+    try:
+        bpfenv.ensure_tracefs()
+    except CapabilityError:
+        pass  # each tracepoint then reports that tracefs is missing
+    cache: dict = {}
+    plan: dict = {}
+    for group, (figs, cands, none_why) in _GROUPS.items():
+        skipped = []
+        chosen = None
+        for p in cands:
+            hit = _tokens(p) & force
+            why = f"forced missing ({', '.join(sorted(hit))})" if hit else None
+            for need in p.needs:
+                if why:
+                    break
+                why = _check(need, cache)
+            if why is None:
+                chosen = p
+                break
+            skipped.append({"probe": p.probe, "reason": why})
+        for f in figs:
+            if chosen:
+                plan[f] = {"probe": chosen.probe, "tier": chosen.tier, "note": chosen.note,
+                           "skipped": list(skipped)}
+            else:
+                by_reason: dict[str, list[str]] = {}
+                for s in skipped:
+                    by_reason.setdefault(s["reason"], []).append(s["probe"])
+                reason = "; ".join(f"{why} ({', '.join(ps)})" for why, ps in by_reason.items())
+                if none_why:
+                    reason = f"{none_why}; {reason}" if reason else none_why
+                plan[f] = {"probe": None, "tier": None, "reason": reason or "no probe", "skipped": list(skipped)}
+    return plan
+
+
+def _chosen(plan: dict) -> dict[str, _Probe]:
+    out = {}
+    for f in FIGURES:
+        entry = plan.get(f) or {}
+        name = entry.get("probe")
+        if not name:
+            continue
+        group = _GROUP_OF[f]
+        p = _BY_PROBE.get((group, name))
+        if p is None:
+            raise UsageError(f"probe plan: unknown probe {name!r} for {f}",
+                             fix="use a plan made by netobs.tracer.plan_probes()")
+        if out.setdefault(group, p) is not p:
+            raise UsageError(f"probe plan: {f} uses {name} but its group uses {out[group].probe}")
+    return out
+
+
+def _bpf_dir():
+    return resources.as_file(resources.files("netobs.bpf"))
+
+
+def _process_children() -> dict[int, list[int]]:
+    """pid -> child pids, from /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(name))
+    return children
+
+
+def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
+    out, todo = [], list(children.get(pid, ()))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def _hist(values: list[int]) -> dict[str, int]:
+    """log2 slots -> {"lower bound in ns": count} for non-empty slots (slot s: [2^(s-1), 2^s))."""
+    return {str(0 if s == 0 else 1 << (s - 1)): v for s, v in enumerate(values) if v}
+
+
+@dataclass
+class _Attached:
+    tracepoints: list[str] = field(default_factory=list)
+    kprobes: list[str] = field(default_factory=list)
+
+
+class Tracer:
+    """Compiled and attached BPF programs; counters read and reset per point.
+
+    A context manager: programs are detached when it closes, on every exit path (an
+    exception, Ctrl-C, or the process ending, since BCC's attachments are file descriptors).
+    """
+
+    def __init__(self, plan: dict | None = None):
+        self.env = bpfenv.prepare()
+        self.plan = plan if plan is not None else plan_probes()
+        self._bpf = None
+        self._roles: dict[str, int] = {}
+        self.notes: list[str] = []
+        chosen = _chosen(self.plan)
+        probes = list(chosen.values())
+        if bpfenv.try_tracepoint("sched", "sched_process_fork") is None:
+            probes.append(_INHERIT)
+        else:
+            self.notes.append("sched:sched_process_fork unavailable: children of the registered "
+                              "processes that exist at start_point are counted, later ones are not")
+        cflags = sorted({c for p in probes for c in p.cflags})
+        self.cflags = cflags
+        from bcc import BPF
+        with _bpf_dir() as bpf_dir:
+            src = os.path.join(str(bpf_dir), BPF_SOURCE)
+            try:
+                # fentry/fexit programs are attached by BCC while it loads the module.
+                self._bpf = BPF(src_file=src.encode(), cflags=[f"-I{bpf_dir}", *cflags])
+            except Exception as e:
+                raise CapabilityError("compiling the netobs BPF programs failed", str(e),
+                                      "netobs doctor (headers and probes); sudo make setup") from e
+        try:
+            done = set()
+            for p in probes:
+                for kind, target, prog in p.attach:
+                    if (kind, target) in done:
+                        continue
+                    done.add((kind, target))
+                    if kind == "tp":
+                        self._bpf.attach_tracepoint(tp=target.encode(), fn_name=prog.encode())
+                    elif kind == "kprobe":
+                        self._bpf.attach_kprobe(event=target.encode(), fn_name=prog.encode())
+                    elif kind == "kretprobe":
+                        self._bpf.attach_kretprobe(event=target.encode(), fn_name=prog.encode())
+            self._counts = self._bpf.get_table("netobs_counts")
+            self._tgids = self._bpf.get_table("netobs_tgids")
+            self._hist = self._bpf.get_table("netobs_hist") if "sys" in chosen else None
+            self._resettable = [self._bpf.get_table(n) for n in ("netobs_sysc", "netobs_nettid", "netobs_offts")
+                                if self._has_table(n)]
+        except BaseException as e:
+            self.close()
+            if isinstance(e, Exception):
+                raise CapabilityError("attaching the netobs BPF programs failed", str(e),
+                                      "netobs doctor shows which probes attach here") from e
+            raise
+
+    def _has_table(self, name: str) -> bool:
+        try:
+            self._bpf.get_table(name)
+            return True
+        except KeyError:
+            return False
+
+    # -- per point ----------------------------------------------------------------------------
+    def start_point(self, pids: dict[str, int]) -> None:
+        """Count only these processes (role -> pid) and their descendants, from zero."""
+        if self._bpf is None:
+            raise UsageError("tracer is closed")
+        bad = set(pids) - set(ROLES)
+        if bad:
+            raise UsageError(f"unknown tracer roles {sorted(bad)}", fix=f"use {', '.join(ROLES)}")
+        self._tgids.clear()
+        for t in self._resettable:
+            t.clear()
+        self._counts.clear()
+        if self._hist is not None:
+            self._hist.clear()
+        leaf = self._tgids.Leaf
+        key = self._tgids.Key
+        for role, pid in pids.items():
+            self._tgids[key(pid)] = leaf(ROLES.index(role))
+        # Children forked before the fork probe saw their parent registered.
+        children = _process_children()
+        for role, pid in pids.items():
+            for child in _descendants(pid, children):
+                self._tgids[key(child)] = leaf(ROLES.index(role))
+        self._roles = dict(pids)
+
+    def stop_point(self) -> dict:
+        """The point's figures per role, and stop counting. Missing figures are None."""
+        if self._bpf is None:
+            raise UsageError("tracer is closed")
+        self._tgids.clear()
+        nfig = _LAYOUT["NETOBS_NFIG"]
+        sums = [sum(self._counts.getvalue(self._counts.Key(i))) for i in range(_LAYOUT["NETOBS_NCOUNTERS"])]
+        missing = {f: e.get("reason") or "no probe" for f, e in self.plan.items()
+                   if f in _FIG_INDEX and not e.get("probe")}
+        out: dict = {"lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]], "histograms": {}, "missing": missing}
+        slots = _LAYOUT["NETOBS_HIST_SLOTS"]
+        for r, role in enumerate(ROLES):
+            out[role] = {f: (None if f in missing else sums[r * nfig + i]) for f, i in _FIG_INDEX.items()}
+            hists = {}
+            for k, name in enumerate(HISTOGRAMS):
+                if self._hist is None:
+                    hists[name] = None
+                    continue
+                base = (r * 2 + k) * slots
+                hists[name] = _hist([sum(self._hist.getvalue(self._hist.Key(base + s))) for s in range(slots)])
+            out["histograms"][role] = hists
+        self._roles = {}
+        return out
+
+    def close(self) -> None:
+        """Detach and unload everything (idempotent)."""
+        b, self._bpf = self._bpf, None
+        if b is not None:
+            b.cleanup()
+
+    def __enter__(self) -> "Tracer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def doctor_facts() -> dict:
+    """What tracing can do here: environment, and per figure the probe that would serve it."""
+    facts: dict = {"root": os.geteuid() == 0}
+    try:
+        facts["env"] = bpfenv.prepare()
+        facts["error"] = None
+    except CapabilityError as e:
+        facts["env"] = {"tracefs": bpfenv.tracefs_path(), "bcc": bpfenv.bcc_version()}
+        facts["error"] = e.message
+    facts["kprobes"] = bpfenv.kprobes_supported()
+    facts["inherit"] = (bpfenv.try_tracepoint("sched", "sched_process_fork") if facts["root"]
+                        else "needs root")
+    facts["plan"] = plan_probes()
+    return facts
