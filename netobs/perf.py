@@ -452,6 +452,12 @@ class PerfStat:
         return [env, "LC_ALL=C", self.perf, "stat", *fmt, "-o", str(self.out), "-D", "-1",
                 "--control", f"fifo:{self.ctl},{self.ack}", *events, "--", *target_argv]
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
     def cleanup(self) -> None:
         """Remove the fifos (the raw output stays). Safe to call more than once."""
         for fifo in (self.ctl, self.ack):
@@ -642,6 +648,20 @@ def probe_events(events: list[str]) -> dict[str, dict]:
                                "reason": f"perf rejected it: {_perf_complaint(err)}"}
         return results
     return _probe_verdicts(events, counters)
+
+
+def check_events(events) -> dict[str, dict]:
+    """Before a run: validate the names and make sure perf knows each one (an unknown name
+    would make perf exit with its usage text instead of counting). UsageError naming the
+    unknown events; events this host cannot count are fine here (they come back "not
+    supported"). Returns probe_events()'s verdicts."""
+    events = validate_events(events)
+    probe = probe_events(events)
+    rejected = [ev for ev, v in probe.items() if v["status"] is None and not v["supported"]]
+    if rejected:
+        raise UsageError(f"perf does not know event{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}",
+                         probe[rejected[0]]["reason"], fix="`perf list` for the names this host has")
+    return probe
 
 
 def _probe_verdicts(events: list[str], counters: list[Counter]) -> dict[str, dict]:
