@@ -15,7 +15,8 @@ class Answer:
     caveats:  what limits the answer (missing counters, one repeat, oversubscription, failures);
     chart_data: tidy rows the question's chart draws (may equal `evidence`); empty when there
                 is nothing to draw, with `chart_note` saying why;
-    facts:    the key numbers of the verdict, machine-readable (for --json and for checks).
+    facts:    the key numbers of the verdict, machine-readable (for --json and for checks);
+    key_columns: the evidence columns a compact text table shows (all when empty).
     """
 
     question: str
@@ -26,6 +27,7 @@ class Answer:
     chart_data: pd.DataFrame = field(default_factory=pd.DataFrame)
     chart_note: str | None = None
     facts: dict = field(default_factory=dict)
+    key_columns: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         def rows(df: pd.DataFrame) -> list[dict]:

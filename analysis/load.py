@@ -1,0 +1,342 @@
+"""Load a results directory into tidy tables and derive the per-byte columns.
+
+Reads only the directory (runs.csv + manifest.json), never live state, so results from
+another machine, or made by `netobs import`, are analysed exactly like a local sweep's.
+
+Every counter is normalised per byte moved before anything compares strategies: a
+fixed-duration run moves a different amount of data per strategy, so raw counts never
+compare. A value that was not measured stays NaN through every derivation (never 0).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from netobs.errors import UsageError
+from netobs.store import (
+    EXTENDED_COLUMNS,
+    SCHEMA_VERSION,
+    STUDY_COLUMNS,
+    STUDY_EVENTS,
+    TRACE_COLUMNS,
+    event_column,
+)
+
+KEY = ["implementation", "msg_size", "threads"]
+POINT_KEY = KEY + ["repeat"]
+IMPLS = ("two_copy", "one_copy", "zero_copy")
+TEXT_COLUMNS = {"implementation", "status", "error", "topology"}
+MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
+KIB, MIB = 1024.0, 1024.0 * 1024.0
+
+# derived column -> (label, unit). The names are DESIGN.md's contract (charts and report use them).
+DERIVED = {
+    "gbytes": ("data sent", "GB"),
+    "cycles_per_byte": ("CPU cycles per byte", "cycles/B"),
+    "l1_misses_per_kib": ("L1d load misses per KiB", "misses/KiB"),
+    "llc_misses_per_kib": ("LLC load misses per KiB", "misses/KiB"),
+    "cs_per_mib": ("context switches per MiB", "switches/MiB"),
+    "cpu_s_per_gb": ("client CPU seconds per GB", "s/GB"),
+    "server_cpu_s_per_gb": ("server CPU seconds per GB", "s/GB"),
+    "zc_copied_fraction": ("zero-copy completions copied by the kernel", "fraction"),
+    "send_copy_per_byte": ("kernel copies per byte on send (traced)", "copies/B"),
+    "rx_copy_per_byte": ("kernel copies per byte on receive (traced)", "copies/B"),
+    "user_copy_per_byte": ("user-space copies per byte (by construction)", "copies/B"),
+    "copies_per_byte": ("copies per byte (user by construction + traced kernel)", "copies/B"),
+    "syscall_ns_per_byte": ("send-syscall time per byte (traced)", "ns/B"),
+    "offcpu_share": ("client off-CPU share (traced)", "fraction"),
+    # additions beyond DESIGN's list (same conventions)
+    "errqueue_reads_per_send": ("error-queue reads per sendmsg (traced)", "reads/send"),
+    "zc_notifications_per_msg": ("zero-copy notifications per message", "notifications/msg"),
+    "zc_deferred_copies_per_send": ("deferred zero-copy copies per zero-copy send (traced)", "copies/send"),
+}
+
+# study column -> perf event, for reasons when a counter is missing
+COUNTER_EVENTS = dict(STUDY_EVENTS)
+
+
+@dataclass
+class Results:
+    """One results directory, loaded.
+
+    runs:     ok points, one row per (implementation, msg_size, threads, repeat), with the
+              stored columns and DERIVED columns;
+    failed:   failed points (status != ok) with their error;
+    manifest: manifest.json as a dict;
+    notes:    what loading had to assume (derived bytes, assigned repeats).
+    """
+
+    path: Path
+    manifest: dict
+    runs: pd.DataFrame
+    failed: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return str(self.manifest.get("source") or "netobs")
+
+    @property
+    def imported(self) -> bool:
+        return self.source == "import"
+
+    @property
+    def host_cores(self) -> int | None:
+        """The host's CPU count from the manifest, or None where unknown (imports)."""
+        host = self.manifest.get("host") or {}
+        for key in ("cores", "cpus", "online_cpus", "logical_cpus"):
+            value = host.get(key)
+            try:
+                n = int(value)
+            except (TypeError, ValueError):
+                continue
+            if n > 0:
+                return n
+        return None
+
+    @property
+    def topology(self) -> str:
+        topo = self.manifest.get("topology")
+        kind = topo.get("kind") if isinstance(topo, dict) else topo
+        if kind and kind != "unknown":
+            return str(kind)
+        values = self.runs["topology"].dropna().unique() if "topology" in self.runs else []
+        values = [v for v in values if v and v != "unknown"]
+        return str(values[0]) if len(values) == 1 else "unknown"
+
+    @property
+    def impls(self) -> list[str]:
+        present = list(self.runs["implementation"].unique())
+        return [i for i in IMPLS if i in present] + sorted(i for i in present if i not in IMPLS)
+
+    def max_repeats(self) -> int:
+        return int(self.runs.groupby(KEY).size().max()) if len(self.runs) else 0
+
+    def min_repeats(self) -> int:
+        return int(self.runs.groupby(KEY).size().min()) if len(self.runs) else 0
+
+    def measured(self, column: str) -> bool:
+        """True when at least one ok point has a value in `column`."""
+        return column in self.runs and self.runs[column].notna().any()
+
+    def missing_reason(self, column: str, impl: str | None = None) -> str | None:
+        """Why a stored column has no value (None when every ok point, of `impl` if given, has one).
+
+        Looks at the manifest's perf.unsupported, the per-point perf_<event>_status and the
+        probe plan.
+        """
+        if column not in self.runs:
+            return "not in runs.csv"
+        rows = self.runs if impl is None else self.runs[self.runs["implementation"] == impl]
+        if rows.empty:
+            return None
+        values = rows[column]
+        if len(values) and values.notna().all():
+            return None
+        event = COUNTER_EVENTS.get(column)
+        reasons = []
+        if event:
+            unsupported = ((self.manifest.get("perf") or {}).get("unsupported")) or {}
+            if unsupported.get(event):
+                reasons.append(f"{event}: {unsupported[event]}")
+            status_col = event_column(event) + "_status"
+            if status_col in rows:
+                statuses = rows.loc[values.isna(), status_col].dropna().unique()
+                statuses = [s for s in statuses if s and s != "counted"]
+                if statuses and not reasons:
+                    reasons.append(f"{event}: perf said '{', '.join(map(str, statuses))}'")
+            if not reasons:
+                reasons.append(f"{event}: not counted (no reason recorded)")
+        elif column.startswith("trace_"):
+            plan = self.manifest.get("probe_plan") or {}
+            figure = column.split("_", 2)[-1]
+            entry = plan.get(figure) if isinstance(plan, dict) else None
+            if isinstance(entry, dict) and entry.get("reason"):
+                reasons.append(f"{figure}: {entry['reason']}")
+            elif not plan:
+                reasons.append("no kernel tracing in these results")
+            else:
+                reasons.append(f"{figure}: not traced")
+        elif self.imported:
+            reasons.append("imported results carry only the study's columns")
+        else:
+            reasons.append("not recorded")
+        n_missing = int(values.isna().sum())
+        where = "" if n_missing == len(values) else f" ({n_missing} of {len(values)} points)"
+        return "; ".join(reasons) + where
+
+    def per_byte_columns(self) -> list[str]:
+        return [c for c in DERIVED if c in self.runs]
+
+
+def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageError:
+    return UsageError(what, cause, fix or "`netobs sweep -o DIR` or `netobs import study.csv --duration S -o DIR` "
+                                          "to make a results directory, then `netobs explain DIR`")
+
+
+def _read_manifest(path: Path) -> dict:
+    file = path / "manifest.json"
+    if not file.is_file():
+        raise _fail(f"{path} is not a netobs results directory", "no manifest.json in it")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise _fail(f"cannot read {file}", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    "restoring manifest.json from the run, or re-running the sweep/import into a new directory") from None
+    if not isinstance(manifest, dict):
+        raise _fail(f"cannot read {file}", "it is not a JSON object",
+                    "restoring manifest.json from the run, or re-running the sweep/import into a new directory")
+    version = manifest.get("schema_version")
+    try:
+        ok = int(version) == SCHEMA_VERSION
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise _fail(f"{file} has schema_version {version!r}; this netobs reads version {SCHEMA_VERSION}",
+                    fix="the netobs version that wrote it, or re-importing/re-running into a new directory")
+    return manifest
+
+
+def _read_runs(path: Path) -> pd.DataFrame:
+    file = path / "runs.csv"
+    if not file.is_file():
+        raise _fail(f"{path} has no runs.csv", "the results directory is empty or incomplete")
+    try:
+        raw = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise _fail(f"{file} is empty", "no header and no points") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
+    raw.columns = [c.strip() for c in raw.columns]
+    missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
+    if missing:
+        raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
+                    "it is not in netobs's runs.csv format (schema 1: the study's columns first)")
+    if raw.empty:
+        raise _fail(f"{file} has no points", "the sweep stored nothing yet",
+                    "waiting for the sweep (or `netobs sweep --resume -o DIR`), then `netobs explain DIR`")
+    df = pd.DataFrame(index=raw.index)
+    for col in raw.columns:
+        text = raw[col].astype(str).str.strip()
+        empty = text.str.lower().isin(MISSING_TOKENS)
+        if col in TEXT_COLUMNS or col.endswith("_status"):
+            df[col] = text.where(~empty, None).astype(object)
+            continue
+        num = pd.to_numeric(text.where(~empty, None), errors="coerce")
+        bad = num.isna() & ~empty
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise _fail(f"{file}, row {i + 2}, column {col}: '{text.iloc[i]}' is not a number",
+                        "the file is damaged", "restoring runs.csv or re-running that point (`netobs sweep --resume`)")
+        df[col] = num.astype(float)
+    for col in STUDY_COLUMNS + EXTENDED_COLUMNS + TRACE_COLUMNS:
+        if col not in df:
+            df[col] = None if col in TEXT_COLUMNS else np.nan
+    return df
+
+
+def _bytes_and_repeats(df: pd.DataFrame, manifest: dict, notes: list[str]) -> pd.DataFrame:
+    # repeat: imports may leave it empty; number rows of one configuration in file order
+    if df["repeat"].isna().any():
+        order = df.groupby(KEY, sort=False).cumcount().astype(float)
+        df["repeat"] = df["repeat"].fillna(order)
+        notes.append("repeat numbers were missing for some rows; numbered in file order per configuration")
+    # window: the measured window; imports store the duration as the window
+    window = df["window_s"].fillna(df["duration_s"])
+    measured = df["throughput_gbps"].notna()
+    if (df["window_s"].isna() & df["duration_s"].notna() & measured).any():
+        notes.append("window_s missing: the run duration is used as the measured window")
+    df["window_s"] = window
+    # bytes: measured where stored; else throughput x window (what `netobs import` does)
+    derived = df["bytes_sent"].isna() & df["throughput_gbps"].notna() & df["window_s"].notna()
+    df.loc[derived, "bytes_sent"] = df.loc[derived, "throughput_gbps"] * 1e9 / 8 * df.loc[derived, "window_s"]
+    df["bytes_source"] = np.where(derived, "throughput x duration", np.where(df["bytes_sent"].notna(), "measured", None))
+    if derived.any():
+        notes.append(f"bytes sent derived from throughput x duration for {int(derived.sum())} point(s)")
+    if str(manifest.get("source")) == "import":
+        df["bytes_source"] = df["bytes_source"].where(df["bytes_sent"].isna(), "throughput x duration")
+    return df
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    """num/den, NaN where either is missing or den is not positive (never a fake 0 or inf)."""
+    den = den.where(den > 0)
+    return num / den
+
+
+def derive(df: pd.DataFrame) -> pd.DataFrame:
+    """Add DESIGN's derived columns (per byte; NaN where an input is missing)."""
+    b = df["bytes_sent"]
+    bt = df["bytes_sent_total"]
+    out = df.copy()
+    out["gbytes"] = b / 1e9
+    out["cycles_per_byte"] = _ratio(df["cpu_cycles"], b)
+    out["l1_misses_per_kib"] = _ratio(df["l1_cache_misses"], b / KIB)
+    out["llc_misses_per_kib"] = _ratio(df["llc_cache_misses"], b / KIB)
+    out["cs_per_mib"] = _ratio(df["context_switches"], b / MIB)
+    out["cpu_s_per_gb"] = _ratio(df["cpu_user_s"] + df["cpu_sys_s"], b / 1e9)
+    out["server_cpu_s_per_gb"] = _ratio(df["server_cpu_user_s"] + df["server_cpu_sys_s"], b / 1e9)
+    out["zc_copied_fraction"] = _ratio(df["zc_copied"], df["zc_completions"])
+    out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
+    out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
+    out["user_copy_per_byte"] = np.where(df["implementation"] == "two_copy", 1.0, 0.0)
+    out["copies_per_byte"] = out["user_copy_per_byte"] + out["send_copy_per_byte"] + out["rx_copy_per_byte"]
+    out["syscall_ns_per_byte"] = _ratio(df["trace_client_send_syscall_ns"], bt)
+    out["offcpu_share"] = _ratio(df["trace_client_offcpu_ns"],
+                                 df["threads"] * (df["warmup_s"] + df["window_s"]) * 1e9)
+    out["errqueue_reads_per_send"] = _ratio(df["trace_client_errqueue_reads"], df["trace_client_sendmsg_calls"])
+    out["zc_notifications_per_msg"] = _ratio(df["zc_notifications"], df["messages"])
+    deferred = df[["trace_client_zc_deferred_copies", "trace_server_zc_deferred_copies"]].sum(axis=1, min_count=1)
+    out["zc_deferred_copies_per_send"] = _ratio(deferred, df["trace_client_zc_sends"])
+    return out
+
+
+def load_results(path) -> Results:
+    """Read a results directory; raise UsageError naming the file and the fix when it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise _fail(f"results directory {path} does not exist")
+    if not path.is_dir():
+        raise _fail(f"{path} is not a directory", "explain reads a results directory (runs.csv + manifest.json)")
+    manifest = _read_manifest(path)
+    df = _read_runs(path)
+    notes: list[str] = []
+    if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():
+        i = int(np.flatnonzero((df["implementation"].isna() | df["msg_size"].isna() | df["threads"].isna())
+                               .to_numpy())[0])
+        raise _fail(f"{path / 'runs.csv'}, row {i + 2}: implementation, msg_size or threads is empty",
+                    "the file is damaged", "restoring runs.csv or re-running the sweep")
+    df["msg_size"] = df["msg_size"].astype(int)
+    df["threads"] = df["threads"].astype(int)
+    status = df["status"].fillna("").str.lower()
+    unknown_status = status.eq("")
+    status = status.where(~unknown_status, np.where(df["throughput_gbps"].notna(), "ok", "failed"))
+    df["status"] = status
+    df.loc[unknown_status & (status == "failed") & df["error"].isna(), "error"] = "no throughput recorded"
+    df = _bytes_and_repeats(df, manifest, notes)
+    df["repeat"] = df["repeat"].astype(int)
+    dup = df.duplicated(POINT_KEY, keep="last")
+    if dup.any():
+        notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
+        df = df[~dup]
+    ok = df["status"].eq("ok") & df["throughput_gbps"].notna()
+    failed = df[~ok].copy()
+    failed.loc[failed["error"].isna(), "error"] = "status ok but no throughput recorded"
+    runs = derive(df[ok]).sort_values(POINT_KEY, key=_impl_order).reset_index(drop=True)
+    failed = failed.sort_values(POINT_KEY, key=_impl_order).reset_index(drop=True)
+    if runs.empty:
+        raise _fail(f"{path / 'runs.csv'} has no successful points ({len(failed)} failed)",
+                    f"first error: {failed['error'].iloc[0]}" if len(failed) else None,
+                    "`netobs doctor` to see what this host can run, then re-run the sweep")
+    return Results(path=path, manifest=manifest, runs=runs, failed=failed, notes=notes)
+
+
+def _impl_order(col: pd.Series) -> pd.Series:
+    if col.name == "implementation":
+        rank = {impl: i for i, impl in enumerate(IMPLS)}
+        return col.map(lambda v: (rank.get(v, len(rank)), v)).map(lambda t: f"{t[0]:02d}{t[1]}")
+    return col
