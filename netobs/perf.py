@@ -245,6 +245,28 @@ def canonical_event(name: str) -> str:
     return _ALIASES.get(n, n)
 
 
+# Software events that only ever fire inside the kernel: counted user-space-only they read 0.
+_KERNEL_ONLY_SW = {"context-switches", "cpu-migrations"}
+REASON_USER_ONLY = ("perf counted user space only (it added `:u`: not root and "
+                    "kernel.perf_event_paranoid=2); kernel-side activity is not in this value")
+REASON_USER_ONLY_ZERO = ("cannot be counted user-space-only (perf added `:u`: not root and "
+                         "kernel.perf_event_paranoid=2): it happens in the kernel, so perf's 0 would be fake; "
+                         "run as root")
+
+
+def _user_only(asked: str, printed: str, c: Counter) -> Counter:
+    """perf silently narrows events to user space (`cycles` -> `cycles:u`) when it may not count
+    the kernel. Say so; and a kernel-only software event read that way is not counted, not 0."""
+    m = _MODIFIERS_RE.search(printed)
+    if not m or "u" not in m.group(0) or "k" in m.group(0) or _MODIFIERS_RE.search(asked):
+        return c
+    if c.value is None:
+        return c
+    if canonical_event(asked) in _KERNEL_ONLY_SW:
+        return replace(c, value=None, status=NOT_COUNTED, running_pct=None, reason=REASON_USER_ONLY_ZERO)
+    return replace(c, reason=(c.reason + "; " if c.reason else "") + REASON_USER_ONLY)
+
+
 def _merge(event: str, parts: list[Counter]) -> Counter:
     """Several printed records for one asked-for event (a hybrid CPU prints one per PMU):
     their sum where any counted, else the first one's missing status."""
@@ -277,7 +299,7 @@ def match_events(requested: list[str], counters: list[Counter]) -> dict[str, Cou
             continue
         target = canon.get(canonical_event(c.event))
         if target is not None:
-            groups[target].append(c)
+            groups[target].append(_user_only(target, c.event, c))
     out = {}
     for ev in requested:
         parts = groups[ev]

@@ -152,6 +152,21 @@ def test_match_events_round_trips_names():
     assert got["branch-misses"].status == NC and got["branch-misses"].reason == perf.REASON_NO_LINE
 
 
+def test_user_only_counting_is_said_and_never_a_fake_zero():
+    # perf 6.1 as a user with perf_event_paranoid=2 narrows every event to `:u`
+    got = perf.match_events(["cpu-cycles", "context-switches", "task-clock", "cpu-migrations", "page-faults"],
+                            load("vm61-user-only.jsonl"))
+    assert got["cpu-cycles"].status == NS
+    for name in ("context-switches", "cpu-migrations"):  # kernel-only: perf's 0 is not a measurement
+        assert got[name].status == NC and got[name].value is None and "kernel" in got[name].reason
+    assert got["task-clock"].status == "counted" and got["task-clock"].value == pytest.approx(199.852106)
+    assert "user space only" in got["task-clock"].reason
+    assert got["page-faults"].value == 0.0 and "user space only" in got["page-faults"].reason
+    # asked for with the modifier: taken as asked
+    [c] = perf.match_events(["context-switches:u"], load("vm61-user-only.jsonl")).values()
+    assert c.status == "counted" and c.value == 0.0 and c.reason is None
+
+
 def test_match_events_exact_name_wins():
     counters = perf.parse_csv("5,,cycles:u,10,100.00,,\n7,,cpu-cycles,10,100.00,,\n")
     got = perf.match_events(["cycles:u", "cpu-cycles"], counters)
