@@ -200,6 +200,7 @@ BPF_PROG_TYPE_TRACEPOINT = 5
 BPF_PROG_TYPE_TRACING = 26
 BPF_TRACE_FENTRY = 24
 BPF_TRACE_FEXIT = 25
+BTF_KIND_FUNC = 12
 
 
 class _ProgLoadOpts(ctypes.Structure):
@@ -231,6 +232,12 @@ def _libbpf():
                                   ctypes.c_size_t, ctypes.POINTER(_ProgLoadOpts)]
     lib.bpf_raw_tracepoint_open.restype = ctypes.c_int
     lib.bpf_raw_tracepoint_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    lib.btf__load_vmlinux_btf.restype = ctypes.c_void_p
+    lib.btf__load_vmlinux_btf.argtypes = []
+    lib.btf__find_by_name_kind.restype = ctypes.c_int
+    lib.btf__find_by_name_kind.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32]
+    lib.libbpf_get_error.restype = ctypes.c_long
+    lib.libbpf_get_error.argtypes = [ctypes.c_void_p]
     lib.libbpf_set_print.restype = ctypes.c_void_p
     lib.libbpf_set_print.argtypes = [ctypes.c_void_p]
     return lib
@@ -256,13 +263,34 @@ def _errname(e: OSError) -> str:
     return f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})"
 
 
-def try_tracepoint(category: str, event: str) -> str | None:
-    """None when a BPF program attaches to tracepoint category:event here, else why not."""
+def try_tracepoint(category: str, event: str, attach: bool = False) -> str | None:
+    """None when a BPF program can attach to tracepoint category:event here, else why not.
+
+    Each event is checked for existence; a real attach is tried once per process (on the
+    first event asked, or on this one with `attach`): enabling a tracepoint costs about a
+    tenth of a second in a VM, and tracepoints, unlike fentry, do not advertise what they refuse.
+    """
     path = tracefs_path()
     if path is None:
         return "tracefs is not mounted"
-    if not os.path.isdir(os.path.join(path, "events", category, event)):
+    if not os.path.isfile(os.path.join(path, "events", category, event, "id")):
         return f"tracepoint {category}:{event} does not exist on this kernel"
+    if attach:
+        return _attach_tracepoint(category, event)
+    return _tracepoints_attach(category, event)
+
+
+_tp_tier: dict = {}
+
+
+def _tracepoints_attach(category: str, event: str) -> str | None:
+    if "result" not in _tp_tier:
+        why = _attach_tracepoint(category, event)
+        _tp_tier["result"] = None if why is None else f"tracepoint programs do not attach here ({why})"
+    return _tp_tier["result"]
+
+
+def _attach_tracepoint(category: str, event: str) -> str | None:
     try:
         fd = _load_nop(BPF_PROG_TYPE_TRACEPOINT)
     except OSError as e:
@@ -327,24 +355,42 @@ def try_kprobe(function: str, ret: bool = False) -> str | None:
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=1)
+def _support_kfunc() -> bool:
+    from bcc import BPF  # BCC's own test (it scans kallsyms: do it once)
+    return bool(BPF.support_kfunc())
+
+
+@functools.lru_cache(maxsize=1)
+def _vmlinux_btf():
+    """libbpf's parsed vmlinux BTF (kept for the process: parsing it takes a quarter second)."""
+    lib = _libbpf()
+    old_print = lib.libbpf_set_print(None)
+    try:
+        btf = lib.btf__load_vmlinux_btf()
+    finally:
+        lib.libbpf_set_print(old_print)
+    if not btf or lib.libbpf_get_error(btf):
+        return None
+    return btf
+
+
 @functools.lru_cache(maxsize=None)
 def try_fentry(function: str, ret: bool = False) -> str | None:
     """None when an fentry (fexit if `ret`) program attaches to `function` here, else why not."""
     if not os.path.exists("/sys/kernel/btf/vmlinux"):
         return "kernel has no BTF (/sys/kernel/btf/vmlinux), so no fentry/fexit"
     try:
-        from bcc import BPF
-        if not BPF.support_kfunc():
-            return "kernel lacks BPF trampolines (fentry/fexit)"
+        if not _support_kfunc():
+            return "kernel lacks BPF trampolines (fentry/fexit), or BCC cannot use them on this arch"
         lib = _libbpf()
     except (ImportError, OSError) as e:
         return f"libbpf unavailable: {e}"
     attach = BPF_TRACE_FEXIT if ret else BPF_TRACE_FENTRY
-    old_print = lib.libbpf_set_print(None)  # a missing function is an answer, not a warning
-    try:
-        btf_id = lib.libbpf_find_vmlinux_btf_id(function.encode(), attach)
-    finally:
-        lib.libbpf_set_print(old_print)
+    btf = _vmlinux_btf()
+    if not btf:
+        return "the kernel's BTF could not be parsed"
+    btf_id = lib.btf__find_by_name_kind(btf, function.encode(), BTF_KIND_FUNC)
     if btf_id < 0:
         return f"{function} is not in the kernel's BTF (renamed, inlined or absent)"
     opts = _ProgLoadOpts(sz=ctypes.sizeof(_ProgLoadOpts), expected_attach_type=attach, attach_btf_id=btf_id)

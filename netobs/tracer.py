@@ -381,7 +381,8 @@ class Tracer:
         sums = [sum(self._counts.getvalue(self._counts.Key(i))) for i in range(_LAYOUT["NETOBS_NCOUNTERS"])]
         missing = {f: e.get("reason") or "no probe" for f, e in self.plan.items()
                    if f in _FIG_INDEX and not e.get("probe")}
-        out: dict = {"lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]], "histograms": {}, "missing": missing}
+        out: dict = {"plan": {f: (self.plan.get(f) or {}).get("probe") for f in FIGURES},
+                     "lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]], "histograms": {}, "missing": missing}
         slots = _LAYOUT["NETOBS_HIST_SLOTS"]
         for r, role in enumerate(ROLES):
             out[role] = {f: (None if f in missing else sums[r * nfig + i]) for f, i in _FIG_INDEX.items()}
