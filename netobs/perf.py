@@ -507,9 +507,11 @@ class PerfStat:
                               "(perf failed to start or was killed; see the process's stderr)",
                               fix="`netobs doctor` to check perf, or --no-perf")
         events = match_events(self.events, counters)
-        if all(c.status == NOT_COUNTED for c in events.values()
-               if c.status != NOT_SUPPORTED) and any(c.status == NOT_COUNTED for c in events.values()):
-            events = {k: (replace(c, reason=REASON_NEVER_ENABLED) if c.status == NOT_COUNTED else c) for k, c in events.items()}
+        # every event that could be counted came back <not counted>: the window never opened
+        perf_said = [c for c in events.values() if c.status != NOT_SUPPORTED]
+        if perf_said and all(c.reason == REASON_NOT_COUNTED for c in perf_said):
+            events = {k: (replace(c, reason=REASON_NEVER_ENABLED) if c.reason == REASON_NOT_COUNTED else c)
+                      for k, c in events.items()}
         enabled = [c.enabled_ns for c in events.values() if c.value is not None and c.enabled_ns]
         return {
             "events": {name: c.to_dict() for name, c in events.items()},
