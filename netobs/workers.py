@@ -197,19 +197,22 @@ def _run_stoppable(call: Callable[[], int], stop: Callable[[], None]) -> tuple[i
     """Run `call` (a GIL-free C call) in a thread; on an exception in this thread (Ctrl-C,
     SIGTERM turned into Interrupted) ask C to stop, wait for it, and hand the exception back."""
     box: dict = {}
+    done = threading.Event()  # not Thread.join: a join cut by KeyboardInterrupt can report a
+                              # still-running thread as dead (CPython < 3.13), and C would be freed under it
 
     def target():
         try:
             box["rc"] = call()
         except BaseException as exc:  # noqa: BLE001 - carried to the caller
             box["exc"] = exc
+        finally:
+            done.set()
 
-    th = threading.Thread(target=target, name="netobs-worker", daemon=True)
-    th.start()
+    threading.Thread(target=target, name="netobs-worker", daemon=True).start()
     stopped_by: BaseException | None = None
-    while th.is_alive():
+    while not done.is_set():
         try:
-            th.join(0.05)
+            done.wait(0.05)
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, Interrupted, SystemExit
             if stopped_by is None:
                 stopped_by = exc
@@ -288,11 +291,15 @@ class Client:
         """Run in a background thread (for callers that own their own signal handling)."""
         self._create()
 
+        self._done = threading.Event()
+
         def target():
             try:
                 self._rc = self._lib.nob_client_run(self._handle, self._stats, self._err)
             except BaseException as exc:  # noqa: BLE001
                 self._exc = exc
+            finally:
+                self._done.set()
         self._thread = threading.Thread(target=target, name="netobs-client", daemon=True)
         self._thread.start()
 
@@ -302,8 +309,7 @@ class Client:
 
     def wait(self, timeout: float | None = None) -> dict:
         assert self._thread is not None, "start() first"
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        if not self._done.wait(timeout):
             raise TimeoutError(f"the client is still running after {timeout} s")
         try:
             if self._exc is not None:
@@ -380,6 +386,7 @@ class Server:
         self._rc = 0
         self._exc: BaseException | None = None
         self._result: dict | None = None
+        self._done = threading.Event()
         self.port: int | None = None
 
     def listen(self) -> int:
@@ -409,6 +416,8 @@ class Server:
                     self._rc = self._lib.nob_server_run(self._handle, self._stats, self._err)
                 except BaseException as exc:  # noqa: BLE001
                     self._exc = exc
+                finally:
+                    self._done.set()
             self._thread = threading.Thread(target=target, name="netobs-server", daemon=True)
             self._thread.start()
         return port
@@ -434,8 +443,7 @@ class Server:
         if self._result is not None:
             return self._result
         assert self._thread is not None, "start() first"
-        self._thread.join(timeout)
-        if self._thread.is_alive():
+        if not self._done.wait(timeout):
             raise TimeoutError(f"the server is still running after {timeout} s")
         if self._exc is not None:
             raise self._exc
@@ -453,7 +461,7 @@ class Server:
         return self.wait()
 
     def close(self) -> None:
-        if self._handle is not None and (self._thread is None or not self._thread.is_alive()):
+        if self._handle is not None and (self._thread is None or self._done.is_set()):
             self._lib.nob_server_free(self._handle)
             self._handle = None
 

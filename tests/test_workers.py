@@ -1,0 +1,401 @@
+"""The copy workers on real loopback sockets (no root needed), the worker process protocol,
+perf's control fifo with real perf, and the extension build from a clean clone."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import need
+
+from netobs.errors import Interrupted, UsageError
+from netobs.workers import Client, ClientConfig, Server, ServerConfig, run_client
+
+REPO = Path(__file__).resolve().parents[1]
+IMPLS = ("two_copy", "one_copy", "zero_copy")
+WORKER = [sys.executable, "-m", "netobs.worker"]
+
+
+def pair(impl: str, msg_size: int, threads: int = 1, duration: float = 0.3, warmup: float = 0.1,
+         server_msg_size: int | None = None, recv_copy: bool = False, verify: bool = False, **client_kw):
+    """Run a server and a client in this process; (client stats, server stats)."""
+    scfg = ServerConfig(connections=threads, verify=verify, recv_copy=recv_copy,
+                        msg_size=server_msg_size or (msg_size if (verify or recv_copy) else 0), timeout=30)
+    srv = Server(scfg)
+    port = srv.start()
+    try:
+        c = run_client(ClientConfig(port=port, impl=impl, msg_size=msg_size, threads=threads,
+                                    duration=duration, warmup=warmup, verify=verify, **client_kw))
+        s = srv.wait(timeout=10)
+    finally:
+        srv.stop()
+    return c, s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ bytes, completions, verify
+
+@pytest.mark.parametrize("size", [1024, 65536])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_client_bytes_equal_server_bytes(impl, size):
+    c, s = pair(impl, size, threads=2)
+    assert c["bytes_sent_total"] > 0
+    assert c["bytes_sent_total"] == s["bytes_received"]
+    assert c["per_thread_bytes"] == sorted(c["per_thread_bytes"], key=lambda b: b) or True
+    assert sorted(c["per_thread_bytes"]) == sorted(s["per_connection_bytes"])
+    assert s["connections"] == 2 and s["conn_errors"] == 0
+    # the window is part of the run, and whole messages were sent in it
+    assert 0 < c["bytes_sent"] <= c["bytes_sent_total"]
+    assert c["bytes_sent"] == c["messages"] * size
+    assert c["messages_total"] * size <= c["bytes_sent_total"] < (c["messages_total"] + 2) * size
+    assert 0.25 < c["window_s"] < 0.6
+    assert c["throughput_gbps"] == pytest.approx(c["bytes_sent"] * 8 / c["window_s"] / 1e9)
+    lat = c["latency_us"]
+    assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert c["latency_samples"] == c["messages"]
+    assert c["cpu"]["user_s"] + c["cpu"]["sys_s"] > 0
+    assert s["goodput_gbps"] > 0
+
+
+@pytest.mark.parametrize("size", [1024, 65536])
+def test_zero_copy_completions_account_for_every_send(size):
+    c, s = pair("zero_copy", size, threads=1)
+    zc = c["zerocopy"]
+    assert zc["sends"] >= c["messages_total"] > 0
+    assert zc["sends"] == c["send_calls"]
+    assert zc["completions"] == zc["sends"], zc   # every MSG_ZEROCOPY send completed
+    assert zc["outstanding"] == 0
+    assert 0 < zc["notifications"] <= zc["completions"]
+    # loopback delivers locally: the kernel copies the pages and says so
+    assert zc["copied"] == zc["completions"]
+    if c["partial_sends"] == 0:
+        assert zc["completions"] == c["messages_total"]
+    assert c["bytes_sent_total"] == s["bytes_received"]
+
+
+def test_zero_copy_small_pool_never_reuses_a_buffer_in_flight():
+    """Two buffers only: the sender must wait for completions, and the pattern stays intact."""
+    c, s = pair("zero_copy", 65536, verify=True, zc_pool=2)
+    assert c["zerocopy"]["pool"] == 2
+    assert c["zerocopy"]["pool_waits"] > 0
+    assert c["zerocopy"]["outstanding"] == 0
+    assert s["verify_messages"] == c["messages_total"]
+    assert s["verify_errors"] == 0
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_verify_passes_for_every_strategy(impl):
+    c, s = pair(impl, 4099, threads=2, verify=True, recv_copy=(impl == "two_copy"))
+    assert s["verify_messages"] == c["messages_total"] > 0
+    assert s["verify_errors"] == 0
+    assert s["verify_partial_bytes"] == c["bytes_sent_total"] - c["messages_total"] * 4099
+
+
+@pytest.mark.parametrize("impl", ["one_copy", "zero_copy"])
+def test_verify_detects_a_broken_message(impl):
+    c, s = pair(impl, 1024, threads=2, verify=True, corrupt_seq=3)
+    assert s["verify_messages"] > 3
+    assert s["verify_errors"] == 2  # message 3 of each connection
+
+
+def test_verify_detects_a_wrong_message_size():
+    c, s = pair("one_copy", 1024, verify=True, server_msg_size=1032)
+    assert s["verify_messages"] > 0
+    assert s["verify_errors"] == s["verify_messages"]
+
+
+def test_pattern_is_stamped_per_field():
+    from netobs._workers import lib
+    # first word of field f of message k is k*8+f, little-endian
+    word = bytes(lib.nob_pattern_byte(5, 3, i) for i in range(8))
+    assert int.from_bytes(word, "little") == 5 * 8 + 3
+    assert lib.nob_pattern_byte(5, 3, 0) != lib.nob_pattern_byte(6, 3, 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_count_mode_sends_exactly_m_messages(impl):
+    c, s = pair(impl, 4096, threads=2, count=23)
+    assert c["messages_total"] == c["messages"] == 46
+    assert c["bytes_sent_total"] == c["bytes_sent"] == 46 * 4096 == s["bytes_received"]
+    assert s["per_connection_bytes"] == [23 * 4096] * 2
+    if impl == "zero_copy":
+        assert c["zerocopy"]["completions"] == c["zerocopy"]["sends"] >= 46
+
+
+# ------------------------------------------------------------------ stop, in process
+
+def test_client_stop_ends_run_quickly_with_both_sides_closed():
+    srv = Server(ServerConfig(connections=1, timeout=30))
+    port = srv.start()
+    cl = Client(ClientConfig(port=port, impl="zero_copy", msg_size=65536, duration=60, warmup=0))
+    cl.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and cl._stats.bytes_sent_total == 0:  # noqa: SLF001
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    cl.stop()
+    c = cl.wait(timeout=2)
+    s = srv.wait(timeout=2)  # the server ends by itself: its one connection closed
+    assert time.monotonic() - t0 < 1.0
+    assert c["interrupted"] is True
+    assert c["bytes_sent_total"] == s["bytes_received"] > 0
+
+
+def test_interrupt_in_caller_stops_c_and_carries_stats():
+    srv = Server(ServerConfig(connections=1, timeout=30))
+    port = srv.start()
+    timer = threading.Timer(0.5, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(Interrupted) as ei:
+        run_client(ClientConfig(port=port, impl="one_copy", msg_size=65536, duration=60, warmup=0))
+    assert time.monotonic() - t0 < 1.6
+    assert ei.value.stats["interrupted"] is True
+    assert ei.value.stats["bytes_sent_total"] == srv.wait(timeout=2)["bytes_received"]
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_config_validation_says_what_to_do():
+    with pytest.raises(UsageError, match="try --msg-size between 8 and"):
+        ClientConfig(msg_size=7)
+    with pytest.raises(UsageError, match="unknown strategy"):
+        ClientConfig(impl="three_copy")
+    with pytest.raises(UsageError, match="need the message size"):
+        ServerConfig(verify=True)
+
+
+def _worker(args, timeout=15, **kw):
+    return subprocess.run(WORKER + args, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+BAD_SEND = {
+    "msg-size too small": ["--msg-size", "4"],
+    "msg-size too large": ["--msg-size", str(64 * 2**20 + 1)],
+    "no threads": ["--threads", "0"],
+    "too many threads": ["--threads", "257"],
+    "zero duration": ["--duration", "0"],
+    "negative duration": ["--duration", "-1"],
+    "too long": ["--duration", "3601"],
+    "unknown strategy": ["--impl", "three_copy"],
+    "not a number": ["--msg-size", "big"],
+}
+
+
+@pytest.mark.parametrize("args", list(BAD_SEND.values()), ids=list(BAD_SEND))
+def test_bad_send_input_one_line_exit_2(args):
+    r = _worker(["send", "--port", "1"] + args)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netobs: error: ") and "; try " in lines[0], r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def test_unreachable_peer_one_line_exit_2():
+    port = free_port()  # nobody listens there
+    t0 = time.monotonic()
+    r = _worker(["send", "--port", str(port), "--duration", "1"])
+    assert time.monotonic() - t0 < 10
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (f"netobs: error: cannot reach 127.0.0.1:{port}: Connection refused; "
+                                "try starting the server first (python -m netobs.worker serve), "
+                                "or check --host and --port")
+
+
+def test_connect_times_out_bounded():
+    # a listener whose backlog is full and never accepts: the SYN is dropped, connect hangs
+    with socket.socket() as ls:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(0)
+        port = ls.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+            fillers.append(f)
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        r = _worker(["send", "--port", str(port), "--duration", "1", "--connect-timeout", "0.5"])
+        took = time.monotonic() - t0
+        for f in fillers:
+            f.close()
+    assert r.returncode == 2, r.stderr
+    assert f"cannot reach 127.0.0.1:{port}" in r.stderr
+    assert took < 8
+
+
+def test_port_in_use_one_line_exit_2():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        r = _worker(["serve", "--port", str(port)])
+    assert r.returncode == 2
+    assert r.stderr.strip() == (f"netobs: error: port {port} is in use on 127.0.0.1: Address already in use; "
+                                "try another --port N, or --port 0 for any free port")
+
+
+# ------------------------------------------------------------------ the worker processes
+
+def _serve_proc(*extra):
+    rfd, wfd = os.pipe()
+    p = subprocess.Popen(WORKER + ["serve", "--port", "0", "--ready-fd", str(wfd), *extra],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=(wfd,), cwd=REPO)
+    os.close(wfd)
+    with os.fdopen(rfd) as r:
+        line = r.readline()  # the readiness signal: blocks until listening (or EOF if it failed)
+    assert line.startswith("ready "), p.communicate(timeout=5)
+    return p, int(line.split()[1])
+
+
+def test_worker_processes_end_to_end():
+    srv, port = _serve_proc("--connections", "2", "--verify", "--msg-size", "65536", "--recv-copy")
+    r = _worker(["send", "--port", str(port), "--impl", "zero_copy", "--threads", "2",
+                 "--duration", "0.3", "--warmup", "0.1", "--verify"])
+    assert r.returncode == 0, r.stderr
+    out, err = srv.communicate(timeout=10)
+    assert srv.returncode == 0, err
+    c, s = json.loads(r.stdout), json.loads(out)
+    for key in ("bytes_sent", "bytes_sent_total", "messages", "messages_total", "window_s", "latency_us",
+                "cpu", "zerocopy", "verify_errors", "impl", "msg_size", "threads", "duration_s",
+                "warmup_s", "throughput_gbps", "pid"):
+        assert key in c, key
+    assert set(c["latency_us"]) == {"mean", "p50", "p99", "p999", "max"}
+    for key in ("bytes_received", "connections", "per_connection_bytes", "active_s", "goodput_gbps",
+                "cpu", "verify_errors", "recv_copy", "pid"):
+        assert key in s, key
+    assert c["bytes_sent_total"] == s["bytes_received"]
+    assert s["verify_errors"] == 0 and s["verify_messages"] == c["messages_total"]
+    assert c["zerocopy"]["completions"] == c["zerocopy"]["sends"] and c["zerocopy"]["outstanding"] == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_sender_within_a_second(sig):
+    srv, port = _serve_proc("--connections", "1")
+    p = subprocess.Popen(WORKER + ["send", "--port", str(port), "--impl", "zero_copy", "--duration", "60",
+                                   "--warmup", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        # running = the server is receiving; read the connection state, don't guess with a sleep
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _established(port):
+            time.sleep(0.02)
+        assert _established(port)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=5)
+        took = time.monotonic() - t0
+        sout, _ = srv.communicate(timeout=5)  # the server saw the connection close and ended
+    finally:
+        for proc in (p, srv):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert took < 1.0, took
+    assert p.returncode == 130, err
+    c = json.loads(out)
+    assert c["interrupted"] is True
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert srv.returncode == 0
+    assert json.loads(sout)["bytes_received"] == c["bytes_sent_total"] > 0
+
+
+def test_signal_stops_server_within_a_second():
+    srv, port = _serve_proc("--connections", "1")
+    t0 = time.monotonic()
+    srv.send_signal(signal.SIGINT)
+    out, err = srv.communicate(timeout=5)
+    assert time.monotonic() - t0 < 1.0
+    assert srv.returncode == 130
+    assert json.loads(out)["interrupted"] is True
+
+
+def _established(port: int) -> bool:
+    """Whether a TCP connection to `port` on loopback is established (from /proc/net/tcp)."""
+    want = f":{port:04X}"
+    with open("/proc/net/tcp") as f:
+        next(f)
+        return any(ln.split()[2].endswith(want) and ln.split()[3] == "01" for ln in f)
+
+
+# ------------------------------------------------------------------ perf --control
+
+def _perf_task_clock_ms(path: Path) -> float:
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("{") and "task-clock" in line:
+            return float(json.loads(line)["counter-value"])
+    raise AssertionError(f"no task-clock in {path.read_text()!r}")
+
+
+def test_perf_counts_only_the_measured_window(tmp_path, root):
+    perf = shutil.which("perf")
+    need(perf is not None and subprocess.run([perf, "stat", "-e", "task-clock", "true"],
+                                             capture_output=True).returncode == 0, "a working perf")
+    ctl, ack = tmp_path / "ctl", tmp_path / "ack"
+    os.mkfifo(ctl)
+    os.mkfifo(ack)
+    srv = Server(ServerConfig(connections=1, timeout=30))
+    port = srv.start()
+    out = tmp_path / "perf.json"
+    threads = 1
+    r = subprocess.run([perf, "stat", "-j", "-o", str(out), "-D", "-1", "--control", f"fifo:{ctl},{ack}",
+                        "-e", "task-clock", "--", *WORKER, "send", "--port", str(port), "--impl", "one_copy",
+                        "--threads", str(threads), "--warmup", "1.0", "--duration", "0.3",
+                        "--perf-ctl", str(ctl), "--perf-ack", str(ack)],
+                       capture_output=True, text=True, timeout=30, cwd=REPO)
+    s = srv.wait(timeout=10)
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert c["bytes_sent_total"] == s["bytes_received"]
+    ms = _perf_task_clock_ms(out)
+    # the warm-up (1 s of sending) must not be counted: about threads x 0.3 s of CPU at most
+    assert 0 < ms < threads * 300 * 1.5 + 100, ms
+    assert c["window_s"] == pytest.approx(0.3, abs=0.1)
+
+
+def test_perf_fifo_without_perf_is_a_clear_error(tmp_path):
+    ctl, ack = tmp_path / "ctl", tmp_path / "ack"
+    os.mkfifo(ctl)
+    os.mkfifo(ack)
+    r = _worker(["send", "--port", "1", "--perf-ctl", str(ctl), "--perf-ack", str(ack)], timeout=10)
+    assert r.returncode == 2
+    assert "perf control fifo has no reader" in r.stderr
+
+
+# ------------------------------------------------------------------ build
+
+def test_extension_builds_from_a_clean_clone(tmp_path):
+    """`pip wheel` of a fresh clone builds netobs._workers by the package build alone."""
+    git = shutil.which("git")
+    need(git is not None and (REPO / ".git").exists(), "git and a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run([git, "clone", "-q", str(REPO), str(clone)], check=True, timeout=60)
+    wheels = tmp_path / "wheels"
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), "."],
+                       cwd=clone, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = wheels.glob("netobs-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert any(n.startswith("netobs/_workers") and n.endswith(".so") for n in names), names
+    # and it loads: import from the unpacked wheel in a fresh interpreter
+    unpacked = tmp_path / "unpacked"
+    zipfile.ZipFile(whl).extractall(unpacked)
+    r = subprocess.run([sys.executable, "-c", "from netobs._workers import lib; print(lib.NOB_MAX_MSG)"],
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(unpacked)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == str(64 * 2**20), r.stderr
