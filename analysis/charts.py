@@ -27,7 +27,7 @@ EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
 PATHS = ["user", "send-kernel", "receive-kernel"]
 PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "receive-kernel": "#ff9da6"}
 
-WIDTH, HEIGHT = 380, 240
+WIDTH, HEIGHT = 330, 230
 DEFAULT_THREADS = 4
 DEFAULT_SIZE = 16384
 BOOTSTRAP_RESAMPLES = 2000
@@ -434,6 +434,84 @@ def relative_throughput(runs: pd.DataFrame):
                                              "blue = faster, red = slower; ≈ = confidence intervals overlap"])))
 
 
+METRIC_LABELS = {
+    "throughput_gbps": "throughput (Gbps)", "latency_us": "mean latency (µs)",
+    "l1_misses_per_kib": "L1 misses per KiB", "llc_misses_per_kib": "LLC misses per KiB",
+    "cs_per_mib": "context switches per MiB", "cycles_per_byte": "cycles per byte",
+    "cpu_s_per_gb": "CPU s per GB", "offcpu_share": "off-CPU share",
+}
+THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "latency_us"]
+
+
+def threads_effect(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+    """Throughput, per-byte cache misses and context switches vs threads, one panel per metric."""
+    title = "What changes with client threads"
+    runs = _ok(runs)
+    metrics = [m for m in THREAD_METRICS if _has(runs, m)]
+    if not metrics or "threads" not in runs or runs["threads"].nunique() < 2:
+        return MissingChart(title, "needs at least two thread counts with measured values")
+    df, chosen, note = _pick(runs, "msg_size", msg_size, "B")
+    parts = []
+    for m in metrics:
+        s = summarize(df, ["implementation", "threads", "msg_size"], m).rename(columns={m: "value"})
+        s["metric"] = METRIC_LABELS.get(m, m)
+        parts.append(s)
+    data = pd.concat(parts, ignore_index=True)
+    inner = _line_with_band(data, _threads_axis(data["threads"]), "value", "median", strategy_color(data),
+                            [alt.Tooltip("metric:N"), alt.Tooltip("threads:Q")], embed_data=False)
+    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
+    missing = [METRIC_LABELS[m] for m in THREAD_METRICS if m not in metrics]
+    subs = [_repeats_note(data)] + ([f"not measured: {', '.join(missing)}"] if missing else [])
+    return (inner.properties(width=210, height=170)
+            .facet(facet=alt.Facet("metric:N", title=None, sort=[METRIC_LABELS.get(m, m) for m in metrics],
+                                   header=alt.Header(labelFontSize=12, labelFontWeight="bold")),
+                   columns=3, data=data)
+            .resolve_scale(y="independent")
+            .properties(title=_title(f"{title} ({size_txt})", subs)))
+
+
+def throughput_grid(runs: pd.DataFrame):
+    """Throughput vs threads, one panel per message size: every measured point at a glance.
+
+    When the rows carry an `anomaly` column (the anomalies answer), flagged configurations are
+    ringed and numbered by rank."""
+    title = "Throughput at every measured point"
+    runs = _ok(runs)
+    if not _has(runs, "throughput_gbps"):
+        return MissingChart(title, "no measured throughput in these results")
+    data = summarize(runs, ["implementation", "msg_size", "threads"], "throughput_gbps")
+    flagged = "anomaly" in runs and runs["anomaly"].fillna("").astype(str).str.len().gt(0).any()
+    if flagged:
+        marks = (runs.assign(anomaly=runs["anomaly"].fillna("").astype(str))
+                 .groupby(["implementation", "msg_size", "threads"])["anomaly"].max().reset_index())
+        marks["implementation"] = marks["implementation"].astype(str)
+        data = data.merge(marks, on=["implementation", "msg_size", "threads"], how="left")
+        data["anomaly"] = data["anomaly"].fillna("")
+        data["anomaly_label"] = np.where(data["anomaly"] != "", "#" + data["anomaly"], "")
+    x = _threads_axis(data["threads"])
+    color = strategy_color(data)
+    line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2).encode(
+        x=x, y=alt.Y("throughput_gbps:Q", title="throughput (Gbps)"), color=color,
+        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
+                 "threads:Q", alt.Tooltip("throughput_gbps:Q", format=".4~g", title="median Gbps"),
+                 alt.Tooltip("n:Q", title="repeats")])
+    layers = [line]
+    subs = ["median over repeats"]
+    if flagged:
+        ring = alt.Chart().mark_point(shape="circle", size=260, strokeWidth=2.5, color="#d62728", filled=False) \
+            .encode(x=x, y="throughput_gbps:Q").transform_filter("datum.anomaly != ''")
+        label = alt.Chart().mark_text(dy=-16, fontWeight="bold", color="#d62728", fontSize=12) \
+            .encode(x=x, y="throughput_gbps:Q", text="anomaly_label:N").transform_filter("datum.anomaly != ''")
+        layers += [ring, label]
+        subs.append("red rings: anomalies found, numbered by rank (see the evidence table)")
+    sizes = sorted(data["msg_size"].unique())
+    return (alt.layer(*layers).properties(width=190, height=170)
+            .facet(column=alt.Column("msg_size:O", title="message size", sort=sizes,
+                                     header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
+                   data=data)
+            .properties(title=_title(title, subs)))
+
+
 # ----------------------------------------------------------------------------- registry
 
 CHARTS: dict[str, Callable] = {
@@ -447,6 +525,8 @@ CHARTS: dict[str, Callable] = {
     "syscall_time": syscall_time_per_byte,
     "offcpu_share": offcpu_share_by_threads,
     "relative_throughput": relative_throughput,
+    "threads_effect": threads_effect,
+    "throughput_grid": throughput_grid,
 }
 """Every chart of the report, in report order (the study's four first)."""
 
@@ -460,11 +540,11 @@ def all_charts(runs: pd.DataFrame) -> dict[str, object]:
 
 QUESTION_CHARTS: dict[str, list[str]] = {
     "zerocopy": ["relative_throughput", "zc_copied_fraction"],
-    "cache": ["cache_misses"],
-    "threads": ["offcpu_share", "latency"],
+    "cache": ["cache_misses", "cpu_per_gb"],
+    "threads": ["threads_effect", "latency"],
     "one-copy-crossover": ["relative_throughput"],
     "zero-copy-crossover": ["relative_throughput"],
-    "anomalies": ["throughput"],
+    "anomalies": ["throughput_grid"],
 }
 """Each question's preferred charts, tried in order on its `chart_data` when that is runs-like."""
 

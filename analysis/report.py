@@ -40,6 +40,7 @@ FIGURE_TITLES = {
     "cpu_per_gb": "CPU time per GB", "copies_per_byte": "Copies per byte by path",
     "zc_copied_fraction": "Zero-copy copied fraction", "syscall_time": "Syscall time per byte",
     "offcpu_share": "Off-CPU share", "relative_throughput": "Relative throughput",
+    "threads_effect": "What changes with threads", "throughput_grid": "Throughput at every point",
 }
 
 
@@ -121,7 +122,7 @@ def fmt(value) -> str:
     return str(value)
 
 
-def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None) -> str:
+def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: str = "table-wrap") -> str:
     if df is None or df.empty:
         return '<p class="muted">(no rows)</p>'
     shown = df if max_rows is None else df.head(max_rows)
@@ -138,7 +139,7 @@ def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None) -> str:
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = "" if max_rows is None or len(df) <= max_rows else \
         f'<p class="muted">{len(df) - max_rows} more rows not shown.</p>'
-    return (f'<div class="table-wrap"><table class="{cls}"><thead><tr>{head}</tr></thead>'
+    return (f'<div class="{wrap}"><table class="{cls}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{more}')
 
 
@@ -214,6 +215,7 @@ main { max-width: 1240px; margin: 0 auto; padding: 24px 40px 60px; }
 section { background: var(--card); border:1px solid var(--line); border-radius: 10px; padding: 22px 28px;
           margin: 22px 0; box-shadow: 0 1px 2px rgba(20,30,50,.04); }
 h2 { font-size: 21px; margin: 0 0 14px; }
+h4 { font-size: 14px; margin: 14px 0 4px; color: var(--muted); font-weight: 600; }
 h3 { font-size: 16px; margin: 22px 0 8px; color: #2b3548; }
 .muted { color: var(--muted); }
 .facts { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
@@ -224,6 +226,7 @@ h3 { font-size: 16px; margin: 22px 0 8px; color: #2b3548; }
 .grid2 { display:grid; grid-template-columns: 1fr 1fr; gap: 8px 40px; }
 @media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } main { padding: 16px; } }
 .table-wrap { overflow-x: auto; margin: 8px 0 4px; border:1px solid var(--line); border-radius: 6px; }
+.table-wrap.tall { max-height: 620px; overflow-y: auto; }
 table { border-collapse: collapse; font-size: 13px; width: 100%; }
 th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
 th { background: #f0f3f8; font-weight: 600; position: sticky; top: 0; }
@@ -379,8 +382,20 @@ def _question(answer, slots: _ChartSlots) -> str:
             f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
             + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
             + slots.render(chart, f"q-{answer.question}")
-            + "<details><summary>Evidence table</summary>" + table(answer.evidence) + "</details>"
+            + _evidence(answer)
             + "</div>")
+
+
+def _evidence(answer) -> str:
+    ev = answer.evidence
+    if ev is None or ev.empty:
+        return '<p class="muted">No evidence rows: nothing could be compared.</p>'
+    key = [c for c in (getattr(answer, "key_columns", None) or []) if c in ev.columns]
+    out = f'<h4>Evidence ({len(ev)} rows)</h4>' + table(ev[key] if key else ev, wrap="table-wrap tall")
+    if key and len(key) < len(ev.columns):
+        out += f"<details><summary>All {len(ev.columns)} evidence columns</summary>" + \
+            table(ev, wrap="table-wrap tall") + "</details>"
+    return out
 
 
 def _raw_table(results: Results) -> str:
@@ -388,9 +403,9 @@ def _raw_table(results: Results) -> str:
     cols = [c for c in RAW_FIRST if c in runs and (runs[c].notna().any())]
     every = [c for c in runs.columns if runs[c].notna().any()]
     return (f'<p class="muted">{len(runs)} points. The study\'s columns and the main extended ones; '
-            f'missing values (not measured) show as —.</p>' + table(runs[cols])
+            f'missing values (not measured) show as —.</p>' + table(runs[cols], wrap="table-wrap tall")
             + f"<details><summary>All {len(every)} measured and derived columns</summary>"
-            + table(runs[every]) + "</details>")
+            + table(runs[every], wrap="table-wrap tall") + "</details>")
 
 
 def render_report(results: Results, answers: list | None = None, answers_note: str | None = None) -> str:

@@ -347,3 +347,31 @@ def test_chart_for_any_tidy_table():
     d = spec(chart_for(_answer("zero-copy-crossover", tidy)))
     assert any(lay.get("encoding", {}).get("y", {}).get("field") in ("speedup", "value") for lay in layers(d))
     assert rows(d)
+
+
+def test_threads_effect_spec(runs):
+    d = spec(charts.threads_effect(runs))
+    assert d["facet"]["field"] == "metric" and d["columns"] == 3
+    line = d["spec"]["layer"][-1]
+    assert enc(line, "x") == ("threads", "quantitative") and enc(line, "y") == ("value", "quantitative")
+    data = pd.DataFrame(rows(d))
+    assert set(data["msg_size"]) == {16384}
+    assert set(data["metric"]) == {"throughput (Gbps)", "L1 misses per KiB", "LLC misses per KiB",
+                                   "context switches per MiB", "mean latency (µs)"}
+    assert isinstance(charts.threads_effect(runs[runs.threads == 4]), MissingChart)
+
+
+def test_throughput_grid_rings_anomalies(runs):
+    d = spec(charts.throughput_grid(runs))
+    assert d["facet"]["column"]["field"] == "msg_size" and len(d["spec"]["layer"]) == 1
+    flagged = runs.copy()
+    flagged["anomaly"] = ""
+    flagged.loc[(flagged.implementation == "one_copy") & (flagged.msg_size == 4096) & (flagged.threads == 8),
+                "anomaly"] = "1"
+    d = spec(charts.throughput_grid(flagged))
+    line, ring, label = d["spec"]["layer"]
+    assert ring["mark"]["type"] == "point" and label["encoding"]["text"]["field"] == "anomaly_label"
+    data = pd.DataFrame(rows(d))
+    hit = data[data.anomaly_label != ""]
+    assert hit[["implementation", "msg_size", "threads", "anomaly_label"]].values.tolist() == \
+        [["one_copy", 4096, 8, "#1"]]
