@@ -357,8 +357,11 @@ def try_kprobe(function: str, ret: bool = False) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _support_kfunc() -> bool:
+    import warnings
     from bcc import BPF  # BCC's own test (it scans kallsyms: do it once)
-    return bool(BPF.support_kfunc())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # BCC passes itself a str
+        return bool(BPF.support_kfunc())
 
 
 @functools.lru_cache(maxsize=1)

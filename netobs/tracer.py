@@ -328,10 +328,10 @@ class Tracer:
                         self._bpf.attach_kprobe(event=target.encode(), fn_name=prog.encode())
                     elif kind == "kretprobe":
                         self._bpf.attach_kretprobe(event=target.encode(), fn_name=prog.encode())
-            self._counts = self._bpf.get_table("netobs_counts")
-            self._tgids = self._bpf.get_table("netobs_tgids")
-            self._hist = self._bpf.get_table("netobs_hist") if "sys" in chosen else None
-            self._resettable = [self._bpf.get_table(n) for n in ("netobs_sysc", "netobs_nettid", "netobs_offts")
+            self._counts = self._bpf.get_table(b"netobs_counts")
+            self._tgids = self._bpf.get_table(b"netobs_tgids")
+            self._hist = self._bpf.get_table(b"netobs_hist") if "sys" in chosen else None
+            self._resettable = [self._bpf.get_table(n.encode()) for n in ("netobs_sysc", "netobs_nettid", "netobs_offts")
                                 if self._has_table(n)]
         except BaseException as e:
             self.close()
@@ -342,7 +342,7 @@ class Tracer:
 
     def _has_table(self, name: str) -> bool:
         try:
-            self._bpf.get_table(name)
+            self._bpf.get_table(name.encode())
             return True
         except KeyError:
             return False

@@ -1,0 +1,305 @@
+"""Kernel tracing (BCC): known workloads traced exactly, only the point's processes counted,
+the probe plan's fallbacks, and no BPF program of netobs left loaded afterwards.
+
+Root tests compile the BPF program once per module (the `tracer` fixture).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import IS_ROOT, need
+
+HERE = Path(__file__).resolve().parent
+DRIVER = [sys.executable, str(HERE / "trace_driver.py")]
+COUNT, SIZE = 23, 4096
+TOTAL = COUNT * SIZE
+
+
+# ---- without root ------------------------------------------------------------------------------
+
+def test_figures_match_the_design_and_the_bpf_header():
+    from netobs import tracer
+    assert tracer.FIGURES == [
+        "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
+        "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
+        "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events"]
+    # every group's candidates are ordered best first: fentry, then kprobe, then tracepoints
+    for figs, cands, _ in tracer._GROUPS.values():
+        ranks = [tracer.TIERS.index(p.tier) for p in cands]
+        assert ranks == sorted(ranks), figs
+
+
+def test_plan_without_root_says_why(monkeypatch):
+    from netobs import tracer
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    plan = tracer.plan_probes()
+    assert set(plan) == set(tracer.FIGURES)
+    assert all(e["probe"] is None and "root" in e["reason"] for e in plan.values())
+
+
+def test_histogram_buckets():
+    from netobs.tracer import _hist
+    assert _hist([0, 2, 0, 5] + [0] * 60) == {"1": 2, "4": 5}
+
+
+# ---- as root ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tracer():
+    need(IS_ROOT, "root")
+    from netobs import tracer as tr
+    with tr.Tracer() as t:
+        yield t
+
+
+def _bpftool(kind: str) -> list[dict]:
+    out = subprocess.run(["bpftool", kind, "show", "-j"], capture_output=True, text=True, check=True).stdout
+    return json.loads(out or "[]")
+
+
+def _netobs_objects() -> set[tuple[str, int]]:
+    progs = {("prog", p["id"]) for p in _bpftool("prog") if p.get("name", "").startswith("netobs_")}
+    maps = {("map", m["id"]) for m in _bpftool("map") if m.get("name", "").startswith("netobs_")}
+    return progs | maps
+
+
+class Pair:
+    """A driver server and sender; the sender waits for `go()` so it can be registered first."""
+
+    def __init__(self, mode: str, count: int = COUNT, size: int = SIZE):
+        self.server = subprocess.Popen(DRIVER + ["serve"], stdout=subprocess.PIPE, text=True)
+        line = self.server.stdout.readline()
+        assert line.startswith("port "), line
+        port = int(line.split()[1])
+        self.client = subprocess.Popen(DRIVER + ["send", "--port", str(port), "--count", str(count),
+                                                 "--size", str(size), "--mode", mode, "--go"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {"client": self.client.pid, "server": self.server.pid}
+
+    def go(self) -> None:
+        self.client.stdin.write("go\n")
+        self.client.stdin.close()
+        self.client.stdin = None
+
+    def wait(self) -> tuple[dict, dict]:
+        c_out, _ = self.client.communicate(timeout=30)
+        s_out, _ = self.server.communicate(timeout=30)
+        assert self.client.returncode == 0 and self.server.returncode == 0
+        return json.loads(c_out.splitlines()[-1]), json.loads(s_out.splitlines()[-1])
+
+
+def _check_exact(trace: dict, sent: dict, recv: dict, zerocopy: bool) -> None:
+    c, s = trace["client"], trace["server"]
+    assert sent["bytes"] == recv["bytes"] == TOTAL
+    assert c["sendmsg_bytes"] == TOTAL, trace
+    assert c["sendmsg_calls"] == sent["send_calls"]
+    assert s["rx_copy_bytes"] == TOTAL, trace
+    assert s["sendmsg_bytes"] == 0 and c["rx_copy_bytes"] == 0
+    assert c["send_syscalls"] == sent["send_calls"]
+    assert s["recv_syscalls"] == recv["recv_calls"]
+    assert c["send_syscall_ns"] > 0 and s["recv_syscall_ns"] > 0
+    assert sum(trace["histograms"]["client"]["send_syscall_ns_log2"].values()) == c["send_syscalls"]
+    assert sum(trace["histograms"]["server"]["recv_syscall_ns_log2"].values()) == s["recv_syscalls"]
+    assert s["offcpu_switches"] >= 1 and s["offcpu_ns"] > 0   # the receiver waits for data
+    assert trace["lost_events"] == 0
+    if zerocopy:
+        assert c["zc_sends"] == sent["zc_sends"] == sent["send_calls"]
+        assert c["zc_send_bytes"] == TOTAL
+        assert c["errqueue_reads"] == sent["errqueue_reads"] >= 1
+    else:
+        assert c["zc_sends"] == 0 and c["zc_send_bytes"] == 0 and c["errqueue_reads"] == 0
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("mode", ["send", "sendmsg", "zerocopy"])
+def test_known_workload_is_traced_exactly(tracer, mode):
+    for f in ("sendmsg_bytes", "rx_copy_bytes", "zc_sends", "errqueue_reads", "send_syscalls", "offcpu_ns"):
+        need(tracer.plan[f]["probe"] is not None, f"a probe for {f}: {tracer.plan[f].get('reason')}")
+    pair = Pair(mode)
+    tracer.start_point(pair.pids)
+    pair.go()
+    sent, recv = pair.wait()
+    trace = tracer.stop_point()
+    _check_exact(trace, sent, recv, zerocopy=mode == "zerocopy")
+    assert trace["plan"]["sendmsg_bytes"] == tracer.plan["sendmsg_bytes"]["probe"]
+    for f, why in trace["missing"].items():
+        assert trace["client"][f] is None and trace["server"][f] is None and why
+
+
+@pytest.mark.root
+def test_only_the_points_processes_are_counted(tracer):
+    need(tracer.plan["sendmsg_bytes"]["probe"] is not None, "a send probe")
+    point, noise = Pair("sendmsg"), Pair("send", count=200, size=8192)
+    tracer.start_point(point.pids)
+    noise.go()
+    point.go()
+    sent, recv = point.wait()
+    noise.wait()
+    _check_exact(tracer.stop_point(), sent, recv, zerocopy=False)
+
+
+@pytest.mark.root
+def test_children_of_a_registered_process_are_counted(tracer):
+    """The client runs as a child of `perf stat`: registering the parent counts its children
+    (here a shell that forks the sender after registration)."""
+    server = subprocess.Popen(DRIVER + ["serve"], stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline().split()[1])
+    shell = subprocess.Popen(["/bin/sh", "-c", 'read go; "$@"; true', "sh", *DRIVER, "send",
+                              "--port", str(port), "--mode", "send"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    tracer.start_point({"client": shell.pid, "server": server.pid})
+    shell.stdin.write("go\n")
+    shell.stdin.close()
+    shell.stdin = None
+    sent = json.loads(shell.communicate(timeout=30)[0].splitlines()[-1])
+    recv = json.loads(server.communicate(timeout=30)[0].splitlines()[-1])
+    _check_exact(tracer.stop_point(), sent, recv, zerocopy=False)
+
+
+@pytest.mark.root
+def test_plan_falls_back_when_a_probe_is_missing():
+    need(IS_ROOT, "root")
+    from netobs import tracer as tr
+    best = tr.plan_probes()
+    need(best["sendmsg_bytes"]["probe"] is not None, "a send probe")
+    # no fentry/kprobe/sock:sock_send_length: the send figures come from the syscalls' returns
+    plan = tr.plan_probes(force_missing={"fentry", "kprobe", "sock:sock_send_length", "sock:sock_recv_length"})
+    assert plan["sendmsg_calls"]["probe"] == "tracepoint:syscalls:sys_exit_{sendto,sendmsg}"
+    assert plan["errqueue_reads"]["probe"] == "tracepoint:syscalls:sys_enter_recvmsg"
+    skipped = {s["probe"]: s["reason"] for s in plan["sendmsg_bytes"]["skipped"]}
+    assert "forced missing" in skipped["tracepoint:sock:sock_send_length"]
+    assert "forced missing" in skipped["kretprobe:tcp_sendmsg"]
+    # a figure with no probe left is missing with the reason, never 0
+    plan2 = tr.plan_probes(force_missing={"skb:skb_copy_datagram_iovec", "skb_copy_datagram_iter",
+                                          "skb_copy_datagram_iovec"})
+    assert plan2["rx_copy_bytes"]["probe"] is None and "forced missing" in plan2["rx_copy_bytes"]["reason"]
+    # where the better tiers exist, forcing them off chooses the tracepoint instead
+    plan3 = tr.plan_probes(force_missing={"tcp_sendmsg"})
+    assert plan3["sendmsg_bytes"]["probe"] == "tracepoint:sock:sock_send_length"
+    # and the fallback plan traces the known workload exactly, too
+    plan["rx_copy_calls"] = plan["rx_copy_bytes"] = plan2["rx_copy_bytes"]
+    with tr.Tracer(plan) as t:
+        for mode in ("sendmsg", "zerocopy"):
+            pair = Pair(mode)
+            t.start_point(pair.pids)
+            pair.go()
+            sent, recv = pair.wait()
+            trace = t.stop_point()
+            assert trace["client"]["sendmsg_bytes"] == TOTAL and trace["client"]["sendmsg_calls"] == sent["send_calls"]
+            assert trace["server"]["rx_copy_bytes"] is None and "rx_copy_bytes" in trace["missing"]
+            assert trace["client"]["errqueue_reads"] == sent["errqueue_reads"]
+
+
+def _gone_within(ours: set, seconds: float) -> set:
+    """Those of `ours` still loaded after waiting up to `seconds` (the kernel frees lazily)."""
+    deadline = time.monotonic() + seconds
+    left = ours & _netobs_objects()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ours & _netobs_objects()
+    return left
+
+
+HOLDER = textwrap.dedent("""
+    import os, sys, time
+    from netobs.tracer import Tracer
+    t = Tracer()
+    t.start_point({"client": os.getpid()})
+    print("ready", flush=True)
+    if sys.argv[1] == "close":
+        t.stop_point()
+        t.close()
+        print("closed", flush=True)
+        sys.stdin.readline()       # stay alive: the programs must be gone before we exit
+    else:
+        while True:                # until SIGINT
+            time.sleep(0.05)
+""")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("how", ["close", "sigint"])
+def test_no_bpf_program_remains_loaded(how):
+    need(IS_ROOT, "root")
+    before = _netobs_objects()
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, how], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=str(HERE.parent))
+    try:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        ours = _netobs_objects() - before
+        assert any(kind == "prog" for kind, _ in ours), "the tracer's programs were not visible"
+        if how == "close":
+            assert child.stdout.readline().strip() == "closed"
+            assert not _gone_within(ours, 5), f"still loaded after close(): {sorted(ours & _netobs_objects())}"
+            child.stdin.write("\n")
+            child.stdin.close()
+            assert child.wait(timeout=30) == 0
+        else:
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=30)
+            assert child.returncode != 0   # KeyboardInterrupt
+        assert not _gone_within(ours, 5), "netobs BPF objects left loaded"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+# ---- with the real copy workers ------------------------------------------------------------------
+
+def _workers_built() -> bool:
+    try:
+        import netobs._workers  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("impl", ["two_copy", "one_copy", "zero_copy"])
+def test_known_workload_with_the_copy_workers(tracer, impl):
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    worker = [sys.executable, "-m", "netobs.worker"]
+    rfd, wfd = os.pipe()
+    server = subprocess.Popen(worker + ["serve", "--connections", "1", "--msg-size", str(SIZE),
+                                        "--timeout", "30", "--ready-fd", str(wfd)],
+                              pass_fds=(wfd,), stdout=subprocess.PIPE, text=True)
+    os.close(wfd)
+    with os.fdopen(rfd) as ready:
+        port = int(ready.readline().split()[1])
+    # the shell execs the worker after `go`, so the registered pid is the worker's
+    client = subprocess.Popen(["/bin/sh", "-c", 'read go; exec "$@"', "sh", *worker, "send", "--port", str(port),
+                               "--impl", impl, "--msg-size", str(SIZE), "--threads", "1", "--count", str(COUNT)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    tracer.start_point({"client": client.pid, "server": server.pid})
+    client.stdin.write("go\n")
+    client.stdin.close()
+    client.stdin = None
+    c_out, _ = client.communicate(timeout=60)
+    s_out, _ = server.communicate(timeout=60)
+    trace = tracer.stop_point()
+    assert client.returncode == 0 and server.returncode == 0
+    c, s = json.loads(c_out), json.loads(s_out)
+    assert c["bytes_sent_total"] == s["bytes_received"] == TOTAL
+    tc, ts = trace["client"], trace["server"]
+    assert tc["sendmsg_bytes"] == TOTAL, trace
+    assert ts["rx_copy_bytes"] == TOTAL, trace
+    assert tc["send_syscalls"] >= COUNT and tc["sendmsg_calls"] == tc["send_syscalls"]
+    assert trace["lost_events"] == 0
+    if impl == "zero_copy":
+        assert tc["zc_sends"] >= COUNT and tc["zc_send_bytes"] == TOTAL
+        assert tc["errqueue_reads"] == c["zerocopy"]["notifications"] >= 1
+    else:
+        assert tc["zc_sends"] == 0 and tc["errqueue_reads"] == 0
