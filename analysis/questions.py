@@ -792,7 +792,7 @@ def _what_changed(r: Results, a: tuple, b: tuple) -> tuple[str, dict]:
 
 def anomalies(r: Results) -> Answer:
     q, title = "anomalies", "What is unexpected in the results, and what explains it?"
-    found, steps = [], []
+    found, steps, near = [], [], []
     checked = {"size_steps": 0, "thread_steps": 0}
     specs = [("throughput_gbps", "msg_size", "throughput fell as message size grew"),
              ("throughput_gbps", "threads", "throughput fell as threads grew"),
@@ -815,14 +815,18 @@ def anomalies(r: Results) -> Answer:
                     continue
                 delta = y.median - x.median
                 rel_change = delta / x.median
-                if rel_change > -MIN_EFFECT:  # both throughput and latency are expected not to fall
-                    continue
                 se = math.sqrt(x.se ** 2 + y.se ** 2)
                 score = abs(delta) / se if se > 0 else math.inf
-                if score < MIN_SCORE:
-                    continue
                 a_key = (impl, int(x.msg_size), int(x.threads))
                 b_key = (impl, int(y.msg_size), int(y.threads))
+                step_txt = (f"{a_key[1]} B -> {b_key[1]} B at {_threads([a_key[2]])}" if dim == "msg_size"
+                            else f"{_threads([a_key[2]])} -> {_threads([b_key[2]])} at {a_key[1]} B")
+                if True:  # every checked step; the least favourable become the evidence when none breaks
+                    near.append({"implementation": impl, "msg_size": b_key[1], "threads": b_key[2],
+                                 "step": step_txt, "metric": metric,
+                                 "change_pct": rel_change * 100, "score": float(score)})
+                if rel_change > -MIN_EFFECT or score < MIN_SCORE:
+                    continue
                 p = float("nan")
                 if x.n >= 2 and y.n >= 2:
                     ra = r.runs.set_index(KEY).loc[a_key, metric]
@@ -847,11 +851,10 @@ def anomalies(r: Results) -> Answer:
         others = _same_step_others(r, st["metric"], culprit[0], st["a"], st["b"])
         if others:
             what += "; " + others
-        unit = " B" if st["dim"] == "msg_size" else " threads"
-        pos = 1 if st["dim"] == "msg_size" else 2
-        fixed = f"at {st['a'][2]} threads" if st["dim"] == "msg_size" else f"at {st['a'][1]} B"
+        a_key, b_key = st["a"], st["b"]
         found.append({"kind": st["kind"], "implementation": culprit[0], "msg_size": culprit[1], "threads": culprit[2],
-                      "step": f"{st['a'][pos]}{unit} -> {st['b'][pos]}{unit} {fixed}",
+                      "step": (f"{a_key[1]} B -> {b_key[1]} B at {_threads([a_key[2]])}" if st["dim"] == "msg_size"
+                               else f"{_threads([a_key[2]])} -> {_threads([b_key[2]])} at {a_key[1]} B"),
                       "metric": st["metric"], "before": st["before"], "after": st["after"],
                       "change_pct": st["change_pct"], "score": st["score"], "p_value": st["p_value"],
                       "what_changed": what, "_changes": wfacts})
@@ -898,6 +901,12 @@ def anomalies(r: Results) -> Answer:
                          f"message-size steps and {checked['thread_steps']} thread-count steps, throughput never fell "
                          f"by {MIN_EFFECT:.0%} or more at more than {MIN_SCORE:g}x the noise, and per-send latency never "
                          "fell as messages or threads grew.")
+        if near:
+            tp = [n for n in near if n["metric"] == "throughput_gbps"] or near
+            w = min(tp, key=lambda n: n["change_pct"])
+            what = "throughput" if w["metric"] == "throughput_gbps" else "per-send latency"
+            sentences.append(f"The least favourable step was {w['implementation']} {what} {_pct(w['change_pct'])} over "
+                             f"{w['step']} ({_num(w['score'], 2)}x the noise); the evidence lists the nearest cases.")
     else:
         sentences.append(f"{len(trend)} result(s) break the expected trend (of {checked['size_steps']} size steps and "
                          f"{checked['thread_steps']} thread steps checked), ranked by the change relative to run-to-run "
@@ -927,15 +936,26 @@ def anomalies(r: Results) -> Answer:
                            for row in (ev.to_dict("records") if len(ev) else [])]}
     if len(ev):
         ev = ev.drop(columns=[c for c in ev.columns if c.startswith("_")])
+    ev["flagged"] = True
+    if len(trend) == 0 and near:
+        nearest = (pd.DataFrame(near).sort_values("change_pct", kind="stable").groupby("metric", sort=False).head(5)
+                   .sort_values(["metric", "change_pct"], ascending=[False, True], kind="stable"))
+        nearest.insert(0, "kind", ["within expectations: " + ("throughput" if m == "throughput_gbps" else "latency")
+                                   for m in nearest.metric])
+        nearest["flagged"] = False
+        ev = pd.concat([ev, nearest], ignore_index=True) if len(ev) else nearest.reset_index(drop=True)
+        ev["rank"] = range(1, len(ev) + 1)
+    tp = [n for n in near if n["metric"] == "throughput_gbps"]
+    facts["least_favourable_throughput_step"] = _clean(min(tp, key=lambda n: n["change_pct"])) if tp else None
     caveats = _caveats(r, [])
     if any("assumed" in how for how in noise_how.values()):
         caveats.append(f"Without repeats the run-to-run noise is assumed to be {SINGLE_RUN_NOISE:.0%} of each value, "
                        "so only large trend breaks are reported and none is tested for significance.")
     chart = _chart(r, ["throughput_gbps", "latency_us", "cs_per_mib", "llc_misses_per_kib"])
     if len(ev):
-        marks = {(x.implementation, x.msg_size, x.threads): str(x.rank) for x in ev.itertuples()}
+        marks = {(x.implementation, x.msg_size, x.threads): str(x.rank) for x in ev[ev.flagged].itertuples()}
         chart["anomaly"] = [marks.get((i, s, t), "") for i, s, t in zip(chart.implementation, chart.msg_size, chart.threads)]
-    key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score"]
+    key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score", "flagged"]
     return Answer(q, title, " ".join(sentences), ev, caveats, chart, None, _clean(facts), key)
 
 
