@@ -231,6 +231,9 @@ int netobs_zcdef_kp(struct pt_regs *ctx)
 
 /* ---- send/recv syscalls: time, and the flags they carry --------------------------------- */
 #ifdef NETOBS_SYSCALLS
+/* Per-thread entries stay in netobs_sysc between syscalls and are rewritten in place (a
+ * hash insert/delete per syscall costs several times more); `active` marks one in flight.
+ * They are removed when the thread exits (sched_switch) and at every start_point. */
 static __always_inline int netobs_sys_enter(u32 kind, u64 flags)
 {
     u64 id = bpf_get_current_pid_tgid();
@@ -238,19 +241,27 @@ static __always_inline int netobs_sys_enter(u32 kind, u64 flags)
     u32 *role = netobs_tgids.lookup(&tgid);
     if (!role)
         return 0;
-    struct netobs_sys_start s = {};
-    s.ts = bpf_ktime_get_ns();
-    s.role = *role;
-    s.kind = kind;
-    s.flags = (u32)flags;
-    if (netobs_sysc.update(&tid, &s))
+    struct netobs_sys_start *s = netobs_sysc.lookup(&tid);
+    if (s) {
+        s->ts = bpf_ktime_get_ns();
+        s->role = *role;
+        s->kind = kind;
+        s->flags = (u32)flags;
+        s->active = 1;
+        return 0;
+    }
+    struct netobs_sys_start n = {};
+    n.ts = bpf_ktime_get_ns();
+    n.role = *role;
+    n.kind = kind;
+    n.flags = (u32)flags;
+    n.active = 1;
+    if (netobs_sysc.update(&tid, &n))
         netobs_lost();
 #ifdef NETOBS_OFFCPU
-    if (!netobs_nettid.lookup(&tid)) {
-        u32 r = *role;
-        if (netobs_nettid.update(&tid, &r))
-            netobs_lost();
-    }
+    u32 r = *role;  /* first socket syscall of this thread: its off-CPU time counts from now */
+    if (netobs_nettid.update(&tid, &r))
+        netobs_lost();
 #endif
     return 0;
 }
@@ -259,15 +270,15 @@ static __always_inline int netobs_sys_exit(long ret)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct netobs_sys_start *s = netobs_sysc.lookup(&tid);
-    if (!s)
+    if (!s || !s->active)
         return 0;
+    s->active = 0;
     u32 role = s->role;
     u32 kind = s->kind;
     u32 flags = s->flags;
 #ifdef NETOBS_SYS
     u64 delta = bpf_ktime_get_ns() - s->ts;
 #endif
-    netobs_sysc.delete(&tid);
     if (kind == NETOBS_KIND_SEND) {
 #ifdef NETOBS_SYS
         netobs_add(role, NETOBS_FIG_SEND_SYSCALLS, 1);
@@ -339,6 +350,7 @@ int netobs_offcpu(struct tracepoint__sched__sched_switch *args)
     if (prole) {
         if (args->prev_state & NETOBS_TASK_EXITING) {
             netobs_nettid.delete(&prev);
+            netobs_sysc.delete(&prev);
         } else {
             struct netobs_offcpu_start o = {};
             now = bpf_ktime_get_ns();

@@ -60,7 +60,7 @@ struct netobs_sys_start {
     u32 role;
     u32 kind;
     u32 flags;
-    u32 pad;
+    u32 active;
 };
 
 /* A tracked thread that went off-CPU, per thread. */
