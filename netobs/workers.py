@@ -8,6 +8,9 @@ closed, and its partial stats travel on the `Interrupted` exception as `.stats`.
 C returns -errno and names the failing step; `_error()` turns that into a `NetobsError` whose
 cause is `os.strerror(errno)`.
 
+Per-send latency: the time around one message's send call(s): for two_copy the send() after
+the memcpy, for zero_copy including ENOBUFS drain-and-retry but not a wait for a free buffer.
+
 CPU time: both sides report `getrusage(RUSAGE_THREAD)` deltas summed over their sending or
 receiving threads (the client over the measured window only), so neither the Python
 interpreter nor the other side leaks into the figure even when both run in one process.
@@ -185,6 +188,9 @@ def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> Netobs
     if where.startswith("perf control"):
         return NetobsError(f"perf did not answer on its control fifo ({where})", detail or cause,
                            "run the sender under `perf stat --control fifo:CTL,ACK -D -1`")
+    if where == "sendmsg" and e == E.ENOBUFS:
+        return NetobsError("the kernel keeps refusing zero-copy sends", f"{cause} for over a second with no "
+                           "completion outstanding", "raising net.core.optmem_max (memory for completion notifications)")
     if where in ("send", "sendmsg") and e in (E.EPIPE, E.ECONNRESET):
         return NetobsError(f"the connection to {host}:{port} broke during the run", cause,
                            "checking that the server is still running and expects this many connections")
