@@ -218,7 +218,7 @@ h2 { font-size: 21px; margin: 0 0 14px; }
 h4 { font-size: 14px; margin: 14px 0 4px; color: var(--muted); font-weight: 600; }
 h3 { font-size: 16px; margin: 22px 0 8px; color: #2b3548; }
 .muted { color: var(--muted); }
-.facts { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
+.facts { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; align-content: start; }
 .facts dt { color: var(--muted); }
 .facts dd { margin:0; word-break: break-word; }
 .facts code, code { font: 13px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
@@ -309,6 +309,46 @@ def _probe_rows(results: Results) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _topology_details(topo) -> dict:
+    """The topology facts worth a line: scalars and small flat maps (names, addresses, MTU)."""
+    if not isinstance(topo, dict):
+        return {}
+    skip = {"kind", "run_id", "closed", "cleanup_errors", "leftovers_removed", "sysctls", "children"}
+    out = {}
+    for k, v in topo.items():
+        if k in skip or v in (None, "", [], {}):
+            continue
+        if _scalar(v):
+            out[k] = v
+        elif isinstance(v, dict) and len(v) <= 4 and all(_scalar(x) for x in v.values()):
+            out[k] = "/".join(str(x) for x in v.values())
+    return out
+
+
+def _sysctl_rows(m: dict) -> pd.DataFrame | None:
+    """sysctls the run set: the manifest's sysctls.changed, else the topology's per-sysctl record."""
+    sysctls = m.get("sysctls")
+    changed = sysctls.get("changed") if isinstance(sysctls, dict) else None
+    topo = m.get("topology")
+    if not changed and isinstance(topo, dict) and isinstance(topo.get("sysctls"), dict):
+        changed = topo["sysctls"]
+    if not changed:
+        return None
+    items = changed.items() if isinstance(changed, dict) else enumerate(changed)
+    rows = []
+    for name, v in items:
+        if isinstance(v, dict):
+            rows.append({"sysctl": name, **{k: (fmt(v[k]) if k in v else "—")
+                                             for k in ("scope", "before", "set", "after", "restored")}})
+        else:
+            rows.append({"sysctl": name, "value": v})
+    return pd.DataFrame(rows)
+
+
 def _summary(results: Results) -> str:
     m = results.manifest
     host = m.get("host") or {}
@@ -317,14 +357,16 @@ def _summary(results: Results) -> str:
     tools = m.get("tools") or {}
     runs = results.runs
     command = m.get("command")
-    if isinstance(command, list):
-        command = " ".join(str(c) for c in command)
+    if isinstance(command, list) and command:
+        argv0 = str(command[0])
+        argv0 = "netobs" if argv0.endswith(("__main__.py", "/netobs")) or argv0 == "-m" else Path(argv0).name
+        command = " ".join([argv0] + [str(c) for c in command[1:]])
     cores = host.get("cores")
     if host.get("cores_usable") and host.get("cores_usable") != cores:
         cores = f"{cores} ({host['cores_usable']} usable)"
     mem = host.get("memory_bytes")
     topo_txt = topo.get("kind") if isinstance(topo, dict) else topo
-    topo_extra = {k: v for k, v in topo.items() if k != "kind"} if isinstance(topo, dict) else {}
+    topo_extra = _topology_details(topo)
     left = _kv([
         ("host", host.get("hostname")), ("kernel", host.get("kernel")), ("CPU", host.get("cpu_model")),
         ("cores", cores), ("memory", f"{mem / 2**30:.1f} GiB" if isinstance(mem, (int, float)) else None),
@@ -356,16 +398,13 @@ def _summary(results: Results) -> str:
                       'share are not measured, so their charts are replaced by notes.</p>')
     else:
         probe_html = table(probes)
-    sysctls = m.get("sysctls") or {}
-    changed = sysctls.get("changed") if isinstance(sysctls, dict) else None
+    changed = _sysctl_rows(m)
     notes = list(results.notes) + [str(n) for n in (m.get("notes") or [])]
     parts = [f'<div class="grid2">{left}{right}</div>',
              "<h3>Hardware counters (perf stat)</h3>", perf_html,
              "<h3>Kernel tracing: probe plan</h3>", probe_html]
-    if changed:
-        parts += ["<h3>sysctls changed for the run (restored after)</h3>",
-                  table(pd.DataFrame([{"sysctl": k, "value": v} for k, v in
-                                      (changed.items() if isinstance(changed, dict) else enumerate(changed))]))]
+    if changed is not None and not changed.empty:
+        parts += ["<h3>sysctls set for the run</h3>", table(changed)]
     if len(results.failed):
         cols = [c for c in ("implementation", "msg_size", "threads", "repeat", "error") if c in results.failed]
         parts += [f"<h3>Failed points ({len(results.failed)})</h3>", table(results.failed[cols])]
