@@ -303,3 +303,13 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
         assert tc["errqueue_reads"] == c["zerocopy"]["notifications"] >= 1
     else:
         assert tc["zc_sends"] == 0 and tc["errqueue_reads"] == 0
+
+
+@pytest.mark.root
+def test_tracing_overhead_bench_runs(tracer):
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    from netobs.trace_bench import tracing_overhead
+    (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1)
+    assert r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
+    assert r["traced_bytes_match"] and r["lost_events"] == 0
+    assert r["ratio"] > 0 and r["goal_pct"] == 3.0
