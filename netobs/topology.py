@@ -551,233 +551,6 @@ class NetnsTopology(Topology):
             runstate.write(self.state)
 
     def _preexec(self, role: str):
-        return None
-
-    def spawn(self, role: str, argv: list[str], **popen_kwargs: Any) -> subprocess.Popen:
-        """Start `argv` as `role` ("server" or "client") in that role's namespace."""
-        if self.closed:
-            raise NetobsError("cannot spawn", "the topology is closed")
-        if role not in ROLES:
-            raise UsageError(f"unknown role {role!r}", None, " or ".join(ROLES))
-        enter = self._preexec(role)
-        user_preexec = popen_kwargs.pop("preexec_fn", None)
-        if enter is not None or user_preexec is not None:
-            def preexec() -> None:
-                if enter is not None:
-                    enter()
-                if user_preexec is not None:
-                    user_preexec()
-            popen_kwargs["preexec_fn"] = preexec
-        proc = subprocess.Popen(argv, **popen_kwargs)
-        start = runstate.proc_starttime(proc.pid)
-        self._children.append((role, proc, start))
-        if self.state is not None:
-            self.state["children"].append({"pid": proc.pid, "starttime": start, "role": role})
-            self._save_state()
-        return proc
-
-    def _stop_children(self) -> list[int]:
-        popens = {p.pid: p for _, p, _ in self._children}
-        return _stop_pids([(p.pid, st) for _, p, st in self._children if p.returncode is None], popens)
-
-    # -- teardown
-    def _teardown_steps(self) -> list[tuple[str, Any]]:
-        return [("stop children", self._stop_children), ("restore host sysctls", self._restore_host_sysctls)]
-
-    def close(self, raise_errors: bool = True) -> None:
-        """Undo everything; safe to call twice. Signals arriving meanwhile are held until the end."""
-        if self.closed:
-            return
-        try:
-            with deferred_signals():
-                self.closed = True
-                for what, step in self._teardown_steps():
-                    try:
-                        step()
-                    except Exception as exc:  # keep going: every other step must still run
-                        self.cleanup_errors.append(f"{what}: {exc}")
-                if not self.cleanup_errors and self.state is not None:
-                    runstate.remove(self.run_id)
-                _open.discard(self)
-        finally:  # after deferred_signals has put its handlers back (handlers nest LIFO)
-            if self._guarded:
-                self._guarded = False
-                _sigterm_guard_exit()
-        if self.cleanup_errors and raise_errors:
-            raise NetobsError("topology cleanup incomplete", "; ".join(self.cleanup_errors),
-                              "running netobs again as root (it removes leftovers at start)")
-
-    # -- facts
-    def facts(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "run_id": self.run_id,
-            "server_addr": self.server_addr, "client_addr": self.client_addr,
-            "sysctls": {k: dict(v) for k, v in self.sysctl_facts.items()},
-            "leftovers_removed": list(self.leftovers_removed),
-            "children": [{"role": r, "pid": p.pid, "returncode": p.returncode} for r, p, _ in self._children],
-            "closed": self.closed, "cleanup_errors": list(self.cleanup_errors),
-        }
-
-    def link_stats(self) -> dict[str, dict[str, int]]:
-        raise NotImplementedError
-
-
-def _link_counters(ipr: IPRoute, ifname: str) -> dict[str, int]:
-    idx = ipr.link_lookup(ifname=ifname)
-    if not idx:
-        raise NetobsError(f"link {ifname} not found")
-    msg = ipr.link("get", index=idx[0])[0]
-    stats = msg.get("IFLA_STATS64") or msg.get("IFLA_STATS") or {}
-    return {k: int(stats.get(k, 0)) for k in STAT_KEYS}
-
-
-class LoopbackTopology(Topology):
-    """Server and client in the caller's namespace, talking over `lo` (127.0.0.1)."""
-
-    kind = "loopback"
-    server_addr = client_addr = "127.0.0.1"
-
-    def setup(self) -> None:
-        self._start()
-        wanted = self.sysctls_wanted
-        if wanted:
-            scopes = sysctl.probe_scopes(list(wanted)) if _is_root() else {n: ("unknown", "not root") for n in wanted}
-            self._apply_host_sysctls(wanted, scopes)
-
-    def facts(self) -> dict[str, Any]:
-        out = super().facts()
-        out.update(namespaces=None, links={"server": "lo", "client": "lo"}, mtu=self._mtu())
-        return out
-
-    @staticmethod
-    def _mtu() -> int | None:
-        with contextlib.suppress(OSError, ValueError):
-            with open("/sys/class/net/lo/mtu") as f:
-                return int(f.read())
-        return None
-
-    def link_stats(self) -> dict[str, dict[str, int]]:
-        with IPRoute() as ipr:
-            lo = _link_counters(ipr, "lo")
-        return {"server": lo, "client": dict(lo)}
-
-
-class NetnsTopology(Topology):
-    """Two namespaces (server, client) joined by a veth pair; `lo` up in both."""
-
-    kind = "netns"
-
-    def __init__(self, subnet: str, mtu: int | None, sysctls: dict | None):
-        super().__init__(sysctls)
-        self.net, self.server_addr, self.client_addr = _parse_subnet(subnet)
-        if mtu is not None and not (68 <= int(mtu) <= 65535):
-            raise UsageError(f"bad MTU {mtu}", "veth accepts 68..65535", "--mtu 1500 or --mtu 65535")
-        self.mtu_wanted = mtu
-        pid = os.getpid()
-        self.ns = {"server": f"nob{pid}-{self.token}-s", "client": f"nob{pid}-{self.token}-c"}
-        self.veth = {"server": f"nob{self.token}-s", "client": f"nob{self.token}-c"}
-        self.addrs = {"server": self.server_addr, "client": self.client_addr}
-        self._fds: dict[str, int] = {}
-        self._made: list[str] = []
-        self.mtu: int | None = None
-
-    def _describe_state(self, state: dict) -> None:
-        state["namespaces"] = list(self.ns.values())
-        state["veth"] = list(self.veth.values())
-
-    def setup(self) -> None:
-        if not _is_root():
-            raise CapabilityError("cannot create network namespaces", "netobs is not running as root",
-                                  "sudo, or --topology loopback")
-        if not runstate.usable():
-            raise CapabilityError("cannot keep run state", f"{runstate.STATE_DIR} is not writable", "sudo")
-        self._start()
-        for role in ROLES:
-            name = self.ns[role]
-            try:
-                netns.create(name)
-            except OSError as exc:
-                raise CapabilityError(f"cannot create network namespace {name}", str(exc),
-                                      "checking that this kernel allows network namespaces") from exc
-            self._made.append(name)
-            self._fds[role] = os.open(f"{NETNS_DIR}/{name}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            with IPRoute(netns=self.ns["server"], flags=0) as ipr:
-                ipr.link("add", ifname=self.veth["server"], kind="veth",
-                         peer={"ifname": self.veth["client"], "net_ns_fd": self.ns["client"]})
-        except Exception as exc:
-            raise CapabilityError("cannot create a veth pair", str(exc), "loading the veth module") from exc
-        for role in ROLES:
-            with IPRoute(netns=self.ns[role], flags=0) as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-                idx = ipr.link_lookup(ifname=self.veth[role])[0]
-                if self.mtu_wanted is not None:
-                    try:
-                        ipr.link("set", index=idx, mtu=int(self.mtu_wanted))
-                    except Exception as exc:
-                        raise UsageError(f"cannot set MTU {self.mtu_wanted}", str(exc)) from exc
-                if self.net.version == 4:
-                    # no IPv6 autoconfiguration chatter (RS, MLD, DAD) in the veth's counters
-                    sysctl.in_netns(self._fds[role], sysctl.write,
-                                    f"net.ipv6.conf.{self.veth[role]}.disable_ipv6", 1)
-                else:  # usable at once: no duplicate address detection between our own two ends
-                    sysctl.in_netns(self._fds[role], sysctl.write,
-                                    f"net.ipv6.conf.{self.veth[role]}.accept_dad", 0)
-                ipr.addr("add", index=idx, address=self.addrs[role], prefixlen=self.net.prefixlen)
-                ipr.link("set", index=idx, state="up")
-                self.mtu = int(ipr.link("get", index=idx)[0].get("IFLA_MTU"))
-        self._apply_sysctls()
-
-    def _apply_sysctls(self) -> None:
-        wanted = self.sysctls_wanted
-        if not wanted:
-            return
-        fd = self._fds["server"]
-        scopes = {n: sysctl.scope_by_visibility(sysctl.in_netns(fd, sysctl.writable_here, n)) for n in wanted}
-        host_wanted = {n: w for n, w in wanted.items() if scopes[n][0] == "global"}
-        ns_wanted = {n: w for n, w in wanted.items() if scopes[n][0] == "netns"}
-        self._apply_host_sysctls(host_wanted, scopes)
-        if not ns_wanted:
-            return
-        # Writable in a child namespace means per-namespace; confirm it with the real write:
-        # the host's value must not move. Save the host's values first in case it does.
-        host_before = {n: sysctl.read(n) for n in ns_wanted}
-        with runstate.locked():
-            for n in ns_wanted:
-                self.state["globals"].setdefault(n, {"original": host_before[n], "set": None, "probe": True})
-            runstate.write(self.state)
-        per_role = {}
-        for role in ROLES:
-            fd = self._fds[role]
-            for name, want in ns_wanted.items():
-                before = sysctl.in_netns(fd, sysctl.read, name)
-                new = sysctl.target(before, want)
-                if new is not None:
-                    sysctl.in_netns(fd, sysctl.write, name, new)
-                per_role.setdefault(name, {})[role] = (before, new, sysctl.in_netns(fd, sysctl.read, name))
-        leaked = []
-        for name in ns_wanted:
-            host_now = sysctl.read(name)
-            before, new, after = per_role[name]["server"]
-            entry = {
-                "scope": "netns", "how": scopes[name][1], "where": list(ROLES), "wanted": ns_wanted[name],
-                "before": before, "set": new, "after": after, "host_value": host_now,
-                "verified": new is not None and new != host_before[name] and host_now == host_before[name],
-            }
-            if per_role[name]["client"] != per_role[name]["server"]:
-                entry["client"] = dict(zip(("before", "set", "after"), per_role[name]["client"]))
-            if host_now != host_before[name]:
-                entry.update(scope="global", how="writing it in a child namespace changed the host's value",
-                             where="host", original=host_before[name], restored=None)
-                leaked.append(name)
-            self.sysctl_facts[name] = entry
-        with runstate.locked():
-            for name in ns_wanted:
-                if name not in leaked and self.state["globals"].get(name, {}).get("probe"):
-                    del self.state["globals"][name]
-            runstate.write(self.state)
-
-    def _preexec(self, role: str):
         fd = self._fds[role]
 
         def enter() -> None:
@@ -933,7 +706,30 @@ def doctor_facts() -> dict[str, Any]:
             new = sysctl.target(current, want)
             entry.update(would_set=new, where="host (saved, then restored)", changes_host=new is not None)
         out["sysctls"][name] = entry
+    out["ok"] = out["netns_veth"]["ok"]
+    out["checks"] = _doctor_checks(out)
     return out
+
+
+def _doctor_checks(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows `netobs doctor` shows: [{name, ok, detail}]."""
+    nv = d["netns_veth"]
+    checks = [{"name": "namespaces + veth", "ok": nv["ok"],
+               "detail": f"created and removed in {nv['seconds']} s" if nv["ok"] else nv["error"]}]
+    for name, e in d["sysctls"].items():
+        if e.get("current") is None:
+            checks.append({"name": name, "ok": False, "detail": e.get("error")})
+            continue
+        if e["scope"] == "netns":
+            what = (f"per-namespace ({e['how']}); set to {e['would_set']} in the run's namespaces"
+                    if e.get("would_set") else "per-namespace; already high enough in a new namespace")
+        elif e["scope"] == "global":
+            what = (f"host-wide ({e['how']}); {e['current']} -> {e['would_set']} during a run, then restored"
+                    if e["would_set"] else f"host-wide ({e['how']}); {e['current']} is already high enough")
+        else:
+            what = f"scope unknown: {e['how']}"
+        checks.append({"name": name, "ok": True if e["scope"] != "unknown" else None, "detail": what})
+    return checks
 
 
 @atexit.register

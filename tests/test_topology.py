@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import need
 
 from netobs import runstate, sysctl
 from netobs.errors import Interrupted, UsageError
@@ -294,6 +295,85 @@ def test_traffic_crosses_the_veth(root):
 
 
 @pytest.mark.root
+def test_two_runs_in_two_processes(root):
+    """Two netobs processes at once: both come up; the first to end leaves the raised host
+    sysctls to the second, which restores them."""
+    before = host_sysctls()
+    (p1, f1), (p2, f2) = start_driver(), start_driver()
+    kids = list(f1["child_pids"].values()) + list(f2["child_pids"].values())
+    try:
+        assert f1["namespaces"] != f2["namespaces"] and f1["server_addr"] == f2["server_addr"]
+        p1.send_signal(signal.SIGINT)
+        assert p1.wait(timeout=10) == 130
+        for name in GLOBAL_KNOBS:
+            assert int(sysctl.read(name)) >= 16 << 20, "restored while another run still needs it"
+        p2.send_signal(signal.SIGINT)
+        assert p2.wait(timeout=10) == 130
+        assert_gone(f1, kids)
+        assert_gone(f2, kids)
+        assert_sysctls_restored(before)
+    finally:
+        for p in (p1, p2):
+            if p.poll() is None:
+                kill_only([p.pid])
+                p.wait()
+        kill_only(p for p in kids if os.path.exists(f"/proc/{p}") and not _zombie(p))
+        cleanup_leftovers()
+
+
+@pytest.mark.root
+def test_overlapping_loopback_and_netns_runs_restore_host(root):
+    """Loopback runs raise per-namespace sysctls on the host while netns runs verify theirs;
+    overlapping, neither may mistake the other's change for its own, nor leave one raised."""
+    before = host_sysctls()
+    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    loop = subprocess.Popen([sys.executable, "-c", "import time\nfrom netobs.topology import open_topology\n"
+                             "for _ in range(25):\n    with open_topology('loopback'): time.sleep(0.01)"], env=env)
+    try:
+        while loop.poll() is None:
+            with open_topology() as topo:
+                s = topo.facts()["sysctls"]
+            assert all(s[n]["scope"] == "netns" for n in ("net.core.optmem_max", "net.ipv4.tcp_wmem")), s
+        assert loop.returncode == 0
+    finally:
+        if loop.poll() is None:
+            kill_only([loop.pid])
+            loop.wait()
+    assert_sysctls_restored(before)
+
+
+@pytest.mark.root
+def test_worker_bytes_match_veth_counters(root):
+    """The C copy workers (when built) across the veth: counters agree with their byte counts."""
+    try:
+        import netobs._workers  # noqa: F401
+        built = True
+    except ImportError:
+        built = False
+    need(built, "the C copy workers built (netobs._workers)")
+    worker = [sys.executable, "-m", "netobs.worker"]
+    with open_topology() as topo:
+        rfd, wfd = os.pipe()
+        srv = topo.spawn("server", worker + ["serve", "--bind", topo.server_addr, "--port", "5201",
+                                             "--connections", "1", "--timeout", "10", "--ready-fd", str(wfd)],
+                         stdout=subprocess.PIPE, text=True, pass_fds=(wfd,))
+        os.close(wfd)
+        with os.fdopen(rfd) as ready:
+            assert ready.readline().startswith("ready")
+        start = topo.link_stats()
+        cli = topo.spawn("client", worker + ["send", "--host", topo.server_addr, "--port", "5201",
+                                             "--impl", "one_copy", "--msg-size", "65536", "--threads", "1",
+                                             "--count", "300"], stdout=subprocess.PIPE, text=True)
+        sent = json.loads(cli.communicate(timeout=10)[0])
+        got = json.loads(srv.communicate(timeout=10)[0])
+        assert cli.returncode == 0 and srv.returncode == 0
+        end = topo.link_stats()
+    n = 300 * 65536
+    wire = end["client"]["tx_bytes"] - start["client"]["tx_bytes"]
+    assert n <= wire <= n * 1.02, (wire, sent, got)
+
+
+@pytest.mark.root
 def test_two_topologies_at_once(root):
     before = host_sysctls()
     a = open_topology()
@@ -347,6 +427,7 @@ def test_doctor_changes_nothing(root):
     assert d["netns_veth"]["ok"], d
     assert d["sysctls"]["net.core.wmem_max"]["scope"] == "global"
     assert d["sysctls"]["net.core.optmem_max"]["scope"] == "netns"
+    assert d["ok"] and {c["name"] for c in d["checks"]} >= {"namespaces + veth", "net.core.wmem_max"}
     assert host_sysctls() == before
     json.dumps(d)
 
