@@ -337,10 +337,10 @@ struct nob_thread {
     /* counters (owned by the thread until joined) */
     uint64_t bytes_total, msgs_total, send_calls, partial;
     uint64_t zc_sends, zc_completions, zc_copied, zc_notif, zc_enobufs, pool_waits;
-    /* window */
+    /* published for the coordinator's window snapshots (single writer: this thread) */
+    _Atomic uint64_t pub_bytes, pub_msgs;
+    /* this thread's share of the window: CPU time and latency samples (message boundaries) */
     int in_window, window_done;
-    double t0, t1;
-    uint64_t bytes0, bytes1, msgs0, msgs1;
     struct rusage ru0, ru1;
     uint64_t *hist;
     uint64_t lat_n, lat_sum, lat_max, lat_min;
@@ -359,6 +359,10 @@ struct nob_client {
     atomic_int windows_ended;
     atomic_int failed;
     int ran;
+    /* the measured window, as the coordinator saw it: [t0, t1] and every thread's counters then */
+    double t0, t1;
+    uint64_t bytes0, bytes1, msgs0, msgs1;
+    int snap0, snap1;
 };
 
 static int cfg_check_client(const struct nob_client_config *cfg, struct nob_error *err)
@@ -657,6 +661,7 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
             enobufs_since = 0;
             t->send_calls++;
             t->bytes_total += (uint64_t)r;
+            atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
             if (flags & MSG_ZEROCOPY) {
                 t->zc_sends++;
                 t->next_id++;
@@ -709,6 +714,7 @@ static int send_buf(struct nob_thread *t, const uint8_t *p, uint64_t len)
         if (r > 0) {
             t->send_calls++;
             t->bytes_total += (uint64_t)r;
+            atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
             off += (uint64_t)r;
             if (off < len)
                 t->partial++;
@@ -729,19 +735,13 @@ static void window_start(struct nob_thread *t)
 {
     t->in_window = 1;
     thread_rusage(&t->ru0);
-    t->t0 = now_s();
-    t->bytes0 = t->bytes_total;
-    t->msgs0 = t->msgs_total;
 }
 
 static void window_end(struct nob_thread *t)
 {
     if (!t->in_window)
         return;
-    t->t1 = now_s();
     thread_rusage(&t->ru1);
-    t->bytes1 = t->bytes_total;
-    t->msgs1 = t->msgs_total;
     t->in_window = 0;
     t->window_done = 1;
 }
@@ -836,7 +836,8 @@ static void *client_thread(void *arg)
         }
         t->seq++;
         t->msgs_total++;
-        if (t->in_window) {
+        atomic_store_explicit(&t->pub_msgs, t->msgs_total, memory_order_relaxed);
+        if (t->in_window && atomic_load_explicit(&c->phase, memory_order_relaxed) == PHASE_MEASURE) {
             t->hist[hist_index(lat)]++;
             t->lat_n++;
             t->lat_sum += lat;
@@ -865,6 +866,19 @@ static void *client_thread(void *arg)
     return NULL;
 }
 
+/* Window edges: the time and the sum of every thread's published counters. */
+static void snapshot(struct nob_client *c, double *t, uint64_t *bytes, uint64_t *msgs)
+{
+    uint64_t b = 0, m = 0;
+    for (int i = 0; i < c->nthreads; i++) {
+        b += atomic_load_explicit(&c->t[i].pub_bytes, memory_order_relaxed);
+        m += atomic_load_explicit(&c->t[i].pub_msgs, memory_order_relaxed);
+    }
+    *t = now_s();
+    *bytes = b;
+    *msgs = m;
+}
+
 /* Sleep until `until`, waking early on abort. Returns nonzero when aborted. */
 static int wait_until(struct nob_client *c, double until)
 {
@@ -882,8 +896,6 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
 {
     uint64_t *h = calloc(HIST_BUCKETS, sizeof(uint64_t));
     uint64_t lat_n = 0, lat_sum = 0, lat_max = 0, lat_min = UINT64_MAX;
-    double wsum = 0;
-    int nw = 0;
     for (int i = 0; i < c->nthreads; i++) {
         struct nob_thread *t = &c->t[i];
         st->bytes_sent_total += t->bytes_total;
@@ -899,10 +911,6 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
         st->zc_pool_waits += t->pool_waits;
         st->per_thread_bytes[i] = t->bytes_total;
         if (t->window_done) {
-            st->bytes_sent += t->bytes1 - t->bytes0;
-            st->messages += t->msgs1 - t->msgs0;
-            wsum += t->t1 - t->t0;
-            nw++;
             st->cpu_user_s += tv_s(t->ru1.ru_utime) - tv_s(t->ru0.ru_utime);
             st->cpu_sys_s += tv_s(t->ru1.ru_stime) - tv_s(t->ru0.ru_stime);
         }
@@ -916,7 +924,11 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
         if (t->lat_n && t->lat_min < lat_min)
             lat_min = t->lat_min;
     }
-    st->window_s = nw ? wsum / nw : 0;
+    if (c->snap0 && c->snap1 && c->t1 > c->t0) {
+        st->window_s = c->t1 - c->t0;
+        st->bytes_sent = c->bytes1 - c->bytes0;
+        st->messages = c->msgs1 - c->msgs0;
+    }
     st->lat_samples = lat_n;
     if (lat_n && h) {
         double lo = (double)lat_min, hi = (double)lat_max;
@@ -953,6 +965,8 @@ int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob
             goto out;
         enabled = 1;
         atomic_store(&c->phase, PHASE_MEASURE);
+        snapshot(c, &c->t0, &c->bytes0, &c->msgs0);
+        c->snap0 = 1;
     } else {
         atomic_store(&c->phase, PHASE_WARMUP);
     }
@@ -971,8 +985,13 @@ int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob
         if (!wait_until(c, now_s() + cfg->warmup_s)) {
             if ((rc = perf_ctl(c, "enable\n", err)) == 0) {
                 enabled = 1;
+                snapshot(c, &c->t0, &c->bytes0, &c->msgs0);
+                c->snap0 = 1;
                 atomic_store(&c->phase, PHASE_MEASURE);
-                wait_until(c, now_s() + cfg->duration_s);
+                wait_until(c, c->t0 + cfg->duration_s);
+                atomic_store(&c->phase, PHASE_END);
+                snapshot(c, &c->t1, &c->bytes1, &c->msgs1);
+                c->snap1 = 1;
             } else {
                 atomic_store(&c->abort, 1);
             }
@@ -985,6 +1004,10 @@ int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob
         if (grace && now_s() > grace)
             atomic_store(&c->abort, 1);
         sleep_s(0.001);
+    }
+    if (c->snap0 && !c->snap1) { /* count mode: the window ends with the last message */
+        snapshot(c, &c->t1, &c->bytes1, &c->msgs1);
+        c->snap1 = 1;
     }
     if (enabled) {
         int r2 = perf_ctl(c, "disable\n", err);

@@ -57,15 +57,15 @@ def test_client_bytes_equal_server_bytes(impl, size):
     assert c["bytes_sent_total"] == s["bytes_received"]
     assert sorted(c["per_thread_bytes"]) == sorted(s["per_connection_bytes"])
     assert s["connections"] == 2 and s["conn_errors"] == 0
-    # the window is part of the run, and whole messages were sent in it
+    # the window is part of the run; its bytes are counted at its edges, messages as they complete
     assert 0 < c["bytes_sent"] <= c["bytes_sent_total"]
-    assert c["bytes_sent"] == c["messages"] * size
+    assert abs(c["bytes_sent"] - c["messages"] * size) <= 2 * size
     assert c["messages_total"] * size <= c["bytes_sent_total"] < (c["messages_total"] + 2) * size
     assert 0.25 < c["window_s"] < 2.0  # generous: this host may be shared and busy
     assert c["throughput_gbps"] == pytest.approx(c["bytes_sent"] * 8 / c["window_s"] / 1e9)
     lat = c["latency_us"]
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
-    assert c["latency_samples"] == c["messages"]
+    assert abs(c["latency_samples"] - c["messages"]) <= 2
     assert c["cpu"]["user_s"] + c["cpu"]["sys_s"] > 0
     assert s["goodput_gbps"] > 0
 
