@@ -417,16 +417,51 @@ class Tracer:
 
 
 def doctor_facts() -> dict:
-    """What tracing can do here: environment, and per figure the probe that would serve it."""
-    facts: dict = {"root": os.geteuid() == 0}
+    """What tracing can do here, never raising: environment (root, BCC, tracefs, headers),
+    probe tiers, and per figure the probe that would serve it or why none can.
+
+    Shape shared by the doctor's parts: {"ok", "checks": [{name, ok, detail}], "error"?, ...}.
+    """
+    root = os.geteuid() == 0
+    facts: dict = {"ok": False, "root": root, "checks": []}
+    checks = facts["checks"]
+    checks.append({"name": "root", "ok": root, "detail": "yes" if root else "BPF tracing needs root"})
     try:
-        facts["env"] = bpfenv.prepare()
-        facts["error"] = None
+        env = bpfenv.prepare()
     except CapabilityError as e:
-        facts["env"] = {"tracefs": bpfenv.tracefs_path(), "bcc": bpfenv.bcc_version()}
+        env = {"tracefs": bpfenv.tracefs_path(), "bcc": bpfenv.bcc_version()}
         facts["error"] = e.message
-    facts["kprobes"] = bpfenv.kprobes_supported()
-    facts["inherit"] = (bpfenv.try_tracepoint("sched", "sched_process_fork") if facts["root"]
-                        else "needs root")
-    facts["plan"] = plan_probes()
+    facts["env"] = env
+    checks.append({"name": "BCC", "ok": env.get("bcc") is not None,
+                   "detail": f"python3-bpfcc {env['bcc']}" if env.get("bcc") else "not importable; try " + bpfenv.SETUP_FIX})
+    checks.append({"name": "tracefs", "ok": env.get("tracefs") is not None,
+                   "detail": (env.get("tracefs") or "not mounted")
+                   + (" (mounted by netobs)" if env.get("tracefs_mounted_by_netobs") else "")})
+    h = env.get("headers")
+    if h:
+        detail = h["path"] + (f" — fallback: headers of {h['release']} for kernel {h['kernel']} "
+                              "(tracepoint arguments only; no struct is read through them)" if h["fallback"] else "")
+        if h["created"]:
+            detail += "; linked " + ", ".join(h["created"])
+        checks.append({"name": "kernel headers", "ok": True, "detail": detail})
+    else:
+        checks.append({"name": "kernel headers", "ok": False, "detail": facts.get("error") or "unknown"})
+    if not root:
+        facts["plan"] = plan_probes()
+        return facts
+    kp = bpfenv.kprobes_supported()
+    checks.append({"name": "kprobes", "ok": kp is None, "detail": kp or "available"})
+    fe = bpfenv.try_fentry("tcp_sendmsg")
+    checks.append({"name": "fentry/fexit", "ok": fe is None, "detail": fe or "available"})
+    inherit = bpfenv.try_tracepoint("sched", "sched_process_fork")
+    facts["inherit"] = inherit
+    checks.append({"name": "children followed (sched_process_fork)", "ok": inherit is None,
+                   "detail": inherit or "yes"})
+    plan = plan_probes()
+    facts["plan"] = plan
+    for f in FIGURES:
+        e = plan[f]
+        checks.append({"name": f"figure {f}", "ok": e["probe"] is not None,
+                       "detail": e["probe"] or f"missing: {e['reason']}"})
+    facts["ok"] = "error" not in facts and any(e["probe"] for e in plan.values())
     return facts

@@ -313,3 +313,48 @@ def test_tracing_overhead_bench_runs(tracer):
     assert r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
     assert r["traced_bytes_match"] and r["lost_events"] == 0
     assert r["ratio"] > 0 and r["goal_pct"] == 3.0
+
+
+# ---- host preparation (bpfenv), on a fake /lib/modules and /usr/src ----------------------------
+
+def _fake_headers(src: Path, version: str, flavour: str = "amd64") -> None:
+    arch = src / f"linux-headers-{version}-{flavour}"
+    (arch / "include" / "generated").mkdir(parents=True)
+    (arch / "include" / "generated" / "utsrelease.h").write_text(f'#define UTS_RELEASE "{version}-{flavour}"\n')
+    (src / f"linux-headers-{version}-common" / "include" / "linux").mkdir(parents=True)
+    (src / f"linux-headers-{version}-common" / "include" / "linux" / "kconfig.h").write_text("")
+
+
+def test_headers_fallback_links_the_newest_debian_pair(tmp_path, monkeypatch):
+    from netobs import bpfenv
+    src, mods = tmp_path / "src", tmp_path / "modules"
+    for v in ("6.1.0-9", "6.1.0-56", "5.10.0-30"):
+        _fake_headers(src, v)
+    monkeypatch.setattr(bpfenv, "SRC_DIR", str(src))
+    monkeypatch.setattr(bpfenv, "MODULES_DIR", str(mods))
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result(("Linux", "h", "6.18.4-custom", "#1", "x86_64")))
+    h = bpfenv.ensure_headers()
+    assert h["fallback"] and h["release"] == "6.1.0-56-amd64" and len(h["created"]) == 2
+    assert os.readlink(mods / "6.18.4-custom" / "build") == str(src / "linux-headers-6.1.0-56-amd64")
+    assert os.readlink(mods / "6.18.4-custom" / "source") == str(src / "linux-headers-6.1.0-56-common")
+    again = bpfenv.ensure_headers()           # idempotent: the links are used, nothing new made
+    assert again["created"] == [] and again["fallback"]
+
+
+def test_headers_missing_is_a_capability_error_with_a_fix(tmp_path, monkeypatch):
+    from netobs import bpfenv
+    from netobs.errors import CapabilityError
+    monkeypatch.setattr(bpfenv, "SRC_DIR", str(tmp_path / "src"))
+    monkeypatch.setattr(bpfenv, "MODULES_DIR", str(tmp_path / "modules"))
+    with pytest.raises(CapabilityError) as e:
+        bpfenv.ensure_headers()
+    assert "linux-headers" in e.value.message and "make setup" in e.value.message
+
+
+def test_prepare_needs_root(monkeypatch):
+    from netobs import bpfenv
+    from netobs.errors import CapabilityError
+    monkeypatch.setattr(bpfenv, "_state", None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(CapabilityError, match="root"):
+        bpfenv.prepare()
