@@ -386,7 +386,7 @@ def zerocopy(r: Results) -> Answer:
         caveats.append("zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect.")
     key = [c for c in ["msg_size", "threads", "zero_copy_gbps", f"{main}_gbps", f"vs_{main}_pct",
                        f"outcome_vs_{main}", "vs_one_copy_pct" if main != "one_copy" else None,
-                       "zc_copied_fraction", "errqueue_reads_per_send", "zero_copy_cpu_s_per_gb"] if c and c in ev]
+                       "zc_copied_fraction", "zero_copy_cpu_s_per_gb"] if c and c in ev]
     chart = _chart(r, ["throughput_gbps", "zc_copied_fraction", "cpu_s_per_gb", "syscall_ns_per_byte",
                        "copies_per_byte", "errqueue_reads_per_send"])
     return Answer(q, title, " ".join(sentences), ev, caveats, chart, None, _clean(facts), key)
@@ -794,10 +794,10 @@ def anomalies(r: Results) -> Answer:
     q, title = "anomalies", "What is unexpected in the results, and what explains it?"
     found, steps, near = [], [], []
     checked = {"size_steps": 0, "thread_steps": 0}
-    specs = [("throughput_gbps", "msg_size", "throughput fell as message size grew"),
+    specs = [("throughput_gbps", "msg_size", "throughput fell as size grew"),
              ("throughput_gbps", "threads", "throughput fell as threads grew"),
-             ("latency_us", "msg_size", "latency inversion: per-send latency fell as message size grew"),
-             ("latency_us", "threads", "latency inversion: per-send latency fell as threads grew")]
+             ("latency_us", "msg_size", "latency inversion: fell as size grew"),
+             ("latency_us", "threads", "latency inversion: fell as threads grew")]
     noise_how = {}
     for metric, dim, kind in specs:
         if not r.measured(metric):
@@ -955,7 +955,7 @@ def anomalies(r: Results) -> Answer:
     if len(ev):
         marks = {(x.implementation, x.msg_size, x.threads): str(x.rank) for x in ev[ev.flagged].itertuples()}
         chart["anomaly"] = [marks.get((i, s, t), "") for i, s, t in zip(chart.implementation, chart.msg_size, chart.threads)]
-    key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score", "flagged"]
+    key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score"]
     return Answer(q, title, " ".join(sentences), ev, caveats, chart, None, _clean(facts), key)
 
 

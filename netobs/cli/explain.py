@@ -80,7 +80,8 @@ def _print_text(answers, results) -> None:
             cols = [c for c in (answer.key_columns or list(ev.columns)) if c in ev.columns]
             table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 1))
             for c in cols:
-                table.add_column(c.replace("_", " "), overflow="fold",
+                header = c.replace("_", " ")
+                table.add_column(header, overflow="fold", min_width=max(len(w) for w in header.split()),
                                  justify="left" if ev[c].dtype == object else "right")
             for row in ev[cols].head(MAX_ROWS).itertuples(index=False):
                 table.add_row(*(_cell(c, v) for c, v in zip(cols, row)))
