@@ -182,7 +182,7 @@ def iperf3_variant() -> Variant:
             "receiver_gbps": doc["end"]["sum_received"]["bits_per_second"] / 1e9,
             "cpu_host_pct": doc["end"].get("cpu_utilization_percent", {}).get("host_total")})
 
-    return Variant("iperf3 -l <msg-size>", measure)
+    return Variant("iperf3", measure)
 
 
 def _iperf3_sender_gbps(doc: dict) -> float:
@@ -201,7 +201,8 @@ def _iperf3_sender_gbps(doc: dict) -> float:
 
 COMPARISONS: list[Comparison] = [
     Comparison("one_copy vs iperf3", netobs_variant("one_copy"), iperf3_variant(),
-               "both do only the user->kernel copy; netobs should reach iperf3 (ratio >= 1)"),
+               "iperf3 -c -l <msg-size> -O <warm-up> -t <duration>; both do only the user->kernel copy, "
+               "so netobs should reach iperf3 (ratio >= 1)"),
     Comparison("two_copy vs one_copy", netobs_variant("two_copy"), netobs_variant("one_copy"),
                "the cost of the extra user-space serialization copy"),
     Comparison("zero_copy vs one_copy", netobs_variant("zero_copy"), netobs_variant("one_copy"),
