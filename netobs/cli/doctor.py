@@ -1,0 +1,69 @@
+"""`netobs doctor`: what this host can measure and trace, and why not where it cannot."""
+from __future__ import annotations
+
+import os
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from netobs.cli._common import echo_json
+
+
+def collect() -> dict:
+    """Facts from every part; a part that fails to answer reports its error instead."""
+    from netobs import hostinfo
+
+    facts = {"root": os.geteuid() == 0, "host": hostinfo.host_facts()}
+    parts = {
+        "workers": ("netobs.workers", "doctor_facts"),
+        "topology": ("netobs.topology", "doctor_facts"),
+        "perf": ("netobs.perf", "doctor_facts"),
+        "tracing": ("netobs.tracer", "doctor_facts"),
+    }
+    import importlib
+
+    for name, (module, func) in parts.items():
+        try:
+            facts[name] = getattr(importlib.import_module(module), func)()
+        except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+            facts[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return facts
+
+
+@click.command(epilog="""\b
+Examples:
+  sudo netobs doctor
+  sudo netobs doctor --json | jq .perf.events
+""")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(as_json):
+    """Show what this host can do: root, perf counters, BCC probes, namespaces, SO_ZEROCOPY."""
+    facts = collect()
+    if as_json:
+        echo_json(facts)
+        return
+    con = Console()
+    host = facts["host"]
+    con.print(f"[bold]host[/] {host['hostname']}: Linux {host['kernel']}, {host['cpu_model']}, "
+              f"{host['cores']} cores, {(host['memory_bytes'] or 0) / 2**30:.1f} GiB"
+              f"{', virtualized' if host['virtualized'] else ''}")
+    con.print(f"[bold]root[/] {'yes' if facts['root'] else 'no (namespaces, perf control and BPF need root)'}")
+    for part in ("workers", "topology", "perf", "tracing"):
+        show_part(con, part, facts[part])
+
+
+def show_part(con: Console, name: str, facts: dict) -> None:
+    """Each part's doctor_facts() may carry `checks`: [{name, ok, detail}] — shown as a table;
+    everything else is shown as key: value."""
+    table = Table(title=name, title_justify="left", show_header=False)
+    table.add_column("check")
+    table.add_column("ok")
+    table.add_column("detail")
+    if "error" in facts and not facts.get("checks"):
+        table.add_row("(part)", "[red]no[/]", facts["error"])
+    for check in facts.get("checks", []):
+        ok = check.get("ok")
+        table.add_row(str(check.get("name")), "[green]yes[/]" if ok else ("[red]no[/]" if ok is False else "—"),
+                      str(check.get("detail") or ""))
+    con.print(table)

@@ -1,0 +1,106 @@
+"""`netobs sweep`: the whole study in one command."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from netobs.cli._common import need_root, observe_options, perf_events, tracer_factory
+from netobs.spec import IMPLS, STUDY_DURATION, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
+
+
+@click.command(epilog="""\b
+Examples:
+  sudo netobs sweep --trace -o results/                 # the study: 48 points, 10 s each
+  sudo netobs sweep --sizes 4K,64K --threads 1,2 --duration 1 --repeats 3 --order interleaved -o quick/
+  sudo netobs sweep -o results/ --resume                # finish an interrupted sweep
+""")
+@click.option("--impls", default=",".join(IMPLS), show_default=True, help="Strategies, comma-separated.")
+@click.option("--sizes", default=",".join(map(str, STUDY_SIZES)), show_default=True, help="Message sizes in bytes.")
+@click.option("--threads", default=",".join(map(str, STUDY_THREADS)), show_default=True, help="Client thread counts.")
+@click.option("--duration", type=float, default=STUDY_DURATION, show_default=True, help="Measured window per point, seconds.")
+@click.option("--warmup", type=float, default=0.25, show_default=True, help="Warm-up before each window, seconds.")
+@click.option("--repeats", type=int, default=1, show_default=True, help="Runs of each point (for medians and CIs).")
+@click.option("--order", type=click.Choice(["sequential", "interleaved", "random"]), default="sequential", show_default=True,
+              help="interleaved/random keep drift from biasing one strategy.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
+@click.option("--recv-copy", is_flag=True, help="Server copies each message back into 8 fields.")
+@observe_options
+@click.option("-o", "--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results directory.")
+@click.option("--resume", is_flag=True, help="Run only the points missing from --out.")
+@click.option("--force", is_flag=True, help="Move an existing non-empty --out aside and start anew.")
+def command(impls, sizes, threads, duration, warmup, repeats, order, seed, recv_copy, topology, subnet, mtu,
+            no_perf, events, perf_server, trace, out, resume, force):
+    """Run the study's matrix (strategies × sizes × threads × repeats) and store every point."""
+    from netobs.sweep import open_store, run_sweep
+
+    base = RunSpec("two_copy", 1024, 1, duration=duration, warmup=warmup, topology=topology,
+                   port=5201 if topology == "netns" else 0, recv_copy=recv_copy, perf=not no_perf,
+                   perf_server=perf_server, trace=trace)
+    sweep = SweepSpec(impls=parse_list(impls, str, "strategy"),
+                      sizes=tuple(parse_size(s) for s in parse_list(sizes, str, "size")),
+                      threads=parse_list(threads, int, "thread count"),
+                      repeats=repeats, order=order, seed=seed, base=base)
+    need_root(topology, trace)
+    events_list = perf_events(no_perf, events)
+    store = open_store(sweep, out, events_list or [], resume=resume, force=force)
+    con = Console(stderr=True)
+    reporter = _Reporter(con, per_point_s=warmup + duration)
+    try:
+        summary = run_sweep(sweep, store, events_list, progress=reporter, subnet=subnet, mtu=mtu,
+                            tracer_factory=tracer_factory(trace))
+    finally:
+        reporter.close()
+    done = f"{summary.done} done, {summary.failed} failed"
+    if summary.skipped:
+        done += f", {summary.skipped} already stored"
+    overhead = "" if summary.overhead_pct is None else f"; overhead beyond the measured windows {summary.overhead_s:.1f} s ({summary.overhead_pct:.1f}%)"
+    click.echo(f"sweep: {done} in {summary.wall_s:.1f} s{overhead}")
+    for point, error in summary.failures:
+        click.echo(f"  failed {point}: {error}")
+    click.echo(f"results: {summary.path}")
+    if summary.failed:
+        sys.exit(1)
+
+
+class _Reporter:
+    """Progress bar with ETA on a terminal; one plain line per point otherwise."""
+
+    def __init__(self, console: Console, per_point_s: float):
+        self.con = console
+        self.per_point_s = per_point_s
+        self.progress = None
+        self.task = None
+
+    def __call__(self, event: str, **info):
+        if event == "begin":
+            if info["skipped"]:
+                self.con.print(f"{info['skipped']} point(s) already stored; {info['total']} to run")
+            if self.con.is_terminal:
+                self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                         console=self.con, transient=False)
+                self.progress.start()
+                self.task = self.progress.add_task("starting", total=info["total"])
+        elif event == "point":
+            spec = info["spec"]
+            if self.progress:
+                self.progress.update(self.task, description=f"{spec.point_id:<28}")
+            else:
+                self.con.print(f"[{info['index'] + 1}] {spec.point_id} ...", highlight=False)
+        elif event == "done":
+            r = info["result"]
+            line = (f"  {info['spec'].point_id}: {r['throughput_gbps']:.2f} Gbit/s" if r["status"] == "ok"
+                    else f"  {info['spec'].point_id}: FAILED: {r['error']}")
+            if self.progress:
+                self.progress.advance(self.task)
+                if r["status"] != "ok":
+                    self.progress.console.print(line, highlight=False)
+            else:
+                self.con.print(line, highlight=False)
+
+    def close(self):
+        if self.progress:
+            self.progress.stop()

@@ -1,0 +1,198 @@
+"""One point end to end: server and client processes in a topology, `perf stat` around the
+client (and optionally the server), the tracer on their PIDs -> one result dict (DESIGN.md).
+
+The runner raises on what makes the point meaningless (a worker that failed or hung) with the
+worker's own message; the sweep records that as a failed point and goes on.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from netobs.errors import NetobsError, UsageError
+from netobs.spec import RunSpec
+
+READY_TIMEOUT_S = 10.0
+# beyond warm-up + duration: process start-up, connection set-up, draining completions
+FINISH_SLACK_S = 20.0
+WORKER = [sys.executable, "-m", "netobs.worker"]
+
+
+class PointFailed(NetobsError):
+    """A point could not be measured; the message says which side failed and why."""
+
+
+def _read_ready(fd: int, proc: subprocess.Popen, timeout: float) -> int:
+    """Wait for the server's `ready <port>` line on its readiness pipe (never a sleep)."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 256)
+            if not chunk:  # the server closed the pipe without saying ready: it failed
+                break
+            buf += chunk
+            if b"\n" in buf:
+                line = buf.split(b"\n", 1)[0].decode()
+                if line.startswith("ready"):
+                    return int(line.split()[1])
+        if proc.poll() is not None:
+            break
+    raise PointFailed("the server did not become ready", cause=_tail_of(proc) or f"no answer in {timeout:g} s")
+
+
+def _tail_of(proc: subprocess.Popen) -> str | None:
+    path = getattr(proc, "_netobs_stderr", None)
+    if path and Path(path).exists():
+        lines = [ln for ln in Path(path).read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return lines[-1].removeprefix("netobs: error: ")
+    return None
+
+
+def _json_out(proc: subprocess.Popen, out: bytes, who: str) -> dict:
+    text = out.decode(errors="replace").strip()
+    try:
+        return json.loads(text.splitlines()[-1]) if text else {}
+    except ValueError:
+        raise PointFailed(f"the {who} printed no result", cause=_tail_of(proc) or text[-200:]) from None
+
+
+def _spawn(topology, role: str, argv: list[str], stderr_path: Path, **kw) -> subprocess.Popen:
+    with open(stderr_path, "wb") as err:
+        proc = topology.spawn(role, argv, stdout=subprocess.PIPE, stderr=err, **kw)
+    proc._netobs_stderr = stderr_path
+    return proc
+
+
+def _finish(proc: subprocess.Popen, timeout: float, who: str) -> bytes:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise PointFailed(f"the {who} did not finish", cause=f"still running {timeout:g} s after it should have ended") from None
+    return out
+
+
+def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events: list[str] | None = None) -> dict:
+    """Measure one point. `perf_events` None: no perf (`--no-perf`)."""
+    from netobs.perf import PerfStat
+
+    point_dir = Path(point_dir)
+    port = spec.port if spec.port is not None else 0
+    rfd, wfd = os.pipe()
+    server_argv = WORKER + ["serve", "--bind", topology.server_addr, "--port", str(port),
+                            "--connections", str(spec.threads), "--msg-size", str(spec.msg_size),
+                            "--timeout", str(spec.warmup + spec.duration + FINISH_SLACK_S),
+                            "--ready-fd", str(wfd)]
+    if spec.recv_copy:
+        server_argv.append("--recv-copy")
+    if spec.verify:
+        server_argv.append("--verify")
+    server_perf = PerfStat(perf_events, point_dir, prefix="perf-server") if (perf_events and spec.perf_server) else None
+    if server_perf:
+        server_argv = server_perf.argv(server_argv)
+    client_perf = PerfStat(perf_events, point_dir) if perf_events else None
+
+    link_before = topology.link_stats()
+    server = client = None
+    try:
+        try:
+            server = _spawn(topology, "server", server_argv, point_dir / "server.stderr", pass_fds=(wfd,))
+        finally:
+            os.close(wfd)
+        port = _read_ready(rfd, server, READY_TIMEOUT_S)
+
+        client_argv = WORKER + ["send", "--host", topology.server_addr, "--port", str(port),
+                                "--impl", spec.impl, "--msg-size", str(spec.msg_size),
+                                "--threads", str(spec.threads), "--duration", str(spec.duration),
+                                "--warmup", str(spec.warmup)]
+        if spec.verify:
+            client_argv.append("--verify")
+        if client_perf:
+            client_argv = client_perf.argv(client_argv + client_perf.worker_args)
+        client = _spawn(topology, "client", client_argv, point_dir / "client.stderr")
+        if tracer is not None:
+            tracer.start_point({"client": client.pid, "server": server.pid})
+
+        budget = spec.warmup + spec.duration + FINISH_SLACK_S
+        client_out = _finish(client, budget, "client")
+        server_out = _finish(server, 10.0, "server")
+        trace = tracer.stop_point() if tracer is not None else None
+    finally:
+        os.close(rfd)
+        for perf in (client_perf, server_perf):
+            if perf is not None:
+                perf.cleanup()
+        for proc in (client, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    if client.returncode != 0:
+        raise PointFailed("the client failed", cause=_tail_of(client) or f"exit status {client.returncode}")
+    if server.returncode != 0:
+        raise PointFailed("the server failed", cause=_tail_of(server) or f"exit status {server.returncode}")
+    c = _json_out(client, client_out, "client")
+    s = _json_out(server, server_out, "server")
+    link_after = topology.link_stats()
+    (point_dir / "client.json").write_text(json.dumps(c, indent=2) + "\n")
+    (point_dir / "server.json").write_text(json.dumps(s, indent=2) + "\n")
+
+    result = {
+        "impl": spec.impl, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
+        "status": "ok", "topology": topology.kind,
+        "duration_s": spec.duration, "warmup_s": spec.warmup, "window_s": c.get("window_s"),
+        "bytes_sent": c.get("bytes_sent"), "bytes_sent_total": c.get("bytes_sent_total"),
+        "bytes_received": s.get("bytes_received"), "messages": c.get("messages"),
+        "messages_total": c.get("messages_total"),
+        "throughput_gbps": c.get("throughput_gbps"), "goodput_gbps": s.get("goodput_gbps"),
+        "latency_us": c.get("latency_us"), "cpu": c.get("cpu"), "server_cpu": s.get("cpu"),
+        "zerocopy": c.get("zerocopy"), "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
+        "link": _link_delta(link_before, link_after),
+        "pids": {"client": c.get("pid"), "server": s.get("pid")},
+    }
+    if client_perf:
+        result["perf"] = client_perf.result(window_s=c.get("window_s"))
+    if server_perf:
+        result["server_perf"] = server_perf.result()
+    if trace is not None:
+        result["trace"] = trace
+        (point_dir / "trace.json").write_text(json.dumps(trace, indent=2) + "\n")
+    if result["verify_errors"]:
+        raise PointFailed("verification failed", cause=f"{result['verify_errors']} corrupted messages")
+    (point_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _link_delta(before: dict, after: dict) -> dict:
+    out = {}
+    for role, counters in (after or {}).items():
+        prev = (before or {}).get(role) or {}
+        out[role] = {k: v - prev.get(k, 0) for k, v in counters.items() if isinstance(v, (int, float))}
+    return out
+
+
+def failed_result(spec: RunSpec, topology_kind: str, error: Exception) -> dict:
+    """The row a failed point leaves in the store."""
+    msg = error.message if isinstance(error, NetobsError) else f"{type(error).__name__}: {error}"
+    return {"impl": spec.impl, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
+            "status": "failed", "error": msg, "topology": topology_kind,
+            "duration_s": spec.duration, "warmup_s": spec.warmup}
+
+
+def ensure_root(what: str) -> None:
+    if os.geteuid() != 0:
+        from netobs.errors import CapabilityError
+        raise CapabilityError(f"{what} needs root", cause="namespaces, perf control and BPF need privileges",
+                              fix=f"sudo {' '.join(['netobs'] + sys.argv[1:])}")
+
+
+__all__ = ["run_point", "failed_result", "PointFailed", "ensure_root", "UsageError"]

@@ -1,0 +1,138 @@
+"""The sweep: every point of the matrix in one topology, each stored the moment it finishes.
+
+A failing point is recorded with its error and the sweep goes on; Ctrl-C/SIGTERM end it with
+cleanup and keep every finished point; `resume` runs only the points not yet stored.
+Progress goes to a callback (the CLI draws it); nothing here prints.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from netobs import __version__
+from netobs.errors import Interrupted, NetobsError, UsageError
+from netobs.runner import failed_result, run_point
+from netobs.spec import RunSpec, SweepSpec
+from netobs.store import ResultsDir
+
+Progress = Callable[..., None]
+
+
+@dataclass
+class SweepSummary:
+    path: Path
+    planned: int
+    skipped: int = 0  # already stored (resume)
+    done: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    window_s: float = 0.0  # sum of the measured windows
+    interrupted: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def overhead_s(self) -> float:
+        return max(0.0, self.wall_s - self.window_s)
+
+    @property
+    def overhead_pct(self) -> float | None:
+        return 100.0 * self.overhead_s / self.window_s if self.window_s else None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _key(spec: RunSpec) -> tuple:
+    return (spec.impl, spec.msg_size, spec.threads, spec.repeat)
+
+
+def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, force: bool) -> ResultsDir:
+    """Create the results directory, or reopen it for --resume after checking the matrix matches."""
+    path = Path(out)
+    if resume and (path / "manifest.json").exists():
+        store = ResultsDir.open_for_resume(path)
+        before = store.manifest.get("matrix") or {}
+        now = sweep.to_dict()
+        differs = [k for k in ("duration", "warmup", "topology", "trace") if before.get(k) != now.get(k)]
+        if differs or store.events != events:
+            what = ", ".join(differs + (["perf events"] if store.events != events else []))
+            raise UsageError(f"--resume with different settings than {path} was started with ({what})",
+                             fix="the same options as the first run, or a new -o directory")
+        # A resume may extend the matrix (new sizes/threads/impls); the manifest keeps the union.
+        merged = {k: sorted(set(before.get(k, [])) | set(now[k])) for k in ("impls", "sizes", "threads")}
+        store.update_manifest(matrix={**before, **merged, "repeats": max(before.get("repeats", 1), sweep.repeats)},
+                              resumed=(store.manifest.get("resumed") or []) + [{"at": _now(), "command": sys.argv}])
+        return store
+    manifest = {
+        "source": "netobs", "netobs_version": __version__, "command": sys.argv,
+        "started": _now(), "finished": None, "state": "running", "matrix": sweep.to_dict(),
+    }
+    return ResultsDir.create(path, manifest, events, force=force)
+
+
+def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None,
+              progress: Progress = lambda *a, **k: None, subnet: str = "10.0.0.0/24", mtu: int | None = None,
+              tracer_factory=None) -> SweepSummary:
+    """Run every point not yet in `store`. `perf_events` None = --no-perf."""
+    from netobs import hostinfo, topology
+
+    todo = [p for p in sweep.points() if _key(p) not in store.done_keys()]
+    summary = SweepSummary(path=store.path, planned=len(sweep.points()), skipped=len(sweep.points()) - len(todo))
+    started = time.monotonic()
+    progress("begin", total=len(todo), skipped=summary.skipped)
+    host = hostinfo.host_facts()
+    store.update_manifest(host=host, tools={"perf": host["perf_version"], "bcc": host["bcc_version"]})
+    unsupported: dict[str, str] = dict((store.manifest.get("perf") or {}).get("unsupported") or {})
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(topology.signals_as_interrupt())
+            removed = topology.cleanup_leftovers()
+            topo = stack.enter_context(topology.open_topology(sweep.base.topology, subnet=subnet, mtu=mtu))
+            tracer = stack.enter_context(tracer_factory()) if tracer_factory else None
+            store.update_manifest(topology=topo.facts(), leftovers_removed=removed,
+                                  probe_plan=tracer.plan if tracer else None)
+            for index, spec in enumerate(todo):
+                progress("point", index=index, spec=spec)
+                point_dir = store.point_dir(spec.point_id)
+                try:
+                    result = run_point(spec, topo, point_dir, tracer=tracer, perf_events=perf_events)
+                except (Interrupted, KeyboardInterrupt):
+                    raise
+                except NetobsError as exc:
+                    result = failed_result(spec, topo.kind, exc)
+                except Exception as exc:  # noqa: BLE001 - a bug in one point must not lose the sweep
+                    result = failed_result(spec, topo.kind, exc)
+                store.add_point(result)
+                if result["status"] == "ok":
+                    summary.done += 1
+                    summary.window_s += result.get("window_s") or 0.0
+                    for ev, rec in ((result.get("perf") or {}).get("events") or {}).items():
+                        if rec.get("value") is None and rec.get("reason"):
+                            unsupported.setdefault(ev, rec["reason"])
+                else:
+                    summary.failed += 1
+                    summary.failures.append((spec.point_id, result["error"]))
+                progress("done", index=index, spec=spec, result=result)
+            sysctls_topology = topo
+        # the topology is torn down here: record what the sysctls are after restoring them
+        store.update_manifest(topology=sysctls_topology.facts())
+    except (Interrupted, KeyboardInterrupt):
+        summary.interrupted = True
+        raise
+    finally:
+        summary.wall_s = time.monotonic() - started
+        store.update_manifest(
+            finished=_now(), state="interrupted" if summary.interrupted else "complete",
+            perf={"events": perf_events or [], "enabled": perf_events is not None, "unsupported": unsupported},
+            summary={"points": summary.planned, "done_now": summary.done, "failed_now": summary.failed,
+                     "skipped_already_stored": summary.skipped, "wall_s": round(summary.wall_s, 3),
+                     "measured_windows_s": round(summary.window_s, 3),
+                     "overhead_pct": None if summary.overhead_pct is None else round(summary.overhead_pct, 2)},
+        )
+        progress("end", summary=summary)
+    return summary
