@@ -39,6 +39,23 @@ DEFAULT_SYSCTLS: dict[str, int | str] = {
 CLONE_NEWNET = 0x40000000
 
 
+_LIBC: ctypes.CDLL | None = None
+
+
+def libc() -> ctypes.CDLL:
+    """The C library, loaded once here, so that a forked child (a `preexec_fn`) never has to
+    look it up (ctypes.util.find_library runs ldconfig)."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return _LIBC
+
+
+def enter_netns(nsfd: int) -> None:
+    """Move the calling thread into the network namespace `nsfd` (pyroute2's setns)."""
+    netns.setns(nsfd, flags=0, libc=libc())
+
+
 def path(name: str) -> str:
     if not name.startswith("net.") or ".." in name or "/" in name:
         raise ValueError(f"not a network sysctl: {name!r}")
@@ -90,7 +107,7 @@ def in_netns(nsfd: int, fn: Callable[..., Any], *args: Any) -> Any:
 
     def body() -> None:
         try:
-            netns.setns(nsfd, flags=0)
+            enter_netns(nsfd)
             out["value"] = fn(*args)
         except BaseException as exc:  # handed to the caller's thread
             out["error"] = exc
@@ -109,8 +126,7 @@ def in_fresh_netns(fn: Callable[..., Any], *args: Any) -> Any:
 
     def body() -> None:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            if libc.unshare(CLONE_NEWNET) != 0:
+            if libc().unshare(CLONE_NEWNET) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
             out["value"] = fn(*args)

@@ -180,6 +180,8 @@ def _restore_globals(state: dict, live_states: list[dict], notes: list[str]) -> 
                     held_by.setdefault(name, other["run"])
     out = {}
     for name, entry in state.get("globals", {}).items():
+        if entry.get("probe"):  # only looked at, never changed by that run: nothing to put back
+            continue
         if name in held_by:
             out[name] = {"restored": None, "deferred_to": held_by[name]}
             continue
@@ -552,9 +554,10 @@ class NetnsTopology(Topology):
 
     def _preexec(self, role: str):
         fd = self._fds[role]
+        sysctl.libc()  # loaded before the fork
 
         def enter() -> None:
-            netns.setns(fd, flags=0)
+            sysctl.enter_netns(fd)
         return enter
 
     def _teardown_steps(self) -> list[tuple[str, Any]]:
