@@ -20,17 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from netobs.store import STUDY_EVENTS as STUDY_EVENT_OF_COLUMN
+from netobs.store import TRACE_FIGURES
+
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
 
 FORMATS = ("png", "svg")
-STUDY_EVENTS = {"cpu-cycles": "cpu_cycles", "L1-dcache-load-misses": "l1_cache_misses",
-                "LLC-load-misses": "llc_cache_misses", "context-switches": "context_switches"}
-TRACE_FIGURES = [
-    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
-    "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
-    "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events",
-]
+# perf event -> the study column it fills
+STUDY_EVENTS = {event: column for column, event in STUDY_EVENT_OF_COLUMN.items()}
 RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
              "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]

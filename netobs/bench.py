@@ -276,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each variant, interleaved (default 3, at least 3)")
     ap.add_argument("--only", default=None, help="run only comparisons whose name contains this")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--no-trace", action="store_true", help="skip the tracing-overhead section (it needs root and BCC)")
     a = ap.parse_args(argv)
     try:
         if a.repeats < 3:
@@ -290,14 +291,35 @@ def main(argv: list[str] | None = None) -> int:
                         None if quiet else lambda m: print(f"\r\033[K{m}", end="", file=sys.stderr, flush=True))
         if not quiet:
             print("\r\033[K", end="", file=sys.stderr)
+        if not a.no_trace:
+            from netobs.trace_bench import tracing_overhead
+
+            if not quiet:
+                print("tracing overhead: traced vs untraced runs, interleaved ...", file=sys.stderr)
+            res["tracing_overhead"] = tracing_overhead(runs=a.repeats, duration=float(a.duration),
+                                                       warmup=float(a.warmup))
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("netobs: error: interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(res, indent=2) if a.json else format_table(res))
+    text = format_table(res) + (format_tracing(res["tracing_overhead"]) if "tracing_overhead" in res else "")
+    print(json.dumps(res, indent=2) if a.json else text)
     return 0
+
+
+def format_tracing(rows: list[dict]) -> str:
+    lines = ["", "tracing overhead (one_copy, loopback; throughput with --trace vs without, medians)",
+             f"{'msg size':>9} {'untraced':>9} {'traced':>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
+             f"{'CPU/GB ratio':>12}  traced bytes = sent"]
+    for r in rows:
+        ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a"
+        over = f"{r['overhead_pct']:.1f}%" if r["overhead_pct"] is not None else "n/a"
+        cpu = f"{r['cpu_per_gb_ratio']:.2f}" if r["cpu_per_gb_ratio"] is not None else "n/a"
+        lines.append(f"{r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} {r['traced_median_gbps']:>9.2f} {ratio:>6} "
+                     f"{over:>9} {r['goal_pct']:>5.0f}% {cpu:>12}  {'yes' if r['traced_bytes_match'] else 'NO'}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -532,3 +532,25 @@ def open_perf_fifos(ctl_path: str, ack_path: str) -> tuple[int, int]:
 
 __all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats",
            "server_stats", "open_perf_fifos", "IMPL_CODES"]
+
+
+SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)
+
+
+def doctor_facts() -> dict:
+    """Can the copy workers run here: the C extension loads, and the kernel accepts SO_ZEROCOPY
+    on a TCP socket (it is refused on kernels before 4.14 and on some sandboxes)."""
+    checks = []
+    try:
+        _lib()
+        checks.append({"name": "C copy workers", "ok": True, "detail": "netobs._workers loaded (cffi)"})
+    except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
+        checks.append({"name": "C copy workers", "ok": False, "detail": f"{exc}; try `make setup`"})
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+            on = sock.getsockopt(socket.SOL_SOCKET, SO_ZEROCOPY)
+        checks.append({"name": "SO_ZEROCOPY", "ok": bool(on), "detail": "accepted on a TCP socket (MSG_ZEROCOPY usable)"})
+    except OSError as exc:
+        checks.append({"name": "SO_ZEROCOPY", "ok": False, "detail": f"refused: {os.strerror(exc.errno)}; zero_copy cannot run here"})
+    return {"ok": all(c["ok"] for c in checks), "checks": checks}

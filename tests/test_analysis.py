@@ -18,10 +18,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import synth  # noqa: E402
 
-from analysis import stats  # noqa: E402
-from analysis.answer import Answer  # noqa: E402
-from analysis.load import DERIVED, load_results  # noqa: E402
-from analysis.questions import QUESTIONS, answer_all  # noqa: E402
+from netobs.analysis import stats  # noqa: E402
+from netobs.analysis.answer import Answer  # noqa: E402
+from netobs.analysis.load import DERIVED, load_results  # noqa: E402
+from netobs.analysis.questions import QUESTIONS, answer_all  # noqa: E402
 from netobs.errors import UsageError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

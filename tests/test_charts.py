@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import charts
-from analysis.answer import Answer
-from analysis.charts import CHARTS, MissingChart, chart_for
+from netobs.analysis import charts
+from netobs.analysis.answer import Answer
+from netobs.analysis.charts import CHARTS, MissingChart, chart_for
 
 IMPLS = ["two_copy", "one_copy", "zero_copy"]
 SIZES = [1024, 4096, 16384, 65536]

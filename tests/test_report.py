@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import report
-from analysis.charts import CHARTS
+from netobs.analysis import report
+from netobs.analysis.charts import CHARTS
 from netobs.cli import main as cli_main
 from netobs.errors import UsageError
 from test_charts import STUDY, make_raw_runs

@@ -56,10 +56,10 @@ def command(as_json):
 def show_part(con: Console, name: str, facts: dict) -> None:
     """Each part's doctor_facts() may carry `checks`: [{name, ok, detail}] — shown as a table;
     everything else is shown as key: value."""
-    table = Table(title=name, title_justify="left", show_header=False)
-    table.add_column("check")
-    table.add_column("ok")
-    table.add_column("detail")
+    table = Table(title=name, title_justify="left", show_header=False, expand=True)
+    table.add_column("check", ratio=2)
+    table.add_column("ok", width=4)
+    table.add_column("detail", ratio=5, overflow="fold")
     if "error" in facts and not facts.get("checks"):
         table.add_row("(part)", "[red]no[/]", facts["error"])
     for check in facts.get("checks", []):

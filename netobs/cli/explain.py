@@ -20,17 +20,6 @@ Examples:
 MAX_ROWS = 16
 
 
-def _analysis():
-    """The analysis package: installed as netobs.analysis, or analysis/ in a source tree."""
-    try:
-        from netobs.analysis import load, questions
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("netobs.analysis", "netobs.analysis.load", "netobs.analysis.questions"):
-            raise
-        from analysis import load, questions
-    return load, questions
-
-
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -108,7 +97,8 @@ def command(results_dir: str, names: tuple[str, ...], as_json: bool) -> None:
     counter is compared per byte moved, with medians, confidence intervals and
     significance over repeats.
     """
-    load, questions = _analysis()
+    from netobs.analysis import load, questions
+
     wanted = [n.strip() for name in names for n in name.split(",") if n.strip()] or None
     wanted = questions.check_names(wanted)  # before reading anything: a typo fails fast
     results = load.load_results(results_dir)

@@ -1,0 +1,64 @@
+"""The CLI surface: help with examples, doctor's facts (root), one-line errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+NETOBS = [sys.executable, "-m", "netobs"]
+
+
+def netobs(*args, timeout=120):
+    return subprocess.run(NETOBS + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("cmd", ["run", "sweep", "import", "explain", "report", "doctor"])
+def test_every_subcommand_has_help_with_examples(cmd):
+    proc = netobs(cmd, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "Examples:" in proc.stdout and "netobs " + cmd in proc.stdout
+
+
+def test_top_level_help_lists_commands():
+    proc = netobs("--help")
+    assert proc.returncode == 0
+    for cmd in ("run", "sweep", "import", "explain", "report", "doctor"):
+        assert cmd in proc.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--impl", "three_copy", "--topology", "loopback"], "unknown strategy"),
+    (["run", "--impl", "one_copy", "--msg-size", "4", "--topology", "loopback"], "message size 4"),
+    (["run", "--impl", "one_copy", "--threads", "300", "--topology", "loopback"], "thread count 300"),
+    (["run", "--impl", "one_copy", "--duration", "0", "--topology", "loopback"], "duration"),
+    (["run", "--impl", "one_copy", "--threads", "many"], "many"),
+])
+def test_bad_input_is_one_line_exit_2(args, needle):
+    proc = netobs(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_doctor_json_reports_every_part(root):
+    proc = netobs("doctor", "--json")
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout)
+    assert facts["root"] is True
+    assert facts["workers"]["ok"] and {c["name"] for c in facts["workers"]["checks"]} >= {"C copy workers", "SO_ZEROCOPY"}
+    assert facts["topology"]["netns_veth"]["ok"]
+    events = facts["perf"]["events"]
+    assert events["task-clock"]["supported"] and events["context-switches"]["supported"]
+    # this VM has no hardware counters: doctor says so instead of pretending
+    assert events["cpu-cycles"]["supported"] is False and events["cpu-cycles"]["reason"]
+    plan = facts["tracing"]["plan"]
+    assert plan["sendmsg_bytes"]["probe"] and plan["rx_copy_bytes"]["probe"]
+    assert plan["zc_deferred_copies"]["probe"] is None and plan["zc_deferred_copies"]["reason"]
+
+
+def test_doctor_text(root):
+    proc = netobs("doctor")
+    assert proc.returncode == 0, proc.stderr
+    for part in ("workers", "topology", "perf", "tracing", "SO_ZEROCOPY"):
+        assert part in proc.stdout
