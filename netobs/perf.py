@@ -542,6 +542,28 @@ def _fresh_fifo(path: Path) -> None:
 # The target's side of the control protocol.
 # --------------------------------------------------------------------------------------------
 
+def open_control_fifos(ctl_path: str, ack_path: str) -> tuple[int, int]:
+    """The target's side of `--control fifo:CTL,ACK`, opened without ever blocking: CTL
+    write-only non-blocking (ENXIO: nobody reads it, perf is not running), then blocking for
+    writes; ACK read-only non-blocking (the reader polls it). Returns (ctl_fd, ack_fd)."""
+    try:
+        ctl = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise UsageError("perf control fifo has no reader", f"{ctl_path}: perf is not running",
+                             fix="start the target under `perf stat --control fifo:CTL,ACK -D -1`") from None
+        raise UsageError("cannot open perf's control fifo", f"{ctl_path}: {exc.strerror}",
+                         fix="the fifo path perf was given") from None
+    try:
+        ack = os.open(ack_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        os.close(ctl)
+        raise UsageError("cannot open perf's ack fifo", f"{ack_path}: {exc.strerror}",
+                         fix="the fifo path perf was given") from None
+    os.set_blocking(ctl, True)
+    return ctl, ack
+
+
 class PerfControl:
     """What the target runs: `enable()` when the warm-up ends, `disable()` when the window ends.
     Each writes the command and waits (with a timeout, never forever) for perf's ack.
@@ -553,19 +575,7 @@ class PerfControl:
         self.enabled_at: float | None = None
         self.disabled_at: float | None = None
         self._buf = b""
-        try:
-            self._ctl = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:
-                raise NetobsError("perf control fifo has no reader", f"{ctl_path}: perf is not running",
-                                  fix="start the target under `perf stat --control fifo:CTL,ACK`") from None
-            raise NetobsError("cannot open perf's control fifo", f"{ctl_path}: {exc.strerror}") from None
-        try:
-            self._ack = os.open(ack_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            os.close(self._ctl)
-            raise NetobsError("cannot open perf's ack fifo", f"{ack_path}: {exc.strerror}") from None
-        os.set_blocking(self._ctl, True)
+        self._ctl, self._ack = open_control_fifos(str(ctl_path), str(ack_path))
 
     def _command(self, cmd: str) -> float:
         try:

@@ -77,7 +77,8 @@ def _serve(a) -> dict:
 
 
 def _send(a) -> dict:
-    from netobs.workers import ClientConfig, open_perf_fifos, run_client
+    from netobs.perf import open_control_fifos
+    from netobs.workers import ClientConfig, run_client
 
     if (a.perf_ctl is None) != (a.perf_ack is None):
         raise UsageError("--perf-ctl and --perf-ack go together", fix="both fifos given to perf's --control")
@@ -87,7 +88,7 @@ def _send(a) -> dict:
                        connect_timeout=a.connect_timeout, corrupt_seq=a.corrupt_seq)
     fds: tuple[int, ...] = ()
     if a.perf_ctl:
-        fds = open_perf_fifos(a.perf_ctl, a.perf_ack)
+        fds = open_control_fifos(a.perf_ctl, a.perf_ack)
         from dataclasses import replace
         cfg = replace(cfg, ctl_fd=fds[0], ack_fd=fds[1])
     try:

@@ -508,30 +508,8 @@ def server_stats(cfg: ServerConfig, st) -> dict:
     }
 
 
-def open_perf_fifos(ctl_path: str, ack_path: str) -> tuple[int, int]:
-    """Open perf's `--control fifo:CTL,ACK` from the target's side without ever blocking:
-    CTL write-only non-blocking (ENXIO: nobody reads it, perf is not running), then blocking
-    for writes; ACK read-only non-blocking (C polls it)."""
-    try:
-        ctl = os.open(ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == E.ENXIO:
-            raise UsageError("perf control fifo has no reader", f"{ctl_path}: perf is not running",
-                             "start the sender under `perf stat --control fifo:CTL,ACK -D -1`") from None
-        raise UsageError("cannot open perf's control fifo", f"{ctl_path}: {exc.strerror}",
-                         "--perf-ctl naming the fifo perf was given") from None
-    try:
-        ack = os.open(ack_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        os.close(ctl)
-        raise UsageError("cannot open perf's ack fifo", f"{ack_path}: {exc.strerror}",
-                         "--perf-ack naming the fifo perf was given") from None
-    os.set_blocking(ctl, True)
-    return ctl, ack
-
-
 __all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats",
-           "server_stats", "open_perf_fifos", "IMPL_CODES"]
+           "server_stats", "IMPL_CODES"]
 
 
 SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)
