@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 
 DEMO_OUT ?= results/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup deps test unit demo bench clean
+.PHONY: setup deps test-deps test unit demo bench clean
 
 setup: deps $(STAMP)
 

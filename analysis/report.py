@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from netobs.store import STUDY_EVENTS as STUDY_EVENT_OF_COLUMN
-from netobs.store import TRACE_FIGURES
+from netobs.store import TRACE_FIGURES, event_column
 
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
@@ -265,7 +265,7 @@ def _perf_rows(results: Results) -> pd.DataFrame:
     runs, n = results.runs, len(results.runs)
     rows = []
     for ev in events:
-        stem = "perf_" + "".join(c if c.isalnum() else "_" for c in ev.lower()).strip("_")
+        stem = event_column(ev)
         col = STUDY_EVENTS.get(ev) if STUDY_EVENTS.get(ev) in runs else stem
         counted = int(runs[col].notna().sum()) if col in runs else 0
         statuses = sorted({str(s) for s in runs[f"{stem}_status"].dropna()}) if f"{stem}_status" in runs else []
@@ -273,8 +273,9 @@ def _perf_rows(results: Results) -> pd.DataFrame:
             status = "counted"
         elif counted:
             status = "partly counted"
-        else:
-            status = "not counted"
+        else:  # the one status perf gave every point ("not supported"), else "not counted"
+            missing = [x for x in statuses if x != "counted"]
+            status = missing[0] if len(missing) == 1 else "not counted"
         reason = unsupported.get(ev) or ", ".join(s for s in statuses if s != "counted") or \
             ("" if counted == n else "no reason recorded")
         rows.append({"event": ev, "status": status, "points counted": f"{counted} of {n}", "reason": reason})
