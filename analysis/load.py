@@ -9,7 +9,6 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from netobs.errors import UsageError
+from netobs.spec import IMPLS
+from netobs.store import read_manifest
 from netobs.store import (
     EXTENDED_COLUMNS,
-    SCHEMA_VERSION,
     STUDY_COLUMNS,
     STUDY_EVENTS,
     TRACE_COLUMNS,
@@ -28,7 +28,6 @@ from netobs.store import (
 
 KEY = ["implementation", "msg_size", "threads"]
 POINT_KEY = KEY + ["repeat"]
-IMPLS = ("two_copy", "one_copy", "zero_copy")
 TEXT_COLUMNS = {"implementation", "status", "error", "topology"}
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
 KIB, MIB = 1024.0, 1024.0 * 1024.0
@@ -178,29 +177,6 @@ def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageE
                                           "to make a results directory, then `netobs explain DIR`")
 
 
-def _read_manifest(path: Path) -> dict:
-    file = path / "manifest.json"
-    if not file.is_file():
-        raise _fail(f"{path} is not a netobs results directory", "no manifest.json in it")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _fail(f"cannot read {file}", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                    "restoring manifest.json from the run, or re-running the sweep/import into a new directory") from None
-    if not isinstance(manifest, dict):
-        raise _fail(f"cannot read {file}", "it is not a JSON object",
-                    "restoring manifest.json from the run, or re-running the sweep/import into a new directory")
-    version = manifest.get("schema_version")
-    try:
-        ok = int(version) == SCHEMA_VERSION
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise _fail(f"{file} has schema_version {version!r}; this netobs reads version {SCHEMA_VERSION}",
-                    fix="the netobs version that wrote it, or re-importing/re-running into a new directory")
-    return manifest
-
-
 def _read_runs(path: Path) -> pd.DataFrame:
     file = path / "runs.csv"
     if not file.is_file():
@@ -279,7 +255,8 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["llc_misses_per_kib"] = _ratio(df["llc_cache_misses"], b / KIB)
     out["cs_per_mib"] = _ratio(df["context_switches"], b / MIB)
     out["cpu_s_per_gb"] = _ratio(df["cpu_user_s"] + df["cpu_sys_s"], b / 1e9)
-    out["server_cpu_s_per_gb"] = _ratio(df["server_cpu_user_s"] + df["server_cpu_sys_s"], b / 1e9)
+    # the server's CPU covers its connections' whole life (warm-up included): per byte received
+    out["server_cpu_s_per_gb"] = _ratio(df["server_cpu_user_s"] + df["server_cpu_sys_s"], df["bytes_received"] / 1e9)
     out["zc_copied_fraction"] = _ratio(df["zc_copied"], df["zc_completions"])
     out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
     out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
@@ -302,7 +279,7 @@ def load_results(path) -> Results:
         raise _fail(f"results directory {path} does not exist")
     if not path.is_dir():
         raise _fail(f"{path} is not a directory", "explain reads a results directory (runs.csv + manifest.json)")
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     df = _read_runs(path)
     notes: list[str] = []
     if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():

@@ -24,7 +24,7 @@ from netobs.errors import UsageError
 
 from .answer import Answer
 from .load import DERIVED, KEY, Results
-from .stats import ALPHA, HIGH_CV, METHODS, compare, quantiles, sign_test, summarize, summarize_groups
+from .stats import ALPHA, HIGH_CV, METHODS, compare, quantiles, sign_test, summarize_groups
 
 MIN_EFFECT = 0.05      # a trend break must change the value by at least 5% ...
 MIN_SCORE = 3.0        # ... and by at least 3x the run-to-run noise of the difference

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from netobs.store import STUDY_EVENTS as STUDY_EVENT_OF_COLUMN
-from netobs.store import TRACE_FIGURES, event_column
+from netobs.store import TRACE_FIGURES, atomic_write, event_column
 
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
@@ -491,23 +489,12 @@ Vega-Lite {versions["vega-lite"]}, vega-embed {versions["vega-embed"]} (inlined;
 """
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(results_dir, out_path) -> Path:
     """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`."""
     results = load_results(results_dir)
     out = Path(out_path)
-    _atomic_write(out, render_report(results).encode("utf-8"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, render_report(results))
     return out
 
 
@@ -534,7 +521,7 @@ def export_figures(results_dir, out_dir, fmt: str = "png", scale: float = 2.0) -
         data = (vl_convert.vegalite_to_png(spec, scale=scale) if fmt == "png"
                 else vl_convert.vegalite_to_svg(spec).encode("utf-8"))
         path = out / f"{name}.{fmt}"
-        _atomic_write(path, data)
+        atomic_write(path, data)
         written.append(path)
     return written, missing
 

@@ -53,6 +53,8 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
         df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
         raise UsageError(f"{path} does not exist", fix="the path of a CSV in the study's format") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise UsageError(f"cannot read {path}", cause=exc.strerror, fix="the path of a readable CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0]) from None
     df.columns = [c.strip() for c in df.columns]
@@ -146,7 +148,8 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
             "repeats": 1, "duration": duration, "warmup": None, "order": "unknown",
         },
     }
-    store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force)
+    store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force,
+                              fix="--force to move it aside, or another -o path")
     for r in results:
         store.add_point(r)
     return store, notes

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from netobs.errors import NetobsError, UsageError
+from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.spec import RunSpec
 
 READY_TIMEOUT_S = 10.0
@@ -44,6 +44,12 @@ def _read_ready(fd: int, proc: subprocess.Popen, timeout: float) -> int:
                     return int(line.split()[1])
         if proc.poll() is not None:
             break
+    try:
+        code = proc.wait(timeout=2)  # it closed the pipe or exited: how did it end?
+    except subprocess.TimeoutExpired:
+        code = None
+    if code == EXIT_USAGE:  # the worker refused its parameters (e.g. the port is in use): the user's to fix
+        raise UsageError(_tail_of(proc) or "the server refused its parameters")
     raise PointFailed("the server did not become ready", cause=_tail_of(proc) or f"no answer in {timeout:g} s")
 
 

@@ -18,6 +18,9 @@ ORDERS = ("sequential", "interleaved", "random")
 STUDY_SIZES = (1024, 4096, 16384, 65536)
 STUDY_THREADS = (1, 2, 4, 8)
 STUDY_DURATION = 10.0
+# Per point before the measured window. Short: on veth/loopback TCP reaches steady state in
+# milliseconds, and 48 long warm-ups would dominate a sweep's overhead beyond its windows.
+SWEEP_WARMUP = 0.25
 
 MIN_MSG, MAX_MSG = 8, 64 << 20
 MAX_THREADS = 256
@@ -75,6 +78,11 @@ class RunSpec:
             raise UsageError(f"port {self.port} is out of range", fix="a port between 1 and 65535 (0 picks a free one)")
 
     @property
+    def key(self) -> tuple:
+        """(impl, msg_size, threads, repeat): a point's identity in the results store."""
+        return (self.impl, self.msg_size, self.threads, self.repeat)
+
+    @property
     def point_id(self) -> str:
         return f"{self.impl}-{self.msg_size}-{self.threads}-r{self.repeat}"
 
@@ -92,7 +100,7 @@ class SweepSpec:
     repeats: int = 1
     order: str = "sequential"
     seed: int = 0
-    base: RunSpec = field(default_factory=lambda: RunSpec("two_copy", 1024, 1, duration=STUDY_DURATION, warmup=1.0))
+    base: RunSpec = field(default_factory=lambda: RunSpec("two_copy", 1024, 1, duration=STUDY_DURATION, warmup=SWEEP_WARMUP))
 
     def __post_init__(self):
         for name, values in (("strategies", self.impls), ("sizes", self.sizes), ("thread counts", self.threads)):

@@ -116,13 +116,20 @@ def flatten(result: dict, events: list[str]) -> dict:
     return row
 
 
-def atomic_write(path: Path, data: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write a whole file or nothing: a temporary file beside it, then a rename. The file gets
+    the usual permissions (umask), so a report written by root is readable by its user."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path: Path, obj) -> None:
@@ -145,7 +152,8 @@ class ResultsDir:
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, manifest: dict, events: list[str], force: bool = False) -> "ResultsDir":
+    def create(cls, path: str | os.PathLike, manifest: dict, events: list[str], force: bool = False,
+               fix: str = "--resume to complete it, --force to move it aside, or another -o path") -> "ResultsDir":
         """A new results directory. An existing non-empty one is never overwritten: without
         `force` this is an error; with it the old directory is moved aside, not deleted."""
         path = Path(path)
@@ -153,8 +161,7 @@ class ResultsDir:
             raise UsageError(f"{path} exists and is not a directory", fix="another -o path")
         if path.is_dir() and any(path.iterdir()):
             if not force:
-                raise UsageError(f"results directory {path} is not empty",
-                                 fix="--resume to complete it, --force to move it aside, or another -o path")
+                raise UsageError(f"results directory {path} is not empty", fix=fix)
             aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             path.rename(aside)
             manifest = {**manifest, "replaced_directory_moved_to": str(aside)}
@@ -219,18 +226,24 @@ class ResultsDir:
 
 
 def read_manifest(path: Path) -> dict:
-    file = Path(path) / "manifest.json"
+    """The manifest of a results directory, checked: present, a JSON object, our schema."""
+    path = Path(path)
+    file = path / "manifest.json"
+    make = "`netobs sweep -o DIR` or `netobs import study.csv --duration S -o DIR`"
+    restore = "restoring manifest.json from the run, or re-running the sweep/import into a new directory"
     if not file.is_file():
-        raise UsageError(f"{path} is not a netobs results directory (no manifest.json)",
-                         fix="`netobs sweep -o DIR` or `netobs import study.csv -o DIR`")
+        raise UsageError(f"{path} is not a netobs results directory", "no manifest.json in it", make)
     try:
-        manifest = json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read {file}", cause=str(exc), fix="restoring it or re-running the sweep") from None
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"cannot read {file}", str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                         restore) from None
+    if not isinstance(manifest, dict):
+        raise UsageError(f"cannot read {file}", "it is not a JSON object", restore)
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
-        raise UsageError(f"{file} has schema version {version!r}; this netobs reads version {SCHEMA_VERSION}",
-                         fix="the netobs version that wrote it")
+        raise UsageError(f"{file} has schema_version {version!r}; this netobs reads version {SCHEMA_VERSION}",
+                         fix="the netobs version that wrote it, or re-importing/re-running into a new directory")
     return manifest
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 from netobs import __version__
 from netobs.errors import Interrupted, NetobsError, UsageError
 from netobs.runner import failed_result, run_point
-from netobs.spec import RunSpec, SweepSpec
+from netobs.spec import SweepSpec
 from netobs.store import ResultsDir
 
 Progress = Callable[..., None]
@@ -47,10 +47,6 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _key(spec: RunSpec) -> tuple:
-    return (spec.impl, spec.msg_size, spec.threads, spec.repeat)
-
-
 def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, force: bool) -> ResultsDir:
     """Create the results directory, or reopen it for --resume after checking the matrix matches."""
     path = Path(out)
@@ -58,15 +54,14 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
         store = ResultsDir.open_for_resume(path)
         before = store.manifest.get("matrix") or {}
         now = sweep.to_dict()
-        differs = [k for k in ("duration", "warmup", "topology", "trace") if before.get(k) != now.get(k)]
-        if differs or store.events != events:
-            what = ", ".join(differs + (["perf events"] if store.events != events else []))
-            raise UsageError(f"--resume with different settings than {path} was started with ({what})",
-                             fix="the same options as the first run, or a new -o directory")
-        # A resume may extend the matrix (new sizes/threads/impls); the manifest keeps the union.
-        merged = {k: sorted(set(before.get(k, [])) | set(now[k])) for k in ("impls", "sizes", "threads")}
-        store.update_manifest(matrix={**before, **merged, "repeats": max(before.get("repeats", 1), sweep.repeats)},
-                              resumed=(store.manifest.get("resumed") or []) + [{"at": _now(), "command": sys.argv}])
+        keys = ("impls", "sizes", "threads", "repeats", "order", "seed", "duration", "warmup", "topology", "trace")
+        differs = [k for k in keys if before.get(k) != now.get(k)]
+        if store.events != events:
+            differs.append("perf events")
+        if differs:
+            raise UsageError(f"--resume with other settings than {path} was started with ({', '.join(differs)})",
+                             fix="the same options as the first run (or none: --resume reuses them), or a new -o directory")
+        store.update_manifest(resumed=(store.manifest.get("resumed") or []) + [{"at": _now(), "command": sys.argv}])
         return store
     manifest = {
         "source": "netobs", "netobs_version": __version__, "command": sys.argv,
@@ -81,7 +76,8 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
     """Run every point not yet in `store`. `perf_events` None = --no-perf."""
     from netobs import hostinfo, topology
 
-    todo = [p for p in sweep.points() if _key(p) not in store.done_keys()]
+    done = store.done_keys()
+    todo = [p for p in sweep.points() if p.key not in done]
     summary = SweepSummary(path=store.path, planned=len(sweep.points()), skipped=len(sweep.points()) - len(todo))
     started = time.monotonic()
     progress("begin", total=len(todo), skipped=summary.skipped)

@@ -62,3 +62,21 @@ def test_doctor_text(root):
     assert proc.returncode == 0, proc.stderr
     for part in ("workers", "topology", "perf", "tracing", "SO_ZEROCOPY"):
         assert part in proc.stdout
+
+
+def test_port_in_use_is_a_one_line_usage_error():
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = netobs("run", "--topology", "loopback", "--impl", "one_copy", "--port", str(port),
+                      "--no-perf", "--duration", "0.2")
+    assert proc.returncode == 2
+    assert f"port {port} is in use" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_import_of_a_directory_is_a_one_line_error(tmp_path):
+    proc = netobs("import", str(tmp_path), "--duration", "10", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,9 +1,7 @@
 """Unit tests: parameter validation, the matrix order, the results store and `netobs import`."""
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -127,8 +127,12 @@ def test_sigint_keeps_finished_points_and_resume_completes(root, tmp_path):
     assert all(r["status"] == "ok" for r in before)
     assert json.loads((out / "manifest.json").read_text())["state"] == "interrupted"
     assert not leftovers(run_id_of(out))
-    resumed = netobs(*args, "--resume", timeout=120)
+    other = netobs(*args, "--sizes", "1024", "--resume")
+    assert other.returncode == 2 and "other settings" in other.stderr and "sizes" in other.stderr
+    # --resume alone reuses what the directory was started with
+    resumed = netobs("sweep", "-o", str(out), "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr
+    assert "already stored" in resumed.stdout
     after = rows(out)
     keys = [(r["implementation"], r["msg_size"], r["threads"], r["repeat"]) for r in after]
     assert len(keys) == len(set(keys)) == 4

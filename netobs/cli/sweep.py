@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from netobs.cli._common import need_root, observe_options, perf_events, tracer_factory
-from netobs.spec import IMPLS, STUDY_DURATION, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
+from netobs.spec import IMPLS, STUDY_DURATION, SWEEP_WARMUP, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
 
 
 @click.command(epilog="""\b
@@ -21,7 +21,7 @@ Examples:
 @click.option("--sizes", default=",".join(map(str, STUDY_SIZES)), show_default=True, help="Message sizes in bytes.")
 @click.option("--threads", default=",".join(map(str, STUDY_THREADS)), show_default=True, help="Client thread counts.")
 @click.option("--duration", type=float, default=STUDY_DURATION, show_default=True, help="Measured window per point, seconds.")
-@click.option("--warmup", type=float, default=0.25, show_default=True, help="Warm-up before each window, seconds.")
+@click.option("--warmup", type=float, default=SWEEP_WARMUP, show_default=True, help="Warm-up before each window, seconds.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Runs of each point (for medians and CIs).")
 @click.option("--order", type=click.Choice(["sequential", "interleaved", "random"]), default="sequential", show_default=True,
               help="interleaved/random keep drift from biasing one strategy.")
@@ -36,6 +36,14 @@ def command(impls, sizes, threads, duration, warmup, repeats, order, seed, recv_
     """Run the study's matrix (strategies × sizes × threads × repeats) and store every point."""
     from netobs.sweep import open_store, run_sweep
 
+    opts = {"impls": impls, "sizes": sizes, "threads": threads, "duration": duration, "warmup": warmup,
+            "repeats": repeats, "order": order, "seed": seed, "topology": topology, "trace": trace,
+            "no_perf": no_perf, "events": events}
+    if resume:  # options not typed again come from what the directory was started with
+        opts.update(_stored_options(out, given=_given_options()))
+    impls, sizes, threads, duration, warmup, repeats, order, seed, topology, trace, no_perf, events = (
+        opts[k] for k in ("impls", "sizes", "threads", "duration", "warmup", "repeats", "order", "seed",
+                          "topology", "trace", "no_perf", "events"))
     base = RunSpec("two_copy", 1024, 1, duration=duration, warmup=warmup, topology=topology,
                    port=5201 if topology == "netns" else 0, recv_copy=recv_copy, perf=not no_perf,
                    perf_server=perf_server, trace=trace)
@@ -63,6 +71,34 @@ def command(impls, sizes, threads, duration, warmup, repeats, order, seed, recv_
     click.echo(f"results: {summary.path}")
     if summary.failed:
         sys.exit(1)
+
+
+def _given_options() -> set[str]:
+    """Options the user typed (not defaults): on --resume the others come from the manifest."""
+    ctx = click.get_current_context()
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+
+
+def _stored_options(out: str, given: set[str]) -> dict:
+    """The sweep options an existing results directory was started with, for those the user
+    did not type again; {} when there is nothing to resume."""
+    from pathlib import Path
+
+    from netobs.store import read_manifest
+
+    if not (Path(out) / "manifest.json").exists():
+        return {}
+    manifest = read_manifest(Path(out))
+    m = manifest.get("matrix") or {}
+    stored = {"impls": ",".join(m.get("impls") or []) or None,
+              "sizes": ",".join(map(str, m.get("sizes") or [])) or None,
+              "threads": ",".join(map(str, m.get("threads") or [])) or None,
+              **{k: m.get(k) for k in ("duration", "warmup", "repeats", "order", "seed", "topology", "trace")}}
+    if "events" not in given and "no_perf" not in given:
+        stored["no_perf"] = not m.get("perf", True)
+        stored["events"] = ",".join(manifest.get("perf_events") or []) or None
+    return {k: v for k, v in stored.items() if k not in given and v is not None}
 
 
 class _Reporter:
