@@ -24,8 +24,8 @@ import pandas as pd
 STRATEGIES = ["two_copy", "one_copy", "zero_copy"]
 STRATEGY_COLORS = {"two_copy": "#4c78a8", "one_copy": "#f58518", "zero_copy": "#54a24b"}
 EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
-PATHS = ["user", "send-kernel", "receive-kernel"]
-PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "receive-kernel": "#ff9da6"}
+PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]
+PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "deferred-kernel": "#e45756", "receive-kernel": "#ff9da6"}
 
 WIDTH, HEIGHT = 330, 230
 DEFAULT_THREADS = 4
@@ -281,25 +281,29 @@ def cpu_per_gb_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
 
 
 def copies_per_byte(runs: pd.DataFrame):
-    """Copies per byte by path (user / send-kernel / receive-kernel) and strategy: stacked bars."""
+    """Copies per byte by path (user / send-kernel / deferred-kernel / receive-kernel) and strategy:
+    stacked bars. deferred-kernel is the zero-copy pages the kernel copied anyway, from the
+    completions flagged SO_EE_CODE_ZEROCOPY_COPIED."""
     title = "Copies per byte sent, by path"
     runs = _ok(runs)
     traced = {"send-kernel": "send_copy_per_byte", "receive-kernel": "rx_copy_per_byte"}
     if not any(_has(runs, c) for c in traced.values()):
         return MissingChart(title, "no kernel trace figures (tcp_sendmsg, skb_copy_datagram_iter) in these results; "
                                    "run the sweep with --trace as root to measure where bytes are copied")
-    columns = {"user": "user_copy_per_byte", **traced}
+    columns = {"user": "user_copy_per_byte", "send-kernel": traced["send-kernel"],
+               "deferred-kernel": "deferred_copy_per_byte", "receive-kernel": traced["receive-kernel"]}
     parts = []
     for path, col in columns.items():
         if not _has(runs, col):
             continue
         s = summarize(runs, ["implementation", "msg_size"], col).rename(columns={col: "copies_per_byte"})
         s["path"] = path
-        s["source"] = "by construction" if path == "user" else "traced"
+        s["source"] = {"user": "by construction", "deferred-kernel": "completion codes"}.get(path, "traced")
         parts.append(s)
     data = pd.concat(parts, ignore_index=True)
     untraced = [p for p, c in traced.items() if not _has(runs, c)]
-    subs = ["median over threads and repeats; user copies are by construction (two_copy serialises), kernel copies traced"]
+    subs = ["median over threads and repeats; user copies by construction (two_copy serialises), send/receive copies "
+            "traced, deferred copies of zero-copy pages from completions flagged SO_EE_CODE_ZEROCOPY_COPIED"]
     if untraced:
         subs.append(f"not traced (missing, not zero): {', '.join(untraced)}")
     domain = _strategies(data)

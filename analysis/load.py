@@ -45,7 +45,8 @@ DERIVED = {
     "send_copy_per_byte": ("kernel copies per byte on send (traced)", "copies/B"),
     "rx_copy_per_byte": ("kernel copies per byte on receive (traced)", "copies/B"),
     "user_copy_per_byte": ("user-space copies per byte (by construction)", "copies/B"),
-    "copies_per_byte": ("copies per byte (user by construction + traced kernel)", "copies/B"),
+    "deferred_copy_per_byte": ("kernel copies per byte of zero-copy pages on delivery (completion codes)", "copies/B"),
+    "copies_per_byte": ("copies per byte (user by construction + kernel traced or from completion codes)", "copies/B"),
     "syscall_ns_per_byte": ("send-syscall time per byte (traced)", "ns/B"),
     "offcpu_share": ("client off-CPU share (traced)", "fraction"),
     # additions beyond DESIGN's list (same conventions)
@@ -261,7 +262,13 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
     out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
     out["user_copy_per_byte"] = np.where(df["implementation"] == "two_copy", 1.0, 0.0)
-    out["copies_per_byte"] = out["user_copy_per_byte"] + out["send_copy_per_byte"] + out["rx_copy_per_byte"]
+    # zero-copy pages the kernel copied anyway (SO_EE_CODE_ZEROCOPY_COPIED on the completion):
+    # the share of zero-copy sends it copied is a copy per byte of theirs, even where no probe
+    # can see skb_copy_ubufs itself
+    out["deferred_copy_per_byte"] = np.where(df["implementation"] == "zero_copy",
+                                             _ratio(df["zc_copied"], df["zc_completions"]), 0.0)
+    out["copies_per_byte"] = (out["user_copy_per_byte"] + out["send_copy_per_byte"]
+                              + out["deferred_copy_per_byte"] + out["rx_copy_per_byte"])
     out["syscall_ns_per_byte"] = _ratio(df["trace_client_send_syscall_ns"], bt)
     out["offcpu_share"] = _ratio(df["trace_client_offcpu_ns"],
                                  df["threads"] * (df["warmup_s"] + df["window_s"]) * 1e9)

@@ -508,6 +508,7 @@ def export_figures(results_dir, out_dir, fmt: str = "png", scale: float = 2.0) -
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     results = load_results(results_dir)
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     charts = dict(figures(results))
     answers, _ = _answers(results)
     for a in answers:
