@@ -5,26 +5,45 @@
  * its NETOBS_* macro is defined:
  *
  *   send path (tcp_sendmsg calls, bytes)     NETOBS_SEND_FEXIT | NETOBS_SEND_KPROBE |
+ *                                            NETOBS_SEND_RAW (raw sock_send_length) |
  *                                            NETOBS_SEND_TP (sock:sock_send_length) |
  *                                            NETOBS_SEND_SYSCALL (sendto/sendmsg exits)
- *   MSG_ZEROCOPY sends (calls, bytes)        NETOBS_ZC_SYSCALL (sendmsg flags; the kernel passes
- *                                            flags 0 to sock_send_length, so it cannot serve)
+ *   MSG_ZEROCOPY sends (calls, bytes)        NETOBS_ZC_SYSCALL (sendto/sendmsg flags; the kernel
+ *                                            passes flags 0 to sock_send_length, so it cannot serve)
  *   receive copy (skb_copy_datagram_iter)    NETOBS_RX_FENTRY + NETOBS_RX_FUNC | NETOBS_RX_KPROBE |
- *                                            NETOBS_RX_TP (skb:skb_copy_datagram_iovec)
- *   error-queue reads                        NETOBS_ERRQ_TP (sock:sock_recv_length) |
- *                                            NETOBS_ERRQ_SYSCALL (recvmsg flags)
+ *                                            NETOBS_RX_RAW | NETOBS_RX_TP (skb_copy_datagram_iovec)
+ *   error-queue reads                        NETOBS_ERRQ_RAW | NETOBS_ERRQ_TP (sock_recv_length) |
+ *                                            NETOBS_ERRQ_SYSCALL (recvfrom/recvmsg flags)
  *   zero-copy completion callbacks           NETOBS_ZCCB_FENTRY + NETOBS_ZCCB_FUNC | NETOBS_ZCCB_KPROBE
  *   deferred copies (skb_copy_ubufs)         NETOBS_ZCDEF_FENTRY + NETOBS_ZCDEF_FUNC | NETOBS_ZCDEF_KPROBE
  *   send/recv syscall time                   NETOBS_SYS
- *   off-CPU time                             NETOBS_OFFCPU (sched:sched_switch)
+ *   off-CPU time                             NETOBS_OFFCPU_RAW | NETOBS_OFFCPU (sched_switch)
  *   socket-memory pressure                   NETOBS_MEM_TP (sock:sock_exceed_buf_limit)
  *   children of tracked processes            NETOBS_INHERIT (sched:sched_process_fork)
  *
- * Only tracepoint arguments and scalar function arguments/return values are read: the kernel
- * headers BCC compiles against may not match the running kernel, so no struct field is read.
+ * The syscall-based figures come from one source, chosen for the whole program:
+ * NETOBS_RAWSYS (raw tracepoints raw_syscalls:sys_enter/sys_exit, filtered on the syscall
+ * numbers NETOBS_NR_* given by tracer.py for this architecture) or, without it, the
+ * syscalls:sys_{enter,exit}_* tracepoints.
+ *
+ * Raw tracepoints get the tracepoint's TP_PROTO arguments as ctx->args[] and cost far less
+ * than the regular ones (no perf trace record is built before the program runs).
+ *
+ * Kernel memory read: the kernel headers BCC compiles against may not match the running
+ * kernel, so no struct is read through them. Only tracepoint arguments, scalar raw-tracepoint
+ * arguments and scalar function arguments/return values are used, with two exceptions, both
+ * at offsets netobs/tracer.py passes in (never from the headers):
+ *   - NETOBS_SK_PROTOCOL_OFF: struct sock's sk_protocol, its offset from the running kernel's
+ *     own BTF (/sys/kernel/btf/vmlinux), so that the raw sock_send_length counts TCP only,
+ *     as the regular tracepoint's `protocol` does (one 2-byte read per send of a tracked process);
+ *   - NETOBS_REGS_ARG3_OFF / NETOBS_REGS_ARG4_OFF: a syscall's flags argument in the user
+ *     registers raw_syscalls:sys_enter passes (struct pt_regs, an architecture ABI: on x86-64
+ *     the saved rdx and r10), read only for a tracked process's send/recv syscall and only
+ *     when a figure needs the flags (MSG_ZEROCOPY sends, MSG_ERRQUEUE reads).
  *
  * Hot path: every program first looks up the current tgid in netobs_tgids (empty between
- * points) and returns at once for any other process; counters are per-CPU arrays.
+ * points), or the current tid in netobs_thr, and returns at once for any other process; the
+ * counters and histograms are one per-CPU value (one lookup per event).
  * Program names start with "netobs_" so that `bpftool prog show` identifies them (the
  * fentry/fexit ones are named by BCC after the kernel function).
  */
@@ -33,41 +52,50 @@
 
 /* tgid -> role, for the current point's processes and their descendants. */
 BPF_HASH(netobs_tgids, u32, u32, NETOBS_MAX_PROCS);
-BPF_PERCPU_ARRAY(netobs_counts, u64, NETOBS_NCOUNTERS);
+/* Counters, histograms and per-CPU state: one value per CPU. */
+BPF_PERCPU_ARRAY(netobs_pc, struct netobs_percpu, 1);
 
-#if defined(NETOBS_SEND_SYSCALL) || defined(NETOBS_ZC_SYSCALL) || \
-    defined(NETOBS_ERRQ_SYSCALL) || defined(NETOBS_SYS) || defined(NETOBS_OFFCPU)
+#if defined(NETOBS_SEND_SYSCALL) || defined(NETOBS_ZC_SYSCALL) || defined(NETOBS_ERRQ_SYSCALL) || \
+    defined(NETOBS_SYS) || defined(NETOBS_OFFCPU) || defined(NETOBS_OFFCPU_RAW)
 #define NETOBS_SYSCALLS 1
-/* tid -> the send/recv syscall it is in. */
-BPF_HASH(netobs_sysc, u32, struct netobs_sys_start, NETOBS_MAX_THREADS);
-#endif
-#ifdef NETOBS_SYS
-BPF_PERCPU_ARRAY(netobs_hist, u64, NETOBS_NHIST);
-#endif
-#ifdef NETOBS_OFFCPU
-/* tid -> role of the point's threads that make socket syscalls (their off-CPU time counts;
+/* tid -> the point's threads that make send/recv syscalls (their off-CPU time counts;
  * a perf wrapper or a main thread waiting for its workers does not). */
-BPF_HASH(netobs_nettid, u32, u32, NETOBS_MAX_THREADS);
-/* tid -> when that thread went off-CPU. */
-BPF_HASH(netobs_offts, u32, struct netobs_offcpu_start, NETOBS_MAX_THREADS);
+BPF_HASH(netobs_thr, u32, struct netobs_thread, NETOBS_MAX_THREADS);
 #endif
 
-static __always_inline void netobs_add(u32 role, u32 fig, u64 v)
+static __always_inline struct netobs_percpu *netobs_pcpu(void)
 {
-    u32 idx = role * NETOBS_NFIG + fig;
-    if (idx >= NETOBS_LOST_SLOT)
+    u32 zero = 0;
+    return netobs_pc.lookup(&zero);
+}
+
+/* Indices are masked (the verifier then sees them in bounds whatever the compiler does with
+ * a comparison); both sizes are powers of two. */
+_Static_assert(NETOBS_LOST_SLOT == NETOBS_NROLES * NETOBS_NFIG && (NETOBS_LOST_SLOT & (NETOBS_LOST_SLOT - 1)) == 0,
+               "counter slots: a power of two");
+_Static_assert(NETOBS_NHIST == NETOBS_NROLES * 2 * NETOBS_HIST_SLOTS && (NETOBS_NHIST & (NETOBS_NHIST - 1)) == 0,
+               "histogram slots: a power of two");
+
+static __always_inline void netobs_add(struct netobs_percpu *pc, u32 role, u32 fig, u64 v)
+{
+    if (role >= NETOBS_NROLES || fig >= NETOBS_NFIG)
         return;
-    u64 *p = netobs_counts.lookup(&idx);
-    if (p)
-        *p += v;
+    pc->counts[(role * NETOBS_NFIG + fig) & (NETOBS_LOST_SLOT - 1)] += v;
+}
+
+/* Add to the current CPU's counter (for programs that add once per event). */
+static __always_inline void netobs_add1(u32 role, u32 fig, u64 v)
+{
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (pc)
+        netobs_add(pc, role, fig, v);
 }
 
 static __always_inline void netobs_lost(void)
 {
-    u32 idx = NETOBS_LOST_SLOT;
-    u64 *p = netobs_counts.lookup(&idx);
-    if (p)
-        *p += 1;
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (pc)
+        pc->counts[NETOBS_LOST_SLOT] += 1;
 }
 
 /* The role of the current process, or NULL when it is not one of the point's. */
@@ -79,6 +107,7 @@ static __always_inline u32 *netobs_role(void)
 
 /* ---- children inherit their parent's role ---------------------------------------------- */
 #ifdef NETOBS_INHERIT
+/* Regular tracepoint: the raw one gives task_struct pointers only (forks are rare). */
 int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
 {
     u32 *role = netobs_role();
@@ -93,11 +122,18 @@ int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
 #endif
 
 /* ---- send path: tcp_sendmsg ------------------------------------------------------------- */
-static __always_inline void netobs_send_done(u32 role, long ret)
+static __always_inline void netobs_send_done(struct netobs_percpu *pc, u32 role, long ret)
 {
-    netobs_add(role, NETOBS_FIG_SENDMSG_CALLS, 1);
+    netobs_add(pc, role, NETOBS_FIG_SENDMSG_CALLS, 1);
     if (ret > 0)
-        netobs_add(role, NETOBS_FIG_SENDMSG_BYTES, ret);
+        netobs_add(pc, role, NETOBS_FIG_SENDMSG_BYTES, ret);
+}
+
+static __always_inline void netobs_send1(u32 role, long ret)
+{
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (pc)
+        netobs_send_done(pc, role, ret);
 }
 
 #ifdef NETOBS_SEND_FEXIT
@@ -105,7 +141,7 @@ KRETFUNC_PROBE(tcp_sendmsg, void *sk, void *msg, size_t size, int ret)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_send_done(*role, ret);
+        netobs_send1(*role, ret);
     return 0;
 }
 #endif
@@ -115,7 +151,23 @@ int netobs_send_kr(struct pt_regs *ctx)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_send_done(*role, (int)PT_REGS_RC(ctx));
+        netobs_send1(*role, (int)PT_REGS_RC(ctx));
+    return 0;
+}
+#endif
+
+#ifdef NETOBS_SEND_RAW
+/* sock_send_length(struct sock *sk, int ret, int flags): after every socket sendmsg, with
+ * its return value; TCP's is tcp_sendmsg's. sk_protocol is read at its BTF offset. */
+int netobs_send_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    u32 *role = netobs_role();
+    if (!role)
+        return 0;
+    u16 proto = 0;
+    bpf_probe_read_kernel(&proto, sizeof(proto), (void *)ctx->args[0] + NETOBS_SK_PROTOCOL_OFF);
+    if (proto == NETOBS_IPPROTO_TCP)
+        netobs_send1(*role, (int)ctx->args[1]);
     return 0;
 }
 #endif
@@ -128,7 +180,7 @@ int netobs_send_tp(struct tracepoint__sock__sock_send_length *args)
         return 0;
     u32 *role = netobs_role();
     if (role)
-        netobs_send_done(*role, args->ret);
+        netobs_send1(*role, args->ret);
     return 0;
 }
 #endif
@@ -139,9 +191,12 @@ static __always_inline void netobs_rx_copy(int len)
     u32 *role = netobs_role();
     if (!role)
         return;
-    netobs_add(*role, NETOBS_FIG_RX_COPY_CALLS, 1);
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (!pc)
+        return;
+    netobs_add(pc, *role, NETOBS_FIG_RX_COPY_CALLS, 1);
     if (len > 0)
-        netobs_add(*role, NETOBS_FIG_RX_COPY_BYTES, len);
+        netobs_add(pc, *role, NETOBS_FIG_RX_COPY_BYTES, len);
 }
 
 #ifdef NETOBS_RX_FENTRY
@@ -162,6 +217,15 @@ int netobs_rx_kp(struct pt_regs *ctx)
 }
 #endif
 
+#ifdef NETOBS_RX_RAW
+/* skb_copy_datagram_iovec(const struct sk_buff *skb, int len) */
+int netobs_rx_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    netobs_rx_copy((int)ctx->args[1]);
+    return 0;
+}
+#endif
+
 #ifdef NETOBS_RX_TP
 int netobs_rx_tp(struct tracepoint__skb__skb_copy_datagram_iovec *args)
 {
@@ -171,27 +235,44 @@ int netobs_rx_tp(struct tracepoint__skb__skb_copy_datagram_iovec *args)
 #endif
 
 /* ---- zero-copy completions: error-queue reads, callbacks, deferred copies ---------------- */
-#ifdef NETOBS_ERRQ_TP
-int netobs_errq_tp(struct tracepoint__sock__sock_recv_length *args)
+static __always_inline void netobs_errq(int ret, int flags)
 {
-    if (!(args->flags & NETOBS_MSG_ERRQUEUE) || args->ret < 0)
-        return 0;
+    if (!(flags & NETOBS_MSG_ERRQUEUE) || ret < 0)
+        return;
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_ERRQUEUE_READS, 1);
+        netobs_add1(*role, NETOBS_FIG_ERRQUEUE_READS, 1);
+}
+
+#ifdef NETOBS_ERRQ_RAW
+/* sock_recv_length(struct sock *sk, int ret, int flags) */
+int netobs_errq_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    netobs_errq((int)ctx->args[1], (int)ctx->args[2]);
     return 0;
 }
 #endif
 
-#ifdef NETOBS_ZCCB_FENTRY
+#ifdef NETOBS_ERRQ_TP
+int netobs_errq_tp(struct tracepoint__sock__sock_recv_length *args)
+{
+    netobs_errq(args->ret, args->flags);
+    return 0;
+}
+#endif
+
+#if defined(NETOBS_ZCCB_FENTRY) || defined(NETOBS_ZCDEF_FENTRY)
 #ifndef NETOBS_KFUNC
 #define NETOBS_KFUNC(fn, ...) KFUNC_PROBE(fn, ##__VA_ARGS__)
 #endif
+#endif
+
+#ifdef NETOBS_ZCCB_FENTRY
 NETOBS_KFUNC(NETOBS_ZCCB_FUNC)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
+        netobs_add1(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
     return 0;
 }
 #endif
@@ -201,20 +282,17 @@ int netobs_zccb_kp(struct pt_regs *ctx)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
+        netobs_add1(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
     return 0;
 }
 #endif
 
 #ifdef NETOBS_ZCDEF_FENTRY
-#ifndef NETOBS_KFUNC
-#define NETOBS_KFUNC(fn, ...) KFUNC_PROBE(fn, ##__VA_ARGS__)
-#endif
 NETOBS_KFUNC(NETOBS_ZCDEF_FUNC)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
+        netobs_add1(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
     return 0;
 }
 #endif
@@ -224,152 +302,211 @@ int netobs_zcdef_kp(struct pt_regs *ctx)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
+        netobs_add1(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
     return 0;
 }
 #endif
 
 /* ---- send/recv syscalls: time, and the flags they carry --------------------------------- */
 #ifdef NETOBS_SYSCALLS
-/* Per-thread entries stay in netobs_sysc between syscalls and are rewritten in place (a
- * hash insert/delete per syscall costs several times more); `active` marks one in flight.
- * They are removed when the thread exits (sched_switch) and at every start_point. */
-static __always_inline int netobs_sys_enter(u32 kind, u64 flags)
+/* Per-thread entries stay in netobs_thr between syscalls and are rewritten in place (a hash
+ * insert/delete per syscall costs several times more); `active` marks one in flight. They
+ * are removed when the thread exits (sched_switch) and at every start_point.
+ * `regs`: where to read the flags from (raw sys_enter), or NULL when `flags` is given. */
+static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *regs, u32 off)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
     u32 *role = netobs_tgids.lookup(&tgid);
     if (!role)
         return 0;
-    struct netobs_sys_start *s = netobs_sysc.lookup(&tid);
+    if (regs)
+        bpf_probe_read_kernel(&flags, sizeof(flags), regs + off);
+    struct netobs_thread *s = netobs_thr.lookup(&tid);
     if (s) {
-        s->ts = bpf_ktime_get_ns();
+        s->sys_ts = bpf_ktime_get_ns();
         s->role = *role;
         s->kind = kind;
-        s->flags = (u32)flags;
+        s->flags = flags;
         s->active = 1;
         return 0;
     }
-    struct netobs_sys_start n = {};
-    n.ts = bpf_ktime_get_ns();
+    /* first socket syscall of this thread: from now on it is tracked (off-CPU time too) */
+    struct netobs_thread n = {};
+    n.sys_ts = bpf_ktime_get_ns();
     n.role = *role;
     n.kind = kind;
-    n.flags = (u32)flags;
+    n.flags = flags;
     n.active = 1;
-    if (netobs_sysc.update(&tid, &n))
+    if (netobs_thr.update(&tid, &n))
         netobs_lost();
-#ifdef NETOBS_OFFCPU
-    u32 r = *role;  /* first socket syscall of this thread: its off-CPU time counts from now */
-    if (netobs_nettid.update(&tid, &r))
-        netobs_lost();
-#endif
     return 0;
 }
 
 static __always_inline int netobs_sys_exit(long ret)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct netobs_sys_start *s = netobs_sysc.lookup(&tid);
+    struct netobs_thread *s = netobs_thr.lookup(&tid);
     if (!s || !s->active)
         return 0;
     s->active = 0;
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (!pc)
+        return 0;
     u32 role = s->role;
     u32 kind = s->kind;
     u32 flags = s->flags;
 #ifdef NETOBS_SYS
-    u64 delta = bpf_ktime_get_ns() - s->ts;
+    u64 delta = bpf_ktime_get_ns() - s->sys_ts;
 #endif
     if (kind == NETOBS_KIND_SEND) {
 #ifdef NETOBS_SYS
-        netobs_add(role, NETOBS_FIG_SEND_SYSCALLS, 1);
-        netobs_add(role, NETOBS_FIG_SEND_SYSCALL_NS, delta);
+        netobs_add(pc, role, NETOBS_FIG_SEND_SYSCALLS, 1);
+        netobs_add(pc, role, NETOBS_FIG_SEND_SYSCALL_NS, delta);
 #endif
 #ifdef NETOBS_SEND_SYSCALL
-        netobs_send_done(role, ret);
+        netobs_send_done(pc, role, ret);
 #endif
 #ifdef NETOBS_ZC_SYSCALL
         if ((flags & NETOBS_MSG_ZEROCOPY) && ret > 0) {
-            netobs_add(role, NETOBS_FIG_ZC_SENDS, 1);
-            netobs_add(role, NETOBS_FIG_ZC_SEND_BYTES, ret);
+            netobs_add(pc, role, NETOBS_FIG_ZC_SENDS, 1);
+            netobs_add(pc, role, NETOBS_FIG_ZC_SEND_BYTES, ret);
         }
 #endif
     } else {
 #ifdef NETOBS_SYS
-        netobs_add(role, NETOBS_FIG_RECV_SYSCALLS, 1);
-        netobs_add(role, NETOBS_FIG_RECV_SYSCALL_NS, delta);
+        netobs_add(pc, role, NETOBS_FIG_RECV_SYSCALLS, 1);
+        netobs_add(pc, role, NETOBS_FIG_RECV_SYSCALL_NS, delta);
 #endif
 #ifdef NETOBS_ERRQ_SYSCALL
         if ((flags & NETOBS_MSG_ERRQUEUE) && ret >= 0)
-            netobs_add(role, NETOBS_FIG_ERRQUEUE_READS, 1);
+            netobs_add(pc, role, NETOBS_FIG_ERRQUEUE_READS, 1);
 #endif
     }
 #ifdef NETOBS_SYS
     u32 slot = bpf_log2l(delta);
     if (slot >= NETOBS_HIST_SLOTS)
         slot = NETOBS_HIST_SLOTS - 1;
-    u32 idx = (role * 2 + kind) * NETOBS_HIST_SLOTS + slot;
-    if (idx < NETOBS_NHIST) {
-        u64 *p = netobs_hist.lookup(&idx);
-        if (p)
-            *p += 1;
-    }
+    if (role < NETOBS_NROLES && kind < 2)
+        pc->hist[((role * 2 + kind) * NETOBS_HIST_SLOTS + slot) & (NETOBS_NHIST - 1)] += 1;
 #endif
     return 0;
 }
 
+#ifdef NETOBS_RAWSYS
+/* Where the flags argument is read from, per syscall: only when a figure needs it. */
+#ifdef NETOBS_ZC_SYSCALL
+#define NETOBS_SEND_REGS regs
+#else
+#define NETOBS_SEND_REGS NULL
+#endif
+#ifdef NETOBS_ERRQ_SYSCALL
+#define NETOBS_RECV_REGS regs
+#else
+#define NETOBS_RECV_REGS NULL
+#endif
+/* raw_syscalls:sys_enter(struct pt_regs *regs, long id): every syscall of every process runs
+ * this; all but the four socket syscalls leave at the first comparisons. */
+int netobs_rsys_in(struct bpf_raw_tracepoint_args *ctx)
+{
+    long nr = ctx->args[1];
+    const void *regs = (const void *)ctx->args[0];
+    if (nr == NETOBS_NR_SENDMSG)
+        return netobs_sys_enter(NETOBS_KIND_SEND, 0, NETOBS_SEND_REGS, NETOBS_REGS_ARG3_OFF);
+    if (nr == NETOBS_NR_SENDTO)
+        return netobs_sys_enter(NETOBS_KIND_SEND, 0, NETOBS_SEND_REGS, NETOBS_REGS_ARG4_OFF);
+    if (nr == NETOBS_NR_RECVMSG)
+        return netobs_sys_enter(NETOBS_KIND_RECV, 0, NETOBS_RECV_REGS, NETOBS_REGS_ARG3_OFF);
+    if (nr == NETOBS_NR_RECVFROM)
+        return netobs_sys_enter(NETOBS_KIND_RECV, 0, NETOBS_RECV_REGS, NETOBS_REGS_ARG4_OFF);
+    return 0;
+}
+/* raw_syscalls:sys_exit(struct pt_regs *regs, long ret): only threads with a send/recv
+ * syscall in flight count (their entry in netobs_thr says which). */
+int netobs_rsys_out(struct bpf_raw_tracepoint_args *ctx)
+{
+    return netobs_sys_exit((long)ctx->args[1]);
+}
+#else
 int netobs_sendto_in(struct tracepoint__syscalls__sys_enter_sendto *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags);
+    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0);
 }
 int netobs_sendmsg_in(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags);
+    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0);
 }
 int netobs_recvfrom_in(struct tracepoint__syscalls__sys_enter_recvfrom *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags);
+    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0);
 }
 int netobs_recvmsg_in(struct tracepoint__syscalls__sys_enter_recvmsg *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags);
+    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0);
 }
 /* One exit program serves all four syscalls: sys_exit_* share the (nr, ret) layout. */
 int netobs_sys_out(struct tracepoint__syscalls__sys_exit_sendto *args)
 {
     return netobs_sys_exit(args->ret);
 }
+#endif /* NETOBS_RAWSYS */
 #endif /* NETOBS_SYSCALLS */
 
 /* ---- off-CPU time ----------------------------------------------------------------------- */
+#ifdef NETOBS_OFFCPU_RAW
+/* sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next,
+ * unsigned int prev_state) (5.18+), run in prev's context. `next` is not read: a thread that
+ * went off-CPU at off_ts came back at this CPU's previous switch (it has run here since), so
+ * its off-CPU interval is accounted when it next leaves the CPU (or exits). An interval whose
+ * thread is still on the CPU when the point stops is not counted. */
+int netobs_offcpu_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (!pc)
+        return 0;
+    u64 now = bpf_ktime_get_ns();
+    u64 in = pc->last_switch;
+    pc->last_switch = now;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct netobs_thread *t = netobs_thr.lookup(&tid);
+    if (!t)
+        return 0;
+    if (t->off_ts && in >= t->off_ts) {
+        netobs_add(pc, t->role, NETOBS_FIG_OFFCPU_SWITCHES, 1);
+        netobs_add(pc, t->role, NETOBS_FIG_OFFCPU_NS, in - t->off_ts);
+    }
+    if ((u32)ctx->args[3] & NETOBS_TASK_DEAD) {
+        netobs_thr.delete(&tid);
+        return 0;
+    }
+    t->off_ts = now;
+    return 0;
+}
+#endif
+
 #ifdef NETOBS_OFFCPU
 int netobs_offcpu(struct tracepoint__sched__sched_switch *args)
 {
     u64 now = 0;
     u32 prev = args->prev_pid;
-    u32 *prole = netobs_nettid.lookup(&prev);
-    if (prole) {
+    struct netobs_thread *p = netobs_thr.lookup(&prev);
+    if (p) {
         if (args->prev_state & NETOBS_TASK_EXITING) {
-            netobs_nettid.delete(&prev);
-            netobs_sysc.delete(&prev);
+            netobs_thr.delete(&prev);
         } else {
-            struct netobs_offcpu_start o = {};
             now = bpf_ktime_get_ns();
-            o.ts = now;
-            o.role = *prole;
-            if (netobs_offts.update(&prev, &o))
-                netobs_lost();
+            p->off_ts = now;
         }
     }
     u32 next = args->next_pid;
-    struct netobs_offcpu_start *o = netobs_offts.lookup(&next);
-    if (o) {
+    struct netobs_thread *n = netobs_thr.lookup(&next);
+    if (n && n->off_ts) {
         if (!now)
             now = bpf_ktime_get_ns();
-        u32 role = o->role;
-        u64 delta = now - o->ts;
-        netobs_offts.delete(&next);
-        netobs_add(role, NETOBS_FIG_OFFCPU_SWITCHES, 1);
-        netobs_add(role, NETOBS_FIG_OFFCPU_NS, delta);
+        u64 delta = now - n->off_ts;
+        n->off_ts = 0;
+        netobs_add1(n->role, NETOBS_FIG_OFFCPU_SWITCHES, 1);
+        netobs_add1(n->role, NETOBS_FIG_OFFCPU_NS, delta);
     }
     return 0;
 }
@@ -381,7 +518,7 @@ int netobs_mem_tp(struct tracepoint__sock__sock_exceed_buf_limit *args)
 {
     u32 *role = netobs_role();
     if (role)
-        netobs_add(*role, NETOBS_FIG_MEM_PRESSURE_EVENTS, 1);
+        netobs_add1(*role, NETOBS_FIG_MEM_PRESSURE_EVENTS, 1);
     return 0;
 }
 #endif

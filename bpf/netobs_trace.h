@@ -50,24 +50,29 @@
 #define NETOBS_MSG_ERRQUEUE 0x2000
 #define NETOBS_MSG_ZEROCOPY 0x4000000
 #define NETOBS_IPPROTO_TCP 6
-/* sched_switch prev_state bits of a task that is exiting (EXIT_DEAD, EXIT_ZOMBIE). */
+/* sched:sched_switch's prev_state bits of a task that is exiting (EXIT_DEAD, EXIT_ZOMBIE). */
 #define NETOBS_TASK_EXITING 0x30
+/* The raw sched_switch's prev_state is the task's __state: TASK_DEAD once it is exiting. */
+#define NETOBS_TASK_DEAD 0x80
 
 #ifndef NETOBS_PYTHON_ONLY
-/* A send/recv syscall in flight, per thread. */
-struct netobs_sys_start {
-    u64 ts;
+/* Per tracked thread (created at its first send/recv syscall, rewritten in place after that):
+ * the send/recv syscall in flight, and when it last went off-CPU. Only the thread itself
+ * writes its entry (its syscalls, and sched_switch while it is `prev`), so no locking. */
+struct netobs_thread {
+    u64 sys_ts;     /* entry time of the syscall in flight */
+    u64 off_ts;     /* when it went off-CPU (0: unknown) */
     u32 role;
-    u32 kind;
-    u32 flags;
-    u32 active;
+    u32 kind;       /* NETOBS_KIND_SEND / NETOBS_KIND_RECV */
+    u32 flags;      /* the syscall's flags argument, where a program needs it */
+    u32 active;     /* a send/recv syscall is in flight */
 };
 
-/* A tracked thread that went off-CPU, per thread. */
-struct netobs_offcpu_start {
-    u64 ts;
-    u32 role;
-    u32 pad;
+/* Everything a program adds to, per CPU, in one map value: one lookup per event. */
+struct netobs_percpu {
+    u64 counts[NETOBS_NCOUNTERS];
+    u64 hist[NETOBS_NHIST];
+    u64 last_switch;  /* time of this CPU's last sched_switch (raw off-CPU accounting) */
 };
 #endif
 

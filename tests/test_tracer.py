@@ -33,9 +33,18 @@ def test_figures_match_the_design_and_the_bpf_header():
         "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
         "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events"]
     # every group's candidates are ordered best first: fentry, then kprobe, then tracepoints
+    # (raw or regular: a more exact tracepoint, e.g. TCP sends only, comes before a cheaper
+    # but coarser one); a tracepoint's raw probe comes before its regular one
+    tp_rank = tracer.TIERS.index("raw_tracepoint")
     for figs, cands, _ in tracer._GROUPS.values():
-        ranks = [tracer.TIERS.index(p.tier) for p in cands]
+        ranks = [min(tracer.TIERS.index(p.tier), tp_rank) for p in cands]
         assert ranks == sorted(ranks), figs
+        for i, p in enumerate(cands):
+            if p.tier == "tracepoint":
+                hooks = {t for k, t in p.needs if k == "tp"}
+                later_raw = [q for q in cands[i + 1:] if q.tier == "raw_tracepoint"
+                             and {t for k, t in q.needs if k == "raw"} == hooks]
+                assert not later_raw, (figs, p.probe)
 
 
 def test_plan_without_root_says_why(monkeypatch):
@@ -199,8 +208,13 @@ def test_plan_falls_back_when_a_probe_is_missing():
     from netobs import tracer as tr
     best = tr.plan_probes()
     need(best["sendmsg_bytes"]["probe"] is not None, "a send probe")
-    # no fentry/kprobe/sock:sock_send_length: the send figures come from the syscalls' returns
-    plan = tr.plan_probes(force_missing={"fentry", "kprobe", "sock:sock_send_length", "sock:sock_recv_length"})
+    # no fentry/kprobe/sock:sock_send_length: the send figures come from the syscalls' returns,
+    # through the raw syscall tracepoints where they attach, else the regular ones
+    no_sock = {"fentry", "kprobe", "sock:sock_send_length", "sock:sock_recv_length"}
+    raw = tr.plan_probes(force_missing=no_sock)
+    assert raw["sendmsg_calls"]["probe"] == "raw_tracepoint:raw_syscalls:sys_exit(sendto,sendmsg)"
+    assert raw["errqueue_reads"]["probe"] == "raw_tracepoint:raw_syscalls:sys_enter(recvfrom,recvmsg flags)"
+    plan = tr.plan_probes(force_missing=no_sock | {"raw_syscalls:sys_enter"})
     assert plan["sendmsg_calls"]["probe"] == "tracepoint:syscalls:sys_exit_{sendto,sendmsg}"
     assert plan["errqueue_reads"]["probe"] == "tracepoint:syscalls:sys_enter_recvmsg"
     skipped = {s["probe"]: s["reason"] for s in plan["sendmsg_bytes"]["skipped"]}
@@ -212,19 +226,31 @@ def test_plan_falls_back_when_a_probe_is_missing():
     assert plan2["rx_copy_bytes"]["probe"] is None and "forced missing" in plan2["rx_copy_bytes"]["reason"]
     # where the better tiers exist, forcing them off chooses the tracepoint instead
     plan3 = tr.plan_probes(force_missing={"tcp_sendmsg"})
+    assert plan3["sendmsg_bytes"]["probe"] == "raw_tracepoint:sock:sock_send_length"
+    plan3 = tr.plan_probes(force_missing={"tcp_sendmsg", "raw_tracepoint"})
     assert plan3["sendmsg_bytes"]["probe"] == "tracepoint:sock:sock_send_length"
-    # and the fallback plan traces the known workload exactly, too
-    plan["rx_copy_calls"] = plan["rx_copy_bytes"] = plan2["rx_copy_bytes"]
-    with tr.Tracer(plan) as t:
-        for mode in ("sendmsg", "zerocopy"):
-            pair = Pair(mode)
-            t.start_point(pair.pids)
-            pair.go()
-            sent, recv = pair.wait()
-            trace = t.stop_point()
-            assert trace["client"]["sendmsg_bytes"] == TOTAL and trace["client"]["sendmsg_calls"] == sent["send_calls"]
-            assert trace["server"]["rx_copy_bytes"] is None and "rx_copy_bytes" in trace["missing"]
-            assert trace["client"]["errqueue_reads"] == sent["errqueue_reads"]
+    # a raw tracepoint missing: its regular tracepoint serves
+    plan4 = tr.plan_probes(force_missing={"raw_tracepoint:skb:skb_copy_datagram_iovec"})
+    assert plan4["rx_copy_bytes"]["probe"] == "tracepoint:skb:skb_copy_datagram_iovec"
+    # one syscall source per plan: where one figure falls back to syscalls:*, all do
+    mixed = tr.plan_probes(force_missing={"raw_tracepoint:raw_syscalls:sys_enter(sendto,sendmsg flags)"})
+    assert mixed["zc_sends"]["probe"] == "tracepoint:syscalls:sys_enter_sendmsg"
+    assert mixed["send_syscalls"]["probe"].startswith("tracepoint:syscalls:")
+    assert mixed["offcpu_ns"]["probe"] == "tracepoint:sched:sched_switch"
+    # and the fallback plans trace the known workload exactly, too
+    for p in (raw, plan):
+        p["rx_copy_calls"] = p["rx_copy_bytes"] = plan2["rx_copy_bytes"]
+    for p in (raw, plan):
+        with tr.Tracer(p) as t:
+            for mode in ("sendmsg", "zerocopy"):
+                pair = Pair(mode)
+                t.start_point(pair.pids)
+                pair.go()
+                sent, recv = pair.wait()
+                trace = t.stop_point()
+                assert trace["client"]["sendmsg_bytes"] == TOTAL and trace["client"]["sendmsg_calls"] == sent["send_calls"]
+                assert trace["server"]["rx_copy_bytes"] is None and "rx_copy_bytes" in trace["missing"]
+                assert trace["client"]["errqueue_reads"] == sent["errqueue_reads"]
 
 
 def _gone_within(ours: set, seconds: float) -> set:
