@@ -41,8 +41,10 @@
  *     the saved rdx and r10), read only for a tracked process's send/recv syscall and only
  *     when a figure needs the flags (MSG_ZEROCOPY sends, MSG_ERRQUEUE reads).
  *
- * Hot path: every program first looks up the current tgid in netobs_tgids (empty between
- * points), or the current tid in netobs_thr, and returns at once for any other process; the
+ * Hot path: every program first reads the point's generation (0 between points) and the
+ * slot of the current tgid in netobs_procs (or of the current tid in netobs_thr), and
+ * returns at once for any other process. All are array lookups, which the verifier inlines,
+ * and no map is updated through a helper per event: entries are rewritten in place. The
  * counters and histograms are one per-CPU value (one lookup per event).
  * Program names start with "netobs_" so that `bpftool prog show` identifies them (the
  * fentry/fexit ones are named by BCC after the kernel function).
@@ -50,18 +52,22 @@
 #include <uapi/linux/ptrace.h>
 #include "netobs_trace.h"
 
-/* tgid -> role, for the current point's processes and their descendants. */
-BPF_HASH(netobs_tgids, u32, u32, NETOBS_MAX_PROCS);
+/* [0]: the current point's generation, set by tracer.py; 0: no point, nothing is counted. */
+BPF_ARRAY(netobs_cfg, u32, 1);
+/* The current point's processes and their descendants, by tgid slot. */
+BPF_ARRAY(netobs_procs, struct netobs_proc, NETOBS_PID_SLOTS);
 /* Counters, histograms and per-CPU state: one value per CPU. */
 BPF_PERCPU_ARRAY(netobs_pc, struct netobs_percpu, 1);
 
 #if defined(NETOBS_SEND_SYSCALL) || defined(NETOBS_ZC_SYSCALL) || defined(NETOBS_ERRQ_SYSCALL) || \
     defined(NETOBS_SYS) || defined(NETOBS_OFFCPU) || defined(NETOBS_OFFCPU_RAW)
 #define NETOBS_SYSCALLS 1
-/* tid -> the point's threads that make send/recv syscalls (their off-CPU time counts;
+/* The point's threads that make send/recv syscalls, by tid slot (their off-CPU time counts;
  * a perf wrapper or a main thread waiting for its workers does not). */
-BPF_HASH(netobs_thr, u32, struct netobs_thread, NETOBS_MAX_THREADS);
+BPF_ARRAY(netobs_thr, struct netobs_thread, NETOBS_PID_SLOTS);
 #endif
+
+_Static_assert((NETOBS_PID_SLOTS & (NETOBS_PID_SLOTS - 1)) == 0, "pid slots: a power of two");
 
 static __always_inline struct netobs_percpu *netobs_pcpu(void)
 {
@@ -98,25 +104,72 @@ static __always_inline void netobs_lost(void)
         pc->counts[NETOBS_LOST_SLOT] += 1;
 }
 
+/* The current point's generation, 0 when there is none. */
+static __always_inline u32 netobs_gen(void)
+{
+    u32 zero = 0;
+    u32 *g = netobs_cfg.lookup(&zero);
+    return g ? *g : 0;
+}
+
+static __always_inline struct netobs_proc *netobs_proc_slot(u32 tgid)
+{
+    u32 idx = tgid & (NETOBS_PID_SLOTS - 1);
+    return netobs_procs.lookup(&idx);
+}
+
+/* The role of process `tgid`, or NULL when it is not one of the point's. */
+static __always_inline u32 *netobs_role_of(u32 tgid, u32 gen)
+{
+    if (!gen)
+        return NULL;
+    struct netobs_proc *p = netobs_proc_slot(tgid);
+    if (!p || p->tgid != tgid || p->gen != gen)
+        return NULL;
+    return &p->role;
+}
+
 /* The role of the current process, or NULL when it is not one of the point's. */
 static __always_inline u32 *netobs_role(void)
 {
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
-    return netobs_tgids.lookup(&tgid);
+    return netobs_role_of(bpf_get_current_pid_tgid() >> 32, netobs_gen());
 }
+
+#ifdef NETOBS_SYSCALLS
+/* The entry of tracked thread `tid`, or NULL. */
+static __always_inline struct netobs_thread *netobs_thread_of(u32 tid, u32 gen)
+{
+    if (!gen)
+        return NULL;
+    u32 idx = tid & (NETOBS_PID_SLOTS - 1);
+    struct netobs_thread *t = netobs_thr.lookup(&idx);
+    if (!t || t->tid != tid || t->gen != gen)
+        return NULL;
+    return t;
+}
+#endif
 
 /* ---- children inherit their parent's role ---------------------------------------------- */
 #ifdef NETOBS_INHERIT
 /* Regular tracepoint: the raw one gives task_struct pointers only (forks are rare). */
 int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
 {
-    u32 *role = netobs_role();
+    u32 gen = netobs_gen();
+    u32 *role = netobs_role_of(bpf_get_current_pid_tgid() >> 32, gen);
     if (!role)
         return 0;
-    u32 child = args->child_pid;
     u32 r = *role;
-    if (netobs_tgids.update(&child, &r))
-        netobs_lost();
+    u32 child = args->child_pid;
+    struct netobs_proc *p = netobs_proc_slot(child);
+    if (!p)
+        return 0;
+    if (p->gen == gen && p->tgid != child) {
+        netobs_lost();  /* another of the point's processes holds the slot */
+        return 0;
+    }
+    p->tgid = child;
+    p->role = r;
+    p->gen = gen;
     return 0;
 }
 #endif
@@ -309,44 +362,45 @@ int netobs_zcdef_kp(struct pt_regs *ctx)
 
 /* ---- send/recv syscalls: time, and the flags they carry --------------------------------- */
 #ifdef NETOBS_SYSCALLS
-/* Per-thread entries stay in netobs_thr between syscalls and are rewritten in place (a hash
- * insert/delete per syscall costs several times more); `active` marks one in flight. They
- * are removed when the thread exits (sched_switch) and at every start_point.
+/* Per-thread entries stay in netobs_thr between syscalls and are rewritten in place;
+ * `active` marks one in flight. They are freed when the thread exits (sched_switch) and by
+ * every new point (a new generation).
  * `regs`: where to read the flags from (raw sys_enter), or NULL when `flags` is given. */
 static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *regs, u32 off)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tgid = id >> 32, tid = (u32)id;
-    u32 *role = netobs_tgids.lookup(&tgid);
+    u32 gen = netobs_gen();
+    u32 *role = netobs_role_of(tgid, gen);
     if (!role)
         return 0;
     if (regs)
         bpf_probe_read_kernel(&flags, sizeof(flags), regs + off);
-    struct netobs_thread *s = netobs_thr.lookup(&tid);
-    if (s) {
-        s->sys_ts = bpf_ktime_get_ns();
-        s->role = *role;
-        s->kind = kind;
-        s->flags = flags;
-        s->active = 1;
+    u32 idx = tid & (NETOBS_PID_SLOTS - 1);
+    struct netobs_thread *s = netobs_thr.lookup(&idx);
+    if (!s)
         return 0;
+    if (s->tid != tid || s->gen != gen) {
+        if (s->gen == gen) {
+            netobs_lost();  /* another of the point's threads holds the slot */
+            return 0;
+        }
+        /* first socket syscall of this thread: from now on it is tracked (off-CPU time too) */
+        s->off_ts = 0;
+        s->tid = tid;
+        s->gen = gen;
     }
-    /* first socket syscall of this thread: from now on it is tracked (off-CPU time too) */
-    struct netobs_thread n = {};
-    n.sys_ts = bpf_ktime_get_ns();
-    n.role = *role;
-    n.kind = kind;
-    n.flags = flags;
-    n.active = 1;
-    if (netobs_thr.update(&tid, &n))
-        netobs_lost();
+    s->sys_ts = bpf_ktime_get_ns();
+    s->role = *role;
+    s->kind = kind;
+    s->flags = flags;
+    s->active = 1;
     return 0;
 }
 
 static __always_inline int netobs_sys_exit(long ret)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct netobs_thread *s = netobs_thr.lookup(&tid);
+    struct netobs_thread *s = netobs_thread_of((u32)bpf_get_current_pid_tgid(), netobs_gen());
     if (!s || !s->active)
         return 0;
     s->active = 0;
@@ -467,8 +521,7 @@ int netobs_offcpu_raw(struct bpf_raw_tracepoint_args *ctx)
     u64 now = bpf_ktime_get_ns();
     u64 in = pc->last_switch;
     pc->last_switch = now;
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct netobs_thread *t = netobs_thr.lookup(&tid);
+    struct netobs_thread *t = netobs_thread_of((u32)bpf_get_current_pid_tgid(), netobs_gen());
     if (!t)
         return 0;
     if (t->off_ts && in >= t->off_ts) {
@@ -476,7 +529,7 @@ int netobs_offcpu_raw(struct bpf_raw_tracepoint_args *ctx)
         netobs_add(pc, t->role, NETOBS_FIG_OFFCPU_NS, in - t->off_ts);
     }
     if ((u32)ctx->args[3] & NETOBS_TASK_DEAD) {
-        netobs_thr.delete(&tid);
+        t->gen = 0;  /* free the slot */
         return 0;
     }
     t->off_ts = now;
@@ -488,18 +541,19 @@ int netobs_offcpu_raw(struct bpf_raw_tracepoint_args *ctx)
 int netobs_offcpu(struct tracepoint__sched__sched_switch *args)
 {
     u64 now = 0;
-    u32 prev = args->prev_pid;
-    struct netobs_thread *p = netobs_thr.lookup(&prev);
+    u32 gen = netobs_gen();
+    if (!gen)
+        return 0;
+    struct netobs_thread *p = netobs_thread_of(args->prev_pid, gen);
     if (p) {
         if (args->prev_state & NETOBS_TASK_EXITING) {
-            netobs_thr.delete(&prev);
+            p->gen = 0;  /* free the slot */
         } else {
             now = bpf_ktime_get_ns();
             p->off_ts = now;
         }
     }
-    u32 next = args->next_pid;
-    struct netobs_thread *n = netobs_thr.lookup(&next);
+    struct netobs_thread *n = netobs_thread_of(args->next_pid, gen);
     if (n && n->off_ts) {
         if (!now)
             now = bpf_ktime_get_ns();

@@ -42,9 +42,12 @@
 #define NETOBS_HIST_SLOTS 64
 #define NETOBS_NHIST 256
 
-/* Map sizes. */
-#define NETOBS_MAX_PROCS 4096
-#define NETOBS_MAX_THREADS 16384
+/* The point's processes and threads live in arrays indexed by pid & (NETOBS_PID_SLOTS - 1)
+ * (a power of two), each entry tagged with its pid and the point's generation: an array
+ * lookup is inlined by the verifier, a hash lookup costs ~70 ns per event in a VM. Where
+ * pid_max <= NETOBS_PID_SLOTS no two pids share a slot; otherwise a tracked pid whose slot
+ * another tracked pid holds is not counted and counts as a lost event. */
+#define NETOBS_PID_SLOTS 65536
 
 /* Flags the programs test (include/linux/socket.h). */
 #define NETOBS_MSG_ERRQUEUE 0x2000
@@ -62,10 +65,20 @@
 struct netobs_thread {
     u64 sys_ts;     /* entry time of the syscall in flight */
     u64 off_ts;     /* when it went off-CPU (0: unknown) */
+    u32 tid;        /* whose entry this is */
+    u32 gen;        /* the point's generation (netobs_cfg); another value: a free slot */
     u32 role;
     u32 kind;       /* NETOBS_KIND_SEND / NETOBS_KIND_RECV */
     u32 flags;      /* the syscall's flags argument, where a program needs it */
     u32 active;     /* a send/recv syscall is in flight */
+};
+
+/* A process of the point (or a descendant). */
+struct netobs_proc {
+    u32 tgid;
+    u32 role;
+    u32 gen;        /* the point's generation; another value: a free slot */
+    u32 pad;
 };
 
 /* Everything a program adds to, per CPU, in one map value: one lookup per event. */

@@ -478,6 +478,8 @@ class Tracer:
         self.plan = plan if plan is not None else plan_probes()
         self._bpf = None
         self._roles: dict[str, int] = {}
+        self._gen = 0
+        self._slot_conflicts = 0
         self.notes: list[str] = []
         chosen = _chosen(self.plan)
         probes = list(chosen.values())
@@ -514,22 +516,15 @@ class Tracer:
                     elif kind == "kretprobe":
                         self._bpf.attach_kretprobe(event=target.encode(), fn_name=prog.encode())
             self._pc = self._bpf.get_table(b"netobs_pc")
-            self._tgids = self._bpf.get_table(b"netobs_tgids")
+            self._cfg = self._bpf.get_table(b"netobs_cfg")
+            self._procs = self._bpf.get_table(b"netobs_procs")
             self._has_hist = "sys" in chosen
-            self._resettable = [self._bpf.get_table(n.encode()) for n in ("netobs_thr",) if self._has_table(n)]
         except BaseException as e:
             self.close()
             if isinstance(e, Exception):
                 raise CapabilityError("attaching the netobs BPF programs failed", str(e),
                                       "netobs doctor shows which probes attach here") from e
             raise
-
-    def _has_table(self, name: str) -> bool:
-        try:
-            self._bpf.get_table(name.encode())
-            return True
-        except KeyError:
-            return False
 
     # -- per point ----------------------------------------------------------------------------
     def start_point(self, pids: dict[str, int]) -> None:
@@ -539,26 +534,36 @@ class Tracer:
         bad = set(pids) - set(ROLES)
         if bad:
             raise UsageError(f"unknown tracer roles {sorted(bad)}", fix=f"use {', '.join(ROLES)}")
-        self._tgids.clear()
-        for t in self._resettable:
-            t.clear()
+        # Generation 0 stops all counting; the new one makes every entry of earlier points
+        # stale at once (no map to clear).
+        self._set_gen(0)
         self._pc.clear()
-        leaf = self._tgids.Leaf
-        key = self._tgids.Key
-        for role, pid in pids.items():
-            self._tgids[key(pid)] = leaf(ROLES.index(role))
-        # Children forked before the fork probe saw their parent registered.
+        self._gen = self._gen % 0xFFFFFFFF + 1
+        slots = _LAYOUT["NETOBS_PID_SLOTS"]
+        held: dict[int, int] = {}
+        self._slot_conflicts = 0
         children = _process_children()
         for role, pid in pids.items():
-            for child in _descendants(pid, children):
-                self._tgids[key(child)] = leaf(ROLES.index(role))
+            # Children forked before the fork probe saw their parent registered.
+            for p in [pid] + _descendants(pid, children):
+                slot = p & (slots - 1)
+                if held.setdefault(slot, p) != p:
+                    self._slot_conflicts += 1     # reported as lost events
+                    continue
+                leaf = self._procs.Leaf()
+                leaf.tgid, leaf.role, leaf.gen = p, ROLES.index(role), self._gen
+                self._procs[self._procs.Key(slot)] = leaf
+        self._set_gen(self._gen)
         self._roles = dict(pids)
+
+    def _set_gen(self, gen: int) -> None:
+        self._cfg[self._cfg.Key(0)] = self._cfg.Leaf(gen)
 
     def stop_point(self) -> dict:
         """The point's figures per role, and stop counting. Missing figures are None."""
         if self._bpf is None:
             raise UsageError("tracer is closed")
-        self._tgids.clear()
+        self._set_gen(0)
         nfig = _LAYOUT["NETOBS_NFIG"]
         per_cpu = self._pc.getvalue(self._pc.Key(0))
         sums = [sum(v.counts[i] for v in per_cpu) for i in range(_LAYOUT["NETOBS_NCOUNTERS"])]
@@ -566,7 +571,7 @@ class Tracer:
         missing = {f: e.get("reason") or "no probe" for f, e in self.plan.items()
                    if f in _FIG_INDEX and not e.get("probe")}
         out: dict = {"plan": {f: (self.plan.get(f) or {}).get("probe") for f in FIGURES},
-                     "lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]], "histograms": {}, "missing": missing}
+                     "lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]] + self._slot_conflicts, "histograms": {}, "missing": missing}
         slots = _LAYOUT["NETOBS_HIST_SLOTS"]
         for r, role in enumerate(ROLES):
             out[role] = {f: (None if f in missing else sums[r * nfig + i]) for f, i in _FIG_INDEX.items()}
