@@ -109,24 +109,33 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
 
     link_before = topology.link_stats()
     server = client = None
+    start_r, start_w = os.pipe()
     try:
         try:
             server = _spawn(topology, "server", server_argv, point_dir / "server.stderr", pass_fds=(wfd,))
         finally:
             os.close(wfd)
-        port = _read_ready(rfd, server, READY_TIMEOUT_S)
-
+        # The client starts (Python, perf) while the server comes up, then waits for `go`:
+        # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
         client_argv = WORKER + ["send", "--host", topology.server_addr, "--port", str(port),
                                 "--impl", spec.impl, "--msg-size", str(spec.msg_size),
                                 "--threads", str(spec.threads), "--duration", str(spec.duration),
-                                "--warmup", str(spec.warmup)]
+                                "--warmup", str(spec.warmup), "--start-fd", str(start_r)]
         if spec.verify:
             client_argv.append("--verify")
         if client_perf:
             client_argv = client_perf.argv(client_argv + client_perf.worker_args)
-        client = _spawn(topology, "client", client_argv, point_dir / "client.stderr")
+        try:
+            client = _spawn(topology, "client", client_argv, point_dir / "client.stderr", pass_fds=(start_r,))
+        finally:
+            os.close(start_r)
+        port = _read_ready(rfd, server, READY_TIMEOUT_S)
         if tracer is not None:
             tracer.start_point({"client": client.pid, "server": server.pid})
+        try:
+            os.write(start_w, f"go {port}\n".encode())
+        except BrokenPipeError:
+            pass  # the client already died (perf refused it, say): its exit status tells why
 
         budget = spec.warmup + spec.duration + FINISH_SLACK_S
         client_out = _finish(client, budget, "client")
@@ -134,6 +143,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
         trace = tracer.stop_point() if tracer is not None else None
     finally:
         os.close(rfd)
+        os.close(start_w)  # a client still waiting for `go` gives up
         for perf in (client_perf, server_perf):
             if perf is not None:
                 perf.cleanup()

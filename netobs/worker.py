@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--duration", type=float, default=2.0, help="measured window in seconds")
     c.add_argument("--warmup", type=float, default=0.5, help="seconds before the window")
     c.add_argument("--count", type=int, default=0, help="send exactly M messages per thread (no warm-up)")
+    c.add_argument("--start-fd", type=int, default=None,
+                   help="wait for a line on this fd before connecting (lets the runner start the client "
+                        "while the server comes up, and attach its tracer before the first byte)")
     c.add_argument("--verify", action="store_true", help="stamp every field with its message number")
     c.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY")
     c.add_argument("--sndbuf", type=int, default=0, help="SO_SNDBUF in bytes (0 = default)")
@@ -86,6 +89,8 @@ def _send(a) -> dict:
                        duration=a.duration, warmup=a.warmup, count=a.count, verify=a.verify,
                        nodelay=a.nodelay, sndbuf=a.sndbuf, zc_pool=a.zc_pool,
                        connect_timeout=a.connect_timeout, corrupt_seq=a.corrupt_seq)
+    if a.start_fd is not None:
+        a.port = _wait_start(a.start_fd) or a.port
     fds: tuple[int, ...] = ()
     if a.perf_ctl:
         fds = open_control_fifos(a.perf_ctl, a.perf_ack)
@@ -96,6 +101,24 @@ def _send(a) -> dict:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+START_TIMEOUT_S = 60.0
+
+
+def _wait_start(fd: int) -> int | None:
+    """Block (bounded) until the runner says `go [PORT]` on `fd` (the port, when the server
+    picked a free one, overrides --port). EOF means the runner gave up."""
+    import select
+
+    ready, _, _ = select.select([fd], [], [], START_TIMEOUT_S)
+    line = os.read(fd, 64) if ready else b""
+    os.close(fd)
+    if not line.startswith(b"go"):
+        raise NetobsError("the client was never told to start",
+                          cause="the runner closed --start-fd" if ready else f"no go in {START_TIMEOUT_S:g} s")
+    words = line.split()
+    return int(words[1]) if len(words) > 1 else None
 
 
 def _emit(obj: dict) -> None:
@@ -126,4 +149,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["main", "EXIT_USAGE"]
