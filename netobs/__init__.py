@@ -1,7 +1,13 @@
 """netobs: what sending bytes over Linux really costs, and why."""
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("netobs")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str):
+    # Lazy: importlib.metadata costs ~25 ms, and every point starts two worker processes.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("netobs")
+        except PackageNotFoundError:  # a source tree that is not installed
+            return "0+unknown"
+    raise AttributeError(f"module 'netobs' has no attribute {name!r}")
