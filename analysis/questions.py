@@ -342,7 +342,7 @@ def zerocopy(r: Results) -> Answer:
         mech_s.append("Completion handling: the client " + " and ".join(parts) + ", work two_copy and one_copy never do.")
     for metric, unit, what in (("cpu_s_per_gb", "s/GB", "Client CPU per GB"),
                                ("syscall_ns_per_byte", "ns/B", "Time in send syscalls per byte"),
-                               ("copies_per_byte", "copies/B", "Copies per byte (user copy by construction + traced kernel copies)")):
+                               ("copies_per_byte", "copies/B", "Copies per byte (user copy by construction, kernel copies traced or, for zero-copy pages copied on delivery, from the completion codes)")):
         zc = _median_of(r, "zero_copy", metric)
         refs = {b: _median_of(r, b, metric) for b in bases}
         mfacts[metric] = {"zero_copy": zc, **refs}
