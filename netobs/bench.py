@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("netobs: error: interrupted", file=sys.stderr)
         return 130
-    text = format_table(res) + (format_tracing(res["tracing_overhead"]) if "tracing_overhead" in res else "")
+    text = format_table(res) + ("\n" + format_tracing(res["tracing_overhead"]) if "tracing_overhead" in res else "")
     print(json.dumps(res, indent=2) if a.json else text)
     return 0
 
