@@ -296,6 +296,16 @@ def test_sigkilled_run_is_cleaned_by_next_start(root):
         cleanup_leftovers()
 
 
+SNMP_RETRANS = ("import sys; t = [l.split() for l in open('/proc/net/snmp') if l.startswith('Tcp:')]; "
+                 "print(t[1][t[0].index('RetransSegs')])")
+
+
+def retransmitted_segments(topo) -> int:
+    """TCP segments the client's namespace sent again (its own /proc/net/snmp)."""
+    proc = topo.spawn("client", [sys.executable, "-c", SNMP_RETRANS], stdout=subprocess.PIPE, text=True)
+    return int(proc.communicate(timeout=10)[0])
+
+
 @pytest.mark.root
 def test_traffic_crosses_the_veth(root):
     n = 20_000_000
@@ -303,11 +313,13 @@ def test_traffic_crosses_the_veth(root):
         start = topo.link_stats()
         assert transfer(topo, n) == n
         end = topo.link_stats()
+        retrans = retransmitted_segments(topo)
     moved = {role: {k: end[role][k] - start[role][k] for k in end[role]} for role in end}
     # every byte went out of the client's end and into the server's; TCP/IP/Ethernet headers
-    # (~66 B per ~64 KiB GSO segment, ACKs the other way) stay far below 2 %.
+    # (~66 B per ~64 KiB GSO segment, ACKs the other way) stay far below 2 %. A loaded host can
+    # make TCP send segments again: those cross the veth twice, so they are allowed for.
     for sent in (moved["client"]["tx_bytes"], moved["server"]["rx_bytes"]):
-        assert n <= sent <= n * 1.02, moved
+        assert n <= sent <= n * 1.02 + retrans * 1514, (moved, retrans)
     assert abs(moved["client"]["tx_bytes"] - moved["server"]["rx_bytes"]) <= 1500  # one stray frame at most
 
 
