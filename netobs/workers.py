@@ -199,33 +199,45 @@ def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> Netobs
 
 # ----------------------------------------------------------------------------- running C
 
+class _Call:
+    """A GIL-free C call running in a daemon thread. Its end is an Event, not Thread.join: a
+    join cut by KeyboardInterrupt can report a still-running thread as dead (CPython < 3.13),
+    and C would be freed under it."""
+
+    def __init__(self, call: Callable[[], int], name: str):
+        self.done = threading.Event()
+        self.rc = 0
+        self.exc: BaseException | None = None
+
+        def target():
+            try:
+                self.rc = call()
+            except BaseException as exc:  # noqa: BLE001 - carried to the caller
+                self.exc = exc
+            finally:
+                self.done.set()
+
+        threading.Thread(target=target, name=name, daemon=True).start()
+
+    def result(self) -> int:
+        if self.exc is not None:
+            raise self.exc
+        return self.rc
+
+
 def _run_stoppable(call: Callable[[], int], stop: Callable[[], None]) -> tuple[int, BaseException | None]:
-    """Run `call` (a GIL-free C call) in a thread; on an exception in this thread (Ctrl-C,
-    SIGTERM turned into Interrupted) ask C to stop, wait for it, and hand the exception back."""
-    box: dict = {}
-    done = threading.Event()  # not Thread.join: a join cut by KeyboardInterrupt can report a
-                              # still-running thread as dead (CPython < 3.13), and C would be freed under it
-
-    def target():
-        try:
-            box["rc"] = call()
-        except BaseException as exc:  # noqa: BLE001 - carried to the caller
-            box["exc"] = exc
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="netobs-worker", daemon=True).start()
+    """Run `call` in a thread; on an exception in this thread (Ctrl-C, SIGTERM turned into
+    Interrupted) ask C to stop, wait for it, and hand the exception back."""
+    running = _Call(call, "netobs-worker")
     stopped_by: BaseException | None = None
-    while not done.is_set():
+    while not running.done.is_set():
         try:
-            done.wait(0.05)
+            running.done.wait(0.05)
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, Interrupted, SystemExit
             if stopped_by is None:
                 stopped_by = exc
             stop()
-    if "exc" in box:
-        raise box["exc"]
-    return box.get("rc", 0), stopped_by
+    return running.result(), stopped_by
 
 
 def _interrupted(cause: BaseException, stats: dict) -> Interrupted:
@@ -251,9 +263,7 @@ class Client:
         self.cfg = cfg
         self._ffi, self._lib = _lib()
         self._handle = None
-        self._thread: threading.Thread | None = None
-        self._rc = 0
-        self._exc: BaseException | None = None
+        self._running: _Call | None = None
 
     def _create(self):
         ffi, lib, cfg = self._ffi, self._lib, self.cfg
@@ -296,31 +306,18 @@ class Client:
     def start(self) -> None:
         """Run in a background thread (for callers that own their own signal handling)."""
         self._create()
-
-        self._done = threading.Event()
-
-        def target():
-            try:
-                self._rc = self._lib.nob_client_run(self._handle, self._stats, self._err)
-            except BaseException as exc:  # noqa: BLE001
-                self._exc = exc
-            finally:
-                self._done.set()
-        self._thread = threading.Thread(target=target, name="netobs-client", daemon=True)
-        self._thread.start()
+        self._running = _Call(lambda: self._lib.nob_client_run(self._handle, self._stats, self._err), "netobs-client")
 
     def stop(self) -> None:
         if self._handle is not None:
             self._lib.nob_client_stop(self._handle)
 
     def wait(self, timeout: float | None = None) -> dict:
-        assert self._thread is not None, "start() first"
-        if not self._done.wait(timeout):
+        assert self._running is not None, "start() first"
+        if not self._running.done.wait(timeout):
             raise TimeoutError(f"the client is still running after {timeout} s")
         try:
-            if self._exc is not None:
-                raise self._exc
-            return self._finish(self._rc, None)
+            return self._finish(self._running.result(), None)
         finally:
             self._free()
 
@@ -386,13 +383,11 @@ class Server:
         self.cfg = cfg
         self._ffi, self._lib = _lib()
         self._handle = None
-        self._thread: threading.Thread | None = None
+        self._running: _Call | None = None
         self._stats = self._ffi.new("struct nob_server_stats *")
         self._err = self._ffi.new("struct nob_error *")
         self._rc = 0
-        self._exc: BaseException | None = None
         self._result: dict | None = None
-        self._done = threading.Event()
         self.port: int | None = None
 
     def listen(self) -> int:
@@ -416,16 +411,9 @@ class Server:
 
     def start(self) -> int:
         port = self.listen()
-        if self._thread is None:
-            def target():
-                try:
-                    self._rc = self._lib.nob_server_run(self._handle, self._stats, self._err)
-                except BaseException as exc:  # noqa: BLE001
-                    self._exc = exc
-                finally:
-                    self._done.set()
-            self._thread = threading.Thread(target=target, name="netobs-server", daemon=True)
-            self._thread.start()
+        if self._running is None:
+            self._running = _Call(lambda: self._lib.nob_server_run(self._handle, self._stats, self._err),
+                                  "netobs-server")
         return port
 
     def serve(self) -> dict:
@@ -448,11 +436,10 @@ class Server:
     def wait(self, timeout: float | None = None) -> dict:
         if self._result is not None:
             return self._result
-        assert self._thread is not None, "start() first"
-        if not self._done.wait(timeout):
+        assert self._running is not None, "start() first"
+        if not self._running.done.wait(timeout):
             raise TimeoutError(f"the server is still running after {timeout} s")
-        if self._exc is not None:
-            raise self._exc
+        self._rc = self._running.result()
         self._result = self._finish()
         self.close()
         return self._result
@@ -461,13 +448,13 @@ class Server:
         """Stop now; the stats (None if it never started)."""
         if self._handle is not None:
             self._lib.nob_server_stop(self._handle)
-        if self._thread is None:
+        if self._running is None:
             self.close()
             return None
         return self.wait()
 
     def close(self) -> None:
-        if self._handle is not None and (self._thread is None or self._done.is_set()):
+        if self._handle is not None and (self._running is None or self._running.done.is_set()):
             self._lib.nob_server_free(self._handle)
             self._handle = None
 
