@@ -8,6 +8,7 @@ a run that moved data is physically impossible (it is what `${CYCLES:-0}` makes 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,12 +20,18 @@ from netobs.errors import UsageError
 from netobs.spec import MAX_DURATION
 from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, ResultsDir
 
+# Spellings seen for the strategies, compared without case, spaces or punctuation
+# ("Two-Copy", "two copy", "2_copy" -> "twocopy"/"2copy").
 IMPL_ALIASES = {
-    "two_copy": {"two_copy", "two-copy", "twocopy", "2copy", "2_copy", "2-copy", "copy2"},
-    "one_copy": {"one_copy", "one-copy", "onecopy", "1copy", "1_copy", "1-copy", "copy1", "sendmsg", "iovec"},
-    "zero_copy": {"zero_copy", "zero-copy", "zerocopy", "0copy", "0_copy", "0-copy", "msg_zerocopy"},
+    "two_copy": {"twocopy", "2copy", "copy2", "memcpy", "send"},
+    "one_copy": {"onecopy", "1copy", "copy1", "sendmsg", "iovec", "scattergather"},
+    "zero_copy": {"zerocopy", "0copy", "copy0", "msgzerocopy"},
 }
 _ALIAS = {alias: impl for impl, aliases in IMPL_ALIASES.items() for alias in aliases}
+
+
+def _impl_of(text: str) -> str | None:
+    return _ALIAS.get(re.sub(r"[^a-z0-9]", "", text.lower()))
 INT_COLUMNS = ("msg_size", "threads")
 REQUIRED_NUMERIC = ("msg_size", "threads", "throughput_gbps", "latency_us")
 COUNTER_COLUMNS = tuple(STUDY_EVENTS)  # may be empty (not measured)
@@ -57,7 +64,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
         raise UsageError(f"cannot read {path}", cause=exc.strerror, fix="the path of a readable CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0]) from None
-    df.columns = [c.strip() for c in df.columns]
+    df.columns = [c.strip().lower() for c in df.columns]
     missing = [c for c in STUDY_COLUMNS if c not in df.columns]
     if missing:
         raise UsageError(f"{path}: missing column {', '.join(missing)}",
@@ -73,7 +80,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
     for i, rec in enumerate(df.to_dict("records")):
         line = i + 2  # the header is line 1
         impl_text = rec["implementation"].strip()
-        impl = _ALIAS.get(impl_text.lower())
+        impl = _impl_of(impl_text)
         if impl is None:
             raise UsageError(f"row {line}, column implementation: unknown strategy '{impl_text}'",
                              fix="one of two_copy, one_copy, zero_copy")

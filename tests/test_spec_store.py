@@ -99,6 +99,14 @@ zero_copy,1024,1,1.2,6.0,0,0,0,60
 """
 
 
+def test_import_accepts_common_spellings(tmp_path):
+    src = tmp_path / "study.csv"
+    text = STUDY_CSV.replace("two_copy,", "Two-Copy,").replace("one_copy,", "one copy,").replace("zero_copy,", "MSG_ZEROCOPY,")
+    src.write_text(text.replace("implementation,msg_size", " Implementation , msg_size"))
+    import_study_csv(str(src), str(tmp_path / "out"), duration=10)
+    assert [r["implementation"] for r in read_rows(tmp_path / "out")] == ["two_copy", "one_copy", "zero_copy"]
+
+
 def test_import_round_trip(tmp_path):
     src = tmp_path / "study.csv"
     src.write_text(STUDY_CSV)
