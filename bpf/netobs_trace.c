@@ -16,7 +16,8 @@
  *                                            NETOBS_ERRQ_SYSCALL (recvfrom/recvmsg flags)
  *   zero-copy completion callbacks           NETOBS_ZCCB_FENTRY + NETOBS_ZCCB_FUNC | NETOBS_ZCCB_KPROBE
  *   deferred copies (skb_copy_ubufs)         NETOBS_ZCDEF_FENTRY + NETOBS_ZCDEF_FUNC | NETOBS_ZCDEF_KPROBE
- *   send/recv syscall time                   NETOBS_SYS
+ *   send/recv syscall calls and time         NETOBS_SYS (+ NETOBS_SYS_SAMPLE=N: every call counted,
+ *                                            1 in N per thread timed; default 1, all timed)
  *   off-CPU time                             NETOBS_OFFCPU_RAW | NETOBS_OFFCPU (sched_switch)
  *   socket-memory pressure                   NETOBS_MEM_TP (sock:sock_exceed_buf_limit)
  *   children of tracked processes            NETOBS_INHERIT (sched:sched_process_fork)
@@ -362,25 +363,38 @@ int netobs_zcdef_kp(struct pt_regs *ctx)
 
 /* ---- send/recv syscalls: time, and the flags they carry --------------------------------- */
 #ifdef NETOBS_SYSCALLS
+#ifndef NETOBS_SYS_SAMPLE
+#define NETOBS_SYS_SAMPLE 1
+#endif
+_Static_assert(NETOBS_SYS_SAMPLE >= 1, "NETOBS_SYS_SAMPLE: time 1 in N calls, N >= 1");
+
 /* Per-thread entries stay in netobs_thr between syscalls and are rewritten in place;
- * `active` marks one in flight. They are freed when the thread exits (sched_switch) and by
- * every new point (a new generation).
- * `regs`: where to read the flags from (raw sys_enter), or NULL when `flags` is given. */
-static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *regs, u32 off)
+ * `active` says what the syscall in flight leaves for sys_exit. They are freed when the
+ * thread exits (sched_switch) and by every new point (a new generation).
+ *
+ * Cost: every send/recv call of a tracked thread is counted here, exactly; only 1 in
+ * NETOBS_SYS_SAMPLE (per thread and kind, a countdown: deterministic, every thread sampled
+ * evenly) reads the clock, here and in sys_exit (bpf_ktime_get_ns is ~60 ns in a VM). An
+ * untimed call with no exit figure to serve leaves sys_exit nothing to do.
+ * The thread's own entry is looked up first: its process's role is in it, so the process
+ * slot is read only for a thread's first call.
+ * `regs`: where to read the flags from (raw sys_enter), or NULL when `flags` is given
+ * (`read`: whether any figure needs them). */
+static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *regs, u32 off, int read)
 {
     u64 id = bpf_get_current_pid_tgid();
-    u32 tgid = id >> 32, tid = (u32)id;
+    u32 tid = (u32)id;
     u32 gen = netobs_gen();
-    u32 *role = netobs_role_of(tgid, gen);
-    if (!role)
+    if (!gen)
         return 0;
-    if (regs)
-        bpf_probe_read_kernel(&flags, sizeof(flags), regs + off);
     u32 idx = tid & (NETOBS_PID_SLOTS - 1);
     struct netobs_thread *s = netobs_thr.lookup(&idx);
     if (!s)
         return 0;
     if (s->tid != tid || s->gen != gen) {
+        u32 *role = netobs_role_of(id >> 32, gen);
+        if (!role)
+            return 0;
         if (s->gen == gen) {
             netobs_lost();  /* another of the point's threads holds the slot */
             return 0;
@@ -388,21 +402,66 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
         /* first socket syscall of this thread: from now on it is tracked (off-CPU time too) */
         s->off_ts = 0;
         s->tid = tid;
+        s->role = *role;
+        s->skip[0] = 0;
+        s->skip[1] = 0;
+        s->active = 0;
         s->gen = gen;
     }
-    s->sys_ts = bpf_ktime_get_ns();
-    s->role = *role;
+    u32 act = 0;
+#ifdef NETOBS_SYS
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (!pc)
+        return 0;
+    netobs_add(pc, s->role, kind == NETOBS_KIND_SEND ? NETOBS_FIG_SEND_SYSCALLS : NETOBS_FIG_RECV_SYSCALLS, 1);
+    u32 k = kind & 1;
+    u32 left = s->skip[k];
+    if (left == 0) {
+        s->skip[k] = NETOBS_SYS_SAMPLE - 1;
+        act = NETOBS_ACT_TIMED;
+    } else {
+        s->skip[k] = left - 1;
+    }
+#endif
+    if (read) {
+        if (regs)
+            bpf_probe_read_kernel(&flags, sizeof(flags), regs + off);
+#ifdef NETOBS_ZC_SYSCALL
+        if (kind == NETOBS_KIND_SEND && (flags & NETOBS_MSG_ZEROCOPY))
+            act |= NETOBS_ACT_EXIT;
+#endif
+#ifdef NETOBS_ERRQ_SYSCALL
+        if (kind == NETOBS_KIND_RECV && (flags & NETOBS_MSG_ERRQUEUE))
+            act |= NETOBS_ACT_EXIT;
+#endif
+    }
+#ifdef NETOBS_SEND_SYSCALL
+    if (kind == NETOBS_KIND_SEND)
+        act |= NETOBS_ACT_EXIT;   /* every send's return value */
+#endif
+    s->active = act;
+    if (!act)
+        return 0;
     s->kind = kind;
     s->flags = flags;
-    s->active = 1;
+    if (act & NETOBS_ACT_TIMED)
+        s->sys_ts = bpf_ktime_get_ns();
     return 0;
 }
 
 static __always_inline int netobs_sys_exit(long ret)
 {
     struct netobs_thread *s = netobs_thread_of((u32)bpf_get_current_pid_tgid(), netobs_gen());
-    if (!s || !s->active)
+    if (!s)
         return 0;
+    u32 act = s->active;
+    if (!act)
+        return 0;
+#ifdef NETOBS_SYS
+    u64 delta = 0;
+    if (act & NETOBS_ACT_TIMED)
+        delta = bpf_ktime_get_ns() - s->sys_ts;
+#endif
     s->active = 0;
     struct netobs_percpu *pc = netobs_pcpu();
     if (!pc)
@@ -411,13 +470,18 @@ static __always_inline int netobs_sys_exit(long ret)
     u32 kind = s->kind;
     u32 flags = s->flags;
 #ifdef NETOBS_SYS
-    u64 delta = bpf_ktime_get_ns() - s->sys_ts;
+    if (act & NETOBS_ACT_TIMED) {
+        netobs_add(pc, role, kind == NETOBS_KIND_SEND ? NETOBS_FIG_SEND_SYSCALL_NS : NETOBS_FIG_RECV_SYSCALL_NS, delta);
+        u32 slot = bpf_log2l(delta);
+        if (slot >= NETOBS_HIST_SLOTS)
+            slot = NETOBS_HIST_SLOTS - 1;
+        if (role < NETOBS_NROLES && kind < 2) {
+            pc->hist[((role * 2 + kind) * NETOBS_HIST_SLOTS + slot) & (NETOBS_NHIST - 1)] += 1;
+            pc->sampled[(role * 2 + kind) & (NETOBS_NSAMPLED - 1)] += 1;
+        }
+    }
 #endif
     if (kind == NETOBS_KIND_SEND) {
-#ifdef NETOBS_SYS
-        netobs_add(pc, role, NETOBS_FIG_SEND_SYSCALLS, 1);
-        netobs_add(pc, role, NETOBS_FIG_SEND_SYSCALL_NS, delta);
-#endif
 #ifdef NETOBS_SEND_SYSCALL
         netobs_send_done(pc, role, ret);
 #endif
@@ -428,36 +492,25 @@ static __always_inline int netobs_sys_exit(long ret)
         }
 #endif
     } else {
-#ifdef NETOBS_SYS
-        netobs_add(pc, role, NETOBS_FIG_RECV_SYSCALLS, 1);
-        netobs_add(pc, role, NETOBS_FIG_RECV_SYSCALL_NS, delta);
-#endif
 #ifdef NETOBS_ERRQ_SYSCALL
         if ((flags & NETOBS_MSG_ERRQUEUE) && ret >= 0)
             netobs_add(pc, role, NETOBS_FIG_ERRQUEUE_READS, 1);
 #endif
     }
-#ifdef NETOBS_SYS
-    u32 slot = bpf_log2l(delta);
-    if (slot >= NETOBS_HIST_SLOTS)
-        slot = NETOBS_HIST_SLOTS - 1;
-    if (role < NETOBS_NROLES && kind < 2)
-        pc->hist[((role * 2 + kind) * NETOBS_HIST_SLOTS + slot) & (NETOBS_NHIST - 1)] += 1;
-#endif
     return 0;
 }
 
 #ifdef NETOBS_RAWSYS
-/* Where the flags argument is read from, per syscall: only when a figure needs it. */
+/* Whether the flags argument is read, per kind: only when a figure needs it. */
 #ifdef NETOBS_ZC_SYSCALL
-#define NETOBS_SEND_REGS regs
+#define NETOBS_SEND_READ 1
 #else
-#define NETOBS_SEND_REGS NULL
+#define NETOBS_SEND_READ 0
 #endif
 #ifdef NETOBS_ERRQ_SYSCALL
-#define NETOBS_RECV_REGS regs
+#define NETOBS_RECV_READ 1
 #else
-#define NETOBS_RECV_REGS NULL
+#define NETOBS_RECV_READ 0
 #endif
 /* raw_syscalls:sys_enter(struct pt_regs *regs, long id): every syscall of every process runs
  * this; all but the four socket syscalls leave at the first comparisons. */
@@ -466,17 +519,17 @@ int netobs_rsys_in(struct bpf_raw_tracepoint_args *ctx)
     long nr = ctx->args[1];
     const void *regs = (const void *)ctx->args[0];
     if (nr == NETOBS_NR_SENDMSG)
-        return netobs_sys_enter(NETOBS_KIND_SEND, 0, NETOBS_SEND_REGS, NETOBS_REGS_ARG3_OFF);
+        return netobs_sys_enter(NETOBS_KIND_SEND, 0, regs, NETOBS_REGS_ARG3_OFF, NETOBS_SEND_READ);
     if (nr == NETOBS_NR_SENDTO)
-        return netobs_sys_enter(NETOBS_KIND_SEND, 0, NETOBS_SEND_REGS, NETOBS_REGS_ARG4_OFF);
+        return netobs_sys_enter(NETOBS_KIND_SEND, 0, regs, NETOBS_REGS_ARG4_OFF, NETOBS_SEND_READ);
     if (nr == NETOBS_NR_RECVMSG)
-        return netobs_sys_enter(NETOBS_KIND_RECV, 0, NETOBS_RECV_REGS, NETOBS_REGS_ARG3_OFF);
+        return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG3_OFF, NETOBS_RECV_READ);
     if (nr == NETOBS_NR_RECVFROM)
-        return netobs_sys_enter(NETOBS_KIND_RECV, 0, NETOBS_RECV_REGS, NETOBS_REGS_ARG4_OFF);
+        return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG4_OFF, NETOBS_RECV_READ);
     return 0;
 }
 /* raw_syscalls:sys_exit(struct pt_regs *regs, long ret): only threads with a send/recv
- * syscall in flight count (their entry in netobs_thr says which). */
+ * syscall in flight that left it work count (their entry in netobs_thr says which). */
 int netobs_rsys_out(struct bpf_raw_tracepoint_args *ctx)
 {
     return netobs_sys_exit((long)ctx->args[1]);
@@ -484,19 +537,19 @@ int netobs_rsys_out(struct bpf_raw_tracepoint_args *ctx)
 #else
 int netobs_sendto_in(struct tracepoint__syscalls__sys_enter_sendto *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0);
+    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0, 1);
 }
 int netobs_sendmsg_in(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0);
+    return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0, 1);
 }
 int netobs_recvfrom_in(struct tracepoint__syscalls__sys_enter_recvfrom *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0);
+    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0, 1);
 }
 int netobs_recvmsg_in(struct tracepoint__syscalls__sys_enter_recvmsg *args)
 {
-    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0);
+    return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0, 1);
 }
 /* One exit program serves all four syscalls: sys_exit_* share the (nr, ret) layout. */
 int netobs_sys_out(struct tracepoint__syscalls__sys_exit_sendto *args)

@@ -42,6 +42,13 @@
 #define NETOBS_HIST_SLOTS 64
 #define NETOBS_NHIST 256
 
+/* netobs_percpu.sampled: the send/recv syscalls whose time was taken, [role * 2 + kind].
+ * Every call is counted (NETOBS_FIG_SEND_SYSCALLS, ...), but only 1 in NETOBS_SYS_SAMPLE
+ * (a cflag, per thread and kind, deterministic: the 1st, N+1th, ... call) is timed; its time
+ * goes to NETOBS_FIG_*_SYSCALL_NS and the histogram, and tracer.py scales the time by
+ * calls / sampled calls. */
+#define NETOBS_NSAMPLED 4
+
 /* The point's processes and threads live in arrays indexed by pid & (NETOBS_PID_SLOTS - 1)
  * (a power of two), each entry tagged with its pid and the point's generation: an array
  * lookup is inlined by the verifier, a hash lookup costs ~70 ns per event in a VM. Where
@@ -59,18 +66,23 @@
 #define NETOBS_TASK_DEAD 0x80
 
 #ifndef NETOBS_PYTHON_ONLY
+/* netobs_thread.active: what sys_exit has to do for the send/recv syscall in flight. */
+#define NETOBS_ACT_TIMED 1   /* a sampled call: sys_ts is its entry time */
+#define NETOBS_ACT_EXIT 2    /* an exit figure needs its return value (flags, syscall sends) */
+
 /* Per tracked thread (created at its first send/recv syscall, rewritten in place after that):
  * the send/recv syscall in flight, and when it last went off-CPU. Only the thread itself
  * writes its entry (its syscalls, and sched_switch while it is `prev`), so no locking. */
 struct netobs_thread {
-    u64 sys_ts;     /* entry time of the syscall in flight */
+    u64 sys_ts;     /* entry time of the syscall in flight, when it is timed */
     u64 off_ts;     /* when it went off-CPU (0: unknown) */
     u32 tid;        /* whose entry this is */
     u32 gen;        /* the point's generation (netobs_cfg); another value: a free slot */
-    u32 role;
+    u32 role;       /* its process's role, set when the entry is created */
     u32 kind;       /* NETOBS_KIND_SEND / NETOBS_KIND_RECV */
     u32 flags;      /* the syscall's flags argument, where a program needs it */
-    u32 active;     /* a send/recv syscall is in flight */
+    u32 active;     /* NETOBS_ACT_* bits of the syscall in flight; 0: nothing for sys_exit */
+    u32 skip[2];    /* per kind: calls left before the next timed one (sampling countdown) */
 };
 
 /* A process of the point (or a descendant). */
@@ -85,6 +97,7 @@ struct netobs_proc {
 struct netobs_percpu {
     u64 counts[NETOBS_NCOUNTERS];
     u64 hist[NETOBS_NHIST];
+    u64 sampled[NETOBS_NSAMPLED];
     u64 last_switch;  /* time of this CPU's last sched_switch (raw off-CPU accounting) */
 };
 #endif

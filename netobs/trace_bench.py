@@ -58,7 +58,7 @@ def tracing_overhead(runs: int = 3, sizes=(1024, 65536), duration: float = 2.0,
     traced_median_gbps, ratio (traced/untraced), overhead_pct, goal_pct, meets_goal,
     cpu_per_gb_ratio (client+server CPU per GB, traced/untraced),
     lost_events, traced_bytes_match (the tracer saw every byte the client sent, within 1%),
-    probe_plan {figure: probe|None}.
+    probe_plan {figure: probe|None}, syscall_sample (1 in N send/recv syscalls timed, or None).
     Raises CapabilityError (from the tracer) when tracing is impossible here.
     """
     from netobs.tracer import plan_probes
@@ -99,5 +99,7 @@ def tracing_overhead(runs: int = 3, sizes=(1024, 65536), duration: float = 2.0,
             "lost_events": sum(r.get("lost_events", 0) for r in results[size]["traced"]),
             "traced_bytes_match": match,
             "probe_plan": {f: e.get("probe") for f, e in plan.items()},
+            # send/recv syscall time: 1 in this many calls per thread timed (1: all)
+            "syscall_sample": (plan.get("send_syscall_ns") or {}).get("sample_every"),
         })
     return out

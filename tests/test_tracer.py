@@ -60,6 +60,40 @@ def test_histogram_buckets():
     assert _hist([0, 2, 0, 5] + [0] * 60) == {"1": 2, "4": 5}
 
 
+def test_sampled_syscall_time_is_scaled_to_all_calls():
+    from netobs.tracer import _scaled
+    assert _scaled(300, 24, 3) == 2400          # 3 of 24 calls timed: x8
+    assert _scaled(300, 23, 3) == 2300
+    assert _scaled(500, 5, 5) == 500            # every call timed: exact
+    assert _scaled(0, 0, 0) == 0                # no calls: no time
+    assert _scaled(0, 4, 0) is None             # calls but none timed: not measured, never 0
+
+
+def test_plan_records_the_syscall_sampling(monkeypatch):
+    from netobs import tracer
+    from netobs.errors import UsageError
+    entry = {"probe": "raw_tracepoint:x", "tier": "raw_tracepoint", "note": "", "skipped": []}
+    monkeypatch.setattr(tracer, "_plan_probes", lambda force: {f: dict(entry) for f in tracer.FIGURES})
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    plan = tracer.plan_probes(syscall_sample=8)
+    assert plan["send_syscall_ns"]["sample_every"] == plan["recv_syscalls"]["sample_every"] == 8
+    assert "sampled 1 in 8, scaled" in plan["send_syscall_ns"]["note"]
+    assert "sampled 1 in 8, scaled" in plan["recv_syscall_ns"]["note"]
+    assert "every call counted" in plan["send_syscalls"]["note"]
+    assert "sample_every" not in plan["sendmsg_bytes"]
+    assert tracer._sample_every(plan) == 8
+    exact = tracer.plan_probes(syscall_sample=1)
+    assert "every call timed" in exact["send_syscall_ns"]["note"] and tracer._sample_every(exact) == 1
+    # a plan from before sampling times every call
+    assert tracer._sample_every({f: dict(entry) for f in tracer.FIGURES}) == 1
+    plan["recv_syscall_ns"]["sample_every"] = 4
+    with pytest.raises(UsageError, match="disagree"):
+        tracer._sample_every(plan)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(UsageError):
+            tracer.plan_probes(syscall_sample=bad)
+
+
 # ---- as root ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -118,9 +152,7 @@ def _check_exact(trace: dict, sent: dict, recv: dict, zerocopy: bool) -> None:
     assert s["sendmsg_bytes"] == 0 and c["rx_copy_bytes"] == 0
     assert c["send_syscalls"] == sent["send_calls"]
     assert s["recv_syscalls"] == recv["recv_calls"]
-    assert c["send_syscall_ns"] > 0 and s["recv_syscall_ns"] > 0
-    assert sum(trace["histograms"]["client"]["send_syscall_ns_log2"].values()) == c["send_syscalls"]
-    assert sum(trace["histograms"]["server"]["recv_syscall_ns_log2"].values()) == s["recv_syscalls"]
+    _check_syscall_time(trace, [("client", "send"), ("server", "recv")])
     # whether the receiver had to wait depends on timing; off-CPU time and switches agree
     assert (s["offcpu_switches"] == 0) == (s["offcpu_ns"] == 0)
     assert trace["lost_events"] == 0
@@ -130,6 +162,25 @@ def _check_exact(trace: dict, sent: dict, recv: dict, zerocopy: bool) -> None:
         assert c["errqueue_reads"] == sent["errqueue_reads"] >= 1
     else:
         assert c["zc_sends"] == 0 and c["zc_send_bytes"] == 0 and c["errqueue_reads"] == 0
+
+
+def _check_syscall_time(trace: dict, sides, single_thread: bool = True) -> None:
+    """Syscall time is sampled: 1 in `every` calls per thread timed, the histogram holds
+    exactly the timed calls, and the figure is their time scaled to all calls."""
+    st = trace["sampling"]["syscall_time"]
+    every = st["every"]
+    for role, kind in sides:
+        calls, ns = trace[role][f"{kind}_syscalls"], trace[role][f"{kind}_syscall_ns"]
+        n, n_ns = st["sampled"][role][kind], st["sampled_ns"][role][kind]
+        assert calls > 0
+        # a deterministic countdown per thread: its 1st, every+1th, ... calls are timed
+        if single_thread:
+            assert n == -(-calls // every), (role, kind, calls, n, every)
+        else:
+            assert -(-calls // every) <= n <= calls
+        assert sum(trace["histograms"][role][f"{kind}_syscall_ns_log2"].values()) == n
+        assert n_ns > 0 and ns > 0
+        assert ns == (n_ns if n == calls else round(n_ns * calls / n))
 
 
 @pytest.mark.root
@@ -159,6 +210,30 @@ try:
 except socket.timeout:
     pass
 """
+
+
+@pytest.mark.root
+def test_every_call_timed_with_a_sample_of_one():
+    """syscall_sample=1: every send/recv syscall timed, so the time is exact by construction."""
+    need(IS_ROOT, "root")
+    from netobs import tracer as tr
+    plan = tr.plan_probes(syscall_sample=1)
+    need(plan["send_syscall_ns"]["probe"] is not None, "a probe for syscall time")
+    with tr.Tracer(plan) as t:
+        assert "-DNETOBS_SYS_SAMPLE=1" in t.cflags
+        pair = Pair("zerocopy")
+        t.start_point(pair.pids)
+        pair.go()
+        sent, recv = pair.wait()
+        trace = t.stop_point()
+    _check_exact(trace, sent, recv, zerocopy=True)
+    st = trace["sampling"]["syscall_time"]
+    assert st["every"] == 1
+    for role, kind in (("client", "send"), ("client", "recv"), ("server", "recv")):
+        calls = trace[role][f"{kind}_syscalls"]
+        assert calls > 0 and st["sampled"][role][kind] == calls
+        assert trace[role][f"{kind}_syscall_ns"] == st["sampled_ns"][role][kind]
+        assert sum(trace["histograms"][role][f"{kind}_syscall_ns_log2"].values()) == calls
 
 
 @pytest.mark.root
@@ -348,6 +423,7 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
     assert tc["sendmsg_bytes"] == TOTAL, trace
     assert ts["rx_copy_bytes"] == TOTAL, trace
     assert tc["send_syscalls"] >= COUNT and tc["sendmsg_calls"] == tc["send_syscalls"]
+    _check_syscall_time(trace, [("client", "send"), ("server", "recv")], single_thread=False)
     assert trace["lost_events"] == 0
     if impl == "zero_copy":
         assert tc["zc_sends"] >= COUNT and tc["zc_send_bytes"] == TOTAL
@@ -364,6 +440,9 @@ def test_tracing_overhead_bench_runs(tracer):
     assert r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
     assert r["traced_bytes_match"] and r["lost_events"] == 0
     assert r["ratio"] > 0 and r["goal_pct"] == 3.0
+    from netobs.tracer import SYSCALL_SAMPLE_EVERY
+    if r["probe_plan"]["send_syscall_ns"]:
+        assert r["syscall_sample"] == SYSCALL_SAMPLE_EVERY
 
 
 # ---- host preparation (bpfenv), on a fake /lib/modules and /usr/src ----------------------------
