@@ -117,7 +117,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
             os.close(wfd)
         # The client starts (Python, perf) while the server comes up, then waits for `go`:
         # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
-        client_argv = WORKER + ["send", "--host", topology.server_addr, "--port", str(port),
+        # (the port comes with `go`: with --port 0 only the server knows it once it listens)
+        client_argv = WORKER + ["send", "--host", topology.server_addr,
                                 "--impl", spec.impl, "--msg-size", str(spec.msg_size),
                                 "--threads", str(spec.threads), "--duration", str(spec.duration),
                                 "--warmup", str(spec.warmup), "--start-fd", str(start_r)]
@@ -139,6 +140,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
 
         budget = spec.warmup + spec.duration + FINISH_SLACK_S
         client_out = _finish(client, budget, "client")
+        if client.returncode != 0:  # its error is the point's; the server (killed below) would only wait
+            raise PointFailed("the client failed", cause=_tail_of(client) or f"exit status {client.returncode}")
         server_out = _finish(server, 10.0, "server")
         trace = tracer.stop_point() if tracer is not None else None
     finally:
@@ -152,8 +155,6 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
                 proc.kill()
                 proc.wait()
 
-    if client.returncode != 0:
-        raise PointFailed("the client failed", cause=_tail_of(client) or f"exit status {client.returncode}")
     if server.returncode != 0:
         raise PointFailed("the server failed", cause=_tail_of(server) or f"exit status {server.returncode}")
     c = _json_out(client, client_out, "client")

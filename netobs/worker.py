@@ -80,6 +80,8 @@ def _serve(a) -> dict:
 
 
 def _send(a) -> dict:
+    from dataclasses import replace
+
     from netobs.perf import open_control_fifos
     from netobs.workers import ClientConfig, run_client
 
@@ -89,12 +91,11 @@ def _send(a) -> dict:
                        duration=a.duration, warmup=a.warmup, count=a.count, verify=a.verify,
                        nodelay=a.nodelay, sndbuf=a.sndbuf, zc_pool=a.zc_pool,
                        connect_timeout=a.connect_timeout, corrupt_seq=a.corrupt_seq)
-    if a.start_fd is not None:
-        a.port = _wait_start(a.start_fd) or a.port
+    if a.start_fd is not None:  # parameters are checked above, before the wait
+        cfg = replace(cfg, port=_wait_start(a.start_fd) or cfg.port)
     fds: tuple[int, ...] = ()
     if a.perf_ctl:
         fds = open_control_fifos(a.perf_ctl, a.perf_ack)
-        from dataclasses import replace
         cfg = replace(cfg, ctl_fd=fds[0], ack_fd=fds[1])
     try:
         return run_client(cfg)

@@ -80,3 +80,12 @@ def test_port_in_use_is_a_one_line_usage_error():
 def test_import_of_a_directory_is_a_one_line_error(tmp_path):
     proc = netobs("import", str(tmp_path), "--duration", "10", "-o", str(tmp_path / "out"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_on_loopback_with_a_free_port():
+    """Loopback picks a free port (the server's); the client learns it with `go`."""
+    proc = netobs("run", "--topology", "loopback", "--impl", "two_copy", "--msg-size", "4K", "--threads", "2",
+                  "--duration", "0.3", "--warmup", "0.1", "--no-perf", "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["topology"] == "loopback" and r["bytes_sent_total"] == r["bytes_received"] > 0
