@@ -101,44 +101,40 @@ def target(current: str, want: int | str) -> str | None:
     return " ".join(fields[:-1] + [str(int(want))])
 
 
-def in_netns(nsfd: int, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run `fn(*args)` in a thread that has joined the namespace `nsfd`; return or raise its result."""
+def _in_thread(enter: Callable[[], None], fn: Callable[..., Any], args: tuple, name: str) -> Any:
+    """Run `fn(*args)` in a thread that first runs `enter` (which changes that thread's network
+    namespace, never the caller's); return or raise its result in the caller's thread."""
     out: dict[str, Any] = {}
 
     def body() -> None:
         try:
-            enter_netns(nsfd)
+            enter()
             out["value"] = fn(*args)
         except BaseException as exc:  # handed to the caller's thread
             out["error"] = exc
 
-    t = threading.Thread(target=body, name="netobs-netns", daemon=True)
+    t = threading.Thread(target=body, name=name, daemon=True)
     t.start()
     t.join()
     if "error" in out:
         raise out["error"]
     return out.get("value")
+
+
+def in_netns(nsfd: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run `fn(*args)` in a thread that has joined the namespace `nsfd`."""
+    return _in_thread(lambda: enter_netns(nsfd), fn, args, "netobs-netns")
+
+
+def _unshare_net() -> None:
+    if libc().unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
 
 
 def in_fresh_netns(fn: Callable[..., Any], *args: Any) -> Any:
     """Run `fn(*args)` in a thread inside a brand-new, unnamed namespace (gone when it ends)."""
-    out: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            if libc().unshare(CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-            out["value"] = fn(*args)
-        except BaseException as exc:
-            out["error"] = exc
-
-    t = threading.Thread(target=body, name="netobs-probe", daemon=True)
-    t.start()
-    t.join()
-    if "error" in out:
-        raise out["error"]
-    return out.get("value")
+    return _in_thread(_unshare_net, fn, args, "netobs-probe")
 
 
 def scope_by_visibility(writable_in_child: bool | None) -> tuple[str, str]:
