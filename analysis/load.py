@@ -273,7 +273,8 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["offcpu_share"] = _ratio(df["trace_client_offcpu_ns"],
                                  df["threads"] * (df["warmup_s"] + df["window_s"]) * 1e9)
     out["errqueue_reads_per_send"] = _ratio(df["trace_client_errqueue_reads"], df["trace_client_sendmsg_calls"])
-    out["zc_notifications_per_msg"] = _ratio(df["zc_notifications"], df["messages"])
+    # notifications are counted over the whole run (warm-up too): per message of the same span
+    out["zc_notifications_per_msg"] = _ratio(df["zc_notifications"], bt / df["msg_size"])
     deferred = df[["trace_client_zc_deferred_copies", "trace_server_zc_deferred_copies"]].sum(axis=1, min_count=1)
     out["zc_deferred_copies_per_send"] = _ratio(deferred, df["trace_client_zc_sends"])
     return out

@@ -341,6 +341,8 @@ def zerocopy(r: Results) -> Answer:
             parts.append(f"received {_num(nm)} completion notifications per message")
         mech_s.append("Completion handling: the client " + " and ".join(parts) + ", work two_copy and one_copy never do.")
     for metric, unit, what in (("cpu_s_per_gb", "s/GB", "Client CPU per GB"),
+                               ("cycles_per_byte", "cycles/B", "CPU cycles per byte (perf)"),
+                               ("cs_per_mib", "switches/MiB", "Context switches per MiB (perf)"),
                                ("syscall_ns_per_byte", "ns/B", "Time in send syscalls per byte"),
                                ("copies_per_byte", "copies/B", "Copies per byte (user copy by construction, kernel copies traced or, for zero-copy pages copied on delivery, from the completion codes)")):
         zc = _median_of(r, "zero_copy", metric)
@@ -361,7 +363,7 @@ def zerocopy(r: Results) -> Answer:
             mech_s.append(f"Where zero_copy lost, it spent {_num(zc_l)} CPU-s/GB against {main}'s {_num(ref_l)} "
                           f"({_pct((zc_l / ref_l - 1) * 100)}).")
     if not mech_s:
-        mech_s.append("No mechanism figure was measured (no completion codes, traces or CPU times in these results), "
+        mech_s.append("No mechanism figure was measured (no completion codes, traces, CPU times or perf counters in these results), "
                       "so the data shows where zero-copy lost but not why.")
     sentences.extend(mech_s)
     first_win = {int(t): (int(g[g.outcome == "won"].msg_size.min()) if (g.outcome == "won").any() else None)
@@ -442,13 +444,17 @@ def cache(r: Results) -> Answer:
             sub = ev[(ev.implementation == impl) & (ev.level == lvl)]
             qs = quantiles(sub.reduction_pct)
             qs["fewer_misses"] = int((sub.reduction_pct > 0).sum())
-            qs["significant_reductions"] = int(((sub.reduction_pct > 0) & (sub.significant == True)).sum())  # noqa: E712
-            qs["significant_increases"] = int(((sub.reduction_pct < 0) & (sub.significant == True)).sum())  # noqa: E712
+            qs["significant_reductions"] = (int(((sub.reduction_pct > 0) & (sub.significant == True)).sum())  # noqa: E712
+                                            if tested else None)
+            qs["significant_increases"] = (int(((sub.reduction_pct < 0) & (sub.significant == True)).sum())  # noqa: E712
+                                           if tested else None)
             per.setdefault(impl, {})[lvl] = qs
-            parts.append(f"{lvl} misses per KiB by a median {qs['median']:.1f}% (IQR {qs['q1']:.1f} to {qs['q3']:.1f}%, "
-                         f"range {qs['min']:.1f} to {qs['max']:.1f}%; fewer misses in {qs['fewer_misses']} of {qs['n']})")
+            verb = "cut" if qs["median"] >= 0 else "raised"
+            parts.append(f"{verb} {lvl} misses per KiB by a median {abs(qs['median']):.1f}% (reduction IQR {qs['q1']:.1f} "
+                         f"to {qs['q3']:.1f}%, range {qs['min']:.1f} to {qs['max']:.1f}%; fewer misses in "
+                         f"{qs['fewer_misses']} of {qs['n']})")
         n = int(ev[ev.implementation == impl].groupby(["msg_size", "threads"]).ngroups)
-        sentences.append(f"Across {n} configurations, {impl} cut " + " and ".join(parts) + " relative to two_copy.")
+        sentences.append(f"Across {n} configurations, {impl} " + " and ".join(parts) + " relative to two_copy.")
     facts["by_strategy"] = per
     pooled = {lvl: quantiles(ev[ev.level == lvl].reduction_pct) for lvl in measured}
     facts["pooled"] = pooled
@@ -485,7 +491,8 @@ def cache(r: Results) -> Answer:
     facts["cycles_per_byte_reduction_median_pct"] = cyc
     why = []
     if any(v == v for v in cyc.values()):
-        why.append("cycles per byte fell by a median " + ", ".join(f"{v:.1f}% for {i}" for i, v in cyc.items() if v == v))
+        why.append("cycles per byte " + ", ".join(f"{'fell' if v >= 0 else 'rose'} by a median {abs(v):.1f}% for {i}"
+                                                  for i, v in cyc.items() if v == v))
     cp = {i: _median_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
     facts["copies_per_byte"] = cp
     if all(v == v for v in cp.values()):
@@ -669,9 +676,12 @@ def _crossover(r: Results, impl: str, q: str) -> Answer:
         beats = g[g.beats]
         cross = int(beats.msg_size.min()) if len(beats) else None
         after = g[g.msg_size > cross] if cross is not None else g.iloc[0:0]
-        stays = bool(after.beats.all()) if cross is not None else None
+        behind = after[after.change_pct < 0]
+        stays = behind.empty if cross is not None else None
         info = {"crossover_size": cross, "stays_ahead": stays,
-                "behind_again_at": [int(s) for s in after[~after.beats].msg_size] if cross is not None else [],
+                "behind_again_at": [int(s) for s in behind.msg_size],
+                "behind_again_significant_at": ([int(s) for s in behind[behind.significant == True].msg_size]  # noqa: E712
+                                                if not _untested(g) else None),
                 "tested": not _untested(g), "sizes": [int(s) for s in g.msg_size]}
         if cross is not None:
             row = g[g.msg_size == cross].iloc[0]
@@ -691,9 +701,11 @@ def _crossover(r: Results, impl: str, q: str) -> Answer:
     ev = pd.DataFrame(ev_rows)
     groups: dict = {}
     for t, info in per_t.items():
-        groups.setdefault((info["crossover_size"], info["stays_ahead"], tuple(info["behind_again_at"])), []).append(t)
+        sig = info["behind_again_significant_at"]
+        groups.setdefault((info["crossover_size"], info["stays_ahead"], tuple(info["behind_again_at"]),
+                           None if sig is None else tuple(sig)), []).append(t)
     sentences = []
-    for (cross, stays, behind), ts in sorted(groups.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or 0)):
+    for (cross, stays, behind, behind_sig), ts in sorted(groups.items(), key=lambda kv: (kv[0][0] is None, kv[0][0] or 0)):
         if cross is None:
             closest = [per_t[t] for t in ts]
             best = max(closest, key=lambda i: i["closest_change_pct"])
@@ -708,9 +720,12 @@ def _crossover(r: Results, impl: str, q: str) -> Answer:
             s += ", the smallest tested size, so the true crossover may be lower"
         if stays:
             larger = [sz for sz in sizes_all if sz > cross]
-            s += " and stays ahead at every larger tested size" if larger else " (the largest tested size)"
+            s += " and is not behind at any larger tested size" if larger else " (the largest tested size)"
         else:
             s += f", but falls behind again at {_sizes(behind)}"
+            if behind_sig is not None:
+                s += (f" (significantly at {_sizes(behind_sig)})" if behind_sig
+                      else " (not significantly: within run-to-run noise)")
         below = c[(c.threads.isin(ts)) & (c.msg_size < cross)]
         if len(below):
             s += f"; below it, it trails by a median {_pct(below.change_pct.median())}"
@@ -847,7 +862,7 @@ def anomalies(r: Results) -> Answer:
     for st in steps:
         culprit = st["a"] if seen[st["a"]] > seen[st["b"]] else st["b"]
         neighbour = st["b"] if culprit == st["a"] else st["a"]
-        what, wfacts = _what_changed(r, neighbour, culprit)
+        what, wfacts = _what_changed(r, st["a"], st["b"])  # read in the step's direction: before -> after
         others = _same_step_others(r, st["metric"], culprit[0], st["a"], st["b"])
         if others:
             what += "; " + others
@@ -929,7 +944,8 @@ def anomalies(r: Results) -> Answer:
         counts = others.kind.value_counts()
         sentences.append("Also: " + "; ".join(f"{n} {k}" for k, n in counts.items()) + ".")
     facts = {"method": {**METHODS, "trend_break": f"change >= {MIN_EFFECT:.0%} in the unexpected direction and >= "
-                        f"{MIN_SCORE:g}x the standard error of the difference (and Welch p<{ALPHA} with repeats)",
+                        f"{MIN_SCORE:g}x the standard error of the difference, each configuration's standard deviation "
+                        f"floored at {NOISE_FLOOR:.0%} of its median (and Welch p<{ALPHA} with repeats)",
                         "noise": noise_how},
              "checked": checked, "count": int(len(trend)),
              "anomalies": [{k: v for k, v in row.items() if not k.startswith("_")} | {"changes": row.get("_changes", {})}

@@ -170,6 +170,30 @@ def test_crossovers_found_exactly_where_planted(base):
     assert (ev.beats == (ev.msg_size >= 16384)).all()
 
 
+def test_behind_again_only_where_behind_and_says_if_significant(tmp_path):
+    # one_copy crosses at 16384; at 65536 it is level with two_copy at 1 thread (within noise)
+    # and clearly behind at 2 threads
+    factor = {("one_copy", 65536, 1): 1.0 / 1.15, ("one_copy", 65536, 2): 0.8 / 1.15}
+    one = answers(synth.write_results(tmp_path / "r", gbps_factor=factor))["one-copy-crossover"]
+    by_t = one.facts["by_threads"]
+    assert by_t["4"]["stays_ahead"] and by_t["4"]["behind_again_at"] == []
+    assert by_t["2"]["behind_again_at"] == [65536] and by_t["2"]["behind_again_significant_at"] == [65536]
+    level = by_t["1"]
+    assert level["behind_again_significant_at"] == []  # behind or ahead by noise only: never "significantly"
+    assert "significantly at 65536 B" in one.verdict
+
+
+def test_anomaly_changes_read_in_the_steps_direction(tmp_path):
+    # a spike at 2 threads: the steps after it (to 4 threads, to a larger size) fall, and what
+    # changed is read from the spike to its neighbour, not the other way round
+    a = answers(synth.write_results(tmp_path / "spike", anomaly=("two_copy", 16384, 2, 1.8), cores=64))["anomalies"]
+    rows = [x for x in a.facts["anomalies"] if x["kind"] == "throughput fell as threads grew"]
+    step = next(x for x in rows if x["step"].startswith("2 threads -> 4 threads at 16384"))
+    assert (step["implementation"], step["msg_size"], step["threads"]) == ("two_copy", 16384, 2)  # the spike is named
+    assert step["after"] < step["before"]
+    assert step["changes"]["cs_per_mib"] < 1  # the spike had 4x the switches: after it, fewer
+
+
 def test_crossover_never_and_single_repeat(tmp_path, single):
     a = answers(synth.write_results(tmp_path / "never", crossover={"one_copy": 16384, "zero_copy": None}))
     z = a["zero-copy-crossover"]
