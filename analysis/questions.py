@@ -861,7 +861,6 @@ def anomalies(r: Results) -> Answer:
             seen[k] = seen.get(k, 0) + 1
     for st in steps:
         culprit = st["a"] if seen[st["a"]] > seen[st["b"]] else st["b"]
-        neighbour = st["b"] if culprit == st["a"] else st["a"]
         what, wfacts = _what_changed(r, st["a"], st["b"])  # read in the step's direction: before -> after
         others = _same_step_others(r, st["metric"], culprit[0], st["a"], st["b"])
         if others:

@@ -114,7 +114,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
             "impl": impl, "msg_size": key[1], "threads": key[2], "repeat": 0, "status": "ok",
             "topology": "unknown", "duration_s": duration, "warmup_s": None, "window_s": duration,
             "throughput_gbps": vals["throughput_gbps"], "bytes_sent": bytes_sent,
-            "messages": bytes_sent / key[1], "latency_us": {"mean": vals["latency_us"]},
+            "messages": round(bytes_sent / key[1]), "latency_us": {"mean": vals["latency_us"]},
             "perf": {"events": events},
         })
     for col, lines in zero_counters.items():
