@@ -89,3 +89,13 @@ def test_run_on_loopback_with_a_free_port():
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["topology"] == "loopback" and r["bytes_sent_total"] == r["bytes_received"] > 0
+
+
+def test_sweep_eta_from_finished_points_with_a_fake_clock():
+    from netobs.cli.sweep import eta_seconds
+
+    # before any point finished: the guess per point, less what the first has run
+    assert eta_seconds(10, 0, started=100.0, last_done=100.0, now=101.0, guess_per_point=2.0) == 19.0
+    # 4 of 10 done in 20 s (5 s each), 2 s into the fifth: 6 x 5 - 2
+    assert eta_seconds(10, 4, started=100.0, last_done=120.0, now=122.0, guess_per_point=2.0) == 28.0
+    assert eta_seconds(10, 10, started=100.0, last_done=150.0, now=151.0, guess_per_point=2.0) == 0.0

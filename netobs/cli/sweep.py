@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from netobs.cli._common import need_root, observe_options, perf_events, tracer_factory
 from netobs.spec import IMPLS, STUDY_DURATION, SWEEP_WARMUP, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
@@ -101,6 +103,24 @@ def _stored_options(out: str, given: set[str]) -> dict:
     return {k: v for k, v in stored.items() if k not in given and v is not None}
 
 
+def eta_seconds(total: int, done: int, started: float, last_done: float, now: float, guess_per_point: float) -> float:
+    """Points left x the mean time of the finished ones (before any finished: the guess, i.e.
+    warm-up + window), less the time the current point has already run."""
+    per_point = (last_done - started) / done if done else guess_per_point
+    into_current = now - (last_done if done else started)
+    return max(0.0, (total - done) * per_point - into_current)
+
+
+class _EtaColumn(ProgressColumn):
+    def __init__(self, reporter: "_Reporter"):
+        super().__init__()
+        self.reporter = reporter
+
+    def render(self, task) -> Text:
+        left = int(round(self.reporter.eta_s()))
+        return Text(f"ETA {left // 60}:{left % 60:02d}", style="progress.remaining")
+
+
 class _Reporter:
     """Progress bar with ETA on a terminal; one plain line per point otherwise."""
 
@@ -116,9 +136,11 @@ class _Reporter:
                 self.con.print(f"{info['skipped']} point(s) already stored; {info['total']} to run")
             if self.con.is_terminal:
                 self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                         TimeElapsedColumn(), _EtaColumn(self),
                                          console=self.con, transient=False)
                 self.progress.start()
+                self.total, self.done = info["total"], 0
+                self.started = self.last_done = time.monotonic()
                 self.task = self.progress.add_task("starting", total=info["total"])
         elif event == "point":
             spec = info["spec"]
@@ -131,11 +153,16 @@ class _Reporter:
             line = (f"  {info['spec'].point_id}: {r['throughput_gbps']:.2f} Gbit/s" if r["status"] == "ok"
                     else f"  {info['spec'].point_id}: FAILED: {r['error']}")
             if self.progress:
+                self.done += 1
+                self.last_done = time.monotonic()
                 self.progress.advance(self.task)
                 if r["status"] != "ok":
                     self.progress.console.print(line, highlight=False)
             else:
                 self.con.print(line, highlight=False)
+
+    def eta_s(self) -> float:
+        return eta_seconds(self.total, self.done, self.started, self.last_done, time.monotonic(), self.per_point_s)
 
     def close(self):
         if self.progress:
