@@ -436,12 +436,15 @@ class PerfStat:
     """
 
     def __init__(self, events: list[str] | None, workdir: Path, output_format: str = "auto",
-                 prefix: str = "perf"):
+                 prefix: str = "perf", window: bool = True):
+        """`window=False`: count the whole process life (for a target that cannot say when its
+        window opens, like the server); no fifos, no -D -1."""
         self.events = validate_events(list(events) if events is not None else DEFAULT_EVENTS)
         self.perf = find_perf()
         self.permission = check_permission()
+        self.window = window
         feats = perf_features(self.perf)
-        if not (feats["control_fifo"] and feats["delay_disabled"]):
+        if window and not (feats["control_fifo"] and feats["delay_disabled"]):
             raise CapabilityError("this perf cannot count a window",
                                   f"perf {perf_version()} lacks `stat --control fifo:` or `-D -1`",
                                   fix="a newer " + INSTALL_FIX)
@@ -457,13 +460,14 @@ class PerfStat:
         self.ctl = self.workdir / f"{prefix}-ctl.fifo"
         self.ack = self.workdir / f"{prefix}-ack.fifo"
         self.out = self.workdir / f"{prefix}-stat.{'jsonl' if self.format == 'json' else 'csv'}"
-        for fifo in (self.ctl, self.ack):
-            _fresh_fifo(fifo)
+        if window:
+            for fifo in (self.ctl, self.ack):
+                _fresh_fifo(fifo)
 
     @property
     def worker_args(self) -> list[str]:
         """What the target needs to find the fifos it writes enable/disable to."""
-        return ["--perf-ctl", str(self.ctl), "--perf-ack", str(self.ack)]
+        return ["--perf-ctl", str(self.ctl), "--perf-ack", str(self.ack)] if self.window else []
 
     def argv(self, target_argv: list[str]) -> list[str]:
         """perf stat with events disabled until the target enables them, output to a file
@@ -471,8 +475,9 @@ class PerfStat:
         fmt = ["-j"] if self.format == "json" else ["-x", ","]
         events = [arg for ev in self.events for arg in ("-e", ev)]
         env = shutil.which("env") or "/usr/bin/env"
-        return [env, "LC_ALL=C", self.perf, "stat", *fmt, "-o", str(self.out), "-D", "-1",
-                "--control", f"fifo:{self.ctl},{self.ack}", *events, "--", *target_argv]
+        control = ["-D", "-1", "--control", f"fifo:{self.ctl},{self.ack}"] if self.window else []
+        return [env, "LC_ALL=C", self.perf, "stat", *fmt, "-o", str(self.out), *control,
+                *events, "--", *target_argv]
 
     def __enter__(self):
         return self
@@ -518,6 +523,7 @@ class PerfStat:
             "unsupported": {name: c.reason for name, c in events.items() if c.value is None},
             "raw_path": str(self.out),
             "format": self.format,
+            "counted": "measured window" if self.window else "whole process life",
             "window_s": window_s,
             "window_enabled_s": (max(enabled) / 1e9) if enabled else None,
             "perf_version": perf_version(),

@@ -102,7 +102,9 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
         server_argv.append("--recv-copy")
     if spec.verify:
         server_argv.append("--verify")
-    server_perf = PerfStat(perf_events, point_dir, prefix="perf-server") if (perf_events and spec.perf_server) else None
+    # the server cannot tell when the client's window opens: its counts cover its whole life
+    server_perf = (PerfStat(perf_events, point_dir, prefix="perf-server", window=False)
+                   if (perf_events and spec.perf_server) else None)
     if server_perf:
         server_argv = server_perf.argv(server_argv)
     client_perf = PerfStat(perf_events, point_dir) if perf_events else None
@@ -203,13 +205,3 @@ def failed_result(spec: RunSpec, topology_kind: str, error: Exception) -> dict:
     return {"impl": spec.impl, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
             "status": "failed", "error": msg, "topology": topology_kind,
             "duration_s": spec.duration, "warmup_s": spec.warmup}
-
-
-def ensure_root(what: str) -> None:
-    if os.geteuid() != 0:
-        from netobs.errors import CapabilityError
-        raise CapabilityError(f"{what} needs root", cause="namespaces, perf control and BPF need privileges",
-                              fix=f"sudo {' '.join(['netobs'] + sys.argv[1:])}")
-
-
-__all__ = ["run_point", "failed_result", "PointFailed", "ensure_root", "UsageError"]

@@ -180,3 +180,15 @@ def test_refuses_to_overwrite_and_validates_before_changing_anything(root, tmp_p
         proc = netobs("sweep", *bad, "-o", str(fresh))
         assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
         assert not fresh.exists()
+
+
+def test_perf_server_counts_the_servers_whole_life(root):
+    proc = netobs("run", "--impl", "one_copy", "--msg-size", "65536", "--duration", "0.5", "--warmup", "0.2",
+                  "--perf-server", "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["perf"]["counted"] == "measured window"
+    server = r["server_perf"]
+    assert server["counted"] == "whole process life"
+    assert server["events"]["task-clock"]["status"] == "counted" and server["events"]["task-clock"]["value"] > 0
+    assert server["events"]["cpu-cycles"]["value"] is None  # not supported here: missing, not 0
