@@ -315,6 +315,17 @@ int netobs_errq_tp(struct tracepoint__sock__sock_recv_length *args)
 }
 #endif
 
+#if defined(NETOBS_ZCCB_FENTRY) || defined(NETOBS_ZCDEF_FENTRY) || \
+    defined(NETOBS_ZCCB_KPROBE) || defined(NETOBS_ZCDEF_KPROBE)
+/* One event of `fig` for the current process, if it is tracked (the zero-copy kernel paths). */
+static __always_inline void netobs_count_one(u32 fig)
+{
+    u32 *role = netobs_role();
+    if (role)
+        netobs_add1(*role, fig, 1);
+}
+#endif
+
 #if defined(NETOBS_ZCCB_FENTRY) || defined(NETOBS_ZCDEF_FENTRY)
 #ifndef NETOBS_KFUNC
 #define NETOBS_KFUNC(fn, ...) KFUNC_PROBE(fn, ##__VA_ARGS__)
@@ -324,9 +335,7 @@ int netobs_errq_tp(struct tracepoint__sock__sock_recv_length *args)
 #ifdef NETOBS_ZCCB_FENTRY
 NETOBS_KFUNC(NETOBS_ZCCB_FUNC)
 {
-    u32 *role = netobs_role();
-    if (role)
-        netobs_add1(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
+    netobs_count_one(NETOBS_FIG_ZC_CALLBACKS);
     return 0;
 }
 #endif
@@ -334,9 +343,7 @@ NETOBS_KFUNC(NETOBS_ZCCB_FUNC)
 #ifdef NETOBS_ZCCB_KPROBE
 int netobs_zccb_kp(struct pt_regs *ctx)
 {
-    u32 *role = netobs_role();
-    if (role)
-        netobs_add1(*role, NETOBS_FIG_ZC_CALLBACKS, 1);
+    netobs_count_one(NETOBS_FIG_ZC_CALLBACKS);
     return 0;
 }
 #endif
@@ -344,9 +351,7 @@ int netobs_zccb_kp(struct pt_regs *ctx)
 #ifdef NETOBS_ZCDEF_FENTRY
 NETOBS_KFUNC(NETOBS_ZCDEF_FUNC)
 {
-    u32 *role = netobs_role();
-    if (role)
-        netobs_add1(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
+    netobs_count_one(NETOBS_FIG_ZC_DEFERRED_COPIES);
     return 0;
 }
 #endif
@@ -354,9 +359,7 @@ NETOBS_KFUNC(NETOBS_ZCDEF_FUNC)
 #ifdef NETOBS_ZCDEF_KPROBE
 int netobs_zcdef_kp(struct pt_regs *ctx)
 {
-    u32 *role = netobs_role();
-    if (role)
-        netobs_add1(*role, NETOBS_FIG_ZC_DEFERRED_COPIES, 1);
+    netobs_count_one(NETOBS_FIG_ZC_DEFERRED_COPIES);
     return 0;
 }
 #endif

@@ -646,10 +646,17 @@ static uint64_t zc_outstanding(const struct nob_thread *t)
     return t->zc_sends > t->zc_completions ? t->zc_sends - t->zc_completions : 0;
 }
 
+/* What every successful send call adds, published for the coordinator's window edges. */
+static void count_sent(struct nob_thread *t, ssize_t r)
+{
+    t->send_calls++;
+    t->bytes_total += (uint64_t)r;
+    atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
+}
+
 /* Send every byte of iov[0..cnt) (one_copy, zero_copy). 0, -ECANCELED on stop, or -errno. */
 static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
 {
-    struct nob_client *c = t->c;
     int idx = 0;
     double enobufs_since = 0;
     while (idx < cnt) {
@@ -659,9 +666,7 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
         ssize_t r = sendmsg(t->fd, &mh, MSG_NOSIGNAL | flags);
         if (r > 0) {
             enobufs_since = 0;
-            t->send_calls++;
-            t->bytes_total += (uint64_t)r;
-            atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
+            count_sent(t, r);
             if (flags & MSG_ZEROCOPY) {
                 t->zc_sends++;
                 t->next_id++;
@@ -679,8 +684,8 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
             continue;
         }
         int e = r == 0 ? EAGAIN : errno;
-        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
-            if (atomic_load(&c->abort))
+        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {  /* SO_SNDTIMEO expired or a signal */
+            if (atomic_load(&t->c->abort))
                 return -ECANCELED;
             continue;
         }
@@ -695,7 +700,7 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
             int d = zc_drain(t, 10);
             if (d < 0)
                 return d;
-            if (atomic_load(&c->abort))
+            if (atomic_load(&t->c->abort))
                 return -ECANCELED;
             continue;
         }
@@ -707,22 +712,19 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
 /* two_copy: plain send() of the contiguous buffer. */
 static int send_buf(struct nob_thread *t, const uint8_t *p, uint64_t len)
 {
-    struct nob_client *c = t->c;
     uint64_t off = 0;
     while (off < len) {
         ssize_t r = send(t->fd, p + off, len - off, MSG_NOSIGNAL);
         if (r > 0) {
-            t->send_calls++;
-            t->bytes_total += (uint64_t)r;
-            atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
+            count_sent(t, r);
             off += (uint64_t)r;
             if (off < len)
                 t->partial++;
             continue;
         }
         int e = r == 0 ? EAGAIN : errno;
-        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {
-            if (atomic_load(&c->abort))
+        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {  /* SO_SNDTIMEO expired or a signal */
+            if (atomic_load(&t->c->abort))
                 return -ECANCELED;
             continue;
         }
