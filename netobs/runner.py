@@ -92,7 +92,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
     from netobs.perf import PerfStat
 
     point_dir = Path(point_dir)
-    port = spec.port if spec.port is not None else 0
+    port = spec.port
     rfd, wfd = os.pipe()
     server_argv = WORKER + ["serve", "--bind", topology.server_addr, "--port", str(port),
                             "--connections", str(spec.threads), "--msg-size", str(spec.msg_size),

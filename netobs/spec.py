@@ -13,6 +13,7 @@ from netobs.errors import UsageError
 IMPLS = ("two_copy", "one_copy", "zero_copy")
 TOPOLOGIES = ("netns", "loopback")
 ORDERS = ("sequential", "interleaved", "random")
+DEFAULT_SUBNET = "10.0.0.0/24"  # the study's: server 10.0.0.1, client 10.0.0.2
 
 # The study's matrix.
 STUDY_SIZES = (1024, 4096, 16384, 65536)
@@ -57,7 +58,7 @@ class RunSpec:
     warmup: float = 0.5
     repeat: int = 0
     topology: str = "netns"
-    port: int = 5201
+    port: int = 0  # 0: the server takes a free one and tells the client
     recv_copy: bool = False
     verify: bool = False
     perf: bool = True
@@ -100,6 +101,8 @@ class SweepSpec:
     repeats: int = 1
     order: str = "sequential"
     seed: int = 0
+    subnet: str = DEFAULT_SUBNET
+    mtu: int | None = None
     base: RunSpec = field(default_factory=lambda: RunSpec("two_copy", 1024, 1, duration=STUDY_DURATION, warmup=SWEEP_WARMUP))
 
     def __post_init__(self):
@@ -137,11 +140,15 @@ class SweepSpec:
         return [replace(self.base, impl=i, msg_size=s, threads=t, repeat=r) for r, s, t, i in keys]
 
     def to_dict(self) -> dict:
+        """Everything that shapes the sweep's numbers: stored in the manifest, and what a
+        --resume must match (options not typed again are taken from it)."""
+        b = self.base
         return {
             "impls": list(self.impls), "sizes": list(self.sizes), "threads": list(self.threads),
             "repeats": self.repeats, "order": self.order, "seed": self.seed,
-            "duration": self.base.duration, "warmup": self.base.warmup, "topology": self.base.topology,
-            "perf": self.base.perf, "trace": self.base.trace,
+            "duration": b.duration, "warmup": b.warmup, "topology": b.topology, "subnet": self.subnet,
+            "mtu": self.mtu, "recv_copy": b.recv_copy, "perf": b.perf, "perf_server": b.perf_server,
+            "trace": b.trace,
         }
 
 

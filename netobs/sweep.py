@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from netobs import __version__
-from netobs.errors import Interrupted, NetobsError, UsageError
+from netobs.errors import Interrupted, UsageError
 from netobs.runner import failed_result, run_point
 from netobs.spec import SweepSpec
 from netobs.store import ResultsDir
@@ -53,9 +53,7 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
     if resume and (path / "manifest.json").exists():
         store = ResultsDir.open_for_resume(path)
         before = store.manifest.get("matrix") or {}
-        now = sweep.to_dict()
-        keys = ("impls", "sizes", "threads", "repeats", "order", "seed", "duration", "warmup", "topology", "trace")
-        differs = [k for k in keys if before.get(k) != now.get(k)]
+        differs = [k for k, v in sweep.to_dict().items() if k != "perf" and before.get(k) != v]
         if store.events != events:
             differs.append("perf events")
         if differs:
@@ -71,14 +69,14 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
 
 
 def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None,
-              progress: Progress = lambda *a, **k: None, subnet: str = "10.0.0.0/24", mtu: int | None = None,
-              tracer_factory=None) -> SweepSummary:
+              progress: Progress = lambda *a, **k: None, tracer_factory=None) -> SweepSummary:
     """Run every point not yet in `store`. `perf_events` None = --no-perf."""
     from netobs import hostinfo, topology
+    from netobs.interrupt import signals_as_interrupt
 
-    done = store.done_keys()
-    todo = [p for p in sweep.points() if p.key not in done]
-    summary = SweepSummary(path=store.path, planned=len(sweep.points()), skipped=len(sweep.points()) - len(todo))
+    points, done = sweep.points(), store.done_keys()
+    todo = [p for p in points if p.key not in done]
+    summary = SweepSummary(path=store.path, planned=len(points), skipped=len(points) - len(todo))
     started = time.monotonic()
     progress("begin", total=len(todo), skipped=summary.skipped)
     host = hostinfo.host_facts()
@@ -86,12 +84,11 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
     unsupported: dict[str, str] = dict((store.manifest.get("perf") or {}).get("unsupported") or {})
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(topology.signals_as_interrupt())
-            removed = topology.cleanup_leftovers()
-            topo = stack.enter_context(topology.open_topology(sweep.base.topology, subnet=subnet, mtu=mtu))
+            stack.enter_context(signals_as_interrupt())
+            # (opening a topology first removes what killed netobs runs left behind)
+            topo = stack.enter_context(topology.open_topology(sweep.base.topology, subnet=sweep.subnet, mtu=sweep.mtu))
             tracer = stack.enter_context(tracer_factory()) if tracer_factory else None
-            store.update_manifest(topology=topo.facts(), leftovers_removed=removed,
-                                  probe_plan=tracer.plan if tracer else None)
+            store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None)
             for index, spec in enumerate(todo):
                 progress("point", index=index, spec=spec)
                 point_dir = store.point_dir(spec.point_id)
@@ -99,9 +96,7 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
                     result = run_point(spec, topo, point_dir, tracer=tracer, perf_events=perf_events)
                 except (Interrupted, KeyboardInterrupt):
                     raise
-                except NetobsError as exc:
-                    result = failed_result(spec, topo.kind, exc)
-                except Exception as exc:  # noqa: BLE001 - a bug in one point must not lose the sweep
+                except Exception as exc:  # noqa: BLE001 - a failed point (or a bug in one) must not lose the sweep
                     result = failed_result(spec, topo.kind, exc)
                 store.add_point(result)
                 if result["status"] == "ok":
@@ -114,9 +109,8 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
                     summary.failed += 1
                     summary.failures.append((spec.point_id, result["error"]))
                 progress("done", index=index, spec=spec, result=result)
-            sysctls_topology = topo
         # the topology is torn down here: record what the sysctls are after restoring them
-        store.update_manifest(topology=sysctls_topology.facts())
+        store.update_manifest(topology=topo.facts())
     except (Interrupted, KeyboardInterrupt):
         summary.interrupted = True
         raise

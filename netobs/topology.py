@@ -39,7 +39,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-from netobs import runstate, sysctl
+from netobs import runstate, spec, sysctl
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.interrupt import deferred_signals, signals_as_interrupt
 
@@ -48,9 +48,9 @@ __all__ = [
     "KINDS", "ROLES", "DEFAULT_SUBNET", "DEFAULT_SYSCTLS",
 ]
 
-KINDS = ("netns", "loopback")
+KINDS = spec.TOPOLOGIES
 ROLES = ("server", "client")
-DEFAULT_SUBNET = "10.0.0.0/24"
+DEFAULT_SUBNET = spec.DEFAULT_SUBNET
 DEFAULT_SYSCTLS = sysctl.DEFAULT_SYSCTLS
 NETNS_DIR = "/run/netns"
 NS_RE = re.compile(r"^nob(\d+)-([0-9a-f]{6})-([sc])$")

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from netobs.errors import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, NetobsError, UsageError
+from netobs.errors import EXIT_INTERRUPTED, Interrupted, NetobsError, UsageError
 from netobs.interrupt import signals_as_interrupt
 
 

@@ -129,6 +129,8 @@ def test_sigint_keeps_finished_points_and_resume_completes(root, tmp_path):
     assert not leftovers(run_id_of(out))
     other = netobs(*args, "--sizes", "1024", "--resume")
     assert other.returncode == 2 and "other settings" in other.stderr and "sizes" in other.stderr
+    other = netobs("sweep", "-o", str(out), "--recv-copy", "--resume")
+    assert other.returncode == 2 and "recv_copy" in other.stderr  # every setting of the numbers is checked
     # --resume alone reuses what the directory was started with
     resumed = netobs("sweep", "-o", str(out), "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr

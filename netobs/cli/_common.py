@@ -8,14 +8,15 @@ import sys
 import click
 
 from netobs.errors import CapabilityError
+from netobs.spec import DEFAULT_SUBNET, TOPOLOGIES
 
 
 def observe_options(f):
     """--topology/--subnet/--mtu/--no-perf/--events/--perf-server/--trace, shared by run and sweep."""
     options = [
-        click.option("--topology", type=click.Choice(["netns", "loopback"]), default="netns", show_default=True,
+        click.option("--topology", type=click.Choice(TOPOLOGIES), default="netns", show_default=True,
                      help="netns: server and client in two namespaces joined by a veth pair; loopback: 127.0.0.1."),
-        click.option("--subnet", default="10.0.0.0/24", show_default=True, help="veth subnet (server .1, client .2)."),
+        click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="veth subnet (server .1, client .2)."),
         click.option("--mtu", type=int, default=None, help="veth MTU (default: the kernel's)."),
         click.option("--no-perf", "no_perf", is_flag=True, help="Run without perf stat counters."),
         click.option("--events", default=None, help="perf events, comma-separated (replaces the defaults)."),

@@ -24,7 +24,7 @@ Examples:
 @click.option("--threads", type=int, default=1, show_default=True, help="Client threads, one connection each.")
 @click.option("--duration", type=float, default=2.0, show_default=True, help="Measured window, seconds.")
 @click.option("--warmup", type=float, default=0.5, show_default=True, help="Warm-up before the window, seconds.")
-@click.option("--port", type=int, default=None, help="Server port (default: 5201 in namespaces, a free one on loopback).")
+@click.option("--port", type=int, default=0, help="Server port (default: a free one, which the client is told).")
 @click.option("--recv-copy", is_flag=True, help="Server copies each message back into 8 fields.")
 @click.option("--verify", is_flag=True, help="Stamp every field and check it on the server.")
 @observe_options
@@ -34,10 +34,9 @@ def command(impl, msg_size, threads, duration, warmup, port, recv_copy, verify, 
             no_perf, events, perf_server, trace, keep, as_json):
     """Run one experiment: one strategy, message size and thread count."""
     from netobs import topology as topo_mod
+    from netobs.interrupt import signals_as_interrupt
     from netobs.runner import run_point
 
-    if port is None:
-        port = 5201 if topology == "netns" else 0
     spec = RunSpec(impl=impl, msg_size=parse_size(msg_size), threads=threads, duration=duration, warmup=warmup,
                    topology=topology, port=port, recv_copy=recv_copy, verify=verify, trace=trace,
                    perf=not no_perf, perf_server=perf_server)
@@ -46,13 +45,12 @@ def command(impl, msg_size, threads, duration, warmup, port, recv_copy, verify, 
     make_tracer = tracer_factory(trace)
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(topo_mod.signals_as_interrupt())
+        stack.enter_context(signals_as_interrupt())
         if keep:
             point_dir = Path(keep)
             point_dir.mkdir(parents=True, exist_ok=True)
         else:
             point_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netobs-run-")))
-        topo_mod.cleanup_leftovers()
         topo = stack.enter_context(topo_mod.open_topology(topology, subnet=subnet, mtu=mtu))
         tracer = stack.enter_context(make_tracer()) if make_tracer else None
         result = run_point(spec, topo, point_dir, tracer=tracer, perf_events=events_list)

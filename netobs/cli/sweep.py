@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from netobs.cli._common import need_root, observe_options, perf_events, tracer_factory
-from netobs.spec import IMPLS, STUDY_DURATION, SWEEP_WARMUP, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
+from netobs.spec import IMPLS, ORDERS, STUDY_DURATION, SWEEP_WARMUP, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
 
 
 @click.command(epilog="""\b
@@ -25,7 +25,7 @@ Examples:
 @click.option("--duration", type=float, default=STUDY_DURATION, show_default=True, help="Measured window per point, seconds.")
 @click.option("--warmup", type=float, default=SWEEP_WARMUP, show_default=True, help="Warm-up before each window, seconds.")
 @click.option("--repeats", type=int, default=1, show_default=True, help="Runs of each point (for medians and CIs).")
-@click.option("--order", type=click.Choice(["sequential", "interleaved", "random"]), default="sequential", show_default=True,
+@click.option("--order", type=click.Choice(ORDERS), default="sequential", show_default=True,
               help="interleaved/random keep drift from biasing one strategy.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
 @click.option("--recv-copy", is_flag=True, help="Server copies each message back into 8 fields.")
@@ -38,29 +38,27 @@ def command(impls, sizes, threads, duration, warmup, repeats, order, seed, recv_
     """Run the study's matrix (strategies × sizes × threads × repeats) and store every point."""
     from netobs.sweep import open_store, run_sweep
 
-    opts = {"impls": impls, "sizes": sizes, "threads": threads, "duration": duration, "warmup": warmup,
-            "repeats": repeats, "order": order, "seed": seed, "topology": topology, "trace": trace,
-            "no_perf": no_perf, "events": events}
+    o = {"impls": impls, "sizes": sizes, "threads": threads, "duration": duration, "warmup": warmup,
+         "repeats": repeats, "order": order, "seed": seed, "topology": topology, "subnet": subnet, "mtu": mtu,
+         "recv_copy": recv_copy, "perf_server": perf_server, "trace": trace, "no_perf": no_perf, "events": events}
     if resume:  # options not typed again come from what the directory was started with
-        opts.update(_stored_options(out, given=_given_options()))
-    impls, sizes, threads, duration, warmup, repeats, order, seed, topology, trace, no_perf, events = (
-        opts[k] for k in ("impls", "sizes", "threads", "duration", "warmup", "repeats", "order", "seed",
-                          "topology", "trace", "no_perf", "events"))
-    base = RunSpec("two_copy", 1024, 1, duration=duration, warmup=warmup, topology=topology,
-                   port=5201 if topology == "netns" else 0, recv_copy=recv_copy, perf=not no_perf,
-                   perf_server=perf_server, trace=trace)
-    sweep = SweepSpec(impls=parse_list(impls, str, "strategy"),
-                      sizes=tuple(parse_size(s) for s in parse_list(sizes, str, "size")),
-                      threads=parse_list(threads, int, "thread count"),
-                      repeats=repeats, order=order, seed=seed, base=base)
+        o.update(_stored_options(out, given=_given_options()))
+    base = RunSpec("two_copy", 1024, 1, duration=o["duration"], warmup=o["warmup"], topology=o["topology"],
+                   recv_copy=o["recv_copy"], perf=not o["no_perf"], perf_server=o["perf_server"], trace=o["trace"])
+    sweep = SweepSpec(impls=parse_list(o["impls"], str, "strategy"),
+                      sizes=tuple(parse_size(s) for s in parse_list(o["sizes"], str, "size")),
+                      threads=parse_list(o["threads"], int, "thread count"),
+                      repeats=o["repeats"], order=o["order"], seed=o["seed"], subnet=o["subnet"], mtu=o["mtu"],
+                      base=base)
+    topology, trace, warmup, duration = base.topology, base.trace, base.warmup, base.duration
+    no_perf, events = o["no_perf"], o["events"]
     need_root(topology, trace)
     events_list = perf_events(no_perf, events)
     store = open_store(sweep, out, events_list or [], resume=resume, force=force)
     con = Console(stderr=True)
     reporter = _Reporter(con, per_point_s=warmup + duration)
     try:
-        summary = run_sweep(sweep, store, events_list, progress=reporter, subnet=subnet, mtu=mtu,
-                            tracer_factory=tracer_factory(trace))
+        summary = run_sweep(sweep, store, events_list, progress=reporter, tracer_factory=tracer_factory(trace))
     finally:
         reporter.close()
     done = f"{summary.done} done, {summary.failed} failed"
@@ -93,10 +91,8 @@ def _stored_options(out: str, given: set[str]) -> dict:
         return {}
     manifest = read_manifest(Path(out))
     m = manifest.get("matrix") or {}
-    stored = {"impls": ",".join(m.get("impls") or []) or None,
-              "sizes": ",".join(map(str, m.get("sizes") or [])) or None,
-              "threads": ",".join(map(str, m.get("threads") or [])) or None,
-              **{k: m.get(k) for k in ("duration", "warmup", "repeats", "order", "seed", "topology", "trace")}}
+    # the matrix as the CLI spells it (lists comma-separated); "perf" goes with the events below
+    stored = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in m.items() if k != "perf"}
     if "events" not in given and "no_perf" not in given:
         stored["no_perf"] = not m.get("perf", True)
         stored["events"] = ",".join(manifest.get("perf_events") or []) or None
