@@ -106,8 +106,9 @@ def _label(metric: str) -> str:
 
 
 # --------------------------------------------------------------------------- shared pieces
-def _config_medians(r: Results, metric: str) -> pd.DataFrame:
-    return summarize_groups(r.runs, KEY, metric).set_index(KEY)
+def _config_medians(r: Results, metric: str) -> pd.Series:
+    """Per configuration (impl, size, threads): the median over repeats."""
+    return r.runs.groupby(KEY, sort=True)[metric].median()
 
 
 def _vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
@@ -222,7 +223,7 @@ def _empty(question: str, title: str, verdict: str, r: Results, caveats=()) -> A
 
 def _median_of(r: Results, impl: str, metric: str, where=None) -> float:
     """Median over configurations of the per-configuration medians (optionally of some configs)."""
-    med = _config_medians(r, metric)["median"]
+    med = _config_medians(r, metric)
     if impl not in med.index.get_level_values(0):
         return float("nan")
     m = med.xs(impl, level="implementation")
@@ -258,7 +259,7 @@ def zerocopy(r: Results) -> Answer:
         "copies_per_byte": ["zero_copy"] + bases,
     }
     for metric, impls in mech.items():
-        med = _config_medians(r, metric)["median"]
+        med = _config_medians(r, metric)
         for impl in impls:
             name = metric if impls == ["zero_copy"] else f"{impl}_{metric}"
             if impl in med.index.get_level_values(0):
@@ -567,7 +568,7 @@ def threads(r: Results) -> Answer:
     cores, over = _oversubscription(r)
     ev = None
     for m, _ in metrics:
-        med = _config_medians(r, m)["median"].rename(m).reset_index()
+        med = _config_medians(r, m).rename(m).reset_index()
         ev = med if ev is None else ev.merge(med, on=KEY, how="outer")
     ev["busy_threads"] = 2 * ev["threads"]
     ev["oversubscribed"] = None if cores is None else (ev["busy_threads"] > cores)
@@ -788,7 +789,7 @@ def _what_changed(r: Results, a: tuple, b: tuple) -> tuple[str, dict]:
     for m in CHANGE_METRICS:
         if not r.measured(m):
             continue
-        med = _config_medians(r, m)["median"]
+        med = _config_medians(r, m)
         va, vb = med.get(a, np.nan), med.get(b, np.nan)
         if va == va and vb == vb and va > 0 and vb > 0:
             changes[m] = vb / va
@@ -975,7 +976,7 @@ def anomalies(r: Results) -> Answer:
 
 
 def _same_step_others(r: Results, metric: str, impl: str, a: tuple, b: tuple) -> str:
-    med = _config_medians(r, metric)["median"]
+    med = _config_medians(r, metric)
     parts = []
     for other in r.impls:
         if other == impl:

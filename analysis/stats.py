@@ -15,6 +15,8 @@ No scipy: the t distribution comes from the regularised incomplete beta function
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import asdict, dataclass
 
@@ -80,8 +82,10 @@ def t_sf(t: float, df: float) -> float:
     return tail if t >= 0 else 1.0 - tail
 
 
+@functools.lru_cache(maxsize=None)
 def t_ppf(q: float, df: float) -> float:
-    """Quantile of Student's t (q in (0.5, 1)), by bisection on t_sf."""
+    """Quantile of Student's t (q in (0.5, 1)), by bisection on t_sf (cached: a report asks
+    for the same few degrees of freedom thousands of times)."""
     lo, hi = 0.0, 1.0
     while t_sf(hi, df) > 1.0 - q:
         hi *= 2.0
