@@ -21,7 +21,11 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-STRATEGIES = ["two_copy", "one_copy", "zero_copy"]
+from netobs.spec import IMPLS
+
+from .stats import ALPHA, compare
+
+STRATEGIES = list(IMPLS)
 STRATEGY_COLORS = {"two_copy": "#4c78a8", "one_copy": "#f58518", "zero_copy": "#54a24b"}
 EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
 PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]
@@ -394,22 +398,23 @@ def relative_throughput(runs: pd.DataFrame):
     if ref.empty or others.empty:
         return MissingChart(title, "needs two_copy and at least one other strategy at the same size and thread count")
     rows = []
+    raw = runs.groupby(["implementation", "msg_size", "threads"])["throughput_gbps"]
     for r in others.itertuples(index=False):
         key = (r.msg_size, r.threads)
         if key not in ref.index or not ref.loc[key, "throughput_gbps"] > 0:
             continue
         b = ref.loc[key]
-        if r.n > 1 and b["n"] > 1:
-            sig = "yes" if (r.ci_lo > b["ci_hi"] or r.ci_hi < b["ci_lo"]) else "no (CIs overlap)"
-        else:
-            sig = "untested (one repeat)"
+        # the same test the answers use, so the map never contradicts a verdict
+        cmp = compare(raw.get_group(("two_copy", *key)), raw.get_group((r.implementation, *key)))
+        sig = ("untested (one repeat)" if cmp.significant is None
+               else "yes" if cmp.significant else f"no (Welch p={cmp.p_value:.2g})")
         rows.append({"implementation": r.implementation, "msg_size": int(r.msg_size), "threads": int(r.threads),
                      "ratio": r.throughput_gbps / b["throughput_gbps"], "throughput_gbps": r.throughput_gbps,
                      "two_copy_gbps": float(b["throughput_gbps"]), "significant": sig})
     if not rows:
         return MissingChart(title, "no (size, threads) point was measured for both two_copy and another strategy")
     data = pd.DataFrame(rows)
-    data["label"] = data["ratio"].map(lambda v: f"{v:.2f}×") + np.where(data["significant"] == "no (CIs overlap)", "≈", "")
+    data["label"] = data["ratio"].map(lambda v: f"{v:.2f}×") + np.where(data["significant"].str.startswith("no"), "≈", "")
     sizes = sorted(data["msg_size"].unique())
     threads = sorted(data["threads"].unique(), reverse=True)
     spread = float(np.nanmax(np.abs(np.log2(data["ratio"].clip(lower=1e-3))))) or 0.1
@@ -435,7 +440,7 @@ def relative_throughput(runs: pd.DataFrame):
             .facet(column=alt.Column("implementation:N", title=None, sort=impls,
                                      header=alt.Header(labelFontSize=13, labelFontWeight="bold")), data=data)
             .properties(title=_title(title, ["median throughput ÷ two_copy's at the same point; "
-                                             "blue = faster, red = slower; ≈ = confidence intervals overlap"])))
+                                             f"blue = faster, red = slower; ≈ = not significant (Welch p≥{ALPHA})"])))
 
 
 METRIC_LABELS = {

@@ -23,6 +23,7 @@ from netobs.store import TRACE_FIGURES, atomic_write, event_column
 
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
+from .questions import answer_all
 
 FORMATS = ("png", "svg")
 # perf event -> the study column it fills
@@ -42,15 +43,6 @@ FIGURE_TITLES = {
 
 # ----------------------------------------------------------------------------- inputs
 
-def _answers(results: Results) -> tuple[list, str | None]:
-    """Every question's Answer, or ([], why) when the questions module is not available."""
-    try:
-        from .questions import answer_all
-    except ImportError as exc:  # a checkout without the analysis questions
-        return [], f"the question analysis is not available in this build ({exc})"
-    return list(answer_all(results)), None
-
-
 def _safe_chart(fn, *args, title: str):
     """A chart, or a MissingChart naming the error (so one broken chart never hides the report)."""
     try:
@@ -62,6 +54,19 @@ def _safe_chart(fn, *args, title: str):
 def figures(results: Results) -> dict[str, object]:
     """Every registered chart drawn from the results' runs (chart or MissingChart)."""
     return {name: _safe_chart(fn, results.runs, title=FIGURE_TITLES.get(name, name)) for name, fn in CHARTS.items()}
+
+
+def _spec_key(chart) -> str | None:
+    return None if isinstance(chart, MissingChart) else json.dumps(chart.to_dict(), sort_keys=True, default=str)
+
+
+def chart_plan(results: Results, answers: list) -> tuple[dict[str, object], dict[str, object]]:
+    """(each question's chart by question, the figures no question already shows), every chart
+    drawn once: a question whose chart is one of the figures shows it there, not twice."""
+    figs = figures(results)
+    question_charts = {a.question: _safe_chart(chart_for, a, title=a.title) for a in answers}
+    shown = {_spec_key(c) for c in question_charts.values()} - {None}
+    return question_charts, {name: c for name, c in figs.items() if _spec_key(c) not in shown}
 
 
 @lru_cache(maxsize=1)
@@ -410,9 +415,8 @@ def _summary(results: Results) -> str:
     return "".join(parts)
 
 
-def _question(answer, slots: _ChartSlots) -> str:
+def _question(answer, chart, slots: _ChartSlots) -> str:
     caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.caveats)
-    chart = _safe_chart(chart_for, answer, title=answer.title)
     return (f'<div class="question" id="q-{_e(answer.question)}">'
             f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
             f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
@@ -444,17 +448,15 @@ def _raw_table(results: Results) -> str:
             + table(runs[every], wrap="table-wrap tall") + "</details>")
 
 
-def render_report(results: Results, answers: list | None = None, answers_note: str | None = None) -> str:
+def render_report(results: Results, answers: list | None = None) -> str:
     """The whole report as one HTML string (pure: results in, text out)."""
     if answers is None:
-        answers, answers_note = _answers(results)
+        answers = answer_all(results)
+    question_charts, figs = chart_plan(results, answers)
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
-    q_html = "".join(_question(a, slots) for a in answers)
-    if answers_note:
-        q_html += f'<div class="chart-missing">{_e(answers_note)}</div>'
-    figs = figures(results)
+    q_html = "".join(_question(a, question_charts[a.question], slots) for a in answers)
     fig_html = "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items())
     versions = library_versions()
     toc = "".join(f'<a href="#{i}">{t}</a>' for i, t in
@@ -471,7 +473,8 @@ def render_report(results: Results, answers: list | None = None, answers_note: s
 before strategies are compared.</p>{q_html}</section>
 <section id="figures"><h2>Figures</h2>
 <p class="muted">Median over repeats; bands are 95% confidence intervals of the median. Colors are the same
-strategy in every chart. A figure whose data was not measured is replaced by a note saying why.</p>
+strategy in every chart. A figure whose data was not measured is replaced by a note saying why; figures a
+question above already shows are not repeated.</p>
 <div class="figures">{fig_html}</div></section>
 <section id="runs"><h2>Raw runs</h2>{_raw_table(results)}</section>
 <footer>netobs {_e(results.manifest.get("netobs_version") or "")} · charts: Vega {versions["vega"]},
@@ -498,21 +501,29 @@ def write_report(results_dir, out_path) -> Path:
     return out
 
 
-def export_figures(results_dir, out_dir, fmt: str = "png", scale: float = 2.0) -> tuple[list[Path], list[MissingChart]]:
-    """Write every drawable chart (figures, then each question's) as `<name>.<fmt>` into `out_dir`.
+def export_plan(results_dir) -> dict[str, object]:
+    """Every distinct chart `export_figures` would write, by file stem: all figures, then
+    `question-<name>` for each question whose chart is not one of them."""
+    results = load_results(results_dir)
+    plan = figures(results)
+    drawn = {_spec_key(c) for c in plan.values()} - {None}
+    for a in answer_all(results):
+        chart = _safe_chart(chart_for, a, title=a.title)
+        if _spec_key(chart) not in drawn:
+            plan[f"question-{a.question}"] = chart
+    return plan
+
+
+def export_figures(charts: dict[str, object], out_dir, fmt: str = "png", scale: float = 2.0) -> tuple[list[Path], list[MissingChart]]:
+    """Write each drawable chart of `charts` (see export_plan) as `<name>.<fmt>` into `out_dir`.
 
     Returns (files written, charts not drawn with their reasons)."""
     import vl_convert
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    results = load_results(results_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    charts = dict(figures(results))
-    answers, _ = _answers(results)
-    for a in answers:
-        charts[f"question-{a.question}"] = _safe_chart(chart_for, a, title=a.title)
     written, missing = [], []
     for name, chart in charts.items():
         if isinstance(chart, MissingChart):
@@ -527,12 +538,5 @@ def export_figures(results_dir, out_dir, fmt: str = "png", scale: float = 2.0) -
     return written, missing
 
 
-def planned_figure_names(results_dir) -> list[str]:
-    """The file stems export_figures may write (for overwrite checks before anything is written)."""
-    results = load_results(results_dir)
-    answers, _ = _answers(results)
-    return list(CHARTS) + [f"question-{a.question}" for a in answers]
-
-
-__all__ = ["write_report", "render_report", "export_figures", "figures", "vega_bundle", "planned_figure_names",
+__all__ = ["write_report", "render_report", "export_plan", "export_figures", "figures", "chart_plan", "vega_bundle",
            "FORMATS"]

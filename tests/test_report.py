@@ -90,6 +90,12 @@ def test_report_is_self_contained(html_path):
     assert str(Path(__file__).resolve().parents[1]) not in text  # no machine paths
 
 
+def test_every_chart_is_drawn_once(html_path):
+    specs = re.findall(r'<script type="application/json" id="spec-\d+">(.*?)</script>', html_path.read_text(), re.S)
+    assert len(specs) >= 8
+    assert len(set(specs)) == len(specs), "a question's chart was repeated among the figures"
+
+
 def test_report_sections_and_content(html_path, results_dir):
     text = html_path.read_text(encoding="utf-8")
     for sid in ("summary", "questions", "figures", "runs"):
@@ -184,7 +190,7 @@ def test_report_renders_offline_in_headless_chromium(html_path):
 # ----------------------------------------------------------------------------- figure export
 
 def test_png_export_writes_valid_pngs(results_dir, tmp_path):
-    written, missing = report.export_figures(results_dir, tmp_path / "figs", fmt="png")
+    written, missing = report.export_figures(report.export_plan(results_dir), tmp_path / "figs", fmt="png")
     assert {p.stem for p in written} >= set(CHARTS)
     for p in written:
         data = p.read_bytes()
@@ -194,7 +200,7 @@ def test_png_export_writes_valid_pngs(results_dir, tmp_path):
 
 def test_svg_export_and_missing_charts(tmp_path):
     res = make_results_dir(tmp_path / "r", traces=False, failed=False, repeats=1)
-    written, missing = report.export_figures(res, tmp_path / "svg", fmt="svg")
+    written, missing = report.export_figures(report.export_plan(res), tmp_path / "svg", fmt="svg")
     assert written and all(p.read_text().lstrip().startswith("<svg") for p in written)
     assert {m.title for m in missing} >= {"Copies per byte sent, by path"}
     assert not (tmp_path / "svg" / "copies_per_byte.svg").exists()

@@ -5,12 +5,8 @@ from pathlib import Path
 
 import click
 
+from netobs.analysis import report as _report
 from netobs.errors import UsageError
-
-try:  # installed: analysis/ is netobs.analysis
-    from netobs.analysis import report as _report
-except ModuleNotFoundError:  # a source checkout run in place
-    from analysis import report as _report
 
 RESULTS_FILES = ("runs.csv", "manifest.json")
 
@@ -37,14 +33,14 @@ def _check_html_target(results: Path, out: Path, force: bool) -> None:
                          "--force to replace it, or another -o path")
 
 
-def _check_figures_target(results: Path, out_dir: Path, fmt: str, force: bool) -> None:
+def _check_figures_target(results: Path, out_dir: Path, fmt: str, force: bool, names: list[str]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} exists and is not a directory", fix="another --out-dir")
     if out_dir.resolve() == results.resolve() or _inside(out_dir.resolve(), results.resolve() / "points"):
         raise UsageError(f"refusing to write figures into the results directory itself ({out_dir})",
                          fix=f"--out-dir {results / 'figures'}")
     if out_dir.is_dir() and not force:
-        clash = [n for n in _report.planned_figure_names(results) if (out_dir / f"{n}.{fmt}").exists()]
+        clash = [n for n in names if (out_dir / f"{n}.{fmt}").exists()]
         if clash:
             raise UsageError(f"{out_dir} already holds {len(clash)} of the figures (e.g. {clash[0]}.{fmt})",
                              "netobs never overwrites an output silently", "--force to replace them, or another --out-dir")
@@ -87,8 +83,9 @@ def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | No
                          fix=f"--out-dir DIR with --format {fmt}")
     if out_dir is None:
         raise UsageError(f"--format {fmt} needs --out-dir", fix=f"--format {fmt} --out-dir figs/")
-    _check_figures_target(results_dir, out_dir, fmt, force)
-    written, missing = _report.export_figures(results_dir, out_dir, fmt=fmt)
+    plan = _report.export_plan(results_dir)
+    _check_figures_target(results_dir, out_dir, fmt, force, list(plan))
+    written, missing = _report.export_figures(plan, out_dir, fmt=fmt)
     click.echo(f"wrote {len(written)} {fmt.upper()} figure(s) to {out_dir}")
     for chart in missing:
         click.echo(f"  not drawn: {chart.title}: {chart.reason}")
