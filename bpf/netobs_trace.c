@@ -571,13 +571,19 @@ int netobs_sys_out(struct tracepoint__syscalls__sys_exit_sendto *args)
  * thread is still on the CPU when the point stops is not counted. */
 int netobs_offcpu_raw(struct bpf_raw_tracepoint_args *ctx)
 {
+    /* Between points (generation 0) every switch on the machine returns here, before any
+     * clock read. A stale last_switch is harmless: a tracked thread's interval needs
+     * in >= its off_ts, which is set during the point. */
+    u32 gen = netobs_gen();
+    if (!gen)
+        return 0;
     struct netobs_percpu *pc = netobs_pcpu();
     if (!pc)
         return 0;
     u64 now = bpf_ktime_get_ns();
     u64 in = pc->last_switch;
     pc->last_switch = now;
-    struct netobs_thread *t = netobs_thread_of((u32)bpf_get_current_pid_tgid(), netobs_gen());
+    struct netobs_thread *t = netobs_thread_of((u32)bpf_get_current_pid_tgid(), gen);
     if (!t)
         return 0;
     if (t->off_ts && in >= t->off_ts) {
