@@ -63,7 +63,8 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
     except (IsADirectoryError, PermissionError) as exc:
         raise UsageError(f"cannot read {path}", cause=exc.strerror, fix="the path of a readable CSV file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0]) from None
+        raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0],
+                         fix="saving it as UTF-8, comma-separated text with a header row") from None
     df.columns = [c.strip().lower() for c in df.columns]
     missing = [c for c in STUDY_COLUMNS if c not in df.columns]
     if missing:

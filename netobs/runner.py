@@ -26,6 +26,11 @@ WORKER = [sys.executable, "-m", "netobs.worker"]
 class PointFailed(NetobsError):
     """A point could not be measured; the message says which side failed and why."""
 
+    def __init__(self, what: str, cause: str | None = None,
+                 fix: str | None = "reading the workers' own output: client.stderr and server.stderr in the "
+                                   "point's directory (`netobs run --keep DIR` keeps them)"):
+        super().__init__(what, cause, fix)
+
 
 def _read_ready(fd: int, proc: subprocess.Popen, timeout: float) -> int:
     """Wait for the server's `ready <port>` line on its readiness pipe (never a sleep)."""

@@ -133,7 +133,9 @@ def _stop_pids(targets: list[tuple[int, int | None]], popens: dict[int, subproce
             time.sleep(0.02)
     still = alive()
     if still:
-        raise NetobsError("could not stop processes", f"PIDs {[p for p, _ in still]} survived SIGKILL")
+        raise NetobsError("could not stop processes", f"PIDs {[p for p, _ in still]} survived SIGKILL",
+                          fix="check them with `ps -o pid,stat,wchan -p PID` (a process stuck in the kernel, "
+                              "state D, ends only when its I/O does)")
     for pid in popens:
         with contextlib.suppress(Exception):
             popens[pid].wait(timeout=0.1)
@@ -401,7 +403,8 @@ class Topology:
 def _link_counters(ipr: IPRoute, ifname: str) -> dict[str, int]:
     idx = ipr.link_lookup(ifname=ifname)
     if not idx:
-        raise NetobsError(f"link {ifname} not found")
+        raise NetobsError(f"link {ifname} not found", "it was removed while the run was going on",
+                          fix="run again; if it keeps happening, check for another tool deleting nob* links")
     msg = ipr.link("get", index=idx[0])[0]
     stats = msg.get("IFLA_STATS64") or msg.get("IFLA_STATS") or {}
     return {k: int(stats.get(k, 0)) for k in STAT_KEYS}
@@ -491,7 +494,8 @@ class NetnsTopology(Topology):
                     try:
                         ipr.link("set", index=idx, mtu=int(self.mtu_wanted))
                     except Exception as exc:
-                        raise UsageError(f"cannot set MTU {self.mtu_wanted}", str(exc)) from exc
+                        raise UsageError(f"cannot set MTU {self.mtu_wanted}", str(exc),
+                                         fix="an MTU the veth accepts (68 to 65535), or leave --mtu out") from exc
                 if self.net.version == 4:
                     # no IPv6 autoconfiguration chatter (RS, MLD, DAD) in the veth's counters
                     sysctl.in_netns(self._fds[role], sysctl.write,

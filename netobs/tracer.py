@@ -431,7 +431,8 @@ def _chosen(plan: dict) -> dict[str, _Probe]:
             raise UsageError(f"probe plan: unknown probe {name!r} for {f}",
                              fix="use a plan made by netobs.tracer.plan_probes()")
         if out.setdefault(group, p) is not p:
-            raise UsageError(f"probe plan: {f} uses {name} but its group uses {out[group].probe}")
+            raise UsageError(f"probe plan: {f} uses {name} but its group uses {out[group].probe}",
+                             fix="use a plan made by netobs.tracer.plan_probes()")
     if {_syscall_source(p) for p in out.values()} >= {"raw", "tp"}:
         raise UsageError("probe plan mixes raw_syscalls and syscalls:* tracepoints",
                          fix="use a plan made by netobs.tracer.plan_probes()")
@@ -450,7 +451,9 @@ def _runtime_cflags(cflags: list[str]) -> list[str]:
     if "-DNETOBS_RAWSYS" in cflags:
         arch = RAW_SYSCALL_ARCH.get(platform.machine())
         if arch is None:
-            raise CapabilityError(f"raw syscall tracing: syscall numbers not known for {platform.machine()}")
+            raise CapabilityError(f"raw syscall tracing: syscall numbers not known for {platform.machine()}",
+                                  fix="a plan without raw syscalls, plan_probes(force_missing={'raw_syscalls'}), "
+                                      "or add this architecture to RAW_SYSCALL_ARCH")
         out += [f"-DNETOBS_{k}={v}" for k, v in arch.items()]
     return out
 
@@ -493,7 +496,7 @@ def _sample_every(plan: dict) -> int:
                          fix="use a plan made by netobs.tracer.plan_probes()")
     n = got.pop() if got else 1
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UsageError(f"probe plan: sample_every must be an integer >= 1, not {n!r}")
+        raise UsageError(f"probe plan: sample_every must be an integer >= 1, not {n!r}", fix="use a plan made by netobs.tracer.plan_probes()")
     return n
 
 

@@ -117,7 +117,8 @@ def _wait_start(fd: int) -> int | None:
     os.close(fd)
     if not line.startswith(b"go"):
         raise NetobsError("the client was never told to start",
-                          cause="the runner closed --start-fd" if ready else f"no go in {START_TIMEOUT_S:g} s")
+                          cause="the runner closed --start-fd" if ready else f"no go in {START_TIMEOUT_S:g} s",
+                          fix="leave --start-fd out when running the worker by hand (it is for netobs's runner)")
     words = line.split()
     return int(words[1]) if len(words) > 1 else None
 
