@@ -540,11 +540,6 @@ CHARTS: dict[str, Callable] = {
 """Every chart of the report, in report order (the study's four first)."""
 
 
-def all_charts(runs: pd.DataFrame) -> dict[str, object]:
-    """Each registered chart drawn from `runs` (an Altair chart or a MissingChart)."""
-    return {name: fn(runs) for name, fn in CHARTS.items()}
-
-
 # ----------------------------------------------------------------------------- answers → charts
 
 QUESTION_CHARTS: dict[str, list[str]] = {

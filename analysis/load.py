@@ -169,9 +169,6 @@ class Results:
         where = "" if n_missing == len(values) else f" ({n_missing} of {len(values)} points)"
         return "; ".join(reasons) + where
 
-    def per_byte_columns(self) -> list[str]:
-        return [c for c in DERIVED if c in self.runs]
-
 
 def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageError:
     return UsageError(what, cause, fix or "`netobs sweep -o DIR` or `netobs import study.csv --duration S -o DIR` "

@@ -4,7 +4,6 @@ Exit codes: 0 ok, 1 failure, 2 bad input or missing privilege/capability, 130 in
 Only the CLI prints; everything below raises one of these.
 """
 
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

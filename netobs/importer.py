@@ -34,7 +34,6 @@ def _impl_of(text: str) -> str | None:
     return _ALIAS.get(re.sub(r"[^a-z0-9]", "", text.lower()))
 INT_COLUMNS = ("msg_size", "threads")
 REQUIRED_NUMERIC = ("msg_size", "threads", "throughput_gbps", "latency_us")
-COUNTER_COLUMNS = tuple(STUDY_EVENTS)  # may be empty (not measured)
 HARDWARE_COLUMNS = ("cpu_cycles", "l1_cache_misses", "llc_cache_misses")
 
 
@@ -158,6 +157,5 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
     }
     store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force,
                               fix="--force to move it aside, or another -o path")
-    for r in results:
-        store.add_point(r)
+    store.add_points(results)
     return store, notes

@@ -12,11 +12,12 @@ opens them itself. perf opens both while parsing its options, before it forks th
 `O_RDWR | O_NONBLOCK` (tools/perf/util/evlist.c, evlist__parse_control_fifo). An O_RDWR open of
 a fifo never waits for a peer, and perf then holds a reader and a writer on each fifo. So when
 the target starts (as perf's child), its `open(CTL, O_WRONLY)` and `open(ACK, O_RDONLY)` return
-at once in any order. `PerfControl` (the target's side) still opens both non-blocking and waits
-for each ack with a timeout, so a perf that died cannot hang the target.
+at once in any order. The target's side (the C client's perf_ctl; `open_control_fifos` here)
+still opens both non-blocking and waits for each ack with a timeout, so a perf that died cannot
+hang the target.
 
 perf 6.1 writes the ack as the 5 bytes `ack\\n\\0` (the C string with its terminator), so the
-second ack's line starts with a NUL byte; `PerfControl` accepts that.
+second ack's line starts with a NUL byte; a target must look for `ack`, not a whole line.
 
 Missing is not zero: a counter perf could not count is a `Counter` with `value=None`, a status
 ("not supported" / "not counted") and a reason. Nothing here prints; errors are NetobsErrors.
@@ -28,12 +29,10 @@ import functools
 import json
 import os
 import re
-import select
 import shutil
 import stat
 import subprocess
 import tempfile
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -50,7 +49,6 @@ PERMISSION_FIX = ("run netobs as root (sudo), or allow perf for users with "
                   "`sudo sysctl -w kernel.perf_event_paranoid=1`")
 
 COUNTED, SCALED, NOT_SUPPORTED, NOT_COUNTED = "counted", "scaled", "not supported", "not counted"
-STATUSES = (COUNTED, SCALED, NOT_SUPPORTED, NOT_COUNTED)
 
 REASON_NOT_SUPPORTED = ("perf reported <not supported>: this host's kernel or PMU cannot count it "
                         "(hardware counters are often unavailable in VMs)")
@@ -568,71 +566,6 @@ def open_control_fifos(ctl_path: str, ack_path: str) -> tuple[int, int]:
                          fix="the fifo path perf was given") from None
     os.set_blocking(ctl, True)
     return ctl, ack
-
-
-class PerfControl:
-    """What the target runs: `enable()` when the warm-up ends, `disable()` when the window ends.
-    Each writes the command and waits (with a timeout, never forever) for perf's ack.
-    Opening never blocks: CTL is opened write-only non-blocking (ENXIO = no perf reads it);
-    ACK read-only non-blocking. `window_s` is the time between the two acks."""
-
-    def __init__(self, ctl_path: str | Path, ack_path: str | Path, timeout: float = 10.0):
-        self.timeout = timeout
-        self.enabled_at: float | None = None
-        self.disabled_at: float | None = None
-        self._buf = b""
-        self._ctl, self._ack = open_control_fifos(str(ctl_path), str(ack_path))
-
-    def _command(self, cmd: str) -> float:
-        try:
-            os.write(self._ctl, (cmd + "\n").encode())
-        except OSError as exc:
-            raise NetobsError(f"perf did not take `{cmd}`", f"writing its control fifo: {exc.strerror}") from None
-        deadline = time.monotonic() + self.timeout
-        poller = select.poll()
-        poller.register(self._ack, select.POLLIN)
-        while b"ack\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise NetobsError(f"perf did not acknowledge `{cmd}`", f"no ack in {self.timeout:g} s")
-            if not poller.poll(left * 1000):
-                continue
-            try:
-                chunk = os.read(self._ack, 64)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise NetobsError(f"perf did not acknowledge `{cmd}`", "perf closed its ack fifo (it exited)")
-            self._buf = (self._buf + chunk).replace(b"\0", b"")  # perf 6.1 sends `ack\n\0`
-        self._buf = self._buf.split(b"ack\n", 1)[1]
-        return time.monotonic()
-
-    def enable(self) -> float:
-        self.enabled_at = self._command("enable")
-        return self.enabled_at
-
-    def disable(self) -> float:
-        self.disabled_at = self._command("disable")
-        return self.disabled_at
-
-    @property
-    def window_s(self) -> float | None:
-        if self.enabled_at is None or self.disabled_at is None:
-            return None
-        return self.disabled_at - self.enabled_at
-
-    def close(self) -> None:
-        for fd in (self._ctl, self._ack):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -197,14 +197,18 @@ class ResultsDir:
         d.mkdir(parents=True)
         return d
 
-    def add_point(self, result: dict) -> dict:
+    def add_point(self, result: dict) -> None:
         """Store one finished point (ok or failed) at once; replaces an earlier failed row."""
-        row = flatten(result, self.events)
-        key = _key(row)
-        self._rows = [r for r in self._rows if _key(r) != key]
-        self._rows.append({c: _cell(row.get(c)) for c in self.columns})
+        self.add_points([result])
+
+    def add_points(self, results: list[dict]) -> None:
+        """Store several points with one rewrite of runs.csv (an import)."""
+        for result in results:
+            row = flatten(result, self.events)
+            key = _key(row)
+            self._rows = [r for r in self._rows if _key(r) != key]
+            self._rows.append({c: _cell(row.get(c)) for c in self.columns})
         self._write_csv()
-        return row
 
     def write_manifest(self) -> None:
         write_json(self.path / "manifest.json", self.manifest)

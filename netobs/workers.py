@@ -249,10 +249,6 @@ def _interrupted(cause: BaseException, stats: dict) -> Interrupted:
     return exc
 
 
-def _s(ffi, arr) -> str:
-    return ffi.string(arr).decode()
-
-
 # ----------------------------------------------------------------------------- client
 
 class Client:

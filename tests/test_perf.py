@@ -15,6 +15,7 @@ import pytest
 from netobs import perf
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from conftest import need
+from perf_target import PerfControl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "perf"
 TARGET = Path(__file__).parent / "perf_target.py"
@@ -260,7 +261,7 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
 
 def test_perf_control_accepts_perf61_nul_acks(tmp_path):
     ctl, ack, got, t, fds = _fake_perf(tmp_path, b"ack\n\0")
-    with perf.PerfControl(ctl, ack, timeout=5) as pc:
+    with PerfControl(ctl, ack, timeout=5) as pc:
         pc.enable()
         pc.disable()
     t.join(5)
@@ -272,7 +273,7 @@ def test_perf_control_accepts_perf61_nul_acks(tmp_path):
 
 def test_perf_control_times_out_instead_of_hanging(tmp_path):
     ctl, ack, got, t, fds = _fake_perf(tmp_path, None)
-    with perf.PerfControl(ctl, ack, timeout=0.3) as pc:
+    with PerfControl(ctl, ack, timeout=0.3) as pc:
         with pytest.raises(NetobsError, match="did not acknowledge"):
             pc.enable()
     for fd in fds:
@@ -284,7 +285,7 @@ def test_perf_control_without_perf_fails_at_once(tmp_path):
     os.mkfifo(ctl)
     os.mkfifo(ack)
     with pytest.raises(NetobsError, match="no reader"):
-        perf.PerfControl(ctl, ack)
+        PerfControl(ctl, ack)
 
 
 # ------------------------------------------------------------------ PerfStat without running it
