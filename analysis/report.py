@@ -263,7 +263,7 @@ footer { color: var(--muted); font-size: 13px; text-align: center; margin: 30px 
 def _perf_rows(results: Results) -> pd.DataFrame:
     m = results.manifest
     perf = m.get("perf") or {}
-    events = list(perf.get("events") or m.get("perf_events") or STUDY_EVENTS)
+    events = list(m.get("perf_events") or STUDY_EVENTS)
     unsupported = perf.get("unsupported") or {}
     runs, n = results.runs, len(results.runs)
     rows = []
@@ -332,23 +332,13 @@ def _topology_details(topo) -> dict:
 
 
 def _sysctl_rows(m: dict) -> pd.DataFrame | None:
-    """sysctls the run set: the manifest's sysctls.changed, else the topology's per-sysctl record."""
-    sysctls = m.get("sysctls")
-    changed = sysctls.get("changed") if isinstance(sysctls, dict) else None
-    topo = m.get("topology")
-    if not changed and isinstance(topo, dict) and isinstance(topo.get("sysctls"), dict):
-        changed = topo["sysctls"]
-    if not changed:
+    """The sysctls the run touched, as the topology recorded them (before, set, after, restored)."""
+    sysctls = (m.get("topology") or {}).get("sysctls")
+    if not sysctls:
         return None
-    items = changed.items() if isinstance(changed, dict) else enumerate(changed)
-    rows = []
-    for name, v in items:
-        if isinstance(v, dict):
-            rows.append({"sysctl": name, **{k: (fmt(v[k]) if k in v else "—")
-                                             for k in ("scope", "before", "set", "after", "restored")}})
-        else:
-            rows.append({"sysctl": name, "value": v})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"sysctl": name, **{k: (fmt(v[k]) if k in v else "—")
+                                             for k in ("scope", "before", "set", "after", "restored")}}
+                         for name, v in sysctls.items()])
 
 
 def _summary(results: Results) -> str:

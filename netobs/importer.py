@@ -145,8 +145,7 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
                  "virtualized": None, "note": "host facts are unknown for imported results"},
         "tools": {"perf": "unknown", "bcc": None},
         "topology": {"kind": "unknown"},
-        "sysctls": None,
-        "perf": {"events": list(STUDY_EVENTS.values()), "unsupported": unsupported},
+        "perf": {"unsupported": unsupported},
         "probe_plan": None,
         "matrix": {
             "impls": sorted({r["impl"] for r in results}),

@@ -118,7 +118,7 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
         summary.wall_s = time.monotonic() - started
         store.update_manifest(
             finished=_now(), state="interrupted" if summary.interrupted else "complete",
-            perf={"events": perf_events or [], "enabled": perf_events is not None, "unsupported": unsupported},
+            perf={"enabled": perf_events is not None, "unsupported": unsupported},
             summary={"points": summary.planned, "done_now": summary.done, "failed_now": summary.failed,
                      "skipped_already_stored": summary.skipped, "wall_s": round(summary.wall_s, 3),
                      "measured_windows_s": round(summary.window_s, 3),

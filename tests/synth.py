@@ -245,7 +245,7 @@ def write_imported(path, rows: list[dict], duration: float = 10.0) -> Path:
         "command": ["netobs", "import", "study.csv", "--duration", str(duration)],
         "host": {"kernel": "unknown", "cpu_model": "unknown", "cores": None, "memory_bytes": None,
                  "virtualized": None, "note": "host facts are unknown for imported results"},
-        "tools": {"perf": "unknown", "bcc": None}, "topology": {"kind": "unknown"}, "sysctls": None,
+        "tools": {"perf": "unknown", "bcc": None}, "topology": {"kind": "unknown"},
         "perf": {"events": EVENTS, "unsupported": unsupported}, "probe_plan": None,
         "matrix": {"impls": list(IMPLS), "sizes": list(SIZES), "threads": list(THREADS), "repeats": 1,
                    "duration": duration, "warmup": None, "order": "unknown"},

@@ -48,9 +48,10 @@ def make_results_dir(path: Path, traces=True, counters=True, failed=True, **kw) 
         "host": {"hostname": "testhost", "kernel": "6.1.0-test", "cpu_model": "Test CPU @ 3.0GHz", "cores": 4,
                  "cores_usable": 4, "memory_bytes": 8 * 2**30, "virtualized": True},
         "tools": {"perf": "6.1", "bcc": "0.26" if traces else None},
-        "topology": {"kind": "netns", "client_ns": "netobs-c-1", "server_ns": "netobs-s-1"},
-        "sysctls": {"changed": {"net.core.wmem_max": 16777216, "net.core.rmem_max": 16777216}},
-        "perf": {"events": events, "unsupported": {} if counters else
+        "topology": {"kind": "netns", "client_ns": "netobs-c-1", "server_ns": "netobs-s-1",
+                     "sysctls": {"net.core.wmem_max": {"scope": "global", "before": "4194304", "set": "16777216",
+                                                       "after": "16777216", "restored": "4194304"}}},
+        "perf": {"unsupported": {} if counters else
                  {e: "<not supported>: no PMU in this VM" for e in events[:3]}},
         "perf_events": events, "probe_plan": plan,
         "matrix": {"impls": ["two_copy", "one_copy", "zero_copy"], "sizes": [1024, 4096, 16384, 65536],
