@@ -209,6 +209,22 @@ def _per_size_line(runs: pd.DataFrame, value: str, title: str, y_title: str, thr
                             title=_title(f"{title} ({chosen} threads{note})", _repeats_note(summary)))
 
 
+def _per_threads_line(runs: pd.DataFrame, value: str, title: str, y_title: str, msg_size: int,
+                      missing_reason: str, y_format: str | None = None):
+    runs = _ok(runs)
+    if not _has(runs, value):
+        return MissingChart(title, missing_reason)
+    df = runs[pd.to_numeric(runs[value], errors="coerce").notna()]
+    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
+    summary = summarize(df, ["implementation", "threads", "msg_size"], value)
+    chart = _line_with_band(summary, _threads_axis(summary["threads"]), value, y_title, strategy_color(summary),
+                            [alt.Tooltip("threads:Q", title="threads"),
+                             alt.Tooltip("msg_size:Q", title="message size (B)")], y_format=y_format)
+    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
+    return chart.properties(width=WIDTH, height=HEIGHT,
+                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+
+
 # ----------------------------------------------------------------------------- the study's four
 
 def throughput_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
@@ -219,20 +235,8 @@ def throughput_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
 
 def latency_vs_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
     """Mean per-send latency (µs) vs client threads at `msg_size` (or the nearest measured)."""
-    title = "Latency vs client threads"
-    runs = _ok(runs)
-    if not _has(runs, "latency_us"):
-        return MissingChart(title, "no per-send latency in these results")
-    df = runs[pd.to_numeric(runs["latency_us"], errors="coerce").notna()]
-    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
-    summary = summarize(df, ["implementation", "threads", "msg_size"], "latency_us")
-    chart = _line_with_band(summary, _threads_axis(summary["threads"]), "latency_us", "mean latency per send (µs)",
-                            strategy_color(summary),
-                            [alt.Tooltip("threads:Q", title="threads"),
-                             alt.Tooltip("msg_size:Q", title="message size (B)")])
-    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
-    return chart.properties(width=WIDTH, height=HEIGHT,
-                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+    return _per_threads_line(runs, "latency_us", "Latency vs client threads", "mean latency per send (µs)",
+                             msg_size, "no per-send latency in these results")
 
 
 def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
@@ -372,18 +376,9 @@ def syscall_time_per_byte(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
 
 def offcpu_share_by_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
     """Share of the client threads' time spent off-CPU, vs thread count."""
-    title = "Client off-CPU share vs threads"
-    runs = _ok(runs)
-    if not _has(runs, "offcpu_share"):
-        return MissingChart(title, "off-CPU time (sched:sched_switch) was not traced (run the sweep with --trace as root)")
-    df = runs[pd.to_numeric(runs["offcpu_share"], errors="coerce").notna()]
-    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
-    summary = summarize(df, ["implementation", "threads", "msg_size"], "offcpu_share")
-    chart = _line_with_band(summary, _threads_axis(summary["threads"]), "offcpu_share", "time off-CPU (share)",
-                            strategy_color(summary), [alt.Tooltip("threads:Q")], y_format="%")
-    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
-    return chart.properties(width=WIDTH, height=HEIGHT,
-                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+    return _per_threads_line(runs, "offcpu_share", "Client off-CPU share vs threads", "time off-CPU (share)",
+                             msg_size, "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
+                                       "--trace as root)", y_format="%")
 
 
 def relative_throughput(runs: pd.DataFrame):
