@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from netobs import __version__
 from netobs.errors import UsageError
 from netobs.spec import MAX_DURATION
-from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, ResultsDir
+from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, ResultsDir, now_iso
 
 # Spellings seen for the strategies, compared without case, spaces or punctuation
 # ("Two-Copy", "two copy", "2_copy" -> "twocopy"/"2copy").
@@ -133,12 +130,8 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
         for ev, rec in r["perf"]["events"].items():
             if rec["status"] != "counted":
                 unsupported.setdefault(ev, rec["reason"])
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     manifest = {
         "source": "import",
-        "netobs_version": __version__,
-        "command": sys.argv,
-        "started": now, "finished": now,
         "imported_from": str(path.resolve()),
         "notes": notes,
         "host": {"kernel": "unknown", "cpu_model": "unknown", "cores": None, "memory_bytes": None,
@@ -157,4 +150,5 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
     store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force,
                               fix="--force to move it aside, or another -o path")
     store.add_points(results)
+    store.update_manifest(finished=now_iso())
     return store, notes

@@ -12,9 +12,11 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
+from netobs import __version__
 from netobs.errors import UsageError
 
 SCHEMA_VERSION = 1
@@ -116,6 +118,10 @@ def flatten(result: dict, events: list[str]) -> dict:
     return row
 
 
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write a whole file or nothing: a temporary file beside it, then a rename. The file gets
     the usual permissions (umask), so a report written by root is readable by its user."""
@@ -167,7 +173,9 @@ class ResultsDir:
             manifest = {**manifest, "replaced_directory_moved_to": str(aside)}
         path.mkdir(parents=True, exist_ok=True)
         (path / "points").mkdir(exist_ok=True)
-        manifest = {"schema_version": SCHEMA_VERSION, **manifest, "perf_events": list(events)}
+        # provenance every results directory carries; the caller's fields come after it
+        manifest = {"schema_version": SCHEMA_VERSION, "netobs_version": __version__, "command": sys.argv,
+                    "started": now_iso(), **manifest, "perf_events": list(events)}
         store = cls(path, columns_for(events), manifest, [])
         store.write_manifest()
         store._write_csv()

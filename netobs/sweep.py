@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from netobs import __version__
 from netobs.errors import Interrupted, UsageError
 from netobs.runner import failed_result, run_point
 from netobs.spec import SweepSpec
-from netobs.store import ResultsDir
+from netobs.store import ResultsDir, now_iso
 
 Progress = Callable[..., None]
 
@@ -43,10 +42,6 @@ class SweepSummary:
         return 100.0 * self.overhead_s / self.window_s if self.window_s else None
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
 def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, force: bool) -> ResultsDir:
     """Create the results directory, or reopen it for --resume after checking the matrix matches."""
     path = Path(out)
@@ -59,11 +54,10 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
         if differs:
             raise UsageError(f"--resume with other settings than {path} was started with ({', '.join(differs)})",
                              fix="the same options as the first run (or none: --resume reuses them), or a new -o directory")
-        store.update_manifest(resumed=(store.manifest.get("resumed") or []) + [{"at": _now(), "command": sys.argv}])
+        store.update_manifest(resumed=(store.manifest.get("resumed") or []) + [{"at": now_iso(), "command": sys.argv}])
         return store
     manifest = {
-        "source": "netobs", "netobs_version": __version__, "command": sys.argv,
-        "started": _now(), "finished": None, "state": "running", "matrix": sweep.to_dict(),
+        "source": "netobs", "finished": None, "state": "running", "matrix": sweep.to_dict(),
     }
     return ResultsDir.create(path, manifest, events, force=force)
 
@@ -117,7 +111,7 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
     finally:
         summary.wall_s = time.monotonic() - started
         store.update_manifest(
-            finished=_now(), state="interrupted" if summary.interrupted else "complete",
+            finished=now_iso(), state="interrupted" if summary.interrupted else "complete",
             perf={"enabled": perf_events is not None, "unsupported": unsupported},
             summary={"points": summary.planned, "done_now": summary.done, "failed_now": summary.failed,
                      "skipped_already_stored": summary.skipped, "wall_s": round(summary.wall_s, 3),
