@@ -9,7 +9,9 @@
  *                                            NETOBS_SEND_TP (sock:sock_send_length) |
  *                                            NETOBS_SEND_SYSCALL (sendto/sendmsg exits)
  *   MSG_ZEROCOPY sends (calls, bytes)        NETOBS_ZC_SYSCALL (sendto/sendmsg flags; the kernel
- *                                            passes flags 0 to sock_send_length, so it cannot serve)
+ *                                            passes flags 0 to sock_send_length, so it cannot serve;
+ *                                            + NETOBS_ZC_GATE, raw tier: only processes that may
+ *                                            have a SO_ZEROCOPY socket have their flags read)
  *   receive copy (skb_copy_datagram_iter)    NETOBS_RX_FENTRY + NETOBS_RX_FUNC | NETOBS_RX_KPROBE |
  *                                            NETOBS_RX_RAW | NETOBS_RX_TP (skb_copy_datagram_iovec)
  *   error-queue reads                        NETOBS_ERRQ_RAW | NETOBS_ERRQ_TP (sock_recv_length) |
@@ -119,15 +121,22 @@ static __always_inline struct netobs_proc *netobs_proc_slot(u32 tgid)
     return netobs_procs.lookup(&idx);
 }
 
-/* The role of process `tgid`, or NULL when it is not one of the point's. */
-static __always_inline u32 *netobs_role_of(u32 tgid, u32 gen)
+/* The entry of process `tgid`, or NULL when it is not one of the point's. */
+static __always_inline struct netobs_proc *netobs_proc_of(u32 tgid, u32 gen)
 {
     if (!gen)
         return NULL;
     struct netobs_proc *p = netobs_proc_slot(tgid);
     if (!p || p->tgid != tgid || p->gen != gen)
         return NULL;
-    return &p->role;
+    return p;
+}
+
+/* The role of process `tgid`, or NULL when it is not one of the point's. */
+static __always_inline u32 *netobs_role_of(u32 tgid, u32 gen)
+{
+    struct netobs_proc *p = netobs_proc_of(tgid, gen);
+    return p ? &p->role : NULL;
 }
 
 /* The role of the current process, or NULL when it is not one of the point's. */
@@ -156,10 +165,11 @@ static __always_inline struct netobs_thread *netobs_thread_of(u32 tid, u32 gen)
 int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
 {
     u32 gen = netobs_gen();
-    u32 *role = netobs_role_of(bpf_get_current_pid_tgid() >> 32, gen);
-    if (!role)
+    struct netobs_proc *parent = netobs_proc_of(bpf_get_current_pid_tgid() >> 32, gen);
+    if (!parent)
         return 0;
-    u32 r = *role;
+    u32 r = parent->role;
+    u32 zc = parent->zc;
     u32 child = args->child_pid;
     struct netobs_proc *p = netobs_proc_slot(child);
     if (!p)
@@ -170,6 +180,7 @@ int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
     }
     p->tgid = child;
     p->role = r;
+    p->zc = zc;     /* its sockets are the parent's */
     p->gen = gen;
     return 0;
 }
@@ -426,6 +437,15 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
         s->skip[k] = left - 1;
     }
 #endif
+#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
+    /* A send can skip the copy only on a SO_ZEROCOPY socket: without one in the process,
+     * its flags are not read (a register read costs ~40 ns per send in a VM). */
+    if (read && regs && kind == NETOBS_KIND_SEND) {
+        struct netobs_proc *p = netobs_proc_of(id >> 32, gen);
+        if (!p || !p->zc)
+            read = 0;
+    }
+#endif
     if (read) {
         if (regs)
             bpf_probe_read_kernel(&flags, sizeof(flags), regs + off);
@@ -451,6 +471,23 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
         s->sys_ts = bpf_ktime_get_ns();
     return 0;
 }
+
+#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
+/* setsockopt(fd, level, optname, ...) of a tracked process, from raw sys_enter's saved user
+ * registers: SO_ZEROCOPY (on or off, either way) opens the process's zero-copy gate. */
+static __always_inline int netobs_setsockopt(const void *regs)
+{
+    struct netobs_proc *p = netobs_proc_of(bpf_get_current_pid_tgid() >> 32, netobs_gen());
+    if (!p || p->zc)
+        return 0;
+    int level = 0, optname = 0;
+    bpf_probe_read_kernel(&level, sizeof(level), regs + NETOBS_REGS_ARG2_OFF);
+    bpf_probe_read_kernel(&optname, sizeof(optname), regs + NETOBS_REGS_ARG3_OFF);
+    if (level == NETOBS_SOL_SOCKET && optname == NETOBS_SO_ZEROCOPY)
+        p->zc = 1;
+    return 0;
+}
+#endif
 
 static __always_inline int netobs_sys_exit(long ret)
 {
@@ -529,6 +566,10 @@ int netobs_rsys_in(struct bpf_raw_tracepoint_args *ctx)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG3_OFF, NETOBS_RECV_READ);
     if (nr == NETOBS_NR_RECVFROM)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG4_OFF, NETOBS_RECV_READ);
+#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
+    if (nr == NETOBS_NR_SETSOCKOPT)
+        return netobs_setsockopt(regs);
+#endif
     return 0;
 }
 /* raw_syscalls:sys_exit(struct pt_regs *regs, long ret): only threads with a send/recv

@@ -60,6 +60,10 @@
 #define NETOBS_MSG_ERRQUEUE 0x2000
 #define NETOBS_MSG_ZEROCOPY 0x4000000
 #define NETOBS_IPPROTO_TCP 6
+/* setsockopt(SOL_SOCKET, SO_ZEROCOPY): asm-generic values (x86, arm64, riscv, ...; tracer.py
+ * enables the zero-copy gate only on architectures that use them). */
+#define NETOBS_SOL_SOCKET 1
+#define NETOBS_SO_ZEROCOPY 60
 /* sched:sched_switch's prev_state bits of a task that is exiting (EXIT_DEAD, EXIT_ZOMBIE). */
 #define NETOBS_TASK_EXITING 0x30
 /* The raw sched_switch's prev_state is the task's __state: TASK_DEAD once it is exiting. */
@@ -90,7 +94,9 @@ struct netobs_proc {
     u32 tgid;
     u32 role;
     u32 gen;        /* the point's generation; another value: a free slot */
-    u32 pad;
+    u32 zc;         /* it may have a SO_ZEROCOPY socket: only then are its sends' flags read
+                     * (NETOBS_ZC_GATE; set by tracer.py when it had sockets at registration,
+                     * by setsockopt(SO_ZEROCOPY), and inherited at fork) */
 };
 
 /* Everything a program adds to, per CPU, in one map value: one lookup per event. */

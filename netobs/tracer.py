@@ -30,9 +30,11 @@ produce is None in the result and its reason is in "missing" (missing is not zer
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import re
+import socket
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -51,7 +53,7 @@ TIERS = ("fentry", "kprobe", "raw_tracepoint", "tracepoint")
 HISTOGRAMS = ("send_syscall_ns_log2", "recv_syscall_ns_log2")
 # Time 1 in this many send (and recv) syscalls per thread; the others are only counted.
 # Measured (one_copy loopback, 1 thread, 1024 B): see the git log of this line.
-SYSCALL_SAMPLE_EVERY = 8
+SYSCALL_SAMPLE_EVERY = 32
 # The figures sampling applies to: (calls, time) per kind, in NETOBS_KIND_* order.
 _SYS_KINDS = (("send", "send_syscalls", "send_syscall_ns"), ("recv", "recv_syscalls", "recv_syscall_ns"))
 BPF_SOURCE = "netobs_trace.c"
@@ -106,10 +108,10 @@ def _raw(tp: str, prog: str, *more_needs: tuple[str, str]) -> dict:
 
 # Syscall numbers and where the syscall arguments sit in the saved user registers
 # (struct pt_regs, an architecture ABI) per architecture: raw_syscalls:sys_enter gives only
-# the number and the registers. x86-64: arg3 = rdx, arg4 = r10 (the syscall ABI).
+# the number and the registers. x86-64: arg2 = rsi, arg3 = rdx, arg4 = r10 (the syscall ABI).
 RAW_SYSCALL_ARCH = {
-    "x86_64": {"NR_SENDTO": 44, "NR_RECVFROM": 45, "NR_SENDMSG": 46, "NR_RECVMSG": 47,
-               "REGS_ARG3_OFF": 96, "REGS_ARG4_OFF": 56},
+    "x86_64": {"NR_SENDTO": 44, "NR_RECVFROM": 45, "NR_SENDMSG": 46, "NR_RECVMSG": 47, "NR_SETSOCKOPT": 54,
+               "REGS_ARG2_OFF": 104, "REGS_ARG3_OFF": 96, "REGS_ARG4_OFF": 56},
 }
 _RAWSYS_NEEDS = (("raw", "raw_syscalls:sys_enter"), ("raw", "raw_syscalls:sys_exit"), ("arch", "syscalls"))
 
@@ -144,26 +146,36 @@ DEFERRED_COPY_FUNCS = ("skb_copy_ubufs",)
 
 _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
     # group: (figures, candidates best first, why nothing else serves)
+    # Best first: a probe on the kernel function itself; then, for what the send/recv syscalls
+    # show (send return values, MSG_ZEROCOPY and MSG_ERRQUEUE flags), the syscall programs
+    # that the syscall figures attach anyway, raw or regular (one syscall source per plan):
+    # no program run more per send (measured: tracing overhead at 1024 B went from about 20%
+    # to the figures in the git log); last the socket tracepoints, a program run more per call.
     "send": (("sendmsg_calls", "sendmsg_bytes"), [
         _Probe("fexit:tcp_sendmsg", "fentry", ("-DNETOBS_SEND_FEXIT",), (("fexit", "tcp_sendmsg"),)),
         _Probe("kretprobe:tcp_sendmsg", "kprobe", ("-DNETOBS_SEND_KPROBE",), (("kretprobe", "tcp_sendmsg"),),
                (("kretprobe", "tcp_sendmsg", "netobs_send_kr"),)),
+        _Probe("raw_tracepoint:raw_syscalls:sys_exit(sendto,sendmsg)", "raw_tracepoint",
+               ("-DNETOBS_SEND_SYSCALL", "-DNETOBS_RAWSYS"),
+               **_rawsys(note="send/sendto/sendmsg syscalls' return values (the point's processes send only on "
+                              "their TCP connections)")),
+        _Probe("tracepoint:syscalls:sys_exit_{sendto,sendmsg}", "tracepoint", ("-DNETOBS_SEND_SYSCALL",),
+               **_sys("sendto", "sendmsg"), note="send/sendto/sendmsg syscalls' return values (the point's "
+                                                 "processes send only on their TCP connections)"),
         _Probe("raw_tracepoint:sock:sock_send_length", "raw_tracepoint", ("-DNETOBS_SEND_RAW",),
                **_raw("sock:sock_send_length", "netobs_send_raw", ("btf_member", "sock.sk_protocol")),
                note="TCP sockets' sendmsg return values (sk_protocol read at its offset in the kernel's BTF)"),
         _Probe("tracepoint:sock:sock_send_length", "tracepoint", ("-DNETOBS_SEND_TP",),
                **_tp("sock:sock_send_length", "netobs_send_tp"), note="TCP sockets' sendmsg return values"),
-        _Probe("raw_tracepoint:raw_syscalls:sys_exit(sendto,sendmsg)", "raw_tracepoint",
-               ("-DNETOBS_SEND_SYSCALL", "-DNETOBS_RAWSYS"),
-               **_rawsys(note="send syscalls' return values, any socket type")),
-        _Probe("tracepoint:syscalls:sys_exit_{sendto,sendmsg}", "tracepoint", ("-DNETOBS_SEND_SYSCALL",),
-               **_sys("sendto", "sendmsg"), note="send syscalls' return values, any socket type"),
     ], ""),
     "zcsend": (("zc_sends", "zc_send_bytes"), [
         _Probe("raw_tracepoint:raw_syscalls:sys_enter(sendto,sendmsg flags)", "raw_tracepoint",
-               ("-DNETOBS_ZC_SYSCALL", "-DNETOBS_RAWSYS"),
+               ("-DNETOBS_ZC_SYSCALL", "-DNETOBS_RAWSYS", "-DNETOBS_ZC_GATE"),
                **_rawsys(note="send syscalls whose flags (read from the saved user registers) carry "
-                              "MSG_ZEROCOPY, and the bytes they sent")),
+                              "MSG_ZEROCOPY, and the bytes they sent; flags are read only in processes "
+                              "that may have a SO_ZEROCOPY socket (one at registration, a later "
+                              "setsockopt(SO_ZEROCOPY), or their parent's): on other sockets the kernel "
+                              "copies anyway")),
         _Probe("tracepoint:syscalls:sys_enter_sendmsg", "tracepoint", ("-DNETOBS_ZC_SYSCALL",),
                **_sys("sendmsg"), note="sendmsg calls whose flags carry MSG_ZEROCOPY, and the bytes they sent"),
     ], "MSG_ZEROCOPY is visible only in the send syscalls' flags (sock:sock_send_length reports flags 0 for sends)"),
@@ -175,17 +187,17 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
                **_tp("skb:skb_copy_datagram_iovec", "netobs_rx_tp")),
     ], ""),
     "errq": (("errqueue_reads",), [
-        _Probe("raw_tracepoint:sock:sock_recv_length", "raw_tracepoint", ("-DNETOBS_ERRQ_RAW",),
-               **_raw("sock:sock_recv_length", "netobs_errq_raw"),
-               note="reads with MSG_ERRQUEUE that returned a notification"),
-        _Probe("tracepoint:sock:sock_recv_length", "tracepoint", ("-DNETOBS_ERRQ_TP",),
-               **_tp("sock:sock_recv_length", "netobs_errq_tp"), note="reads with MSG_ERRQUEUE that returned a notification"),
         _Probe("raw_tracepoint:raw_syscalls:sys_enter(recvfrom,recvmsg flags)", "raw_tracepoint",
                ("-DNETOBS_ERRQ_SYSCALL", "-DNETOBS_RAWSYS"),
                **_rawsys(note="recv syscalls with MSG_ERRQUEUE (flags read from the saved user registers) "
                               "that returned a notification")),
         _Probe("tracepoint:syscalls:sys_enter_recvmsg", "tracepoint", ("-DNETOBS_ERRQ_SYSCALL",),
                **_sys("recvmsg"), note="recvmsg calls with MSG_ERRQUEUE that returned a notification"),
+        _Probe("raw_tracepoint:sock:sock_recv_length", "raw_tracepoint", ("-DNETOBS_ERRQ_RAW",),
+               **_raw("sock:sock_recv_length", "netobs_errq_raw"),
+               note="reads with MSG_ERRQUEUE that returned a notification"),
+        _Probe("tracepoint:sock:sock_recv_length", "tracepoint", ("-DNETOBS_ERRQ_TP",),
+               **_tp("sock:sock_recv_length", "netobs_errq_tp"), note="reads with MSG_ERRQUEUE that returned a notification"),
     ], ""),
     "zccb": (("zc_callbacks",), _fn_tiers(ZC_CALLBACK_FUNCS, "NETOBS_ZCCB", "NETOBS_ZCCB_FUNC", "netobs_zccb_kp"),
              "no tracepoint reports zero-copy completion callbacks"),
@@ -487,6 +499,62 @@ def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
     return out
 
 
+# setsockopt/getsockopt(SOL_SOCKET, SO_ZEROCOPY) (asm-generic; Python's socket module lacks it)
+SO_ZEROCOPY = 60
+_NR_PIDFD_GETFD = 438   # the same number on every architecture but alpha (Linux 5.6+)
+
+
+def _pidfd_getfd(pidfd: int, fd: int) -> int:
+    """A duplicate, in this process, of descriptor `fd` of the process behind `pidfd`."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    got = libc.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
+    if got < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return got
+
+
+def _may_have_zerocopy_socket(pid: int) -> bool:
+    """Whether process `pid` has a socket with SO_ZEROCOPY on (each asked with getsockopt on a
+    duplicate taken through its pidfd), or may have one: anything that cannot be told counts
+    as yes. The BPF programs read the flags of its sends only then; a process without one
+    opens its zero-copy gate later by setsockopt(SO_ZEROCOPY) or by inheriting it at fork."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return True
+    socks = []
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                socks.append(int(fd))
+        except OSError:
+            continue            # closed meanwhile
+    if not socks:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return True
+    try:
+        for fd in socks:
+            try:
+                local = _pidfd_getfd(pidfd, fd)
+            except OSError as e:
+                if e.errno == errno.EBADF:
+                    continue    # closed meanwhile
+                return True
+            try:
+                with socket.socket(fileno=local) as sock:
+                    if sock.getsockopt(socket.SOL_SOCKET, SO_ZEROCOPY):
+                        return True
+            except OSError:
+                return True
+    finally:
+        os.close(pidfd)
+    return False
+
+
 def _sample_every(plan: dict) -> int:
     """The plan's syscall timing sample (1 in N); 1 (every call) for a plan without one."""
     got = {(plan.get(f) or {}).get("sample_every", 1) for _, c, ns in _SYS_KINDS for f in (c, ns)
@@ -610,6 +678,7 @@ class Tracer:
                     continue
                 leaf = self._procs.Leaf()
                 leaf.tgid, leaf.role, leaf.gen = p, ROLES.index(role), self._gen
+                leaf.zc = _may_have_zerocopy_socket(p)
                 self._procs[self._procs.Key(slot)] = leaf
         self._set_gen(self._gen)
         self._roles = dict(pids)

@@ -5,7 +5,8 @@
 
 `serve` prints one JSON line {"bytes", "recv_calls"} at the end; `send` prints
 {"bytes", "send_calls", "zc_sends", "errqueue_reads", "completions", "copied"}. With --go the
-sender waits for a line on stdin before connecting, so a test can register it first.
+sender waits for a line on stdin before connecting, so a test can register it first
+(--connect-first: after connecting and setting its socket options).
 Modes: `send` (send() of one buffer), `sendmsg` (8-field iovec), `zerocopy` (SO_ZEROCOPY +
 sendmsg(MSG_ZEROCOPY), then completions drained from the error queue until all are in).
 """
@@ -66,13 +67,15 @@ def _drain(sock: socket.socket, out: dict, want: int, timeout: float = 5.0) -> N
         raise SystemExit(f"only {done} of {want} zero-copy completions arrived")
 
 
-def send(port: int, count: int, size: int, mode: str, go: bool) -> dict:
-    if go:
+def send(port: int, count: int, size: int, mode: str, go: bool, connect_first: bool = False) -> dict:
+    if go and not connect_first:
         sys.stdin.readline()
     sock = socket.create_connection(("127.0.0.1", port))
     out = {"bytes": 0, "send_calls": 0, "zc_sends": 0, "errqueue_reads": 0, "completions": 0, "copied": 0}
     if mode == "zerocopy":
         sock.setsockopt(socket.SOL_SOCKET, SO_ZEROCOPY, 1)
+    if go and connect_first:
+        sys.stdin.readline()
     field = size // 8
     for i in range(count):
         buf = memoryview(bytes([i % 251]) * size)
@@ -103,8 +106,10 @@ def main() -> None:
     s.add_argument("--size", type=int, default=4096)
     s.add_argument("--mode", choices=("send", "sendmsg", "zerocopy"), default="send")
     s.add_argument("--go", action="store_true")
+    s.add_argument("--connect-first", action="store_true",
+                   help="with --go: connect (and set SO_ZEROCOPY) before waiting")
     a = ap.parse_args()
-    res = serve() if a.cmd == "serve" else send(a.port, a.count, a.size, a.mode, a.go)
+    res = serve() if a.cmd == "serve" else send(a.port, a.count, a.size, a.mode, a.go, a.connect_first)
     print(json.dumps(res), flush=True)
 
 
