@@ -276,11 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="runs of each variant, interleaved (default 3, at least 3)")
     ap.add_argument("--only", default=None, help="run only comparisons whose name contains this")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--trace-repeats", type=int, default=5,
+                    help="runs of traced and of untraced, interleaved, per message size (default 5, at least 3)")
     ap.add_argument("--no-trace", action="store_true", help="skip the tracing-overhead section (it needs root and BCC)")
     a = ap.parse_args(argv)
     try:
-        if a.repeats < 3:
-            raise UsageError(f"--repeats {a.repeats} is too few for a median", fix="--repeats 3 or more")
+        for name, n in (("--repeats", a.repeats), ("--trace-repeats", a.trace_repeats)):
+            if n < 3:
+                raise UsageError(f"{name} {n} is too few for a median", fix=f"{name} 3 or more")
         if not 0 < a.duration <= 3600 or not 0 <= a.warmup <= 3600:
             raise UsageError("duration or warm-up out of range", fix="--duration in 1..3600, --warmup in 0..3600")
         comps = [c for c in COMPARISONS if a.only is None or a.only in c.name]
@@ -296,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not quiet:
                 print("tracing overhead: traced vs untraced runs, interleaved ...", file=sys.stderr)
-            res["tracing_overhead"] = tracing_overhead(runs=a.repeats, duration=float(a.duration),
+            res["tracing_overhead"] = tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
                                                        warmup=float(a.warmup))
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
@@ -310,15 +313,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_tracing(rows: list[dict]) -> str:
-    lines = ["", "tracing overhead (one_copy, loopback; throughput with --trace vs without, medians)",
-             f"{'msg size':>9} {'untraced':>9} {'traced':>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
-             f"{'CPU/GB ratio':>12}  traced bytes = sent"]
+    lines = ["", "tracing overhead (netobs run, one_copy, 1 thread, no perf; throughput with --trace vs without: "
+                 f"medians of {rows[0]['runs'] if rows else 0} interleaved runs each; paired: median of each "
+                 "traced run / its neighbouring untraced run)",
+             f"{'topology':<9} {'msg size':>9} {'untraced':>9} {'traced':>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
+             f"{'met':>4} {'paired':>7} {'CPU/GB ratio':>12}  traced bytes = sent"]
     for r in rows:
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a"
         over = f"{r['overhead_pct']:.1f}%" if r["overhead_pct"] is not None else "n/a"
+        paired = f"{r['paired_median_ratio']:.3f}" if r.get("paired_median_ratio") is not None else "n/a"
         cpu = f"{r['cpu_per_gb_ratio']:.2f}" if r["cpu_per_gb_ratio"] is not None else "n/a"
-        lines.append(f"{r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} {r['traced_median_gbps']:>9.2f} {ratio:>6} "
-                     f"{over:>9} {r['goal_pct']:>5.0f}% {cpu:>12}  {'yes' if r['traced_bytes_match'] else 'NO'}")
+        lines.append(f"{r['topology']:<9} {r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} "
+                     f"{r['traced_median_gbps']:>9.2f} {ratio:>6} {over:>9} {r['goal_pct']:>5.0f}% "
+                     f"{'yes' if r['meets_goal'] else 'no':>4} {paired:>7} {cpu:>12}  "
+                     f"{'yes' if r['traced_bytes_match'] else 'NO'}")
+    lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
+                 "programs' fixed cost per send weighs most)")
     return "\n".join(lines)
 
 

@@ -191,8 +191,13 @@ def _check_syscall_time(trace: dict, sides, single_thread: bool = True) -> None:
 
 
 def _has_socket(pid: int) -> bool:
-    fds = Path(f"/proc/{pid}/fd")
-    return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).startswith("socket:"):
+                return True
+        except OSError:
+            continue    # closed while we looked
+    return False
 
 
 @pytest.mark.root
@@ -455,10 +460,11 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
 def test_tracing_overhead_bench_runs(tracer):
     need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
     from netobs.trace_bench import tracing_overhead
-    (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1)
-    assert r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
+    (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1, topologies=("netns",))
+    assert r["topology"] == "netns" and r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
     assert r["traced_bytes_match"] and r["lost_events"] == 0
     assert r["ratio"] > 0 and r["goal_pct"] == 3.0
+    assert r["paired_ratios"] == [r["traced_gbps"][0] / r["untraced_gbps"][0]] == [r["paired_median_ratio"]]
     from netobs.tracer import SYSCALL_SAMPLE_EVERY
     if r["probe_plan"]["send_syscall_ns"]:
         assert r["syscall_sample"] == SYSCALL_SAMPLE_EVERY

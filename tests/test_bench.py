@@ -1,0 +1,28 @@
+"""`python -m netobs.bench`: its arguments and its tracing-overhead table (the runs themselves
+are exercised as root in test_tracer.py)."""
+from __future__ import annotations
+
+import pytest
+
+from netobs import bench
+
+
+@pytest.mark.parametrize("args", [["--repeats", "2"], ["--trace-repeats", "2"], ["--duration", "0"]])
+def test_bad_settings_are_refused_before_any_run(args, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("ran despite bad settings"))
+    assert bench.main(args + ["--no-trace"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("netobs: error: ")
+
+
+def test_tracing_table_shows_medians_paired_ratio_and_goal():
+    row = {"topology": "netns", "msg_size": 1024, "meets_goal": True, "runs": 5, "untraced_median_gbps": 5.0, "traced_median_gbps": 4.6,
+           "ratio": 0.92, "overhead_pct": 8.0, "goal_pct": 10.0, "paired_median_ratio": 0.935,
+           "cpu_per_gb_ratio": 1.08, "traced_bytes_match": True}
+    text = bench.format_tracing([row, dict(row, topology="loopback", msg_size=65536, meets_goal=False,
+                                               paired_median_ratio=None, traced_bytes_match=False)])
+    assert "medians of 5 interleaved runs" in text
+    first, second = text.strip().splitlines()[-3:-1]
+    assert first.split() == ["netns", "1024", "5.00", "4.60", "0.920", "8.0%", "10%", "yes", "0.935", "1.08", "yes"]
+    assert second.split()[:2] == ["loopback", "65536"] and second.split()[7:9] == ["no", "n/a"]
+    assert second.endswith("NO")
