@@ -65,7 +65,9 @@ def test_client_bytes_equal_server_bytes(impl, size):
     assert c["throughput_gbps"] == pytest.approx(c["bytes_sent"] * 8 / c["window_s"] / 1e9)
     lat = c["latency_us"]
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
-    assert abs(c["latency_samples"] - c["messages"]) <= 2
+    # messages come from snapshots at the window's edges, latency samples from each thread's
+    # own view of them: at each edge each thread may count one message on the other side
+    assert abs(c["latency_samples"] - c["messages"]) <= 2 * 2
     assert c["cpu"]["user_s"] + c["cpu"]["sys_s"] > 0
     assert s["goodput_gbps"] > 0
 
