@@ -11,7 +11,8 @@
  *   MSG_ZEROCOPY sends (calls, bytes)        NETOBS_ZC_SYSCALL (sendto/sendmsg flags; the kernel
  *                                            passes flags 0 to sock_send_length, so it cannot serve;
  *                                            + NETOBS_ZC_GATE, raw tier: only processes that may
- *                                            have a SO_ZEROCOPY socket have their flags read)
+ *                                            have a SO_ZEROCOPY socket have their flags read,
+ *                                            for sends and for error-queue reads alike)
  *   receive copy (skb_copy_datagram_iter)    NETOBS_RX_FENTRY + NETOBS_RX_FUNC | NETOBS_RX_KPROBE |
  *                                            NETOBS_RX_RAW | NETOBS_RX_TP (skb_copy_datagram_iovec)
  *   error-queue reads                        NETOBS_ERRQ_RAW | NETOBS_ERRQ_TP (sock_recv_length) |
@@ -437,10 +438,11 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
         s->skip[k] = left - 1;
     }
 #endif
-#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
-    /* A send can skip the copy only on a SO_ZEROCOPY socket: without one in the process,
-     * its flags are not read (a register read costs ~40 ns per send in a VM). */
-    if (read && regs && kind == NETOBS_KIND_SEND) {
+#ifdef NETOBS_ZC_GATE
+    /* A send can skip the copy, and a completion can be queued, only on a SO_ZEROCOPY
+     * socket: without one in the process, no flags are read (a register read costs ~40 ns
+     * per call in a VM). */
+    if (read && regs) {
         struct netobs_proc *p = netobs_proc_of(id >> 32, gen);
         if (!p || !p->zc)
             read = 0;
@@ -472,7 +474,7 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
     return 0;
 }
 
-#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
+#ifdef NETOBS_ZC_GATE
 /* setsockopt(fd, level, optname, ...) of a tracked process, from raw sys_enter's saved user
  * registers: SO_ZEROCOPY (on or off, either way) opens the process's zero-copy gate. */
 static __always_inline int netobs_setsockopt(const void *regs)
@@ -566,7 +568,7 @@ int netobs_rsys_in(struct bpf_raw_tracepoint_args *ctx)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG3_OFF, NETOBS_RECV_READ);
     if (nr == NETOBS_NR_RECVFROM)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG4_OFF, NETOBS_RECV_READ);
-#if defined(NETOBS_ZC_SYSCALL) && defined(NETOBS_ZC_GATE)
+#ifdef NETOBS_ZC_GATE
     if (nr == NETOBS_NR_SETSOCKOPT)
         return netobs_setsockopt(regs);
 #endif

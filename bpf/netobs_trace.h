@@ -94,7 +94,7 @@ struct netobs_proc {
     u32 tgid;
     u32 role;
     u32 gen;        /* the point's generation; another value: a free slot */
-    u32 zc;         /* it may have a SO_ZEROCOPY socket: only then are its sends' flags read
+    u32 zc;         /* it may have a SO_ZEROCOPY socket: only then are its send/recv flags read
                      * (NETOBS_ZC_GATE; set by tracer.py when it had sockets at registration,
                      * by setsockopt(SO_ZEROCOPY), and inherited at fork) */
 };

@@ -162,6 +162,23 @@ uint8_t nob_pattern_byte(uint64_t seq, unsigned field, uint64_t i)
     return (uint8_t)(pat_word(seq, field, i >> 3) >> ((i & 7) * 8));
 }
 
+double nob_send_syscall_ns(unsigned calls, unsigned trials, unsigned len)
+{
+    static const uint8_t buf[65536];
+    if (len > sizeof(buf))
+        len = sizeof(buf);
+    double best = -1.0;
+    for (unsigned t = 0; t < trials && calls; t++) {
+        uint64_t t0 = now_ns();
+        for (unsigned i = 0; i < calls; i++)
+            (void)sendto(-1, buf, len, 0, NULL, 0);
+        double per = (double)(now_ns() - t0) / (double)calls;
+        if (best < 0 || per < best)
+            best = per;
+    }
+    return best;
+}
+
 static inline void put_le64(uint8_t *p, uint64_t w)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

@@ -125,6 +125,11 @@ void nob_server_free(struct nob_server *s);
 
 /* The verify pattern, exposed for tests: byte i of field f of message seq. */
 uint8_t nob_pattern_byte(uint64_t seq, unsigned field, uint64_t i);
+
+/* For the bench: the least mean time, in ns, of one send syscall over `trials` rounds of
+ * `calls` sendto() calls of `len` bytes on descriptor -1. The kernel answers EBADF at once,
+ * so what is timed is the syscall path and whatever traces it (the cost per traced send). */
+double nob_send_syscall_ns(unsigned calls, unsigned trials, unsigned len);
 /* CDEF END */
 
 #endif

@@ -295,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         if not quiet:
             print("\r\033[K", end="", file=sys.stderr)
         if not a.no_trace:
-            from netobs.trace_bench import tracing_overhead
+            from netobs.trace_bench import send_syscall_cost, tracing_overhead
 
             if not quiet:
                 print("tracing overhead: traced vs untraced runs, interleaved ...", file=sys.stderr)
+            res["send_syscall_cost"] = send_syscall_cost()
             res["tracing_overhead"] = tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
                                                        warmup=float(a.warmup))
     except NetobsError as exc:
@@ -307,12 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("netobs: error: interrupted", file=sys.stderr)
         return 130
-    text = format_table(res) + ("\n" + format_tracing(res["tracing_overhead"]) if "tracing_overhead" in res else "")
+    text = format_table(res) + ("\n" + format_tracing(res["tracing_overhead"], res.get("send_syscall_cost"))
+                                if "tracing_overhead" in res else "")
     print(json.dumps(res, indent=2) if a.json else text)
     return 0
 
 
-def format_tracing(rows: list[dict]) -> str:
+def format_tracing(rows: list[dict], cost: dict | None = None) -> str:
     lines = ["", "tracing overhead (netobs run, one_copy, 1 thread, no perf; throughput with --trace vs without: "
                  f"medians of {rows[0]['runs'] if rows else 0} interleaved runs each; paired: median of each "
                  "traced run / its neighbouring untraced run)",
@@ -329,6 +331,17 @@ def format_tracing(rows: list[dict]) -> str:
                      f"{'yes' if r['traced_bytes_match'] else 'NO'}")
     lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
                  "programs' fixed cost per send weighs most)")
+    if cost:
+        lines.append(f"per send syscall, without throughput noise: {cost['untraced_ns']:.0f} ns untraced, "
+                     f"{cost['traced_ns']:.0f} ns traced: +{cost['added_ns']:.0f} ns (least of "
+                     f"{cost['rounds']} interleaved rounds; the tracer counted {cost['traced_calls']:,} of "
+                     f"{cost['expected_calls']:,} calls)")
+        for r in rows:
+            if r["untraced_median_gbps"]:
+                msg_ns = r["msg_size"] * 8 / r["untraced_median_gbps"]
+                lines.append(f"  {r['topology']} {r['msg_size']} B: a message takes {msg_ns:,.0f} ns untraced; "
+                             f"+{cost['added_ns']:.0f} ns per send is {100 * cost['added_ns'] / (msg_ns + cost['added_ns']):.1f}% "
+                             "of the traced time (the sender's share of the overhead)")
     return "\n".join(lines)
 
 

@@ -8,6 +8,10 @@ either variant so that only the tracer differs, at each message size and on each
 - loopback: the cheapest send path there is, so the per-event cost of the BPF programs
   weighs most there (the worst case).
 
+`send_syscall_cost()` measures the same cost without the noise of throughput: the least time
+of a send syscall (sendto on a bad descriptor, in a tight C loop) with and without the tracer
+following this process; the difference is what the tracer adds to every send.
+
 Traced and untraced runs are interleaved (A B, B A, ...) so drift on a shared machine hits both
 alike. Untraced runs have no netobs program attached at all; each traced run compiles and
 attaches the tracer first (outside the measured window) and detaches it afterwards. The bench
@@ -15,6 +19,7 @@ attaches the tracer first (outside the measured window) and detaches it afterwar
 """
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -119,3 +124,27 @@ def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, 
                         results[size][variant].append(r)
         out += [_summary(topo_name, size, impl, runs, duration, plan, results[size]) for size in sizes]
     return out
+
+
+def send_syscall_cost(rounds: int = 3, calls: int = 100_000, trials: int = 20, msg_size: int = 1024) -> dict:
+    """What the tracer adds to one send syscall, in ns: the least time per call of `trials`
+    rounds of `calls` sendto() calls (EBADF at once: only the syscall path and its tracing are
+    timed), untraced and traced interleaved `rounds` times; minima, since noise only adds.
+
+    Returns untraced_ns, traced_ns, added_ns, and traced_calls / expected_calls (the tracer
+    counted every call of the loop, so it really was on this process).
+    """
+    from netobs._workers import lib
+    from netobs.tracer import Tracer, plan_probes
+
+    plan = plan_probes()
+    un, tr, counted = [], [], []
+    for _ in range(rounds):
+        un.append(lib.nob_send_syscall_ns(calls, trials, msg_size))
+        with Tracer(plan) as tracer:
+            tracer.start_point({"client": os.getpid()})
+            tr.append(lib.nob_send_syscall_ns(calls, trials, msg_size))
+            counted.append(tracer.stop_point()["client"]["send_syscalls"])
+    return {"untraced_ns": min(un), "traced_ns": min(tr), "added_ns": min(tr) - min(un),
+            "traced_calls": min(c or 0 for c in counted), "expected_calls": calls * trials,
+            "rounds": rounds}

@@ -188,9 +188,10 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
     ], ""),
     "errq": (("errqueue_reads",), [
         _Probe("raw_tracepoint:raw_syscalls:sys_enter(recvfrom,recvmsg flags)", "raw_tracepoint",
-               ("-DNETOBS_ERRQ_SYSCALL", "-DNETOBS_RAWSYS"),
+               ("-DNETOBS_ERRQ_SYSCALL", "-DNETOBS_RAWSYS", "-DNETOBS_ZC_GATE"),
                **_rawsys(note="recv syscalls with MSG_ERRQUEUE (flags read from the saved user registers) "
-                              "that returned a notification")),
+                              "that returned a notification, in processes that may have a SO_ZEROCOPY "
+                              "socket (as for zero-copy sends: only those get completions)")),
         _Probe("tracepoint:syscalls:sys_enter_recvmsg", "tracepoint", ("-DNETOBS_ERRQ_SYSCALL",),
                **_sys("recvmsg"), note="recvmsg calls with MSG_ERRQUEUE that returned a notification"),
         _Probe("raw_tracepoint:sock:sock_recv_length", "raw_tracepoint", ("-DNETOBS_ERRQ_RAW",),

@@ -26,3 +26,15 @@ def test_tracing_table_shows_medians_paired_ratio_and_goal():
     assert first.split() == ["netns", "1024", "5.00", "4.60", "0.920", "8.0%", "10%", "yes", "0.935", "1.08", "yes"]
     assert second.split()[:2] == ["loopback", "65536"] and second.split()[7:9] == ["no", "n/a"]
     assert second.endswith("NO")
+
+
+def test_tracing_table_puts_the_per_send_cost_against_each_message_time():
+    row = {"topology": "loopback", "msg_size": 1024, "meets_goal": True, "runs": 5, "untraced_median_gbps": 4.096,
+           "traced_median_gbps": 3.8, "ratio": 0.93, "overhead_pct": 7.0, "goal_pct": 10.0,
+           "paired_median_ratio": 0.93, "cpu_per_gb_ratio": 1.1, "traced_bytes_match": True}
+    cost = {"untraced_ns": 140.0, "traced_ns": 340.0, "added_ns": 200.0, "rounds": 3,
+            "traced_calls": 2_000_000, "expected_calls": 2_000_000}
+    text = bench.format_tracing([row], cost)
+    assert "140 ns untraced, 340 ns traced: +200 ns" in text and "2,000,000 of 2,000,000 calls" in text
+    # 1024 B at 4.096 Gbit/s: 2000 ns a message; 200 / (2000 + 200) = 9.1%
+    assert "loopback 1024 B: a message takes 2,000 ns untraced; +200 ns per send is 9.1%" in text

@@ -457,7 +457,8 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
 
 
 @pytest.mark.root
-def test_tracing_overhead_bench_runs(tracer):
+def test_tracing_overhead_bench_runs():
+    need(IS_ROOT, "root")
     need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
     from netobs.trace_bench import tracing_overhead
     (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1, topologies=("netns",))
@@ -468,6 +469,17 @@ def test_tracing_overhead_bench_runs(tracer):
     from netobs.tracer import SYSCALL_SAMPLE_EVERY
     if r["probe_plan"]["send_syscall_ns"]:
         assert r["syscall_sample"] == SYSCALL_SAMPLE_EVERY
+
+
+@pytest.mark.root
+def test_send_syscall_cost_is_measured_on_this_process():
+    # no tracer fixture: its programs, attached between points, would be in the untraced time
+    need(IS_ROOT, "root")
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    from netobs.trace_bench import send_syscall_cost
+    c = send_syscall_cost(rounds=1, calls=2000, trials=3)
+    assert c["traced_calls"] == c["expected_calls"] == 6000
+    assert 0 < c["untraced_ns"] < c["traced_ns"] and c["added_ns"] == c["traced_ns"] - c["untraced_ns"]
 
 
 # ---- host preparation (bpfenv), on a fake /lib/modules and /usr/src ----------------------------
