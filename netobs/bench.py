@@ -314,12 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_VERDICT = {"met": "yes", "not met": "no", "within noise": "noise"}
+
+
 def format_tracing(rows: list[dict], cost: dict | None = None) -> str:
     lines = ["", "tracing overhead (netobs run, one_copy, 1 thread, no perf; throughput with --trace vs without: "
                  f"medians of {rows[0]['runs'] if rows else 0} interleaved runs each; paired: median of each "
                  "traced run / its neighbouring untraced run)",
              f"{'topology':<9} {'msg size':>9} {'untraced':>9} {'traced':>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
-             f"{'met':>4} {'paired':>7} {'CPU/GB ratio':>12}  traced bytes = sent"]
+             f"{'met':>5} {'paired':>7} {'CPU/GB ratio':>12}  traced bytes = sent"]
     for r in rows:
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a"
         over = f"{r['overhead_pct']:.1f}%" if r["overhead_pct"] is not None else "n/a"
@@ -327,10 +330,12 @@ def format_tracing(rows: list[dict], cost: dict | None = None) -> str:
         cpu = f"{r['cpu_per_gb_ratio']:.2f}" if r["cpu_per_gb_ratio"] is not None else "n/a"
         lines.append(f"{r['topology']:<9} {r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} "
                      f"{r['traced_median_gbps']:>9.2f} {ratio:>6} {over:>9} {r['goal_pct']:>5.0f}% "
-                     f"{'yes' if r['meets_goal'] else 'no':>4} {paired:>7} {cpu:>12}  "
+                     f"{_VERDICT.get(r.get('verdict'), 'n/a'):>5} {paired:>7} {cpu:>12}  "
                      f"{'yes' if r['traced_bytes_match'] else 'NO'}")
     lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
-                 "programs' fixed cost per send weighs most)")
+                 "programs' fixed cost per send weighs most; met: yes = the medians' overhead is within "
+                 "the goal, no = every traced run lost more than the goal to its untraced neighbour, "
+                 "noise = the runs disagree)")
     if cost:
         lines.append(f"per send syscall, without throughput noise: {cost['untraced_ns']:.0f} ns untraced, "
                      f"{cost['traced_ns']:.0f} ns traced: +{cost['added_ns']:.0f} ns (least of "

@@ -57,6 +57,19 @@ def _one_run(topo, topo_name: str, msg_size: int, duration: float, warmup: float
     return out
 
 
+def _verdict(overhead: float | None, paired: list[float], goal: float) -> str:
+    """"met" when the medians' overhead is within the goal; "not met" only when every traced
+    run lost more than the goal to its untraced neighbour (with 5 pairs, a sign test's p = 0.03
+    that the overhead is really above the goal); otherwise the runs disagree: "within noise"."""
+    if overhead is None:
+        return "not measured"
+    if overhead <= goal:
+        return "met"
+    if paired and all((1 - r) * 100 > goal for r in paired):
+        return "not met"
+    return "within noise"
+
+
 def _summary(topo_name: str, size: int, impl: str, runs: int, duration: float, plan: dict, res: dict) -> dict:
     un = [r["gbps"] for r in res["untraced"]]
     tr = [r["gbps"] for r in res["traced"]]
@@ -81,6 +94,7 @@ def _summary(topo_name: str, size: int, impl: str, runs: int, duration: float, p
         # throughput to other load on a shared machine.
         "cpu_per_gb_ratio": cpu_ratio,
         "meets_goal": overhead is not None and overhead <= goal,
+        "verdict": _verdict(overhead, paired, goal),
         "lost_events": sum(r.get("lost_events", 0) for r in res["traced"]),
         "traced_bytes_match": match,
         "probe_plan": {f: e.get("probe") for f, e in plan.items()},
@@ -95,7 +109,8 @@ def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, 
 
     Each dict: topology, msg_size, impl, runs, untraced_gbps[], traced_gbps[],
     untraced_median_gbps, traced_median_gbps, ratio (traced/untraced medians), overhead_pct,
-    goal_pct, meets_goal, paired_ratios (each traced run / the untraced run next to it, sorted)
+    goal_pct, meets_goal (overhead <= goal), verdict ("met", "not met": every traced run lost more
+    than the goal to its untraced neighbour, or "within noise": the runs disagree), paired_ratios (each traced run / the untraced run next to it, sorted)
     and paired_median_ratio (less sensitive to slow drift of a shared machine than the medians),
     cpu_per_gb_ratio (client+server CPU per GB, traced/untraced), lost_events,
     traced_bytes_match (the tracer saw every byte the client sent, within 1%),

@@ -16,20 +16,20 @@ def test_bad_settings_are_refused_before_any_run(args, capsys, monkeypatch):
 
 
 def test_tracing_table_shows_medians_paired_ratio_and_goal():
-    row = {"topology": "netns", "msg_size": 1024, "meets_goal": True, "runs": 5, "untraced_median_gbps": 5.0, "traced_median_gbps": 4.6,
+    row = {"topology": "netns", "msg_size": 1024, "meets_goal": True, "verdict": "met", "runs": 5, "untraced_median_gbps": 5.0, "traced_median_gbps": 4.6,
            "ratio": 0.92, "overhead_pct": 8.0, "goal_pct": 10.0, "paired_median_ratio": 0.935,
            "cpu_per_gb_ratio": 1.08, "traced_bytes_match": True}
-    text = bench.format_tracing([row, dict(row, topology="loopback", msg_size=65536, meets_goal=False,
+    text = bench.format_tracing([row, dict(row, topology="loopback", msg_size=65536, meets_goal=False, verdict="within noise",
                                                paired_median_ratio=None, traced_bytes_match=False)])
     assert "medians of 5 interleaved runs" in text
     first, second = text.strip().splitlines()[-3:-1]
     assert first.split() == ["netns", "1024", "5.00", "4.60", "0.920", "8.0%", "10%", "yes", "0.935", "1.08", "yes"]
-    assert second.split()[:2] == ["loopback", "65536"] and second.split()[7:9] == ["no", "n/a"]
+    assert second.split()[:2] == ["loopback", "65536"] and second.split()[7:9] == ["noise", "n/a"]
     assert second.endswith("NO")
 
 
 def test_tracing_table_puts_the_per_send_cost_against_each_message_time():
-    row = {"topology": "loopback", "msg_size": 1024, "meets_goal": True, "runs": 5, "untraced_median_gbps": 4.096,
+    row = {"topology": "loopback", "msg_size": 1024, "meets_goal": True, "verdict": "met", "runs": 5, "untraced_median_gbps": 4.096,
            "traced_median_gbps": 3.8, "ratio": 0.93, "overhead_pct": 7.0, "goal_pct": 10.0,
            "paired_median_ratio": 0.93, "cpu_per_gb_ratio": 1.1, "traced_bytes_match": True}
     cost = {"untraced_ns": 140.0, "traced_ns": 340.0, "added_ns": 200.0, "rounds": 3,
@@ -38,3 +38,11 @@ def test_tracing_table_puts_the_per_send_cost_against_each_message_time():
     assert "140 ns untraced, 340 ns traced: +200 ns" in text and "2,000,000 of 2,000,000 calls" in text
     # 1024 B at 4.096 Gbit/s: 2000 ns a message; 200 / (2000 + 200) = 9.1%
     assert "loopback 1024 B: a message takes 2,000 ns untraced; +200 ns per send is 9.1%" in text
+
+
+def test_overhead_verdict_says_not_met_only_when_every_pair_agrees():
+    from netobs.trace_bench import _verdict
+    assert _verdict(2.0, [0.9, 1.1], 3.0) == "met"
+    assert _verdict(4.0, [0.90, 0.95, 0.96, 1.02, 1.10], 3.0) == "within noise"
+    assert _verdict(12.0, [0.80, 0.85, 0.88, 0.89, 0.89], 10.0) == "not met"
+    assert _verdict(None, [], 3.0) == "not measured"
