@@ -47,6 +47,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_python_limits_agree_with_the_c_workers():
+    """spec.py and workers.py check values before any worker starts; the C library checks them
+    again. The two sets of limits and the strategy codes must be the same."""
+    from netobs import spec, workers
+    from netobs._workers import lib
+    assert (spec.MIN_MSG, spec.MAX_MSG, spec.MAX_THREADS) == (lib.NOB_MIN_MSG, lib.NOB_MAX_MSG, lib.NOB_MAX_THREADS)
+    assert workers.MAX_CONNECTIONS == lib.NOB_MAX_CONNS
+    assert workers.IMPL_CODES == {"two_copy": lib.NOB_TWO_COPY, "one_copy": lib.NOB_ONE_COPY,
+                                  "zero_copy": lib.NOB_ZERO_COPY}
+    assert tuple(workers.IMPL_CODES) == spec.IMPLS == IMPLS
+
+
 # ------------------------------------------------------------------ bytes, completions, verify
 
 @pytest.mark.parametrize("size", [1024, 65536])
