@@ -10,9 +10,9 @@
  *                                            NETOBS_SEND_SYSCALL (sendto/sendmsg exits)
  *   MSG_ZEROCOPY sends (calls, bytes)        NETOBS_ZC_SYSCALL (sendto/sendmsg flags; the kernel
  *                                            passes flags 0 to sock_send_length, so it cannot serve;
- *                                            + NETOBS_ZC_GATE, raw tier: only processes that may
- *                                            have a SO_ZEROCOPY socket have their flags read,
- *                                            for sends and for error-queue reads alike)
+ *                                            + NETOBS_ZC_GATE, raw tier: flags are read only for
+ *                                            a role that may have a SO_ZEROCOPY socket, for
+ *                                            sends and for error-queue reads alike)
  *   receive copy (skb_copy_datagram_iter)    NETOBS_RX_FENTRY + NETOBS_RX_FUNC | NETOBS_RX_KPROBE |
  *                                            NETOBS_RX_RAW | NETOBS_RX_TP (skb_copy_datagram_iovec)
  *   error-queue reads                        NETOBS_ERRQ_RAW | NETOBS_ERRQ_TP (sock_recv_length) |
@@ -40,10 +40,12 @@
  *   - NETOBS_SK_PROTOCOL_OFF: struct sock's sk_protocol, its offset from the running kernel's
  *     own BTF (/sys/kernel/btf/vmlinux), so that the raw sock_send_length counts TCP only,
  *     as the regular tracepoint's `protocol` does (one 2-byte read per send of a tracked process);
- *   - NETOBS_REGS_ARG3_OFF / NETOBS_REGS_ARG4_OFF: a syscall's flags argument in the user
- *     registers raw_syscalls:sys_enter passes (struct pt_regs, an architecture ABI: on x86-64
- *     the saved rdx and r10), read only for a tracked process's send/recv syscall and only
- *     when a figure needs the flags (MSG_ZEROCOPY sends, MSG_ERRQUEUE reads).
+ *   - NETOBS_REGS_ARG2_OFF / _ARG3_OFF / _ARG4_OFF: syscall arguments in the user registers
+ *     raw_syscalls:sys_enter passes (struct pt_regs, an architecture ABI: on x86-64 the saved
+ *     rsi, rdx and r10): a send/recv syscall's flags, read only for a tracked thread, when a
+ *     figure needs them (MSG_ZEROCOPY sends, MSG_ERRQUEUE reads) and its role's zero-copy gate
+ *     is open; setsockopt's level and optname, read for a tracked process until its role's
+ *     gate opens.
  *
  * Hot path: every program first reads the point's generation (0 between points) and the
  * slot of the current tgid in netobs_procs (or of the current tid in netobs_thr), and
@@ -56,8 +58,12 @@
 #include <uapi/linux/ptrace.h>
 #include "netobs_trace.h"
 
-/* [0]: the current point's generation, set by tracer.py; 0: no point, nothing is counted. */
-BPF_ARRAY(netobs_cfg, u32, 1);
+/* [0]: the current point's generation, set by tracer.py; 0: no point, nothing is counted.
+ * [NETOBS_CFG_ZC + role]: the role's zero-copy gate (NETOBS_ZC_GATE): 1 once one of its
+ * processes may have a SO_ZEROCOPY socket; only then are its send/recv flags read. Set by
+ * tracer.py at registration (a process with such a socket), and here by setsockopt(SO_ZEROCOPY).
+ * Per role, not per process: a forked process may share its parent's sockets. */
+BPF_ARRAY(netobs_cfg, u32, NETOBS_CFG_ZC + NETOBS_NROLES);
 /* The current point's processes and their descendants, by tgid slot. */
 BPF_ARRAY(netobs_procs, struct netobs_proc, NETOBS_PID_SLOTS);
 /* Counters, histograms and per-CPU state: one value per CPU. */
@@ -72,6 +78,7 @@ BPF_ARRAY(netobs_thr, struct netobs_thread, NETOBS_PID_SLOTS);
 #endif
 
 _Static_assert((NETOBS_PID_SLOTS & (NETOBS_PID_SLOTS - 1)) == 0, "pid slots: a power of two");
+_Static_assert((NETOBS_NROLES & (NETOBS_NROLES - 1)) == 0, "roles: a power of two (masked indices)");
 
 static __always_inline struct netobs_percpu *netobs_pcpu(void)
 {
@@ -114,6 +121,14 @@ static __always_inline u32 netobs_gen(void)
     u32 zero = 0;
     u32 *g = netobs_cfg.lookup(&zero);
     return g ? *g : 0;
+}
+
+/* Whether role `role`'s zero-copy gate is open (see netobs_cfg). */
+static __always_inline int netobs_zc_open(u32 role)
+{
+    u32 idx = NETOBS_CFG_ZC + (role & (NETOBS_NROLES - 1));
+    u32 *gate = netobs_cfg.lookup(&idx);
+    return gate && *gate;
 }
 
 static __always_inline struct netobs_proc *netobs_proc_slot(u32 tgid)
@@ -166,11 +181,10 @@ static __always_inline struct netobs_thread *netobs_thread_of(u32 tid, u32 gen)
 int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
 {
     u32 gen = netobs_gen();
-    struct netobs_proc *parent = netobs_proc_of(bpf_get_current_pid_tgid() >> 32, gen);
-    if (!parent)
+    u32 *role = netobs_role_of(bpf_get_current_pid_tgid() >> 32, gen);
+    if (!role)
         return 0;
-    u32 r = parent->role;
-    u32 zc = parent->zc;
+    u32 r = *role;
     u32 child = args->child_pid;
     struct netobs_proc *p = netobs_proc_slot(child);
     if (!p)
@@ -181,7 +195,6 @@ int netobs_fork(struct tracepoint__sched__sched_process_fork *args)
     }
     p->tgid = child;
     p->role = r;
-    p->zc = zc;     /* its sockets are the parent's */
     p->gen = gen;
     return 0;
 }
@@ -442,11 +455,8 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
     /* A send can skip the copy, and a completion can be queued, only on a SO_ZEROCOPY
      * socket: without one in the process, no flags are read (a register read costs ~40 ns
      * per call in a VM). */
-    if (read && regs) {
-        struct netobs_proc *p = netobs_proc_of(id >> 32, gen);
-        if (!p || !p->zc)
-            read = 0;
-    }
+    if (read && regs && !netobs_zc_open(s->role))
+        read = 0;
 #endif
     if (read) {
         if (regs)
@@ -476,17 +486,21 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
 
 #ifdef NETOBS_ZC_GATE
 /* setsockopt(fd, level, optname, ...) of a tracked process, from raw sys_enter's saved user
- * registers: SO_ZEROCOPY (on or off, either way) opens the process's zero-copy gate. */
+ * registers: SO_ZEROCOPY (on or off, either way) opens its role's zero-copy gate. */
 static __always_inline int netobs_setsockopt(const void *regs)
 {
-    struct netobs_proc *p = netobs_proc_of(bpf_get_current_pid_tgid() >> 32, netobs_gen());
-    if (!p || p->zc)
+    u32 *role = netobs_role();
+    if (!role || netobs_zc_open(*role))
         return 0;
     int level = 0, optname = 0;
     bpf_probe_read_kernel(&level, sizeof(level), regs + NETOBS_REGS_ARG2_OFF);
     bpf_probe_read_kernel(&optname, sizeof(optname), regs + NETOBS_REGS_ARG3_OFF);
-    if (level == NETOBS_SOL_SOCKET && optname == NETOBS_SO_ZEROCOPY)
-        p->zc = 1;
+    if (level == NETOBS_SOL_SOCKET && optname == NETOBS_SO_ZEROCOPY) {
+        u32 idx = NETOBS_CFG_ZC + (*role & (NETOBS_NROLES - 1));
+        u32 *gate = netobs_cfg.lookup(&idx);
+        if (gate)
+            *gate = 1;
+    }
     return 0;
 }
 #endif

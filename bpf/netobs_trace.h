@@ -10,6 +10,8 @@
 #define NETOBS_ROLE_CLIENT 0
 #define NETOBS_ROLE_SERVER 1
 #define NETOBS_NROLES 2
+/* netobs_cfg: [0] the point's generation, [NETOBS_CFG_ZC + role] the role's zero-copy gate. */
+#define NETOBS_CFG_ZC 1
 
 /* Per-role counters, in the order of DESIGN.md's trace figures. */
 #define NETOBS_FIG_SENDMSG_CALLS 0
@@ -60,8 +62,9 @@
 #define NETOBS_MSG_ERRQUEUE 0x2000
 #define NETOBS_MSG_ZEROCOPY 0x4000000
 #define NETOBS_IPPROTO_TCP 6
-/* setsockopt(SOL_SOCKET, SO_ZEROCOPY): asm-generic values (x86, arm64, riscv, ...; tracer.py
- * enables the zero-copy gate only on architectures that use them). */
+/* setsockopt(SOL_SOCKET, SO_ZEROCOPY): asm-generic values (x86, arm64, riscv, ...). The gate
+ * (NETOBS_ZC_GATE) is compiled only with the raw syscall programs, i.e. on the architectures of
+ * tracer.RAW_SYSCALL_ARCH; one with other values (alpha, mips, parisc, sparc) needs them there. */
 #define NETOBS_SOL_SOCKET 1
 #define NETOBS_SO_ZEROCOPY 60
 /* sched:sched_switch's prev_state bits of a task that is exiting (EXIT_DEAD, EXIT_ZOMBIE). */
@@ -94,9 +97,7 @@ struct netobs_proc {
     u32 tgid;
     u32 role;
     u32 gen;        /* the point's generation; another value: a free slot */
-    u32 zc;         /* it may have a SO_ZEROCOPY socket: only then are its send/recv flags read
-                     * (NETOBS_ZC_GATE; set by tracer.py when it had sockets at registration,
-                     * by setsockopt(SO_ZEROCOPY), and inherited at fork) */
+    u32 pad;
 };
 
 /* Everything a program adds to, per CPU, in one map value: one lookup per event. */

@@ -333,20 +333,22 @@ def format_tracing(rows: list[dict], cost: dict | None = None) -> str:
                      f"{_VERDICT.get(r.get('verdict'), 'n/a'):>5} {paired:>7} {cpu:>12}  "
                      f"{'yes' if r['traced_bytes_match'] else 'NO'}")
     lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
-                 "programs' fixed cost per send weighs most; met: yes = the medians' overhead is within "
-                 "the goal, no = every traced run lost more than the goal to its untraced neighbour, "
-                 "noise = the runs disagree)")
+                 "programs' fixed cost per send weighs most; met: yes / no = every traced run lost "
+                 "no more / more than the goal to its untraced neighbour, noise = they disagree)")
     if cost:
         lines.append(f"per send syscall, without throughput noise: {cost['untraced_ns']:.0f} ns untraced, "
                      f"{cost['traced_ns']:.0f} ns traced: +{cost['added_ns']:.0f} ns (least of "
                      f"{cost['rounds']} interleaved rounds; the tracer counted {cost['traced_calls']:,} of "
                      f"{cost['expected_calls']:,} calls)")
+        if cost.get("send_probe") and "syscalls" not in cost["send_probe"]:
+            lines.append(f"  (the send figures come from {cost['send_probe']}, which these failing calls never "
+                         "reach: its cost is not in this figure)")
         for r in rows:
             if r["untraced_median_gbps"]:
                 msg_ns = r["msg_size"] * 8 / r["untraced_median_gbps"]
                 lines.append(f"  {r['topology']} {r['msg_size']} B: a message takes {msg_ns:,.0f} ns untraced; "
                              f"+{cost['added_ns']:.0f} ns per send is {100 * cost['added_ns'] / (msg_ns + cost['added_ns']):.1f}% "
-                             "of the traced time (the sender's share of the overhead)")
+                             "of the traced time (the sender's share; the receiver's is not in it)")
     return "\n".join(lines)
 
 

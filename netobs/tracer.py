@@ -172,10 +172,9 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
         _Probe("raw_tracepoint:raw_syscalls:sys_enter(sendto,sendmsg flags)", "raw_tracepoint",
                ("-DNETOBS_ZC_SYSCALL", "-DNETOBS_RAWSYS", "-DNETOBS_ZC_GATE"),
                **_rawsys(note="send syscalls whose flags (read from the saved user registers) carry "
-                              "MSG_ZEROCOPY, and the bytes they sent; flags are read only in processes "
-                              "that may have a SO_ZEROCOPY socket (one at registration, a later "
-                              "setsockopt(SO_ZEROCOPY), or their parent's): on other sockets the kernel "
-                              "copies anyway")),
+                              "MSG_ZEROCOPY, and the bytes they sent; flags are read only for a role (client, "
+                              "server) that may have a SO_ZEROCOPY socket (one at registration or a later "
+                              "setsockopt(SO_ZEROCOPY)): on other sockets the kernel copies anyway")),
         _Probe("tracepoint:syscalls:sys_enter_sendmsg", "tracepoint", ("-DNETOBS_ZC_SYSCALL",),
                **_sys("sendmsg"), note="sendmsg calls whose flags carry MSG_ZEROCOPY, and the bytes they sent"),
     ], "MSG_ZEROCOPY is visible only in the send syscalls' flags (sock:sock_send_length reports flags 0 for sends)"),
@@ -190,8 +189,9 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
         _Probe("raw_tracepoint:raw_syscalls:sys_enter(recvfrom,recvmsg flags)", "raw_tracepoint",
                ("-DNETOBS_ERRQ_SYSCALL", "-DNETOBS_RAWSYS", "-DNETOBS_ZC_GATE"),
                **_rawsys(note="recv syscalls with MSG_ERRQUEUE (flags read from the saved user registers) "
-                              "that returned a notification, in processes that may have a SO_ZEROCOPY "
-                              "socket (as for zero-copy sends: only those get completions)")),
+                              "that returned a notification, for a role that may have a SO_ZEROCOPY socket "
+                              "(as for zero-copy sends; reads of timestamps or IP_RECVERR errors on other "
+                              "sockets are not counted)")),
         _Probe("tracepoint:syscalls:sys_enter_recvmsg", "tracepoint", ("-DNETOBS_ERRQ_SYSCALL",),
                **_sys("recvmsg"), note="recvmsg calls with MSG_ERRQUEUE that returned a notification"),
         _Probe("raw_tracepoint:sock:sock_recv_length", "raw_tracepoint", ("-DNETOBS_ERRQ_RAW",),
@@ -518,8 +518,8 @@ def _pidfd_getfd(pidfd: int, fd: int) -> int:
 def _may_have_zerocopy_socket(pid: int) -> bool:
     """Whether process `pid` has a socket with SO_ZEROCOPY on (each asked with getsockopt on a
     duplicate taken through its pidfd), or may have one: anything that cannot be told counts
-    as yes. The BPF programs read the flags of its sends only then; a process without one
-    opens its zero-copy gate later by setsockopt(SO_ZEROCOPY) or by inheriting it at fork."""
+    as yes. A role's zero-copy gate opens when one of its processes has one (or later makes a
+    setsockopt(SO_ZEROCOPY)); only then are the flags of its send/recv syscalls read."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
@@ -546,11 +546,16 @@ def _may_have_zerocopy_socket(pid: int) -> bool:
                     continue    # closed meanwhile
                 return True
             try:
-                with socket.socket(fileno=local) as sock:
+                sock = socket.socket(fileno=local)
+            except OSError:
+                os.close(local)
+                return True
+            with sock:
+                try:
                     if sock.getsockopt(socket.SOL_SOCKET, SO_ZEROCOPY):
                         return True
-            except OSError:
-                return True
+                except OSError:
+                    return True
     finally:
         os.close(pidfd)
     return False
@@ -670,18 +675,28 @@ class Tracer:
         held: dict[int, int] = {}
         self._slot_conflicts = 0
         children = _process_children()
+        members: dict[str, list[int]] = {}
         for role, pid in pids.items():
             # Children forked before the fork probe saw their parent registered.
-            for p in [pid] + _descendants(pid, children):
+            members[role] = [pid] + _descendants(pid, children)
+            for p in members[role]:
                 slot = p & (slots - 1)
                 if held.setdefault(slot, p) != p:
                     self._slot_conflicts += 1     # reported as lost events
                     continue
                 leaf = self._procs.Leaf()
                 leaf.tgid, leaf.role, leaf.gen = p, ROLES.index(role), self._gen
-                leaf.zc = _may_have_zerocopy_socket(p)
                 self._procs[self._procs.Key(slot)] = leaf
+        # Zero-copy gates (see bpf/netobs_trace.c, netobs_cfg): open for a role with a
+        # SO_ZEROCOPY socket now. Checked again once counting runs, for a setsockopt made
+        # between the first look and the new generation (the BPF programs ignore it).
+        gates = {r: any(map(_may_have_zerocopy_socket, ps)) for r, ps in members.items()}
+        for r, role in enumerate(ROLES):
+            self._cfg[self._cfg.Key(_LAYOUT["NETOBS_CFG_ZC"] + r)] = self._cfg.Leaf(int(gates.get(role, False)))
         self._set_gen(self._gen)
+        for role, ps in members.items():
+            if not gates[role] and any(map(_may_have_zerocopy_socket, ps)):
+                self._cfg[self._cfg.Key(_LAYOUT["NETOBS_CFG_ZC"] + ROLES.index(role))] = self._cfg.Leaf(1)
         self._roles = dict(pids)
 
     def _set_gen(self, gen: int) -> None:
