@@ -444,11 +444,13 @@ METRIC_LABELS = {
     "cs_per_mib": "context switches per MiB", "cycles_per_byte": "cycles per byte",
     "cpu_s_per_gb": "CPU s per GB", "offcpu_share": "off-CPU share",
 }
-THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "latency_us"]
+THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "latency_us",
+                  "cpu_s_per_gb", "offcpu_share"]
 
 
 def threads_effect(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
-    """Throughput, per-byte cache misses and context switches vs threads, one panel per metric."""
+    """Throughput, per-byte cache misses, context switches, latency, CPU time per GB and off-CPU
+    share vs threads, one panel per measured metric (what the threads answer discusses)."""
     title = "What changes with client threads"
     runs = _ok(runs)
     metrics = [m for m in THREAD_METRICS if _has(runs, m)]

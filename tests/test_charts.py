@@ -345,8 +345,16 @@ def test_threads_effect_spec(runs):
     data = pd.DataFrame(rows(d))
     assert set(data["msg_size"]) == {16384}
     assert set(data["metric"]) == {"throughput (Gbps)", "L1 misses per KiB", "LLC misses per KiB",
-                                   "context switches per MiB", "mean latency (µs)"}
+                                   "context switches per MiB", "mean latency (µs)", "CPU s per GB",
+                                   "off-CPU share"}
     assert isinstance(charts.threads_effect(runs[runs.threads == 4]), MissingChart)
+    # without traces and perf (a VM): the panels that were measured, and what was not
+    bare = runs.drop(columns=[c for c in runs.columns if c.startswith(("trace_", "perf_"))])
+    bare = bare.drop(columns=[c for c in ("offcpu_share", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
+                              if c in bare.columns])
+    d = spec(charts.threads_effect(bare))
+    assert set(pd.DataFrame(rows(d))["metric"]) == {"throughput (Gbps)", "mean latency (µs)", "CPU s per GB"}
+    assert any("not measured: L1 misses per KiB" in t for t in d["title"]["subtitle"])
 
 
 def test_throughput_grid_rings_anomalies(runs):
