@@ -205,14 +205,28 @@ def test_perf_missing_says_how_to_install(monkeypatch):
     assert facts["ok"] is False and "linux-perf" in facts["error"]
 
 
-def test_perf_broken_or_too_old(monkeypatch):
+def test_perf_broken_or_too_old(monkeypatch, tmp_path):
     monkeypatch.setattr(perf, "_which_perf", lambda: "/usr/bin/perf")
     monkeypatch.setattr(perf, "_version_of", lambda p: (None, "WARNING: perf not found for kernel 6.18"))
     with pytest.raises(CapabilityError, match="kernel 6.18"):
         perf.find_perf()
+    # a perf without --control still counts a whole process life (the server's), not a window
     monkeypatch.setattr(perf, "_version_of", lambda p: ("4.19.0", "perf version 4.19.0"))
-    with pytest.raises(CapabilityError, match="too old"):
-        perf.find_perf()
+    monkeypatch.setattr(perf, "perf_features",
+                        lambda p: {"json": False, "control_fifo": False, "delay_disabled": False})
+    monkeypatch.setattr(perf, "check_permission", lambda: {"level": "full"})
+    assert perf.find_perf() == "/usr/bin/perf"
+    with pytest.raises(CapabilityError, match="cannot count a window") as exc:
+        perf.PerfStat(["task-clock"], tmp_path)
+    assert "--no-perf" in exc.value.message
+    whole = perf.PerfStat(["task-clock"], tmp_path, prefix="perf-server", window=False)
+    argv = whole.argv(["true"])
+    assert whole.window is False and argv[argv.index("-x"):][:2] == ["-x", ","]   # CSV: no -j here
+    assert "--control" not in argv and "-D" not in argv
+    monkeypatch.setattr(perf, "perf_permission", lambda: {"level": "full", "paranoid": 2, "privileged": True, "reason": None})
+    facts = perf.doctor_facts()
+    window = next(c for c in facts["checks"] if c["name"].startswith("window control"))
+    assert facts["version"] == "4.19.0" and window["ok"] is False
 
 
 @pytest.mark.parametrize("paranoid,euid,caps,level", [
