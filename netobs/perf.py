@@ -355,6 +355,15 @@ def find_perf() -> str:
     return path
 
 
+def check_window(path: str) -> None:
+    """CapabilityError unless this perf can count only a measured window (the client's)."""
+    feats = perf_features(path)
+    if not (feats["control_fifo"] and feats["delay_disabled"]):
+        raise CapabilityError("this perf cannot count a window",
+                              f"perf {perf_version()} lacks `stat --control fifo:` or `-D -1` (perf 5.10+)",
+                              fix="a newer " + INSTALL_FIX + ", or --no-perf")
+
+
 def perf_version() -> str | None:
     """perf's version string (`6.1.192`), or None when there is no working perf."""
     path = _which_perf()
@@ -438,10 +447,8 @@ class PerfStat:
         self.permission = check_permission()
         self.window = window
         feats = perf_features(self.perf)
-        if window and not (feats["control_fifo"] and feats["delay_disabled"]):
-            raise CapabilityError("this perf cannot count a window",
-                                  f"perf {perf_version()} lacks `stat --control fifo:` or `-D -1` (perf 5.10+)",
-                                  fix="a newer " + INSTALL_FIX + ", or --no-perf")
+        if window:
+            check_window(self.perf)
         if output_format == "auto":
             output_format = "json" if feats["json"] else "csv"
         if output_format not in ("json", "csv"):

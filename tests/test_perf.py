@@ -219,6 +219,9 @@ def test_perf_broken_or_too_old(monkeypatch, tmp_path):
     with pytest.raises(CapabilityError, match="cannot count a window") as exc:
         perf.PerfStat(["task-clock"], tmp_path)
     assert "--no-perf" in exc.value.message
+    from netobs.cli._common import perf_events
+    with pytest.raises(CapabilityError, match="cannot count a window"):   # refused before any point
+        perf_events(False, None)
     whole = perf.PerfStat(["task-clock"], tmp_path, prefix="perf-server", window=False)
     argv = whole.argv(["true"])
     assert whole.window is False and argv[argv.index("-x"):][:2] == ["-x", ","]   # CSV: no -j here

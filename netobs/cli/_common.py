@@ -34,7 +34,7 @@ def perf_events(no_perf: bool, events: str | None) -> list[str] | None:
         return None
     from netobs import perf
 
-    perf.find_perf()
+    perf.check_window(perf.find_perf())   # before any point: the client's counts are per window
     perf.check_permission()
     if not events:
         return list(perf.DEFAULT_EVENTS)
