@@ -193,12 +193,12 @@ def _read_runs(path: Path) -> pd.DataFrame:
     if raw.empty:
         raise _fail(f"{file} has no points", "the sweep stored nothing yet",
                     "waiting for the sweep (or `netobs sweep --resume -o DIR`), then `netobs explain DIR`")
-    df = pd.DataFrame(index=raw.index)
+    cols: dict[str, pd.Series] = {}   # built apart and joined once (no fragmented frame)
     for col in raw.columns:
         text = raw[col].astype(str).str.strip()
         empty = text.str.lower().isin(MISSING_TOKENS)
         if col in TEXT_COLUMNS or col.endswith("_status"):
-            df[col] = text.where(~empty, None).astype(object)
+            cols[col] = text.where(~empty, None).astype(object)
             continue
         num = pd.to_numeric(text.where(~empty, None), errors="coerce")
         bad = num.isna() & ~empty
@@ -206,11 +206,12 @@ def _read_runs(path: Path) -> pd.DataFrame:
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise _fail(f"{file}, row {i + 2}, column {col}: '{text.iloc[i]}' is not a number",
                         "the file is damaged", "restoring runs.csv or re-running that point (`netobs sweep --resume`)")
-        df[col] = num.astype(float)
+        cols[col] = num.astype(float)
     for col in STUDY_COLUMNS + EXTENDED_COLUMNS + TRACE_COLUMNS:
-        if col not in df:
-            df[col] = None if col in TEXT_COLUMNS else np.nan
-    return df
+        if col not in cols:
+            cols[col] = pd.Series(None if col in TEXT_COLUMNS else np.nan, index=raw.index,
+                                  dtype=object if col in TEXT_COLUMNS else float)
+    return pd.DataFrame(cols, index=raw.index)
 
 
 def _bytes_and_repeats(df: pd.DataFrame, manifest: dict, notes: list[str]) -> pd.DataFrame:

@@ -54,16 +54,30 @@ def event_column(event: str) -> str:
     return "perf_" + "".join(c if c.isalnum() else "_" for c in event.lower()).strip("_")
 
 
-def perf_columns(events: list[str]) -> list[str]:
+def perf_columns(events: list[str], prefix: str = "") -> list[str]:
     cols = []
     for ev in events:
-        stem = event_column(ev)
+        stem = prefix + event_column(ev)
         cols += [stem, f"{stem}_status", f"{stem}_running_pct"]
     return cols
 
 
-def columns_for(events: list[str]) -> list[str]:
-    return STUDY_COLUMNS + EXTENDED_COLUMNS + perf_columns(events) + TRACE_COLUMNS
+# the server's counts (--perf-server), over its whole life: `server_perf_<e>`, ...
+SERVER_PREFIX = "server_"
+
+
+def columns_for(events: list[str], server_events: list[str] = ()) -> list[str]:
+    return (STUDY_COLUMNS + EXTENDED_COLUMNS + perf_columns(events) + perf_columns(server_events, SERVER_PREFIX)
+            + TRACE_COLUMNS)
+
+
+def _perf_cells(row: dict, counts: dict, events: list[str], prefix: str = "") -> None:
+    for ev in events:
+        stem = prefix + event_column(ev)
+        rec = counts.get(ev) or {}
+        row[stem] = rec.get("value")
+        row[f"{stem}_status"] = rec.get("status") or ("" if not counts else "not counted")
+        row[f"{stem}_running_pct"] = rec.get("running_pct")
 
 
 def _cell(value) -> str:
@@ -77,7 +91,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-def flatten(result: dict, events: list[str]) -> dict:
+def flatten(result: dict, events: list[str], server_events: list[str] = ()) -> dict:
     """A point result (DESIGN.md's shape) -> one runs.csv row (column -> value or None)."""
     lat = result.get("latency_us") or {}
     cpu = result.get("cpu") or {}
@@ -102,12 +116,8 @@ def flatten(result: dict, events: list[str]) -> dict:
         "zc_completions": zc.get("completions"), "zc_copied": zc.get("copied"),
         "zc_notifications": zc.get("notifications"), "zc_enobufs": zc.get("enobufs"),
     }
-    for ev in events:
-        stem = event_column(ev)
-        rec = perf_events.get(ev) or {}
-        row[stem] = rec.get("value")
-        row[f"{stem}_status"] = rec.get("status") or ("" if not perf_events else "not counted")
-        row[f"{stem}_running_pct"] = rec.get("running_pct")
+    _perf_cells(row, perf_events, events)
+    _perf_cells(row, ((result.get("server_perf") or {}).get("events")) or {}, server_events, SERVER_PREFIX)
     for study_col, ev in STUDY_EVENTS.items():
         row[study_col] = (perf_events.get(ev) or {}).get("value")
     for role in TRACE_ROLES:
@@ -159,9 +169,11 @@ class ResultsDir:
     # -- opening -------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str | os.PathLike, manifest: dict, events: list[str], force: bool = False,
-               fix: str = "--resume to complete it, --force to move it aside, or another -o path") -> "ResultsDir":
+               fix: str = "--resume to complete it, --force to move it aside, or another -o path",
+               server_events: list[str] = ()) -> "ResultsDir":
         """A new results directory. An existing non-empty one is never overwritten: without
-        `force` this is an error; with it the old directory is moved aside, not deleted."""
+        `force` this is an error; with it the old directory is moved aside, not deleted.
+        `server_events`: the server's perf events (--perf-server), columns of their own."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory", fix="another -o path")
@@ -175,8 +187,9 @@ class ResultsDir:
         (path / "points").mkdir(exist_ok=True)
         # provenance every results directory carries; the caller's fields come after it
         manifest = {"schema_version": SCHEMA_VERSION, "netobs_version": __version__, "command": sys.argv,
-                    "started": now_iso(), **manifest, "perf_events": list(events)}
-        store = cls(path, columns_for(events), manifest, [])
+                    "started": now_iso(), **manifest, "perf_events": list(events),
+                    "perf_server_events": list(server_events)}
+        store = cls(path, columns_for(events, server_events), manifest, [])
         store.write_manifest()
         store._write_csv()
         return store
@@ -187,12 +200,16 @@ class ResultsDir:
         manifest = read_manifest(path)
         rows = read_rows(path)
         events = manifest.get("perf_events") or []
-        return cls(path, columns_for(events), manifest, rows)
+        return cls(path, columns_for(events, manifest.get("perf_server_events") or []), manifest, rows)
 
     # -- writing -------------------------------------------------------------------------
     @property
     def events(self) -> list[str]:
         return list(self.manifest.get("perf_events") or [])
+
+    @property
+    def server_events(self) -> list[str]:
+        return list(self.manifest.get("perf_server_events") or [])
 
     def done_keys(self) -> set[tuple]:
         """Points already stored with status ok (failed ones are run again on --resume)."""
@@ -212,7 +229,7 @@ class ResultsDir:
     def add_points(self, results: list[dict]) -> None:
         """Store several points with one rewrite of runs.csv (an import)."""
         for result in results:
-            row = flatten(result, self.events)
+            row = flatten(result, self.events, self.server_events)
             key = _key(row)
             self._rows = [r for r in self._rows if _key(r) != key]
             self._rows.append({c: _cell(row.get(c)) for c in self.columns})

@@ -59,7 +59,8 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
     manifest = {
         "source": "netobs", "finished": None, "state": "running", "matrix": sweep.to_dict(),
     }
-    return ResultsDir.create(path, manifest, events, force=force)
+    server_events = events if (events and sweep.base.perf_server) else []
+    return ResultsDir.create(path, manifest, events, force=force, server_events=server_events)
 
 
 def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None,

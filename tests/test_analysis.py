@@ -344,3 +344,21 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path):
     p = netobs("explain", str(tmp_path / "empty"), check=False)
     assert p.returncode == 2 and p.stderr.startswith("netobs: error:") and "manifest.json" in p.stderr
     assert "Examples:" in netobs("explain", "--help").stdout
+
+
+def test_a_wide_results_file_loads_without_pandas_warnings(tmp_path):
+    """Every perf event twice (client window, server life) makes over 100 columns; the loader
+    builds the frame at once, so explain and report print no PerformanceWarning."""
+    import warnings
+
+    from netobs.perf import DEFAULT_EVENTS
+    from netobs.store import ResultsDir
+    store = ResultsDir.create(tmp_path / "wide", {"source": "test"}, list(DEFAULT_EVENTS),
+                              server_events=list(DEFAULT_EVENTS))
+    store.add_point({"impl": "one_copy", "msg_size": 4096, "threads": 1, "throughput_gbps": 2.0,
+                     "latency_us": {"mean": 3.0}, "bytes_sent": 10**9, "window_s": 4.0})
+    assert len(store.columns) > 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = load_results(tmp_path / "wide")
+    assert len(res.runs) == 1 and "server_perf_task_clock" in res.runs

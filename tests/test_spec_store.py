@@ -63,6 +63,22 @@ def _result(impl="one_copy", size=1024, threads=1, repeat=0, **extra):
             **extra}
 
 
+def test_server_perf_counts_have_columns_of_their_own(tmp_path):
+    store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS, server_events=EVENTS)
+    server = {"counted": "whole process life",
+              "events": {"context-switches": {"value": 40.0, "status": "counted", "running_pct": 100.0}}}
+    store.add_point(_result(server_perf=server))
+    header = (tmp_path / "r" / "runs.csv").read_text().splitlines()[0].split(",")
+    assert header == columns_for(EVENTS, EVENTS) and "server_perf_context_switches" in header
+    row = read_rows(tmp_path / "r")[0]
+    assert row["server_perf_context_switches"] == "40.0" and row["perf_context_switches"] == "12.0"
+    assert row["server_perf_cpu_cycles"] == "" and row["server_perf_cpu_cycles_status"] == "not counted"
+    again = ResultsDir.open_for_resume(tmp_path / "r")
+    assert again.server_events == EVENTS and again.columns == header
+    # without --perf-server: no server columns at all
+    assert not [c for c in columns_for(EVENTS) if c.startswith("server_perf")]
+
+
 def test_store_columns_atomic_rows_and_missing_is_empty(tmp_path):
     store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
     store.add_point(_result())
