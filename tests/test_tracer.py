@@ -567,7 +567,7 @@ def test_kprobe_tier_compiles_for_other_kernels():
                     if c.endswith("_KPROBE")})
     assert {"-DNETOBS_SEND_KPROBE", "-DNETOBS_RX_KPROBE", "-DNETOBS_ZCCB_KPROBE", "-DNETOBS_ZCDEF_KPROBE"} <= set(flags)
     with tr._bpf_dir() as bpf_dir:
-        b = BPF(src_file=str(bpf_dir / "netobs_trace.c"), cflags=[f"-I{bpf_dir}", *flags])
+        b = BPF(src_file=str(bpf_dir / "netobs_trace.c").encode(), cflags=[f"-I{bpf_dir}", *flags])
     try:
         for name in (b"netobs_send_kr", b"netobs_rx_kp", b"netobs_zccb_kp", b"netobs_zcdef_kp"):
             assert b.dump_func(name), name  # compiled to BPF bytecode, nothing loaded
