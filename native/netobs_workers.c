@@ -1065,7 +1065,7 @@ struct nob_conn {
     struct nob_server *s;
     int fd, idx;
     pthread_t tid;
-    uint64_t bytes, recv_calls;
+    uint64_t bytes, recv_calls, msgs_copied;
     double first, last;
     double cpu_user, cpu_sys;
     struct verifier v;
@@ -1164,7 +1164,11 @@ static void *conn_thread(void *arg)
     const struct nob_server_config *cfg = &s->cfg;
     struct rusage ru0, ru1;
     thread_rusage(&ru0);
-    uint64_t cap = cfg->recv_copy ? cfg->msg_size : RECV_BUF;
+    /* recv_copy: a whole number of messages, received in large calls like the plain server
+     * and copied out one by one; no message wraps, so nothing is moved between calls */
+    uint64_t cap = RECV_BUF;
+    if (cfg->recv_copy)
+        cap = cfg->msg_size * (cfg->msg_size < RECV_BUF ? RECV_BUF / cfg->msg_size : 1);
     uint8_t *buf = malloc(cap);
     struct msgbuf fields = {0};
     int ok = buf != NULL;
@@ -1175,10 +1179,10 @@ static void *conn_thread(void *arg)
     }
     if (!ok)
         k->err = ENOMEM;
-    uint64_t off = 0;
+    uint64_t off = 0, done = 0;   /* recv_copy: bytes in buf, and of those copied out */
     while (ok && !atomic_load(&s->stop_conns)) {
         uint8_t *dst = cfg->recv_copy ? buf + off : buf;
-        size_t want = cfg->recv_copy ? cfg->msg_size - off : cap;
+        size_t want = cfg->recv_copy ? cap - off : cap;
         ssize_t r = recv(k->fd, dst, want, 0);
         if (r > 0) {
             double t = now_s();
@@ -1191,14 +1195,17 @@ static void *conn_thread(void *arg)
                 verify_chunk(&k->v, dst, (size_t)r);
             if (cfg->recv_copy) {
                 off += (uint64_t)r;
-                if (off == cfg->msg_size) { /* the receive-side mirror of two_copy */
-                    const uint8_t *p = buf;
+                while (off - done >= cfg->msg_size) { /* the receive-side mirror of two_copy */
+                    const uint8_t *p = buf + done;
                     for (int f = 0; f < NOB_FIELDS; f++) {
                         memcpy(fields.field[f], p, fields.len[f]);
                         p += fields.len[f];
                     }
-                    off = 0;
+                    done += cfg->msg_size;
+                    k->msgs_copied++;
                 }
+                if (off == cap)
+                    off = done = 0;
             }
             continue;
         }
@@ -1298,6 +1305,7 @@ int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob
         st->bytes_received += k->bytes;
         st->per_conn_bytes[i] = k->bytes;
         st->recv_calls += k->recv_calls;
+        st->messages_copied += k->msgs_copied;
         st->cpu_user_s += k->cpu_user;
         st->cpu_sys_s += k->cpu_sys;
         st->verify_messages += k->v.messages;

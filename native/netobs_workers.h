@@ -98,6 +98,7 @@ struct nob_server_stats {
     uint64_t verify_errors;         /* messages whose pattern did not match */
     uint64_t verify_partial_bytes;  /* bytes of a trailing incomplete message (not an error) */
     uint64_t recv_calls;
+    uint64_t messages_copied;       /* recv_copy: complete messages copied out into fields */
     int timed_out;
     int interrupted;
     int port;

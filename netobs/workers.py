@@ -483,6 +483,7 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
         "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,
         "recv_copy": bool(cfg.recv_copy), "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,
+        "messages_copied": st.messages_copied if cfg.recv_copy else None,
         "verify_messages": st.verify_messages if cfg.verify else None,
         "verify_errors": st.verify_errors if cfg.verify else 0,
         "verify_partial_bytes": st.verify_partial_bytes if cfg.verify else None,

@@ -59,6 +59,17 @@ def test_python_limits_agree_with_the_c_workers():
     assert tuple(workers.IMPL_CODES) == spec.IMPLS == IMPLS
 
 
+def test_recv_copy_copies_every_message_out_of_large_receives():
+    """The receive-side mirror of two_copy: each whole message is copied into 8 fields, but
+    the bytes arrive in large recv() calls, as without it (not one call per message)."""
+    c, s = pair("one_copy", 1024, threads=1, recv_copy=True)
+    assert s["recv_copy"] and s["bytes_received"] == c["bytes_sent_total"]
+    assert s["messages_copied"] == s["bytes_received"] // 1024
+    assert s["recv_calls"] < s["messages_copied"] / 4
+    _, plain = pair("one_copy", 1024, threads=1)
+    assert plain["messages_copied"] is None
+
+
 # ------------------------------------------------------------------ bytes, completions, verify
 
 @pytest.mark.parametrize("size", [1024, 65536])
@@ -326,6 +337,7 @@ def test_worker_processes_end_to_end():
         assert key in s, key
     assert c["bytes_sent_total"] == s["bytes_received"]
     assert s["verify_errors"] == 0 and s["verify_messages"] == c["messages_total"]
+    assert s["messages_copied"] == c["messages_total"]          # --recv-copy, every whole message
     assert c["zerocopy"]["completions"] == c["zerocopy"]["sends"] and c["zerocopy"]["outstanding"] == 0
 
 
