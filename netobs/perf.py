@@ -355,9 +355,9 @@ def find_perf() -> str:
     return path
 
 
-def check_window(path: str) -> None:
+def check_window(path: str, feats: dict | None = None) -> None:
     """CapabilityError unless this perf can count only a measured window (the client's)."""
-    feats = perf_features(path)
+    feats = feats or perf_features(path)
     if not (feats["control_fifo"] and feats["delay_disabled"]):
         raise CapabilityError("this perf cannot count a window",
                               f"perf {perf_version()} lacks `stat --control fifo:` or `-D -1` (perf 5.10+)",
@@ -448,7 +448,7 @@ class PerfStat:
         self.window = window
         feats = perf_features(self.perf)
         if window:
-            check_window(self.perf)
+            check_window(self.perf, feats)
         if output_format == "auto":
             output_format = "json" if feats["json"] else "csv"
         if output_format not in ("json", "csv"):

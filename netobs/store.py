@@ -200,7 +200,11 @@ class ResultsDir:
         manifest = read_manifest(path)
         rows = read_rows(path)
         events = manifest.get("perf_events") or []
-        return cls(path, columns_for(events, manifest.get("perf_server_events") or []), manifest, rows)
+        server_events = manifest.get("perf_server_events")
+        if server_events is None:   # a directory from before server columns: its matrix says
+            server_events = events if (manifest.get("matrix") or {}).get("perf_server") else []
+            manifest["perf_server_events"] = server_events
+        return cls(path, columns_for(events, server_events), manifest, rows)
 
     # -- writing -------------------------------------------------------------------------
     @property

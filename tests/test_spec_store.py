@@ -77,6 +77,12 @@ def test_server_perf_counts_have_columns_of_their_own(tmp_path):
     assert again.server_events == EVENTS and again.columns == header
     # without --perf-server: no server columns at all
     assert not [c for c in columns_for(EVENTS) if c.startswith("server_perf")]
+    # a directory from before these columns: its matrix says whether the server was counted
+    old = ResultsDir.create(tmp_path / "old", {"source": "test", "matrix": {"perf_server": True}}, EVENTS)
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    del manifest["perf_server_events"]
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+    assert old.server_events == [] and ResultsDir.open_for_resume(tmp_path / "old").server_events == EVENTS
 
 
 def test_store_columns_atomic_rows_and_missing_is_empty(tmp_path):
