@@ -52,9 +52,6 @@ class MissingChart:
         return {"missing": True, "title": self.title, "reason": self.reason}
 
 
-ChartResult = "alt.TopLevelMixin | MissingChart"
-
-
 # ----------------------------------------------------------------------------- helpers
 
 def _strategies(df: pd.DataFrame) -> list[str]:
@@ -194,49 +191,43 @@ def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, c
     return line
 
 
-def _per_size_line(runs: pd.DataFrame, value: str, title: str, y_title: str, threads: int,
-                   missing_reason: str, y_format: str | None = None):
+_SIZE_TIP = alt.Tooltip("msg_size:Q", title="message size (B)")
+_THREADS_TIP = alt.Tooltip("threads:Q", title="threads")
+
+
+def _line(runs: pd.DataFrame, value: str, title: str, y_title: str, x: str, at: int,
+          missing_reason: str, y_format: str | None = None):
+    """`value` vs `x` ("msg_size" or "threads"), one line per strategy with its CI band, at
+    the other dimension's value `at` (or the nearest measured one, which the title says)."""
     runs = _ok(runs)
     if not _has(runs, value):
         return MissingChart(title, missing_reason)
+    other = "threads" if x == "msg_size" else "msg_size"
     df = runs[pd.to_numeric(runs[value], errors="coerce").notna()]
-    df, chosen, note = _pick(df, "threads", threads, "threads")
-    summary = summarize(df, ["implementation", "msg_size", "threads"], value)
-    chart = _line_with_band(summary, _size_axis(summary["msg_size"]), value, y_title, strategy_color(summary),
-                            [alt.Tooltip("msg_size:Q", title="message size (B)"),
-                             alt.Tooltip("threads:Q", title="threads")], y_format=y_format)
-    return chart.properties(width=WIDTH, height=HEIGHT,
-                            title=_title(f"{title} ({chosen} threads{note})", _repeats_note(summary)))
-
-
-def _per_threads_line(runs: pd.DataFrame, value: str, title: str, y_title: str, msg_size: int,
-                      missing_reason: str, y_format: str | None = None):
-    runs = _ok(runs)
-    if not _has(runs, value):
-        return MissingChart(title, missing_reason)
-    df = runs[pd.to_numeric(runs[value], errors="coerce").notna()]
-    df, chosen, note = _pick(df, "msg_size", msg_size, "B")
-    summary = summarize(df, ["implementation", "threads", "msg_size"], value)
-    chart = _line_with_band(summary, _threads_axis(summary["threads"]), value, y_title, strategy_color(summary),
-                            [alt.Tooltip("threads:Q", title="threads"),
-                             alt.Tooltip("msg_size:Q", title="message size (B)")], y_format=y_format)
-    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
-    return chart.properties(width=WIDTH, height=HEIGHT,
-                            title=_title(f"{title} ({size_txt})", _repeats_note(summary)))
+    df, chosen, note = _pick(df, other, at, "threads" if other == "threads" else "B")
+    summary = summarize(df, ["implementation", x, other], value)
+    if x == "msg_size":
+        axis, tips = _size_axis(summary["msg_size"]), [_SIZE_TIP, _THREADS_TIP]
+        where = f"{chosen} threads{note}"
+    else:
+        axis, tips = _threads_axis(summary["threads"]), [_THREADS_TIP, _SIZE_TIP]
+        where = _fmt_size(chosen) + (f" — {_fmt_size(at)} not measured, nearest" if note else "")
+    chart = _line_with_band(summary, axis, value, y_title, strategy_color(summary), tips, y_format=y_format)
+    return chart.properties(width=WIDTH, height=HEIGHT, title=_title(f"{title} ({where})", _repeats_note(summary)))
 
 
 # ----------------------------------------------------------------------------- the study's four
 
 def throughput_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
     """Throughput (Gbps) vs message size at `threads` (or the nearest measured count)."""
-    return _per_size_line(runs, "throughput_gbps", "Throughput vs message size", "throughput (Gbps)",
-                          threads, "no successful runs with a measured throughput")
+    return _line(runs, "throughput_gbps", "Throughput vs message size", "throughput (Gbps)",
+                 "msg_size", threads, "no successful runs with a measured throughput")
 
 
 def latency_vs_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
     """Mean per-send latency (µs) vs client threads at `msg_size` (or the nearest measured)."""
-    return _per_threads_line(runs, "latency_us", "Latency vs client threads", "mean latency per send (µs)",
-                             msg_size, "no per-send latency in these results")
+    return _line(runs, "latency_us", "Latency vs client threads", "mean latency per send (µs)",
+                 "threads", msg_size, "no per-send latency in these results")
 
 
 def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
@@ -275,17 +266,17 @@ def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
 
 def cycles_per_byte_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
     """CPU cycles per byte sent vs message size."""
-    return _per_size_line(runs, "cycles_per_byte", "CPU cycles per byte vs message size", "cycles per byte sent",
-                          threads, "the cpu-cycles counter was not counted on this host (common in VMs); "
-                                   "CPU seconds per GB is shown instead")
+    return _line(runs, "cycles_per_byte", "CPU cycles per byte vs message size", "cycles per byte sent",
+                 "msg_size", threads, "the cpu-cycles counter was not counted on this host (common in VMs); "
+                                      "CPU seconds per GB is shown instead")
 
 
 # ----------------------------------------------------------------------------- beyond the study
 
 def cpu_per_gb_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
     """Client CPU seconds (user+sys) per GB sent: the cost measure that needs no counters."""
-    return _per_size_line(runs, "cpu_s_per_gb", "Client CPU time per GB vs message size", "CPU seconds per GB sent",
-                          threads, "client CPU time (user/sys) was not recorded in these results")
+    return _line(runs, "cpu_s_per_gb", "Client CPU time per GB vs message size", "CPU seconds per GB sent",
+                 "msg_size", threads, "client CPU time (user/sys) was not recorded in these results")
 
 
 def copies_per_byte(runs: pd.DataFrame):
@@ -369,16 +360,16 @@ def zc_copied_fraction(runs: pd.DataFrame):
 
 def syscall_time_per_byte(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
     """Time inside send syscalls per byte sent (ns/B), traced."""
-    return _per_size_line(runs, "syscall_ns_per_byte", "Send-syscall time per byte vs message size",
-                          "ns in send syscalls per byte", threads,
-                          "send-syscall time was not traced (run the sweep with --trace as root)")
+    return _line(runs, "syscall_ns_per_byte", "Send-syscall time per byte vs message size",
+                 "ns in send syscalls per byte", "msg_size", threads,
+                 "send-syscall time was not traced (run the sweep with --trace as root)")
 
 
 def offcpu_share_by_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
     """Share of the client threads' time spent off-CPU, vs thread count."""
-    return _per_threads_line(runs, "offcpu_share", "Client off-CPU share vs threads", "time off-CPU (share)",
-                             msg_size, "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
-                                       "--trace as root)", y_format="%")
+    return _line(runs, "offcpu_share", "Client off-CPU share vs threads", "time off-CPU (share)",
+                 "threads", msg_size, "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
+                                      "--trace as root)", y_format="%")
 
 
 def relative_throughput(runs: pd.DataFrame):

@@ -821,7 +821,7 @@ def anomalies(r: Results) -> Answer:
         s, rel, how = _noise(r, metric)
         noise_how[metric] = how
         other = "threads" if dim == "msg_size" else "msg_size"
-        for (impl, fixed), g in s.reset_index().groupby(["implementation", other]):
+        for (impl, _), g in s.reset_index().groupby(["implementation", other]):
             g = g.sort_values(dim)
             rows = list(g.itertuples())
             for x, y in zip(rows, rows[1:]):
@@ -837,10 +837,10 @@ def anomalies(r: Results) -> Answer:
                 b_key = (impl, int(y.msg_size), int(y.threads))
                 step_txt = (f"{a_key[1]} B -> {b_key[1]} B at {_threads([a_key[2]])}" if dim == "msg_size"
                             else f"{_threads([a_key[2]])} -> {_threads([b_key[2]])} at {a_key[1]} B")
-                if True:  # every checked step; the least favourable become the evidence when none breaks
-                    near.append({"implementation": impl, "msg_size": b_key[1], "threads": b_key[2],
-                                 "step": step_txt, "metric": metric,
-                                 "change_pct": rel_change * 100, "score": float(score)})
+                # every checked step; the least favourable become the evidence when none breaks
+                near.append({"implementation": impl, "msg_size": b_key[1], "threads": b_key[2],
+                             "step": step_txt, "metric": metric,
+                             "change_pct": rel_change * 100, "score": float(score)})
                 if rel_change > -MIN_EFFECT or score < MIN_SCORE:
                     continue
                 p = float("nan")

@@ -35,7 +35,7 @@ import os
 import platform
 import re
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 from netobs import bpfenv
@@ -589,12 +589,6 @@ def _hist(values: list[int]) -> dict[str, int]:
     return {str(0 if s == 0 else 1 << (s - 1)): v for s, v in enumerate(values) if v}
 
 
-@dataclass
-class _Attached:
-    tracepoints: list[str] = field(default_factory=list)
-    kprobes: list[str] = field(default_factory=list)
-
-
 class Tracer:
     """Compiled and attached BPF programs; counters read and reset per point.
 
@@ -606,7 +600,6 @@ class Tracer:
         self.env = bpfenv.prepare()
         self.plan = plan if plan is not None else plan_probes()
         self._bpf = None
-        self._roles: dict[str, int] = {}
         self._gen = 0
         self._slot_conflicts = 0
         self.notes: list[str] = []
@@ -697,7 +690,6 @@ class Tracer:
         for role, ps in members.items():
             if not gates[role] and any(map(_may_have_zerocopy_socket, ps)):
                 self._cfg[self._cfg.Key(_LAYOUT["NETOBS_CFG_ZC"] + ROLES.index(role))] = self._cfg.Leaf(1)
-        self._roles = dict(pids)
 
     def _set_gen(self, gen: int) -> None:
         self._cfg[self._cfg.Key(0)] = self._cfg.Leaf(gen)
@@ -742,7 +734,6 @@ class Tracer:
                 base = (r * 2 + k) * slots
                 hists[name] = _hist(hist[base:base + slots])
             out["histograms"][role] = hists
-        self._roles = {}
         return out
 
     def close(self) -> None:
