@@ -671,6 +671,16 @@ static void count_sent(struct nob_thread *t, ssize_t r)
     atomic_store_explicit(&t->pub_bytes, t->bytes_total, memory_order_relaxed);
 }
 
+/* After a send that moved nothing (r <= 0): 0 to try again (SO_SNDTIMEO expired or a signal,
+ * and no abort), ECANCELED when the run is being aborted, else the errno to report. */
+static int send_failed(struct nob_thread *t, ssize_t r)
+{
+    int e = r == 0 ? EAGAIN : errno;
+    if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK)
+        return atomic_load(&t->c->abort) ? ECANCELED : 0;
+    return e;
+}
+
 /* Send every byte of iov[0..cnt) (one_copy, zero_copy). 0, -ECANCELED on stop, or -errno. */
 static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
 {
@@ -700,12 +710,9 @@ static int send_iov(struct nob_thread *t, struct iovec *iov, int cnt, int flags)
             }
             continue;
         }
-        int e = r == 0 ? EAGAIN : errno;
-        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {  /* SO_SNDTIMEO expired or a signal */
-            if (atomic_load(&t->c->abort))
-                return -ECANCELED;
+        int e = send_failed(t, r);
+        if (e == 0)
             continue;
-        }
         if (e == ENOBUFS && (flags & MSG_ZEROCOPY)) {
             /* optmem for notifications exhausted: read completions, then retry */
             t->zc_enobufs++;
@@ -739,12 +746,9 @@ static int send_buf(struct nob_thread *t, const uint8_t *p, uint64_t len)
                 t->partial++;
             continue;
         }
-        int e = r == 0 ? EAGAIN : errno;
-        if (e == EINTR || e == EAGAIN || e == EWOULDBLOCK) {  /* SO_SNDTIMEO expired or a signal */
-            if (atomic_load(&t->c->abort))
-                return -ECANCELED;
+        int e = send_failed(t, r);
+        if (e == 0)
             continue;
-        }
         return -e;
     }
     return 0;
