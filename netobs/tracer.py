@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import re
@@ -505,10 +506,14 @@ SO_ZEROCOPY = 60
 _NR_PIDFD_GETFD = 438   # the same number on every architecture but alpha (Linux 5.6+)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _pidfd_getfd(pidfd: int, fd: int) -> int:
     """A duplicate, in this process, of descriptor `fd` of the process behind `pidfd`."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    got = libc.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
+    got = _libc().syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
     if got < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
