@@ -9,26 +9,30 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from netobs import strategies
 from netobs.errors import UsageError
-from netobs.spec import IMPLS
-from netobs.store import read_manifest
-from netobs.store import (
-    EXTENDED_COLUMNS,
+from netobs.figures import (
+    EVENT_BY_COLUMN,
     STUDY_COLUMNS,
-    STUDY_EVENTS,
     TRACE_COLUMNS,
+    WORKER_COLUMNS,
     event_column,
+    is_text,
+    point_id,
 )
+from netobs.figures import POINT_KEY as _POINT_KEY
+from netobs.store import read_manifest
 
-KEY = ["implementation", "msg_size", "threads"]
-POINT_KEY = KEY + ["repeat"]
-TEXT_COLUMNS = {"implementation", "status", "error", "topology"}
+KEY = list(_POINT_KEY[:3])
+POINT_KEY = list(_POINT_KEY)
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
 KIB, MIB = 1024.0, 1024.0 * 1024.0
 
@@ -55,8 +59,6 @@ DERIVED = {
     "zc_deferred_copies_per_send": ("deferred zero-copy copies per zero-copy send (traced)", "copies/send"),
 }
 
-# study column -> perf event, for reasons when a counter is missing
-COUNTER_EVENTS = dict(STUDY_EVENTS)
 
 
 @dataclass
@@ -110,8 +112,7 @@ class Results:
 
     @property
     def impls(self) -> list[str]:
-        present = list(self.runs["implementation"].unique())
-        return [i for i in IMPLS if i in present] + sorted(i for i in present if i not in IMPLS)
+        return strategies.ordered(self.runs["implementation"])
 
     def max_repeats(self) -> int:
         return int(self.runs.groupby(KEY).size().max()) if len(self.runs) else 0
@@ -137,7 +138,7 @@ class Results:
         values = rows[column]
         if len(values) and values.notna().all():
             return None
-        event = COUNTER_EVENTS.get(column)
+        event = EVENT_BY_COLUMN.get(column)
         reasons = []
         if event:
             unsupported = ((self.manifest.get("perf") or {}).get("unsupported")) or {}
@@ -175,17 +176,32 @@ def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageE
                                           "to make a results directory, then `netobs explain DIR`")
 
 
-def _read_runs(path: Path) -> pd.DataFrame:
+def _read_runs(path: Path, notes: list[str]) -> pd.DataFrame:
     file = path / "runs.csv"
     if not file.is_file():
         raise _fail(f"{path} has no runs.csv", "the results directory is empty or incomplete")
     try:
-        raw = pd.read_csv(file, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise _fail(f"{file} is empty", "no header and no points") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        text = file.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
-    raw.columns = [c.strip() for c in raw.columns]
+    records = list(csv.reader(io.StringIO(text)))
+    if not records:
+        raise _fail(f"{file} is empty", "no header and no points")
+    header = [c.strip() for c in records[0]]
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) == len(header):
+            rows.append(record)
+            continue
+        cut = number == len(records) and not text.endswith("\n")
+        name = _row_name(dict(zip(header, record)))
+        how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
+               else f"has {len(record)} cells where the header has {len(header)}")
+        notes.append(f"runs.csv line {number} ({name}) {how}: left out; "
+                     "re-run it with `netobs sweep --resume -o DIR` or restore runs.csv")
+    raw = pd.DataFrame(rows, columns=header, dtype=str)
     missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
     if missing:
         raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
@@ -197,7 +213,7 @@ def _read_runs(path: Path) -> pd.DataFrame:
     for col in raw.columns:
         text = raw[col].astype(str).str.strip()
         empty = text.str.lower().isin(MISSING_TOKENS)
-        if col in TEXT_COLUMNS or col.endswith("_status"):
+        if is_text(col):
             cols[col] = text.where(~empty, None).astype(object)
             continue
         num = pd.to_numeric(text.where(~empty, None), errors="coerce")
@@ -207,10 +223,10 @@ def _read_runs(path: Path) -> pd.DataFrame:
             raise _fail(f"{file}, row {i + 2}, column {col}: '{text.iloc[i]}' is not a number",
                         "the file is damaged", "restoring runs.csv or re-running that point (`netobs sweep --resume`)")
         cols[col] = num.astype(float)
-    for col in STUDY_COLUMNS + EXTENDED_COLUMNS + TRACE_COLUMNS:
+    for col in STUDY_COLUMNS + WORKER_COLUMNS + TRACE_COLUMNS:
         if col not in cols:
-            cols[col] = pd.Series(None if col in TEXT_COLUMNS else np.nan, index=raw.index,
-                                  dtype=object if col in TEXT_COLUMNS else float)
+            cols[col] = pd.Series(None if is_text(col) else np.nan, index=raw.index,
+                                  dtype=object if is_text(col) else float)
     return pd.DataFrame(cols, index=raw.index)
 
 
@@ -286,8 +302,8 @@ def load_results(path) -> Results:
     if not path.is_dir():
         raise _fail(f"{path} is not a directory", "explain reads a results directory (runs.csv + manifest.json)")
     manifest = read_manifest(path)
-    df = _read_runs(path)
     notes: list[str] = []
+    df = _read_runs(path, notes)
     if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():
         i = int(np.flatnonzero((df["implementation"].isna() | df["msg_size"].isna() | df["threads"].isna())
                                .to_numpy())[0])
@@ -306,11 +322,12 @@ def load_results(path) -> Results:
     if dup.any():
         notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
         df = df[~dup]
+    notes += check_points(path, manifest, df)
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()
     failed = df[~ok].copy()
     failed.loc[failed["error"].isna(), "error"] = "status ok but no throughput recorded"
-    runs = derive(df[ok]).sort_values(POINT_KEY, key=_impl_order).reset_index(drop=True)
-    failed = failed.sort_values(POINT_KEY, key=_impl_order).reset_index(drop=True)
+    runs = derive(df[ok]).sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True)
+    failed = failed.sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True)
     if runs.empty:
         raise _fail(f"{path / 'runs.csv'} has no successful points ({len(failed)} failed)",
                     f"first error: {failed['error'].iloc[0]}" if len(failed) else None,
@@ -318,8 +335,50 @@ def load_results(path) -> Results:
     return Results(path=path, manifest=manifest, runs=runs, failed=failed, notes=notes)
 
 
-def _impl_order(col: pd.Series) -> pd.Series:
-    if col.name == "implementation":
-        rank = {impl: i for i, impl in enumerate(IMPLS)}
-        return col.map(lambda v: (rank.get(v, len(rank)), v)).map(lambda t: f"{t[0]:02d}{t[1]}")
-    return col
+def _row_name(row: dict) -> str:
+    """A runs.csv row's point, as far as its cells say (a torn row may lack some)."""
+    try:
+        return point_id(row["implementation"], int(float(row["msg_size"])), int(float(row["threads"])),
+                        int(float(row.get("repeat") or 0)))
+    except (KeyError, TypeError, ValueError):
+        return "point unknown"
+
+
+def _names(ids) -> str:
+    ids = sorted(ids)
+    shown = ", ".join(ids[:6])
+    return shown + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+
+
+def check_points(path: Path, manifest: dict, df: pd.DataFrame) -> list[str]:
+    """What runs.csv, points/ and the manifest's matrix disagree on, point by point: a point
+    whose files are under points/ but has no row, an ok row without its points/ files, and
+    points of the matrix with no row (so a reader is never shown fewer points without a word)."""
+    notes = []
+    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat): r.status
+            for r in df[["implementation", "msg_size", "threads", "repeat", "status"]].itertuples()}
+    points = path / "points"
+    if str(manifest.get("source")) != "import" and points.is_dir():
+        stored = {d.name for d in points.iterdir() if (d / "result.json").is_file()}
+        no_row = stored - set(rows)
+        if no_row:
+            notes.append(f"{len(no_row)} point(s) have results under points/ but no row in runs.csv: "
+                         f"{_names(no_row)}; they are not analysed (restore runs.csv, or re-run them with --resume)")
+        no_files = {p for p, status in rows.items() if status == "ok"} - stored
+        if no_files:
+            notes.append(f"{len(no_files)} ok row(s) of runs.csv have no points/<point>/result.json: "
+                         f"{_names(no_files)} (their raw files are lost; the rows are analysed)")
+    matrix = manifest.get("matrix") or {}
+    names = matrix.get("strategies") or matrix.get("impls")
+    # an import's "matrix" lists what its rows hold (any grid), not a plan
+    if str(manifest.get("source")) != "import" and names and matrix.get("sizes") and matrix.get("threads"):
+        planned = {point_id(i, s, t, r) for i in names for s in matrix["sizes"] for t in matrix["threads"]
+                   for r in range(int(matrix.get("repeats") or 1))}
+        absent = planned - set(rows)
+        if absent:
+            state = manifest.get("state")
+            why = ("the sweep did not finish" if state in ("running", "interrupted")
+                   else "their rows are missing from runs.csv")
+            notes.append(f"{len(absent)} of {len(planned)} planned point(s) have no row: {_names(absent)} "
+                         f"({why}; `netobs sweep --resume -o DIR` measures them)")
+    return notes

@@ -15,7 +15,9 @@ import pandas as pd
 
 from netobs.errors import UsageError
 from netobs.spec import MAX_DURATION
-from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, ResultsDir, now_iso
+from netobs import strategies
+from netobs.figures import EVENT_BY_COLUMN, STUDY_COLUMNS
+from netobs.store import ResultsDir, now_iso
 
 # Spellings seen for the strategies, compared without case, spaces or punctuation
 # ("Two-Copy", "two copy", "2_copy" -> "twocopy"/"2copy").
@@ -95,7 +97,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
         seen[key] = line
         bytes_sent = vals["throughput_gbps"] * 1e9 / 8 * duration
         events = {}
-        for col, event in STUDY_EVENTS.items():
+        for col, event in EVENT_BY_COLUMN.items():
             v = vals[col]
             if v == 0 and col in HARDWARE_COLUMNS and bytes_sent > 0:
                 zero_counters.setdefault(col, []).append(line)
@@ -108,7 +110,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
             else:
                 events[event] = {"value": v, "unit": "", "status": "counted", "running_pct": None, "reason": None}
         results.append({
-            "impl": impl, "msg_size": key[1], "threads": key[2], "repeat": 0, "status": "ok",
+            "strategy": impl, "msg_size": key[1], "threads": key[2], "repeat": 0, "status": "ok",
             "topology": "unknown", "duration_s": duration, "warmup_s": None, "window_s": duration,
             "throughput_gbps": vals["throughput_gbps"], "bytes_sent": bytes_sent,
             "messages": round(bytes_sent / key[1]), "latency_us": {"mean": vals["latency_us"]},
@@ -141,13 +143,13 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
         "perf": {"unsupported": unsupported},
         "probe_plan": None,
         "matrix": {
-            "impls": sorted({r["impl"] for r in results}),
+            "strategies": strategies.ordered(r["strategy"] for r in results),
             "sizes": sorted({r["msg_size"] for r in results}),
             "threads": sorted({r["threads"] for r in results}),
             "repeats": 1, "duration": duration, "warmup": None, "order": "unknown",
         },
     }
-    store = ResultsDir.create(out, manifest, list(STUDY_EVENTS.values()), force=force,
+    store = ResultsDir.create(out, manifest, list(EVENT_BY_COLUMN.values()), force=force,
                               fix="--force to move it aside, or another -o path")
     store.add_points(results)
     store.update_manifest(finished=now_iso())

@@ -1,8 +1,8 @@
 """The results directory: runs.csv, manifest.json and each point's raw files.
 
-Layout and columns are the contract in docs/DESIGN.md (schema version 1). Every write is
-atomic (temporary file + rename), so a crash never leaves a torn row or manifest, and each
-point is stored the moment it finishes.
+Layout is the contract in docs/DESIGN.md (schema version 1); the columns are declared in
+netobs.figures. Every write goes through netobs.files.atomic_write, so a crash never leaves a
+torn row or manifest, and each point is stored the moment it finishes.
 """
 from __future__ import annotations
 
@@ -18,57 +18,29 @@ from pathlib import Path
 
 from netobs import __version__
 from netobs.errors import UsageError
+from netobs import figures
+from netobs.figures import EVENT_BY_COLUMN, LOST_EVENTS, ROLES, SERVER_PREFIX, TRACE_NAMES, event_column, trace_column
+from netobs.files import atomic_write, write_json
 
 SCHEMA_VERSION = 1
 
-STUDY_COLUMNS = [
-    "implementation", "msg_size", "threads", "throughput_gbps", "latency_us",
-    "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches",
-]
-# study column -> the perf event (as netobs asks for it) that fills it
-STUDY_EVENTS = {
-    "cpu_cycles": "cpu-cycles",
-    "l1_cache_misses": "L1-dcache-load-misses",
-    "llc_cache_misses": "LLC-load-misses",
-    "context_switches": "context-switches",
-}
-EXTENDED_COLUMNS = [
-    "repeat", "status", "error", "topology", "duration_s", "warmup_s", "window_s",
-    "bytes_sent", "bytes_sent_total", "bytes_received", "messages", "goodput_gbps",
-    "latency_p50_us", "latency_p99_us", "latency_p999_us", "latency_max_us",
-    "cpu_user_s", "cpu_sys_s", "server_cpu_user_s", "server_cpu_sys_s",
-    "zc_completions", "zc_copied", "zc_notifications", "zc_enobufs",
-]
-TRACE_FIGURES = [
-    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
-    "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
-    "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events",
-]
-TRACE_ROLES = ("client", "server")
-TRACE_COLUMNS = [f"trace_{r}_{f}" for r in TRACE_ROLES for f in TRACE_FIGURES] + ["trace_lost_events"]
-POINT_KEY = ("implementation", "msg_size", "threads", "repeat")
+# Transitional names (the declarations are netobs.figures'); removed once every reader imports
+# from there.
+from netobs.figures import COLUMN_BY_EVENT, POINT_KEY, STUDY_COLUMNS, TRACE_COLUMNS, perf_columns  # noqa: E402,F401
+from netobs.figures import WORKER_COLUMNS as EXTENDED_COLUMNS  # noqa: E402,F401
+from netobs.figures import ROLES as TRACE_ROLES  # noqa: E402,F401
+from netobs.figures import TRACE_NAMES as TRACE_FIGURES  # noqa: E402,F401
+STUDY_EVENTS = EVENT_BY_COLUMN
 
 
-def event_column(event: str) -> str:
-    """perf event name -> its runs.csv column stem: 'L1-dcache-load-misses' -> 'perf_l1_dcache_load_misses'."""
-    return "perf_" + "".join(c if c.isalnum() else "_" for c in event.lower()).strip("_")
-
-
-def perf_columns(events: list[str], prefix: str = "") -> list[str]:
-    cols = []
-    for ev in events:
-        stem = prefix + event_column(ev)
-        cols += [stem, f"{stem}_status", f"{stem}_running_pct"]
-    return cols
-
-
-# the server's counts (--perf-server), over its whole life: `server_perf_<e>`, ...
-SERVER_PREFIX = "server_"
-
-
-def columns_for(events: list[str], server_events: list[str] = ()) -> list[str]:
-    return (STUDY_COLUMNS + EXTENDED_COLUMNS + perf_columns(events) + perf_columns(server_events, SERVER_PREFIX)
-            + TRACE_COLUMNS)
+def _at(result: dict, path: tuple[str, ...]):
+    """The value at `path` in a point result (None where any step is missing)."""
+    value = result
+    for step in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(step)
+    return value
 
 
 def _perf_cells(row: dict, counts: dict, events: list[str], prefix: str = "") -> None:
@@ -91,65 +63,36 @@ def _cell(value) -> str:
     return str(value)
 
 
+# what a point result may leave out, and what it then means
+_DEFAULTS = {"repeat": 0, "status": "ok"}
+
+
 def flatten(result: dict, events: list[str], server_events: list[str] = ()) -> dict:
-    """A point result (DESIGN.md's shape) -> one runs.csv row (column -> value or None)."""
-    lat = result.get("latency_us") or {}
-    cpu = result.get("cpu") or {}
-    scpu = result.get("server_cpu") or {}
-    zc = result.get("zerocopy") or {}
+    """A point result (DESIGN.md's shape) -> one runs.csv row (column -> value or None), by
+    the paths netobs.figures declares."""
+    row = {}
+    for fig in figures.STUDY_FIGURES + figures.WORKER_FIGURES:
+        if fig.path:
+            value = _at(result, fig.path)
+            row[fig.column] = _DEFAULTS.get(fig.column) if value is None else value
+    if row.get("implementation") is None:   # a result written before the strategy was called so
+        row["implementation"] = result.get("impl")
     perf_events = ((result.get("perf") or {}).get("events")) or {}
-    trace = result.get("trace") or {}
-    row = {
-        "implementation": result.get("impl"), "msg_size": result.get("msg_size"),
-        "threads": result.get("threads"), "throughput_gbps": result.get("throughput_gbps"),
-        "latency_us": lat.get("mean"),
-        "repeat": result.get("repeat", 0), "status": result.get("status", "ok"), "error": result.get("error"),
-        "topology": result.get("topology"), "duration_s": result.get("duration_s"),
-        "warmup_s": result.get("warmup_s"), "window_s": result.get("window_s"),
-        "bytes_sent": result.get("bytes_sent"), "bytes_sent_total": result.get("bytes_sent_total"),
-        "bytes_received": result.get("bytes_received"), "messages": result.get("messages"),
-        "goodput_gbps": result.get("goodput_gbps"),
-        "latency_p50_us": lat.get("p50"), "latency_p99_us": lat.get("p99"),
-        "latency_p999_us": lat.get("p999"), "latency_max_us": lat.get("max"),
-        "cpu_user_s": cpu.get("user_s"), "cpu_sys_s": cpu.get("sys_s"),
-        "server_cpu_user_s": scpu.get("user_s"), "server_cpu_sys_s": scpu.get("sys_s"),
-        "zc_completions": zc.get("completions"), "zc_copied": zc.get("copied"),
-        "zc_notifications": zc.get("notifications"), "zc_enobufs": zc.get("enobufs"),
-    }
     _perf_cells(row, perf_events, events)
     _perf_cells(row, ((result.get("server_perf") or {}).get("events")) or {}, server_events, SERVER_PREFIX)
-    for study_col, ev in STUDY_EVENTS.items():
-        row[study_col] = (perf_events.get(ev) or {}).get("value")
-    for role in TRACE_ROLES:
-        figures = trace.get(role) or {}
-        for fig in TRACE_FIGURES:
-            row[f"trace_{role}_{fig}"] = figures.get(fig)
-    row["trace_lost_events"] = trace.get("lost_events")
+    for column, ev in EVENT_BY_COLUMN.items():
+        row[column] = (perf_events.get(ev) or {}).get("value")
+    trace = result.get("trace") or {}
+    for role in ROLES:
+        counts = trace.get(role) or {}
+        for name in TRACE_NAMES:
+            row[trace_column(role, name)] = counts.get(name)
+    row[LOST_EVENTS.column] = _at(result, LOST_EVENTS.path)
     return row
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a whole file or nothing: a temporary file beside it, then a rename. The file gets
-    the usual permissions (umask), so a report written by root is readable by its user."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _key(row: dict) -> tuple:
@@ -189,7 +132,7 @@ class ResultsDir:
         manifest = {"schema_version": SCHEMA_VERSION, "netobs_version": __version__, "command": sys.argv,
                     "started": now_iso(), **manifest, "perf_events": list(events),
                     "perf_server_events": list(server_events)}
-        store = cls(path, columns_for(events, server_events), manifest, [])
+        store = cls(path, figures.columns_for(events, server_events), manifest, [])
         store.write_manifest()
         store._write_csv()
         return store
@@ -204,7 +147,7 @@ class ResultsDir:
         if server_events is None:   # a directory from before server columns: its matrix says
             server_events = events if (manifest.get("matrix") or {}).get("perf_server") else []
             manifest["perf_server_events"] = server_events
-        return cls(path, columns_for(events, server_events), manifest, rows)
+        return cls(path, figures.columns_for(events, server_events), manifest, rows)
 
     # -- writing -------------------------------------------------------------------------
     @property

@@ -41,15 +41,9 @@ from importlib import resources
 
 from netobs import bpfenv
 from netobs.errors import CapabilityError, UsageError
+from netobs.figures import ROLES
+from netobs.figures import TRACE_NAMES as FIGURES
 
-# The per-process figures of DESIGN.md, in its order.
-FIGURES = [
-    "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes",
-    "rx_copy_calls", "rx_copy_bytes", "errqueue_reads", "zc_callbacks", "zc_deferred_copies",
-    "send_syscalls", "send_syscall_ns", "recv_syscalls", "recv_syscall_ns",
-    "offcpu_switches", "offcpu_ns", "mem_pressure_events",
-]
-ROLES = ("client", "server")
 TIERS = ("fentry", "kprobe", "raw_tracepoint", "tracepoint")
 HISTOGRAMS = ("send_syscall_ns_log2", "recv_syscall_ns_log2")
 # Time 1 in this many send (and recv) syscalls per thread; the others are only counted.
@@ -70,7 +64,9 @@ def _read_layout() -> dict[str, int]:
 
 _LAYOUT = _read_layout()
 _FIG_INDEX = {f: _LAYOUT[f"NETOBS_FIG_{f.upper()}"] for f in FIGURES}
-assert sorted(_FIG_INDEX.values()) == list(range(_LAYOUT["NETOBS_NFIG"])), "bpf header and FIGURES disagree"
+# The C side's indices are the figures' order in netobs.figures, and so are its roles.
+assert list(_FIG_INDEX.values()) == list(range(_LAYOUT["NETOBS_NFIG"])), "bpf header and netobs.figures disagree"
+assert [_LAYOUT[f"NETOBS_ROLE_{r.upper()}"] for r in ROLES] == list(range(_LAYOUT["NETOBS_NROLES"]))
 
 
 # ---- the candidate probes, best first -------------------------------------------------------
@@ -711,7 +707,8 @@ class Tracer:
         missing = {f: e.get("reason") or "no probe" for f, e in self.plan.items()
                    if f in _FIG_INDEX and not e.get("probe")}
         sampled = [sum(v.sampled[i] for v in per_cpu) for i in range(_LAYOUT["NETOBS_NSAMPLED"])]
-        out: dict = {"plan": {f: (self.plan.get(f) or {}).get("probe") for f in FIGURES},
+        # the plan in the one shape it has everywhere (manifest, doctor, `netobs run --json`)
+        out: dict = {"plan": {f: self.plan.get(f) for f in FIGURES},
                      "lost_events": sums[_LAYOUT["NETOBS_LOST_SLOT"]] + self._slot_conflicts, "histograms": {}, "missing": missing}
         if self.syscall_sample is not None:
             out["sampling"] = {"syscall_time": {

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from netobs.store import STUDY_COLUMNS, STUDY_EVENTS, columns_for, event_column
+from netobs.figures import EVENT_BY_COLUMN, STUDY_COLUMNS, columns_for, event_column
 
 IMPLS = ("two_copy", "one_copy", "zero_copy")
 SIZES = (1024, 4096, 16384, 65536)
 THREADS = (1, 2, 4, 8)
-EVENTS = list(STUDY_EVENTS.values())
+EVENTS = list(EVENT_BY_COLUMN.values())
 
 BASE_CYCLES_PER_BYTE = {"two_copy": 3.0, "one_copy": 2.4, "zero_copy": 2.8}
 BASE_CPU_S_PER_GB = {"two_copy": 0.50, "one_copy": 0.42, "zero_copy": 0.65}
@@ -117,7 +117,7 @@ def write_results(path, *, impls=IMPLS, sizes=SIZES, threads=THREADS, repeats=3,
                         row.update(zc_completions=0, zc_copied=0, zc_notifications=0, zc_enobufs=0)
                     perf = {"cpu-cycles": cycles * bytes_sent, "L1-dcache-load-misses": l1 * kib,
                             "LLC-load-misses": llc * kib, "context-switches": cs * mib}
-                    for col, ev in STUDY_EVENTS.items():
+                    for col, ev in EVENT_BY_COLUMN.items():
                         stem = event_column(ev)
                         hardware = ev != "context-switches"
                         if hardware and not hw_counters:
@@ -231,7 +231,7 @@ def write_imported(path, rows: list[dict], duration: float = 10.0) -> Path:
         gbps = float(r["throughput_gbps"])
         row.update(repeat=0, status="ok", topology="unknown", duration_s=duration, window_s=duration,
                    bytes_sent=gbps * 1e9 / 8 * duration)
-        for col, ev in STUDY_EVENTS.items():
+        for col, ev in EVENT_BY_COLUMN.items():
             stem = event_column(ev)
             if r.get(col, "") == "":
                 row[stem + "_status"] = "not counted"

@@ -1,0 +1,207 @@
+"""Every figure a point records, declared once: its runs.csv column, where the point result
+holds it, its label and unit, and what it means.
+
+The store's columns and row flattening, the analysis loader's numeric columns, the labels the
+answers, charts and report print, the C header's trace-figure indices (checked by a test and
+at import by `netobs.tracer`) and DESIGN.md's column list (checked by a test against
+`markdown()`) all come from these tables.
+
+To add a figure: a row in the table of its source (a worker stat: WORKER_FIGURES and the
+stat in the worker's JSON; a trace figure: TRACE_FIGURES, its NETOBS_FIG_* index in
+bpf/netobs_trace.h and the program that counts it), then `make test`: the tests name every
+place that disagrees.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The two sides of a point. The tracer's role indices (NETOBS_ROLE_* in bpf/netobs_trace.h)
+# follow this order, and so do the trace columns.
+ROLES = ("client", "server")
+
+
+@dataclass(frozen=True)
+class Figure:
+    column: str                   # runs.csv column (a trace figure: the name after trace_<role>_)
+    label: str                    # what the answers, charts and report call it
+    unit: str = ""
+    path: tuple[str, ...] = ()    # where the point result holds it: ("latency_us", "p50")
+    help: str = ""                # what it means (DESIGN.md)
+    text: bool = False            # a word, not a number (the loader keeps it as text)
+
+
+# ---- the study's nine columns, in the study's order ---------------------------------------
+# The four counters come from these perf events (as netobs asks perf for them).
+EVENT_BY_COLUMN = {
+    "cpu_cycles": "cpu-cycles",
+    "l1_cache_misses": "L1-dcache-load-misses",
+    "llc_cache_misses": "LLC-load-misses",
+    "context_switches": "context-switches",
+}
+COLUMN_BY_EVENT = {event: column for column, event in EVENT_BY_COLUMN.items()}
+
+STUDY_FIGURES: tuple[Figure, ...] = (
+    Figure("implementation", "strategy", "", ("strategy",), "the copy strategy (the study's name for it)", text=True),
+    Figure("msg_size", "message size", "B", ("msg_size",)),
+    Figure("threads", "client threads", "", ("threads",)),
+    Figure("throughput_gbps", "throughput", "Gbit/s", ("throughput_gbps",),
+           "sender throughput over the measured window: bytes_sent*8/window_s/1e9"),
+    Figure("latency_us", "mean per-send latency", "µs", ("latency_us", "mean"),
+           "mean time around one message's send call(s)"),
+    Figure("cpu_cycles", "CPU cycles (cpu-cycles)", "cycles", (), "perf event cpu-cycles, measured window"),
+    Figure("l1_cache_misses", "L1 cache misses (L1-dcache-load-misses)", "misses", (),
+           "perf event L1-dcache-load-misses, measured window"),
+    Figure("llc_cache_misses", "LLC misses (LLC-load-misses)", "misses", (),
+           "perf event LLC-load-misses, measured window"),
+    Figure("context_switches", "context switches", "switches", (), "perf event context-switches, measured window"),
+)
+
+# ---- then the run's own columns: identity, timing, the workers' stats -----------------------
+WORKER_FIGURES: tuple[Figure, ...] = (
+    Figure("repeat", "repeat", "", ("repeat",), "0-based repeat of the configuration"),
+    Figure("status", "status", "", ("status",), "ok or failed", text=True),
+    Figure("error", "error", "", ("error",), "why a failed point failed", text=True),
+    Figure("topology", "topology", "", ("topology",), "netns, loopback, ...", text=True),
+    Figure("duration_s", "measured window asked", "s", ("duration_s",)),
+    Figure("warmup_s", "warm-up", "s", ("warmup_s",)),
+    Figure("window_s", "measured window", "s", ("window_s",), "the client's measured window as it ran"),
+    Figure("bytes_sent", "bytes sent", "B", ("bytes_sent",), "in the measured window"),
+    Figure("bytes_sent_total", "bytes sent in all", "B", ("bytes_sent_total",), "warm-up included"),
+    Figure("bytes_received", "bytes received", "B", ("bytes_received",), "by the server, warm-up included"),
+    Figure("messages", "messages sent", "", ("messages",), "in the measured window"),
+    Figure("goodput_gbps", "receiver goodput", "Gbit/s", ("goodput_gbps",),
+           "bytes received*8 / the server's first-to-last-byte time"),
+    Figure("latency_p50_us", "median per-send latency", "µs", ("latency_us", "p50")),
+    Figure("latency_p99_us", "p99 per-send latency", "µs", ("latency_us", "p99")),
+    Figure("latency_p999_us", "p99.9 per-send latency", "µs", ("latency_us", "p999")),
+    Figure("latency_max_us", "longest send", "µs", ("latency_us", "max")),
+    Figure("cpu_user_s", "client CPU time", "s", ("cpu", "user_s"), "user CPU of the sending threads, window"),
+    Figure("cpu_sys_s", "client system CPU time", "s", ("cpu", "sys_s"), "system CPU of the sending threads, window"),
+    Figure("server_cpu_user_s", "server CPU time", "s", ("server_cpu", "user_s"), "receiving threads, whole run"),
+    Figure("server_cpu_sys_s", "server system CPU time", "s", ("server_cpu", "sys_s"), "receiving threads, whole run"),
+    Figure("zc_completions", "zero-copy completions", "", ("zerocopy", "completions"),
+           "send ids covered by completion ranges"),
+    Figure("zc_copied", "copied zero-copy completions (SO_EE_CODE_ZEROCOPY_COPIED)", "", ("zerocopy", "copied"),
+           "ids whose completion said the kernel copied the pages anyway"),
+    Figure("zc_notifications", "zero-copy notifications", "", ("zerocopy", "notifications"),
+           "error-queue messages read"),
+    Figure("zc_enobufs", "ENOBUFS answers", "", ("zerocopy", "enobufs"), "zero-copy sends refused for memory"),
+)
+
+# ---- kernel trace figures, per role (runs.csv: trace_<role>_<figure>) -----------------------
+# The order is the C side's: NETOBS_FIG_<FIGURE> in bpf/netobs_trace.h is the index.
+TRACE_FIGURES: tuple[Figure, ...] = (
+    Figure("sendmsg_calls", "traced send calls", "calls", help="tcp_sendmsg calls (or send syscalls) that sent"),
+    Figure("sendmsg_bytes", "traced bytes sent", "B", help="bytes those calls sent"),
+    Figure("zc_sends", "traced MSG_ZEROCOPY sends", "calls", help="sends that carried MSG_ZEROCOPY"),
+    Figure("zc_send_bytes", "traced MSG_ZEROCOPY bytes", "B", help="bytes those sends sent"),
+    Figure("rx_copy_calls", "traced receive copies", "calls", help="skb_copy_datagram_iter calls"),
+    Figure("rx_copy_bytes", "traced bytes copied on receive", "B", help="bytes skb_copy_datagram_iter copied"),
+    Figure("errqueue_reads", "traced error-queue reads", "reads",
+           help="reads with MSG_ERRQUEUE that returned a notification"),
+    Figure("zc_callbacks", "traced zero-copy completion callbacks", "calls",
+           help="one per completed zero-copy buffer, where it can be probed"),
+    Figure("zc_deferred_copies", "traced deferred zero-copy copies (skb_copy_ubufs)", "calls",
+           help="skb_copy_ubufs calls: zero-copy pages copied after all"),
+    Figure("send_syscalls", "traced send syscalls", "calls", help="every call counted"),
+    Figure("send_syscall_ns", "traced send-syscall time", "ns", help="estimate: 1 in N calls timed, scaled"),
+    Figure("recv_syscalls", "traced recv syscalls", "calls", help="every call counted"),
+    Figure("recv_syscall_ns", "traced recv-syscall time", "ns", help="estimate: 1 in N calls timed, scaled"),
+    Figure("offcpu_switches", "traced off-CPU switches", "switches", help="times a tracked thread left the CPU"),
+    Figure("offcpu_ns", "traced off-CPU time", "ns", help="time tracked threads spent off the CPU"),
+    Figure("mem_pressure_events", "traced socket-memory pressure events", "events",
+           help="sock:sock_exceed_buf_limit"),
+)
+TRACE_NAMES: tuple[str, ...] = tuple(f.column for f in TRACE_FIGURES)
+LOST_EVENTS = Figure("trace_lost_events", "trace events lost", "events", ("trace", "lost_events"),
+                     "map updates that failed (a full map) and tracked pids that shared a slot")
+
+
+def is_text(column: str) -> bool:
+    """Whether a stored column holds words (a strategy, a status, an error), not numbers."""
+    f = figure(column)
+    return bool(f and f.text) or column.endswith("_status")
+
+
+def trace_column(role: str, figure: str) -> str:
+    return f"trace_{role}_{figure}"
+
+
+TRACE_COLUMNS: list[str] = [trace_column(r, f) for r in ROLES for f in TRACE_NAMES] + [LOST_EVENTS.column]
+
+STUDY_COLUMNS: list[str] = [f.column for f in STUDY_FIGURES]
+WORKER_COLUMNS: list[str] = [f.column for f in WORKER_FIGURES]
+POINT_KEY = ("implementation", "msg_size", "threads", "repeat")
+
+
+# ---- perf event columns --------------------------------------------------------------------
+SERVER_PREFIX = "server_"   # --perf-server: the server's whole-life counts, server_perf_<e>...
+PERF_CELLS = ("", "_status", "_running_pct")   # value, perf's status, % of the window it ran
+
+
+def event_column(event: str) -> str:
+    """perf event name -> its runs.csv column stem: 'L1-dcache-load-misses' -> 'perf_l1_dcache_load_misses'."""
+    return "perf_" + "".join(c if c.isalnum() else "_" for c in event.lower()).strip("_")
+
+
+def perf_columns(events, prefix: str = "") -> list[str]:
+    return [f"{prefix}{event_column(ev)}{cell}" for ev in events for cell in PERF_CELLS]
+
+
+def columns_for(events, server_events=()) -> list[str]:
+    """runs.csv's header for a results directory counting `events` (and `server_events`)."""
+    return ([f.column for f in STUDY_FIGURES + WORKER_FIGURES] + perf_columns(events)
+            + perf_columns(server_events, SERVER_PREFIX) + TRACE_COLUMNS)
+
+
+# ---- labels --------------------------------------------------------------------------------
+def figure(column: str) -> Figure | None:
+    """The declaration behind a stored column (trace columns of either role included)."""
+    for f in STUDY_FIGURES + WORKER_FIGURES + (LOST_EVENTS,):
+        if f.column == column:
+            return f
+    for role in ROLES:
+        stem = f"trace_{role}_"
+        if column.startswith(stem):
+            name = column[len(stem):]
+            for f in TRACE_FIGURES:
+                if f.column == name:
+                    return f
+    return None
+
+
+def label(column: str) -> str | None:
+    """The stored column's label; None for a column no table declares (see analysis.labels)."""
+    f = figure(column)
+    return f.label if f else None
+
+
+def unit(column: str) -> str:
+    f = figure(column)
+    return f.unit if f else ""
+
+
+def markdown() -> str:
+    """The runs.csv column list as DESIGN.md prints it (a test holds DESIGN.md to this)."""
+    def names(figs):
+        return ",".join(f.column for f in figs)
+
+    lines = [
+        "Study columns first, in the study's order:",
+        f"`{names(STUDY_FIGURES)}`",
+        "(`latency_us` = mean per-send latency; the counters come from perf events "
+        + ", ".join(f"`{EVENT_BY_COLUMN[c]}`" for c in EVENT_BY_COLUMN) + "; empty when not counted).",
+        f"Then: `{names(WORKER_FIGURES)}`,",
+        "then per perf event `e` (name lowercased, non-alphanumerics → `_`): `perf_<e>`, `perf_<e>_status`, "
+        "`perf_<e>_running_pct`; with `--perf-server`, the same three per event for the server's whole life, "
+        "`server_perf_<e>`, `server_perf_<e>_status`, `server_perf_<e>_running_pct`;",
+        f"then trace figures `trace_<role>_<figure>` for role in {', '.join(f'`{r}`' for r in ROLES)}:",
+    ]
+    lines += [f"- `{f.column}` ({f.unit}): {f.help}" for f in TRACE_FIGURES]
+    lines.append(f"and `{LOST_EVENTS.column}`: {LOST_EVENTS.help}.")
+    return "\n".join(lines)
+
+
+def point_id(strategy: str, msg_size: int, threads: int, repeat: int) -> str:
+    """A point's name: its directory under points/ and how every message names it."""
+    return f"{strategy}-{int(msg_size)}-{int(threads)}-r{int(repeat)}"
