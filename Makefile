@@ -1,4 +1,4 @@
-# netobs — the two commands in README.md are `sudo make demo` and `sudo make test`.
+# netobs — the two commands in README.md are `make demo` and `make test`, run as root (no sudo needed).
 # Each does all of its own setup on a fresh Debian 12 machine (idempotent).
 
 SHELL := /bin/bash
@@ -54,7 +54,7 @@ unit: setup
 
 # The README's main command: a short sweep with tracing, then the report.
 demo: setup
-	$(NETOBS) sweep --impls two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
+	$(NETOBS) sweep --strategies two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
 	  --duration 1 --warmup 0.3 --trace -o $(DEMO_OUT)
 	$(NETOBS) explain $(DEMO_OUT)
 	$(NETOBS) report $(DEMO_OUT) -o $(DEMO_OUT)/report.html

@@ -384,8 +384,8 @@ struct nob_client {
 
 static int cfg_check_client(const struct nob_client_config *cfg, struct nob_error *err)
 {
-    if (cfg->impl < NOB_TWO_COPY || cfg->impl > NOB_ZERO_COPY)
-        return fail(err, EINVAL, "config", "impl %d is not 0..2", cfg->impl);
+    if (cfg->strategy < NOB_TWO_COPY || cfg->strategy > NOB_ZERO_COPY)
+        return fail(err, EINVAL, "config", "strategy %d is not 0..2", cfg->strategy);
     if (cfg->msg_size < NOB_MIN_MSG || cfg->msg_size > NOB_MAX_MSG)
         return fail(err, EINVAL, "config", "msg_size %llu is not %d..%d",
                     (unsigned long long)cfg->msg_size, NOB_MIN_MSG, NOB_MAX_MSG);
@@ -421,7 +421,7 @@ int nob_client_create(const struct nob_client_config *cfg, struct nob_client **o
     c->cfg = *cfg;
     c->nthreads = cfg->threads;
     int npool = 1;
-    if (cfg->impl == NOB_ZERO_COPY) {
+    if (cfg->strategy == NOB_ZERO_COPY) {
         npool = cfg->zc_pool;
         if (npool == 0) {
             uint64_t n = ZC_POOL_BYTES / cfg->msg_size;
@@ -430,7 +430,7 @@ int nob_client_create(const struct nob_client_config *cfg, struct nob_client **o
     }
     /* Refuse what would not fit rather than let the OOM killer decide. */
     double need = (double)cfg->threads * (double)cfg->msg_size *
-                  (double)(npool + (cfg->impl == NOB_TWO_COPY ? 1 : 0));
+                  (double)(npool + (cfg->strategy == NOB_TWO_COPY ? 1 : 0));
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     if (pages > 0 && psz > 0 && need > 0.5 * (double)pages * (double)psz) {
         free(c);
@@ -451,12 +451,12 @@ int nob_client_create(const struct nob_client_config *cfg, struct nob_client **o
         t->npool = npool;
         t->pool = calloc((size_t)npool, sizeof(*t->pool));
         t->hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
-        if (cfg->impl == NOB_ZERO_COPY)
+        if (cfg->strategy == NOB_ZERO_COPY)
             t->slots = calloc((size_t)npool, sizeof(*t->slots));
-        if (cfg->impl == NOB_TWO_COPY)
+        if (cfg->strategy == NOB_TWO_COPY)
             t->contig = malloc(cfg->msg_size);
-        if (!t->pool || !t->hist || (cfg->impl == NOB_ZERO_COPY && !t->slots) ||
-            (cfg->impl == NOB_TWO_COPY && !t->contig)) {
+        if (!t->pool || !t->hist || (cfg->strategy == NOB_ZERO_COPY && !t->slots) ||
+            (cfg->strategy == NOB_TWO_COPY && !t->contig)) {
             nob_client_free(c);
             return fail(err, ENOMEM, "allocate message buffers", NULL);
         }
@@ -511,7 +511,7 @@ static int connect_one(struct nob_client *c, struct nob_thread *t, struct nob_er
         return fail(err, errno, "socket", NULL);
     t->fd = fd;
     int one = 1;
-    if (cfg->impl == NOB_ZERO_COPY && setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
+    if (cfg->strategy == NOB_ZERO_COPY && setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)))
         return fail(err, errno, "setsockopt(SO_ZEROCOPY)", NULL);
     if (cfg->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
         return fail(err, errno, "setsockopt(TCP_NODELAY)", NULL);
@@ -782,7 +782,7 @@ static void *client_thread(void *arg)
     struct nob_thread *t = arg;
     struct nob_client *c = t->c;
     const struct nob_client_config *cfg = &c->cfg;
-    const int zc = cfg->impl == NOB_ZERO_COPY;
+    const int zc = cfg->strategy == NOB_ZERO_COPY;
     const uint64_t P = (uint64_t)t->npool;
 
     for (;;) {
@@ -821,7 +821,7 @@ static void *client_thread(void *arg)
 
         int rc;
         uint64_t ts0;
-        if (cfg->impl == NOB_TWO_COPY) {
+        if (cfg->strategy == NOB_TWO_COPY) {
             uint8_t *p = t->contig;
             for (int f = 0; f < NOB_FIELDS; f++) {
                 memcpy(p, m->field[f], m->len[f]);
@@ -854,7 +854,7 @@ static void *client_thread(void *arg)
         if (rc == -ECANCELED)
             break;
         if (rc < 0) {
-            thread_fail(t, -rc, cfg->impl == NOB_TWO_COPY ? "send" : "sendmsg");
+            thread_fail(t, -rc, cfg->strategy == NOB_TWO_COPY ? "send" : "sendmsg");
             break;
         }
         t->seq++;
@@ -963,7 +963,7 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
         st->lat_min_us = lo / 1000.0;
     }
     free(h);
-    st->zc_pool = c->cfg.impl == NOB_ZERO_COPY ? c->t[0].npool : 0;
+    st->zc_pool = c->cfg.strategy == NOB_ZERO_COPY ? c->t[0].npool : 0;
     st->threads = c->nthreads;
     st->interrupted = atomic_load(&c->stop_requested);
 }

@@ -32,7 +32,7 @@ struct nob_error {
 struct nob_client_config {
     char host[64];           /* numeric IPv4 or IPv6 address (Python resolves names) */
     int port;
-    int impl;                /* NOB_TWO_COPY / NOB_ONE_COPY / NOB_ZERO_COPY */
+    int strategy;            /* NOB_TWO_COPY / NOB_ONE_COPY / NOB_ZERO_COPY */
     uint64_t msg_size;
     int threads;
     double duration_s;       /* measured window (ignored in count mode) */

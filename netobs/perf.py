@@ -36,10 +36,11 @@ import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from netobs import procfs
 from netobs.errors import CapabilityError, NetobsError, UsageError
 
-DEFAULT_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches",
-                  "instructions", "task-clock", "cpu-migrations"]
+DEFAULT_EVENTS = ("cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches",
+                  "instructions", "task-clock", "cpu-migrations")
 
 # Counting only the measured window needs `--control fifo:` (perf 5.10) and -D -1 (a little
 # earlier): read from perf's own option list (perf_features), not from its version.
@@ -387,16 +388,6 @@ def perf_features(path: str) -> dict:
     }
 
 
-def _cap_effective() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 def perf_permission() -> dict:
     """May this process count its children's events, kernel side included?
     {"paranoid": int|None, "privileged": bool, "level": "full"|"user-only"|"denied", "reason"}"""
@@ -405,7 +396,7 @@ def perf_permission() -> dict:
     except (OSError, ValueError):
         return {"paranoid": None, "privileged": False, "level": "denied",
                 "reason": "this kernel has no perf events (no /proc/sys/kernel/perf_event_paranoid)"}
-    caps = _cap_effective()
+    caps = procfs.cap_effective()
     privileged = os.geteuid() == 0 or bool(caps & (1 << 38)) or bool(caps & (1 << 21))  # CAP_PERFMON, CAP_SYS_ADMIN
     if privileged or paranoid <= 1:
         return {"paranoid": paranoid, "privileged": privileged, "level": "full", "reason": None}
@@ -433,8 +424,8 @@ class PerfStat:
     """`perf stat` around one target process, counting only the window the target enables.
 
         ps = PerfStat(events, point_dir)
-        argv = ps.argv(worker_argv + ps.worker_args)   # run it; the target writes enable/disable
-        ...                                             # after the process exited:
+        argv = ps.argv(WORKER + PARAMS.worker_argv("client", {**values, **ps.worker_values}))
+        ...   # run it: the client writes enable/disable; after it exited:
         ps.result(window_s=client_report["window_s"])
     """
 
@@ -466,9 +457,10 @@ class PerfStat:
                 _fresh_fifo(fifo)
 
     @property
-    def worker_args(self) -> list[str]:
-        """What the target needs to find the fifos it writes enable/disable to."""
-        return ["--perf-ctl", str(self.ctl), "--perf-ack", str(self.ack)] if self.window else []
+    def worker_values(self) -> dict:
+        """What the client worker needs to find the fifos it writes enable/disable to (its
+        --perf-ctl and --perf-ack)."""
+        return {"perf_ctl": str(self.ctl), "perf_ack": str(self.ack)} if self.window else {}
 
     def argv(self, target_argv: list[str]) -> list[str]:
         """perf stat with events disabled until the target enables them, output to a file

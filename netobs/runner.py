@@ -1,6 +1,11 @@
 """One point end to end: server and client processes in a topology, `perf stat` around the
 client (and optionally the server), the tracer on their PIDs -> one result dict (DESIGN.md).
 
+What the point counts comes from its RunSpec (`perf`, `events`, `perf_server`, `trace`); the
+workers' command lines are the parameter table's (`PARAMS.worker_argv`: every parameter a
+worker takes from the point is passed as it is). The files of points/<id>/ are written with
+the store's atomic writer.
+
 The runner raises on what makes the point meaningless (a worker that failed or hung) with the
 worker's own message; the sweep records that as a failed point and goes on.
 """
@@ -15,12 +20,15 @@ import time
 from pathlib import Path
 
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
+from netobs.files import write_json
+from netobs.params import PARAMS
 from netobs.spec import RunSpec
 
 READY_TIMEOUT_S = 10.0
 # beyond warm-up + duration: process start-up, connection set-up, draining completions
 FINISH_SLACK_S = 20.0
-WORKER = [sys.executable, "-m", "netobs.worker"]
+# The one definition of the worker command (the bench starts workers with it too).
+WORKER = [sys.executable, "-m", "netobs.workerproc"]
 
 
 class PointFailed(NetobsError):
@@ -92,27 +100,24 @@ def _finish(proc: subprocess.Popen, timeout: float, who: str) -> bytes:
     return out
 
 
-def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events: list[str] | None = None) -> dict:
-    """Measure one point. `perf_events` None: no perf (`--no-perf`)."""
+def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
+    """Measure one point; `tracer` (an open netobs.tracer.Tracer) exactly when `spec.trace`."""
     from netobs.perf import PerfStat
 
+    if spec.trace != (tracer is not None):
+        raise ValueError(f"spec.trace is {spec.trace} but {'a' if tracer is not None else 'no'} tracer was given")
     point_dir = Path(point_dir)
-    port = spec.port
     rfd, wfd = os.pipe()
-    server_argv = WORKER + ["serve", "--bind", topology.server_addr, "--port", str(port),
-                            "--connections", str(spec.threads), "--msg-size", str(spec.msg_size),
-                            "--timeout", str(spec.warmup + spec.duration + FINISH_SLACK_S),
-                            "--ready-fd", str(wfd)]
-    if spec.recv_copy:
-        server_argv.append("--recv-copy")
-    if spec.verify:
-        server_argv.append("--verify")
+    server_argv = WORKER + PARAMS.worker_argv("server", {
+        **PARAMS.worker_values("server", spec), "bind": topology.server_addr, "connections": spec.threads,
+        "timeout": spec.warmup + spec.duration + FINISH_SLACK_S, "ready_fd": wfd})
+    events = list(spec.events) if spec.perf else None
     # the server cannot tell when the client's window opens: its counts cover its whole life
-    server_perf = (PerfStat(perf_events, point_dir, prefix="perf-server", window=False)
-                   if (perf_events and spec.perf_server) else None)
+    server_perf = (PerfStat(events, point_dir, prefix="perf-server", window=False)
+                   if (events and spec.perf_server) else None)
     if server_perf:
         server_argv = server_perf.argv(server_argv)
-    client_perf = PerfStat(perf_events, point_dir) if perf_events else None
+    client_perf = PerfStat(events, point_dir) if events else None
 
     link_before = topology.link_stats()
     server = client = None
@@ -125,14 +130,12 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
         # The client starts (Python, perf) while the server comes up, then waits for `go`:
         # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
         # (the port comes with `go`: with --port 0 only the server knows it once it listens)
-        client_argv = WORKER + ["send", "--host", topology.server_addr,
-                                "--impl", spec.impl, "--msg-size", str(spec.msg_size),
-                                "--threads", str(spec.threads), "--duration", str(spec.duration),
-                                "--warmup", str(spec.warmup), "--start-fd", str(start_r)]
-        if spec.verify:
-            client_argv.append("--verify")
+        client_values = {**PARAMS.worker_values("client", spec), "host": topology.server_addr, "start_fd": start_r}
         if client_perf:
-            client_argv = client_perf.argv(client_argv + client_perf.worker_args)
+            client_values.update(client_perf.worker_values)
+        client_argv = WORKER + PARAMS.worker_argv("client", client_values)
+        if client_perf:
+            client_argv = client_perf.argv(client_argv)
         try:
             client = _spawn(topology, "client", client_argv, point_dir / "client.stderr", pass_fds=(start_r,))
         finally:
@@ -167,11 +170,11 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
     c = _json_out(client, client_out, "client")
     s = _json_out(server, server_out, "server")
     link_after = topology.link_stats()
-    (point_dir / "client.json").write_text(json.dumps(c, indent=2) + "\n")
-    (point_dir / "server.json").write_text(json.dumps(s, indent=2) + "\n")
+    write_json(point_dir / "client.json", c)
+    write_json(point_dir / "server.json", s)
 
     result = {
-        "impl": spec.impl, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
+        "strategy": spec.strategy, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
         "status": "ok", "topology": topology.kind,
         "duration_s": spec.duration, "warmup_s": spec.warmup, "window_s": c.get("window_s"),
         "bytes_sent": c.get("bytes_sent"), "bytes_sent_total": c.get("bytes_sent_total"),
@@ -182,6 +185,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
         "zerocopy": c.get("zerocopy"), "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
         "link": _link_delta(link_before, link_after),
         "pids": {"client": c.get("pid"), "server": s.get("pid")},
+        "params": spec.to_dict(),   # every parameter of the point (iperf3 -J echoes its test's)
     }
     if client_perf:
         result["perf"] = client_perf.result(window_s=c.get("window_s"))
@@ -189,10 +193,10 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, perf_events
         result["server_perf"] = server_perf.result()
     if trace is not None:
         result["trace"] = trace
-        (point_dir / "trace.json").write_text(json.dumps(trace, indent=2) + "\n")
+        write_json(point_dir / "trace.json", trace)
     if result["verify_errors"]:
         raise PointFailed("verification failed", cause=f"{result['verify_errors']} corrupted messages")
-    (point_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(point_dir / "result.json", result)
     return result
 
 
@@ -207,6 +211,6 @@ def _link_delta(before: dict, after: dict) -> dict:
 def failed_result(spec: RunSpec, topology_kind: str, error: Exception) -> dict:
     """The row a failed point leaves in the store."""
     msg = error.message if isinstance(error, NetobsError) else f"{type(error).__name__}: {error}"
-    return {"impl": spec.impl, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
+    return {"strategy": spec.strategy, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
             "status": "failed", "error": msg, "topology": topology_kind,
             "duration_s": spec.duration, "warmup_s": spec.warmup}

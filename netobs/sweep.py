@@ -15,7 +15,7 @@ from typing import Callable
 
 from netobs.errors import Interrupted, UsageError
 from netobs.runner import failed_result, run_point
-from netobs.spec import SweepSpec
+from netobs.spec import SweepSpec, stored_sweep
 from netobs.store import ResultsDir, now_iso
 
 Progress = Callable[..., None]
@@ -42,15 +42,15 @@ class SweepSummary:
         return 100.0 * self.overhead_s / self.window_s if self.window_s else None
 
 
-def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, force: bool) -> ResultsDir:
-    """Create the results directory, or reopen it for --resume after checking the matrix matches."""
+def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> ResultsDir:
+    """Create the results directory, or reopen it for --resume after checking that every
+    parameter of the sweep is what the directory was started with."""
     path = Path(out)
+    events = sweep.perf_events
     if resume and (path / "manifest.json").exists():
         store = ResultsDir.open_for_resume(path)
-        before = store.manifest.get("matrix") or {}
-        differs = [k for k, v in sweep.to_dict().items() if k != "perf" and before.get(k) != v]
-        if store.events != events:
-            differs.append("perf events")
+        before, now = stored_sweep(store.manifest).to_dict(), sweep.to_dict()
+        differs = [name for name, value in now.items() if before[name] != value]
         if differs:
             raise UsageError(f"--resume with other settings than {path} was started with ({', '.join(differs)})",
                              fix="the same options as the first run (or none: --resume reuses them), or a new -o directory")
@@ -59,13 +59,12 @@ def open_store(sweep: SweepSpec, out: str, events: list[str], resume: bool, forc
     manifest = {
         "source": "netobs", "finished": None, "state": "running", "matrix": sweep.to_dict(),
     }
-    server_events = events if (events and sweep.base.perf_server) else []
+    server_events = events if sweep.perf_server else []
     return ResultsDir.create(path, manifest, events, force=force, server_events=server_events)
 
 
-def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None,
-              progress: Progress = lambda *a, **k: None, tracer_factory=None) -> SweepSummary:
-    """Run every point not yet in `store`. `perf_events` None = --no-perf."""
+def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *a, **k: None) -> SweepSummary:
+    """Run every point not yet in `store`, counted and traced as `sweep` says."""
     from netobs import hostinfo, topology
     from netobs.interrupt import signals_as_interrupt
 
@@ -81,14 +80,17 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
         with contextlib.ExitStack() as stack:
             stack.enter_context(signals_as_interrupt())
             # (opening a topology first removes what killed netobs runs left behind)
-            topo = stack.enter_context(topology.open_topology(sweep.base.topology, subnet=sweep.subnet, mtu=sweep.mtu))
-            tracer = stack.enter_context(tracer_factory()) if tracer_factory else None
+            topo = stack.enter_context(topology.open_topology(sweep.topology, subnet=sweep.subnet, mtu=sweep.mtu))
+            tracer = None
+            if sweep.trace:
+                from netobs.tracer import Tracer
+                tracer = stack.enter_context(Tracer())
             store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None)
             for index, spec in enumerate(todo):
                 progress("point", index=index, spec=spec)
                 point_dir = store.point_dir(spec.point_id)
                 try:
-                    result = run_point(spec, topo, point_dir, tracer=tracer, perf_events=perf_events)
+                    result = run_point(spec, topo, point_dir, tracer=tracer)
                 except (Interrupted, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed point (or a bug in one) must not lose the sweep
@@ -113,7 +115,7 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, perf_events: list[str] | None
         summary.wall_s = time.monotonic() - started
         store.update_manifest(
             finished=now_iso(), state="interrupted" if summary.interrupted else "complete",
-            perf={"enabled": perf_events is not None, "unsupported": unsupported},
+            perf={"enabled": sweep.perf, "unsupported": unsupported},
             summary={"points": summary.planned, "done_now": summary.done, "failed_now": summary.failed,
                      "skipped_already_stored": summary.skipped, "wall_s": round(summary.wall_s, 3),
                      "measured_windows_s": round(summary.window_s, 3),

@@ -1,24 +1,28 @@
-"""netobs.perf: the one perf-stat parser (golden outputs), event names, the control protocol,
-and live runs as root that check only the measured window is counted."""
+"""netobs.perf: the one perf-stat parser (golden outputs), event names, and the control
+protocol as it ships: the C client worker (its perf_ctl, driven by --perf-ctl/--perf-ack)
+against a stand-in for perf's end of the fifos, and, as root, under real `perf stat --control`
+with a real server on loopback, counting only the measured window."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shutil
 import subprocess
-import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from netobs import perf
 from netobs.errors import CapabilityError, NetobsError, UsageError
+from netobs.params import PARAMS
+from netobs.runner import WORKER
 from conftest import need
-from perf_target import PerfControl
 
 FIXTURES = Path(__file__).parent / "fixtures" / "perf"
-TARGET = Path(__file__).parent / "perf_target.py"
 REPO = Path(__file__).resolve().parents[1]
 HW_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "instructions"]
 
@@ -219,9 +223,11 @@ def test_perf_broken_or_too_old(monkeypatch, tmp_path):
     with pytest.raises(CapabilityError, match="cannot count a window") as exc:
         perf.PerfStat(["task-clock"], tmp_path)
     assert "--no-perf" in exc.value.message
-    from netobs.cli._common import perf_events
+    from netobs.cli._common import check_perf
+    from netobs.spec import RunSpec
     with pytest.raises(CapabilityError, match="cannot count a window"):   # refused before any point
-        perf_events(False, None)
+        check_perf(RunSpec("one_copy"))
+    check_perf(RunSpec("one_copy", perf=False))   # without perf there is nothing to refuse
     whole = perf.PerfStat(["task-clock"], tmp_path, prefix="perf-server", window=False)
     argv = whole.argv(["true"])
     assert whole.window is False and argv[argv.index("-x"):][:2] == ["-x", ","]   # CSV: no -j here
@@ -243,7 +249,7 @@ def test_permission_levels(monkeypatch, tmp_path, paranoid, euid, caps, level):
     p.write_text(f"{paranoid}\n")
     monkeypatch.setattr(perf, "PARANOID_PATH", p)
     monkeypatch.setattr(os, "geteuid", lambda: euid)
-    monkeypatch.setattr(perf, "_cap_effective", lambda: caps)
+    monkeypatch.setattr(perf.procfs, "cap_effective", lambda pid="self": caps)
     assert perf.perf_permission()["level"] == level
     if level == "denied":
         with pytest.raises(CapabilityError) as exc:
@@ -252,24 +258,45 @@ def test_permission_levels(monkeypatch, tmp_path, paranoid, euid, caps, level):
         assert exc.value.exit_code == 2
 
 
-# ------------------------------------------------------------------ the target's side (no perf needed)
+# ------------------------------------------------------------------ the C client's side (no perf needed)
+
+def _need_workers():
+    try:
+        import netobs._workers  # noqa: F401
+    except ImportError:
+        need(False, "the C copy workers (netobs._workers; make setup)")
+
+
+@contextlib.contextmanager
+def _server():
+    """A real receiving server in this process, on loopback: yields its port."""
+    from netobs.native import Server, ServerConfig
+
+    with Server(ServerConfig(connections=1, timeout=30)) as srv:
+        yield srv.start()
+
+
+def _client_argv(port: int, warmup: float, duration: float, **values) -> list[str]:
+    return WORKER + PARAMS.worker_argv("client", {"host": "127.0.0.1", "port": port, "strategy": "two_copy",
+                                                  "msg_size": 4096, "threads": 1, "warmup": warmup,
+                                                  "duration": duration, **values})
+
 
 def _fake_perf(tmp_path: Path, acks: bytes | None):
-    """Stand in for perf's end of the fifos: open both O_RDWR (as perf does), answer each command."""
+    """perf's end of the fifos, as perf opens them (O_RDWR): read each command, answer `acks`."""
     ctl, ack = tmp_path / "ctl", tmp_path / "ack"
     os.mkfifo(ctl)
     os.mkfifo(ack)
     cfd = os.open(ctl, os.O_RDWR | os.O_NONBLOCK)
     afd = os.open(ack, os.O_RDWR | os.O_NONBLOCK)
-    got = []
+    got: list[tuple[float, bytes]] = []
 
     def serve():
-        import select
         for _ in range(2):
-            r, _, _ = select.select([cfd], [], [], 5)
-            if not r:
+            ready, _, _ = select.select([cfd], [], [], 20)
+            if not ready:
                 return
-            got.append(os.read(cfd, 64))
+            got.append((time.monotonic(), os.read(cfd, 64)))
             if acks is not None:
                 os.write(afd, acks)
 
@@ -278,33 +305,46 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
     return ctl, ack, got, t, (cfd, afd)
 
 
-def test_perf_control_accepts_perf61_nul_acks(tmp_path):
+def test_c_client_enables_and_disables_around_its_window(tmp_path):
+    """perf 6.1 acks with `ack\n\0`: the C client reads both acks and opens its window between."""
+    _need_workers()
     ctl, ack, got, t, fds = _fake_perf(tmp_path, b"ack\n\0")
-    with PerfControl(ctl, ack, timeout=5) as pc:
-        pc.enable()
-        pc.disable()
-    t.join(5)
-    assert got == [b"enable\n", b"disable\n"]
-    assert pc.window_s is not None and pc.window_s >= 0
-    for fd in fds:
-        os.close(fd)
+    try:
+        with _server() as port:
+            started = time.monotonic()
+            proc = subprocess.run(_client_argv(port, 0.4, 0.3, perf_ctl=str(ctl), perf_ack=str(ack)),
+                                  capture_output=True, text=True, timeout=30, cwd=REPO)
+        t.join(5)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [cmd for _, cmd in got] == [b"enable\n", b"disable\n"]
+    (enabled, _), (disabled, _) = got
+    assert enabled - started >= 0.4                    # after the warm-up, not before
+    assert disabled - enabled == pytest.approx(report["window_s"], abs=0.05)
+    assert report["window_s"] == pytest.approx(0.3, abs=0.1)
 
 
-def test_perf_control_times_out_instead_of_hanging(tmp_path):
+def test_c_client_gives_up_when_perf_never_acks(tmp_path):
+    _need_workers()
     ctl, ack, got, t, fds = _fake_perf(tmp_path, None)
-    with PerfControl(ctl, ack, timeout=0.3) as pc:
-        with pytest.raises(NetobsError, match="did not acknowledge"):
-            pc.enable()
-    for fd in fds:
-        os.close(fd)
-
-
-def test_perf_control_without_perf_fails_at_once(tmp_path):
-    ctl, ack = tmp_path / "ctl", tmp_path / "ack"
-    os.mkfifo(ctl)
-    os.mkfifo(ack)
-    with pytest.raises(NetobsError, match="no reader"):
-        PerfControl(ctl, ack)
+    try:
+        with _server() as port:
+            started = time.monotonic()
+            proc = subprocess.run(_client_argv(port, 0.05, 5.0, perf_ctl=str(ctl), perf_ack=str(ack)),
+                                  capture_output=True, text=True, timeout=30, cwd=REPO)
+            took = time.monotonic() - started
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("netobs: error: perf did not answer on its control fifo (perf control ack)")
+    assert "no ack for enable" in line
+    assert [cmd for _, cmd in got] == [b"enable\n"]
+    assert took < 10   # the C client's ack timeout (2 s), not the 5 s window or a hang
 
 
 # ------------------------------------------------------------------ PerfStat without running it
@@ -317,15 +357,14 @@ def test_perfstat_argv_and_fifos(tmp_path):
     _need_perf()
     need(perf.perf_permission()["level"] != "denied", "perf permitted (root or perf_event_paranoid <= 2)")
     ps = perf.PerfStat(["task-clock", "cs"], tmp_path / "w")
-    argv = ps.argv(["python", "-m", "netobs.worker", "send"] + ps.worker_args)
+    argv = ps.argv(WORKER + PARAMS.worker_argv("client", ps.worker_values))
     i = argv.index("stat")
     assert argv[:2] == [argv[0], "LC_ALL=C"] and argv[i - 1] == ps.perf
     assert argv[argv.index("-D") + 1] == "-1"
     assert argv[argv.index("--control") + 1] == f"fifo:{ps.ctl},{ps.ack}"
     assert argv[argv.index("-o") + 1] == str(ps.out)
     assert ("-j" in argv) == (ps.format == "json")
-    assert argv[argv.index("--") + 1:] == ["python", "-m", "netobs.worker", "send",
-                                            "--perf-ctl", str(ps.ctl), "--perf-ack", str(ps.ack)]
+    assert argv[argv.index("--") + 1:] == WORKER + ["send", "--perf-ctl", str(ps.ctl), "--perf-ack", str(ps.ack)]
     assert ps.ctl.is_fifo() and ps.ack.is_fifo()
     with pytest.raises(NetobsError, match="no counts"):
         ps.result()  # perf never ran: an error, not a row of zeros
@@ -343,9 +382,13 @@ def test_perfstat_rejects_bad_events_and_formats(tmp_path):
 
 # ------------------------------------------------------------------ live, as root
 
-def _run_target(ps: perf.PerfStat, *extra: str) -> tuple[dict, dict]:
-    argv = ps.argv([sys.executable, str(TARGET), *ps.worker_args, *extra])
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+def _run_client(ps: perf.PerfStat, warmup: float, duration: float, enable: bool = True) -> tuple[dict, dict]:
+    """The C client worker under `perf stat --control`, sending to a real server; (its report,
+    perf's result). `enable=False`: the client is not told the fifos, so it never enables."""
+    _need_workers()
+    with _server() as port:
+        argv = ps.argv(_client_argv(port, warmup, duration, **(ps.worker_values if enable else {})))
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     return report, ps.result(window_s=report["window_s"])
@@ -354,19 +397,22 @@ def _run_target(ps: perf.PerfStat, *extra: str) -> tuple[dict, dict]:
 @pytest.mark.root
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_live_counts_only_the_window(root, tmp_path, fmt):
-    """1.0 s CPU of warm-up, 0.3 s window, 0.5 s tail: task-clock ~0.3 s, not >= 1.3 s."""
+    """1.0 s of sending before the window, 0.3 s in it: task-clock ~0.3 s, not >= 1.3 s."""
     ps = perf.PerfStat(None, tmp_path, output_format=fmt)
-    report, res = _run_target(ps, "--warmup", "1.0", "--window", "0.3", "--tail", "0.5")
+    report, res = _run_client(ps, warmup=1.0, duration=0.3)
     ev = res["events"]
     assert res["format"] == fmt and Path(res["raw_path"]).exists()
     tc = ev["task-clock"]
     assert tc["status"] == "counted" and tc["unit"] == "msec"
-    assert 0.2 <= tc["value"] / 1e3 <= 0.6, tc  # the window, not the process lifetime (~1.9 s)
+    assert 0.02 <= tc["value"] / 1e3 <= 0.6, tc  # the window, not the process lifetime (> 1.3 s)
+    # the worker's own CPU time for its window agrees with perf's task-clock for the window
+    worker_cpu = report["cpu"]["user_s"] + report["cpu"]["sys_s"]
+    assert abs(tc["value"] / 1e3 - worker_cpu) < 0.5 * worker_cpu + 0.05, (tc, report["cpu"])
     assert ev["context-switches"]["status"] == "counted" and ev["context-switches"]["value"] is not None
     assert ev["cpu-migrations"]["status"] == "counted"
-    assert res["window_s"] == report["window_s"] and report["window_s"] >= 0.29
-    assert res["window_enabled_s"] == pytest.approx(tc["value"] / 1e3, rel=0.05)
-    assert list(ev) == perf.DEFAULT_EVENTS  # names as asked, in order
+    assert res["window_s"] == report["window_s"] and report["window_s"] == pytest.approx(0.3, abs=0.1)
+    assert res["window_enabled_s"] and res["window_enabled_s"] < 1.0
+    assert list(ev) == list(perf.DEFAULT_EVENTS)  # names as asked, in order
     assert not ps.ctl.exists()
 
 
@@ -375,7 +421,7 @@ def test_live_hardware_counters_missing_not_zero(root, tmp_path):
     """End to end through JSON: what this host cannot count is null with "not supported"."""
     support = perf.probe_events(HW_EVENTS)
     ps = perf.PerfStat(None, tmp_path)
-    _, res = _run_target(ps, "--warmup", "0.05", "--window", "0.1", "--tail", "0")
+    _, res = _run_client(ps, warmup=0.05, duration=0.1)
     ev = json.loads(json.dumps(res))["events"]
     for name in HW_EVENTS:
         if support[name]["supported"]:  # bare metal: counted for real
@@ -389,7 +435,7 @@ def test_live_hardware_counters_missing_not_zero(root, tmp_path):
 @pytest.mark.root
 def test_live_never_enabled_is_not_counted(root, tmp_path):
     ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], tmp_path, output_format="csv")
-    _, res = _run_target(ps, "--warmup", "0.05", "--window", "0.05", "--tail", "0", "--no-enable")
+    _, res = _run_client(ps, warmup=0.05, duration=0.05, enable=False)
     for name in ("task-clock", "context-switches"):
         c = res["events"][name]
         assert c["status"] == "not counted" and c["value"] is None
@@ -412,60 +458,3 @@ def test_live_probe_and_doctor(root):
     assert facts["events"]["task-clock"]["supported"]
     assert all({"name", "ok", "detail"} <= set(c) for c in facts["checks"])
     json.dumps(facts)
-
-
-@pytest.mark.root
-def test_live_real_client_worker(root, tmp_path):
-    """The real client worker under perf: counts only its measured window (needs netobs.worker)."""
-    try:
-        import netobs._workers  # noqa: F401
-    except ImportError:
-        need(False, "the C copy workers (netobs._workers; make setup)")
-    import select
-    import socket
-
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    port = srv.getsockname()[1]
-    stop = threading.Event()
-
-    def sink():  # a plain receiver: accept, read and drop until told to stop
-        conns = []
-        while not stop.is_set():
-            ready, _, _ = select.select([srv, *conns], [], [], 0.2)
-            for s in ready:
-                if s is srv:
-                    conns.append(srv.accept()[0])
-                elif not s.recv(1 << 20):
-                    conns.remove(s)
-                    s.close()
-        for c in conns:
-            c.close()
-
-    t = threading.Thread(target=sink, daemon=True)
-    t.start()
-    ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], tmp_path)
-    argv = ps.argv([sys.executable, "-m", "netobs.worker", "send", "--host", "127.0.0.1", "--port", str(port),
-                    "--impl", "two_copy", "--msg-size", "4096", "--threads", "1", "--duration", "0.5",
-                    "--warmup", "1.0", *ps.worker_args])
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
-    finally:
-        stop.set()
-        t.join(5)
-        srv.close()
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
-    res = ps.result(window_s=report.get("window_s"))
-    tc = res["events"]["task-clock"]
-    assert tc["status"] == "counted"
-    # at most the window's wall time on this thread plus slack; far below warm-up + window
-    assert 0.01 < tc["value"] / 1e3 < 0.85, tc
-    # the worker's own CPU time for its window agrees with perf's task-clock for the window
-    worker_cpu = report["cpu"]["user_s"] + report["cpu"]["sys_s"]
-    assert abs(tc["value"] / 1e3 - worker_cpu) < 0.5 * worker_cpu + 0.05, (tc, report["cpu"])
-    assert res["events"]["context-switches"]["status"] == "counted"
-    cyc = res["events"]["cpu-cycles"]
-    assert (cyc["value"] is None) == (cyc["status"] in ("not supported", "not counted"))
-    assert res["window_s"] == pytest.approx(report["window_s"]) and 0.4 < report["window_s"] < 2.0

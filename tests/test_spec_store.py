@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from netobs.errors import UsageError
+from netobs.figures import STUDY_COLUMNS, columns_for, event_column
 from netobs.importer import import_study_csv
-from netobs.spec import RunSpec, SweepSpec, parse_size
-from netobs.store import STUDY_COLUMNS, ResultsDir, columns_for, event_column, read_rows
+from netobs.params import parse_size
+from netobs.spec import RunSpec, SweepSpec, stored_sweep
+from netobs.store import ResultsDir, read_rows
 
 EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches", "task-clock"]
 
@@ -23,11 +25,14 @@ EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-swi
     ({"threads": 257}, "thread count 257"),
     ({"duration": 0}, "duration"),
     ({"duration": 3601}, "duration"),
-    ({"impl": "four_copy"}, "unknown strategy"),
+    ({"strategy": "four_copy"}, "unknown strategy"),
     ({"warmup": -1}, "warm-up"),
+    ({"threads": "2"}, "thread count '2' is not a whole number"),
+    ({"mtu": 10}, "MTU 10 is out of range"),
+    ({"events": ["cycles;rm"]}, "bad perf event name"),
 ])
 def test_runspec_rejects_bad_parameters(kwargs, needle):
-    args = {"impl": "one_copy", "msg_size": 1024, "threads": 1, **kwargs}
+    args = {"strategy": "one_copy", "msg_size": 1024, "threads": 1, **kwargs}
     with pytest.raises(UsageError, match=needle) as exc:
         RunSpec(**args)
     assert exc.value.fix and exc.value.exit_code == 2
@@ -37,26 +42,47 @@ def test_parse_size():
     assert parse_size("65536") == 65536
     assert parse_size("64K") == 65536
     assert parse_size("1M") == 1 << 20
-    with pytest.raises(UsageError):
+    with pytest.raises(ValueError):
         parse_size("lots")
 
 
 def test_sweep_orders_cover_the_matrix_exactly_once():
-    base = RunSpec("two_copy", 1024, 1)
     for order in ("sequential", "interleaved", "random"):
-        sweep = SweepSpec(sizes=(1024, 4096), threads=(1, 2), repeats=2, order=order, base=base)
-        keys = [(p.impl, p.msg_size, p.threads, p.repeat) for p in sweep.points()]
+        sweep = SweepSpec(sizes=(1024, 4096), threads=(1, 2), repeats=2, order=order, duration=0.5)
+        keys = [p.key for p in sweep.points()]
         assert len(keys) == len(set(keys)) == 3 * 2 * 2 * 2
-    inter = SweepSpec(sizes=(1024,), threads=(1,), repeats=2, order="interleaved", base=base).points()
-    assert [p.impl for p in inter] == ["two_copy", "one_copy", "zero_copy"] * 2
-    r1 = [p.point_id for p in SweepSpec(order="random", seed=3, base=base).points()]
-    assert r1 == [p.point_id for p in SweepSpec(order="random", seed=3, base=base).points()]
+        assert {p.duration for p in sweep.points()} == {0.5}   # the shared parameters reach every point
+    inter = SweepSpec(sizes=(1024,), threads=(1,), repeats=2, order="interleaved").points()
+    assert [p.strategy for p in inter] == ["two_copy", "one_copy", "zero_copy"] * 2
+    r1 = [p.point_id for p in SweepSpec(order="random", seed=3).points()]
+    assert r1 == [p.point_id for p in SweepSpec(order="random", seed=3).points()]
     with pytest.raises(UsageError, match="duplicate"):
-        SweepSpec(sizes=(1024, 1024), base=base)
+        SweepSpec(sizes=(1024, 1024))
+    with pytest.raises(UsageError, match="no strategies given; try --strategies"):
+        SweepSpec(strategies=())
 
 
-def _result(impl="one_copy", size=1024, threads=1, repeat=0, **extra):
-    return {"impl": impl, "msg_size": size, "threads": threads, "repeat": repeat, "status": "ok",
+def test_sweep_dict_form_round_trips_and_reads_older_matrices():
+    sweep = SweepSpec(strategies=("one_copy", "zero_copy"), sizes=(4096,), threads=(2,), repeats=3,
+                      duration=1.0, perf=False, recv_copy=True, mtu=1500)
+    matrix = json.loads(json.dumps(sweep.to_dict()))
+    assert matrix["strategies"] == ["one_copy", "zero_copy"] and "impls" not in matrix
+    assert stored_sweep({"matrix": matrix}) == sweep
+    # a matrix as netobs wrote it before issue 12: "impls", no verify, no events (the
+    # manifest's perf_events had them)
+    old = {"impls": ["one_copy", "two_copy"], "sizes": [4096, 65536], "threads": [1], "repeats": 1,
+           "order": "sequential", "seed": 0, "duration": 0.4, "warmup": 0.1, "topology": "netns",
+           "subnet": "10.0.0.0/24", "mtu": None, "recv_copy": False, "perf": True, "perf_server": False,
+           "trace": False}
+    again = stored_sweep({"matrix": old, "perf_events": ["task-clock", "context-switches"]})
+    assert again == SweepSpec(strategies=("one_copy", "two_copy"), sizes=(4096, 65536), threads=(1,),
+                              duration=0.4, warmup=0.1, events=("task-clock", "context-switches"))
+    no_perf = stored_sweep({"matrix": {**old, "perf": False}, "perf_events": []})
+    assert no_perf.perf is False and no_perf.perf_events == []
+
+
+def _result(strategy="one_copy", size=1024, threads=1, repeat=0, **extra):
+    return {"strategy": strategy, "msg_size": size, "threads": threads, "repeat": repeat, "status": "ok",
             "throughput_gbps": 1.5, "latency_us": {"mean": 3.0, "p50": 2.0}, "bytes_sent": 1000, "window_s": 1.0,
             "perf": {"events": {"cpu-cycles": {"value": None, "status": "not supported", "reason": "not supported"},
                                 "context-switches": {"value": 12.0, "status": "counted", "running_pct": 100.0}}},
@@ -88,7 +114,7 @@ def test_server_perf_counts_have_columns_of_their_own(tmp_path):
 def test_store_columns_atomic_rows_and_missing_is_empty(tmp_path):
     store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
     store.add_point(_result())
-    store.add_point(_result(impl="zero_copy", zerocopy={"completions": 5, "copied": 5}))
+    store.add_point(_result(strategy="zero_copy", zerocopy={"completions": 5, "copied": 5}))
     header = (tmp_path / "r" / "runs.csv").read_text().splitlines()[0].split(",")
     assert header[:9] == STUDY_COLUMNS
     assert header == columns_for(EVENTS)
@@ -103,7 +129,7 @@ def test_store_columns_atomic_rows_and_missing_is_empty(tmp_path):
 
 def test_store_replaces_failed_row_and_refuses_overwrite(tmp_path):
     store = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
-    store.add_point({"impl": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
+    store.add_point({"strategy": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
     assert store.done_keys() == set()
     store.add_point(_result())
     assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0)}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from netobs.store import STUDY_COLUMNS, columns_for
+from netobs.figures import STUDY_COLUMNS, columns_for
+from netobs.params import PARAMS
 
 NETOBS = [sys.executable, "-m", "netobs"]
 pytestmark = pytest.mark.root
@@ -41,11 +42,11 @@ def rows(path: Path) -> list[dict]:
 
 
 def test_run_zero_copy_json_in_namespaces(root):
-    proc = netobs("run", "--impl", "zero_copy", "--msg-size", "65536", "--threads", "2",
+    proc = netobs("run", "--strategy", "zero_copy", "--msg-size", "65536", "--threads", "2",
                   "--duration", "1", "--warmup", "0.3", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
-    for key in ("impl", "msg_size", "threads", "duration_s", "bytes_sent", "bytes_received", "messages",
+    for key in ("strategy", "msg_size", "threads", "duration_s", "bytes_sent", "bytes_received", "messages",
                 "throughput_gbps", "goodput_gbps", "latency_us", "cpu", "zerocopy", "perf"):
         assert key in r, key
     assert r["topology"] == "netns"
@@ -64,9 +65,28 @@ def test_run_zero_copy_json_in_namespaces(root):
     assert not leftovers(r["topology_facts"]["run_id"])
 
 
+def test_run_traced_json_echoes_every_parameter(root):
+    proc = netobs("run", "--strategy", "one_copy", "--msg-size", "4K", "--threads", "2", "--duration", "0.5",
+                  "--trace", "--mtu", "9000", "--events", "task-clock,context-switches", "--perf-server", "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    echo = r["params"]
+    assert set(echo) == {p.name for p in PARAMS if p.point}
+    assert {k: echo[k] for k in ("strategy", "msg_size", "threads", "duration", "warmup", "topology", "mtu",
+                                 "recv_copy", "verify", "perf", "events", "perf_server", "trace")} == {
+        "strategy": "one_copy", "msg_size": 4096, "threads": 2, "duration": 0.5, "warmup": 0.5, "topology": "netns",
+        "mtu": 9000, "recv_copy": False, "verify": False, "perf": True, "events": ["task-clock", "context-switches"],
+        "perf_server": True, "trace": True}
+    assert r["topology_facts"]["mtu"] == 9000 and list(r["perf"]["events"]) == echo["events"]
+    # the probe plan has one shape: each figure's entry, as the manifest and doctor show it
+    plan = r["trace"]["plan"]
+    assert plan["sendmsg_bytes"]["probe"] and set(plan) == set(r["trace"]["client"])
+    assert r["trace"]["client"]["sendmsg_bytes"] >= r["bytes_sent_total"]
+
+
 def test_small_sweep_in_namespaces(root, tmp_path):
     out = tmp_path / "res"
-    proc = netobs("sweep", "--impls", "one_copy,zero_copy", "--sizes", "1024,65536", "--threads", "1,2",
+    proc = netobs("sweep", "--strategies", "one_copy,zero_copy", "--sizes", "1024,65536", "--threads", "1,2",
                   "--duration", "0.5", "--warmup", "0.1", "-o", str(out), timeout=300)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "overhead" in proc.stdout
@@ -115,7 +135,7 @@ def _wait_rows(out: Path, n: int, proc, timeout=60) -> None:
 
 def test_sigint_keeps_finished_points_and_resume_completes(root, tmp_path):
     out = tmp_path / "res"
-    args = ["sweep", "--impls", "one_copy,two_copy", "--sizes", "4096,65536", "--threads", "1",
+    args = ["sweep", "--strategies", "one_copy,two_copy", "--sizes", "4096,65536", "--threads", "1",
             "--duration", "0.4", "--warmup", "0.1", "--no-perf", "-o", str(out)]
     proc = subprocess.Popen(NETOBS + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_rows(out, 2, proc)
@@ -141,9 +161,34 @@ def test_sigint_keeps_finished_points_and_resume_completes(root, tmp_path):
     assert after[: len(before)] == before  # finished rows untouched
 
 
+def test_resume_of_a_directory_written_before_the_strategies_key(root, tmp_path):
+    """A results directory from before issue 12 (matrix "impls", no "verify" or "events"), as
+    `make demo`'s --impls spells it: --resume alone finishes it."""
+    out = tmp_path / "res"
+    proc = netobs("sweep", "--impls", "one_copy,two_copy", "--sizes", "4096", "--threads", "1", "--duration", "0.3",
+                  "--warmup", "0.1", "--events", "task-clock", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    matrix = manifest["matrix"]
+    matrix["impls"] = matrix.pop("strategies")
+    del matrix["verify"], matrix["events"]
+    manifest["state"] = "interrupted"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    lines = (out / "runs.csv").read_text().splitlines(keepends=True)
+    (out / "runs.csv").write_text("".join(lines[:-1]))   # the last point never finished
+    resumed = netobs("sweep", "-o", str(out), "--resume", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 already stored" in resumed.stdout
+    data = rows(out)
+    assert sorted(r["implementation"] for r in data) == ["one_copy", "two_copy"]
+    assert all(r["perf_task_clock_status"] == "counted" for r in data)
+    other = netobs("sweep", "-o", str(out), "--events", "context-switches", "--resume")
+    assert other.returncode == 2 and "events" in other.stderr
+
+
 def test_point_whose_server_dies_is_recorded_and_sweep_goes_on(root, tmp_path):
     out = tmp_path / "res"
-    proc = subprocess.Popen(NETOBS + ["sweep", "--impls", "one_copy", "--sizes", "4096", "--threads", "1",
+    proc = subprocess.Popen(NETOBS + ["sweep", "--strategies", "one_copy", "--sizes", "4096", "--threads", "1",
                                       "--repeats", "2", "--duration", "2", "--warmup", "0.1", "--no-perf",
                                       "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, killed = time.monotonic() + 30, None
@@ -173,11 +218,12 @@ def test_refuses_to_overwrite_and_validates_before_changing_anything(root, tmp_p
     out = tmp_path / "res"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    proc = netobs("sweep", "--sizes", "1024", "--threads", "1", "--impls", "one_copy", "--duration", "0.2", "-o", str(out))
+    proc = netobs("sweep", "--sizes", "1024", "--threads", "1", "--strategies", "one_copy", "--duration", "0.2", "-o", str(out))
     assert proc.returncode == 2 and "not empty" in proc.stderr and "--resume" in proc.stderr
     assert (out / "keep.txt").read_text() == "precious"
     for bad, needle in ((["--sizes", "4"], "message size 4"), (["--threads", "0"], "thread count 0"),
-                        (["--impls", "four_copy"], "unknown strategy"), (["--duration", "-1"], "duration")):
+                        (["--strategies", "four_copy"], "unknown strategy"), (["--duration", "-1"], "duration"),
+                        (["--sizes", "4K,big"], "bad message size 'big'")):
         fresh = tmp_path / f"fresh{len(needle)}"
         proc = netobs("sweep", *bad, "-o", str(fresh))
         assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
@@ -185,7 +231,7 @@ def test_refuses_to_overwrite_and_validates_before_changing_anything(root, tmp_p
 
 
 def test_perf_server_counts_the_servers_whole_life(root):
-    proc = netobs("run", "--impl", "one_copy", "--msg-size", "65536", "--duration", "0.5", "--warmup", "0.2",
+    proc = netobs("run", "--strategy", "one_copy", "--msg-size", "65536", "--duration", "0.5", "--warmup", "0.2",
                   "--perf-server", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)

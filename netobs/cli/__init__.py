@@ -60,7 +60,7 @@ class LazyGroup(click.Group):
              epilog="""\b
 Examples:
   sudo netobs doctor
-  sudo netobs run --impl zero_copy --msg-size 65536 --threads 2 --duration 2
+  sudo netobs run --strategy zero_copy --msg-size 65536 --threads 2 --duration 2
   sudo netobs sweep --trace -o results/
   netobs explain results/ --question cache
   netobs report results/ -o report.html

@@ -1,4 +1,9 @@
-"""Options and helpers shared by `netobs run` and `netobs sweep`."""
+"""Options and helpers shared by `netobs run` and `netobs sweep`.
+
+Their parameter options are the parameter table's (netobs.params), made into click options
+here: `table_options("run")` adds one option per parameter `netobs run` takes, and
+`PARAMS.from_cli` reads their text back into values (one error style for every bad value).
+"""
 from __future__ import annotations
 
 import json
@@ -8,39 +13,74 @@ import sys
 import click
 
 from netobs.errors import CapabilityError
-from netobs.spec import DEFAULT_SUBNET, TOPOLOGIES
+from netobs.params import PARAMS, REQUIRED, Flag, Param, Table
 
 
-def observe_options(f):
-    """--topology/--subnet/--mtu/--no-perf/--events/--perf-server/--trace, shared by run and sweep."""
-    options = [
-        click.option("--topology", type=click.Choice(TOPOLOGIES), default="netns", show_default=True,
-                     help="netns: server and client in two namespaces joined by a veth pair; loopback: 127.0.0.1."),
-        click.option("--subnet", default=DEFAULT_SUBNET, show_default=True, help="veth subnet (server .1, client .2)."),
-        click.option("--mtu", type=int, default=None, help="veth MTU (default: the kernel's)."),
-        click.option("--no-perf", "no_perf", is_flag=True, help="Run without perf stat counters."),
-        click.option("--events", default=None, help="perf events, comma-separated (replaces the defaults)."),
-        click.option("--perf-server", is_flag=True, help="Also run the server under perf stat."),
-        click.option("--trace", is_flag=True, help="Trace the kernel's send/receive/copy paths with BCC."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+class _Option(click.Option):
+    """A click option whose older spellings (`--impl` for `--strategy`) still parse but are
+    left out of --help."""
+
+    def get_help_record(self, ctx):
+        opts, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
 
 
-def perf_events(no_perf: bool, events: str | None) -> list[str] | None:
-    """The events to count (None = no perf); checks that perf is usable first."""
-    if no_perf:
-        return None
+def _option(table: Table, p: Param, command: str):
+    name, axis = table.option_name(p, command), table.is_axis(p, command)
+    flag = p.axis_flag if axis else p.flag
+    aliases = p.sweep.aliases if axis else p.aliases
+    default = p.default_for(command)
+    text = (p.sweep.help if axis and p.sweep.help else p.help)
+    if isinstance(p.kind, Flag):
+        decl = f"{flag}/--no-{flag[2:]}" if default else flag
+        return click.option(decl, *aliases, name, cls=_Option, is_flag=True, default=bool(default),
+                            show_default=bool(default), help=text)
+    kw: dict = {"required": True} if default is REQUIRED else {}
+    if default not in (REQUIRED, None):
+        kw.update(default=",".join(p.kind.text(v) for v in default) if axis else p.kind.text(default),
+                  show_default=True)
+    metavar = f"{p.kind.metavar},..." if axis else p.kind.metavar
+    return click.option(flag, *aliases, name, cls=_Option, type=str, metavar=metavar, help=text, **kw)
+
+
+def table_options(command: str, table: Table = PARAMS):
+    """A decorator adding the click options of every parameter `netobs <command>` takes, in
+    the table's order (their values are text: `table.from_cli` reads them)."""
+    options = [_option(table, p, command) for p in table.for_command(command)]
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def check_perf(spec) -> None:
+    """Before any point: perf can count a window here and knows every event the spec (a
+    RunSpec or SweepSpec) asks for. Nothing to check without perf."""
+    if not spec.perf:
+        return
     from netobs import perf
 
-    perf.check_window(perf.find_perf())   # before any point: the client's counts are per window
+    perf.check_window(perf.find_perf())   # the client's counts are per window
     perf.check_permission()
-    if not events:
-        return list(perf.DEFAULT_EVENTS)
-    chosen = perf.validate_events(events)
-    perf.check_events(chosen)
-    return chosen
+    if tuple(spec.events) != tuple(perf.DEFAULT_EVENTS):   # the defaults are netobs's own: known
+        perf.check_events(list(spec.events))
+
+
+def prepare_tracing(spec) -> dict | None:
+    """Before any point of a traced run: make the host ready for BCC (mount tracefs, link the
+    kernel headers Debian has). Returns what was found and done (the sweep puts it in the
+manifest); None without --trace."""
+    if not spec.trace:
+        return None
+    from netobs import hostprep
+
+    return hostprep.prepare()
 
 
 def need_root(topology: str, trace: bool) -> None:
@@ -49,14 +89,6 @@ def need_root(topology: str, trace: bool) -> None:
     why = [w for w, on in (("network namespaces", topology == "netns"), ("BPF tracing", trace)) if on]
     if why:
         raise CapabilityError(f"{' and '.join(why)} need root", fix="sudo " + " ".join(["netobs"] + sys.argv[1:]))
-
-
-def tracer_factory(trace: bool):
-    if not trace:
-        return None
-    from netobs import tracer
-
-    return tracer.Tracer
 
 
 def echo_json(obj) -> None:

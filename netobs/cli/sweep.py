@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from netobs.cli._common import need_root, observe_options, perf_events, tracer_factory
-from netobs.spec import IMPLS, ORDERS, STUDY_DURATION, SWEEP_WARMUP, STUDY_SIZES, STUDY_THREADS, RunSpec, SweepSpec, parse_list, parse_size
+from netobs.cli._common import check_perf, need_root, prepare_tracing, table_options
+from netobs.params import PARAMS
+from netobs.spec import SweepSpec
 
 
 @click.command(epilog="""\b
@@ -19,46 +20,28 @@ Examples:
   sudo netobs sweep --sizes 4K,64K --threads 1,2 --duration 1 --repeats 3 --order interleaved -o quick/
   sudo netobs sweep -o results/ --resume                # finish an interrupted sweep
 """)
-@click.option("--impls", default=",".join(IMPLS), show_default=True, help="Strategies, comma-separated.")
-@click.option("--sizes", default=",".join(map(str, STUDY_SIZES)), show_default=True, help="Message sizes in bytes.")
-@click.option("--threads", default=",".join(map(str, STUDY_THREADS)), show_default=True, help="Client thread counts.")
-@click.option("--duration", type=float, default=STUDY_DURATION, show_default=True, help="Measured window per point, seconds.")
-@click.option("--warmup", type=float, default=SWEEP_WARMUP, show_default=True, help="Warm-up before each window, seconds.")
-@click.option("--repeats", type=int, default=1, show_default=True, help="Runs of each point (for medians and CIs).")
-@click.option("--order", type=click.Choice(ORDERS), default="sequential", show_default=True,
-              help="interleaved/random keep drift from biasing one strategy.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --order random.")
-@click.option("--recv-copy", is_flag=True, help="Server copies each message back into 8 fields.")
-@observe_options
+@table_options("sweep")
 @click.option("-o", "--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results directory.")
-@click.option("--resume", is_flag=True, help="Run only the points missing from --out.")
+@click.option("--resume", is_flag=True, help="Run only the points missing from --out (options not typed again: as it was started).")
 @click.option("--force", is_flag=True, help="Move an existing non-empty --out aside and start anew.")
-def command(impls, sizes, threads, duration, warmup, repeats, order, seed, recv_copy, topology, subnet, mtu,
-            no_perf, events, perf_server, trace, out, resume, force):
+def command(out, resume, force, **options):
     """Run the study's matrix (strategies × sizes × threads × repeats) and store every point."""
     from netobs.sweep import open_store, run_sweep
 
-    o = {"impls": impls, "sizes": sizes, "threads": threads, "duration": duration, "warmup": warmup,
-         "repeats": repeats, "order": order, "seed": seed, "topology": topology, "subnet": subnet, "mtu": mtu,
-         "recv_copy": recv_copy, "perf_server": perf_server, "trace": trace, "no_perf": no_perf, "events": events}
+    values = PARAMS.from_cli("sweep", options)
     if resume:  # options not typed again come from what the directory was started with
-        o.update(_stored_options(out, given=_given_options()))
-    base = RunSpec("two_copy", 1024, 1, duration=o["duration"], warmup=o["warmup"], topology=o["topology"],
-                   recv_copy=o["recv_copy"], perf=not o["no_perf"], perf_server=o["perf_server"], trace=o["trace"])
-    sweep = SweepSpec(impls=parse_list(o["impls"], str, "strategy"),
-                      sizes=tuple(parse_size(s) for s in parse_list(o["sizes"], str, "size")),
-                      threads=parse_list(o["threads"], int, "thread count"),
-                      repeats=o["repeats"], order=o["order"], seed=o["seed"], subnet=o["subnet"], mtu=o["mtu"],
-                      base=base)
-    topology, trace, warmup, duration = base.topology, base.trace, base.warmup, base.duration
-    no_perf, events = o["no_perf"], o["events"]
-    need_root(topology, trace)
-    events_list = perf_events(no_perf, events)
-    store = open_store(sweep, out, events_list or [], resume=resume, force=force)
+        values = {**_stored_options(out), **{k: v for k, v in values.items() if k in _given_options()}}
+    sweep = SweepSpec(**values)
+    need_root(sweep.topology, sweep.trace)
+    check_perf(sweep)
+    tracing_setup = prepare_tracing(sweep)
+    store = open_store(sweep, out, resume=resume, force=force)
+    if tracing_setup is not None:
+        store.update_manifest(tracing_setup=tracing_setup)
     con = Console(stderr=True)
-    reporter = _Reporter(con, per_point_s=warmup + duration)
+    reporter = _Reporter(con, per_point_s=sweep.warmup + sweep.duration)
     try:
-        summary = run_sweep(sweep, store, events_list, progress=reporter, tracer_factory=tracer_factory(trace))
+        summary = run_sweep(sweep, store, progress=reporter)
     finally:
         reporter.close()
     done = f"{summary.done} done, {summary.failed} failed"
@@ -80,23 +63,17 @@ def _given_options() -> set[str]:
             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
 
 
-def _stored_options(out: str, given: set[str]) -> dict:
-    """The sweep options an existing results directory was started with, for those the user
-    did not type again; {} when there is nothing to resume."""
+def _stored_options(out: str) -> dict:
+    """The sweep options an existing results directory was started with (any netobs version's
+    manifest); {} when there is nothing to resume."""
     from pathlib import Path
 
+    from netobs.spec import stored_sweep
     from netobs.store import read_manifest
 
     if not (Path(out) / "manifest.json").exists():
         return {}
-    manifest = read_manifest(Path(out))
-    m = manifest.get("matrix") or {}
-    # the matrix as the CLI spells it (lists comma-separated); "perf" goes with the events below
-    stored = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in m.items() if k != "perf"}
-    if "events" not in given and "no_perf" not in given:
-        stored["no_perf"] = not m.get("perf", True)
-        stored["events"] = ",".join(manifest.get("perf_events") or []) or None
-    return {k: v for k, v in stored.items() if k not in given and v is not None}
+    return stored_sweep(read_manifest(Path(out))).to_dict()
 
 
 def eta_seconds(total: int, done: int, started: float, last_done: float, now: float, guess_per_point: float) -> float:

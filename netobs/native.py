@@ -1,6 +1,9 @@
 """The Python face of the C copy workers (`netobs._workers`, built from native/).
 
-Configs are validated here, before any socket exists, with messages that say what to do.
+ClientConfig and ServerConfig are declared by the parameter table (netobs.params: every
+parameter a worker role takes that has a C field), so they are checked here, before any
+socket exists, with the same messages as the command line, and `PARAMS.fill` copies them
+into the C structs field by field.
 The C calls run in a Python thread (cffi releases the GIL), so the calling thread stays free
 to take Ctrl-C/SIGTERM and ask C to stop; a stopped run ends within a second, both sides
 closed, and its partial stats travel on the `Interrupted` exception as `.stats`.
@@ -16,7 +19,7 @@ receiving threads (the client over the measured window only), so neither the Pyt
 interpreter nor the other side leaks into the figure even when both run in one process.
 
     srv = Server(ServerConfig(connections=1)); port = srv.start()
-    stats = run_client(ClientConfig(port=port, impl="zero_copy", duration=2))
+    stats = run_client(ClientConfig(port=port, strategy="zero_copy", duration=2))
     server_stats = srv.wait(timeout=10)
 """
 from __future__ import annotations
@@ -26,14 +29,11 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from netobs.errors import CapabilityError, Interrupted, NetobsError, UsageError
-from netobs.spec import IMPLS, MAX_DURATION, MAX_MSG, MAX_THREADS, MIN_MSG
+from netobs.params import PARAMS
 
-IMPL_CODES = {"two_copy": 0, "one_copy": 1, "zero_copy": 2}
-MAX_CONNECTIONS = 1024
-SERVER_HINT = "starting the server first (python -m netobs.worker serve), or check --host and --port"
+SERVER_HINT = "starting the server first (python -m netobs.workerproc serve), or check --host and --port"
 
 
 def _lib():
@@ -45,121 +45,15 @@ def _lib():
     return _workers.ffi, _workers.lib
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+ClientConfig = PARAMS.dataclass(
+    "ClientConfig", PARAMS.config_fields("client"), rules=PARAMS.config_rules("client"), module=__name__,
+    doc="""A sending run: `threads` connections to host:port, each sending `msg_size`-byte messages
+    with `strategy` for `duration` s after `warmup` s, or exactly `count` messages each.""")
 
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check_port(port, allow_zero: bool) -> None:
-    lo = 0 if allow_zero else 1
-    if not _is_int(port) or not lo <= port <= 65535:
-        raise UsageError(f"port {port} is out of range",
-                         fix="a port between 1 and 65535" + (" (0: any free port)" if allow_zero else ""))
-
-
-def _check_msg_size(size) -> None:
-    if not _is_int(size) or not MIN_MSG <= size <= MAX_MSG:
-        raise UsageError(f"message size {size} is out of range",
-                         fix=f"--msg-size between {MIN_MSG} and {MAX_MSG} bytes (64 MiB)")
-
-
-def _numeric_host(host: str, what: str) -> str:
-    """A numeric address for C (names are resolved here, once)."""
-    if not isinstance(host, str) or not host or len(host) >= 64:
-        raise UsageError(f"bad {what} address {host!r}", fix="an IPv4/IPv6 address such as 127.0.0.1")
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return host
-        except OSError:
-            pass
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise UsageError(f"cannot resolve {what} {host!r}", exc.strerror or str(exc),
-                         "a numeric address such as 127.0.0.1") from None
-    return infos[0][4][0]
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """A sending run: `threads` connections to host:port, each sending `msg_size`-byte messages
-    with `impl` for `duration` s after `warmup` s, or exactly `count` messages each."""
-
-    host: str = "127.0.0.1"
-    port: int = 5201
-    impl: str = "one_copy"
-    msg_size: int = 65536
-    threads: int = 1
-    duration: float = 2.0
-    warmup: float = 0.5
-    count: int = 0                 # > 0: exactly this many messages per thread, no warm-up
-    verify: bool = False           # stamp every field of message k with k (the server checks)
-    nodelay: bool = False          # TCP_NODELAY
-    sndbuf: int = 0                # > 0: SO_SNDBUF
-    zc_pool: int = 0               # zero_copy buffers per thread; 0 = about 8 MiB worth
-    connect_timeout: float = 3.0
-    ctl_fd: int = -1               # perf --control fifo (opened for writing); -1 = none
-    ack_fd: int = -1               # perf ack fifo (opened for reading); -1 = none
-    corrupt_seq: int = -1          # debug: corrupt message k of every connection (tests verify)
-
-    def __post_init__(self):
-        if self.impl not in IMPLS:
-            raise UsageError(f"unknown strategy '{self.impl}'", fix=f"--impl one of {', '.join(IMPLS)}")
-        _check_msg_size(self.msg_size)
-        if not _is_int(self.threads) or not 1 <= self.threads <= MAX_THREADS:
-            raise UsageError(f"thread count {self.threads} is out of range", fix=f"--threads between 1 and {MAX_THREADS}")
-        if not _is_num(self.duration) or not 0 < self.duration <= MAX_DURATION:
-            raise UsageError(f"duration {self.duration} s is out of range",
-                             fix=f"--duration greater than 0 and at most {MAX_DURATION:g} seconds")
-        if not _is_num(self.warmup) or not 0 <= self.warmup <= MAX_DURATION:
-            raise UsageError(f"warm-up {self.warmup} s is out of range",
-                             fix=f"--warmup between 0 and {MAX_DURATION:g} seconds")
-        if not _is_int(self.count) or self.count < 0:
-            raise UsageError(f"message count {self.count} is out of range", fix="--count of 1 or more messages per thread")
-        _check_port(self.port, allow_zero=False)
-        object.__setattr__(self, "host", _numeric_host(self.host, "server"))
-        if not _is_int(self.sndbuf) or not 0 <= self.sndbuf < 2**31:
-            raise UsageError(f"send buffer {self.sndbuf} is out of range", fix="--sndbuf in bytes, 0 for the default")
-        if not _is_int(self.zc_pool) or not 0 <= self.zc_pool <= 65536:
-            raise UsageError(f"zero-copy pool {self.zc_pool} is out of range", fix="--zc-pool between 1 and 65536 (0: auto)")
-        if not _is_num(self.connect_timeout) or not 0 < self.connect_timeout <= 60:
-            raise UsageError(f"connect timeout {self.connect_timeout} s is out of range", fix="between 0 and 60 seconds")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """A receiving server: listens on bind:port (0 = any free port), one thread per connection;
-    ends when `connections` connections have all closed (0: only on stop or timeout)."""
-
-    bind: str = "127.0.0.1"
-    port: int = 0
-    connections: int = 1
-    recv_copy: bool = False        # copy each received message into 8 separate fields
-    verify: bool = False           # check the per-message pattern; needs msg_size
-    msg_size: int = 0              # needed by verify and recv_copy
-    timeout: float = 0.0           # end after this many seconds; 0 = no limit
-    rcvbuf: int = 0                # > 0: SO_RCVBUF
-
-    def __post_init__(self):
-        _check_port(self.port, allow_zero=True)
-        if not _is_int(self.connections) or not 0 <= self.connections <= MAX_CONNECTIONS:
-            raise UsageError(f"connection count {self.connections} is out of range",
-                             fix=f"--connections between 1 and {MAX_CONNECTIONS} (0: until stopped)")
-        if self.verify or self.recv_copy:
-            if not self.msg_size:
-                raise UsageError("--verify and --recv-copy need the message size", fix="--msg-size S as the client sends")
-            _check_msg_size(self.msg_size)
-        elif self.msg_size:
-            _check_msg_size(self.msg_size)
-        if not _is_num(self.timeout) or not 0 <= self.timeout <= 86400:
-            raise UsageError(f"timeout {self.timeout} s is out of range", fix="--timeout in seconds, 0 for none")
-        if not _is_int(self.rcvbuf) or not 0 <= self.rcvbuf < 2**31:
-            raise UsageError(f"receive buffer {self.rcvbuf} is out of range", fix="--rcvbuf in bytes, 0 for the default")
-        object.__setattr__(self, "bind", _numeric_host(self.bind, "bind"))
+ServerConfig = PARAMS.dataclass(
+    "ServerConfig", PARAMS.config_fields("server"), rules=PARAMS.config_rules("server"), module=__name__,
+    doc="""A receiving server: listens on bind:port (0 = any free port), one thread per connection;
+    ends when `connections` connections have all closed (0: only on stop or timeout).""")
 
 
 # ----------------------------------------------------------------------------- errors
@@ -180,7 +74,7 @@ def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> Netobs
         return UsageError(f"cannot reach {host}:{port}", cause, SERVER_HINT)
     if where == "setsockopt(SO_ZEROCOPY)":
         return CapabilityError("this kernel refuses SO_ZEROCOPY on TCP sockets", cause,
-                               "--impl one_copy, or a kernel with MSG_ZEROCOPY (4.14+)")
+                               "--strategy one_copy, or a kernel with MSG_ZEROCOPY (4.14+)")
     if where == "allocate message buffers" and e == E.ENOMEM:
         return UsageError("the messages do not fit in memory", detail or cause, "fewer --threads or a smaller --msg-size")
     if where == "config":
@@ -264,22 +158,7 @@ class Client:
     def _create(self):
         ffi, lib, cfg = self._ffi, self._lib, self.cfg
         c = ffi.new("struct nob_client_config *")
-        c.host = cfg.host.encode()
-        c.port = cfg.port
-        c.impl = IMPL_CODES[cfg.impl]
-        c.msg_size = cfg.msg_size
-        c.threads = cfg.threads
-        c.duration_s = float(cfg.duration)
-        c.warmup_s = float(cfg.warmup)
-        c.count = cfg.count
-        c.verify = int(cfg.verify)
-        c.corrupt_seq = cfg.corrupt_seq
-        c.nodelay = int(cfg.nodelay)
-        c.sndbuf = cfg.sndbuf
-        c.zc_pool = cfg.zc_pool
-        c.connect_timeout_s = float(cfg.connect_timeout)
-        c.ctl_fd = cfg.ctl_fd
-        c.ack_fd = cfg.ack_fd
+        PARAMS.fill("client", c, cfg)
         self._err = ffi.new("struct nob_error *")
         self._stats = ffi.new("struct nob_client_stats *")
         h = ffi.new("struct nob_client **")
@@ -339,9 +218,9 @@ def client_stats(cfg: ClientConfig, st) -> dict:
     if st.lat_samples:
         lat = {"mean": st.lat_mean_us, "p50": st.lat_p50_us, "p99": st.lat_p99_us,
                "p999": st.lat_p999_us, "max": st.lat_max_us}
-    zc = cfg.impl == "zero_copy"
+    zc = cfg.strategy == "zero_copy"
     return {
-        "impl": cfg.impl, "msg_size": cfg.msg_size, "threads": cfg.threads,
+        "strategy": cfg.strategy, "msg_size": cfg.msg_size, "threads": cfg.threads,
         "duration_s": float(cfg.duration), "warmup_s": 0.0 if cfg.count else float(cfg.warmup),
         "count": cfg.count or None, "host": cfg.host, "port": cfg.port,
         "window_s": window,
@@ -390,14 +269,7 @@ class Server:
         if self._handle is None:
             ffi, lib, cfg = self._ffi, self._lib, self.cfg
             c = ffi.new("struct nob_server_config *")
-            c.bind = cfg.bind.encode()
-            c.port = cfg.port
-            c.connections = cfg.connections
-            c.recv_copy = int(cfg.recv_copy)
-            c.verify = int(cfg.verify)
-            c.msg_size = cfg.msg_size
-            c.timeout_s = float(cfg.timeout)
-            c.rcvbuf = cfg.rcvbuf
+            PARAMS.fill("server", c, cfg)
             h = ffi.new("struct nob_server **")
             if lib.nob_server_open(c, h, self._err) < 0:
                 raise _error(ffi, self._err, port=cfg.port, bind=cfg.bind)
@@ -492,8 +364,7 @@ def server_stats(cfg: ServerConfig, st) -> dict:
     }
 
 
-__all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats",
-           "server_stats", "IMPL_CODES"]
+__all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats", "server_stats"]
 
 
 SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)
