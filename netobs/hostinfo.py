@@ -5,41 +5,27 @@ import os
 import platform
 import socket
 import sys
-from pathlib import Path
 
-from netobs import __version__
-
-
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
+from netobs import __version__, procfs
 
 
 def cpu_model() -> str | None:
-    text = _read("/proc/cpuinfo") or ""
-    for line in text.splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or None
+    return procfs.cpuinfo().get("model name") or platform.processor() or None
 
 
 def hypervisor() -> bool:
-    text = _read("/proc/cpuinfo") or ""
-    return any(line.startswith("flags") and " hypervisor" in line for line in text.splitlines())
+    return "hypervisor" in procfs.cpuinfo().get("flags", "").split()
 
 
 def memory_bytes() -> int | None:
-    for line in (_read("/proc/meminfo") or "").splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    return None
+    total = procfs.meminfo().get("MemTotal")   # "2030464 kB"
+    return int(total.split()[0]) * 1024 if total else None
 
 
 def bcc_version() -> str | None:
+    """BCC's Python module's version (Debian's python3-bpfcc), or None if it does not import."""
     try:
-        import bcc  # Debian's python3-bpfcc
+        import bcc
     except Exception:  # noqa: BLE001 - any import failure means "not available"
         return None
     return getattr(bcc, "__version__", "unknown")

@@ -1,8 +1,8 @@
 """Network sysctls: read, write, and find out whether one is per-namespace or host-wide.
 
 A thread's network namespace decides which values `/proc/sys/net` shows and changes, so a
-sysctl is read or written inside a namespace by a short-lived thread that joins it (setns
-through pyroute2); the rest of the process never leaves its own namespace.
+sysctl is read or written inside a namespace by a short-lived thread that joins it
+(`netobs.libc.setns`); the rest of the process never leaves its own namespace.
 
 Which namespace owns a sysctl is found out, not assumed: the kernel shows a host-wide
 `net.*` sysctl in a child namespace read-only (kernel >= 6.x) or not at all (older), and a
@@ -14,14 +14,12 @@ it is left alone.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2 import netns
+from netobs import libc
 
 MIB = 1 << 20
 
@@ -36,24 +34,11 @@ DEFAULT_SYSCTLS: dict[str, int | str] = {
     "net.ipv4.tcp_rmem": 16 * MIB,
 }
 
-CLONE_NEWNET = 0x40000000
-
-
-_LIBC: ctypes.CDLL | None = None
-
-
-def libc() -> ctypes.CDLL:
-    """The C library, loaded once here, so that a forked child (a `preexec_fn`) never has to
-    look it up (ctypes.util.find_library runs ldconfig)."""
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    return _LIBC
-
 
 def enter_netns(nsfd: int) -> None:
-    """Move the calling thread into the network namespace `nsfd` (pyroute2's setns)."""
-    netns.setns(nsfd, flags=0, libc=libc())
+    """Move the calling thread into the network namespace `nsfd` (safe in a forked child:
+    netobs.libc looks nothing up when called)."""
+    libc.setns(nsfd, libc.CLONE_NEWNET)
 
 
 def path(name: str) -> str:
@@ -126,15 +111,9 @@ def in_netns(nsfd: int, fn: Callable[..., Any], *args: Any) -> Any:
     return _in_thread(lambda: enter_netns(nsfd), fn, args, "netobs-netns")
 
 
-def _unshare_net() -> None:
-    if libc().unshare(CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-
-
 def in_fresh_netns(fn: Callable[..., Any], *args: Any) -> Any:
     """Run `fn(*args)` in a thread inside a brand-new, unnamed namespace (gone when it ends)."""
-    return _in_thread(_unshare_net, fn, args, "netobs-probe")
+    return _in_thread(lambda: libc.unshare(libc.CLONE_NEWNET), fn, args, "netobs-probe")
 
 
 def scope_by_visibility(writable_in_child: bool | None) -> tuple[str, str]:

@@ -12,10 +12,11 @@ the caller already handles it). Children spawned through `spawn()` are terminate
 a bounded wait, then SIGKILL, by PID), as is anything else still inside the run's namespaces;
 the veth and the namespaces are deleted; host sysctls are put back.
 
-The cleanup is registered before the first change: a state file under /run/netobs names the
-run's owner (PID and start time), namespaces, links, children and the original values of the
-host sysctls it is about to change. A run killed with SIGKILL leaves that file behind, and
-`cleanup_leftovers()` (called by every `open_topology`) undoes such runs. Only netobs's own
+The cleanup is registered before the first change: the run's entry in the undo log
+(`netobs.undolog`, under /run/netobs) names its owner (PID and start time), namespaces, links,
+children and the original values of the host sysctls it is about to change. A run killed with
+SIGKILL leaves its entry behind, and `cleanup_leftovers()` (called by every `open_topology`)
+undoes such runs. Only netobs's own
 namespaces are ever touched: names `nob<pid>-<token>-s|c` whose owner is gone.
 
 Names are unique per run (`nob<pid>-<token>-s|c` namespaces, `nob<token>-s|c` veth ends, at
@@ -39,8 +40,9 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-from netobs import runstate, spec, sysctl
+from netobs import procfs, spec, sysctl, undolog
 from netobs.errors import CapabilityError, NetobsError, UsageError
+from netobs.figures import ROLES
 from netobs.interrupt import deferred_signals, signals_as_interrupt
 
 __all__ = [
@@ -49,7 +51,6 @@ __all__ = [
 ]
 
 KINDS = spec.TOPOLOGIES
-ROLES = ("server", "client")
 DEFAULT_SUBNET = spec.DEFAULT_SUBNET
 DEFAULT_SYSCTLS = sysctl.DEFAULT_SYSCTLS
 NETNS_DIR = "/run/netns"
@@ -82,25 +83,12 @@ def _ns_id(path: str) -> tuple[int, int] | None:
 def _pids_in_netns(ns: tuple[int, int]) -> list[int]:
     """Every process whose network namespace is `ns` (device, inode)."""
     me = os.getpid()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        if _ns_id(f"/proc/{entry}/ns/net") == ns:
-            pids.append(int(entry))
-    return pids
+    return [pid for pid in procfs.pids() if pid != me and _ns_id(f"/proc/{pid}/ns/net") == ns]
 
 
 def _gone(pid: int, starttime: int | None) -> bool:
     """True once `pid` is dead or a zombie (or has been reused by another process)."""
-    if not runstate.same_process(pid, starttime):
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        return stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X")
-    except OSError:
-        return True
+    return not undolog.same_process(pid, starttime) or procfs.is_gone(pid)
 
 
 def _stop_pids(targets: list[tuple[int, int | None]], popens: dict[int, subprocess.Popen] | None = None) -> list[int]:
@@ -146,7 +134,7 @@ def _stop_netns_processes(name: str) -> list[int]:
     ns = _ns_id(f"{NETNS_DIR}/{name}")
     if ns is None:
         return []
-    return _stop_pids([(pid, runstate.proc_starttime(pid)) for pid in _pids_in_netns(ns)])
+    return _stop_pids([(pid, procfs.starttime(pid)) for pid in _pids_in_netns(ns)])
 
 
 def _remove_netns(name: str) -> bool:
@@ -172,7 +160,7 @@ def _delete_link(ifname: str, ns: str | None = None) -> bool:
 def _restore_globals(state: dict, live_states: list[dict], notes: list[str]) -> dict[str, dict]:
     """Put back the host sysctls `state` holds, unless another live run still holds them.
 
-    Must be called under `runstate.locked()`. Returns {name: {restored, deferred_to}}.
+    Must be called under `undolog.locked()`. Returns {name: {restored, deferred_to}}.
     """
     held_by = {}
     for other in live_states:
@@ -261,17 +249,17 @@ class Topology:
     # -- state
     def _save_state(self) -> None:
         if self.state is not None:
-            runstate.write(self.state)
+            undolog.write(self.state)
 
     def _start(self) -> None:
-        """Register the cleanup before the first change: the state file (the SIGTERM guard and
+        """Register the cleanup before the first change: the undo-log entry (the SIGTERM guard and
         the atexit hook are already in place, see `_guard`)."""
-        if runstate.usable():
-            with runstate.locked():
+        if undolog.usable():
+            with undolog.locked():
                 self.leftovers_removed = _cleanup_leftovers_locked()
-                self.state = runstate.new_state(self.run_id, self.kind)
+                self.state = undolog.new_state(self.run_id, self.kind)
                 self._describe_state(self.state)
-                runstate.write(self.state)
+                undolog.write(self.state)
 
     def _guard(self) -> None:
         """SIGTERM -> Interrupted while open (unless the caller handles SIGTERM); close at exit."""
@@ -294,8 +282,8 @@ class Topology:
                     "skipped": "not root: host sysctls left unchanged",
                 }
             return
-        with runstate.locked():
-            states = runstate.read_all()
+        with undolog.locked():
+            states = undolog.read_all()
             plan = {}
             for name, want in wanted.items():
                 current = sysctl.read(name)
@@ -307,7 +295,7 @@ class Topology:
                 if new is not None or any(s["alive"] for s in others):
                     # a holder: whoever holds last restores the original
                     self.state["globals"][name] = {"original": original, "set": new}
-            runstate.write(self.state)          # saved FIRST ...
+            undolog.write(self.state)          # saved FIRST ...
             for name, (current, original, new) in plan.items():
                 if new is not None:
                     sysctl.write(name, new)     # ... then changed
@@ -320,10 +308,10 @@ class Topology:
     def _restore_host_sysctls(self) -> None:
         if self.state is None or not self.state.get("globals"):
             return
-        with runstate.locked():
-            result = _restore_globals(self.state, [s for s in runstate.read_all() if s["alive"]], [])
+        with undolog.locked():
+            result = _restore_globals(self.state, [s for s in undolog.read_all() if s["alive"]], [])
             self.state["globals"] = {}
-            runstate.write(self.state)
+            undolog.write(self.state)
         for name, res in result.items():
             self.sysctl_facts.setdefault(name, {}).update(res)
 
@@ -347,7 +335,7 @@ class Topology:
                     user_preexec()
             popen_kwargs["preexec_fn"] = preexec
         proc = subprocess.Popen(argv, **popen_kwargs)
-        start = runstate.proc_starttime(proc.pid)
+        start = procfs.starttime(proc.pid)
         self._children.append((role, proc, start))
         if self.state is not None:
             self.state["children"].append({"pid": proc.pid, "starttime": start, "role": role})
@@ -375,7 +363,7 @@ class Topology:
                     except Exception as exc:  # keep going: every other step must still run
                         self.cleanup_errors.append(f"{what}: {exc}")
                 if not self.cleanup_errors and self.state is not None:
-                    runstate.remove(self.run_id)
+                    undolog.remove(self.run_id)
                 _open.discard(self)
         finally:  # after deferred_signals has put its handlers back (handlers nest LIFO)
             if self._guarded:
@@ -468,8 +456,8 @@ class NetnsTopology(Topology):
         if not _is_root():
             raise CapabilityError("cannot create network namespaces", "netobs is not running as root",
                                   "sudo, or --topology loopback")
-        if not runstate.usable():
-            raise CapabilityError("cannot keep run state", f"{runstate.STATE_DIR} is not writable", "sudo")
+        if not undolog.usable():
+            raise CapabilityError("cannot keep the undo log", f"{undolog.STATE_DIR} is not writable", "sudo")
         self._start()
         for role in ROLES:
             name = self.ns[role]
@@ -522,11 +510,11 @@ class NetnsTopology(Topology):
         # Writable in a child namespace means per-namespace; confirm it with the real write:
         # the host's value must not move. Under the lock (no other run changes host values
         # meanwhile), with the host's values saved first in case it does move.
-        with runstate.locked():
+        with undolog.locked():
             host_before = {n: sysctl.read(n) for n in ns_wanted}
             for n in ns_wanted:
                 self.state["globals"].setdefault(n, {"original": host_before[n], "set": None, "probe": True})
-            runstate.write(self.state)
+            undolog.write(self.state)
             per_role = {}
             for role in ROLES:
                 fd = self._fds[role]
@@ -554,13 +542,12 @@ class NetnsTopology(Topology):
                 elif saved.get("probe"):
                     del self.state["globals"][name]
                 self.sysctl_facts[name] = entry
-            runstate.write(self.state)
+            undolog.write(self.state)
 
     def _preexec(self, role: str):
         fd = self._fds[role]
-        sysctl.libc()  # loaded before the fork
 
-        def enter() -> None:
+        def enter() -> None:  # in the forked child, before exec
             sysctl.enter_netns(fd)
         return enter
 
@@ -627,7 +614,7 @@ def open_topology(kind: str = "netns", subnet: str = DEFAULT_SUBNET, mtu: int | 
 
 def _cleanup_leftovers_locked() -> list[str]:
     removed: list[str] = []
-    states = runstate.read_all()
+    states = undolog.read_all()
     live = [s for s in states if s["alive"]]
     live_ns = {n for s in live for n in s.get("namespaces", [])}
     live_veth = {v for s in live for v in s.get("veth", [])}
@@ -643,15 +630,15 @@ def _cleanup_leftovers_locked() -> list[str]:
             if _remove_netns(name):
                 removed.append(f"namespace {name}")
         _restore_globals(state, live, removed)
-        runstate.remove(state["run"])
-        removed.append(f"state file {runstate.path_for(state['run']).name}")
+        undolog.remove(state["run"])
+        removed.append(f"undo-log entry {undolog.path_for(state['run']).name}")
     known = {n for s in states for n in s.get("namespaces", [])}
     for name in netns.listnetns(NETNS_DIR):
         m = NS_RE.match(name)
         if not m or name in live_ns or name in known:
             continue
-        pid = int(m.group(1))  # a netobs namespace with no state file: judge by its owner PID
-        if runstate.proc_starttime(pid) is not None and runstate.looks_like_netobs(pid):
+        pid = int(m.group(1))  # a netobs namespace in no undo-log entry: judge by its owner PID
+        if procfs.starttime(pid) is not None and undolog.looks_like_netobs(pid):
             continue
         removed += [f"process {p}" for p in _stop_netns_processes(name)]
         if _remove_netns(name):
@@ -671,9 +658,9 @@ def _cleanup_leftovers_locked() -> list[str]:
 def cleanup_leftovers() -> list[str]:
     """Undo what netobs runs that died without cleaning up (SIGKILL, power loss) left behind:
     their children, namespaces, veth links and host sysctls. Returns what was removed."""
-    if not _is_root() or not runstate.usable():
+    if not _is_root() or not undolog.usable():
         return []
-    with deferred_signals(), runstate.locked():
+    with deferred_signals(), undolog.locked():
         return _cleanup_leftovers_locked()
 
 
@@ -681,7 +668,7 @@ def doctor_facts() -> dict[str, Any]:
     """Can this host run the netns topology (tried for real, then removed)? Which sysctls
     would netobs change, where do they live, what are they now? Changes nothing on the host."""
     wanted = dict(DEFAULT_SYSCTLS)
-    out: dict[str, Any] = {"root": _is_root(), "state_dir": str(runstate.STATE_DIR),
+    out: dict[str, Any] = {"root": _is_root(), "state_dir": str(undolog.STATE_DIR),
                            "netns_veth": {"ok": False, "error": None, "seconds": None}, "sysctls": {}}
     scopes: dict[str, tuple[str, str]] = {}
     in_new_ns: dict[str, str] = {}

@@ -2,8 +2,11 @@
 
 The BPF C is `bpf/netobs_trace.c` (package data `netobs.bpf`); this module chooses, per
 figure, the best probe the running kernel really accepts (fentry > kprobe > raw tracepoint >
-tracepoint, tried by loading and attaching, see `netobs.bpfenv`), compiles the program once
+tracepoint, tried by loading and attaching, see `netobs.bpfprobe`), compiles the program once
 with the matching `-DNETOBS_*` cflags, and reads/resets per-process counters per point.
+It changes nothing on the host: the setup step, `netobs.hostprep.prepare()` (tracefs, kernel
+headers), has run before (doctor, or the start of `--trace`); without it `plan_probes()` and
+`Tracer` raise a CapabilityError that says so.
 
 Raw tracepoints are preferred to the regular ones: the kernel hands the program the
 tracepoint's arguments directly instead of building a perf trace record first, and
@@ -11,6 +14,7 @@ raw_syscalls:sys_enter/exit filtered on four syscall numbers cost far less than 
 syscalls:sys_*_{sendto,...} tracepoints (measured: tracing overhead at 1024 B loopback
 one_copy went from about 30% to the figures in the git log).
 
+    hostprep.prepare()                   # once, where setup happens
     plan = plan_probes()                 # figure -> {"probe", "tier"} or {"probe": None, "reason"}
     with Tracer(plan) as tracer:         # compiles and attaches once (e.g. per sweep)
         tracer.start_point({"client": perf_pid, "server": server_pid})
@@ -29,9 +33,7 @@ produce is None in the result and its reason is in "missing" (missing is not zer
 """
 from __future__ import annotations
 
-import ctypes
 import errno
-import functools
 import os
 import platform
 import re
@@ -39,7 +41,7 @@ import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from netobs import bpfenv
+from netobs import bpfprobe, hostprep, libc, procfs
 from netobs.errors import CapabilityError, UsageError
 from netobs.figures import ROLES
 from netobs.figures import TRACE_NAMES as FIGURES
@@ -248,80 +250,6 @@ def _tokens(p: _Probe) -> set[str]:
     return out
 
 
-BPF_PROG_TYPE_RAW_TRACEPOINT = 17
-BTF_KIND_STRUCT = 4
-
-
-def try_raw_tracepoint(category: str, event: str) -> str | None:
-    """None when a raw tracepoint program attaches to category:event here, else why not."""
-    path = bpfenv.tracefs_path()
-    if path is None:
-        return "tracefs is not mounted"
-    if not os.path.isfile(os.path.join(path, "events", category, event, "id")):
-        return f"tracepoint {category}:{event} does not exist on this kernel"
-    try:
-        fd = bpfenv._load_nop(BPF_PROG_TYPE_RAW_TRACEPOINT)
-    except OSError as e:
-        return f"loading a raw tracepoint program failed: {bpfenv._errname(e)}"
-    try:
-        lib = bpfenv._libbpf()
-        link = lib.bpf_raw_tracepoint_open(event.encode(), fd)
-        if link < 0:
-            return f"attaching a raw tracepoint program to {event} failed: {bpfenv._errname(OSError(-link, os.strerror(-link)))}"
-        os.close(link)
-        return None
-    except OSError as e:
-        return f"libbpf unavailable: {e}"
-    finally:
-        os.close(fd)
-
-
-class _BtfType(ctypes.Structure):
-    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32), ("size", ctypes.c_uint32)]
-
-
-class _BtfMember(ctypes.Structure):
-    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
-
-
-def btf_member(struct: str, member: str) -> tuple[int | None, str | None]:
-    """(byte offset, None) of a direct, non-bitfield member of a kernel struct, from the running
-    kernel's own BTF (never from the possibly mismatched headers), or (None, why not); the
-    member must be 2 bytes wide (what the BPF program reads)."""
-    if not os.path.exists("/sys/kernel/btf/vmlinux"):
-        return None, "kernel has no BTF (/sys/kernel/btf/vmlinux)"
-    try:
-        lib = bpfenv._libbpf()
-        btf = bpfenv._vmlinux_btf()
-    except (ImportError, OSError) as e:
-        return None, f"libbpf unavailable: {e}"
-    if not btf:
-        return None, "the kernel's BTF could not be parsed"
-    lib.btf__type_by_id.restype = ctypes.c_void_p
-    lib.btf__type_by_id.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    lib.btf__name_by_offset.restype = ctypes.c_char_p
-    lib.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    lib.btf__resolve_size.restype = ctypes.c_long
-    lib.btf__resolve_size.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    tid = lib.btf__find_by_name_kind(btf, struct.encode(), BTF_KIND_STRUCT)
-    if tid < 0:
-        return None, f"struct {struct} is not in the kernel's BTF"
-    addr = lib.btf__type_by_id(btf, tid)
-    t = _BtfType.from_address(addr)
-    vlen, kflag = t.info & 0xFFFF, t.info >> 31
-    members = (_BtfMember * vlen).from_address(addr + ctypes.sizeof(_BtfType))
-    for m in members:
-        if lib.btf__name_by_offset(btf, m.name_off) != member.encode():
-            continue
-        bits, width = (m.offset & 0xFFFFFF, m.offset >> 24) if kflag else (m.offset, 0)
-        if width or bits % 8:
-            return None, f"{struct}.{member} is a bitfield in this kernel's BTF"
-        if lib.btf__resolve_size(btf, m.type) != 2:
-            return None, f"{struct}.{member} is not 2 bytes wide in this kernel's BTF"
-        return bits // 8, None
-    return None, f"{struct} has no member {member} in the kernel's BTF"
-
-
 def _kver() -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
 
@@ -330,11 +258,11 @@ def _check(need: tuple[str, str], cache: dict) -> str | None:
     if need not in cache:
         kind, target = need
         if kind == "tp":
-            cache[need] = bpfenv.try_tracepoint(*target.split(":", 1))
+            cache[need] = bpfprobe.try_tracepoint(*target.split(":", 1))
         elif kind == "raw":
-            cache[need] = try_raw_tracepoint(*target.split(":", 1))
+            cache[need] = bpfprobe.try_raw_tracepoint(*target.split(":", 1))
         elif kind == "btf_member":
-            cache[need] = btf_member(*target.split("."))[1]
+            cache[need] = bpfprobe.btf_member(*target.split("."))[1]
         elif kind == "kver":
             want = tuple(int(x) for x in target.split("."))
             cache[need] = None if _kver() >= want else f"needs kernel {target}+ (its raw arguments)"
@@ -342,15 +270,17 @@ def _check(need: tuple[str, str], cache: dict) -> str | None:
             m = platform.machine()
             cache[need] = None if m in RAW_SYSCALL_ARCH else f"syscall numbers and registers not known for {m}"
         elif kind in ("kprobe", "kretprobe"):
-            cache[need] = bpfenv.try_kprobe(target, ret=kind == "kretprobe")
+            cache[need] = bpfprobe.try_kprobe(target, ret=kind == "kretprobe")
         else:
-            cache[need] = bpfenv.try_fentry(target, ret=kind == "fexit")
+            cache[need] = bpfprobe.try_fentry(target, ret=kind == "fexit")
     return cache[need]
 
 
 def plan_probes(force_missing: set[str] | frozenset[str] | tuple = (),
                 syscall_sample: int = SYSCALL_SAMPLE_EVERY) -> dict:
-    """Per figure, the best probe that really attaches here, or None and why.
+    """Per figure, the best probe that really attaches here, or None and why. Without root every
+    figure is None ("needs root"); as root, tracefs must be mounted (`netobs.hostprep.prepare()`),
+    else CapabilityError.
 
     Entries: {"probe": "tracepoint:sock:sock_send_length", "tier": "tracepoint", "note": str,
     "skipped": [{"probe", "reason"}, ...]} or {"probe": None, "tier": None, "reason": str,
@@ -378,10 +308,7 @@ def _plan_probes(force: set[str]) -> dict:
     if os.geteuid() != 0:
         return {f: {"probe": None, "tier": None, "reason": "kernel tracing needs root", "skipped": []}
                 for f in FIGURES}
-    try:
-        bpfenv.ensure_tracefs()
-    except CapabilityError:
-        pass  # each tracepoint then reports that tracefs is missing
+    hostprep.require_tracefs()
     cache: dict = {}
     plan = _plan(force, cache)
     used = {_syscall_source(_BY_PROBE[(_GROUP_OF[f], e["probe"])]) for f, e in plan.items() if e["probe"]}
@@ -453,7 +380,7 @@ def _runtime_cflags(cflags: list[str]) -> list[str]:
     """The values some programs need from the running kernel: BTF offsets, syscall numbers."""
     out = []
     if "-DNETOBS_SEND_RAW" in cflags:
-        off, why = btf_member("sock", "sk_protocol")
+        off, why = bpfprobe.btf_member("sock", "sk_protocol")
         if off is None:
             raise CapabilityError("raw sock_send_length needs struct sock's sk_protocol offset", why,
                                   "plan without it: plan_probes(force_missing={'raw_tracepoint:sock:sock_send_length'})")
@@ -472,48 +399,8 @@ def _bpf_dir():
     return resources.as_file(resources.files("netobs.bpf"))
 
 
-def _process_children() -> dict[int, list[int]]:
-    """pid -> child pids, from /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    return children
-
-
-def _descendants(pid: int, children: dict[int, list[int]]) -> list[int]:
-    out, todo = [], list(children.get(pid, ()))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, ()))
-    return out
-
-
 # setsockopt/getsockopt(SOL_SOCKET, SO_ZEROCOPY) (asm-generic; Python's socket module lacks it)
 SO_ZEROCOPY = 60
-_NR_PIDFD_GETFD = 438   # the same number on every architecture but alpha (Linux 5.6+)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _pidfd_getfd(pidfd: int, fd: int) -> int:
-    """A duplicate, in this process, of descriptor `fd` of the process behind `pidfd`."""
-    got = _libc().syscall(_NR_PIDFD_GETFD, pidfd, fd, 0)
-    if got < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return got
 
 
 def _may_have_zerocopy_socket(pid: int) -> bool:
@@ -522,16 +409,9 @@ def _may_have_zerocopy_socket(pid: int) -> bool:
     as yes. A role's zero-copy gate opens when one of its processes has one (or later makes a
     setsockopt(SO_ZEROCOPY)); only then are the flags of its send/recv syscalls read."""
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
+        socks = procfs.socket_fds(pid)
     except OSError:
         return True
-    socks = []
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
-                socks.append(int(fd))
-        except OSError:
-            continue            # closed meanwhile
     if not socks:
         return False
     try:
@@ -541,7 +421,7 @@ def _may_have_zerocopy_socket(pid: int) -> bool:
     try:
         for fd in socks:
             try:
-                local = _pidfd_getfd(pidfd, fd)
+                local = libc.pidfd_getfd(pidfd, fd)
             except OSError as e:
                 if e.errno == errno.EBADF:
                     continue    # closed meanwhile
@@ -598,7 +478,7 @@ class Tracer:
     """
 
     def __init__(self, plan: dict | None = None):
-        self.env = bpfenv.prepare()
+        hostprep.require_prepared()
         self.plan = plan if plan is not None else plan_probes()
         self._bpf = None
         self._gen = 0
@@ -606,7 +486,7 @@ class Tracer:
         self.notes: list[str] = []
         chosen = _chosen(self.plan)
         probes = list(chosen.values())
-        if bpfenv.try_tracepoint("sched", "sched_process_fork") is None:
+        if bpfprobe.try_tracepoint("sched", "sched_process_fork") is None:
             probes.append(_INHERIT)
         else:
             self.notes.append("sched:sched_process_fork unavailable: children of the registered "
@@ -668,11 +548,11 @@ class Tracer:
         slots = _LAYOUT["NETOBS_PID_SLOTS"]
         held: dict[int, int] = {}
         self._slot_conflicts = 0
-        children = _process_children()
+        tree = procfs.children()
         members: dict[str, list[int]] = {}
         for role, pid in pids.items():
             # Children forked before the fork probe saw their parent registered.
-            members[role] = [pid] + _descendants(pid, children)
+            members[role] = [pid] + procfs.descendants(pid, tree)
             for p in members[role]:
                 slot = p & (slots - 1)
                 if held.setdefault(slot, p) != p:
@@ -758,51 +638,36 @@ class Tracer:
 
 
 def doctor_facts() -> dict:
-    """What tracing can do here, never raising: environment (root, BCC, tracefs, headers),
-    probe tiers, and per figure the probe that would serve it or why none can.
+    """What tracing can do here, never raising: probe tiers, and per figure the probe that would
+    serve it or why none can. The doctor runs the setup step first (`netobs.hostprep`'s own
+    doctor_facts); this only looks.
 
     Shape shared by the doctor's parts: {"ok", "checks": [{name, ok, detail}], "error"?, ...}.
     """
-    root = os.geteuid() == 0
-    facts: dict = {"ok": False, "root": root, "checks": []}
+    facts: dict = {"ok": False, "checks": []}
     checks = facts["checks"]
-    checks.append({"name": "root", "ok": root, "detail": "yes" if root else "BPF tracing needs root"})
-    try:
-        env = bpfenv.prepare()
-    except CapabilityError as e:
-        env = {"tracefs": bpfenv.tracefs_path(), "bcc": bpfenv.bcc_version()}
-        facts["error"] = e.message
-    facts["env"] = env
-    checks.append({"name": "BCC", "ok": env.get("bcc") is not None,
-                   "detail": f"python3-bpfcc {env['bcc']}" if env.get("bcc") else "not importable; try " + bpfenv.SETUP_FIX})
-    checks.append({"name": "tracefs", "ok": env.get("tracefs") is not None,
-                   "detail": (env.get("tracefs") or "not mounted")
-                   + (" (mounted by netobs)" if env.get("tracefs_mounted_by_netobs") else "")})
-    h = env.get("headers")
-    if h:
-        detail = h["path"] + (f" — fallback: headers of {h['release']} for kernel {h['kernel']} "
-                              "(tracepoint arguments only; no struct is read through them)" if h["fallback"] else "")
-        if h["created"]:
-            detail += "; linked " + ", ".join(h["created"])
-        checks.append({"name": "kernel headers", "ok": True, "detail": detail})
-    else:
-        checks.append({"name": "kernel headers", "ok": False, "detail": facts.get("error") or "unknown"})
-    if not root:
+    if os.geteuid() != 0:
+        facts["error"] = "kernel tracing needs root"
         facts["plan"] = plan_probes()
         return facts
-    kp = bpfenv.kprobes_supported()
+    try:
+        plan = plan_probes()
+    except CapabilityError as e:
+        facts["error"] = e.message
+        facts["plan"] = None
+        return facts
+    kp = bpfprobe.kprobes_supported()
     checks.append({"name": "kprobes", "ok": kp is None, "detail": kp or "available"})
-    fe = bpfenv.try_fentry("tcp_sendmsg")
+    fe = bpfprobe.try_fentry("tcp_sendmsg")
     checks.append({"name": "fentry/fexit", "ok": fe is None, "detail": fe or "available"})
-    inherit = bpfenv.try_tracepoint("sched", "sched_process_fork")
+    inherit = bpfprobe.try_tracepoint("sched", "sched_process_fork")
     facts["inherit"] = inherit
     checks.append({"name": "children followed (sched_process_fork)", "ok": inherit is None,
                    "detail": inherit or "yes"})
-    plan = plan_probes()
     facts["plan"] = plan
     for f in FIGURES:
         e = plan[f]
         checks.append({"name": f"figure {f}", "ok": e["probe"] is not None,
                        "detail": e["probe"] or f"missing: {e['reason']}"})
-    facts["ok"] = "error" not in facts and any(e["probe"] for e in plan.values())
+    facts["ok"] = any(e["probe"] for e in plan.values())
     return facts

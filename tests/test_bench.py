@@ -1,15 +1,19 @@
-"""`python -m netobs.bench`: its arguments and its tracing-overhead table (the runs themselves
-are exercised as root in test_tracer.py)."""
+"""`python -m netobs.bench`: its arguments and its tables (the tracing runs themselves are
+exercised as root in test_tracer.py)."""
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
-from netobs import bench
+from netobs.bench import __main__ as bench
+from netobs.bench import peers
 
 
 @pytest.mark.parametrize("args", [["--repeats", "2"], ["--trace-repeats", "2"], ["--duration", "0"]])
 def test_bad_settings_are_refused_before_any_run(args, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "run_bench", lambda *a, **k: pytest.fail("ran despite bad settings"))
+    monkeypatch.setattr(peers, "run_bench", lambda *a, **k: pytest.fail("ran despite bad settings"))
     assert bench.main(args + ["--no-trace"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("netobs: error: ")
@@ -44,9 +48,26 @@ def test_tracing_table_puts_the_per_send_cost_against_each_message_time():
 
 
 def test_overhead_verdict_needs_every_pair_to_agree():
-    from netobs.trace_bench import _verdict
+    from netobs.bench.tracing import _verdict
     assert _verdict(1.0, [0.98, 1.0, 1.1], 3.0) == "met"
     assert _verdict(2.0, [0.9, 1.1], 3.0) == "within noise"       # medians within, one pair not
     assert _verdict(4.0, [0.90, 0.95, 0.96, 1.02, 1.10], 3.0) == "within noise"
     assert _verdict(12.0, [0.80, 0.85, 0.88, 0.89, 0.89], 10.0) == "not met"
     assert _verdict(None, [], 3.0) == "not measured"
+
+
+def test_peers_table_says_na_for_a_ratio_not_measured():
+    cmp = {"name": "one_copy vs iperf3", "note": "n", "a": "netobs one_copy", "b": "iperf3",
+           "a_median_gbps": 10.0, "b_median_gbps": 0.0, "ratio": None, "a_spread": 0.05, "b_spread": None,
+           "a_samples": [{"gbps": 10.0}], "b_samples": [{"gbps": 0.0}]}
+    res = {"settings": {"msg_size": 65536, "threads": 1, "warmup_s": 1, "duration_s": 3, "repeats": 3},
+           "elapsed_s": 12.0, "comparisons": [cmp]}
+    row = bench.format_table(res).splitlines()[4]
+    assert row.split()[-2:] == ["n/a", "5%/n/a"]
+
+
+def test_make_bench_entry_point_runs():
+    """`make bench` is `python -m netobs.bench`: the package's entry answers, through the module."""
+    proc = subprocess.run([sys.executable, "-m", "netobs.bench", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m netobs.bench") and "--no-trace" in proc.stdout

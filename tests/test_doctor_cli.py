@@ -52,6 +52,9 @@ def test_doctor_json_reports_every_part(root):
     assert events["task-clock"]["supported"] and events["context-switches"]["supported"]
     # this VM has no hardware counters: doctor says so instead of pretending
     assert events["cpu-cycles"]["supported"] is False and events["cpu-cycles"]["reason"]
+    setup = facts["tracing_setup"]   # doctor is where the host is prepared for tracing
+    assert setup["ok"] and setup["env"]["tracefs"] and setup["env"]["headers"]["path"]
+    assert {c["name"] for c in setup["checks"]} == {"root", "BCC", "tracefs", "kernel headers"}
     plan = facts["tracing"]["plan"]
     assert plan["sendmsg_bytes"]["probe"] and plan["rx_copy_bytes"]["probe"]
     assert plan["zc_deferred_copies"]["probe"] is None and plan["zc_deferred_copies"]["reason"]
@@ -60,7 +63,7 @@ def test_doctor_json_reports_every_part(root):
 def test_doctor_text(root):
     proc = netobs("doctor")
     assert proc.returncode == 0, proc.stderr
-    for part in ("workers", "topology", "perf", "tracing", "SO_ZEROCOPY"):
+    for part in ("workers", "topology", "perf", "tracing setup", "tracing", "SO_ZEROCOPY", "kernel headers"):
         assert part in proc.stdout
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 
-from netobs import runstate, sysctl
+from netobs import procfs, sysctl, undolog
 from netobs.errors import Interrupted, UsageError
 from netobs.interrupt import deferred_signals, signals_as_interrupt
 from netobs.topology import (
@@ -60,7 +60,7 @@ class HostSysctls(dict):
 
 
 def held_by_other_processes() -> set[str]:
-    return {n for s in runstate.read_all() if s["alive"] and s["pid"] != os.getpid()
+    return {n for s in undolog.read_all() if s["alive"] and s["pid"] != os.getpid()
             for n, e in s.get("globals", {}).items() if not e.get("probe")}
 
 
@@ -85,15 +85,8 @@ def assert_gone(facts: dict, child_pids: list[int]) -> None:
     for link in (facts.get("links") or {}).values():
         assert link not in root_links or link == "lo", f"link {link} left behind"
     for pid in child_pids:
-        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"child {pid} still alive"
-    assert not runstate.path_for(facts["run_id"]).exists(), "state file left behind"
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except OSError:
-        return True
+        assert procfs.is_gone(pid), f"child {pid} still alive"
+    assert not undolog.path_for(facts["run_id"]).exists(), "undo-log entry left behind"
 
 
 def netns_of(pid: int) -> int:
@@ -169,6 +162,21 @@ def test_bad_parameters_are_usage_errors():
         open_topology("netns", sysctls={"kernel.panic": 1})
 
 
+def test_undo_log_entries_name_their_owner_and_survive_only_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(undolog, "STATE_DIR", tmp_path)
+    mine = undolog.new_state("1-abcdef", "netns")
+    assert mine["starttime"] == procfs.starttime(os.getpid()) and mine["cmdline"] == procfs.cmdline(os.getpid())
+    undolog.write(mine)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    undolog.write(dict(mine, run="2-abcdef", pid=dead.pid))
+    (tmp_path / "3-abcdef.json").write_text('{"run": "3-abc')     # cut mid-write by a crash
+    assert [(s["run"], s["alive"]) for s in undolog.read_all()] == [("1-abcdef", True), ("2-abcdef", False)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1-abcdef.json", "2-abcdef.json", "3-abcdef.json"]
+    undolog.remove("2-abcdef")
+    assert [s["run"] for s in undolog.read_all()] == ["1-abcdef"]
+
+
 def test_signals_as_interrupt_raises_and_restores():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted) as info:
@@ -203,7 +211,7 @@ def test_lifecycle_leaves_nothing(root):
         kids = {role: topo.spawn(role, [sys.executable, "-c", "import time; time.sleep(60)"]) for role in ("server", "client")}
         for role, proc in kids.items():
             assert netns_of(proc.pid) == os.stat(f"{NETNS_DIR}/{facts['namespaces'][role]}").st_ino
-        assert runstate.path_for(facts["run_id"]).exists()
+        assert undolog.path_for(facts["run_id"]).exists()
         for name in GLOBAL_KNOBS:
             assert int(sysctl.read(name)) >= 16 << 20
     assert_gone(facts, [p.pid for p in kids.values()])
@@ -263,7 +271,7 @@ def test_signal_mid_life_cleans_up(root, sig, extra):
         if proc.poll() is None:
             kill_only([proc.pid])
             proc.wait()
-        kill_only(p for p in kids if os.path.exists(f"/proc/{p}") and not _zombie(p))
+        kill_only(p for p in kids if not procfs.is_gone(p))
         cleanup_leftovers()
 
 
@@ -281,8 +289,8 @@ def test_sigkilled_run_is_cleaned_by_next_start(root):
         # what a SIGKILL leaves: namespaces, children, the state file, raised host sysctls
         for name in facts["namespaces"].values():
             assert os.path.exists(f"{NETNS_DIR}/{name}")
-        assert all(os.path.exists(f"/proc/{p}") for p in kids)
-        assert runstate.path_for(facts["run_id"]).exists()
+        assert not any(procfs.is_gone(p) for p in kids)
+        assert undolog.path_for(facts["run_id"]).exists()
         removed = cleanup_leftovers()
         for name in facts["namespaces"].values():
             assert f"namespace {name}" in removed
@@ -291,7 +299,7 @@ def test_sigkilled_run_is_cleaned_by_next_start(root):
         assert_sysctls_restored(before)
         assert os.path.exists(f"{NETNS_DIR}/{unrelated}"), "an unrelated namespace was touched"
     finally:
-        kill_only(p for p in kids if os.path.exists(f"/proc/{p}") and not _zombie(p))
+        kill_only(p for p in kids if not procfs.is_gone(p))
         netns.remove(unrelated)
         cleanup_leftovers()
 
@@ -346,7 +354,7 @@ def test_two_runs_in_two_processes(root):
             if p.poll() is None:
                 kill_only([p.pid])
                 p.wait()
-        kill_only(p for p in kids if os.path.exists(f"/proc/{p}") and not _zombie(p))
+        kill_only(p for p in kids if not procfs.is_gone(p))
         cleanup_leftovers()
 
 
@@ -380,7 +388,7 @@ def test_worker_bytes_match_veth_counters(root):
     except ImportError:
         built = False
     need(built, "the C copy workers built (netobs._workers)")
-    worker = [sys.executable, "-m", "netobs.worker"]
+    from netobs.runner import WORKER as worker
     with open_topology() as topo:
         rfd, wfd = os.pipe()
         srv = topo.spawn("server", worker + ["serve", "--bind", topo.server_addr, "--port", "5201",

@@ -26,12 +26,9 @@ TOTAL = COUNT * SIZE
 
 # ---- without root ------------------------------------------------------------------------------
 
-def test_figures_match_the_design_and_the_bpf_header():
+def test_every_figure_has_candidates_best_first():
     from netobs import tracer
-    assert tracer.FIGURES == [
-        "sendmsg_calls", "sendmsg_bytes", "zc_sends", "zc_send_bytes", "rx_copy_calls", "rx_copy_bytes",
-        "errqueue_reads", "zc_callbacks", "zc_deferred_copies", "send_syscalls", "send_syscall_ns",
-        "recv_syscalls", "recv_syscall_ns", "offcpu_switches", "offcpu_ns", "mem_pressure_events"]
+    assert {f for figs, _, _ in tracer._GROUPS.values() for f in figs} == set(tracer.FIGURES)
     # every group's candidates are ordered best first: fentry, then kprobe, then tracepoints
     # (raw or regular: a more exact tracepoint, e.g. TCP sends only, comes before a cheaper
     # but coarser one); a tracepoint's raw probe comes before its regular one
@@ -53,6 +50,26 @@ def test_plan_without_root_says_why(monkeypatch):
     plan = tracer.plan_probes()
     assert set(plan) == set(tracer.FIGURES)
     assert all(e["probe"] is None and "root" in e["reason"] for e in plan.values())
+
+
+def test_tracer_and_plan_do_not_prepare_the_host(monkeypatch):
+    """Without tracefs (simulated), plan_probes and Tracer say to run the setup step; they
+    never mount it themselves, nor link headers."""
+    from netobs import hostprep, libc, tracer
+    from netobs.errors import CapabilityError
+
+    def refuse(*a, **k):
+        pytest.fail("host preparation happened as a side effect")
+
+    for mod, name in ((libc, "mount"), (hostprep, "prepare"), (hostprep, "ensure_tracefs"),
+                      (hostprep, "ensure_headers")):
+        monkeypatch.setattr(mod, name, refuse)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(hostprep, "tracefs_path", lambda: None)
+    for make in (tracer.plan_probes, lambda: tracer.Tracer({f: {"probe": None} for f in tracer.FIGURES})):
+        with pytest.raises(CapabilityError) as e:
+            make()
+        assert "tracefs is not mounted" in e.value.message and "netobs doctor" in e.value.message
 
 
 def test_histogram_buckets():
@@ -97,11 +114,34 @@ def test_plan_records_the_syscall_sampling(monkeypatch):
 # ---- as root ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tracer():
+def prepared():
+    """The setup step, as `netobs doctor` and `--trace` run it (tracefs, kernel headers)."""
     need(IS_ROOT, "root")
+    from netobs import hostprep
+    return hostprep.prepare()
+
+
+@pytest.fixture(scope="module")
+def tracer(prepared):
     from netobs import tracer as tr
     with tr.Tracer() as t:
         yield t
+
+
+@pytest.mark.root
+def test_a_tracer_on_a_prepared_host_changes_nothing(prepared, monkeypatch):
+    from netobs import hostprep, libc, tracer as tr
+
+    def refuse(*a, **k):
+        pytest.fail("host preparation happened as a side effect")
+
+    for mod, name in ((libc, "mount"), (hostprep, "prepare"), (hostprep, "ensure_tracefs"),
+                      (hostprep, "ensure_headers")):
+        monkeypatch.setattr(mod, name, refuse)
+    links = {p: os.readlink(p) for p in Path("/lib/modules", os.uname().release).glob("*") if p.is_symlink()}
+    with tr.Tracer(tr.plan_probes()) as t:
+        assert t.plan["sendmsg_bytes"]["probe"]
+    assert {p: os.readlink(p) for p in Path("/lib/modules", os.uname().release).glob("*") if p.is_symlink()} == links
 
 
 def _bpftool(kind: str) -> list[dict]:
@@ -233,9 +273,8 @@ except socket.timeout:
 
 
 @pytest.mark.root
-def test_every_call_timed_with_a_sample_of_one():
+def test_every_call_timed_with_a_sample_of_one(prepared):
     """syscall_sample=1: every send/recv syscall timed, so the time is exact by construction."""
-    need(IS_ROOT, "root")
     from netobs import tracer as tr
     plan = tr.plan_probes(syscall_sample=1)
     need(plan["send_syscall_ns"]["probe"] is not None, "a probe for syscall time")
@@ -298,8 +337,7 @@ def test_children_of_a_registered_process_are_counted(tracer):
 
 
 @pytest.mark.root
-def test_plan_falls_back_when_a_probe_is_missing():
-    need(IS_ROOT, "root")
+def test_plan_falls_back_when_a_probe_is_missing(prepared):
     from netobs import tracer as tr
     best = tr.plan_probes()
     need(best["sendmsg_bytes"]["probe"] is not None, "a send probe")
@@ -364,7 +402,9 @@ def _gone_within(ours: set, seconds: float) -> set:
 
 HOLDER = textwrap.dedent("""
     import os, sys, time
+    from netobs import hostprep
     from netobs.tracer import Tracer
+    hostprep.prepare()
     t = Tracer()
     t.start_point({"client": os.getpid()})
     print("ready", flush=True)
@@ -381,8 +421,7 @@ HOLDER = textwrap.dedent("""
 
 @pytest.mark.root
 @pytest.mark.parametrize("how", ["close", "sigint"])
-def test_no_bpf_program_remains_loaded(how):
-    need(IS_ROOT, "root")
+def test_no_bpf_program_remains_loaded(prepared, how):
     before = _netobs_objects()
     child = subprocess.Popen([sys.executable, "-c", HOLDER, how], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=str(HERE.parent))
@@ -421,7 +460,7 @@ def _workers_built() -> bool:
 @pytest.mark.parametrize("impl", ["two_copy", "one_copy", "zero_copy"])
 def test_known_workload_with_the_copy_workers(tracer, impl):
     need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
-    worker = [sys.executable, "-m", "netobs.worker"]
+    from netobs.runner import WORKER as worker
     rfd, wfd = os.pipe()
     server = subprocess.Popen(worker + ["serve", "--connections", "1", "--msg-size", str(SIZE),
                                         "--timeout", "30", "--ready-fd", str(wfd)],
@@ -457,10 +496,9 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
 
 
 @pytest.mark.root
-def test_tracing_overhead_bench_runs():
-    need(IS_ROOT, "root")
+def test_tracing_overhead_bench_runs(prepared):
     need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
-    from netobs.trace_bench import tracing_overhead
+    from netobs.bench.tracing import tracing_overhead
     (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1, topologies=("netns",))
     assert r["topology"] == "netns" and r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
     assert r["traced_bytes_match"] and r["lost_events"] == 0
@@ -498,17 +536,16 @@ def test_a_zerocopy_socket_is_found_in_another_process(kind, expected):
 
 
 @pytest.mark.root
-def test_send_syscall_cost_is_measured_on_this_process():
+def test_send_syscall_cost_is_measured_on_this_process(prepared):
     # no tracer fixture: its programs, attached between points, would be in the untraced time
-    need(IS_ROOT, "root")
     need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
-    from netobs.trace_bench import send_syscall_cost
+    from netobs.bench.tracing import send_syscall_cost
     c = send_syscall_cost(rounds=1, calls=2000, trials=3)
     assert c["traced_calls"] == c["expected_calls"] == 6000
     assert 0 < c["untraced_ns"] < c["traced_ns"] and c["added_ns"] == c["traced_ns"] - c["untraced_ns"]
 
 
-# ---- host preparation (bpfenv), on a fake /lib/modules and /usr/src ----------------------------
+# ---- host preparation (hostprep), on a fake /lib/modules and /usr/src --------------------------
 
 def _fake_headers(src: Path, version: str, flavour: str = "amd64") -> None:
     arch = src / f"linux-headers-{version}-{flavour}"
@@ -519,50 +556,48 @@ def _fake_headers(src: Path, version: str, flavour: str = "amd64") -> None:
 
 
 def test_headers_fallback_links_the_newest_debian_pair(tmp_path, monkeypatch):
-    from netobs import bpfenv
+    from netobs import hostprep
     src, mods = tmp_path / "src", tmp_path / "modules"
     for v in ("6.1.0-9", "6.1.0-56", "5.10.0-30"):
         _fake_headers(src, v)
-    monkeypatch.setattr(bpfenv, "SRC_DIR", str(src))
-    monkeypatch.setattr(bpfenv, "MODULES_DIR", str(mods))
+    monkeypatch.setattr(hostprep, "SRC_DIR", str(src))
+    monkeypatch.setattr(hostprep, "MODULES_DIR", str(mods))
     monkeypatch.setattr(os, "uname", lambda: os.uname_result(("Linux", "h", "6.18.4-custom", "#1", "x86_64")))
-    h = bpfenv.ensure_headers()
+    h = hostprep.ensure_headers()
     assert h["fallback"] and h["release"] == "6.1.0-56-amd64" and len(h["created"]) == 2
     assert os.readlink(mods / "6.18.4-custom" / "build") == str(src / "linux-headers-6.1.0-56-amd64")
     assert os.readlink(mods / "6.18.4-custom" / "source") == str(src / "linux-headers-6.1.0-56-common")
-    again = bpfenv.ensure_headers()           # idempotent: the links are used, nothing new made
+    again = hostprep.ensure_headers()           # idempotent: the links are used, nothing new made
     assert again["created"] == [] and again["fallback"]
 
 
 def test_headers_missing_is_a_capability_error_with_a_fix(tmp_path, monkeypatch):
-    from netobs import bpfenv
+    from netobs import hostprep
     from netobs.errors import CapabilityError
-    monkeypatch.setattr(bpfenv, "SRC_DIR", str(tmp_path / "src"))
-    monkeypatch.setattr(bpfenv, "MODULES_DIR", str(tmp_path / "modules"))
+    monkeypatch.setattr(hostprep, "SRC_DIR", str(tmp_path / "src"))
+    monkeypatch.setattr(hostprep, "MODULES_DIR", str(tmp_path / "modules"))
     with pytest.raises(CapabilityError) as e:
-        bpfenv.ensure_headers()
+        hostprep.ensure_headers()
     assert "linux-headers" in e.value.message and "make setup" in e.value.message
 
 
 def test_prepare_needs_root(monkeypatch):
-    from netobs import bpfenv
+    from netobs import hostprep
     from netobs.errors import CapabilityError
-    monkeypatch.setattr(bpfenv, "_state", None)
+    monkeypatch.setattr(hostprep, "_state", None)
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(CapabilityError, match="root"):
-        bpfenv.prepare()
+        hostprep.prepare()
 
 
 @pytest.mark.root
-def test_kprobe_tier_compiles_for_other_kernels():
+def test_kprobe_tier_compiles_for_other_kernels(prepared):
     """This kernel has no kprobes, so the kprobe variants never attach here; their C must
     still build (BCC compiles every program of the module; kprobes load only on attach)."""
-    need(IS_ROOT, "root")
     from bcc import BPF
 
-    from netobs import bpfenv, tracer as tr
+    from netobs import tracer as tr
 
-    bpfenv.prepare()
     flags = sorted({c for _, probes, _ in tr._GROUPS.values() for p in probes for c in p.cflags
                     if c.endswith("_KPROBE")})
     assert {"-DNETOBS_SEND_KPROBE", "-DNETOBS_RX_KPROBE", "-DNETOBS_ZCCB_KPROBE", "-DNETOBS_ZCDEF_KPROBE"} <= set(flags)

@@ -1,6 +1,7 @@
 """`netobs doctor`: what this host can measure and trace, and why not where it cannot."""
 from __future__ import annotations
 
+import importlib
 import os
 
 import click
@@ -10,22 +11,26 @@ from rich.table import Table
 from netobs.cli._common import echo_json
 
 
+# part -> the module whose doctor_facts() answers for it, in the order shown. "tracing_setup"
+# is the setup step itself (netobs.hostprep.prepare: tracefs, kernel headers), so it runs
+# before "tracing" looks at which probes attach.
+PARTS = {
+    "workers": "netobs.native",
+    "topology": "netobs.topology",
+    "perf": "netobs.perf",
+    "tracing_setup": "netobs.hostprep",
+    "tracing": "netobs.tracer",
+}
+
+
 def collect() -> dict:
     """Facts from every part; a part that fails to answer reports its error instead."""
     from netobs import hostinfo
 
     facts = {"root": os.geteuid() == 0, "host": hostinfo.host_facts()}
-    parts = {
-        "workers": ("netobs.workers", "doctor_facts"),
-        "topology": ("netobs.topology", "doctor_facts"),
-        "perf": ("netobs.perf", "doctor_facts"),
-        "tracing": ("netobs.tracer", "doctor_facts"),
-    }
-    import importlib
-
-    for name, (module, func) in parts.items():
+    for name, module in PARTS.items():
         try:
-            facts[name] = getattr(importlib.import_module(module), func)()
+            facts[name] = importlib.import_module(module).doctor_facts()
         except Exception as exc:  # noqa: BLE001 - doctor reports, it does not crash
             facts[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     return facts
@@ -35,6 +40,7 @@ def collect() -> dict:
 Examples:
   sudo netobs doctor
   sudo netobs doctor --json | jq .perf.events
+  netobs doctor --json | jq .tracing.plan      (already root: no sudo)
 """)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def command(as_json):
@@ -49,8 +55,8 @@ def command(as_json):
               f"{host['cores']} cores, {(host['memory_bytes'] or 0) / 2**30:.1f} GiB"
               f"{', virtualized' if host['virtualized'] else ''}")
     con.print(f"[bold]root[/] {'yes' if facts['root'] else 'no (namespaces, perf control and BPF need root)'}")
-    for part in ("workers", "topology", "perf", "tracing"):
-        show_part(con, part, facts[part])
+    for part in PARTS:
+        show_part(con, part.replace("_", " "), facts[part])
 
 
 def show_part(con: Console, name: str, facts: dict) -> None:

@@ -14,8 +14,9 @@ following this process; the difference is what the tracer adds to every send.
 
 Traced and untraced runs are interleaved (A B, B A, ...) so drift on a shared machine hits both
 alike. Untraced runs have no netobs program attached at all; each traced run compiles and
-attaches the tracer first (outside the measured window) and detaches it afterwards. The bench
-(`make bench`) prints the summaries; nothing here prints.
+attaches the tracer first (outside the measured window) and detaches it afterwards. The host
+must be prepared for tracing first (`netobs.hostprep.prepare()`, which the bench's entry
+runs); nothing here prints.
 """
 from __future__ import annotations
 
@@ -30,20 +31,20 @@ GOALS_PCT = {65536: 3.0, 1024: 10.0}
 TOPOLOGIES = ("netns", "loopback")
 
 
-def _one_run(topo, topo_name: str, msg_size: int, duration: float, warmup: float, impl: str,
+def _one_run(topo, topo_name: str, msg_size: int, duration: float, warmup: float, strategy: str,
              tracer_plan: dict | None, point_dir: Path) -> dict:
     from netobs.runner import run_point
     from netobs.spec import RunSpec
 
     point_dir.mkdir(parents=True, exist_ok=True)
-    spec = RunSpec(impl=impl, msg_size=msg_size, threads=1, duration=duration, warmup=warmup,
-                   topology=topo_name, perf=False, trace=tracer_plan is not None)
+    spec = RunSpec(strategy=strategy, msg_size=msg_size, threads=1, duration=duration, warmup=warmup, topology=topo_name,
+                   perf=False, trace=tracer_plan is not None)
     tracer = None
     if tracer_plan is not None:
         from netobs.tracer import Tracer
         tracer = Tracer(tracer_plan)
     try:
-        r = run_point(spec, topo, point_dir, tracer=tracer, perf_events=None)
+        r = run_point(spec, topo, point_dir, tracer=tracer)
     finally:
         if tracer is not None:
             tracer.close()
@@ -71,7 +72,7 @@ def _verdict(overhead: float | None, paired: list[float], goal: float) -> str:
     return "within noise"
 
 
-def _summary(topo_name: str, size: int, impl: str, runs: int, duration: float, plan: dict, res: dict) -> dict:
+def _summary(topo_name: str, size: int, strategy: str, runs: int, duration: float, plan: dict, res: dict) -> dict:
     un = [r["gbps"] for r in res["untraced"]]
     tr = [r["gbps"] for r in res["traced"]]
     mu, mt = statistics.median(un), statistics.median(tr)
@@ -86,7 +87,7 @@ def _summary(topo_name: str, size: int, impl: str, runs: int, duration: float, p
                 and abs(r["traced_send_bytes"] - r["bytes_sent_total"]) <= 0.01 * r["bytes_sent_total"]
                 for r in res["traced"])
     return {
-        "topology": topo_name, "msg_size": size, "impl": impl, "runs": runs, "duration_s": duration,
+        "topology": topo_name, "msg_size": size, "strategy": strategy, "runs": runs, "duration_s": duration,
         "untraced_gbps": un, "traced_gbps": tr,
         "untraced_median_gbps": mu, "traced_median_gbps": mt,
         "ratio": ratio, "overhead_pct": overhead, "goal_pct": goal,
@@ -105,10 +106,10 @@ def _summary(topo_name: str, size: int, impl: str, runs: int, duration: float, p
 
 
 def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, warmup: float = 0.3,
-                     impl: str = "one_copy", topologies=TOPOLOGIES) -> list[dict]:
+                     strategy: str = "one_copy", topologies=TOPOLOGIES) -> list[dict]:
     """Per topology and size: traced vs untraced throughput of `runs` interleaved runs each.
 
-    Each dict: topology, msg_size, impl, runs, untraced_gbps[], traced_gbps[],
+    Each dict: topology, msg_size, strategy, runs, untraced_gbps[], traced_gbps[],
     untraced_median_gbps, traced_median_gbps, ratio (traced/untraced medians), overhead_pct,
     goal_pct, meets_goal (the medians' overhead <= goal), verdict ("met" / "not met": every traced
     run lost no more / more than the goal to its untraced neighbour; "within noise": they
@@ -136,10 +137,10 @@ def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, 
                     for variant in order:
                         n += 1
                         point_dir = Path(tmp) / str(n)
-                        r = _one_run(topo, topo_name, size, duration, warmup, impl,
+                        r = _one_run(topo, topo_name, size, duration, warmup, strategy,
                                      plan if variant == "traced" else None, point_dir)
                         results[size][variant].append(r)
-        out += [_summary(topo_name, size, impl, runs, duration, plan, results[size]) for size in sizes]
+        out += [_summary(topo_name, size, strategy, runs, duration, plan, results[size]) for size in sizes]
     return out
 
 

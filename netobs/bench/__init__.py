@@ -1,0 +1,7 @@
+"""`python -m netobs.bench` (`make bench`): is netobs as fast as the tools people trust, and
+what does its tracing cost?
+
+- `peers`: netobs's sender against iperf3, and the strategies' ratios to one another;
+- `tracing`: `netobs run` with and without `--trace`, and the tracer's cost per send syscall;
+- `__main__`: the entry point; it prints, the sections return values and text.
+"""

@@ -1,0 +1,228 @@
+"""Is netobs's sender as fast as the tools people trust? And the strategies against each other.
+
+On loopback, one thread, 65536-byte messages, equal warm-up and duration for every run, each
+comparison runs its two variants interleaved A B A B ... (`repeats` each) so drift on a
+shared machine hits both alike, then reports medians and the ratio A/B:
+
+- netobs `one_copy` vs `iperf3 -l 64K` (both do only the user->kernel copy)
+- netobs `two_copy` vs netobs `one_copy` (the extra user-space serialization copy)
+- netobs `zero_copy` vs netobs `one_copy` (page pinning + completions; copied anyway on loopback)
+
+A comparison is data (`Comparison(name, a, b)` with two `Variant`s that each measure one run).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from netobs import procfs
+from netobs.errors import CapabilityError, NetobsError
+from netobs.params import PARAMS
+from netobs.runner import WORKER
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    msg_size: int = 65536
+    threads: int = 1
+    duration: float = 3.0
+    warmup: float = 1.0
+    repeats: int = 3
+
+
+@dataclass
+class Sample:
+    gbps: float
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    measure: Callable[[Settings], Sample]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    a: Variant
+    b: Variant
+    note: str = ""
+
+
+# ----------------------------------------------------------------------------- variants
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not procfs.tcp_listening(port):
+        if proc.poll() is not None:
+            raise NetobsError(f"{what} exited before listening", _tail(proc))
+        if time.monotonic() > deadline:
+            raise NetobsError(f"{what} did not start listening", f"no listener on port {port} in {START_TIMEOUT_S:g} s")
+        time.sleep(0.01)
+
+
+def _tail(proc: subprocess.Popen) -> str:
+    err = proc.stderr.read() if proc.stderr else ""
+    if isinstance(err, bytes):
+        err = err.decode(errors="replace")
+    lines = [ln for ln in (err or "").splitlines() if ln.strip()]
+    return lines[-1].removeprefix("netobs: error: ") if lines else f"exit status {proc.returncode}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def netobs_variant(strategy: str) -> Variant:
+    """One netobs run as the tool runs it: a `serve` and a `send` worker process (their command
+    lines from the parameter table, as the runner makes them)."""
+
+    def measure(st: Settings) -> Sample:
+        rfd, wfd = os.pipe()
+        server_argv = WORKER + PARAMS.worker_argv("server", {
+            "bind": HOST, "port": 0, "connections": st.threads, "timeout": st.warmup + st.duration + 30,
+            "ready_fd": wfd})
+        server = subprocess.Popen(server_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  pass_fds=(wfd,))
+        os.close(wfd)
+        try:
+            with os.fdopen(rfd) as r:
+                line = r.readline()  # `ready <port>`: the server is listening
+            if not line.startswith("ready "):
+                server.wait(timeout=5)
+                raise NetobsError("the netobs server did not start", _tail(server))
+            client_argv = WORKER + PARAMS.worker_argv("client", {
+                "host": HOST, "port": int(line.split()[1]), "strategy": strategy, "msg_size": st.msg_size,
+                "threads": st.threads, "duration": st.duration, "warmup": st.warmup})
+            client = subprocess.run(client_argv, capture_output=True, text=True, timeout=st.warmup + st.duration + 60)
+            if client.returncode != 0:
+                raise NetobsError(f"netobs {strategy} failed", (client.stderr.strip().splitlines() or ["?"])[-1])
+            out, _ = server.communicate(timeout=15)
+        finally:
+            _stop(server)
+        c, s = json.loads(client.stdout), json.loads(out)
+        cpu = c["cpu"]["user_s"] + c["cpu"]["sys_s"]
+        gb = c["bytes_sent"] / 1e9
+        return Sample(c["throughput_gbps"], {"cpu_s_per_gb": cpu / gb if gb else None,
+                                             "receiver_gbps": s.get("goodput_gbps"),
+                                             "latency_p50_us": (c.get("latency_us") or {}).get("p50")})
+
+    return Variant(f"netobs {strategy}", measure)
+
+
+def iperf3_variant() -> Variant:
+    """`iperf3 -l 64K` with the same warm-up (-O, whole seconds in iperf3 3.x) and duration."""
+
+    def measure(st: Settings) -> Sample:
+        exe = shutil.which("iperf3")
+        if exe is None:
+            raise CapabilityError("iperf3 is not installed", fix="`make setup` (installs Debian's iperf3)")
+        port = _free_port()
+        server = subprocess.Popen([exe, "-s", "-1", "-B", HOST, "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_listening(server, port, "iperf3 -s")
+            length = f"{st.msg_size // 1024}K" if st.msg_size % 1024 == 0 else str(st.msg_size)
+            try:
+                r = subprocess.run([exe, "-c", HOST, "-p", str(port), "-l", length, "-P", str(st.threads),
+                                    "-t", str(max(1, round(st.duration))), "-O", str(max(0, round(st.warmup))), "-J"],
+                                   capture_output=True, text=True, timeout=st.warmup + st.duration + 60)
+            except subprocess.TimeoutExpired:
+                raise NetobsError("iperf3 did not finish", f"still running {st.warmup + st.duration + 60:g} s later") from None
+            server.wait(timeout=10)
+        finally:
+            _stop(server)
+        try:
+            doc = json.loads(r.stdout)
+        except ValueError:
+            raise NetobsError("iperf3 printed no JSON", (r.stderr.strip().splitlines() or ["?"])[-1]) from None
+        if r.returncode != 0 or "error" in doc:
+            raise NetobsError("iperf3 failed", doc.get("error") or f"exit status {r.returncode}")
+        return Sample(_iperf3_sender_gbps(doc), {
+            "receiver_gbps": doc["end"]["sum_received"]["bits_per_second"] / 1e9,
+            "cpu_host_pct": doc["end"].get("cpu_utilization_percent", {}).get("host_total")})
+
+    return Variant("iperf3", measure)
+
+
+def _iperf3_sender_gbps(doc: dict) -> float:
+    """Sender throughput over the intervals after the omitted (warm-up) ones."""
+    b = s = 0.0
+    for iv in doc.get("intervals", []):
+        total = iv["sum"]
+        if total.get("omitted"):
+            continue
+        b += total["bytes"]
+        s += total["seconds"]
+    if s > 0:
+        return b * 8 / s / 1e9
+    return doc["end"]["sum_sent"]["bits_per_second"] / 1e9
+
+
+COMPARISONS: list[Comparison] = [
+    Comparison("one_copy vs iperf3", netobs_variant("one_copy"), iperf3_variant(),
+               "iperf3 -c -l <msg-size> -O <warm-up> -t <duration>; both do only the user->kernel copy, "
+               "so netobs should reach iperf3 (ratio >= 1)"),
+    Comparison("two_copy vs one_copy", netobs_variant("two_copy"), netobs_variant("one_copy"),
+               "the cost of the extra user-space serialization copy"),
+    Comparison("zero_copy vs one_copy", netobs_variant("zero_copy"), netobs_variant("one_copy"),
+               "loopback copies zero-copy pages anyway; pinning and completions are extra"),
+]
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_comparison(cmp: Comparison, st: Settings, progress: Callable[[str], None] | None = None) -> dict:
+    """Interleave A B A B ...; medians, ratio A/B and every sample."""
+    samples: dict[str, list[Sample]] = {"a": [], "b": []}
+    for i in range(st.repeats):
+        for key, var in (("a", cmp.a), ("b", cmp.b)):
+            if progress:
+                progress(f"{cmp.name}: {var.name} run {i + 1}/{st.repeats}")
+            samples[key].append(var.measure(st))
+    med = {k: statistics.median(s.gbps for s in v) for k, v in samples.items()}
+    spread = {k: (max(s.gbps for s in v) - min(s.gbps for s in v)) / med[k] if med[k] else None
+              for k, v in samples.items()}
+    return {
+        "name": cmp.name, "note": cmp.note, "a": cmp.a.name, "b": cmp.b.name,
+        "a_median_gbps": med["a"], "b_median_gbps": med["b"],
+        "ratio": med["a"] / med["b"] if med["b"] else None,
+        "a_spread": spread["a"], "b_spread": spread["b"],
+        "a_samples": [{"gbps": s.gbps, **s.details} for s in samples["a"]],
+        "b_samples": [{"gbps": s.gbps, **s.details} for s in samples["b"]],
+    }
+
+
+def run_bench(st: Settings, comparisons: list[Comparison] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict:
+    comps = COMPARISONS if comparisons is None else comparisons
+    started = time.time()
+    results = [run_comparison(c, st, progress) for c in comps]
+    return {"settings": {"topology": "loopback", "msg_size": st.msg_size, "threads": st.threads,
+                         "duration_s": st.duration, "warmup_s": st.warmup, "repeats": st.repeats,
+                         "order": "interleaved"},
+            "host": {"kernel": os.uname().release, "cpus": os.cpu_count()},
+            "elapsed_s": time.time() - started, "comparisons": results}
