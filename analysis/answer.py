@@ -1,44 +1,96 @@
-"""The structured answer every question function returns."""
+"""An answer: the facts a question computed, and the prose rendered from them alone.
+
+Facts (per question, a dataclass in `analysis.questions`) hold numbers, verdict and caveat
+codes, the evidence frame and the chart's data; no sentence. `Prose` is one view of them:
+the verdict, the caveats, the evidence table as shown, and the words that the JSON keeps
+beside the facts (the methods, and the anomalies' descriptions).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from netobs.jsonsafe import jsonable
+
+
+@dataclass
+class Prose:
+    """verdict:  a few sentences built from the facts' numbers (never canned text);
+    caveats:  what limits the answer, one sentence each (from the facts' caveat codes);
+    table:    the evidence as shown (the facts' evidence, codes put in words);
+    key_columns: the table columns a compact view shows (all when empty);
+    chart_note: why there is no chart of the answer's own data (None when there is one);
+    text:     words the JSON facts carry at their keys (merged into `Facts.to_dict()`)."""
+
+    verdict: str
+    caveats: list[str]
+    table: pd.DataFrame
+    key_columns: list[str] = field(default_factory=list)
+    chart_note: str | None = None
+    text: dict = field(default_factory=dict)
+
 
 @dataclass
 class Answer:
-    """One study question answered from the data.
-
-    verdict:  a few sentences built from the measured numbers (never canned text);
-    evidence: the table the verdict is derived from (one row per configuration or group);
-    caveats:  what limits the answer (missing counters, one repeat, oversubscription, failures);
-    chart_data: tidy rows the question's chart draws (may equal `evidence`); empty when there
-                is nothing to draw, with `chart_note` saying why;
-    facts:    the key numbers of the verdict, machine-readable (for --json and for checks);
-    key_columns: the evidence columns a compact text table shows (all when empty).
-    """
+    """One study question answered from the data: its facts, and their prose."""
 
     question: str
     title: str
-    verdict: str
-    evidence: pd.DataFrame
-    caveats: list[str] = field(default_factory=list)
-    chart_data: pd.DataFrame = field(default_factory=pd.DataFrame)
-    chart_note: str | None = None
-    facts: dict = field(default_factory=dict)
-    key_columns: list[str] = field(default_factory=list)
+    facts: object          # the question's facts dataclass (with to_dict, evidence, chart_data)
+    prose: Prose
+
+    @property
+    def verdict(self) -> str:
+        return self.prose.verdict
+
+    @property
+    def caveats(self) -> list[str]:
+        return self.prose.caveats
+
+    @property
+    def evidence(self) -> pd.DataFrame:
+        return self.prose.table
+
+    @property
+    def key_columns(self) -> list[str]:
+        return self.prose.key_columns
+
+    @property
+    def chart_note(self) -> str | None:
+        return self.prose.chart_note
+
+    @property
+    def chart_data(self) -> pd.DataFrame:
+        return self.facts.chart_data
+
+    def facts_dict(self) -> dict:
+        """The facts as JSON: their numbers and codes, with the prose's words at their keys."""
+        return jsonable(merge(self.facts.to_dict(), self.prose.text))
 
     def to_dict(self) -> dict:
-        def rows(df: pd.DataFrame) -> list[dict]:
-            return [] if df is None or df.empty else df.astype(object).where(df.notna(), None).to_dict("records")
-
         return {
             "question": self.question,
             "title": self.title,
             "verdict": self.verdict,
-            "facts": self.facts,
+            "facts": self.facts_dict(),
             "caveats": list(self.caveats),
             "evidence": rows(self.evidence),
             "chart_note": self.chart_note,
         }
+
+
+def rows(df: pd.DataFrame) -> list[dict]:
+    return [] if df is None or df.empty else df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def merge(facts, text):
+    """`text` laid over `facts`: dicts key by key, lists of dicts item by item."""
+    if isinstance(facts, dict) and isinstance(text, dict):
+        out = dict(facts)
+        for k, v in text.items():
+            out[k] = merge(out[k], v) if k in out else v
+        return out
+    if isinstance(facts, list) and isinstance(text, list) and len(facts) == len(text):
+        return [merge(f, t) for f, t in zip(facts, text)]
+    return text

@@ -8,9 +8,13 @@ counters, no traces) is never drawn empty or as zeros.
 Conventions shared by all charts:
 - message sizes sit on a log2 axis labelled in B/KiB/MiB, ticks at the measured sizes;
 - one fixed color per strategy (`STRATEGY_COLORS`), the same in every chart;
-- repeats are summarised as the median with a 95% confidence interval of the median
-  (percentile bootstrap, fixed seed, so the same data always gives the same chart), drawn as
-  a band or error bars; with one repeat per point no band is drawn and the subtitle says so.
+- repeats are summarised as the median (the line) and the 95% Student-t interval for the mean
+  (the band or error bars): `stats.summarize`, the interval every answer states; with one
+  repeat per point no band is drawn and the subtitle says so;
+- axis and panel titles come from `labels`, each chart's title from its registration in CHARTS.
+
+To add a chart: a function `fn(runs, title, ...)` registered with `@chart(name, title)`; the
+report draws every registered chart in registration order.
 """
 from __future__ import annotations
 
@@ -21,11 +25,12 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from netobs.spec import IMPLS
+from netobs import fmt
+from netobs.strategies import NAMES, ordered
 
-from .stats import ALPHA, compare
+from .labels import axis
+from .stats import ALPHA, compare, summarize_groups
 
-STRATEGIES = list(IMPLS)
 STRATEGY_COLORS = {"two_copy": "#4c78a8", "one_copy": "#f58518", "zero_copy": "#54a24b"}
 EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
 PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]
@@ -34,7 +39,6 @@ PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "deferred-kernel": "
 WIDTH, HEIGHT = 330, 230
 DEFAULT_THREADS = 4
 DEFAULT_SIZE = 16384
-BOOTSTRAP_RESAMPLES = 2000
 
 SIZE_LABEL = ("datum.value >= 1048576 ? format(datum.value / 1048576, '~g') + ' MiB' : "
               "datum.value >= 1024 ? format(datum.value / 1024, '~g') + ' KiB' : "
@@ -52,12 +56,35 @@ class MissingChart:
         return {"missing": True, "title": self.title, "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A registered chart: its name (the export's file stem), its title, the function drawing it."""
+
+    name: str
+    title: str
+    draw: Callable
+
+    def __call__(self, runs: pd.DataFrame, **kw):
+        return self.draw(runs, self.title, **kw)
+
+
+CHARTS: dict[str, Chart] = {}
+"""Every chart of the report, in report order (the study's four first)."""
+
+
+def chart(name: str, title: str):
+    def register(fn: Callable) -> Chart:
+        CHARTS[name] = Chart(name, title, fn)
+        return CHARTS[name]
+    return register
+
+
 # ----------------------------------------------------------------------------- helpers
 
 def _strategies(df: pd.DataFrame) -> list[str]:
     """The color domain: the study's three always (so colors never shift), then extras."""
-    extra = sorted(set(df["implementation"].astype(str)) - set(STRATEGIES)) if "implementation" in df else []
-    return STRATEGIES + extra
+    present = ordered(df["implementation"].astype(str)) if "implementation" in df else []
+    return list(NAMES) + [s for s in present if s not in NAMES]
 
 
 def strategy_color(df: pd.DataFrame, title: str = "strategy") -> alt.Color:
@@ -88,39 +115,20 @@ def _has(df: pd.DataFrame, column: str) -> bool:
     return column in df.columns and pd.to_numeric(df[column], errors="coerce").notna().any()
 
 
-def median_ci(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> tuple[float, float, float, int]:
-    """Median of the finite values and its 95% CI (percentile bootstrap); CI is NaN for n < 2."""
-    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
-    n = len(v)
-    if n == 0:
-        return (np.nan, np.nan, np.nan, 0)
-    med = float(np.median(v))
-    if n < 2:
-        return (med, np.nan, np.nan, 1)
-    rng = np.random.default_rng(seed)
-    boot = np.median(rng.choice(v, size=(resamples, n), replace=True), axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return (med, float(lo), float(hi), n)
-
-
 def summarize(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """One row per `keys` group: `value` (median), `ci_lo`, `ci_hi`, `n` (repeats used)."""
+    """One row per `keys` group with a value: `value` (the median), `ci_lo`, `ci_hi` (the 95%
+    t-interval for the mean, NaN with one repeat), `n` (repeats used)."""
+    s = summarize_groups(df, keys, value) if not df.empty else pd.DataFrame()
     cols = keys + [value, "ci_lo", "ci_hi", "n"]
-    if df.empty or value not in df:
+    if s.empty:
         return pd.DataFrame(columns=cols)
-    rows = []
-    for key, group in df.groupby(keys, sort=True, dropna=True):
-        key = key if isinstance(key, tuple) else (key,)
-        med, lo, hi, n = median_ci(group[value])
-        if n:
-            rows.append((*key, med, lo, hi, n))
-    out = pd.DataFrame(rows, columns=cols)
+    out = s[s["n"] > 0].rename(columns={"median": value, "ci_low": "ci_lo", "ci_high": "ci_hi"})[cols]
     for k in keys:
         if k in ("msg_size", "threads"):
             out[k] = out[k].astype(int)
         elif k == "implementation":
             out[k] = out[k].astype(str)
-    return out
+    return out.reset_index(drop=True)
 
 
 def _nearest(available, wanted: int) -> int:
@@ -150,21 +158,13 @@ def _repeats_note(summary: pd.DataFrame) -> str:
     n = int(summary["n"].max())
     if n < 2:
         return "one repeat per point: no confidence band, differences not tested"
-    return f"median of up to {n} repeats; band = 95% CI of the median"
+    return f"line = median of up to {n} repeats; band = 95% t-interval for the mean"
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     if "status" in df.columns:
         df = df[df["status"].fillna("ok").astype(str) == "ok"]
     return df
-
-
-def _fmt_size(size: int) -> str:
-    if size >= 1 << 20 and size % (1 << 20) == 0:
-        return f"{size >> 20} MiB"
-    if size >= 1024 and size % 1024 == 0:
-        return f"{size >> 10} KiB"
-    return f"{size} B"
 
 
 def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, color: alt.Color,
@@ -179,8 +179,8 @@ def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, c
     tooltip = [alt.Tooltip("implementation:N", title="strategy"),
                *(tooltip_extra or []),
                alt.Tooltip(f"{value}:Q", title=f"median {y_title}", format=y_format or ".4~g"),
-               alt.Tooltip("ci_lo:Q", title="95% CI low", format=y_format or ".4~g"),
-               alt.Tooltip("ci_hi:Q", title="95% CI high", format=y_format or ".4~g"),
+               alt.Tooltip("ci_lo:Q", title="95% CI of the mean, low", format=y_format or ".4~g"),
+               alt.Tooltip("ci_hi:Q", title="95% CI of the mean, high", format=y_format or ".4~g"),
                alt.Tooltip("n:Q", title="repeats")]
     line = base.mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2).encode(
         x=x, y=y, color=color, tooltip=tooltip)
@@ -195,8 +195,8 @@ _SIZE_TIP = alt.Tooltip("msg_size:Q", title="message size (B)")
 _THREADS_TIP = alt.Tooltip("threads:Q", title="threads")
 
 
-def _line(runs: pd.DataFrame, value: str, title: str, y_title: str, x: str, at: int,
-          missing_reason: str, y_format: str | None = None):
+def _line(runs: pd.DataFrame, value: str, title: str, x: str, at: int, missing_reason: str,
+          y_format: str | None = None):
     """`value` vs `x` ("msg_size" or "threads"), one line per strategy with its CI band, at
     the other dimension's value `at` (or the nearest measured one, which the title says)."""
     runs = _ok(runs)
@@ -207,32 +207,32 @@ def _line(runs: pd.DataFrame, value: str, title: str, y_title: str, x: str, at: 
     df, chosen, note = _pick(df, other, at, "threads" if other == "threads" else "B")
     summary = summarize(df, ["implementation", x, other], value)
     if x == "msg_size":
-        axis, tips = _size_axis(summary["msg_size"]), [_SIZE_TIP, _THREADS_TIP]
+        x_axis, tips = _size_axis(summary["msg_size"]), [_SIZE_TIP, _THREADS_TIP]
         where = f"{chosen} threads{note}"
     else:
-        axis, tips = _threads_axis(summary["threads"]), [_THREADS_TIP, _SIZE_TIP]
-        where = _fmt_size(chosen) + (f" — {_fmt_size(at)} not measured, nearest" if note else "")
-    chart = _line_with_band(summary, axis, value, y_title, strategy_color(summary), tips, y_format=y_format)
-    return chart.properties(width=WIDTH, height=HEIGHT, title=_title(f"{title} ({where})", _repeats_note(summary)))
+        x_axis, tips = _threads_axis(summary["threads"]), [_THREADS_TIP, _SIZE_TIP]
+        where = fmt.size(chosen) + (f" — {fmt.size(at)} not measured, nearest" if note else "")
+    drawn = _line_with_band(summary, x_axis, value, axis(value), strategy_color(summary), tips, y_format=y_format)
+    return drawn.properties(width=WIDTH, height=HEIGHT, title=_title(f"{title} ({where})", _repeats_note(summary)))
 
 
 # ----------------------------------------------------------------------------- the study's four
 
-def throughput_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+@chart("throughput", "Throughput vs message size")
+def throughput_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
     """Throughput (Gbps) vs message size at `threads` (or the nearest measured count)."""
-    return _line(runs, "throughput_gbps", "Throughput vs message size", "throughput (Gbps)",
-                 "msg_size", threads, "no successful runs with a measured throughput")
+    return _line(runs, "throughput_gbps", title, "msg_size", threads, "no successful runs with a measured throughput")
 
 
-def latency_vs_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+@chart("latency", "Latency vs client threads")
+def latency_vs_threads(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
     """Mean per-send latency (µs) vs client threads at `msg_size` (or the nearest measured)."""
-    return _line(runs, "latency_us", "Latency vs client threads", "mean latency per send (µs)",
-                 "threads", msg_size, "no per-send latency in these results")
+    return _line(runs, "latency_us", title, "threads", msg_size, "no per-send latency in these results")
 
 
-def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+@chart("cache_misses", "Cache misses per KiB sent vs message size")
+def cache_misses_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
     """L1-dcache and LLC load misses per KiB sent vs message size, one panel per level."""
-    title = "Cache misses per KiB sent vs message size"
     runs = _ok(runs)
     levels = [("L1", "l1_misses_per_kib", "L1-dcache-load-misses"), ("LLC", "llc_misses_per_kib", "LLC-load-misses")]
     present = [lv for lv in levels if _has(runs, lv[1])]
@@ -264,26 +264,28 @@ def cache_misses_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
             .properties(title=_title(f"{title} ({chosen} threads{note})", subs)))
 
 
-def cycles_per_byte_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+@chart("cycles_per_byte", "CPU cycles per byte vs message size")
+def cycles_per_byte_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
     """CPU cycles per byte sent vs message size."""
-    return _line(runs, "cycles_per_byte", "CPU cycles per byte vs message size", "cycles per byte sent",
-                 "msg_size", threads, "the cpu-cycles counter was not counted on this host (common in VMs); "
-                                      "CPU seconds per GB is shown instead")
+    return _line(runs, "cycles_per_byte", title, "msg_size", threads,
+                 "the cpu-cycles counter was not counted on this host (common in VMs); "
+                 "CPU seconds per GB is shown instead")
 
 
 # ----------------------------------------------------------------------------- beyond the study
 
-def cpu_per_gb_vs_size(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+@chart("cpu_per_gb", "Client CPU time per GB vs message size")
+def cpu_per_gb_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
     """Client CPU seconds (user+sys) per GB sent: the cost measure that needs no counters."""
-    return _line(runs, "cpu_s_per_gb", "Client CPU time per GB vs message size", "CPU seconds per GB sent",
-                 "msg_size", threads, "client CPU time (user/sys) was not recorded in these results")
+    return _line(runs, "cpu_s_per_gb", title, "msg_size", threads,
+                 "client CPU time (user/sys) was not recorded in these results")
 
 
-def copies_per_byte(runs: pd.DataFrame):
+@chart("copies_per_byte", "Copies per byte sent, by path")
+def copies_per_byte(runs: pd.DataFrame, title: str):
     """Copies per byte by path (user / send-kernel / deferred-kernel / receive-kernel) and strategy:
     stacked bars. deferred-kernel is the zero-copy pages the kernel copied anyway, from the
     completions flagged SO_EE_CODE_ZEROCOPY_COPIED."""
-    title = "Copies per byte sent, by path"
     runs = _ok(runs)
     traced = {"send-kernel": "send_copy_per_byte", "receive-kernel": "rx_copy_per_byte"}
     if not any(_has(runs, c) for c in traced.values()):
@@ -325,9 +327,9 @@ def copies_per_byte(runs: pd.DataFrame):
             .properties(title=_title(title, subs)))
 
 
-def zc_copied_fraction(runs: pd.DataFrame):
+@chart("zc_copied_fraction", "Zero-copy sends the kernel copied anyway")
+def zc_copied_fraction(runs: pd.DataFrame, title: str):
     """Share of zero-copy completions the kernel flagged as copied anyway (SO_EE_CODE_ZEROCOPY_COPIED)."""
-    title = "Zero-copy sends the kernel copied anyway"
     runs = _ok(runs)
     zc = runs[runs["implementation"].astype(str) == "zero_copy"] if "implementation" in runs else runs.iloc[0:0]
     if zc.empty:
@@ -342,7 +344,7 @@ def zc_copied_fraction(runs: pd.DataFrame):
     x = alt.X("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL, labelAngle=0))
     bars = base.mark_bar().encode(
         x=x, xOffset=alt.XOffset("threads:O", sort=threads),
-        y=alt.Y("zc_copied_fraction:Q", title="completions copied (share)",
+        y=alt.Y("zc_copied_fraction:Q", title=axis("zc_copied_fraction"),
                 scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
         color=alt.Color("threads:O", title="threads", sort=threads,
                         scale=alt.Scale(scheme="greens", domain=threads)),
@@ -358,23 +360,24 @@ def zc_copied_fraction(runs: pd.DataFrame):
     return alt.layer(*layers).properties(width=WIDTH, height=HEIGHT, title=_title(title, sub))
 
 
-def syscall_time_per_byte(runs: pd.DataFrame, threads: int = DEFAULT_THREADS):
+@chart("syscall_time", "Send-syscall time per byte vs message size")
+def syscall_time_per_byte(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
     """Time inside send syscalls per byte sent (ns/B), traced."""
-    return _line(runs, "syscall_ns_per_byte", "Send-syscall time per byte vs message size",
-                 "ns in send syscalls per byte", "msg_size", threads,
+    return _line(runs, "syscall_ns_per_byte", title, "msg_size", threads,
                  "send-syscall time was not traced (run the sweep with --trace as root)")
 
 
-def offcpu_share_by_threads(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+@chart("offcpu_share", "Client off-CPU share vs threads")
+def offcpu_share_by_threads(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
     """Share of the client threads' time spent off-CPU, vs thread count."""
-    return _line(runs, "offcpu_share", "Client off-CPU share vs threads", "time off-CPU (share)",
-                 "threads", msg_size, "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
-                                      "--trace as root)", y_format="%")
+    return _line(runs, "offcpu_share", title, "threads", msg_size,
+                 "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
+                 "--trace as root)", y_format="%")
 
 
-def relative_throughput(runs: pd.DataFrame):
+@chart("relative_throughput", "Throughput relative to two_copy")
+def relative_throughput(runs: pd.DataFrame, title: str):
     """Heat map: each strategy's median throughput / two_copy's, over message size × threads."""
-    title = "Throughput relative to two_copy"
     runs = _ok(runs)
     if not _has(runs, "throughput_gbps"):
         return MissingChart(title, "no measured throughput in these results")
@@ -393,14 +396,14 @@ def relative_throughput(runs: pd.DataFrame):
         # the same test the answers use, so the map never contradicts a verdict
         cmp = compare(raw.get_group(("two_copy", *key)), raw.get_group((r.implementation, *key)))
         sig = ("untested (one repeat)" if cmp.significant is None
-               else "yes" if cmp.significant else f"no (Welch p={cmp.p_value:.2g})")
+               else "yes" if cmp.significant else f"no (Welch {fmt.p_value(cmp.p_value)})")
         rows.append({"implementation": r.implementation, "msg_size": int(r.msg_size), "threads": int(r.threads),
                      "ratio": r.throughput_gbps / b["throughput_gbps"], "throughput_gbps": r.throughput_gbps,
                      "two_copy_gbps": float(b["throughput_gbps"]), "significant": sig})
     if not rows:
         return MissingChart(title, "no (size, threads) point was measured for both two_copy and another strategy")
     data = pd.DataFrame(rows)
-    data["label"] = data["ratio"].map(lambda v: f"{v:.2f}×") + np.where(data["significant"].str.startswith("no"), "≈", "")
+    data["label"] = data["ratio"].map(fmt.times) + np.where(data["significant"].str.startswith("no"), "≈", "")
     sizes = sorted(data["msg_size"].unique())
     threads = sorted(data["threads"].unique(), reverse=True)
     spread = float(np.nanmax(np.abs(np.log2(data["ratio"].clip(lower=1e-3))))) or 0.1
@@ -429,20 +432,14 @@ def relative_throughput(runs: pd.DataFrame):
                                              f"blue = faster, red = slower; ≈ = not significant (Welch p≥{ALPHA})"])))
 
 
-METRIC_LABELS = {
-    "throughput_gbps": "throughput (Gbps)", "latency_us": "mean latency (µs)",
-    "l1_misses_per_kib": "L1 misses per KiB", "llc_misses_per_kib": "LLC misses per KiB",
-    "cs_per_mib": "context switches per MiB", "cycles_per_byte": "cycles per byte",
-    "cpu_s_per_gb": "CPU s per GB", "offcpu_share": "off-CPU share",
-}
 THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "latency_us",
                   "cpu_s_per_gb", "offcpu_share"]
 
 
-def threads_effect(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
+@chart("threads_effect", "What changes with client threads")
+def threads_effect(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
     """Throughput, per-byte cache misses, context switches, latency, CPU time per GB and off-CPU
     share vs threads, one panel per measured metric (what the threads answer discusses)."""
-    title = "What changes with client threads"
     runs = _ok(runs)
     metrics = [m for m in THREAD_METRICS if _has(runs, m)]
     if not metrics or "threads" not in runs or runs["threads"].nunique() < 2:
@@ -451,28 +448,28 @@ def threads_effect(runs: pd.DataFrame, msg_size: int = DEFAULT_SIZE):
     parts = []
     for m in metrics:
         s = summarize(df, ["implementation", "threads", "msg_size"], m).rename(columns={m: "value"})
-        s["metric"] = METRIC_LABELS.get(m, m)
+        s["metric"] = axis(m)
         parts.append(s)
     data = pd.concat(parts, ignore_index=True)
     inner = _line_with_band(data, _threads_axis(data["threads"]), "value", "median", strategy_color(data),
                             [alt.Tooltip("metric:N"), alt.Tooltip("threads:Q")], embed_data=False)
-    size_txt = _fmt_size(chosen) + (f" — {_fmt_size(msg_size)} not measured, nearest" if note else "")
-    missing = [METRIC_LABELS[m] for m in THREAD_METRICS if m not in metrics]
+    size_txt = fmt.size(chosen) + (f" — {fmt.size(msg_size)} not measured, nearest" if note else "")
+    missing = [axis(m) for m in THREAD_METRICS if m not in metrics]
     subs = [_repeats_note(data)] + ([f"not measured: {', '.join(missing)}"] if missing else [])
     return (inner.properties(width=210, height=170)
-            .facet(facet=alt.Facet("metric:N", title=None, sort=[METRIC_LABELS.get(m, m) for m in metrics],
+            .facet(facet=alt.Facet("metric:N", title=None, sort=[axis(m) for m in metrics],
                                    header=alt.Header(labelFontSize=12, labelFontWeight="bold")),
                    columns=3, data=data)
             .resolve_scale(y="independent")
             .properties(title=_title(f"{title} ({size_txt})", subs)))
 
 
-def throughput_grid(runs: pd.DataFrame):
+@chart("throughput_grid", "Throughput at every measured point")
+def throughput_grid(runs: pd.DataFrame, title: str):
     """Throughput vs threads, one panel per message size: every measured point at a glance.
 
     When the rows carry an `anomaly` column (the anomalies answer), flagged configurations are
     ringed and numbered by rank."""
-    title = "Throughput at every measured point"
     runs = _ok(runs)
     if not _has(runs, "throughput_gbps"):
         return MissingChart(title, "no measured throughput in these results")
@@ -488,7 +485,7 @@ def throughput_grid(runs: pd.DataFrame):
     x = _threads_axis(data["threads"])
     color = strategy_color(data)
     line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2).encode(
-        x=x, y=alt.Y("throughput_gbps:Q", title="throughput (Gbps)"), color=color,
+        x=x, y=alt.Y("throughput_gbps:Q", title=axis("throughput_gbps")), color=color,
         tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
                  "threads:Q", alt.Tooltip("throughput_gbps:Q", format=".4~g", title="median Gbps"),
                  alt.Tooltip("n:Q", title="repeats")])
@@ -507,25 +504,6 @@ def throughput_grid(runs: pd.DataFrame):
                                      header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
                    data=data)
             .properties(title=_title(title, subs)))
-
-
-# ----------------------------------------------------------------------------- registry
-
-CHARTS: dict[str, Callable] = {
-    "throughput": throughput_vs_size,
-    "latency": latency_vs_threads,
-    "cache_misses": cache_misses_vs_size,
-    "cycles_per_byte": cycles_per_byte_vs_size,
-    "cpu_per_gb": cpu_per_gb_vs_size,
-    "copies_per_byte": copies_per_byte,
-    "zc_copied_fraction": zc_copied_fraction,
-    "syscall_time": syscall_time_per_byte,
-    "offcpu_share": offcpu_share_by_threads,
-    "relative_throughput": relative_throughput,
-    "threads_effect": threads_effect,
-    "throughput_grid": throughput_grid,
-}
-"""Every chart of the report, in report order (the study's four first)."""
 
 
 # ----------------------------------------------------------------------------- answers → charts

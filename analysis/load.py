@@ -176,7 +176,7 @@ def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageE
                                           "to make a results directory, then `netobs explain DIR`")
 
 
-def _read_runs(path: Path, notes: list[str]) -> pd.DataFrame:
+def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     file = path / "runs.csv"
     if not file.is_file():
         raise _fail(f"{path} has no runs.csv", "the results directory is empty or incomplete")
@@ -197,6 +197,7 @@ def _read_runs(path: Path, notes: list[str]) -> pd.DataFrame:
             continue
         cut = number == len(records) and not text.endswith("\n")
         name = _row_name(dict(zip(header, record)))
+        torn.add(name)
         how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
                else f"has {len(record)} cells where the header has {len(header)}")
         notes.append(f"runs.csv line {number} ({name}) {how}: left out; "
@@ -303,7 +304,8 @@ def load_results(path) -> Results:
         raise _fail(f"{path} is not a directory", "explain reads a results directory (runs.csv + manifest.json)")
     manifest = read_manifest(path)
     notes: list[str] = []
-    df = _read_runs(path, notes)
+    torn: set[str] = set()
+    df = _read_runs(path, notes, torn)
     if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():
         i = int(np.flatnonzero((df["implementation"].isna() | df["msg_size"].isna() | df["threads"].isna())
                                .to_numpy())[0])
@@ -322,7 +324,7 @@ def load_results(path) -> Results:
     if dup.any():
         notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
         df = df[~dup]
-    notes += check_points(path, manifest, df)
+    notes += check_points(path, manifest, df, already_named=torn)
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()
     failed = df[~ok].copy()
     failed.loc[failed["error"].isna(), "error"] = "status ok but no throughput recorded"
@@ -350,13 +352,15 @@ def _names(ids) -> str:
     return shown + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
 
 
-def check_points(path: Path, manifest: dict, df: pd.DataFrame) -> list[str]:
+def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=()) -> list[str]:
     """What runs.csv, points/ and the manifest's matrix disagree on, point by point: a point
     whose files are under points/ but has no row, an ok row without its points/ files, and
-    points of the matrix with no row (so a reader is never shown fewer points without a word)."""
+    points of the matrix with no row (so a reader is never shown fewer points without a word).
+    `already_named`: points a note has named already (a torn row), not named again."""
     notes = []
     rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat): r.status
             for r in df[["implementation", "msg_size", "threads", "repeat", "status"]].itertuples()}
+    rows.update({name: "torn" for name in already_named})
     points = path / "points"
     if str(manifest.get("source")) != "import" and points.is_dir():
         stored = {d.name for d in points.iterdir() if (d / "result.json").is_file()}

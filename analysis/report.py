@@ -3,7 +3,8 @@
 `write_report(results_dir, out_path)` writes one self-contained HTML file: the Vega,
 Vega-Lite and vega-embed libraries are inlined from vl-convert's bundle
 (`vl_convert.javascript_bundle()`), every chart's spec and data are embedded as JSON, and the
-CSS is inline, so the file opens offline and loads nothing from the network.
+CSS is inline, so the file opens offline and loads nothing from the network. The page's
+skeleton and the script that draws the charts are `report.html`, its style `report.css`.
 
 `export_figures(results_dir, out_dir, fmt)` renders each chart to PNG or SVG with vl-convert.
 Nothing here prints; the CLI reports what was written.
@@ -12,35 +13,29 @@ from __future__ import annotations
 
 import html
 import json
+import string
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from netobs.store import STUDY_EVENTS as STUDY_EVENT_OF_COLUMN
-from netobs.store import TRACE_FIGURES, atomic_write, event_column
+from netobs.figures import COLUMN_BY_EVENT, TRACE_NAMES, event_column
+from netobs.files import atomic_write
+from netobs.fmt import cell
 
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
 from .questions import answer_all
+from .stats import METHODS
 
 FORMATS = ("png", "svg")
-# perf event -> the study column it fills
-STUDY_EVENTS = {event: column for column, event in STUDY_EVENT_OF_COLUMN.items()}
+SECTIONS = (("summary", "Run summary"), ("questions", "The study's questions"), ("figures", "Figures"),
+            ("runs", "Raw runs"))
 RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
              "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]
-FIGURE_TITLES = {
-    "throughput": "Throughput vs message size", "latency": "Latency vs threads",
-    "cache_misses": "Cache misses per KiB", "cycles_per_byte": "Cycles per byte",
-    "cpu_per_gb": "CPU time per GB", "copies_per_byte": "Copies per byte by path",
-    "zc_copied_fraction": "Zero-copy copied fraction", "syscall_time": "Syscall time per byte",
-    "offcpu_share": "Off-CPU share", "relative_throughput": "Relative throughput",
-    "threads_effect": "What changes with threads", "throughput_grid": "Throughput at every point",
-}
-
-
 # ----------------------------------------------------------------------------- inputs
 
 def _safe_chart(fn, *args, title: str):
@@ -53,7 +48,7 @@ def _safe_chart(fn, *args, title: str):
 
 def figures(results: Results) -> dict[str, object]:
     """Every registered chart drawn from the results' runs (chart or MissingChart)."""
-    return {name: _safe_chart(fn, results.runs, title=FIGURE_TITLES.get(name, name)) for name, fn in CHARTS.items()}
+    return {name: _safe_chart(c, results.runs, title=c.title) for name, c in CHARTS.items()}
 
 
 def _spec_key(chart) -> str | None:
@@ -80,6 +75,11 @@ def vega_bundle() -> str:
     return bundle
 
 
+@lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
 def library_versions() -> dict[str, str]:
     import vl_convert
 
@@ -102,27 +102,6 @@ def _missing(value) -> bool:
         return False
 
 
-def fmt(value) -> str:
-    """A cell for humans: ints with separators, floats with 4 significant digits, '—' when missing."""
-    if _missing(value):
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e15):
-        return f"{int(value):,}"
-    if isinstance(value, float):
-        if abs(value) >= 1e4:
-            return f"{value:,.0f}"
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.3e}"
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(fmt(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, default=str)
-    return str(value)
-
-
 def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: str = "table-wrap") -> str:
     if df is None or df.empty:
         return '<p class="muted">(no rows)</p>'
@@ -131,12 +110,12 @@ def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: st
     body = []
     for row in shown.itertuples(index=False):
         cells = []
-        for v in row:
+        for c, v in zip(shown.columns, row):
             num = isinstance(v, (int, float)) and not isinstance(v, bool)
             miss = _missing(v)
             klass = "num" if num and not miss else ("na" if miss else "")
             title = ' title="not measured"' if miss else ""
-            cells.append(f'<td class="{klass}"{title}>{_e(fmt(v))}</td>')
+            cells.append(f'<td class="{klass}"{title}>{_e(cell(c, v))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = "" if max_rows is None or len(df) <= max_rows else \
         f'<p class="muted">{len(df) - max_rows} more rows not shown.</p>'
@@ -145,7 +124,7 @@ def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: st
 
 
 def _kv(pairs: list[tuple[str, object]]) -> str:
-    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(fmt(v)) if not isinstance(v, Raw) else v.html}</dd>"
+    rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(cell(None, v)) if not isinstance(v, Raw) else v.html}</dd>"
                    for k, v in pairs if not _missing(v) and v != "")
     return f'<dl class="facts">{rows}</dl>'
 
@@ -181,95 +160,18 @@ class _ChartSlots:
                 f'<script type="application/json" id="{sid}">{spec}</script>')
 
 
-EMBED_JS = """
-(function () {
-  var opts = {renderer: "svg", mode: "vega-lite",
-              actions: {export: true, source: false, compiled: false, editor: false}};
-  var nodes = Array.prototype.slice.call(document.querySelectorAll("[data-vl-spec]"));
-  var jobs = nodes.map(function (el) {
-    var spec = JSON.parse(document.getElementById(el.getAttribute("data-vl-spec")).textContent);
-    return vegaEmbed(el, spec, Object.assign({downloadFileName: el.getAttribute("data-chart")}, opts))
-      .then(function () { el.setAttribute("data-rendered", "ok"); })
-      .catch(function (err) {
-        el.setAttribute("data-rendered", "error");
-        el.textContent = "This chart could not be drawn: " + err;
-        console.error("netobs chart " + el.getAttribute("data-chart") + ": " + err);
-      });
-  });
-  Promise.all(jobs).then(function () { document.body.setAttribute("data-charts-done", String(jobs.length)); });
-})();
-"""
-
-CSS = """
-:root { --fg:#1d2330; --muted:#5b6475; --line:#e3e7ee; --bg:#f6f8fb; --card:#fff; --accent:#3b6fb6;
-        --warn:#8a5a00; --warnbg:#fff6e0; --bad:#a4262c; }
-* { box-sizing: border-box; }
-body { margin:0; font: 15px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       color: var(--fg); background: var(--bg); }
-header.top { background: #1f2a3c; color: #fff; padding: 28px 40px 22px; }
-header.top h1 { margin: 0 0 4px; font-size: 26px; font-weight: 650; letter-spacing: .2px; }
-header.top p { margin: 0; color: #c9d3e3; }
-nav.toc { background:#26344b; padding: 8px 40px; font-size: 14px; position: sticky; top: 0; z-index: 5; }
-nav.toc a { color:#dfe7f5; text-decoration:none; margin-right: 18px; white-space: nowrap; }
-nav.toc a:hover { color:#fff; text-decoration: underline; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 40px 60px; }
-section { background: var(--card); border:1px solid var(--line); border-radius: 10px; padding: 22px 28px;
-          margin: 22px 0; box-shadow: 0 1px 2px rgba(20,30,50,.04); }
-h2 { font-size: 21px; margin: 0 0 14px; }
-h4 { font-size: 14px; margin: 14px 0 4px; color: var(--muted); font-weight: 600; }
-h3 { font-size: 16px; margin: 22px 0 8px; color: #2b3548; }
-.muted { color: var(--muted); }
-.facts { display:grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; align-content: start; }
-.facts dt { color: var(--muted); }
-.facts dd { margin:0; word-break: break-word; }
-.facts code, code { font: 13px/1.4 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
-                    background:#eef1f6; padding: 1px 5px; border-radius: 4px; }
-.grid2 { display:grid; grid-template-columns: 1fr 1fr; gap: 8px 40px; }
-@media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } main { padding: 16px; } }
-.table-wrap { overflow-x: auto; margin: 8px 0 4px; border:1px solid var(--line); border-radius: 6px; }
-.table-wrap.tall { max-height: 620px; overflow-y: auto; }
-table { border-collapse: collapse; font-size: 13px; width: 100%; }
-th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
-th { background: #f0f3f8; font-weight: 600; position: sticky; top: 0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.na { color: #a0a7b4; text-align: center; }
-tbody tr:nth-child(even) { background: #fafbfd; }
-.badge { display:inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; }
-.badge.ok { background:#e3f4e8; color:#1d6b35; } .badge.no { background:#fde8e8; color: var(--bad); }
-.badge.part { background: var(--warnbg); color: var(--warn); }
-.verdict { font-size: 16px; border-left: 4px solid var(--accent); background:#f3f7fd; padding: 10px 16px;
-           border-radius: 0 6px 6px 0; margin: 6px 0 12px; }
-.verdict p { margin: 4px 0; }
-.caveats { background: var(--warnbg); border-radius: 6px; padding: 8px 14px 8px 30px; margin: 8px 0;
-           color: var(--warn); font-size: 14px; }
-.caveats li { margin: 2px 0; }
-.question { border-top: 1px solid var(--line); padding-top: 18px; margin-top: 18px; }
-.question:first-of-type { border-top: 0; margin-top: 0; padding-top: 0; }
-.qname { font: 12px ui-monospace, Menlo, Consolas, monospace; color: var(--muted); margin-left: 8px; }
-figure.chart-box { margin: 14px 0; overflow-x: auto; }
-.chart { min-height: 60px; }
-.chart-missing { background: #f4f5f8; border: 1px dashed #c3c9d4; color: var(--muted); border-radius: 6px;
-                 padding: 10px 14px; margin: 12px 0; font-size: 14px; }
-.chart-missing.error { border-color: var(--bad); color: var(--bad); }
-.figures { display: flex; flex-wrap: wrap; gap: 0 36px; align-items: flex-start; }
-.figures > div { flex: 0 1 auto; max-width: 100%; }
-details summary { cursor: pointer; color: var(--accent); margin: 8px 0; }
-footer { color: var(--muted); font-size: 13px; text-align: center; margin: 30px 0; }
-"""
-
-
 # ----------------------------------------------------------------------------- sections
 
 def _perf_rows(results: Results) -> pd.DataFrame:
     m = results.manifest
     perf = m.get("perf") or {}
-    events = list(m.get("perf_events") or STUDY_EVENTS)
+    events = list(m.get("perf_events") or COLUMN_BY_EVENT)
     unsupported = perf.get("unsupported") or {}
     runs, n = results.runs, len(results.runs)
     rows = []
     for ev in events:
         stem = event_column(ev)
-        col = STUDY_EVENTS.get(ev) if STUDY_EVENTS.get(ev) in runs else stem
+        col = COLUMN_BY_EVENT.get(ev) if COLUMN_BY_EVENT.get(ev) in runs else stem
         counted = int(runs[col].notna().sum()) if col in runs else 0
         statuses = sorted({str(s) for s in runs[f"{stem}_status"].dropna()}) if f"{stem}_status" in runs else []
         if counted == n and n:
@@ -296,7 +198,7 @@ def _probe_rows(results: Results) -> pd.DataFrame | None:
     if not plan:
         return None
     rows = []
-    figures_ = list(plan) if isinstance(plan, dict) else TRACE_FIGURES
+    figures_ = list(plan) if isinstance(plan, dict) else TRACE_NAMES
     for fig in figures_:
         entry = plan.get(fig) if isinstance(plan, dict) else None
         if isinstance(entry, dict):
@@ -336,7 +238,7 @@ def _sysctl_rows(m: dict) -> pd.DataFrame | None:
     sysctls = (m.get("topology") or {}).get("sysctls")
     if not sysctls:
         return None
-    return pd.DataFrame([{"sysctl": name, **{k: (fmt(v[k]) if k in v else "—")
+    return pd.DataFrame([{"sysctl": name, **{k: (cell(None, v[k]) if k in v else "—")
                                              for k in ("scope", "before", "set", "after", "restored")}}
                          for name, v in sysctls.items()])
 
@@ -363,7 +265,7 @@ def _summary(results: Results) -> str:
         ("host", host.get("hostname")), ("kernel", host.get("kernel")), ("CPU", host.get("cpu_model")),
         ("cores", cores), ("memory", f"{mem / 2**30:.1f} GiB" if isinstance(mem, (int, float)) else None),
         ("virtualised", host.get("virtualized")), ("topology", topo_txt or results.topology),
-        ("topology details", ", ".join(f"{k}={fmt(v)}" for k, v in topo_extra.items()) or None),
+        ("topology details", ", ".join(f"{k}={cell(None, v)}" for k, v in topo_extra.items()) or None),
         ("perf / BCC", " / ".join(str(tools.get(k) or host.get(f"{k}_version") or "—") for k in ("perf", "bcc"))),
     ])
     right = _kv([
@@ -375,7 +277,7 @@ def _summary(results: Results) -> str:
         ("threads", sorted(runs["threads"].unique().tolist())),
         ("repeats", f"{results.min_repeats()}–{results.max_repeats()}" if results.min_repeats() != results.max_repeats()
          else results.max_repeats()),
-        ("duration / warm-up", f"{fmt(matrix.get('duration'))} s / {fmt(matrix.get('warmup'))} s"
+        ("duration / warm-up", f"{cell(None, matrix.get('duration'))} s / {cell(None, matrix.get('warmup'))} s"
          if matrix else None),
         ("points", f"{len(runs)} ok, {len(results.failed)} failed"),
     ])
@@ -438,6 +340,14 @@ def _raw_table(results: Results) -> str:
             + table(runs[every], wrap="table-wrap tall") + "</details>")
 
 
+def _method() -> str:
+    """The statistics behind every number and band, in the words the answers' facts carry."""
+    return (f'<p class="muted">Each verdict is computed from the measured numbers below it; counters are '
+            f'normalised per byte before strategies are compared. A configuration\'s value is the '
+            f'{_e(METHODS["center"])}; its interval, in the answers and as every chart\'s band or error bars, is '
+            f'the {_e(METHODS["ci"])}; a difference is tested with the {_e(METHODS["test"])}.</p>')
+
+
 def render_report(results: Results, answers: list | None = None) -> str:
     """The whole report as one HTML string (pure: results in, text out)."""
     if answers is None:
@@ -446,40 +356,30 @@ def render_report(results: Results, answers: list | None = None) -> str:
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
-    q_html = "".join(_question(a, question_charts[a.question], slots) for a in answers)
-    fig_html = "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items())
+    content = {
+        "summary": _summary(results),
+        "questions": _method() + "".join(_question(a, question_charts[a.question], slots) for a in answers),
+        "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
+                    'the mean of the repeats, as in the answers (none with one repeat). Colors are the same strategy '
+                    'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
+                    'a question above already shows are not repeated.</p><div class="figures">'
+                    + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
+        "runs": _raw_table(results),
+    }
     versions = library_versions()
-    toc = "".join(f'<a href="#{i}">{t}</a>' for i, t in
-                  (("summary", "Run summary"), ("questions", "Questions"), ("figures", "Figures"), ("runs", "Raw runs")))
+    toc = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in SECTIONS)
+    sections = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content[sid]}</section>' for sid, title in SECTIONS)
     body = f"""
 <header class="top"><h1>netobs report</h1>
 <p>What each way of sending bytes costs on {_e(host)} · {_e(when)} · {_e(results.topology)} topology ·
 {len(results.runs)} points</p></header>
 <nav class="toc">{toc}</nav>
-<main>
-<section id="summary"><h2>Run summary</h2>{_summary(results)}</section>
-<section id="questions"><h2>The study's questions</h2>
-<p class="muted">Each verdict is computed from the measured numbers below it; counters are normalised per byte
-before strategies are compared.</p>{q_html}</section>
-<section id="figures"><h2>Figures</h2>
-<p class="muted">Median over repeats; bands are 95% confidence intervals of the median. Colors are the same
-strategy in every chart. A figure whose data was not measured is replaced by a note saying why; figures a
-question above already shows are not repeated.</p>
-<div class="figures">{fig_html}</div></section>
-<section id="runs"><h2>Raw runs</h2>{_raw_table(results)}</section>
+<main>{sections}
 <footer>netobs {_e(results.manifest.get("netobs_version") or "")} · charts: Vega {versions["vega"]},
 Vega-Lite {versions["vega-lite"]}, vega-embed {versions["vega-embed"]} (inlined; this file needs no network)</footer>
 </main>"""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>netobs report — {_e(host)}</title>
-<style>{CSS}</style>
-<script>{vega_bundle()}</script>
-</head><body>{body}
-<script>{EMBED_JS}</script>
-</body></html>
-"""
+    page = string.Template(_asset("report.html"))
+    return page.substitute(host=_e(host), css=_asset("report.css"), bundle=vega_bundle(), body=body)
 
 
 def write_report(results_dir, out_path) -> Path:

@@ -5,6 +5,7 @@ exactly them, from the numbers, and change when the numbers change. No root need
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import subprocess
@@ -44,13 +45,19 @@ def single(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------- statistics
-def test_t_quantiles_and_welch_match_tables():
-    for df, t in ((1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423)):
-        assert stats.t_ppf(0.975, df) == pytest.approx(t, abs=1e-4)
+def test_t_interval_welch_and_sign_test_match_tables():
+    # t(0.975, df) from printed tables: the interval is mean +- t * s / sqrt(n)
+    for n, t in ((2, 12.7062), (3, 4.3027), (5, 2.7764), (11, 2.2281), (31, 2.0423)):
+        low, high = stats.t_interval(10.0, 2.0, n)
+        assert (10 - low, high - 10) == (pytest.approx(t * 2 / math.sqrt(n), abs=1e-4),) * 2
+    assert all(math.isnan(v) for v in stats.t_interval(10.0, 2.0, 1))
     t, p = stats.welch([1, 2, 3], [4, 5, 6])
     assert t == pytest.approx(3.6742, abs=1e-4) and p == pytest.approx(0.02131, abs=1e-4)
+    assert stats.welch([5, 5], [5, 5]) == (0.0, 1.0) and stats.welch([5, 5], [6, 6])[1] == 0.0
+    assert math.isnan(stats.welch([1], [2, 3])[1])
     assert stats.sign_test(10, 0) == pytest.approx(2 / 1024)
-    assert stats.sign_test(5, 5) == 1.0
+    assert stats.sign_test(2, 8) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    assert stats.sign_test(5, 5) == 1.0 and stats.sign_test(0, 0) == 1.0
 
 
 def test_summary_and_comparison_over_repeats():
@@ -64,7 +71,7 @@ def test_summary_and_comparison_over_repeats():
     c = stats.compare([10, 11, 12], [13, 14, 15])
     assert c.significant is True and c.change_pct == pytest.approx(100 * (14 / 11 - 1))
     single = stats.compare([10], [13, 14, 15])
-    assert single.significant is None and "no significance can be claimed" in single.note
+    assert single.significant is None and math.isnan(single.p_value)
 
 
 # ------------------------------------------------------------------------------- loading
@@ -159,12 +166,12 @@ def test_damaged_or_empty_directory_is_a_clear_usage_error(tmp_path, damage, exp
 # ------------------------------------------------------------------------------- crossovers
 def test_crossovers_found_exactly_where_planted(base):
     one = base["one-copy-crossover"]
-    assert one.facts["crossover_by_threads"] == {"1": 16384, "2": 16384, "4": 16384, "8": 16384}
-    assert all(i["stays_ahead"] for i in one.facts["by_threads"].values())
-    assert one.facts["tested"] is True
+    assert one.facts_dict()["crossover_by_threads"] == {"1": 16384, "2": 16384, "4": 16384, "8": 16384}
+    assert all(i["stays_ahead"] for i in one.facts_dict()["by_threads"].values())
+    assert one.facts_dict()["tested"] is True
     assert "first beats two_copy at 16384 B" in one.verdict and "significant" in one.verdict
     zero = base["zero-copy-crossover"]
-    assert zero.facts["common_crossover"] == 65536
+    assert zero.facts_dict()["common_crossover"] == 65536
     # the evidence agrees with the verdict: beats exactly at sizes >= the crossover
     ev = one.evidence
     assert (ev.beats == (ev.msg_size >= 16384)).all()
@@ -175,7 +182,7 @@ def test_behind_again_only_where_behind_and_says_if_significant(tmp_path):
     # and clearly behind at 2 threads
     factor = {("one_copy", 65536, 1): 1.0 / 1.15, ("one_copy", 65536, 2): 0.8 / 1.15}
     one = answers(synth.write_results(tmp_path / "r", gbps_factor=factor))["one-copy-crossover"]
-    by_t = one.facts["by_threads"]
+    by_t = one.facts_dict()["by_threads"]
     assert by_t["4"]["stays_ahead"] and by_t["4"]["behind_again_at"] == []
     assert by_t["2"]["behind_again_at"] == [65536] and by_t["2"]["behind_again_significant_at"] == [65536]
     level = by_t["1"]
@@ -187,7 +194,7 @@ def test_anomaly_changes_read_in_the_steps_direction(tmp_path):
     # a spike at 2 threads: the steps after it (to 4 threads, to a larger size) fall, and what
     # changed is read from the spike to its neighbour, not the other way round
     a = answers(synth.write_results(tmp_path / "spike", anomaly=("two_copy", 16384, 2, 1.8), cores=64))["anomalies"]
-    rows = [x for x in a.facts["anomalies"] if x["kind"] == "throughput fell as threads grew"]
+    rows = [x for x in a.facts_dict()["anomalies"] if x["kind"] == "throughput fell as threads grew"]
     step = next(x for x in rows if x["step"].startswith("2 threads -> 4 threads at 16384"))
     assert (step["implementation"], step["msg_size"], step["threads"]) == ("two_copy", 16384, 2)  # the spike is named
     assert step["after"] < step["before"]
@@ -197,10 +204,10 @@ def test_anomaly_changes_read_in_the_steps_direction(tmp_path):
 def test_crossover_never_and_single_repeat(tmp_path, single):
     a = answers(synth.write_results(tmp_path / "never", crossover={"one_copy": 16384, "zero_copy": None}))
     z = a["zero-copy-crossover"]
-    assert z.facts["crossover_by_threads"] == {"1": None, "2": None, "4": None, "8": None}
+    assert z.facts_dict()["crossover_by_threads"] == {"1": None, "2": None, "4": None, "8": None}
     assert "never beats two_copy within the tested sizes" in z.verdict
     one = single["one-copy-crossover"]
-    assert one.facts["common_crossover"] == 16384 and one.facts["tested"] is False
+    assert one.facts_dict()["common_crossover"] == 16384 and one.facts_dict()["tested"] is False
     assert "untested" in one.verdict
     assert any("measured once" in c and "no significance" in c for c in one.caveats)
 
@@ -211,23 +218,23 @@ def test_answers_change_when_the_data_changes(tmp_path, base):
         llc_reduction=0.5, anomaly=("one_copy", 65536, 8, 0.4), cores=4, seed=7))
     for name in QUESTIONS:
         assert other[name].verdict != base[name].verdict, name
-    assert other["one-copy-crossover"].facts["common_crossover"] == 4096
-    assert other["zero-copy-crossover"].facts["common_crossover"] == 16384
-    assert other["cache"].facts["largest_level"] == "LLC"
-    assert other["threads"].facts["oversubscribed_threads"] == [4, 8]
+    assert other["one-copy-crossover"].facts_dict()["common_crossover"] == 4096
+    assert other["zero-copy-crossover"].facts_dict()["common_crossover"] == 16384
+    assert other["cache"].facts_dict()["largest_level"] == "LLC"
+    assert other["threads"].facts_dict()["oversubscribed_threads"] == [4, 8]
 
 
 # ------------------------------------------------------------------------------- cache
 def test_cache_reduction_planted_at_l1_only(base):
     c = base["cache"]
-    assert c.facts["largest_level"] == "L1"
-    assert c.facts["pooled"]["L1"]["median"] == pytest.approx(40, abs=2)
-    assert abs(c.facts["pooled"]["LLC"]["median"]) < 2
+    assert c.facts_dict()["largest_level"] == "L1"
+    assert c.facts_dict()["pooled"]["L1"]["median"] == pytest.approx(40, abs=2)
+    assert abs(c.facts_dict()["pooled"]["LLC"]["median"]) < 2
     for impl in ("one_copy", "zero_copy"):
-        assert c.facts["by_strategy"][impl]["L1"]["fewer_misses"] == 16
-        assert c.facts["by_strategy"][impl]["L1"]["significant_reductions"] == 16
-        assert c.facts["by_strategy"][impl]["LLC"]["significant_reductions"] < 8
-    assert c.facts["sign_test_p"] < 0.001
+        assert c.facts_dict()["by_strategy"][impl]["L1"]["fewer_misses"] == 16
+        assert c.facts_dict()["by_strategy"][impl]["L1"]["significant_reductions"] == 16
+        assert c.facts_dict()["by_strategy"][impl]["LLC"]["significant_reductions"] < 8
+    assert c.facts_dict()["sign_test_p"] < 0.001
     assert "The largest reduction is at L1" in c.verdict
     # the verdict's numbers are the evidence's numbers
     l1 = c.evidence[(c.evidence.level == "L1") & (c.evidence.implementation == "one_copy")]
@@ -237,7 +244,7 @@ def test_cache_reduction_planted_at_l1_only(base):
 def test_missing_hardware_counters_are_said_and_replaced(tmp_path):
     a = answers(synth.write_results(tmp_path / "vm", hw_counters=False))
     c = a["cache"]
-    assert c.facts["largest_level"] is None and c.facts["levels_measured"] == []
+    assert c.facts_dict()["largest_level"] is None and c.facts_dict()["levels_measured"] == []
     assert "No cache-miss counts were measured" in c.verdict and "no PMU in this VM" in c.verdict
     assert "CPU-seconds per GB" in c.verdict  # what was measured instead
     assert any("L1-dcache-load-misses" in cv for cv in c.caveats)
@@ -248,25 +255,25 @@ def test_missing_hardware_counters_are_said_and_replaced(tmp_path):
 # ------------------------------------------------------------------------------- threads
 def test_threads_trends_and_oversubscription(tmp_path, base):
     t = base["threads"]
-    assert t.facts["oversubscribed_threads"] == [] and "No tested thread count oversubscribes" in t.verdict
-    ratio = t.facts["ratio_max_over_min_threads"]
+    assert t.facts_dict()["oversubscribed_threads"] == [] and "No tested thread count oversubscribes" in t.verdict
+    ratio = t.facts_dict()["ratio_max_over_min_threads"]
     assert ratio["throughput_gbps"]["median"] == pytest.approx(8 ** 0.6, rel=0.05)
     assert ratio["llc_misses_per_kib"]["median"] == pytest.approx(1.3, rel=0.05)   # planted contention
     assert ratio["llc_misses_per_kib"]["rose"] == 12 and ratio["l1_misses_per_kib"]["rose"] == 0
     small = answers(synth.write_results(tmp_path / "small", cores=4))["threads"]
-    assert small.facts["host_cores"] == 4 and small.facts["oversubscribed_threads"] == [4, 8]
+    assert small.facts_dict()["host_cores"] == 4 and small.facts_dict()["oversubscribed_threads"] == [4, 8]
     assert "8 and 16 busy threads on 4 cores" in small.verdict
     imp = answers(synth.write_imported(tmp_path / "imp", synth.study_rows()))["threads"]
-    assert imp.facts["host_cores"] is None and "core count is unknown" in imp.verdict
+    assert imp.facts_dict()["host_cores"] is None and "core count is unknown" in imp.verdict
 
 
 # ------------------------------------------------------------------------------- zerocopy
 def test_zerocopy_where_it_lost_and_the_measured_mechanism(tmp_path, base):
     z = base["zerocopy"]
-    vs = z.facts["vs"]["two_copy"]
+    vs = z.facts_dict()["vs"]["two_copy"]
     assert (vs["won"], vs["lost"]) == (4, 12)  # wins only at 65536 B
-    assert z.facts["median_wins_from_size"] == 65536
-    assert z.facts["mechanism"]["zc_copied_fraction"] == pytest.approx(1.0)
+    assert z.facts_dict()["median_wins_from_size"] == 65536
+    assert z.facts_dict()["mechanism"]["zc_copied_fraction"] == pytest.approx(1.0)
     assert "100% of zero-copy completions as copied" in z.verdict
     assert "10 KB" in z.verdict and "Context, not evidence" in z.verdict
     lost = z.evidence[z.evidence.outcome_vs_two_copy == "lost"]
@@ -277,11 +284,11 @@ def test_zerocopy_where_it_lost_and_the_measured_mechanism(tmp_path, base):
 
 # ------------------------------------------------------------------------------- anomalies
 def test_planted_anomaly_is_found_ranked_and_explained(tmp_path, base):
-    assert base["anomalies"].facts["count"] == 0 and "No result breaks the expected trends" in base["anomalies"].verdict
+    assert base["anomalies"].facts_dict()["count"] == 0 and "No result breaks the expected trends" in base["anomalies"].verdict
     a = answers(synth.write_results(tmp_path / "anom", anomaly=ANOMALY, cores=4,
                                     failed=[("zero_copy", 1024, 1, 2, "worker: ENOBUFS storm")]))["anomalies"]
     trend = a.evidence[a.evidence.kind.str.startswith(("throughput fell", "latency inversion"))]
-    assert a.facts["count"] == len(trend) >= 2
+    assert a.facts_dict()["count"] == len(trend) >= 2
     assert set(map(tuple, trend[["implementation", "msg_size", "threads"]].values)) == {ANOMALY[:3]}
     assert list(a.evidence["rank"]) == list(range(1, len(a.evidence) + 1))
     assert (trend.score.diff().dropna() <= 0).all()  # ranked by magnitude relative to noise
@@ -293,10 +300,85 @@ def test_planted_anomaly_is_found_ranked_and_explained(tmp_path, base):
 # ------------------------------------------------------------------------------- every answer
 def test_every_answer_is_complete_and_json_safe(base, single):
     for ans in list(base.values()) + list(single.values()):
-        assert ans.verdict and ans.title and isinstance(ans.facts, dict)
+        assert ans.verdict and ans.title and ans.facts.code
         assert not ans.evidence.empty and not ans.chart_data.empty
         assert {"implementation", "msg_size", "threads"} <= set(ans.chart_data.columns)
         json.dumps(ans.to_dict(), allow_nan=False)
+
+
+# data the results directory itself holds as text (a perf or probe reason, a worker's error)
+RECORDED_TEXT = {"reason", "error", "note", "levels_missing"}
+
+
+def _strings(obj, key=None):
+    if key in RECORDED_TEXT:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(v, k)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v, key)
+    elif isinstance(obj, str):
+        yield key, obj
+
+
+@pytest.mark.parametrize("which", ["base", "single", "anomaly", "vm", "imported", "partial"])
+def test_facts_hold_codes_and_numbers_and_no_sentence(tmp_path, base, single, which):
+    """The facts are codes, names and numbers; every sentence comes from a renderer."""
+    made = {"anomaly": lambda: answers(synth.write_results(tmp_path / "a", anomaly=ANOMALY, cores=4, failed=[
+                ("zero_copy", 1024, 1, 2, "worker: ENOBUFS storm")])),
+            "vm": lambda: answers(synth.write_results(tmp_path / "vm", hw_counters=False, repeats=1)),
+            "imported": lambda: answers(synth.write_imported(tmp_path / "imp", synth.study_rows())),
+            "partial": lambda: answers(synth.write_results(tmp_path / "p", impls=("two_copy",)))}
+    got = {"base": lambda: base, "single": lambda: single, **made}[which]()
+    for ans in got.values():
+        words = [(k, s) for k, s in _strings(ans.facts.to_dict()) if " " in s]
+        assert not words, (ans.question, words)
+
+
+def test_prose_is_rendered_from_the_facts_alone(base):
+    """Change a number in the facts and only the renderer runs again: the words follow."""
+    from netobs.analysis.questions import QUESTIONS
+
+    one = base["one-copy-crossover"]
+    facts = copy.deepcopy(one.facts)
+    for g in facts.groups:
+        g.crossover_size = 4096
+    prose = QUESTIONS["one-copy-crossover"].render(facts)
+    assert "first beats two_copy at 4096 B" in prose.verdict and "16384 B" not in prose.verdict.split(".")[0]
+    z = copy.deepcopy(base["zerocopy"].facts)
+    z.mechanism["zc_copied_fraction"], z.mechanism_code = 0.2, "copy_avoided"
+    assert "Only 20% of zero-copy completions were flagged copied" in QUESTIONS["zerocopy"].render(z).verdict
+
+
+def test_results_that_cannot_answer_say_why(tmp_path):
+    only_two = answers(synth.write_results(tmp_path / "two", impls=("two_copy",), sizes=(1024, 4096)))
+    z = only_two["zerocopy"]
+    assert z.facts.code == "no_zero_copy" and z.evidence.empty and z.chart_note == z.verdict
+    assert z.verdict == ("There are no zero_copy points in these results (strategies: two_copy), so zero-copy "
+                         "cannot be assessed.")
+    assert only_two["cache"].verdict == "There are no one_copy or zero_copy points to compare with two_copy."
+    assert only_two["one-copy-crossover"].facts_dict()["missing"] == "one_copy"
+    assert "lack one_copy points" in only_two["one-copy-crossover"].verdict
+    savers = answers(synth.write_results(tmp_path / "savers", impls=("one_copy", "zero_copy"), sizes=(1024, 4096)))
+    assert savers["cache"].verdict.startswith("There are no two_copy points to measure a reduction against")
+    assert savers["zerocopy"].verdict.startswith("Against one_copy, zero_copy won in")
+    one_t = answers(synth.write_results(tmp_path / "one_t", threads=(4,)))["threads"]
+    assert one_t.facts.code == "one_thread_count" and one_t.verdict.startswith("Only one thread count (4)")
+
+
+def test_json_carries_the_facts_codes_and_the_words(base, single):
+    d = base["anomalies"].to_dict()
+    assert d["facts"]["verdict"] == "no_trend_break" and d["facts"]["parameters"]["min_score"] == 3.0
+    assert d["facts"]["method"]["ci"] == stats.METHODS["ci"]
+    assert d["facts"]["least_favourable_throughput_step"]["step"] in d["verdict"]
+    z = base["zerocopy"].to_dict()["facts"]
+    assert (z["verdict"], z["mechanism_code"]) == ("mixed", "copied_on_delivery")
+    assert base["zerocopy"].facts.caveats == [] and base["zerocopy"].caveats == []
+    (once,) = single["zerocopy"].to_dict()["facts"]["caveats"]
+    assert once == {"code": "single_repeat", "runs": 48} and single["zerocopy"].caveats[0].startswith(
+        "Each configuration was measured once (48 runs)")
 
 
 def test_unknown_question_lists_the_valid_ones(tmp_path):
@@ -355,7 +437,7 @@ def test_a_wide_results_file_loads_without_pandas_warnings(tmp_path):
     from netobs.store import ResultsDir
     store = ResultsDir.create(tmp_path / "wide", {"source": "test"}, list(DEFAULT_EVENTS),
                               server_events=list(DEFAULT_EVENTS))
-    store.add_point({"impl": "one_copy", "msg_size": 4096, "threads": 1, "throughput_gbps": 2.0,
+    store.add_point({"strategy": "one_copy", "msg_size": 4096, "threads": 1, "throughput_gbps": 2.0,
                      "latency_us": {"mean": 3.0}, "bytes_sent": 10**9, "window_s": 4.0})
     assert len(store.columns) > 100
     with warnings.catch_warnings():

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from netobs.analysis import charts
-from netobs.analysis.answer import Answer
+from netobs.analysis import charts, stats
+from netobs.analysis.answer import Answer, Prose
 from netobs.analysis.charts import CHARTS, MissingChart, chart_for
+from netobs.analysis.questions.common import Facts
 
 IMPLS = ["two_copy", "one_copy", "zero_copy"]
 SIZES = [1024, 4096, 16384, 65536]
@@ -66,7 +67,7 @@ def make_raw_runs(impls=IMPLS, sizes=SIZES, threads=THREADS, repeats=3, counters
                                                         "trace_server_rx_copy_bytes", "trace_client_send_syscall_ns",
                                                         "trace_client_offcpu_ns")})
                     rows.append(row)
-    from netobs.store import columns_for
+    from netobs.figures import columns_for
 
     df = pd.DataFrame(rows)  # every runs.csv column, the ones not planted here empty
     return df.reindex(columns=list(dict.fromkeys(list(df.columns) + columns_for([]))))
@@ -140,12 +141,15 @@ def test_throughput_vs_size_spec(runs):
     assert set(data["threads"]) == {4}
     assert len(data) == len(IMPLS) * len(SIZES)
     assert (data["n"] == 3).all()
-    assert (data["ci_lo"] <= data["throughput_gbps"]).all() and (data["throughput_gbps"] <= data["ci_hi"]).all()
-    # the median of the planted repeats, not a mean or a single run
-    want = runs[(runs.implementation == "one_copy") & (runs.msg_size == 65536) & (runs.threads == 4)].throughput_gbps
-    got = data[(data.implementation == "one_copy") & (data.msg_size == 65536)].throughput_gbps.item()
-    assert got == pytest.approx(want.median())
-    assert "4 threads" in title_text(d)
+    # the line is the median of the planted repeats; the band the answers' 95% t-interval for the mean
+    for x in data.itertuples():
+        want = stats.summarize(runs[(runs.implementation == x.implementation) & (runs.msg_size == x.msg_size)
+                                    & (runs.threads == 4)].throughput_gbps)
+        assert (x.throughput_gbps, x.ci_lo, x.ci_hi) == (want.median, want.ci_low, want.ci_high)
+    assert title_text(d) == "Throughput vs message size (4 threads)"
+    assert subtitle(d) == "line = median of up to 3 repeats; band = 95% t-interval for the mean"
+    assert enc(line, "y") == ("throughput_gbps", "quantitative") and line["encoding"]["y"]["title"] == \
+        "throughput (Gbit/s)"
 
 
 def test_colors_are_the_same_in_every_chart(runs):
@@ -302,21 +306,40 @@ def test_failed_points_are_not_drawn(runs):
     assert "zero_copy" not in set(data.implementation)
 
 
+# each chart's data rows for the planted runs: 3 strategies x 4 sizes x 4 thread counts
+ROWS = {"throughput": 12, "latency": 12, "cache_misses": 24, "cycles_per_byte": 12, "cpu_per_gb": 12,
+        "copies_per_byte": 48, "zc_copied_fraction": 16, "syscall_time": 12, "offcpu_share": 12,
+        "relative_throughput": 32, "threads_effect": 84, "throughput_grid": 48}
+
+
+def test_the_registry_is_the_report_s_charts_with_their_titles():
+    assert {n: c.title for n, c in CHARTS.items()} == {
+        "throughput": "Throughput vs message size", "latency": "Latency vs client threads",
+        "cache_misses": "Cache misses per KiB sent vs message size",
+        "cycles_per_byte": "CPU cycles per byte vs message size",
+        "cpu_per_gb": "Client CPU time per GB vs message size", "copies_per_byte": "Copies per byte sent, by path",
+        "zc_copied_fraction": "Zero-copy sends the kernel copied anyway",
+        "syscall_time": "Send-syscall time per byte vs message size",
+        "offcpu_share": "Client off-CPU share vs threads", "relative_throughput": "Throughput relative to two_copy",
+        "threads_effect": "What changes with client threads", "throughput_grid": "Throughput at every measured point"}
+
+
 def test_every_registered_chart_draws_or_explains(runs):
-    for name, fn in CHARTS.items():
-        out = fn(runs)
-        assert not isinstance(out, MissingChart), name
-        assert rows(spec(out)), name
+    for name, chart in CHARTS.items():
+        d = spec(chart(runs))
+        assert len(rows(d)) == ROWS[name], name
+        assert title_text(d).startswith(chart.title), name  # the registered title, and where it is drawn
     empty = runs.iloc[0:0]
-    for name, fn in CHARTS.items():
-        assert isinstance(fn(empty), MissingChart), name
+    for name, chart in CHARTS.items():
+        out = chart(empty)
+        assert isinstance(out, MissingChart) and out.title == chart.title, name
 
 
 # ----------------------------------------------------------------------------- answers → charts
 
 def _answer(question, chart_data, note=None):
-    return Answer(question=question, title=question, verdict="v", evidence=pd.DataFrame(),
-                  chart_data=chart_data, chart_note=note)
+    facts = Facts(code="test", caveats=[], evidence=pd.DataFrame(), chart_data=chart_data)
+    return Answer(question, question, facts, Prose(verdict="v", caveats=[], table=pd.DataFrame(), chart_note=note))
 
 
 def test_chart_for_empty_answer_is_a_note():
@@ -344,16 +367,17 @@ def test_threads_effect_spec(runs):
     assert enc(line, "x") == ("threads", "quantitative") and enc(line, "y") == ("value", "quantitative")
     data = pd.DataFrame(rows(d))
     assert set(data["msg_size"]) == {16384}
-    assert set(data["metric"]) == {"throughput (Gbps)", "L1 misses per KiB", "LLC misses per KiB",
-                                   "context switches per MiB", "mean latency (µs)", "CPU s per GB",
-                                   "off-CPU share"}
+    assert list(data["metric"].unique()) == ["throughput (Gbit/s)", "L1 misses per KiB", "LLC misses per KiB",
+                                             "context switches per MiB", "mean per-send latency (µs)",
+                                             "CPU-s per GB", "off-CPU share"]
+    assert len(data) == 7 * len(IMPLS) * len(THREADS)
     assert isinstance(charts.threads_effect(runs[runs.threads == 4]), MissingChart)
     # without traces and perf (a VM): the panels that were measured, and what was not
     bare = runs.drop(columns=[c for c in runs.columns if c.startswith(("trace_", "perf_"))])
     bare = bare.drop(columns=[c for c in ("offcpu_share", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
                               if c in bare.columns])
     d = spec(charts.threads_effect(bare))
-    assert set(pd.DataFrame(rows(d))["metric"]) == {"throughput (Gbps)", "mean latency (µs)", "CPU s per GB"}
+    assert set(pd.DataFrame(rows(d))["metric"]) == {"throughput (Gbit/s)", "mean per-send latency (µs)", "CPU-s per GB"}
     assert any("not measured: L1 misses per KiB" in t for t in d["title"]["subtitle"])
 
 

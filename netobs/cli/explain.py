@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
+
+from netobs.fmt import cell
+from netobs.jsonsafe import jsonable
 
 EPILOG = """\b
 Questions: zerocopy, cache, threads, one-copy-crossover, zero-copy-crossover, anomalies.
@@ -20,38 +22,6 @@ Examples:
 MAX_ROWS = 16
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalar
-        obj = obj.item()
-    if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
-        return None
-    return obj
-
-
-def _cell(column: str, value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float):
-        if column.endswith("_pct"):
-            return f"{value:+.1f}%"
-        if column.startswith("p_") or column == "p_value":
-            return "<0.001" if value < 0.001 else f"{value:.3f}"
-        if column == "score":
-            return f"{value:.1f}x"
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{int(value)}"
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return str(value)
-
-
 def _print_text(answers, results) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -60,6 +30,8 @@ def _print_text(answers, results) -> None:
     console = Console(highlight=False)
     console.print(Text(f"netobs explain: {results.path} (source: {results.source}, "
                        f"{len(results.runs)} ok runs, {len(results.failed)} failed)", style="bold"))
+    for note in results.notes:   # what loading could not analyse or had to assume, first
+        console.print(Text(f"note: {note}", style="yellow"))
     for answer in answers:
         console.print()
         console.rule(Text(f"{answer.question}: {answer.title}", style="bold cyan"), align="left")
@@ -73,7 +45,7 @@ def _print_text(answers, results) -> None:
                 table.add_column(header, overflow="fold", min_width=max(len(w) for w in header.split()),
                                  justify="left" if ev[c].dtype == object else "right")
             for row in ev[cols].head(MAX_ROWS).itertuples(index=False):
-                table.add_row(*(_cell(c, v) for c, v in zip(cols, row)))
+                table.add_row(*(cell(c, v, na="-") for c, v in zip(cols, row)))
             console.print()
             console.print(table)
             if len(ev) > MAX_ROWS:
@@ -113,6 +85,6 @@ def command(results_dir: str, names: tuple[str, ...], as_json: bool) -> None:
             "notes": list(results.notes),
             "answers": [a.to_dict() for a in answers],
         }
-        click.echo(json.dumps(_jsonable(out), indent=2, allow_nan=False))
+        click.echo(json.dumps(jsonable(out), indent=2, allow_nan=False))
         return
     _print_text(answers, results)

@@ -1,0 +1,63 @@
+"""The study's six questions, each answered from a loaded results directory.
+
+Each question is a module with `compute(results) -> facts` (numbers, verdict and caveat
+codes, the evidence frame; no sentence) and `render(facts) -> Prose` (the verdict, caveats
+and table, from the facts alone). `QUESTIONS` declares them in the study's order; the
+explain command and the report ask through `check_names` and `answer_all`.
+
+To add a question: a module here with NAME, TITLE, compute and render (shared pieces in
+`common` and `prose`), then a row in QUESTIONS.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+from netobs.errors import UsageError
+
+from ..answer import Answer, Prose
+from ..load import Results
+from . import anomalies, cache, crossover, threads, zerocopy
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    title: str
+    compute: Callable[[Results], object]
+    render: Callable[[object], Prose]
+
+    def answer(self, results: Results) -> Answer:
+        facts = self.compute(results)
+        return Answer(self.name, self.title, facts, self.render(facts))
+
+
+def _crossover(impl: str) -> Question:
+    return Question(crossover.name(impl), crossover.title(impl), functools.partial(crossover.compute, impl=impl),
+                    crossover.render)
+
+
+QUESTIONS: dict[str, Question] = {q.name: q for q in (
+    Question(zerocopy.NAME, zerocopy.TITLE, zerocopy.compute, zerocopy.render),
+    Question(cache.NAME, cache.TITLE, cache.compute, cache.render),
+    Question(threads.NAME, threads.TITLE, threads.compute, threads.render),
+    _crossover("one_copy"),
+    _crossover("zero_copy"),
+    Question(anomalies.NAME, anomalies.TITLE, anomalies.compute, anomalies.render),
+)}
+
+
+def check_names(names) -> list[str]:
+    """The question names, validated (UsageError listing the valid ones)."""
+    names = list(names or QUESTIONS)
+    unknown = [n for n in names if n not in QUESTIONS]
+    if unknown:
+        raise UsageError(f"unknown question {', '.join(repr(n) for n in unknown)}",
+                         fix="one of: " + ", ".join(QUESTIONS))
+    return list(dict.fromkeys(names))
+
+
+def answer_all(results: Results, names=None) -> list[Answer]:
+    """Answer the named questions (all six, in order, when names is None)."""
+    return [QUESTIONS[n].answer(results) for n in check_names(names)]

@@ -1,0 +1,412 @@
+"""anomalies: what is unexpected in the results, and what explains it?
+
+Every step along a series (a strategy at one thread count over sizes, or at one size over
+thread counts) where throughput fell or per-send latency fell beyond the run-to-run noise,
+attributed to the configuration it implicates, with what else changed there; then high
+variation between repeats, zero-copy completions never reported, ENOBUFS, failed points."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from netobs.fmt import num, pct, share, times
+
+from ..answer import Prose
+from ..labels import label
+from ..load import KEY, Results
+from ..stats import compare, summarize_groups
+from . import prose
+from .common import PARAMETERS, Caveat, Facts, caveats, chart_rows, config_medians
+
+NAME = "anomalies"
+TITLE = "What is unexpected in the results, and what explains it?"
+# the trends checked: (metric, along which dimension); throughput should rise, latency not fall
+TRENDS = (("throughput_gbps", "msg_size"), ("throughput_gbps", "threads"),
+          ("latency_us", "msg_size"), ("latency_us", "threads"))
+CHANGE_METRICS = ("cycles_per_byte", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "cpu_s_per_gb",
+                  "server_cpu_s_per_gb", "zc_copied_fraction", "copies_per_byte", "syscall_ns_per_byte",
+                  "offcpu_share", "errqueue_reads_per_send")
+NOTABLE_CHANGE = 0.10     # what changed with a trend break: the figures that moved by 10% or more ...
+SHOWN_CHANGES = 3         # ... the largest three
+OUTSTANDING = 0.01        # zero-copy sends without a completion: flagged from 1% on
+NEAREST = 5               # without a break, the evidence lists this many nearest steps per metric
+SHOWN_INCIDENTS = 3
+# anomaly codes
+TREND_BREAK, HIGH_VARIATION = "trend_break", "high_variation"
+OUTSTANDING_COMPLETIONS, ENOBUFS, FAILED = "completions_outstanding", "enobufs", "failed_point"
+# verdict codes
+NONE_FOUND, FOUND = "no_trend_break", "trend_breaks"
+
+
+@dataclass
+class Noise:
+    """How the run-to-run noise of a metric was set: from repeats (their median CV) or assumed."""
+
+    source: str          # "repeats" | "assumed"
+    relative: float
+
+
+@dataclass
+class Step:
+    """One step along a series, from (msg_size, threads) `start` to `end` of one strategy."""
+
+    implementation: str
+    metric: str
+    dim: str             # "msg_size" or "threads": what grew
+    start: tuple[int, int]
+    end: tuple[int, int]
+    change_pct: float
+    score: float         # |change| / the standard error of the difference
+
+    def to_dict(self) -> dict:
+        return {"implementation": self.implementation, "msg_size": self.end[0], "threads": self.end[1],
+                "metric": self.metric, "change_pct": self.change_pct, "score": self.score, "dim": self.dim,
+                "from": list(self.start)}
+
+
+@dataclass
+class Anomaly:
+    """One finding, at the configuration it implicates. A trend break keeps its step, the
+    figures that changed with it, oversubscription and the other strategies' change there."""
+
+    code: str
+    implementation: str
+    msg_size: int
+    threads: int
+    metric: str
+    before: float = math.nan
+    after: float = math.nan
+    change_pct: float = math.nan
+    score: float = math.nan
+    p_value: float = math.nan
+    rank: int = 0
+    step: Step | None = None
+    changes: dict[str, float] | None = None        # figure -> after / before (the largest, in order)
+    oversubscription: dict | None = None            # {"busy": n, "cores": n, "crosses": bool}
+    others: dict[str, float] = field(default_factory=dict)   # strategy -> change_pct at the same step
+    repeats: int | None = None                      # high variation: over how many
+    cv: float | None = None
+    repeat: int | None = None                       # a failed point
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("step", "others")}
+        d = {"rank": d.pop("rank"), **d}
+        if self.step is not None:
+            d.update(dim=self.step.dim, start=list(self.step.start), end=list(self.step.end), others=self.others)
+        return d
+
+
+@dataclass(kw_only=True)
+class AnomaliesFacts(Facts):
+    checked: dict[str, int]                 # size_steps, thread_steps: throughput steps checked
+    noise: dict[str, Noise]
+    anomalies: list[Anomaly]                # ranked
+    nearest: list[Step]                     # without a trend break: the nearest steps, as listed
+    least_favourable_step: Step | None      # of throughput where measured, else of any metric
+    least_favourable_throughput_step: Step | None
+
+    @property
+    def trend_breaks(self) -> list[Anomaly]:
+        return [a for a in self.anomalies if a.code == TREND_BREAK]
+
+    def fields(self) -> dict:
+        lf = self.least_favourable_throughput_step
+        return {"checked": self.checked, "count": len(self.trend_breaks),
+                "anomalies": [a.to_dict() for a in self.anomalies],
+                "least_favourable_throughput_step": None if lf is None else lf.to_dict(),
+                "noise": {m: asdict(n) for m, n in self.noise.items()}}
+
+
+def _noise(r: Results, metric: str) -> tuple[pd.DataFrame, Noise]:
+    """Per configuration: median and the standard error of that value; and how noise was set."""
+    p = PARAMETERS
+    s = summarize_groups(r.runs, KEY, metric).set_index(KEY)
+    with_rep = s[s.n >= 2]
+    noise = Noise("repeats", float(with_rep.cv.median())) if len(with_rep) else Noise("assumed", p.single_run_noise)
+    sd = np.where(s.n >= 2, np.maximum(s["std"].fillna(0), p.noise_floor * s["median"].abs()),
+                  noise.relative * s["median"].abs())
+    s["se"] = sd / np.sqrt(s.n.clip(lower=1))
+    return s, noise
+
+
+def _steps(r: Results) -> tuple[list[dict], list[Step], dict, dict]:
+    """(trend breaks, every step checked, steps checked per dimension, noise per metric)."""
+    p = PARAMETERS
+    breaks, near, noises = [], [], {}
+    checked = {"size_steps": 0, "thread_steps": 0}
+    keyed = r.runs.set_index(KEY)
+    for metric, dim in TRENDS:
+        if not r.measured(metric):
+            continue
+        s, noises[metric] = _noise(r, metric)
+        other = "threads" if dim == "msg_size" else "msg_size"
+        for (impl, _), g in s.reset_index().groupby(["implementation", other]):
+            rows = list(g.sort_values(dim).itertuples())
+            for x, y in zip(rows, rows[1:]):
+                if metric == "throughput_gbps":
+                    checked["size_steps" if dim == "msg_size" else "thread_steps"] += 1
+                if not (x.median == x.median and y.median == y.median and x.median > 0):
+                    continue
+                delta = y.median - x.median
+                rel_change = delta / x.median
+                se = math.sqrt(x.se ** 2 + y.se ** 2)
+                score = abs(delta) / se if se > 0 else math.inf
+                a_key, b_key = (impl, int(x.msg_size), int(x.threads)), (impl, int(y.msg_size), int(y.threads))
+                near.append(Step(impl, metric, dim, a_key[1:], b_key[1:], rel_change * 100, float(score)))
+                if rel_change > -p.min_effect or score < p.min_score:
+                    continue
+                pv = float("nan")
+                if x.n >= 2 and y.n >= 2:
+                    cmp = compare(keyed.loc[a_key, metric], keyed.loc[b_key, metric])
+                    pv = cmp.p_value
+                    if not cmp.significant:
+                        continue
+                breaks.append({"step": near[-1], "a": a_key, "b": b_key, "before": float(x.median),
+                               "after": float(y.median), "score": float(score), "p_value": pv})
+    return breaks, near, checked, noises
+
+
+def _what_changed(r: Results, a: tuple, b: tuple) -> tuple[dict[str, float], dict | None]:
+    """The per-byte figures that changed most from a to b (after / before), and whether b
+    oversubscribes the host where a did not."""
+    changes = {}
+    for m in CHANGE_METRICS:
+        if not r.measured(m):
+            continue
+        med = config_medians(r, m)
+        va, vb = med.get(a, np.nan), med.get(b, np.nan)
+        if va == va and vb == vb and va > 0 and vb > 0:
+            changes[m] = vb / va
+    top = sorted(((m, x) for m, x in changes.items() if abs(math.log(x)) >= math.log(1 + NOTABLE_CHANGE)),
+                 key=lambda kv: -abs(math.log(kv[1])))[:SHOWN_CHANGES]
+    cores, oversub = r.host_cores, None
+    if cores is not None and 2 * b[2] > cores:
+        oversub = {"busy": 2 * b[2], "cores": cores, "crosses": cores >= 2 * a[2]}
+    return dict(top), oversub
+
+
+def _same_step_others(r: Results, metric: str, impl: str, a: tuple, b: tuple) -> dict[str, float]:
+    med = config_medians(r, metric)
+    out = {}
+    for other in r.impls:
+        if other == impl:
+            continue
+        va, vb = med.get((other,) + a[1:], np.nan), med.get((other,) + b[1:], np.nan)
+        if va == va and vb == vb and va > 0:
+            out[other] = (vb / va - 1) * 100
+    return out
+
+
+def _trend_anomalies(r: Results, breaks: list[dict]) -> list[Anomaly]:
+    # attribute each break to the point it implicates: a point that breaks the trend on both
+    # sides (a dip or a spike) is named by several steps; otherwise the later point is named.
+    seen: dict = {}
+    for br in breaks:
+        for k in (br["a"], br["b"]):
+            seen[k] = seen.get(k, 0) + 1
+    out = []
+    for br in breaks:
+        culprit = br["a"] if seen[br["a"]] > seen[br["b"]] else br["b"]
+        changes, oversub = _what_changed(r, br["a"], br["b"])  # read in the step's direction: before -> after
+        step = br["step"]
+        out.append(Anomaly(TREND_BREAK, culprit[0], culprit[1], culprit[2], step.metric, br["before"], br["after"],
+                           step.change_pct, br["score"], br["p_value"], step=step, changes=changes,
+                           oversubscription=oversub,
+                           others=_same_step_others(r, step.metric, culprit[0], br["a"], br["b"])))
+    return out
+
+
+def _other_anomalies(r: Results) -> list[Anomaly]:
+    p, out = PARAMETERS, []
+    cvs = summarize_groups(r.runs, KEY, "throughput_gbps")
+    for x in cvs[cvs.high_cv].itertuples():
+        out.append(Anomaly(HIGH_VARIATION, x.implementation, int(x.msg_size), int(x.threads), "throughput_gbps",
+                           x.ci_low, x.ci_high, x.cv * 100, float(x.cv / p.high_cv), repeats=int(x.n), cv=x.cv))
+    zc = r.runs[r.runs.implementation == "zero_copy"]
+    if zc["zc_completions"].notna().any():
+        g = zc.groupby(["msg_size", "threads"])[["zc_completions", "messages", "zc_enobufs"]].sum(min_count=1)
+        for (size, t), x in g.iterrows():
+            if x.messages == x.messages and x.messages > 0 and x.zc_completions == x.zc_completions:
+                missing = 1 - x.zc_completions / x.messages
+                if missing > OUTSTANDING:
+                    out.append(Anomaly(OUTSTANDING_COMPLETIONS, "zero_copy", int(size), int(t), "zc_completions",
+                                       float(x.messages), float(x.zc_completions), -missing * 100,
+                                       float(missing / OUTSTANDING)))
+            if x.zc_enobufs == x.zc_enobufs and x.zc_enobufs > 0:
+                out.append(Anomaly(ENOBUFS, "zero_copy", int(size), int(t), "zc_enobufs", after=float(x.zc_enobufs)))
+    for f in r.failed.itertuples():
+        out.append(Anomaly(FAILED, f.implementation, int(f.msg_size), int(f.threads), "status",
+                           repeat=int(f.repeat), error=str(f.error)))
+    return out
+
+
+def _ranked(found: list[Anomaly]) -> list[Anomaly]:
+    """By score relative to noise, largest first, unscored last, ties in the order found."""
+    order = pd.Series([a.score for a in found], dtype=float).sort_values(ascending=False, na_position="last",
+                                                                         kind="stable").index
+    ranked = [found[i] for i in order]
+    for i, a in enumerate(ranked, 1):
+        a.rank = i
+    return ranked
+
+
+def _nearest(near: list[Step]) -> list[Step]:
+    """The least favourable steps of each metric, throughput's first."""
+    df = pd.DataFrame({"metric": [s.metric for s in near], "change_pct": [s.change_pct for s in near]})
+    picked = (df.sort_values("change_pct", kind="stable").groupby("metric", sort=False).head(NEAREST)
+              .sort_values(["metric", "change_pct"], ascending=[False, True], kind="stable"))
+    return [near[i] for i in picked.index]
+
+
+def compute(r: Results) -> Facts:
+    breaks, near, checked, noises = _steps(r)
+    anomalies = _ranked(_trend_anomalies(r, breaks) + _other_anomalies(r))
+    trend = [a for a in anomalies if a.code == TREND_BREAK]
+    nearest = _nearest(near) if not trend and near else []
+    tp = [s for s in near if s.metric == "throughput_gbps"]
+    rows = [{"rank": a.rank, "code": a.code, "implementation": a.implementation, "msg_size": a.msg_size,
+             "threads": a.threads, "metric": a.metric, "before": a.before, "after": a.after,
+             "change_pct": a.change_pct, "score": a.score, "p_value": a.p_value, "flagged": True} for a in anomalies]
+    rows += [{"rank": len(anomalies) + i, "code": "within_expectations", "implementation": s.implementation,
+              "msg_size": s.end[0], "threads": s.end[1], "metric": s.metric, "change_pct": s.change_pct,
+              "score": s.score, "flagged": False} for i, s in enumerate(nearest, 1)]
+    chart = chart_rows(r, ["throughput_gbps", "latency_us", "cs_per_mib", "llc_misses_per_kib"])
+    if rows:
+        marks = {(a.implementation, a.msg_size, a.threads): str(a.rank) for a in anomalies}
+        chart["anomaly"] = [marks.get(k, "") for k in zip(chart.implementation, chart.msg_size, chart.threads)]
+    cav = caveats(r, [])
+    if any(n.source == "assumed" for n in noises.values()):
+        cav.append(Caveat("assumed_noise"))
+    return AnomaliesFacts(
+        code=FOUND if trend else NONE_FOUND, caveats=cav, evidence=pd.DataFrame(rows), chart_data=chart,
+        checked=checked, noise=noises, anomalies=anomalies, nearest=nearest,
+        least_favourable_step=min(tp or near, key=lambda s: s.change_pct) if near else None,
+        least_favourable_throughput_step=min(tp, key=lambda s: s.change_pct) if tp else None)
+
+
+# --------------------------------------------------------------------------- prose
+TREND_WORDS = {("throughput_gbps", "msg_size"): "throughput fell as size grew",
+               ("throughput_gbps", "threads"): "throughput fell as threads grew",
+               ("latency_us", "msg_size"): "latency inversion: fell as size grew",
+               ("latency_us", "threads"): "latency inversion: fell as threads grew"}
+METRIC_WORDS = {"throughput_gbps": ("throughput", "Gbps"), "latency_us": ("per-send latency", "us")}
+
+
+def step_words(s: Step) -> str:
+    (a_size, a_t), (b_size, b_t) = s.start, s.end
+    if s.dim == "msg_size":
+        return f"{a_size} B -> {b_size} B at {prose.threads([a_t])}"
+    return f"{prose.threads([a_t])} -> {prose.threads([b_t])} at {a_size} B"
+
+
+def kind_words(a: Anomaly, f: AnomaliesFacts) -> str:
+    if a.code == TREND_BREAK:
+        return TREND_WORDS[(a.metric, a.step.dim)]
+    return {HIGH_VARIATION: f"high variation between repeats (CV > {share(f.parameters.high_cv)})",
+            OUTSTANDING_COMPLETIONS: "zero-copy completions outstanding",
+            ENOBUFS: "zero-copy ENOBUFS (optmem exhausted)", FAILED: "failed point"}[a.code]
+
+
+def _where(a: Anomaly) -> str:
+    return {TREND_BREAK: step_words(a.step) if a.step else "", HIGH_VARIATION: f"{a.repeats} repeats",
+            OUTSTANDING_COMPLETIONS: "completions vs messages sent", ENOBUFS: "-",
+            FAILED: f"repeat {a.repeat}"}[a.code]
+
+
+def what_changed(a: Anomaly) -> str:
+    if a.code == HIGH_VARIATION:
+        return f"CV {share(a.cv)}; 95% CI of the mean {num(a.before)}-{num(a.after)} Gbps"
+    if a.code == OUTSTANDING_COMPLETIONS:
+        return f"{share(1 - a.after / a.before, 1)} of sends never reported a completion"
+    if a.code == ENOBUFS:
+        return f"{int(a.after)} sends got ENOBUFS and were retried"
+    if a.code == FAILED:
+        return a.error
+    parts = [f"{label(m)} {times(x)}" for m, x in a.changes.items()]
+    o = a.oversubscription
+    if o:
+        parts.append(f"crosses into oversubscription ({o['busy']} busy threads > {o['cores']} cores)" if o["crosses"]
+                     else f"oversubscribed ({o['busy']} busy threads > {o['cores']} cores)")
+    text = ", ".join(parts) if parts else f"no per-byte figure changed by {NOTABLE_CHANGE:.0%} or more"
+    if a.others:
+        text += "; the other strategies at the same step: " + ", ".join(f"{s} {pct(c)}" for s, c in a.others.items())
+    return text
+
+
+def _table(f: AnomaliesFacts) -> pd.DataFrame:
+    found = pd.DataFrame([{"rank": a.rank, "kind": kind_words(a, f), "implementation": a.implementation,
+                           "msg_size": a.msg_size, "threads": a.threads, "step": _where(a), "metric": a.metric,
+                           "before": a.before, "after": a.after, "change_pct": a.change_pct, "score": a.score,
+                           "p_value": a.p_value, "what_changed": what_changed(a)} for a in f.anomalies])
+    found["flagged"] = True
+    if not f.nearest:
+        return found
+    nearest = pd.DataFrame([{"kind": "within expectations: " + ("throughput" if s.metric == "throughput_gbps"
+                                                                 else "latency"),
+                             "implementation": s.implementation, "msg_size": s.end[0], "threads": s.end[1],
+                             "step": step_words(s), "metric": s.metric, "change_pct": s.change_pct, "score": s.score,
+                             "flagged": False} for s in f.nearest])
+    table = pd.concat([found, nearest], ignore_index=True) if len(found) else nearest
+    table["rank"] = range(1, len(table) + 1)
+    return table
+
+
+def _verdict(f: AnomaliesFacts, table: pd.DataFrame) -> str:
+    p, checked, trend = f.parameters, f.checked, f.trend_breaks
+    if not trend:
+        out = [f"No result breaks the expected trends beyond noise: across {checked['size_steps']} message-size steps "
+               f"and {checked['thread_steps']} thread-count steps, throughput never fell by {share(p.min_effect)} or "
+               f"more at more than {p.min_score:g}x the noise, and per-send latency never fell as messages or threads "
+               "grew."]
+        w = f.least_favourable_step
+        if w is not None:
+            out.append(f"The least favourable step was {w.implementation} {METRIC_WORDS[w.metric][0]} "
+                       f"{pct(w.change_pct)} over {step_words(w)} ({num(w.score, 2)}x the noise); the evidence lists "
+                       "the nearest cases.")
+    else:
+        out = [f"{len(trend)} result(s) break the expected trend (of {checked['size_steps']} size steps and "
+               f"{checked['thread_steps']} thread steps checked), ranked by the change relative to run-to-run noise."]
+        incidents: dict = {}
+        for a in trend:
+            incidents.setdefault((a.implementation, a.msg_size, a.threads), []).append(a)
+        out.append(f"They point at {len(incidents)} configuration(s).")
+        for i, ((impl, size, t), found) in enumerate(list(incidents.items())[:SHOWN_INCIDENTS]):
+            descr = []
+            for a in found:
+                what, unit = METRIC_WORDS[a.metric]
+                descr.append(f"{what} {pct(a.change_pct)} ({num(a.before)} to {num(a.after)} {unit}) over "
+                             f"{step_words(a.step)}, {num(a.score, 2)}x the noise")
+            out.append(f"{'The largest' if i == 0 else 'Next'}: {impl} at {size} B x {t} threads, "
+                       + "; ".join(descr) + f". Compared with its neighbour there: {what_changed(found[0])}.")
+    others = table[table.flagged & ~table.index.isin([a.rank - 1 for a in trend])] if len(table) else table
+    if len(others):
+        counts = others.kind.value_counts()
+        out.append("Also: " + "; ".join(f"{n} {k}" for k, n in counts.items()) + ".")
+    return " ".join(out)
+
+
+def _json_text(f: AnomaliesFacts) -> dict:
+    p = f.parameters
+    lf = f.least_favourable_throughput_step
+    return {
+        **prose.method_text(
+            trend_break=(f"change >= {share(p.min_effect)} in the unexpected direction and >= {p.min_score:g}x the "
+                         f"standard error of the difference, each configuration's standard deviation floored at "
+                         f"{share(p.noise_floor)} of its median (and Welch p<{p.alpha} with repeats)"),
+            noise={m: (f"repeats (median CV {share(n.relative, 1)})" if n.source == "repeats"
+                       else f"assumed {share(n.relative)} relative noise (no repeats)") for m, n in f.noise.items()}),
+        "anomalies": [{"kind": kind_words(a, f), "step": _where(a), "what_changed": what_changed(a)}
+                      for a in f.anomalies],
+        **({"least_favourable_throughput_step": {"step": step_words(lf)}} if lf is not None else {}),
+    }
+
+
+def render(f: Facts) -> Prose:
+    table = _table(f)
+    key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score"]
+    return Prose(verdict=_verdict(f, table), caveats=prose.caveats(f), table=table, key_columns=key,
+                 text=_json_text(f))

@@ -1,0 +1,213 @@
+"""What the questions share on the facts side: the thresholds, the facts every answer has,
+caveats as codes with their data, and the comparisons every question makes.
+
+Conventions (the words are in `stats.METHODS`, rendered into every answer's JSON):
+- a configuration is (implementation, msg_size, threads); its value is the median over repeats;
+- strategies are compared on per-byte figures only (see load.DERIVED), never on raw counts;
+- "won"/"lost": the median differs and, with >= 2 repeats on both sides, Welch p < 0.05
+  (otherwise "no significant difference"); with one repeat the sign decides and the
+  comparison is marked untested;
+- change_pct = (median_strategy / median_reference - 1) * 100; reduction_pct = -change_pct.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from netobs.strategies import sort_key
+
+from ..load import KEY, Results
+from ..stats import ALPHA, HIGH_CV, compare, summarize_groups
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The thresholds the answers were computed with (in every answer's facts)."""
+
+    alpha: float = ALPHA                # significance level of every test
+    high_cv: float = HIGH_CV            # repeats varying more than this are flagged
+    min_effect: float = 0.05            # a trend break changes the value by at least 5% ...
+    min_score: float = 3.0              # ... and by at least 3x the run-to-run noise of the difference
+    noise_floor: float = 0.01           # a configuration's noise is never taken below 1% of its median
+    single_run_noise: float = 0.05      # assumed relative noise when no configuration has repeats
+
+
+PARAMETERS = Parameters()
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """What limits an answer: a code and the numbers the sentence about it needs."""
+
+    code: str
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, **self.data}
+
+
+@dataclass(kw_only=True)
+class Facts:
+    """What every answer's facts hold. `code` is the verdict's code; subclasses add the
+    question's numbers and say how they appear in JSON (`fields`)."""
+
+    code: str
+    caveats: list[Caveat]
+    evidence: pd.DataFrame
+    chart_data: pd.DataFrame
+    parameters: Parameters = PARAMETERS
+
+    def fields(self) -> dict:
+        return {}
+
+    def to_dict(self) -> dict:
+        return {**self.fields(), "verdict": self.code, "caveats": [c.to_dict() for c in self.caveats],
+                "parameters": asdict(self.parameters)}
+
+
+@dataclass(kw_only=True)
+class Unanswerable(Facts):
+    """The data cannot answer the question: `code` says why; `missing` names the strategy
+    that is absent where one strategy decides it."""
+
+    implementations: list[str]
+    missing: str | None = None
+
+    def fields(self) -> dict:
+        out = {"answerable": False, "implementations": self.implementations}
+        if self.missing is not None:
+            out["missing"] = self.missing
+        return out
+
+
+def unanswerable(r: Results, code: str, missing: str | None = None) -> Unanswerable:
+    return Unanswerable(code=code, caveats=caveats(r), evidence=pd.DataFrame(), chart_data=pd.DataFrame(),
+                        implementations=r.impls, missing=missing)
+
+
+# --------------------------------------------------------------------------- comparisons
+def config_medians(r: Results, metric: str) -> pd.Series:
+    """Per configuration (impl, size, threads): the median over repeats."""
+    return r.runs.groupby(KEY, sort=True)[metric].median()
+
+
+def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
+    """impl vs base per (msg_size, threads) present for both: medians, change, Welch p."""
+    runs = r.runs
+    a_all, b_all = runs[runs.implementation == base], runs[runs.implementation == impl]
+    rows = []
+    for (size, t), b in b_all.groupby(["msg_size", "threads"]):
+        a = a_all[(a_all.msg_size == size) & (a_all.threads == t)]
+        if a[metric].notna().sum() == 0 or b[metric].notna().sum() == 0:
+            continue
+        c = compare(a[metric], b[metric])
+        rows.append({"msg_size": int(size), "threads": int(t), "n_ref": c.n_a, "n": c.n_b,
+                     "ref": c.median_a, "value": c.median_b, "change_pct": c.change_pct,
+                     "p_value": c.p_value, "significant": c.significant})
+    cols = ["msg_size", "threads", "n_ref", "n", "ref", "value", "change_pct", "p_value", "significant"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["msg_size", "threads"]).reset_index(drop=True)
+
+
+# outcome codes of one comparison
+WON, LOST, TIE, NOT_SIGNIFICANT, NA = "won", "lost", "tie", "not_significant", "na"
+
+
+def outcome(change, significant) -> str:
+    if change is None or change != change:
+        return NA
+    if significant is None or significant != significant:  # untested (one repeat)
+        return WON if change > 0 else LOST if change < 0 else TIE
+    if significant:
+        return WON if change > 0 else LOST
+    return NOT_SIGNIFICANT
+
+
+def untested(df: pd.DataFrame) -> bool:
+    """True when some comparison in `df` could not be tested (one repeat on a side)."""
+    return bool(len(df)) and df["significant"].map(lambda v: v is None or v != v).any()
+
+
+def median_of(r: Results, impl: str, metric: str, where=None) -> float:
+    """Median over configurations of the per-configuration medians (optionally of some configs)."""
+    med = config_medians(r, metric)
+    if impl not in med.index.get_level_values(0):
+        return float("nan")
+    m = med.xs(impl, level="implementation")
+    if where is not None:
+        m = m[m.index.isin(where)]
+    return float(m.median()) if m.notna().any() else float("nan")
+
+
+def by_strategy(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in netobs's strategy order, then by size and threads."""
+    return df.sort_values(KEY, key=sort_key).reset_index(drop=True)
+
+
+def chart_rows(r: Results, metrics: list[str]) -> pd.DataFrame:
+    """The runs-like rows an answer's chart draws: the key, the repeat and these metrics."""
+    cols = KEY + ["repeat"] + [m for m in metrics if m in r.runs and m not in KEY]
+    return r.runs[cols].copy()
+
+
+# --------------------------------------------------------------------------- caveats
+def oversubscription(r: Results) -> tuple[int | None, list[int]]:
+    """(the host's cores or None, the thread counts whose client + server threads exceed them)."""
+    cores = r.host_cores
+    if cores is None:
+        return None, []
+    return cores, [int(t) for t in sorted(r.runs["threads"].unique()) if 2 * t > cores]
+
+
+def oversubscription_caveat(r: Results) -> Caveat | None:
+    cores, over = oversubscription(r)
+    if cores is None:
+        return Caveat("cores_unknown", {"imported": r.imported})
+    if over:
+        return Caveat("oversubscribed", {"threads": over, "cores": cores})
+    return None
+
+
+def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list[Caveat]:
+    """What limits any answer from `r`: repeats, unmeasured `columns` (and `zc_columns` of
+    zero_copy), failed points, an import, high variation, multiplexed counters, lost trace
+    events, oversubscription, and what loading had to assume."""
+    out = []
+    n_max, n_min = r.max_repeats(), r.min_repeats()
+    if n_max < 2:
+        out.append(Caveat("single_repeat", {"runs": len(r.runs)}))
+    elif n_min < 2:
+        out.append(Caveat("some_single_repeats", {"min_repeats": n_min, "max_repeats": n_max}))
+    for col, impl in [(c, None) for c in columns] + [(c, "zero_copy") for c in zc_columns]:
+        reason = r.missing_reason(col, impl)
+        if reason:
+            out.append(Caveat("not_measured", {"column": col, "implementation": impl, "reason": reason}))
+    if len(r.failed):
+        shown = [{"implementation": f.implementation, "msg_size": int(f.msg_size), "threads": int(f.threads),
+                  "repeat": int(f.repeat), "error": f.error} for f in r.failed.head(4).itertuples()]
+        out.append(Caveat("failed_points", {"count": len(r.failed), "shown": shown}))
+    if r.imported:
+        dur = r.runs["window_s"].dropna().unique()
+        out.append(Caveat("imported", {"duration_s": float(dur[0]) if len(dur) == 1 else None}))
+    cv = summarize_groups(r.runs, KEY, "throughput_gbps")
+    high = cv[cv["high_cv"]]
+    if len(high):
+        worst = high.sort_values("cv", ascending=False).iloc[0]
+        out.append(Caveat("high_variation", {
+            "count": len(high), "implementation": worst.implementation, "msg_size": int(worst.msg_size),
+            "threads": int(worst.threads), "cv": float(worst.cv)}))
+    for c in [c for c in r.runs.columns if c.startswith("perf_") and c.endswith("_running_pct")]:
+        low = r.runs[c].dropna()
+        low = low[low < 99.5]
+        if len(low):
+            out.append(Caveat("multiplexed", {"event": c[len("perf_"):-len("_running_pct")], "runs": len(low),
+                                              "min_running_pct": float(low.min())}))
+    lost = r.runs["trace_lost_events"].dropna()
+    if (lost > 0).any():
+        out.append(Caveat("lost_events", {"runs": int((lost > 0).sum()), "max": int(lost.max())}))
+    if oversub:
+        c = oversubscription_caveat(r)
+        if c:
+            out.append(c)
+    out.extend(Caveat("loading", {"note": n}) for n in r.notes)
+    return out

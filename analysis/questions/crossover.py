@@ -1,0 +1,201 @@
+"""one-copy-crossover and zero-copy-crossover: at what message size does a strategy beat two-copy?
+
+Per thread count: the smallest size at which the strategy's throughput is ahead of
+two_copy's (and significantly so, with repeats), whether it stays ahead at the larger sizes,
+and, where it never gets ahead, how close it came."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from netobs.fmt import p_value, pct
+
+from ..answer import Prose
+from ..load import Results
+from . import prose
+from .common import Facts, Unanswerable, caveats, chart_rows, unanswerable, untested, vs
+
+# verdict codes
+EVERYWHERE, SOME_THREADS, NEVER = "crosses_at_every_thread_count", "crosses_at_some_thread_counts", "never_crosses"
+
+
+def name(impl: str) -> str:
+    return f"{impl.replace('_', '-')}-crossover"
+
+
+def title(impl: str) -> str:
+    return f"At what message size does {impl.replace('_', '-')} beat two-copy?"
+
+
+@dataclass
+class AtThreads:
+    """One thread count's crossover (the `crossover_size`, or None and the closest it came)."""
+
+    crossover_size: int | None
+    stays_ahead: bool | None
+    behind_again_at: list[int]
+    behind_again_significant_at: list[int] | None   # None: untested
+    tested: bool
+    sizes: list[int]
+    change_pct_at_crossover: float | None = None
+    p_value_at_crossover: float | None = None
+    at_smallest_tested_size: bool | None = None
+    closest_size: int | None = None
+    closest_change_pct: float | None = None
+    ahead_not_significant: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        drop = (("closest_size", "closest_change_pct") if self.crossover_size is not None else
+                ("change_pct_at_crossover", "p_value_at_crossover", "at_smallest_tested_size"))
+        return {k: v for k, v in d.items() if k not in drop}
+
+
+@dataclass
+class Group:
+    """Thread counts whose crossovers read the same, as the verdict tells them together."""
+
+    threads: list[int]
+    crossover_size: int | None
+    stays_ahead: bool | None
+    behind_again_at: list[int]
+    behind_again_significant_at: list[int] | None
+    change_pct_below_median: float | None = None     # below the crossover, over these thread counts
+    closest_size: int | None = None                  # never ahead: the best of these thread counts
+    closest_change_pct: float | None = None
+
+
+@dataclass(kw_only=True)
+class CrossoverFacts(Facts):
+    implementation: str
+    sizes: list[int]                   # every size compared
+    by_threads: dict[int, AtThreads]
+    groups: list[Group]
+    tested: bool
+
+    def fields(self) -> dict:
+        crosses = [i.crossover_size for i in self.by_threads.values()]
+        return {"by_threads": {t: i.to_dict() for t, i in self.by_threads.items()},
+                "crossover_by_threads": {t: i.crossover_size for t, i in self.by_threads.items()},
+                "common_crossover": crosses[0] if crosses and all(x == crosses[0] for x in crosses) else None,
+                "smallest_crossover": min((x for x in crosses if x is not None), default=None),
+                "tested": self.tested, "implementation": self.implementation, "sizes": self.sizes,
+                "groups": [asdict(g) for g in self.groups]}
+
+
+def _at_threads(g: pd.DataFrame) -> AtThreads:
+    beats = g[g.beats]
+    cross = int(beats.msg_size.min()) if len(beats) else None
+    after = g[g.msg_size > cross] if cross is not None else g.iloc[0:0]
+    behind = after[after.change_pct < 0]
+    tested = not untested(g)
+    significantly = behind[behind.significant == True]  # noqa: E712 - None (untested) is not significant
+    info = AtThreads(crossover_size=cross, stays_ahead=behind.empty if cross is not None else None,
+                     behind_again_at=[int(s) for s in behind.msg_size],
+                     behind_again_significant_at=[int(s) for s in significantly.msg_size] if tested else None,
+                     tested=tested, sizes=[int(s) for s in g.msg_size],
+                     ahead_not_significant=[int(s) for s in g[g.ahead & ~g.beats].msg_size])
+    if cross is not None:
+        row = g[g.msg_size == cross].iloc[0]
+        info.change_pct_at_crossover = float(row.change_pct)
+        info.p_value_at_crossover = float(row.p_value)
+        info.at_smallest_tested_size = cross == int(g.msg_size.min())
+    else:
+        best = g.loc[g.change_pct.idxmax()]
+        info.closest_size, info.closest_change_pct = int(best.msg_size), float(best.change_pct)
+    return info
+
+
+def _groups(c: pd.DataFrame, per_t: dict[int, AtThreads]) -> list[Group]:
+    same: dict = {}
+    for t, i in per_t.items():
+        sig = i.behind_again_significant_at
+        same.setdefault((i.crossover_size, i.stays_ahead, tuple(i.behind_again_at),
+                         None if sig is None else tuple(sig)), []).append(t)
+    out = []
+    # thread counts that cross first, by crossover size; those that never cross last
+    for (cross, stays, behind, behind_sig), ts in sorted(same.items(),
+                                                         key=lambda kv: (kv[0][0] is None, kv[0][0] or 0)):
+        g = Group(threads=ts, crossover_size=cross, stays_ahead=stays, behind_again_at=list(behind),
+                  behind_again_significant_at=None if behind_sig is None else list(behind_sig))
+        if cross is None:
+            best = max((per_t[t] for t in ts), key=lambda i: i.closest_change_pct)
+            g.closest_size, g.closest_change_pct = best.closest_size, best.closest_change_pct
+        else:
+            below = c[(c.threads.isin(ts)) & (c.msg_size < cross)]
+            if len(below):
+                g.change_pct_below_median = float(below.change_pct.median())
+        out.append(g)
+    return out
+
+
+def compute(r: Results, impl: str) -> Facts:
+    if impl not in r.impls or "two_copy" not in r.impls:
+        return unanswerable(r, "missing_strategy", missing=impl if impl not in r.impls else "two_copy")
+    c = vs(r, "throughput_gbps", impl, "two_copy")
+    c["ahead"] = c.change_pct > 0
+    c["beats"] = c.ahead & c.significant.map(lambda s: s is None or s != s or bool(s))
+    per_t, rows = {}, []
+    for t, g in c.groupby("threads"):
+        g = g.sort_values("msg_size")
+        info = per_t[int(t)] = _at_threads(g)
+        for x in g.itertuples():
+            rows.append({"threads": int(t), "msg_size": int(x.msg_size), f"{impl}_gbps": x.value,
+                         "two_copy_gbps": x.ref, "change_pct": x.change_pct, "p_value": x.p_value,
+                         "significant": x.significant, "beats": bool(x.beats),
+                         "crossover": info.crossover_size is not None and int(x.msg_size) == info.crossover_size})
+    crosses = [i.crossover_size is not None for i in per_t.values()]
+    chart = chart_rows(r, ["throughput_gbps"])
+    return CrossoverFacts(
+        code=EVERYWHERE if crosses and all(crosses) else SOME_THREADS if any(crosses) else NEVER,
+        caveats=caveats(r), evidence=pd.DataFrame(rows),
+        chart_data=chart[chart.implementation.isin([impl, "two_copy"])],
+        implementation=impl, sizes=sorted(int(s) for s in c.msg_size.unique()), by_threads=per_t,
+        groups=_groups(c, per_t), tested=not untested(c))
+
+
+# --------------------------------------------------------------------------- prose
+def _group(f: CrossoverFacts, g: Group) -> str:
+    impl, first, last = f.implementation, f.sizes[0], f.sizes[-1]
+    if g.crossover_size is None:
+        return (f"With {prose.threads(g.threads)}, {impl} never beats two_copy within the tested sizes "
+                f"({first}-{last} B); its closest was {pct(g.closest_change_pct)} at {g.closest_size} B.")
+    cross = g.crossover_size
+    s = (f"With {prose.threads(g.threads)}, {impl} first beats two_copy at {cross} B ("
+         + ", ".join(pct(f.by_threads[t].change_pct_at_crossover) + (f" at {t}t" if len(g.threads) > 1 else "")
+                     for t in g.threads) + ")")
+    if cross == first:
+        s += ", the smallest tested size, so the true crossover may be lower"
+    if g.stays_ahead:
+        s += " and is not behind at any larger tested size" if cross < last else " (the largest tested size)"
+    else:
+        s += f", but falls behind again at {prose.sizes(g.behind_again_at)}"
+        if g.behind_again_significant_at is not None:
+            s += (f" (significantly at {prose.sizes(g.behind_again_significant_at)})" if g.behind_again_significant_at
+                  else " (not significantly: within run-to-run noise)")
+    if g.change_pct_below_median is not None:
+        s += f"; below it, it trails by a median {pct(g.change_pct_below_median)}"
+    return s + "."
+
+
+def render(f: Facts) -> Prose:
+    if isinstance(f, Unanswerable):
+        return prose.unanswerable(f, f"These results lack {f.missing} points (strategies: "
+                                     f"{prose.join(f.implementations)}), so no crossover can be found.")
+    sentences = [_group(f, g) for g in f.groups]
+    ahead_ns = [(t, s) for t, i in f.by_threads.items() for s in i.ahead_not_significant]
+    if ahead_ns:
+        sentences.append(f"Ahead but not significantly (Welch p>={f.parameters.alpha}) at " + ", ".join(
+            f"{s} B with {t}t" for t, s in ahead_ns) + ", so those do not count as beating it.")
+    if not f.tested:
+        sentences.append("With one run per point these crossovers are untested: a difference within run-to-run "
+                         "noise would look the same.")
+    else:
+        ps = [i.p_value_at_crossover for i in f.by_threads.values() if i.crossover_size is not None]
+        if ps:
+            sentences.append(f"Each crossover is significant (Welch {p_value(max(ps))} at worst).")
+    key = ["threads", "msg_size", f"{f.implementation}_gbps", "two_copy_gbps", "change_pct", "p_value", "beats",
+           "crossover"]
+    return Prose(verdict=" ".join(sentences), caveats=prose.caveats(f), table=f.evidence, key_columns=key,
+                 text=prose.method_text())

@@ -1,0 +1,168 @@
+"""threads: how does thread count interact with cache contention?
+
+From the fewest to the most threads measured, per strategy x size series: how throughput and
+the per-byte contention figures changed, where throughput peaked, whether the change is
+significant, and whether the host was oversubscribed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netobs.fmt import num, times
+
+from ..answer import Prose
+from ..labels import short
+from ..load import KEY, Results
+from ..stats import compare, quantiles
+from . import prose
+from .common import (PARAMETERS, Facts, by_strategy, caveats, chart_rows, config_medians, oversubscription,
+                     oversubscription_caveat)
+
+NAME = "threads"
+TITLE = "How does thread count interact with cache contention?"
+METRICS = ("throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "cpu_s_per_gb", "offcpu_share")
+CONTENTION = ("l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
+CACHE_LEVELS = {"llc_misses_per_kib": "LLC", "l1_misses_per_kib": "L1"}   # in the verdict's order
+# verdict codes
+ONE_THREAD_COUNT, SCALED = "one_thread_count", "scaled"
+
+
+@dataclass(kw_only=True)
+class ThreadsFacts(Facts):
+    thread_counts: list[int]
+    host_cores: int | None
+    oversubscribed_threads: list[int]
+    imported: bool
+    metrics: list[str]                         # the figures measured, in the verdict's order
+
+    def fields(self) -> dict:
+        return {"thread_counts": self.thread_counts, "host_cores": self.host_cores,
+                "oversubscribed_threads": self.oversubscribed_threads, "metrics": self.metrics,
+                "imported": self.imported}
+
+
+@dataclass(kw_only=True)
+class ThreadsChange(ThreadsFacts):
+    series: int                                # strategy x size series with both thread counts
+    ratio_max_over_min_threads: dict[str, dict]  # figure -> quantiles of (most / fewest threads), rose, fell
+    peak_threads: dict[int, int]               # thread count -> series whose throughput peaked there
+    series_compared: int
+    throughput_change_significant: int | None  # None: untested (one repeat)
+    cs_per_mib_median: dict[str, float] | None = None   # oversubscribed or not
+
+    def fields(self) -> dict:
+        out = {**super().fields(), "series": self.series, "ratio_max_over_min_threads": self.ratio_max_over_min_threads,
+               "peak_threads": self.peak_threads, "throughput_change_significant": self.throughput_change_significant}
+        if self.cs_per_mib_median is not None:
+            out["cs_per_mib_median"] = self.cs_per_mib_median
+        out["series_compared"] = self.series_compared
+        return out
+
+
+def compute(r: Results) -> Facts:
+    tcounts = sorted(int(t) for t in r.runs.threads.unique())
+    metrics = [m for m in METRICS if r.measured(m)]
+    cores, over = oversubscription(r)
+    ev = None
+    for m in metrics:
+        med = config_medians(r, m).rename(m).reset_index()
+        ev = med if ev is None else ev.merge(med, on=KEY, how="outer")
+    ev["busy_threads"] = 2 * ev["threads"]
+    ev["oversubscribed"] = None if cores is None else (ev["busy_threads"] > cores)
+    ev = by_strategy(ev)
+    cav = caveats(r, ["l1_cache_misses", "llc_cache_misses", "context_switches"], oversub=False)
+    oc = oversubscription_caveat(r)
+    common = dict(evidence=ev, caveats=cav + ([oc] if oc else []), chart_data=chart_rows(r, metrics + ["latency_us"]),
+                  thread_counts=tcounts, host_cores=cores, oversubscribed_threads=over, imported=r.imported,
+                  metrics=metrics)
+    if len(tcounts) < 2:
+        return ThreadsFacts(code=ONE_THREAD_COUNT, **common)
+    tmin, tmax = tcounts[0], tcounts[-1]
+    ratios = {m: [] for m in metrics}
+    peaks, sig = {}, []
+    for (impl, size), g in ev.groupby(["implementation", "msg_size"]):
+        g = g.set_index("threads")
+        if tmin not in g.index or tmax not in g.index:
+            continue
+        for m in metrics:
+            a, b = g.at[tmin, m], g.at[tmax, m]
+            if a == a and b == b and a > 0:
+                ratios[m].append(b / a)
+        if g["throughput_gbps"].notna().any():
+            t = int(g["throughput_gbps"].idxmax())
+            peaks[t] = peaks.get(t, 0) + 1
+        runs = r.runs[(r.runs.implementation == impl) & (r.runs.msg_size == size)]
+        sig.append(compare(runs[runs.threads == tmin].throughput_gbps, runs[runs.threads == tmax].throughput_gbps)
+                   .significant)
+    effect = PARAMETERS.min_effect
+    change = {m: {**quantiles(v), "rose": int(sum(x > 1 + effect for x in v)),
+                  "fell": int(sum(x < 1 - effect for x in v))} for m, v in ratios.items()}
+    cs_median = None
+    if over and "cs_per_mib" in ev:
+        below, above = ev[~ev.threads.isin(over)], ev[ev.threads.isin(over)]
+        if below["cs_per_mib"].notna().any() and above["cs_per_mib"].notna().any():
+            cs_median = {"not_oversubscribed": below["cs_per_mib"].median(),
+                         "oversubscribed": above["cs_per_mib"].median()}
+    return ThreadsChange(
+        code=SCALED, **common, series=len(ratios["throughput_gbps"]), ratio_max_over_min_threads=change,
+        peak_threads=peaks, series_compared=len(sig),
+        throughput_change_significant=None if all(s is None for s in sig) else int(sum(1 for s in sig if s)),
+        cs_per_mib_median=cs_median)
+
+
+# --------------------------------------------------------------------------- prose
+def _change(f: ThreadsChange) -> list[str]:
+    tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
+    change, p = f.ratio_max_over_min_threads, f.parameters
+    parts = [f"{short(m)} {times(change[m]['median'])}"
+             + (f" (range {times(change[m]['min'])} to {times(change[m]['max'])})" if m == "throughput_gbps" else "")
+             for m in f.metrics if change[m]["n"]]
+    out = [f"From {tmin} to {tmax} threads (median over {f.series} strategy x size series): " + ", ".join(parts) + "."]
+    contention = [m for m in CONTENTION if m in f.metrics and change[m]["n"]]
+    if contention:
+        s = "Per byte moved, " + "; ".join(
+            f"{short(m)} rose (>{p.min_effect:.0%}) in {change[m]['rose']} and fell in {change[m]['fell']} of "
+            f"{change[m]['n']} series" for m in f.metrics if m in contention)
+        levels = [m for m in CACHE_LEVELS if m in contention]
+        if levels:
+            rising = [m for m in levels if change[m]["rose"] > change[m]["n"] / 2]
+            s += (": more threads meant more cache misses per byte (contention) at "
+                  + prose.join([CACHE_LEVELS[m] for m in rising])) if rising else \
+                ": more threads did not raise cache misses per byte in most series"
+        out.append(s + ".")
+    else:
+        out.append("No cache-miss or context-switch counts were measured, so contention can only be judged "
+                   "from throughput" + (" and CPU time" if "cpu_s_per_gb" in f.metrics else "") + ".")
+    peaks = ", ".join(f"{t} threads in {n}" for t, n in sorted(f.peak_threads.items()))
+    out.append(f"Throughput peaked at {peaks} of {f.series} series.")
+    if f.throughput_change_significant is None:
+        out.append(f"With one run per point, the change from {tmin} to {tmax} threads is untested.")
+    else:
+        out.append(f"The throughput change from {tmin} to {tmax} threads is significant (Welch p<{p.alpha}) in "
+                   f"{f.throughput_change_significant} of {f.series_compared} series.")
+    return out
+
+
+def _oversubscription(f: ThreadsChange) -> str:
+    cores, over = f.host_cores, f.oversubscribed_threads
+    if cores is None:
+        return ("The host's core count is unknown" + (" (imported results)" if f.imported else "")
+                + ", so oversubscription cannot be judged.")
+    if over:
+        s = (f"Oversubscription: each connection has a client and a server thread, so {prose.threads(over)} means "
+             f"{prose.join([2 * t for t in over])} busy threads on {cores} cores")
+        if f.cs_per_mib_median is not None:
+            s += (f"; context switches per MiB there were {num(f.cs_per_mib_median['oversubscribed'])} against "
+                  f"{num(f.cs_per_mib_median['not_oversubscribed'])} below")
+        return s + "; those points say more about scheduling than about caches."
+    return (f"No tested thread count oversubscribes the host's {cores} cores (at most {2 * f.thread_counts[-1]} busy "
+            "threads).")
+
+
+def render(f: Facts) -> Prose:
+    if f.code == ONE_THREAD_COUNT:
+        verdict = (f"Only one thread count ({f.thread_counts[0]}) was measured, so how results change with threads "
+                   "cannot be answered.")
+        return Prose(verdict=verdict, caveats=prose.caveats(f), table=f.evidence, text=prose.method_text())
+    key = ["implementation", "msg_size", "threads"] + f.metrics[:4] + ["oversubscribed"]
+    return Prose(verdict=" ".join(_change(f) + [_oversubscription(f)]), caveats=prose.caveats(f), table=f.evidence,
+                 key_columns=key, text=prose.method_text())

@@ -1,0 +1,281 @@
+"""zerocopy: why does zero-copy not always give the best throughput?
+
+Where zero_copy won and lost against each baseline, and the mechanism figures that were
+measured (completions the kernel copied anyway, completion handling, CPU and syscall time,
+copies per byte): nothing is said that the data did not produce."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from netobs.fmt import num, pct, share
+
+from ..answer import Prose
+from ..load import Results
+from . import prose
+from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians,
+                     median_of, outcome, unanswerable, untested, vs)
+
+NAME = "zerocopy"
+TITLE = "Why does zero-copy not always give the best throughput?"
+BASELINES = ("two_copy", "one_copy")
+BREAK_EVEN_NOTE = "the kernel's MSG_ZEROCOPY documentation puts the break-even near 10 KB writes on a real NIC"
+# zero_copy-only mechanism figures, and those compared with the baselines (in the verdict's order)
+ZC_FIGURES = ("zc_copied_fraction", "zc_deferred_copies_per_send", "errqueue_reads_per_send",
+              "zc_notifications_per_msg")
+COST_FIGURES = ("cpu_s_per_gb", "cycles_per_byte", "cs_per_mib", "syscall_ns_per_byte", "copies_per_byte")
+EVIDENCE_FIGURES = {"zc_copied_fraction": False, "zc_deferred_copies_per_send": False,
+                    "errqueue_reads_per_send": False, "zc_notifications_per_msg": False,
+                    "cpu_s_per_gb": True, "syscall_ns_per_byte": True, "copies_per_byte": True}
+COPIED_MOSTLY = 0.5   # from this copied share on, the kernel is said to have copied the pages anyway
+
+# verdict codes
+MIXED, NEVER_WON, ALWAYS_WON, NO_DIFFERENCE = "mixed", "never_won", "always_won", "no_difference"
+# mechanism codes
+COPIED_ON_DELIVERY, COPY_AVOIDED, NOT_MEASURED = "copied_on_delivery", "copy_avoided", "not_measured"
+
+
+@dataclass
+class Extreme:
+    """One configuration's comparison: the largest loss or win."""
+
+    msg_size: int
+    threads: int
+    change_pct: float
+    value: float
+    ref: float
+
+
+@dataclass
+class Versus:
+    """zero_copy against one baseline, over the configurations both have."""
+
+    won: int
+    lost: int
+    no_significant_difference: int
+    configurations: int
+    tested: bool
+    median_change_pct: float | None
+    median_change_pct_by_size: dict[int, float]
+    largest_loss: Extreme | None
+    largest_win: Extreme | None
+
+
+@dataclass(kw_only=True)
+class ZerocopyFacts(Facts):
+    baselines: list[str]                    # the first is the one the verdict leads with
+    configurations: int
+    vs: dict[str, Versus]
+    median_wins_from_size: int | None       # the median change is positive from this size on
+    first_win_size_by_threads: dict[int, int | None]
+    mechanism: dict                         # figure -> median (zero_copy), or {strategy: median}
+    mechanism_code: str
+    topology: str
+    size_range: tuple[int, int]             # the message sizes measured
+
+    def fields(self) -> dict:
+        return {"configurations": self.configurations,
+                "vs": {b: asdict(v) for b, v in self.vs.items()},
+                "median_wins_from_size": self.median_wins_from_size,
+                "first_win_size_by_threads": self.first_win_size_by_threads,
+                "mechanism": self.mechanism, "topology": self.topology,
+                "baselines": self.baselines, "mechanism_code": self.mechanism_code,
+                "size_range": list(self.size_range)}
+
+
+def _extreme(df: pd.DataFrame, which: str) -> Extreme | None:
+    if df.empty:
+        return None
+    row = df.loc[df.change_pct.idxmin() if which == "min" else df.change_pct.idxmax()]
+    return Extreme(int(row.msg_size), int(row.threads), float(row.change_pct), float(row.value), float(row.ref))
+
+
+def _versus(c: pd.DataFrame) -> Versus:
+    return Versus(
+        won=int((c.outcome == WON).sum()), lost=int((c.outcome == LOST).sum()),
+        no_significant_difference=int((c.outcome == NOT_SIGNIFICANT).sum()),
+        configurations=int(len(c)), tested=not untested(c),
+        median_change_pct=float(c.change_pct.median()) if len(c) else None,
+        median_change_pct_by_size={int(k): float(v) for k, v in c.groupby("msg_size")["change_pct"].median().items()},
+        largest_loss=_extreme(c[c.outcome == LOST], "min"), largest_win=_extreme(c[c.outcome == WON], "max"))
+
+
+def compute(r: Results) -> Facts:
+    if "zero_copy" not in r.impls:
+        return unanswerable(r, "no_zero_copy")
+    bases = [b for b in BASELINES if b in r.impls]
+    if not bases:
+        return unanswerable(r, "no_baseline")
+    ev, summary = None, {}
+    for base in bases:
+        c = vs(r, "throughput_gbps", "zero_copy", base)
+        c["outcome"] = [outcome(ch, s) for ch, s in zip(c.change_pct, c.significant)]
+        summary[base] = c
+        part = c[["msg_size", "threads", "value", "ref", "change_pct", "p_value", "outcome"]].rename(columns={
+            "value": "zero_copy_gbps", "ref": f"{base}_gbps", "change_pct": f"vs_{base}_pct",
+            "p_value": f"p_vs_{base}", "outcome": f"outcome_vs_{base}"})
+        ev = part if ev is None else ev.merge(part.drop(columns=["zero_copy_gbps"]), on=["msg_size", "threads"],
+                                              how="outer")
+    for metric, with_bases in EVIDENCE_FIGURES.items():
+        med = config_medians(r, metric)
+        for impl in ["zero_copy"] + (bases if with_bases else []):
+            name = f"{impl}_{metric}" if with_bases else metric
+            if impl in med.index.get_level_values(0):
+                m = med.xs(impl, level="implementation").rename(name).reset_index()
+                ev = ev.merge(m, on=["msg_size", "threads"], how="left")
+    ev = ev.dropna(axis=1, how="all").sort_values(["msg_size", "threads"]).reset_index(drop=True)
+
+    main = bases[0]
+    c = summary[main]
+    by_size = c.groupby("msg_size")["change_pct"].median()
+    wins_from = next((sz for sz in by_size.index if (by_size.loc[sz:] > 0).all()), None)
+    mech: dict = {m: median_of(r, "zero_copy", m) for m in ZC_FIGURES}
+    for metric in COST_FIGURES:
+        mech[metric] = {"zero_copy": median_of(r, "zero_copy", metric), **{b: median_of(r, b, metric) for b in bases}}
+    lost = c[c.outcome == LOST]
+    if len(lost):
+        where = pd.MultiIndex.from_frame(lost[["msg_size", "threads"]])
+        mech["cpu_s_per_gb_where_lost"] = {"zero_copy": median_of(r, "zero_copy", "cpu_s_per_gb", where=where),
+                                           main: median_of(r, main, "cpu_s_per_gb", where=where)}
+    cf = mech["zc_copied_fraction"]
+    mechanism_code = NOT_MEASURED if cf != cf else COPIED_ON_DELIVERY if cf >= COPIED_MOSTLY else COPY_AVOIDED
+    versus = {b: _versus(cb) for b, cb in summary.items()}
+    head = versus[main]
+    code = (NO_DIFFERENCE if head.won == head.lost == 0 else NEVER_WON if head.won == 0
+            else ALWAYS_WON if head.lost == 0 else MIXED)
+
+    cav = caveats(r, ["cpu_user_s", "trace_client_send_syscall_ns"],
+                  zc_columns=["zc_copied", "trace_client_errqueue_reads", "trace_client_zc_deferred_copies"])
+    zc_runs = r.runs[r.runs.implementation == "zero_copy"]
+    if zc_runs["zc_completions"].notna().any() and (zc_runs["zc_completions"] == 0).all():
+        cav.append(Caveat("no_completions"))
+    return ZerocopyFacts(
+        code=code, caveats=cav, evidence=ev,
+        chart_data=chart_rows(r, ["throughput_gbps", "zc_copied_fraction", "cpu_s_per_gb", "syscall_ns_per_byte",
+                                  "copies_per_byte", "errqueue_reads_per_send"]),
+        baselines=bases, configurations=int(len(ev)), vs=versus,
+        median_wins_from_size=None if wins_from is None else int(wins_from),
+        first_win_size_by_threads={int(t): (int(g[g.outcome == WON].msg_size.min()) if (g.outcome == WON).any()
+                                            else None) for t, g in c.groupby("threads")},
+        mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
+        size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())))
+
+
+# --------------------------------------------------------------------------- prose
+UNANSWERABLE = {
+    "no_zero_copy": lambda f: (f"There are no zero_copy points in these results (strategies: "
+                               f"{prose.join(f.implementations)}), so zero-copy cannot be assessed."),
+    "no_baseline": lambda f: "zero_copy has no two_copy or one_copy points to be compared with.",
+}
+COST_WORDS = {
+    "cpu_s_per_gb": ("s/GB", "Client CPU per GB"),
+    "cycles_per_byte": ("cycles/B", "CPU cycles per byte (perf)"),
+    "cs_per_mib": ("switches/MiB", "Context switches per MiB (perf)"),
+    "syscall_ns_per_byte": ("ns/B", "Time in send syscalls per byte"),
+    "copies_per_byte": ("copies/B", "Copies per byte (user copy by construction, kernel copies traced or, for "
+                                    "zero-copy pages copied on delivery, from the completion codes)"),
+}
+
+
+def _finite(x) -> bool:
+    return x is not None and x == x
+
+
+def _extreme_words(e: Extreme, what: str) -> str:
+    return (f"{what} {pct(e.change_pct)} at {e.msg_size} B x {prose.threads([e.threads])} "
+            f"({num(e.value)} vs {num(e.ref)} Gbps)")
+
+
+def _comparison(f: ZerocopyFacts) -> list[str]:
+    main = f.baselines[0]
+    v = f.vs[main]
+    s = (f"Against {main}, zero_copy won in {v.won} and lost in {v.lost} of {v.configurations} size x thread "
+         "configurations")
+    if v.no_significant_difference:
+        s += f" ({v.no_significant_difference} showed no significant difference)"
+    if not v.tested:
+        s += "; with one run per point these are untested differences"
+    out = [s + "."]
+    extreme = ([_extreme_words(v.largest_loss, "its largest loss was")] if v.largest_loss else []) + \
+              ([_extreme_words(v.largest_win, "its largest win")] if v.largest_win else [])
+    if extreme:
+        out.append(extreme[0][0].upper() + "; ".join(extreme)[1:] + ".")
+    out.append(f"Median change vs {main} by message size: "
+               + ", ".join(f"{sz} B {pct(ch)}" for sz, ch in v.median_change_pct_by_size.items()) + ".")
+    if "one_copy" in f.vs and main != "one_copy":
+        o = f.vs["one_copy"]
+        out.append(f"Against one_copy it won {o.won} and lost {o.lost} of {o.configurations} "
+                   f"(median change {pct(o.median_change_pct)}).")
+    return out
+
+
+def _mechanism(f: ZerocopyFacts) -> list[str]:
+    m, main = f.mechanism, f.baselines[0]
+    out = []
+    cf = m["zc_copied_fraction"]
+    if f.mechanism_code == COPIED_ON_DELIVERY:
+        where = f.topology if f.topology != "unknown" else "this topology"
+        out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied "
+                   f"(SO_EE_CODE_ZEROCOPY_COPIED, median over configurations): with the receiver on the same "
+                   f"host ({where}) the pages were copied anyway, so zero-copy paid for pinning and "
+                   "completion handling without saving the copy.")
+    elif f.mechanism_code == COPY_AVOIDED:
+        out.append(f"Only {share(cf)} of zero-copy completions were flagged copied "
+                   "(SO_EE_CODE_ZEROCOPY_COPIED), so most zero-copy sends did avoid the copy.")
+    dc = m["zc_deferred_copies_per_send"]
+    if _finite(dc):
+        out.append(f"Tracing counted {num(dc)} deferred copies (skb_copy_ubufs) per zero-copy send.")
+    eq, nm = m["errqueue_reads_per_send"], m["zc_notifications_per_msg"]
+    parts = ([f"read the error queue {num(eq)} times per sendmsg (traced)"] if _finite(eq) else []) + \
+            ([f"received {num(nm)} completion notifications per message"] if _finite(nm) else [])
+    if parts:
+        out.append("Completion handling: the client " + " and ".join(parts) + ", work two_copy and one_copy never do.")
+    for metric, (unit, what) in COST_WORDS.items():
+        zc, refs = m[metric]["zero_copy"], {b: v for b, v in m[metric].items() if b != "zero_copy"}
+        if not _finite(zc):
+            continue
+        parts = [f"{b} {num(v)}" + (f" ({pct((zc / v - 1) * 100)} for zero_copy)" if v > 0 and b == main else "")
+                 for b, v in refs.items() if _finite(v)]
+        if parts:
+            out.append(f"{what}: zero_copy {num(zc)} {unit} vs " + ", ".join(parts) + " (medians over configurations).")
+    where_lost = m.get("cpu_s_per_gb_where_lost")
+    if where_lost:
+        zc_l, ref_l = where_lost["zero_copy"], where_lost[main]
+        if _finite(zc_l) and _finite(ref_l) and ref_l > 0:
+            out.append(f"Where zero_copy lost, it spent {num(zc_l)} CPU-s/GB against {main}'s {num(ref_l)} "
+                       f"({pct((zc_l / ref_l - 1) * 100)}).")
+    if not out:
+        out.append("No mechanism figure was measured (no completion codes, traces, CPU times or perf counters in "
+                   "these results), so the data shows where zero-copy lost but not why.")
+    return out
+
+
+def _context(f: ZerocopyFacts) -> str:
+    main = f.baselines[0]
+    first = f.first_win_size_by_threads
+    wins = sorted({v for v in first.values() if v is not None})
+    ctx = f"Context, not evidence: {BREAK_EVEN_NOTE}; "
+    if wins:
+        ctx += (f"here zero_copy first beat {main} at {prose.sizes(wins)} (depending on the thread count)"
+                if len(wins) > 1 else f"here zero_copy first beat {main} at {wins[0]} B")
+        never = [t for t, v in first.items() if v is None]
+        if never:
+            ctx += f", and never with {prose.threads(never)}"
+    else:
+        ctx += f"here it never beat {main} within {f.size_range[0]}-{f.size_range[1]} B"
+    return ctx + "."
+
+
+def render(f: Facts) -> Prose:
+    if isinstance(f, Unanswerable):
+        return prose.unanswerable(f, UNANSWERABLE[f.code](f))
+    main = f.baselines[0]
+    table = f.evidence.copy()
+    for base in f.baselines:
+        table[f"outcome_vs_{base}"] = table[f"outcome_vs_{base}"].map(prose.OUTCOME_WORDS)
+    key = [c for c in ["msg_size", "threads", "zero_copy_gbps", f"{main}_gbps", f"vs_{main}_pct",
+                       f"outcome_vs_{main}", "vs_one_copy_pct" if main != "one_copy" else None,
+                       "zc_copied_fraction", "zero_copy_cpu_s_per_gb"] if c and c in table]
+    verdict = " ".join(_comparison(f) + _mechanism(f) + [_context(f)])
+    return Prose(verdict=verdict, caveats=prose.caveats(f), table=table, key_columns=key, text=prose.method_text())
