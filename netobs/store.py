@@ -24,13 +24,6 @@ from netobs.files import atomic_write, write_json
 
 SCHEMA_VERSION = 1
 
-# Transitional names (the declarations are netobs.figures'); removed once every reader imports
-# from there.
-from netobs.figures import COLUMN_BY_EVENT, POINT_KEY, STUDY_COLUMNS, TRACE_COLUMNS, perf_columns  # noqa: E402,F401
-from netobs.figures import WORKER_COLUMNS as EXTENDED_COLUMNS  # noqa: E402,F401
-from netobs.figures import ROLES as TRACE_ROLES  # noqa: E402,F401
-from netobs.figures import TRACE_NAMES as TRACE_FIGURES  # noqa: E402,F401
-STUDY_EVENTS = EVENT_BY_COLUMN
 
 
 def _at(result: dict, path: tuple[str, ...]):
@@ -75,8 +68,6 @@ def flatten(result: dict, events: list[str], server_events: list[str] = ()) -> d
         if fig.path:
             value = _at(result, fig.path)
             row[fig.column] = _DEFAULTS.get(fig.column) if value is None else value
-    if row.get("implementation") is None:   # a result written before the strategy was called so
-        row["implementation"] = result.get("impl")
     perf_events = ((result.get("perf") or {}).get("events")) or {}
     _perf_cells(row, perf_events, events)
     _perf_cells(row, ((result.get("server_perf") or {}).get("events")) or {}, server_events, SERVER_PREFIX)
@@ -224,8 +215,14 @@ def read_manifest(path: Path) -> dict:
 
 
 def read_rows(path: Path) -> list[dict]:
+    """runs.csv's rows, leaving out torn ones (fewer or more cells than the header): a point
+    whose row is torn is not stored, so `--resume` measures it again."""
     file = Path(path) / "runs.csv"
     if not file.is_file():
         return []
     with open(file, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        return [row for row in csv.DictReader(fh, restkey=_EXTRA)
+                if _EXTRA not in row and None not in row.values()]
+
+
+_EXTRA = "\0extra cells"
