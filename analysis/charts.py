@@ -25,13 +25,13 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from netobs import fmt
+from netobs import fmt, strategies
 from netobs.strategies import NAMES, ordered
 
 from .labels import axis
 from .stats import ALPHA, compare, summarize_groups
 
-STRATEGY_COLORS = {"two_copy": "#4c78a8", "one_copy": "#f58518", "zero_copy": "#54a24b"}
+STRATEGY_COLORS = {s.name: s.color for s in strategies.STRATEGIES}
 EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
 PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]
 PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "deferred-kernel": "#e45756", "receive-kernel": "#ff9da6"}
@@ -382,8 +382,8 @@ def relative_throughput(runs: pd.DataFrame, title: str):
     if not _has(runs, "throughput_gbps"):
         return MissingChart(title, "no measured throughput in these results")
     s = summarize(runs, ["implementation", "msg_size", "threads"], "throughput_gbps")
-    ref = s[s["implementation"] == "two_copy"].set_index(["msg_size", "threads"])
-    others = s[s["implementation"] != "two_copy"]
+    ref = s[s["implementation"] == strategies.BASELINE].set_index(["msg_size", "threads"])
+    others = s[s["implementation"] != strategies.BASELINE]
     if ref.empty or others.empty:
         return MissingChart(title, "needs two_copy and at least one other strategy at the same size and thread count")
     rows = []
@@ -394,7 +394,7 @@ def relative_throughput(runs: pd.DataFrame, title: str):
             continue
         b = ref.loc[key]
         # the same test the answers use, so the map never contradicts a verdict
-        cmp = compare(raw.get_group(("two_copy", *key)), raw.get_group((r.implementation, *key)))
+        cmp = compare(raw.get_group((strategies.BASELINE, *key)), raw.get_group((r.implementation, *key)))
         sig = ("untested (one repeat)" if cmp.significant is None
                else "yes" if cmp.significant else f"no (Welch {fmt.p_value(cmp.p_value)})")
         rows.append({"implementation": r.implementation, "msg_size": int(r.msg_size), "threads": int(r.threads),

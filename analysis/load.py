@@ -192,13 +192,16 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue
-        if len(record) == len(header):
+        # netobs writes runs.csv whole, newline-terminated: a last row without its newline was
+        # cut, even where the cut fell inside its last cell
+        cut = number == len(records) and not text.endswith("\n")
+        if len(record) == len(header) and not cut:
             rows.append(record)
             continue
-        cut = number == len(records) and not text.endswith("\n")
         name = _row_name(dict(zip(header, record)))
         torn.add(name)
         how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
+               else "is cut off in its last cell (the file ends without a newline)" if cut
                else f"has {len(record)} cells where the header has {len(header)}")
         notes.append(f"runs.csv line {number} ({name}) {how}: left out; "
                      "re-run it with `netobs sweep --resume -o DIR` or restore runs.csv")
@@ -276,11 +279,12 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["zc_copied_fraction"] = _ratio(df["zc_copied"], df["zc_completions"])
     out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
     out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
-    out["user_copy_per_byte"] = np.where(df["implementation"] == "two_copy", 1.0, 0.0)
+    known = df["implementation"].map(strategies.BY_NAME)
+    out["user_copy_per_byte"] = known.map(lambda s: float(s.user_copies) if s else 0.0).astype(float)
     # zero-copy pages the kernel copied anyway (SO_EE_CODE_ZEROCOPY_COPIED on the completion):
     # the share of zero-copy sends it copied is a copy per byte of theirs, even where no probe
     # can see skb_copy_ubufs itself
-    out["deferred_copy_per_byte"] = np.where(df["implementation"] == "zero_copy",
+    out["deferred_copy_per_byte"] = np.where(known.map(lambda s: bool(s and s.zero_copy)).astype(bool),
                                              _ratio(df["zc_copied"], df["zc_completions"]), 0.0)
     out["copies_per_byte"] = (out["user_copy_per_byte"] + out["send_copy_per_byte"]
                               + out["deferred_copy_per_byte"] + out["rx_copy_per_byte"])

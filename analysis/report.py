@@ -23,7 +23,7 @@ import pandas as pd
 
 from netobs.figures import COLUMN_BY_EVENT, TRACE_NAMES, event_column
 from netobs.files import atomic_write
-from netobs.fmt import cell
+from netobs.fmt import cell, gib
 
 from .charts import CHARTS, MissingChart, chart_for
 from .load import Results, load_results
@@ -263,7 +263,7 @@ def _summary(results: Results) -> str:
     topo_extra = _topology_details(topo)
     left = _kv([
         ("host", host.get("hostname")), ("kernel", host.get("kernel")), ("CPU", host.get("cpu_model")),
-        ("cores", cores), ("memory", f"{mem / 2**30:.1f} GiB" if isinstance(mem, (int, float)) else None),
+        ("cores", cores), ("memory", gib(mem) if isinstance(mem, (int, float)) else None),
         ("virtualised", host.get("virtualized")), ("topology", topo_txt or results.topology),
         ("topology details", ", ".join(f"{k}={cell(None, v)}" for k, v in topo_extra.items()) or None),
         ("perf / BCC", " / ".join(str(tools.get(k) or host.get(f"{k}_version") or "—") for k in ("perf", "bcc"))),

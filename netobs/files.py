@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from netobs.jsonsafe import jsonable
+
 
 def atomic_write(path: str | os.PathLike, data: str | bytes, mode: int | None = None) -> None:
     """Write a whole file or nothing. The file gets the usual permissions (umask) unless
@@ -30,8 +32,13 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, mode: int | None = 
         raise
 
 
-def write_json(path: str | os.PathLike, obj, **dump_kw) -> None:
-    """`obj` as indented JSON (one trailing newline), atomically."""
+def dumps(obj, **dump_kw) -> str:
+    """`obj` as indented, valid JSON: through the one sanitiser (NaN -> null), anything else
+    unknown (a Path) as its text."""
     dump_kw.setdefault("indent", 2)
-    dump_kw.setdefault("default", str)
-    atomic_write(path, json.dumps(obj, **dump_kw) + "\n")
+    return json.dumps(jsonable(obj), allow_nan=False, default=str, **dump_kw)
+
+
+def write_json(path: str | os.PathLike, obj, **dump_kw) -> None:
+    """`obj` as JSON (one trailing newline), atomically."""
+    atomic_write(path, dumps(obj, **dump_kw) + "\n")

@@ -73,6 +73,11 @@ def fixed(x, unit: str = "", digits: int = 2) -> str:
     return f"{x:,}{unit}"
 
 
+def gib(n_bytes) -> str | None:
+    """A memory size in GiB (None when unknown)."""
+    return None if missing(n_bytes) else f"{n_bytes / 2**30:.1f} GiB"
+
+
 def cell(column: str | None, value, na: str = DASH) -> str:
     """One table cell. The column's name says what the number is: `*_pct` a change,
     `p_*`/`p_value` a p-value, `score` a multiple of the noise; other numbers by size."""

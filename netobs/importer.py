@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from netobs.errors import UsageError
-from netobs.spec import MAX_DURATION
+from netobs.params import PARAMS
 from netobs import strategies
 from netobs.figures import EVENT_BY_COLUMN, STUDY_COLUMNS
 from netobs.store import ResultsDir, now_iso
@@ -123,8 +123,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
 
 
 def import_study_csv(csv_path: str, out: str, duration: float, force: bool = False) -> tuple[ResultsDir, list[str]]:
-    if not 0 < duration <= MAX_DURATION:
-        raise UsageError(f"duration {duration:g} s is out of range", fix="the seconds each point of the study ran, e.g. --duration 10")
+    duration = PARAMS.by_name["duration"].check(duration)   # the same range as a sweep's windows
     path = Path(csv_path)
     results, notes = parse_study_csv(path, duration)  # everything validated before writing
     unsupported = {}

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
+import itertools
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -219,6 +221,29 @@ class Text(Kind):
     def check(self, value, what, flag):
         if not isinstance(value, str) or not value:
             raise UsageError(f"bad {what} {value!r}", fix=f"{flag} with a value")
+        return value
+
+
+def parse_subnet(subnet: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str, str]:
+    """A veth subnet -> (network, server address, client address): its first two hosts."""
+    try:
+        net = ipaddress.ip_network(subnet, strict=True)
+    except ValueError as exc:
+        raise UsageError(f"bad subnet {subnet!r}", str(exc), "a network address like 10.0.0.0/24") from None
+    hosts = list(itertools.islice(net.hosts(), 2))
+    if len(hosts) < 2:
+        raise UsageError(f"subnet {subnet} is too small", "it needs two host addresses", "a /30 or larger")
+    return net, str(hosts[0]), str(hosts[1])
+
+
+@dataclass(frozen=True)
+class Subnet(Text):
+    """A veth subnet with room for the server and the client (checked before anything is made)."""
+
+    metavar = "CIDR"
+
+    def check(self, value, what, flag):
+        parse_subnet(super().check(value, what, flag))
         return value
 
 
@@ -576,7 +601,7 @@ PARAMS = Table([
     Param("topology", Choice(TOPOLOGIES), "netns",
           "netns: server and client in two namespaces joined by a veth pair; loopback: 127.0.0.1.",
           run=True, point=True, sweep=Sweep()),
-    Param("subnet", Text(), DEFAULT_SUBNET, "veth subnet (server .1, client .2).",
+    Param("subnet", Subnet(), DEFAULT_SUBNET, "veth subnet (server .1, client .2).",
           run=True, point=True, sweep=Sweep()),
     Param("mtu", Int(68, 65535), None, "veth MTU (default: the kernel's).", what="MTU", optional=True,
           run=True, point=True, sweep=Sweep()),

@@ -37,10 +37,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from netobs import procfs
+from netobs.figures import EVENT_BY_COLUMN
 from netobs.errors import CapabilityError, NetobsError, UsageError
 
-DEFAULT_EVENTS = ("cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "context-switches",
-                  "instructions", "task-clock", "cpu-migrations")
+# The study's four counters (netobs.figures declares which column each fills), then what
+# explains them where hardware counters are missing (task-clock) or present (instructions).
+DEFAULT_EVENTS = tuple(EVENT_BY_COLUMN.values()) + ("instructions", "task-clock", "cpu-migrations")
 
 # Counting only the measured window needs `--control fifo:` (perf 5.10) and -D -1 (a little
 # earlier): read from perf's own option list (perf_features), not from its version.

@@ -13,7 +13,6 @@ import random
 
 from netobs.figures import point_id
 from netobs.params import PARAMS, Declared, Table
-from netobs.params import DEFAULT_SUBNET, MAX_DURATION, TOPOLOGIES  # noqa: F401 - topology's and the importer's
 
 
 class _Point(Declared):

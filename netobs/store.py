@@ -215,14 +215,18 @@ def read_manifest(path: Path) -> dict:
 
 
 def read_rows(path: Path) -> list[dict]:
-    """runs.csv's rows, leaving out torn ones (fewer or more cells than the header): a point
-    whose row is torn is not stored, so `--resume` measures it again."""
+    """runs.csv's rows, leaving out torn ones (fewer or more cells than the header, or a last
+    row without its newline: the file is always written whole): a point whose row is torn is
+    not stored, so `--resume` measures it again."""
     file = Path(path) / "runs.csv"
     if not file.is_file():
         return []
-    with open(file, newline="", encoding="utf-8") as fh:
-        return [row for row in csv.DictReader(fh, restkey=_EXTRA)
-                if _EXTRA not in row and None not in row.values()]
+    text = file.read_text(encoding="utf-8")
+    rows = [row for row in csv.DictReader(io.StringIO(text), restkey=_EXTRA)
+            if _EXTRA not in row and None not in row.values()]
+    if rows and not text.endswith("\n") and list(rows[-1].values()) == next(csv.reader([text.rsplit("\n", 1)[-1]])):
+        rows.pop()
+    return rows
 
 
 _EXTRA = "\0extra cells"

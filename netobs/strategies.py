@@ -4,7 +4,7 @@ netobs does not have; they sort after these, alphabetically.
 
 To add a strategy: a row here, its C code in native/netobs_workers.h (NOB_<NAME>) and its
 send loop in native/netobs_workers.c; everything else (CLI choices, validation, C config,
-chart colours, sort order) is derived from this table.
+copies per byte in the analysis, chart colours, sort order) is derived from this table.
 """
 from __future__ import annotations
 
@@ -15,16 +15,18 @@ from dataclasses import dataclass
 class Strategy:
     name: str
     code: int          # NOB_<NAME> in native/netobs_workers.h
-    sends: str         # how it sends (README's table)
-    copies: str        # copies on the send side
-    zero_copy: bool    # asks the kernel not to copy (completions to drain)
+    user_copies: int   # passes over every byte in user space before the send (by construction)
+    zero_copy: bool    # asks the kernel not to copy (MSG_ZEROCOPY: completions to drain)
+    color: str         # its colour in every chart
 
 
 STRATEGIES: tuple[Strategy, ...] = (
-    Strategy("two_copy", 0, "memcpy the 8 fields into one buffer, then send()", "user->user + user->kernel", False),
-    Strategy("one_copy", 1, "sendmsg() with an 8-entry iovec", "user->kernel", False),
-    Strategy("zero_copy", 2, "SO_ZEROCOPY + sendmsg(MSG_ZEROCOPY), completions from MSG_ERRQUEUE",
-             "none, if the kernel can keep the pages pinned", True),
+    # memcpy the 8 fields into one buffer, then send()
+    Strategy("two_copy", 0, user_copies=1, zero_copy=False, color="#4c78a8"),
+    # sendmsg() with an 8-entry iovec
+    Strategy("one_copy", 1, user_copies=0, zero_copy=False, color="#f58518"),
+    # SO_ZEROCOPY + sendmsg(MSG_ZEROCOPY), completions drained from MSG_ERRQUEUE
+    Strategy("zero_copy", 2, user_copies=0, zero_copy=True, color="#54a24b"),
 )
 NAMES: tuple[str, ...] = tuple(s.name for s in STRATEGIES)
 BY_NAME = {s.name: s for s in STRATEGIES}

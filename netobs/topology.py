@@ -40,9 +40,10 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-from netobs import procfs, spec, sysctl, undolog
+from netobs import procfs, sysctl, undolog
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.figures import ROLES
+from netobs.params import DEFAULT_SUBNET, TOPOLOGIES, parse_subnet
 from netobs.interrupt import deferred_signals, signals_as_interrupt
 
 __all__ = [
@@ -50,8 +51,8 @@ __all__ = [
     "KINDS", "ROLES", "DEFAULT_SUBNET", "DEFAULT_SYSCTLS",
 ]
 
-KINDS = spec.TOPOLOGIES
-DEFAULT_SUBNET = spec.DEFAULT_SUBNET
+KINDS = TOPOLOGIES
+
 DEFAULT_SYSCTLS = sysctl.DEFAULT_SYSCTLS
 NETNS_DIR = "/run/netns"
 NS_RE = re.compile(r"^nob(\d+)-([0-9a-f]{6})-([sc])$")
@@ -181,17 +182,6 @@ def _restore_globals(state: dict, live_states: list[dict], notes: list[str]) -> 
             notes.append(f"sysctl {name} restored to {original}")
         out[name] = {"restored": sysctl.read(name), "deferred_to": None}
     return out
-
-
-def _parse_subnet(subnet: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str, str]:
-    try:
-        net = ipaddress.ip_network(subnet, strict=True)
-    except ValueError as exc:
-        raise UsageError(f"bad subnet {subnet!r}", str(exc), "a network address like 10.0.0.0/24") from None
-    hosts = list(itertools.islice(net.hosts(), 2))
-    if len(hosts) < 2:
-        raise UsageError(f"subnet {subnet} is too small", "it needs two host addresses", "a /30 or larger")
-    return net, str(hosts[0]), str(hosts[1])
 
 
 # --------------------------------------------------------------------------- SIGTERM guard
@@ -436,7 +426,7 @@ class NetnsTopology(Topology):
 
     def __init__(self, subnet: str, mtu: int | None, sysctls: dict | None):
         super().__init__(sysctls)
-        self.net, self.server_addr, self.client_addr = _parse_subnet(subnet)
+        self.net, self.server_addr, self.client_addr = parse_subnet(subnet)
         if mtu is not None and not (68 <= int(mtu) <= 65535):
             raise UsageError(f"bad MTU {mtu}", "veth accepts 68..65535", "--mtu 1500 or --mtu 65535")
         self.mtu_wanted = mtu

@@ -67,8 +67,9 @@ def _read_layout() -> dict[str, int]:
 _LAYOUT = _read_layout()
 _FIG_INDEX = {f: _LAYOUT[f"NETOBS_FIG_{f.upper()}"] for f in FIGURES}
 # The C side's indices are the figures' order in netobs.figures, and so are its roles.
-assert list(_FIG_INDEX.values()) == list(range(_LAYOUT["NETOBS_NFIG"])), "bpf header and netobs.figures disagree"
-assert [_LAYOUT[f"NETOBS_ROLE_{r.upper()}"] for r in ROLES] == list(range(_LAYOUT["NETOBS_NROLES"]))
+if (list(_FIG_INDEX.values()) != list(range(_LAYOUT["NETOBS_NFIG"]))
+        or [_LAYOUT[f"NETOBS_ROLE_{r.upper()}"] for r in ROLES] != list(range(_LAYOUT["NETOBS_NROLES"]))):
+    raise ImportError("bpf/netobs_trace.h and netobs.figures disagree on the trace figures' or roles' order")
 
 
 # ---- the candidate probes, best first -------------------------------------------------------

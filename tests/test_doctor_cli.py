@@ -29,11 +29,11 @@ def test_top_level_help_lists_commands():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["run", "--impl", "three_copy", "--topology", "loopback"], "unknown strategy"),
-    (["run", "--impl", "one_copy", "--msg-size", "4", "--topology", "loopback"], "message size 4"),
-    (["run", "--impl", "one_copy", "--threads", "300", "--topology", "loopback"], "thread count 300"),
-    (["run", "--impl", "one_copy", "--duration", "0", "--topology", "loopback"], "duration"),
-    (["run", "--impl", "one_copy", "--threads", "many"], "many"),
+    (["run", "--strategy", "three_copy", "--topology", "loopback"], "unknown strategy"),
+    (["run", "--strategy", "one_copy", "--msg-size", "4", "--topology", "loopback"], "message size 4"),
+    (["run", "--strategy", "one_copy", "--threads", "300", "--topology", "loopback"], "thread count 300"),
+    (["run", "--strategy", "one_copy", "--duration", "0", "--topology", "loopback"], "duration"),
+    (["run", "--strategy", "one_copy", "--threads", "many"], "many"),
 ])
 def test_bad_input_is_one_line_exit_2(args, needle):
     proc = netobs(*args)
@@ -74,7 +74,7 @@ def test_port_in_use_is_a_one_line_usage_error():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = netobs("run", "--topology", "loopback", "--impl", "one_copy", "--port", str(port),
+        proc = netobs("run", "--topology", "loopback", "--strategy", "one_copy", "--port", str(port),
                       "--no-perf", "--duration", "0.2")
     assert proc.returncode == 2
     assert f"port {port} is in use" in proc.stderr and proc.stderr.count("\n") == 1
@@ -87,7 +87,7 @@ def test_import_of_a_directory_is_a_one_line_error(tmp_path):
 
 def test_run_on_loopback_with_a_free_port():
     """Loopback picks a free port (the server's); the client learns it with `go`."""
-    proc = netobs("run", "--topology", "loopback", "--impl", "two_copy", "--msg-size", "4K", "--threads", "2",
+    proc = netobs("run", "--topology", "loopback", "--strategy", "two_copy", "--msg-size", "4K", "--threads", "2",
                   "--duration", "0.3", "--warmup", "0.1", "--no-perf", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)

@@ -129,6 +129,18 @@ def test_a_torn_last_row_is_named_and_left_out(tmp_path):
     assert r.notes == torn    # named once, not again as a point with files but no row
 
 
+def test_a_row_cut_inside_its_last_cell_is_named_and_measured_again(tmp_path):
+    from netobs.store import ResultsDir
+
+    d = _copy(tmp_path)
+    text = (d / "runs.csv").read_text()
+    (d / "runs.csv").write_text(text[:-2])   # the newline and one digit of the last cell
+    r = load_results(d)
+    assert len(r.runs) == 23
+    assert len(r.notes) == 1 and "line 25 (zero_copy-65536-2-r1) is cut off in its last cell" in r.notes[0]
+    assert ("zero_copy", 65536, 2, 1) not in ResultsDir.open_for_resume(d).done_keys()
+
+
 def test_rows_and_points_that_disagree_are_named(tmp_path):
     d = _copy(tmp_path)
     rows = (d / "runs.csv").read_text().splitlines()

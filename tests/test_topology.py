@@ -399,7 +399,7 @@ def test_worker_bytes_match_veth_counters(root):
             assert ready.readline().startswith("ready")
         start = topo.link_stats()
         cli = topo.spawn("client", worker + ["send", "--host", topo.server_addr, "--port", "5201",
-                                             "--impl", "one_copy", "--msg-size", "65536", "--threads", "1",
+                                             "--strategy", "one_copy", "--msg-size", "65536", "--threads", "1",
                                              "--count", "300"], stdout=subprocess.PIPE, text=True)
         sent = json.loads(cli.communicate(timeout=10)[0])
         got = json.loads(srv.communicate(timeout=10)[0])

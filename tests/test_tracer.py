@@ -470,7 +470,7 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
         port = int(ready.readline().split()[1])
     # the shell execs the worker after `go`, so the registered pid is the worker's
     client = subprocess.Popen(["/bin/sh", "-c", 'read go; exec "$@"', "sh", *worker, "send", "--port", str(port),
-                               "--impl", impl, "--msg-size", str(SIZE), "--threads", "1", "--count", str(COUNT)],
+                               "--strategy", impl, "--msg-size", str(SIZE), "--threads", "1", "--count", str(COUNT)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tracer.start_point({"client": client.pid, "server": server.pid})
     client.stdin.write("go\n")

@@ -209,5 +209,4 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
         c = oversubscription_caveat(r)
         if c:
             out.append(c)
-    out.extend(Caveat("loading", {"note": n}) for n in r.notes)
-    return out
+    return out   # the loader's notes hold for the whole run: said once, before the answers

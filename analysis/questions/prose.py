@@ -72,8 +72,6 @@ def caveat(c: Caveat, f: Facts) -> str:
         return (f"Oversubscribed: at {threads(d['threads'])} the client's threads plus the server's receiving "
                 f"threads ({join([2 * t for t in d['threads']])} busy threads) exceed the host's {d['cores']} cores; "
                 "those points say more about scheduling than about caches.")
-    if c.code == "loading":
-        return f"Loading: {d['note']}."
     if c.code == "no_completions":
         return "zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect."
     if c.code == "assumed_noise":

@@ -6,13 +6,13 @@ here: `table_options("run")` adds one option per parameter `netobs run` takes, a
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
 import click
 
 from netobs.errors import CapabilityError
+from netobs.files import dumps
 from netobs.params import PARAMS, REQUIRED, Flag, Param, Table
 
 
@@ -92,4 +92,4 @@ def need_root(topology: str, trace: bool) -> None:
 
 
 def echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
+    click.echo(dumps(obj))

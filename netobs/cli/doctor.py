@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netobs.cli._common import echo_json
+from netobs.fmt import gib
 
 
 # part -> the module whose doctor_facts() answers for it, in the order shown. "tracing_setup"
@@ -52,7 +53,7 @@ def command(as_json):
     con = Console()
     host = facts["host"]
     con.print(f"[bold]host[/] {host['hostname']}: Linux {host['kernel']}, {host['cpu_model']}, "
-              f"{host['cores']} cores, {(host['memory_bytes'] or 0) / 2**30:.1f} GiB"
+              f"{host['cores']} cores, {gib(host['memory_bytes']) or 'memory unknown'}"
               f"{', virtualized' if host['virtualized'] else ''}")
     con.print(f"[bold]root[/] {'yes' if facts['root'] else 'no (namespaces, perf control and BPF need root)'}")
     for part in PARTS:

@@ -1,12 +1,10 @@
 """`netobs explain RESULTS_DIR`: the study's questions answered from a results directory."""
 from __future__ import annotations
 
-import json
-
 import click
 
+from netobs.files import dumps
 from netobs.fmt import cell
-from netobs.jsonsafe import jsonable
 
 EPILOG = """\b
 Questions: zerocopy, cache, threads, one-copy-crossover, zero-copy-crossover, anomalies.
@@ -85,6 +83,6 @@ def command(results_dir: str, names: tuple[str, ...], as_json: bool) -> None:
             "notes": list(results.notes),
             "answers": [a.to_dict() for a in answers],
         }
-        click.echo(json.dumps(jsonable(out), indent=2, allow_nan=False))
+        click.echo(dumps(out))
         return
     _print_text(answers, results)

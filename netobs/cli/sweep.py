@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from netobs.cli._common import check_perf, need_root, prepare_tracing, table_options
+from netobs.fmt import fixed
 from netobs.params import PARAMS
 from netobs.spec import SweepSpec
 
@@ -47,8 +48,10 @@ def command(out, resume, force, **options):
     done = f"{summary.done} done, {summary.failed} failed"
     if summary.skipped:
         done += f", {summary.skipped} already stored"
-    overhead = "" if summary.overhead_pct is None else f"; overhead beyond the measured windows {summary.overhead_s:.1f} s ({summary.overhead_pct:.1f}%)"
-    click.echo(f"sweep: {done} in {summary.wall_s:.1f} s{overhead}")
+    overhead = ("" if summary.overhead_pct is None else
+                f"; overhead beyond the measured windows {fixed(summary.overhead_s, ' s', 1)} "
+                f"({fixed(summary.overhead_pct, '%', 1)})")
+    click.echo(f"sweep: {done} in {fixed(summary.wall_s, ' s', 1)}{overhead}")
     for point, error in summary.failures:
         click.echo(f"  failed {point}: {error}")
     click.echo(f"results: {summary.path}")
@@ -123,7 +126,7 @@ class _Reporter:
                 self.con.print(f"[{info['index'] + 1}] {spec.point_id} ...", highlight=False)
         elif event == "done":
             r = info["result"]
-            line = (f"  {info['spec'].point_id}: {r['throughput_gbps']:.2f} Gbit/s" if r["status"] == "ok"
+            line = (f"  {info['spec'].point_id}: {fixed(r['throughput_gbps'], ' Gbit/s')}" if r["status"] == "ok"
                     else f"  {info['spec'].point_id}: FAILED: {r['error']}")
             if self.progress:
                 self.done += 1
