@@ -506,6 +506,49 @@ def throughput_grid(runs: pd.DataFrame, title: str):
             .properties(title=_title(title, subs)))
 
 
+# ----------------------------------------------------------------------------- comparison
+
+COMPARISON_TITLE = "Throughput, new / base, at every compared point"
+
+
+def ratio_heatmap(points: pd.DataFrame, title: str = COMPARISON_TITLE):
+    """The throughput ratio new/base per strategy x message size x threads (a comparison's
+    points, `analysis.compare`): one panel per strategy, a diverging colour centred on 1,
+    the ratio written in each cell and the verdict in its tooltip.
+
+    Not in CHARTS: it is drawn from two results directories, not from one's runs."""
+    data = points[points["metric"] == "throughput_gbps"] if "metric" in points else points.iloc[0:0]
+    data = data[data["ratio"].notna()] if "ratio" in data else data
+    if data.empty:
+        return MissingChart(title, "no throughput measured at any point both runs have")
+    data = data[["implementation", "msg_size", "threads", "ratio", "change_pct", "p_value", "verdict"]].copy()
+    data["implementation"] = data["implementation"].astype(str)
+    data["msg_size"] = data["msg_size"].astype(int)
+    data["threads"] = data["threads"].astype(int)
+    data["label"] = data["ratio"].map(fmt.times)
+    spread = float(np.nanmax(np.abs(np.log(data["ratio"].clip(lower=1e-9))))) or 0.05
+    domain = [float(np.exp(-spread)), 1.0, float(np.exp(spread))]
+    sizes = sorted(data["msg_size"].unique())
+    threads = sorted(data["threads"].unique())
+    base = alt.Chart().encode(
+        x=alt.X("threads:O", title="client threads", sort=threads),
+        y=alt.Y("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL)))
+    cells = base.mark_rect().encode(
+        color=alt.Color("ratio:Q", title="new / base", legend=alt.Legend(format=".2f"),
+                        scale=alt.Scale(type="log", domain=domain, range=["#d6604d", "#f7f7f7", "#4393c3"])),
+        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
+                 "threads:Q", alt.Tooltip("ratio:Q", format=".3f", title="new / base"),
+                 alt.Tooltip("change_pct:Q", format="+.1f", title="change %"),
+                 alt.Tooltip("p_value:Q", format=".3g", title="Welch p"), "verdict:N"])
+    text = base.mark_text(fontSize=11).encode(text="label:N")
+    strategies_present = ordered(data["implementation"])
+    return (alt.layer(cells, text).properties(width=42 * len(threads), height=30 * len(sizes))
+            .facet(column=alt.Column("implementation:N", title=None, sort=strategies_present,
+                                     header=alt.Header(labelFontWeight="bold")), data=data)
+            .properties(title=_title(title, ["median of repeats; blue: faster, red: slower; "
+                                             "verdicts (Welch) in the tooltips"])))
+
+
 # ----------------------------------------------------------------------------- answers → charts
 
 QUESTION_CHARTS: dict[str, list[str]] = {

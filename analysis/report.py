@@ -25,7 +25,9 @@ from netobs.figures import COLUMN_BY_EVENT, TRACE_NAMES, event_column
 from netobs.files import atomic_write
 from netobs.fmt import cell, gib
 
-from .charts import CHARTS, MissingChart, chart_for
+from . import compare as _compare
+from . import compare_text
+from .charts import CHARTS, MissingChart, chart_for, ratio_heatmap
 from .load import Results, load_results
 from .questions import answer_all
 from .stats import METHODS
@@ -33,6 +35,7 @@ from .stats import METHODS
 FORMATS = ("png", "svg")
 SECTIONS = (("summary", "Run summary"), ("questions", "The study's questions"), ("figures", "Figures"),
             ("runs", "Raw runs"))
+COMPARISON_SECTION = ("comparison", "Compared with the baseline")   # with --baseline, after the summary
 RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
              "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]
@@ -348,8 +351,48 @@ def _method() -> str:
             f'the {_e(METHODS["ci"])}; a difference is tested with the {_e(METHODS["test"])}.</p>')
 
 
-def render_report(results: Results, answers: list | None = None) -> str:
-    """The whole report as one HTML string (pure: results in, text out)."""
+@dataclass
+class Baseline:
+    """What the report's comparison section shows: the comparison of these results with a
+    baseline's, and the questions whose verdict changed."""
+
+    comparison: _compare.Comparison
+    verdict_changes: list[dict]
+
+
+def baseline(base: Results, new: Results, new_answers: list) -> Baseline:
+    return Baseline(_compare.compare(base, new, [_compare.RANKED_BY]),
+                    _compare.verdict_changes(answer_all(base), new_answers))
+
+
+def _comparison(b: Baseline, slots: _ChartSlots) -> str:
+    c = b.comparison
+    counts = c.counts.get(_compare.RANKED_BY, {})
+    parts = [f'<p>Baseline: {_e(c.base.path)} ({_e(c.base.source)}). Throughput at the {c.grid["compared"]} '
+             f'configurations both runs measured: ' + ", ".join(f"{n} {_e(compare_text.WORDS[v])}"
+                                                                for v, n in counts.items())
+             + f' (significant: Welch p &lt; {c.alpha:g} and at least {c.threshold_pct:g}%).</p>']
+    if not c.grid["same"]:
+        parts.append(f'<p class="muted">The grids differ: {len(c.grid["only_base"])} configuration(s) only in the '
+                     f'baseline, {len(c.grid["only_new"])} only here; <code>netobs compare</code> lists them.</p>')
+    if c.manifest_differences:
+        rows = pd.DataFrame([{"what": d["what"], "baseline": compare_text.value(d["base"]),
+                              "these results": compare_text.value(d["new"])} for d in c.manifest_differences])
+        parts += ["<h3>What differs between the runs</h3>", table(rows)]
+    parts.append(slots.render(ratio_heatmap(c.points), "comparison"))
+    parts.append("<h3>Answers whose verdict changed</h3>")
+    if b.verdict_changes:
+        rows = pd.DataFrame([{"question": v["question"], "baseline verdict": v["base_verdict"],
+                              "verdict here": v["new_verdict"]} for v in b.verdict_changes])
+        parts.append(table(rows, cls="verdict-changes"))
+    else:
+        parts.append('<p class="verdict-changes muted">Every question has the verdict it had in the baseline.</p>')
+    return "".join(parts)
+
+
+def render_report(results: Results, answers: list | None = None, base: Baseline | None = None) -> str:
+    """The whole report as one HTML string (pure: results in, text out); with `base`, a section
+    comparing the results with a baseline's."""
     if answers is None:
         answers = answer_all(results)
     question_charts, figs = chart_plan(results, answers)
@@ -366,9 +409,14 @@ def render_report(results: Results, answers: list | None = None) -> str:
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
         "runs": _raw_table(results),
     }
+    sections_shown = SECTIONS
+    if base is not None:
+        content[COMPARISON_SECTION[0]] = _comparison(base, slots)
+        sections_shown = SECTIONS[:1] + (COMPARISON_SECTION,) + SECTIONS[1:]
     versions = library_versions()
-    toc = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in SECTIONS)
-    sections = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content[sid]}</section>' for sid, title in SECTIONS)
+    toc = "".join(f'<a href="#{sid}">{_e(title)}</a>' for sid, title in sections_shown)
+    sections = "".join(f'<section id="{sid}"><h2>{_e(title)}</h2>{content[sid]}</section>'
+                       for sid, title in sections_shown)
     body = f"""
 <header class="top"><h1>netobs report</h1>
 <p>What each way of sending bytes costs on {_e(host)} · {_e(when)} · {_e(results.topology)} topology ·
@@ -382,12 +430,15 @@ Vega-Lite {versions["vega-lite"]}, vega-embed {versions["vega-embed"]} (inlined;
     return page.substitute(host=_e(host), css=_asset("report.css"), bundle=vega_bundle(), body=body)
 
 
-def write_report(results_dir, out_path) -> Path:
-    """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`."""
+def write_report(results_dir, out_path, baseline_dir=None) -> Path:
+    """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`;
+    with `baseline_dir`, compared with that results directory too."""
     results = load_results(results_dir)
+    answers = answer_all(results)
+    base = baseline(load_results(baseline_dir), results, answers) if baseline_dir is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, render_report(results))
+    atomic_write(out, render_report(results, answers, base))
     return out
 
 

@@ -4,11 +4,15 @@ The file is validated whole before anything is written: one error names the row 
 column. Host facts the CSV cannot carry are marked unknown. A hardware counter of exactly 0 for
 a run that moved data is physically impossible (it is what `${CYCLES:-0}` makes of perf's
 "<not supported>"), so it is stored as missing with that reason, never as a measured 0.
+
+One row per point (strategy, msg_size, threads); a file measured with repeats adds a `repeat`
+column (0, 1, ...) and holds one row per point and repeat.
 """
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +38,19 @@ def _impl_of(text: str) -> str | None:
 INT_COLUMNS = ("msg_size", "threads")
 REQUIRED_NUMERIC = ("msg_size", "threads", "throughput_gbps", "latency_us")
 HARDWARE_COLUMNS = ("cpu_cycles", "l1_cache_misses", "llc_cache_misses")
+REPEAT = "repeat"   # the optional column beyond the study's: several rows of one point
+
+
+def _repeat(text: str, line: int) -> int:
+    text = text.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if text == "" or value < 0 or value != int(value):
+        raise UsageError(f"row {line}, column repeat: '{text}' is not a repeat number",
+                         fix="0, 1, 2, ... numbering the rows of one point")
+    return int(value)
 
 
 def _number(text: str, line: int, column: str) -> float | None:
@@ -71,7 +88,8 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
     if df.empty:
         raise UsageError(f"{path} has a header but no rows", fix="a CSV with at least one measured point")
     notes = []
-    extra = [c for c in df.columns if c not in STUDY_COLUMNS]
+    has_repeat = REPEAT in df.columns
+    extra = [c for c in df.columns if c not in STUDY_COLUMNS and c != REPEAT]
     if extra:
         notes.append(f"ignored columns not in the study's format: {', '.join(extra)}")
 
@@ -90,10 +108,15 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
         for c in INT_COLUMNS:
             if vals[c] != int(vals[c]) or vals[c] < 1:
                 raise UsageError(f"row {line}, column {c}: '{rec[c]}' is not a positive integer", fix="fixing that cell")
-        key = (impl, int(vals["msg_size"]), int(vals["threads"]))
+        repeat = _repeat(rec[REPEAT], line) if has_repeat else 0
+        key = (impl, int(vals["msg_size"]), int(vals["threads"]), repeat)
         if key in seen:
+            if has_repeat:
+                raise UsageError(f"row {line}: duplicate point {impl}/{key[1]}/{key[2]} repeat {repeat} "
+                                 f"(first at row {seen[key]})", fix="one row per point and repeat")
             raise UsageError(f"row {line}: duplicate point {impl}/{key[1]}/{key[2]} (first at row {seen[key]})",
-                             fix="one row per implementation, msg_size and threads")
+                             fix="one row per implementation, msg_size and threads, or a `repeat` column "
+                                 "(0, 1, ...) numbering the rows of a point measured several times")
         seen[key] = line
         bytes_sent = vals["throughput_gbps"] * 1e9 / 8 * duration
         events = {}
@@ -110,7 +133,7 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
             else:
                 events[event] = {"value": v, "unit": "", "status": "counted", "running_pct": None, "reason": None}
         results.append({
-            "strategy": impl, "msg_size": key[1], "threads": key[2], "repeat": 0, "status": "ok",
+            "strategy": impl, "msg_size": key[1], "threads": key[2], "repeat": repeat, "status": "ok",
             "topology": "unknown", "duration_s": duration, "warmup_s": None, "window_s": duration,
             "throughput_gbps": vals["throughput_gbps"], "bytes_sent": bytes_sent,
             "messages": round(bytes_sent / key[1]), "latency_us": {"mean": vals["latency_us"]},
@@ -145,7 +168,8 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
             "strategies": strategies.ordered(r["strategy"] for r in results),
             "sizes": sorted({r["msg_size"] for r in results}),
             "threads": sorted({r["threads"] for r in results}),
-            "repeats": 1, "duration": duration, "warmup": None, "order": "unknown",
+            "repeats": max(Counter((r["strategy"], r["msg_size"], r["threads"]) for r in results).values()),
+            "duration": duration, "warmup": None, "order": "unknown",
         },
     }
     store = ResultsDir.create(out, manifest, list(EVENT_BY_COLUMN.values()), force=force,

@@ -186,15 +186,19 @@ def _write_csv(file: Path, columns: list[str], rows: list[dict]) -> None:
             w.writerow({c: _cell(r.get(c)) for c in columns})
 
 
-def study_rows(crossover=None, hw_counters=True, seed=3) -> list[dict]:
-    """Rows in the study's 9-column format (one run per point), from the same model."""
+def study_rows(crossover=None, hw_counters=True, seed=3, repeats=None, gbps_factor=None) -> list[dict]:
+    """Rows in the study's 9-column format (one run per point), from the same model; with
+    `repeats`, that many rows per point with a `repeat` column (what `netobs import` accepts).
+    gbps_factor: {(impl, size, threads): f}, as write_results."""
     crossover = {"one_copy": 16384, "zero_copy": 65536} if crossover is None else crossover
+    gbps_factor = gbps_factor or {}
     rng = np.random.default_rng(seed)
     rows = []
     for impl in IMPLS:
         for size in SIZES:
-            for t in THREADS:
-                gbps = model_gbps(impl, size, t, crossover) * float(rng.normal(1, 0.01))
+            for t, rep in ((t, rep) for t in THREADS for rep in range(repeats or 1)):
+                gbps = (model_gbps(impl, size, t, crossover) * gbps_factor.get((impl, size, t), 1.0)
+                        * float(rng.normal(1, 0.01)))
                 b = gbps * 1e9 / 8 * 10
                 saving = impl != "two_copy"
                 rows.append({
@@ -204,6 +208,7 @@ def study_rows(crossover=None, hw_counters=True, seed=3) -> list[dict]:
                     "l1_cache_misses": int(L1_PER_KIB * (0.6 if saving else 1) * b / 1024) if hw_counters else "",
                     "llc_cache_misses": int(LLC_PER_KIB * b / 1024) if hw_counters else "",
                     "context_switches": int(2 * t * b / 2 ** 20),
+                    **({"repeat": rep} if repeats else {}),
                 })
     return rows
 
@@ -211,7 +216,8 @@ def study_rows(crossover=None, hw_counters=True, seed=3) -> list[dict]:
 def write_study_csv(file, rows) -> Path:
     file = Path(file)
     with open(file, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=STUDY_COLUMNS, lineterminator="\n")
+        w = csv.DictWriter(fh, fieldnames=STUDY_COLUMNS + (["repeat"] if rows and "repeat" in rows[0] else []),
+                           lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     return file
@@ -254,3 +260,21 @@ def write_imported(path, rows: list[dict], duration: float = 10.0) -> Path:
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
     _write_csv(path / "runs.csv", columns, out)
     return path
+
+
+def write_pair(path, base=None, new=None) -> tuple[Path, Path]:
+    """Two results directories from the same model, `path/base` and `path/new`, with their own
+    noise (seeds 1 and 2): `base` and `new` are write_results' keywords for each (the changes
+    planted in NEW)."""
+    path = Path(path)
+    base, new = {"seed": 1, **(base or {})}, {"seed": 2, **(new or {})}
+    return write_results(path / "base", **base), write_results(path / "new", **new)
+
+
+def edit_manifest(path, edit) -> Path:
+    """Apply `edit(manifest)` to a results directory's manifest.json, in place."""
+    file = Path(path) / "manifest.json"
+    manifest = json.loads(file.read_text())
+    edit(manifest)
+    file.write_text(json.dumps(manifest, indent=2))
+    return Path(path)

@@ -22,6 +22,7 @@ COMMANDS = {
     "import": "netobs.cli.import_",
     "explain": "netobs.cli.explain",
     "report": "netobs.cli.report",
+    "compare": "netobs.cli.compare",
     "doctor": "netobs.cli.doctor",
 }
 
@@ -31,6 +32,7 @@ SHORT_HELP = {
     "import": "Turn a CSV in the study's format into a results directory.",
     "explain": "Answer the study's questions from a results directory.",
     "report": "Write one self-contained HTML report (or PNG/SVG figures).",
+    "compare": "Compare two results directories point by point, with significance.",
     "doctor": "Show what this host can measure and trace.",
 }
 
@@ -64,6 +66,7 @@ Examples:
   sudo netobs sweep --trace -o results/
   netobs explain results/ --question cache
   netobs report results/ -o report.html
+  netobs compare results-before/ results-after/
 """)
 @click.version_option(__version__, prog_name="netobs")
 def cli():
@@ -76,7 +79,9 @@ def error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="netobs", standalone_mode=False)
+        # without standalone mode, click hands back a command's click.exceptions.Exit as its
+        # code (`compare --fail-on-regression` exits 1 so); a command that returns gives None
+        code = cli.main(args=argv, prog_name="netobs", standalone_mode=False)
     except NetobsError as exc:
         error(exc.message)
         return exc.exit_code
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ Examples:
   netobs report results/ -o report.html --force     # replace an existing report
   netobs report results/ --format png --out-dir figs/
   netobs report results/ --format svg --out-dir figs/
+  netobs report new/ --baseline base/ -o report.html   # with a comparison section
 """)
 @click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
@@ -63,19 +64,25 @@ Examples:
 @click.option("--out-dir", type=click.Path(path_type=Path), default=None,
               help="Directory for --format png/svg (created if missing).")
 @click.option("--force", is_flag=True, help="Replace an existing report or figures (never the results' own files).")
-def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | None, force: bool):
+@click.option("--baseline", "baseline", type=click.Path(path_type=Path), default=None, metavar="BASE",
+              help="A results directory to compare with: the report gains a section with the throughput "
+                   "ratio per point and the questions whose verdict changed (as `netobs compare`).")
+def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | None, force: bool,
+            baseline: Path | None):
     """Write one HTML report (opens offline) or PNG/SVG figures from a results directory.
 
     The report holds the run summary (host, kernel, topology, what perf and the tracer could
     and could not measure), each question's verdict with its evidence and chart, every figure,
     and the raw runs. A chart whose data was not measured is replaced by a note saying why.
     """
+    if baseline is not None and fmt != "html":
+        raise UsageError("--baseline is for the HTML report", fix="--format html (the default)")
     if fmt == "html":
         if out_dir is not None:
             raise UsageError("--out-dir is for --format png/svg", fix="-o FILE.html for the HTML report")
         out = output if output is not None else results_dir / "report.html"
         _check_html_target(results_dir, out, force)
-        path = _report.write_report(results_dir, out)
+        path = _report.write_report(results_dir, out, baseline)
         click.echo(f"report: {path}")
         return
     if output is not None:
