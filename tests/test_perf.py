@@ -289,12 +289,13 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
     os.mkfifo(ack)
     cfd = os.open(ctl, os.O_RDWR | os.O_NONBLOCK)
     afd = os.open(ack, os.O_RDWR | os.O_NONBLOCK)
+    stop_r, stop_w = os.pipe()   # the test's end: the thread stops before the fds are closed
     got: list[tuple[float, bytes]] = []
 
     def serve():
         for _ in range(2):
-            ready, _, _ = select.select([cfd], [], [], 20)
-            if not ready:
+            ready, _, _ = select.select([cfd, stop_r], [], [], 20)
+            if cfd not in ready:
                 return
             got.append((time.monotonic(), os.read(cfd, 64)))
             if acks is not None:
@@ -302,13 +303,20 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    return ctl, ack, got, t, (cfd, afd)
+
+    def close():
+        os.write(stop_w, b"x")
+        t.join(5)
+        for fd in (cfd, afd, stop_r, stop_w):
+            os.close(fd)
+
+    return ctl, ack, got, t, close
 
 
 def test_c_client_enables_and_disables_around_its_window(tmp_path):
     """perf 6.1 acks with `ack\n\0`: the C client reads both acks and opens its window between."""
     _need_workers()
-    ctl, ack, got, t, fds = _fake_perf(tmp_path, b"ack\n\0")
+    ctl, ack, got, t, close = _fake_perf(tmp_path, b"ack\n\0")
     try:
         with _server() as port:
             started = time.monotonic()
@@ -316,8 +324,7 @@ def test_c_client_enables_and_disables_around_its_window(tmp_path):
                                   capture_output=True, text=True, timeout=30, cwd=REPO)
         t.join(5)
     finally:
-        for fd in fds:
-            os.close(fd)
+        close()
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert [cmd for _, cmd in got] == [b"enable\n", b"disable\n"]
@@ -329,7 +336,7 @@ def test_c_client_enables_and_disables_around_its_window(tmp_path):
 
 def test_c_client_gives_up_when_perf_never_acks(tmp_path):
     _need_workers()
-    ctl, ack, got, t, fds = _fake_perf(tmp_path, None)
+    ctl, ack, got, t, close = _fake_perf(tmp_path, None)
     try:
         with _server() as port:
             started = time.monotonic()
@@ -337,8 +344,7 @@ def test_c_client_gives_up_when_perf_never_acks(tmp_path):
                                   capture_output=True, text=True, timeout=30, cwd=REPO)
             took = time.monotonic() - started
     finally:
-        for fd in fds:
-            os.close(fd)
+        close()
     assert proc.returncode == 1, proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("netobs: error: perf did not answer on its control fifo (perf control ack)")
