@@ -38,11 +38,26 @@ def _not_ours(signum: int, owner: int) -> bool:
     return True
 
 
+# Signals the interrupt handler took, newest last. Python may run a handler inside code that
+# ignores its exception (an at-fork hook such as logging's _releaseLock, pyroute2 and
+# subprocess fork in every point): the Interrupted is then printed and lost. Code that runs
+# long (a point, a sweep) calls raise_if_interrupted() at its steps, so a lost one still ends it.
+_received: list[int] = []
+
+
 def _interrupt_handler(owner: int):
     def handler(signum: int, _frame: object) -> None:
         if not _not_ours(signum, owner):
+            _received.append(signum)
             _raise_interrupted(signum)
     return handler
+
+
+def raise_if_interrupted() -> None:
+    """Raise Interrupted if a signal arrived inside signals_as_interrupt() and its exception
+    was swallowed where it was raised."""
+    if _received:
+        _raise_interrupted(_received[-1])
 
 
 def _raise_interrupted(signum: int) -> None:
@@ -69,6 +84,7 @@ def signals_as_interrupt(signals: tuple[int, ...] = SIGNALS, only_if_default: bo
             if only_if_default and current not in (signal.SIG_DFL, signal.default_int_handler):
                 continue
             previous[sig] = signal.signal(sig, _interrupt_handler(os.getpid()))
+        _received.clear()
         yield
     finally:
         for sig, handler in previous.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.files import write_json
+from netobs.interrupt import raise_if_interrupted
 from netobs.params import PARAMS
 from netobs.spec import RunSpec
 
@@ -148,6 +149,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
         except BrokenPipeError:
             pass  # the client already died (perf refused it, say): its exit status tells why
 
+        raise_if_interrupted()   # a Ctrl-C lost while the workers were forked ends the point now
         budget = spec.warmup + spec.duration + FINISH_SLACK_S
         client_out = _finish(client, budget, "client")
         if client.returncode != 0:  # its error is the point's; the server (killed below) would only wait

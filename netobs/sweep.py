@@ -66,7 +66,7 @@ def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> Results
 def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *a, **k: None) -> SweepSummary:
     """Run every point not yet in `store`, counted and traced as `sweep` says."""
     from netobs import hostinfo, topology
-    from netobs.interrupt import signals_as_interrupt
+    from netobs.interrupt import raise_if_interrupted, signals_as_interrupt
 
     points, done = sweep.points(), store.done_keys()
     todo = [p for p in points if p.key not in done]
@@ -87,6 +87,7 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
                 tracer = stack.enter_context(Tracer())
             store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None)
             for index, spec in enumerate(todo):
+                raise_if_interrupted()   # one lost in a fork of the last point (pyroute2, subprocess)
                 progress("point", index=index, spec=spec)
                 point_dir = store.point_dir(spec.point_id)
                 try:
