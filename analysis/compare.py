@@ -25,7 +25,7 @@ import pandas as pd
 from netobs import strategies
 from netobs.errors import NetobsError, UsageError
 from netobs.jsonsafe import jsonable
-from netobs.spec import stored_sweep
+from netobs.spec import OLD_MATRIX_KEYS, stored_sweep
 
 from . import labels
 from .load import KEY, Results
@@ -64,7 +64,6 @@ MANIFEST_FIELDS = (
     ("perf events", ("perf_events",)),
     ("server perf events", ("perf_server_events",)),
 )
-MATRIX_ALIASES = {"impls": "strategies"}   # directories made before the strategy was called so
 
 
 def direction(metric: str) -> int:
@@ -155,7 +154,7 @@ def _matrix(m: dict) -> dict:
             return stored_sweep(m).to_dict()
         except NetobsError:
             pass   # a matrix this netobs cannot read as a sweep: compared as written
-    return {MATRIX_ALIASES.get(k, k): v for k, v in matrix.items()}
+    return {OLD_MATRIX_KEYS.get(k, k): v for k, v in matrix.items()}
 
 
 def manifest_differences(base: dict, new: dict) -> list[dict]:

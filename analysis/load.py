@@ -9,8 +9,6 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from netobs.figures import (
     point_id,
 )
 from netobs.figures import POINT_KEY as _POINT_KEY
-from netobs.store import read_manifest
+from netobs.store import parse_runs, read_manifest
 
 KEY = list(_POINT_KEY[:3])
 POINT_KEY = list(_POINT_KEY)
@@ -184,26 +182,12 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         text = file.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
-    records = list(csv.reader(io.StringIO(text)))
-    if not records:
+    header, rows, cut = parse_runs(text)
+    if not header:
         raise _fail(f"{file} is empty", "no header and no points")
-    header = [c.strip() for c in records[0]]
-    rows = []
-    for number, record in enumerate(records[1:], start=2):
-        if not any(cell.strip() for cell in record):
-            continue
-        # netobs writes runs.csv whole, newline-terminated: a last row without its newline was
-        # cut, even where the cut fell inside its last cell
-        cut = number == len(records) and not text.endswith("\n")
-        if len(record) == len(header) and not cut:
-            rows.append(record)
-            continue
-        name = _row_name(dict(zip(header, record)))
-        torn.add(name)
-        how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
-               else "is cut off in its last cell (the file ends without a newline)" if cut
-               else f"has {len(record)} cells where the header has {len(header)}")
-        notes.append(f"runs.csv line {number} ({name}) {how}: left out; "
+    for row in cut:
+        torn.add(row.point)
+        notes.append(f"runs.csv line {row.line} ({row.point}) {row.how}: left out; "
                      "re-run it with `netobs sweep --resume -o DIR` or restore runs.csv")
     raw = pd.DataFrame(rows, columns=header, dtype=str)
     missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
@@ -339,15 +323,6 @@ def load_results(path) -> Results:
                     f"first error: {failed['error'].iloc[0]}" if len(failed) else None,
                     "`netobs doctor` to see what this host can run, then re-run the sweep")
     return Results(path=path, manifest=manifest, runs=runs, failed=failed, notes=notes)
-
-
-def _row_name(row: dict) -> str:
-    """A runs.csv row's point, as far as its cells say (a torn row may lack some)."""
-    try:
-        return point_id(row["implementation"], int(float(row["msg_size"])), int(float(row["threads"])),
-                        int(float(row.get("repeat") or 0)))
-    except (KeyError, TypeError, ValueError):
-        return "point unknown"
 
 
 def _names(ids) -> str:

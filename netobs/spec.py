@@ -68,7 +68,7 @@ def spec_classes(table: Table) -> tuple[type, type]:
 RunSpec, SweepSpec = spec_classes(PARAMS)
 
 # Matrix keys that were spelled differently before (issue 12): old name -> name now.
-_OLD_MATRIX_KEYS = {"impls": "strategies"}
+OLD_MATRIX_KEYS = {"impls": "strategies"}
 
 
 def stored_sweep(manifest: dict, sweep_spec: type = SweepSpec):
@@ -76,7 +76,7 @@ def stored_sweep(manifest: dict, sweep_spec: type = SweepSpec):
     as any netobs version wrote it: the strategies were "impls" before, the perf events were
     only the manifest's "perf_events", and a parameter the matrix lacks had its default."""
     matrix = dict(manifest.get("matrix") or {})
-    for old, new in _OLD_MATRIX_KEYS.items():
+    for old, new in OLD_MATRIX_KEYS.items():
         if old in matrix:
             matrix.setdefault(new, matrix.pop(old))
     if "events" not in matrix and manifest.get("perf_events"):

@@ -14,12 +14,14 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from netobs import __version__
 from netobs.errors import UsageError
 from netobs import figures
-from netobs.figures import EVENT_BY_COLUMN, LOST_EVENTS, ROLES, SERVER_PREFIX, TRACE_NAMES, event_column, trace_column
+from netobs.figures import (EVENT_BY_COLUMN, LOST_EVENTS, ROLES, SERVER_PREFIX, TRACE_NAMES, event_column, point_id,
+                            trace_column)
 from netobs.files import atomic_write, write_json
 
 SCHEMA_VERSION = 1
@@ -214,19 +216,49 @@ def read_manifest(path: Path) -> dict:
     return manifest
 
 
+@dataclass(frozen=True)
+class TornRow:
+    line: int           # its line in runs.csv
+    point: str          # the point, as far as its cells say
+    how: str            # what is wrong with it
+
+
+def parse_runs(text: str) -> tuple[list[str], list[list[str]], list[TornRow]]:
+    """runs.csv's text -> (header, whole rows, torn rows). A torn row has fewer or more cells
+    than the header, or is a last row without its newline: netobs writes the file whole and
+    newline-terminated, so such a row was cut, even where the cut fell inside its last cell."""
+    records = list(csv.reader(io.StringIO(text)))
+    if not records:
+        return [], [], []
+    header = [c.strip() for c in records[0]]
+    rows, torn = [], []
+    for number, record in enumerate(records[1:], start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        cut = number == len(records) and not text.endswith("\n")
+        if len(record) == len(header) and not cut:
+            rows.append(record)
+            continue
+        how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
+               else "is cut off in its last cell (the file ends without a newline)" if cut
+               else f"has {len(record)} cells where the header has {len(header)}")
+        torn.append(TornRow(number, _row_point(dict(zip(header, record))), how))
+    return header, rows, torn
+
+
+def _row_point(row: dict) -> str:
+    try:
+        return point_id(row["implementation"], int(float(row["msg_size"])), int(float(row["threads"])),
+                        int(float(row.get("repeat") or 0)))
+    except (KeyError, TypeError, ValueError):
+        return "point unknown"
+
+
 def read_rows(path: Path) -> list[dict]:
-    """runs.csv's rows, leaving out torn ones (fewer or more cells than the header, or a last
-    row without its newline: the file is always written whole): a point whose row is torn is
-    not stored, so `--resume` measures it again."""
+    """runs.csv's whole rows (a point whose row is torn is not stored: `--resume` measures it
+    again)."""
     file = Path(path) / "runs.csv"
     if not file.is_file():
         return []
-    text = file.read_text(encoding="utf-8")
-    rows = [row for row in csv.DictReader(io.StringIO(text), restkey=_EXTRA)
-            if _EXTRA not in row and None not in row.values()]
-    if rows and not text.endswith("\n") and list(rows[-1].values()) == next(csv.reader([text.rsplit("\n", 1)[-1]])):
-        rows.pop()
-    return rows
-
-
-_EXTRA = "\0extra cells"
+    header, rows, _ = parse_runs(file.read_text(encoding="utf-8"))
+    return [dict(zip(header, row)) for row in rows]

@@ -69,7 +69,8 @@ _FIG_INDEX = {f: _LAYOUT[f"NETOBS_FIG_{f.upper()}"] for f in FIGURES}
 # The C side's indices are the figures' order in netobs.figures, and so are its roles.
 if (list(_FIG_INDEX.values()) != list(range(_LAYOUT["NETOBS_NFIG"]))
         or [_LAYOUT[f"NETOBS_ROLE_{r.upper()}"] for r in ROLES] != list(range(_LAYOUT["NETOBS_NROLES"]))):
-    raise ImportError("bpf/netobs_trace.h and netobs.figures disagree on the trace figures' or roles' order")
+    raise ImportError("bpf/netobs_trace.h and netobs.figures disagree on the trace figures' or roles' order; "
+                      "try giving NETOBS_FIG_*/NETOBS_ROLE_* the order of netobs.figures.TRACE_FIGURES/ROLES")
 
 
 # ---- the candidate probes, best first -------------------------------------------------------
