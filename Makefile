@@ -7,7 +7,7 @@ PY    := $(VENV)/bin/python
 NETOBS := $(VENV)/bin/netobs
 # Debian's python3-bpfcc is built for the system interpreter; the venv uses it too.
 SYSPY := /usr/bin/python3
-DEB_PKGS := python3-bpfcc python3-venv python3-dev gcc linux-perf iproute2 iperf3 \
+DEB_PKGS := python3-bpfcc python3-venv python3-dev gcc linux-perf iproute2 iperf3 liburing-dev \
             linux-headers-amd64 bpftool
 TEST_DEB_PKGS := chromium chromium-driver
 STAMP := $(VENV)/.netobs-installed
@@ -55,7 +55,7 @@ unit: setup
 # The README's main command: a short sweep with tracing, then the report.
 demo: setup
 	$(NETOBS) sweep --strategies two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
-	  --duration 1 --warmup 0.3 --trace -o $(DEMO_OUT)
+	  --duration 1 --warmup 0.3 --trace --profile -o $(DEMO_OUT)
 	$(NETOBS) explain $(DEMO_OUT)
 	$(NETOBS) report $(DEMO_OUT) -o $(DEMO_OUT)/report.html
 	@echo "results: $(DEMO_OUT)"; echo "report:  $(DEMO_OUT)/report.html"

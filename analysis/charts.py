@@ -18,16 +18,20 @@ report draws every registered chart in registration order.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
+
+from pathlib import Path
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
-from netobs import fmt, strategies
-from netobs.strategies import NAMES, ordered
+from netobs import figures, fmt, strategies
+from netobs.strategies import STUDY, ordered
 
+from . import flame
 from .labels import axis
 from .stats import ALPHA, compare, summarize_groups
 
@@ -58,11 +62,15 @@ class MissingChart:
 
 @dataclass(frozen=True)
 class Chart:
-    """A registered chart: its name (the export's file stem), its title, the function drawing it."""
+    """A registered chart: its name (the export's file stem), its title, the function drawing it;
+    `section`: the report section it is drawn in ("figures", or "profile": Where the time goes);
+    `reads_points`: it also reads the points' files (`results_dir=` is passed to it)."""
 
     name: str
     title: str
     draw: Callable
+    section: str = "figures"
+    reads_points: bool = False
 
     def __call__(self, runs: pd.DataFrame, **kw):
         return self.draw(runs, self.title, **kw)
@@ -72,11 +80,16 @@ CHARTS: dict[str, Chart] = {}
 """Every chart of the report, in report order (the study's four first)."""
 
 
-def chart(name: str, title: str):
+def chart(name: str, title: str, section: str = "figures", reads_points: bool = False):
     def register(fn: Callable) -> Chart:
-        CHARTS[name] = Chart(name, title, fn)
+        CHARTS[name] = Chart(name, title, fn, section, reads_points)
         return CHARTS[name]
     return register
+
+
+def section_charts(section: str) -> dict[str, Chart]:
+    """The registered charts of one report section, in registration order."""
+    return {n: c for n, c in CHARTS.items() if c.section == section}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -84,7 +97,7 @@ def chart(name: str, title: str):
 def _strategies(df: pd.DataFrame) -> list[str]:
     """The color domain: the study's three always (so colors never shift), then extras."""
     present = ordered(df["implementation"].astype(str)) if "implementation" in df else []
-    return list(NAMES) + [s for s in present if s not in NAMES]
+    return list(STUDY) + [s for s in present if s not in STUDY]
 
 
 def strategy_color(df: pd.DataFrame, title: str = "strategy") -> alt.Color:
@@ -504,6 +517,234 @@ def throughput_grid(runs: pd.DataFrame, title: str):
                                      header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
                    data=data)
             .properties(title=_title(title, subs)))
+
+
+# ----------------------------------------------------------------------------- where the time goes (--profile)
+
+ROLES = ("client", "server")
+# One colour per cost class and per wait reason (the names are netobs/costclasses.toml's, via
+# netobs.figures), the same in the flame graph and the bars: copies warm, zero-copy's own work
+# purple, the TCP stack blues, memory greens, bookkeeping greys.
+CLASS_COLORS = {
+    "user_copy": "#9e1b1b", "kernel_copy": "#e0413a", "deferred_copy": "#f28e2b", "zc_pin": "#7b4fa6",
+    "zc_notify": "#c39bd3", "tcp_tx": "#2f6db5", "tcp_rx": "#76a7dc", "softirq_rx": "#2a9d8f",
+    "skb_mem": "#59a14f", "page_fault": "#e78ac3", "syscall": "#c9a227", "sched": "#8c8c8c",
+    "observer": "#3b3b3b", "user_other": "#c7a77b", "other": "#d3d3d3",
+}
+REASON_COLORS = {
+    "sndbuf_full": "#e0413a", "wait_data": "#2f6db5", "errqueue_poll": "#7b4fa6", "lock": "#c9a227",
+    "preempted": "#59a14f", "sleep": "#bcbcbc", "other": "#8c8c8c",
+}
+_SPARE = ["#17becf", "#bcbd22", "#ff9da6", "#9d755d", "#4e79a7", "#b07aa1"]
+ROOT_COLOR = "#e6e6e6"
+FLAME_WIDTH = 900
+FLAME_BUDGET = 30000       # rectangles for all icicles together (the report's size)
+FLAME_MIN_RECTS = 60
+
+
+def _palette(names, colors: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(domain, range) for `names` in their declared order; a name the palette lacks (a class the
+    data file added) gets a spare colour, the same for the same position every time."""
+    names = list(names)
+    spare = iter(_SPARE * (1 + len(names) // len(_SPARE)))
+    return names, [colors.get(n) or next(spare) for n in names]
+
+
+def class_colors() -> tuple[list[str], list[str]]:
+    return _palette(figures.PROFILE_CLASSES, CLASS_COLORS)
+
+
+def reason_colors() -> tuple[list[str], list[str]]:
+    return _palette(figures.WAIT_REASONS, REASON_COLORS)
+
+
+def _role_parts(runs: pd.DataFrame, family: str, names, suffix: str) -> pd.DataFrame:
+    """One row per strategy x size x threads x role x part (class or reason): the median over
+    repeats of <family>_<role>_<part><suffix>, parts with no value or a zero median left out."""
+    parts = []
+    for role in ROLES:
+        for name in names:
+            col = figures.role_column(family, role, f"{name}{suffix}")
+            if not _has(runs, col):
+                continue
+            df = runs[pd.to_numeric(runs[col], errors="coerce").notna()].copy()
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+            s = summarize(df, ["implementation", "msg_size", "threads"], col).rename(columns={col: "value"})
+            s["role"], s["part"] = role, name
+            parts.append(s[s["value"] > 0])
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
+
+
+def _stacked_by_role(data: pd.DataFrame, title: str, subs: list[str], part_title: str,
+                     colors: tuple[list[str], list[str]], y_title: str, fmt_: str):
+    """Stacked bars: x strategy, stacks by part, one panel per (role, threads) row x size column."""
+    data = data.copy()
+    data["panel"] = data["role"] + " · " + data["threads"].astype(int).astype(str) + " thr"
+    panels = [f"{r} · {t} thr" for r in ROLES for t in sorted(data["threads"].unique())
+              if f"{r} · {t} thr" in set(data["panel"])]
+    domain, colours = colors
+    data["part_order"] = data["part"].map({p: i for i, p in enumerate(domain)})
+    impls = [i for i in _strategies(data) if i in set(data["implementation"])]
+    sizes = sorted(data["msg_size"].unique())
+    bars = alt.Chart().mark_bar().encode(
+        x=alt.X("implementation:N", title=None, sort=impls, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("sum(value):Q", title=y_title, stack="zero"),
+        color=alt.Color("part:N", title=part_title, scale=alt.Scale(domain=domain, range=colours),
+                        legend=alt.Legend(orient="right", symbolType="square")),
+        order=alt.Order("part_order:Q"),
+        tooltip=[alt.Tooltip("implementation:N", title="strategy"), "role:N",
+                 alt.Tooltip("msg_size:Q", title="size (B)"), "threads:Q", alt.Tooltip("part:N", title=part_title),
+                 alt.Tooltip("value:Q", format=fmt_, title=f"median {y_title}"), alt.Tooltip("n:Q", title="repeats")])
+    data = data.sort_values(["panel", "msg_size", "implementation", "part_order"]).reset_index(drop=True)
+    return (bars.properties(width=max(70, 24 * len(impls)), height=150)
+            .facet(row=alt.Row("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
+                   column=alt.Column("msg_size:O", title="message size", sort=sizes,
+                                     header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
+                   data=data)
+            .resolve_scale(y="independent")
+            .properties(title=_title(title, subs)))
+
+
+def has_profile(runs: pd.DataFrame) -> bool:
+    """Whether any ok point has a profile figure (on- or off-CPU) in runs.csv."""
+    return any(_has(_ok(runs), c) for c in figures.PROFILE_COLUMNS if not figures.is_text(c))
+
+
+def _menu_label(impl, size, threads, repeat, role) -> str:
+    return f"{impl} · {fmt.size(size)} · {int(threads)} thr · repeat {int(repeat)} · {role}"
+
+
+def flame_rows(runs: pd.DataFrame, results_dir) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """(the icicle rectangles of every point x role with folded files, the menu's labels in
+    order, the files that could not be read). Rows: p (menu index), m ("on"/"off"), d (depth),
+    x0, x1, n (frame), w (weight), k (1 = kernel frame), c (class or reason, "" for the root),
+    o (frames merged into this one, 0 if none), z (1 = "no stacks of this kind" placeholder)."""
+    points = Path(results_dir) / "points"
+    found = []
+    for r in _ok(runs)[["implementation", "msg_size", "threads", "repeat"]].drop_duplicates().itertuples(index=False):
+        files = flame.folded_files(points / figures.point_id(*r))
+        for role in ROLES:
+            kinds = {kind: files[(role, kind)] for kind in flame.KINDS if (role, kind) in files}
+            if kinds:
+                found.append((r, role, kinds))
+    cols = ["p", "m", "d", "x0", "x1", "n", "w", "k", "c", "o", "z"]
+    if not found:
+        return pd.DataFrame(columns=cols), [], []
+    cap = max(FLAME_MIN_RECTS, min(flame.MAX_RECTS, FLAME_BUDGET // (2 * len(found))))
+    rows, labels, bad = [], [], []
+    for p, (r, role, kinds) in enumerate(found):
+        labels.append(_menu_label(*r, role))
+        for kind, m in (("on_cpu", "on"), ("off_cpu", "off")):
+            rects = []
+            if kind in kinds:
+                try:
+                    rects = flame.icicle(flame.read_folded(kinds[kind]), max_rects=cap)
+                except (OSError, ValueError) as exc:
+                    bad.append(f"{kinds[kind].parent.name}/{kinds[kind].name}: {exc}".replace(str(results_dir), ""))
+            if not rects:
+                what = "on-CPU samples" if m == "on" else "off-CPU stacks"
+                rows.append({"p": p, "m": m, "d": 0, "x0": 0.0, "x1": 1.0, "n": f"no {what} recorded for this point",
+                             "w": 0, "k": 0, "c": "", "o": 0, "z": 1})
+            for x in rects:
+                rows.append({"p": p, "m": m, "d": x.depth, "x0": round(x.x0, 6), "x1": round(x.x1, 6), "n": x.name,
+                             "w": x.weight, "k": int(x.kernel), "c": x.klass or "", "o": x.merged, "z": 0})
+    return pd.DataFrame(rows, columns=cols), labels, bad
+
+
+@chart("flame", "Flame graph of each point (icicle)", section="profile", reads_points=True)
+def flame_graph(runs: pd.DataFrame, title: str, results_dir=None):
+    """Every point x role's on-CPU and off-CPU stacks as icicles (root on top, each frame as
+    wide as its share of the point's samples or off-CPU time), one shown at a time: a menu picks
+    the point and role, a toggle the kind. Colour: the cost class (on-CPU) or wait reason
+    (off-CPU) of the stacks under the frame. Data: the points' folded files (analysis.flame)."""
+    if results_dir is None:
+        return MissingChart(title, "drawn from the points' folded stacks: needs the results directory")
+    data, labels, bad = flame_rows(runs, results_dir)
+    if not labels:
+        return MissingChart(title, "no folded stacks under points/ (run the sweep with --profile)")
+    merged = data[data["o"] > 0]
+    pick = alt.param(name="flame_point", value=0,
+                     bind=alt.binding_select(options=list(range(len(labels))), labels=labels,
+                                             name="point · role: "))
+    kind = alt.param(name="flame_kind", value="on",
+                     bind=alt.binding_radio(options=["on", "off"], labels=["on-CPU (samples)", "off-CPU (time)"],
+                                            name=" stacks: "))
+    shown = "datum.p == flame_point && datum.m == flame_kind"
+    x = alt.X("x0:Q", scale=alt.Scale(domain=[0, 1], nice=False, zero=True), axis=None)
+    y = alt.Y("d:O", axis=None, sort="ascending")
+    base = alt.Chart().transform_filter(shown).transform_calculate(
+        share="datum.x1 - datum.x0", space="datum.k ? 'kernel' : 'user'")
+    tips = [alt.Tooltip("n:N", title="function"), alt.Tooltip("space:N", title="space"),
+            alt.Tooltip("share:Q", format=".2%", title="share of the point")]
+
+    def icicle_layer(m: str, field_title: str, colors, weight_tip):
+        domain, colours = colors
+        return base.transform_filter(f"datum.m == '{m}' && !datum.z").mark_rect(
+            stroke="white", strokeWidth=0.5).encode(
+            x=x, x2="x1:Q", y=y,
+            color=alt.condition("datum.c == ''", alt.value(ROOT_COLOR),
+                                alt.Color("c:N", title=field_title, scale=alt.Scale(domain=domain, range=colours),
+                                          legend=alt.Legend(orient="right", symbolType="square"))),
+            tooltip=tips[:1] + [alt.Tooltip("c:N", title=field_title)] + tips[1:] + [weight_tip])
+
+    on = icicle_layer("on", "cost class", class_colors(), alt.Tooltip("w:Q", title="samples", format=",d"))
+    off = icicle_layer("off", "wait reason", reason_colors(), alt.Tooltip("ms:Q", title="off-CPU ms", format=",.1f"))
+    off = off.transform_calculate(ms="datum.w / 1000")
+    chars = f"floor((datum.x1 - datum.x0) * {FLAME_WIDTH} / 6.5) - 1"
+    text = base.transform_filter(f"!datum.z && (datum.x1 - datum.x0) * {FLAME_WIDTH} >= 26").transform_calculate(
+        t=f"truncate(datum.n, {chars})").mark_text(align="left", baseline="middle", dx=3, fontSize=10,
+                                                    color="#111").encode(x=x, y=y, text="t:N", tooltip=tips)
+    none = base.transform_filter("datum.z == 1").mark_text(align="left", baseline="middle", dx=6, fontSize=12,
+                                                           color="#666").encode(x=x, y=y, text="n:N")
+    subs = ["width = share of the point's on-CPU samples (off-CPU: of its off-CPU time); root on top, callees below",
+            "colour = cost class (on-CPU) or wait reason (off-CPU); pick the point and the stacks with the menus below"]
+    if not merged.empty:
+        subs.append(f"frames narrower than {flame.MIN_SHARE:.1%} of the point or more (at most "
+                    f"{max(FLAME_MIN_RECTS, min(flame.MAX_RECTS, FLAME_BUDGET // (2 * len(labels))))} rectangles "
+                    "per stack kind) are merged into 'other (n frames)'")
+    if bad:
+        subs.append(f"{len(bad)} folded file(s) could not be read: {'; '.join(bad[:3])}")
+    # a named dataset: the rows (thousands in a big sweep) are embedded as they are, past
+    # Altair's 5000-row guard, which is for data a browser would have to fetch
+    values = json.loads(data.to_json(orient="records"))
+    return (alt.layer(on, off, text, none, data=alt.NamedData(name="flame"))
+            .add_params(pick, kind)
+            .resolve_scale(color="independent")
+            .properties(width=FLAME_WIDTH, height=alt.Step(15), title=_title(title, subs),
+                        datasets={"flame": values}))
+
+
+@chart("cpu_by_class", "CPU time per GB, by cost class", section="profile")
+def cpu_by_class(runs: pd.DataFrame, title: str):
+    """CPU-seconds per GB moved, stacked by cost class, client and server, per strategy; one
+    panel per (role, threads) x message size; the median over repeats of each class's column."""
+    runs = _ok(runs)
+    data = _role_parts(runs, "prof", figures.PROFILE_CLASSES, "_cpu_s_per_gb")
+    if data.empty:
+        return MissingChart(title, "no on-CPU profile in these results (run the sweep with --profile)")
+    absent = [r for r in ROLES if r not in set(data["role"])]
+    subs = ["sampled CPU time of the role's threads per GB it moved (the whole point, warm-up included), "
+            "split by the cost class of each sample; median over repeats"]
+    if absent:
+        subs.append(f"no on-CPU samples for the {' and '.join(absent)}")
+    return _stacked_by_role(data, title, subs, "cost class", class_colors(), "CPU-s per GB", ".3~g")
+
+
+@chart("wait_by_reason", "Off-CPU time, by wait reason", section="profile")
+def wait_by_reason(runs: pd.DataFrame, title: str):
+    """Off-CPU seconds stacked by wait reason, client and server, per strategy (median over repeats)."""
+    runs = _ok(runs)
+    data = _role_parts(runs, "wait", figures.WAIT_REASONS, "_s")
+    if data.empty:
+        return MissingChart(title, "no off-CPU profile in these results (run the sweep with --profile)")
+    absent = [r for r in ROLES if r not in set(data["role"])]
+    subs = ["seconds the role's threads spent off-CPU over the point's life, summed over its threads, "
+            "by why they slept; median over repeats"]
+    if absent:
+        subs.append(f"no off-CPU time recorded for the {' and '.join(absent)}")
+    return _stacked_by_role(data, title, subs, "wait reason", reason_colors(), "off-CPU s", ".3~g")
 
 
 # ----------------------------------------------------------------------------- comparison

@@ -19,6 +19,7 @@ from netobs import strategies
 from netobs.errors import UsageError
 from netobs.figures import (
     EVENT_BY_COLUMN,
+    ROLE_COLUMNS,
     STUDY_COLUMNS,
     TRACE_COLUMNS,
     WORKER_COLUMNS,
@@ -55,6 +56,11 @@ DERIVED = {
     "errqueue_reads_per_send": ("error-queue reads per sendmsg (traced)", "reads/send"),
     "zc_notifications_per_msg": ("zero-copy notifications per message", "notifications/msg"),
     "zc_deferred_copies_per_send": ("deferred zero-copy copies per zero-copy send (traced)", "copies/send"),
+    # the network stack's own counters (every point; the link's and the client namespace's TCP MIB)
+    "tx_avg_packet_b": ("average packet the client's link sent", "B/packet"),
+    "tx_packets_per_mib": ("packets the client's link sent per MiB", "packets/MiB"),
+    "segments_per_mib": ("TCP segments the client sent per MiB (Tcp.OutSegs)", "segments/MiB"),
+    "retrans_per_mib": ("TCP segments retransmitted per MiB (Tcp.RetransSegs)", "segments/MiB"),
 }
 
 
@@ -211,7 +217,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
             raise _fail(f"{file}, row {i + 2}, column {col}: '{text.iloc[i]}' is not a number",
                         "the file is damaged", "restoring runs.csv or re-running that point (`netobs sweep --resume`)")
         cols[col] = num.astype(float)
-    for col in STUDY_COLUMNS + WORKER_COLUMNS + TRACE_COLUMNS:
+    for col in STUDY_COLUMNS + WORKER_COLUMNS + TRACE_COLUMNS + ROLE_COLUMNS:
         if col not in cols:
             cols[col] = pd.Series(None if is_text(col) else np.nan, index=raw.index,
                                   dtype=object if is_text(col) else float)
@@ -280,6 +286,11 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["zc_notifications_per_msg"] = _ratio(df["zc_notifications"], bt / df["msg_size"])
     deferred = df[["trace_client_zc_deferred_copies", "trace_server_zc_deferred_copies"]].sum(axis=1, min_count=1)
     out["zc_deferred_copies_per_send"] = _ratio(deferred, df["trace_client_zc_sends"])
+    # link and MIB counters cover the whole point (warm-up included): per byte of the same span
+    out["tx_avg_packet_b"] = _ratio(df["link_client_tx_bytes"], df["link_client_tx_packets"])
+    out["tx_packets_per_mib"] = _ratio(df["link_client_tx_packets"], bt / MIB)
+    out["segments_per_mib"] = _ratio(df["netstat_client_tcp_outsegs"], bt / MIB)
+    out["retrans_per_mib"] = _ratio(df["netstat_client_tcp_retranssegs"], bt / MIB)
     return out
 
 

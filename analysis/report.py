@@ -27,14 +27,14 @@ from netobs.fmt import cell, gib
 
 from . import compare as _compare
 from . import compare_text
-from .charts import CHARTS, MissingChart, chart_for, ratio_heatmap
+from .charts import MissingChart, chart_for, has_profile, ratio_heatmap, section_charts
 from .load import Results, load_results
 from .questions import answer_all
 from .stats import METHODS
 
 FORMATS = ("png", "svg")
 SECTIONS = (("summary", "Run summary"), ("questions", "The study's questions"), ("figures", "Figures"),
-            ("runs", "Raw runs"))
+            ("profile", "Where the time goes"), ("runs", "Raw runs"))
 COMPARISON_SECTION = ("comparison", "Compared with the baseline")   # with --baseline, after the summary
 RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
@@ -49,9 +49,23 @@ def _safe_chart(fn, *args, title: str):
         return MissingChart(title, f"chart error: {type(exc).__name__}: {exc}")
 
 
-def figures(results: Results) -> dict[str, object]:
-    """Every registered chart drawn from the results' runs (chart or MissingChart)."""
-    return {name: _safe_chart(c, results.runs, title=c.title) for name, c in CHARTS.items()}
+def _draw(c, results: Results):
+    """One registered chart from the results (the points' files too where it reads them)."""
+    kw = {"results_dir": results.path} if c.reads_points else {}
+    return _safe_chart(lambda: c(results.runs, **kw), title=c.title)
+
+
+def figures(results: Results, section: str = "figures") -> dict[str, object]:
+    """Every registered chart of `section` drawn from the results (chart or MissingChart)."""
+    return {name: _draw(c, results) for name, c in section_charts(section).items()}
+
+
+def profile_charts(results: Results) -> dict[str, object] | None:
+    """The profile section's charts (chart or MissingChart), or None when the results have no
+    profile at all (no prof_*/wait_* values and no folded stacks): then none is drawn."""
+    if not has_profile(results.runs) and not any((results.path / "points").glob("*/*.folded")):
+        return None
+    return figures(results, "profile")
 
 
 def _spec_key(chart) -> str | None:
@@ -310,6 +324,82 @@ def _summary(results: Results) -> str:
     return "".join(parts)
 
 
+PROFILE_TEXT = {
+    "flame": "One icicle per point and role, from the folded stacks stored under points/&lt;point&gt;/ "
+             "(<code>profile-&lt;role&gt;.folded</code> and <code>offcpu-&lt;role&gt;.folded</code>, which "
+             "<code>flamegraph.pl</code> and speedscope open too): the menu picks the point and role, the toggle "
+             "on-CPU samples or off-CPU time; a frame is as wide as its share of the point's samples (or off-CPU "
+             "time) and coloured by the cost class (or wait reason) of the stacks beneath it.",
+    "cpu_by_class": "The CPU-seconds each role spent per GB it moved, stacked by cost class, per strategy: "
+                    "where a strategy's CPU goes, and which class a copy-avoiding strategy saves or adds.",
+    "wait_by_reason": "The seconds each role's threads spent off the CPU, stacked by why they slept "
+                      "(a full send buffer, waiting for data, polling for completions, preemption, ...).",
+}
+
+
+def _point_profile(results: Results) -> dict:
+    """result["profile"] of the first point that has one ({} where none does)."""
+    for f in sorted((results.path / "points").glob("*/result.json")):
+        try:
+            profile = json.loads(f.read_text(encoding="utf-8")).get("profile")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(profile, dict) and profile:
+            return profile
+    return {}
+
+
+def _sampling_sentence(results: Results) -> str:
+    """What was sampled and how: event and frequency per role (from runs.csv), the stack modes,
+    the events tried before it, the off-CPU probe (the manifest's plan, else a point's), and
+    why a role was not sampled (its result.json)."""
+    runs, n = results.runs, len(results.runs)
+    point = _point_profile(results)
+    manifest_profile = results.manifest.get("profile")
+    plan = (manifest_profile.get("plan") if isinstance(manifest_profile, dict) else None) or point.get("plan") or {}
+    on, off = plan.get("on_cpu") or {}, plan.get("off_cpu") or {}
+
+    def col(name: str) -> pd.Series:
+        return runs[name].dropna() if name in runs else pd.Series(dtype=object)
+
+    roles = []
+    for role in ("client", "server"):
+        sampled = int(pd.to_numeric(col(f"prof_{role}_samples"), errors="coerce").notna().sum())
+        if not sampled:
+            why = (((point.get(role) or {}).get("on_cpu") or {}).get("missing")
+                   if isinstance(point.get(role), dict) else None)
+            roles.append(f"{role}: not sampled" + (f" ({why})" if why else ""))
+            continue
+        events = sorted({str(e) for e in col(f"prof_{role}_event")})
+        hz = sorted({int(h) for h in pd.to_numeric(col(f"prof_{role}_hz"), errors="coerce").dropna()})
+        roles.append(f"{role}: {'/'.join(events) or 'event not recorded'}"
+                     f"{' at ' + '/'.join(map(str, hz)) + ' Hz' if hz else ''}, {sampled} of {n} points")
+    stacks = " + ".join(on.get("stacks") or [])
+    refused = [f"{t.get('event')} ({t.get('reason') or 'refused'})" for t in (on.get("tried") or [])
+               if isinstance(t, dict) and not t.get("ok")]
+    modes = f" ({_e(stacks)} stacks)" if stacks else ""
+    text = f"On-CPU: stack samples{modes} — " + _e("; ".join(roles)) + "."
+    if refused:
+        text += " Tried first and refused: " + _e(", ".join(refused)) + "."
+    if off.get("probe"):
+        text += f" Off-CPU: the time from each switch-out ({_e(off['probe'])}) until the thread ran again."
+    return f'<p class="profile-plan">{text}</p>'
+
+
+def _profile(results: Results, slots: _ChartSlots) -> str:
+    charts_ = profile_charts(results)
+    if charts_ is None:
+        return ('<p class="muted profile-absent">No profiles in these results (a sweep without '
+                '<code>--profile</code>, an import, or results from before profiles): where the CPU time and the '
+                'waits go was not measured.</p>')
+    parts = [_sampling_sentence(results)]
+    for name, c in charts_.items():
+        if name in PROFILE_TEXT:
+            parts.append(f'<p class="chart-note">{PROFILE_TEXT[name]}</p>')
+        parts.append(slots.render(c, name))
+    return "".join(parts)
+
+
 def _question(answer, chart, slots: _ChartSlots) -> str:
     caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.caveats)
     return (f'<div class="question" id="q-{_e(answer.question)}">'
@@ -407,6 +497,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
                     'a question above already shows are not repeated.</p><div class="figures">'
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
+        "profile": _profile(results, slots),
         "runs": _raw_table(results),
     }
     sections_shown = SECTIONS
@@ -447,6 +538,7 @@ def export_plan(results_dir) -> dict[str, object]:
     `question-<name>` for each question whose chart is not one of them."""
     results = load_results(results_dir)
     plan = figures(results)
+    plan.update({n: c for n, c in (profile_charts(results) or {}).items() if not isinstance(c, MissingChart)})
     drawn = {_spec_key(c) for c in plan.values()} - {None}
     for a in answer_all(results):
         chart = _safe_chart(chart_for, a, title=a.title)
@@ -479,5 +571,5 @@ def export_figures(charts: dict[str, object], out_dir, fmt: str = "png", scale: 
     return written, missing
 
 
-__all__ = ["write_report", "render_report", "export_plan", "export_figures", "figures", "chart_plan", "vega_bundle",
-           "FORMATS"]
+__all__ = ["write_report", "render_report", "export_plan", "export_figures", "figures", "profile_charts",
+           "chart_plan", "vega_bundle", "FORMATS"]

@@ -24,6 +24,13 @@
  *   off-CPU time                             NETOBS_OFFCPU_RAW | NETOBS_OFFCPU (sched_switch)
  *   socket-memory pressure                   NETOBS_MEM_TP (sock:sock_exceed_buf_limit)
  *   children of tracked processes            NETOBS_INHERIT (sched:sched_process_fork)
+ *   io_uring sends (no send syscall)         NETOBS_URING_TP (io_uring:io_uring_complete): a send
+ *                                            CQE's bytes go to the send figures where those come
+ *                                            from the syscalls, and a SENDMSG_ZC one (IORING_CQE_F_MORE:
+ *                                            a notification follows) to the zero-copy sends
+ *   sendfile/splice                          the send syscall programs take them too (NETOBS_NR_SENDFILE,
+ *                                            NETOBS_NR_SPLICE, or their syscalls:* tracepoints): sends,
+ *                                            and sends by page reference (the zero-copy sends' figures)
  *
  * The syscall-based figures come from one source, chosen for the whole program:
  * NETOBS_RAWSYS (raw tracepoints raw_syscalls:sys_enter/sys_exit, filtered on the syscall
@@ -451,6 +458,10 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
         s->skip[k] = left - 1;
     }
 #endif
+#ifdef NETOBS_ZC_SYSCALL
+    if (kind == NETOBS_KIND_SEND && (flags & NETOBS_FLAG_PAGES))
+        act |= NETOBS_ACT_EXIT;   /* sendfile/splice: pages sent by reference */
+#endif
 #ifdef NETOBS_ZC_GATE
     /* A send can skip the copy, and a completion can be queued, only on a SO_ZEROCOPY
      * socket: without one in the process, no flags are read (a register read costs ~40 ns
@@ -471,7 +482,7 @@ static __always_inline int netobs_sys_enter(u32 kind, u32 flags, const void *reg
 #endif
     }
 #ifdef NETOBS_SEND_SYSCALL
-    if (kind == NETOBS_KIND_SEND)
+    if (kind == NETOBS_KIND_SEND && !(flags & NETOBS_FLAG_URING))
         act |= NETOBS_ACT_EXIT;   /* every send's return value */
 #endif
     s->active = act;
@@ -537,12 +548,14 @@ static __always_inline int netobs_sys_exit(long ret)
         }
     }
 #endif
-    if (kind == NETOBS_KIND_SEND) {
+    if (kind == NETOBS_KIND_SEND && (flags & NETOBS_FLAG_URING)) {
+        /* io_uring_enter: counted and timed above; its sends come from their CQEs */
+    } else if (kind == NETOBS_KIND_SEND) {
 #ifdef NETOBS_SEND_SYSCALL
         netobs_send_done(pc, role, ret);
 #endif
 #ifdef NETOBS_ZC_SYSCALL
-        if ((flags & NETOBS_MSG_ZEROCOPY) && ret > 0) {
+        if ((flags & (NETOBS_MSG_ZEROCOPY | NETOBS_FLAG_PAGES)) && ret > 0) {
             netobs_add(pc, role, NETOBS_FIG_ZC_SENDS, 1);
             netobs_add(pc, role, NETOBS_FIG_ZC_SEND_BYTES, ret);
         }
@@ -582,6 +595,10 @@ int netobs_rsys_in(struct bpf_raw_tracepoint_args *ctx)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG3_OFF, NETOBS_RECV_READ);
     if (nr == NETOBS_NR_RECVFROM)
         return netobs_sys_enter(NETOBS_KIND_RECV, 0, regs, NETOBS_REGS_ARG4_OFF, NETOBS_RECV_READ);
+    if (nr == NETOBS_NR_SENDFILE || nr == NETOBS_NR_SPLICE)
+        return netobs_sys_enter(NETOBS_KIND_SEND, NETOBS_FLAG_PAGES, NULL, 0, 0);
+    if (nr == NETOBS_NR_IO_URING_ENTER)
+        return netobs_sys_enter(NETOBS_KIND_SEND, NETOBS_FLAG_URING, NULL, 0, 0);
 #ifdef NETOBS_ZC_GATE
     if (nr == NETOBS_NR_SETSOCKOPT)
         return netobs_setsockopt(regs);
@@ -603,6 +620,14 @@ int netobs_sendmsg_in(struct tracepoint__syscalls__sys_enter_sendmsg *args)
 {
     return netobs_sys_enter(NETOBS_KIND_SEND, args->flags, NULL, 0, 1);
 }
+int netobs_sendfile_in(struct tracepoint__syscalls__sys_enter_sendfile64 *args)
+{
+    return netobs_sys_enter(NETOBS_KIND_SEND, NETOBS_FLAG_PAGES, NULL, 0, 0);
+}
+int netobs_splice_in(struct tracepoint__syscalls__sys_enter_splice *args)
+{
+    return netobs_sys_enter(NETOBS_KIND_SEND, NETOBS_FLAG_PAGES, NULL, 0, 0);
+}
 int netobs_recvfrom_in(struct tracepoint__syscalls__sys_enter_recvfrom *args)
 {
     return netobs_sys_enter(NETOBS_KIND_RECV, args->flags, NULL, 0, 1);
@@ -618,6 +643,38 @@ int netobs_sys_out(struct tracepoint__syscalls__sys_exit_sendto *args)
 }
 #endif /* NETOBS_RAWSYS */
 #endif /* NETOBS_SYSCALLS */
+
+/* ---- io_uring sends ---------------------------------------------------------------------- */
+#ifdef NETOBS_URING_TP
+/* Every CQE posted (io_uring_complete), in the context of the ring's task or its io-wq
+ * workers (threads of its process). The point's processes use io_uring only to send, so a
+ * CQE with a positive result is a send's (the cancel netobs may submit at a stop uses
+ * user_data ~0). A SENDMSG_ZC send's CQE carries IORING_CQE_F_MORE (its notification follows,
+ * as a CQE of its own with IORING_CQE_F_NOTIF, which is not a send). */
+int netobs_uring_tp(struct tracepoint__io_uring__io_uring_complete *args)
+{
+    u32 *role = netobs_role();
+    if (!role)
+        return 0;
+    u32 cflags = args->cflags;
+    int res = args->res;
+    if ((cflags & NETOBS_CQE_F_NOTIF) || res <= 0 || args->user_data == ~0ULL)
+        return 0;
+    struct netobs_percpu *pc = netobs_pcpu();
+    if (!pc)
+        return 0;
+#ifdef NETOBS_SEND_SYSCALL
+    netobs_send_done(pc, *role, res);   /* no send syscall saw it */
+#endif
+#ifdef NETOBS_ZC_SYSCALL
+    if (cflags & NETOBS_CQE_F_MORE) {
+        netobs_add(pc, *role, NETOBS_FIG_ZC_SENDS, 1);
+        netobs_add(pc, *role, NETOBS_FIG_ZC_SEND_BYTES, res);
+    }
+#endif
+    return 0;
+}
+#endif
 
 /* ---- off-CPU time ----------------------------------------------------------------------- */
 #ifdef NETOBS_OFFCPU_RAW

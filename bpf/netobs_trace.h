@@ -62,6 +62,15 @@
 #define NETOBS_MSG_ERRQUEUE 0x2000
 #define NETOBS_MSG_ZEROCOPY 0x4000000
 #define NETOBS_IPPROTO_TCP 6
+/* Not a socket flag: netobs marks a sendfile()/splice() call with it (a send by page
+ * reference, counted with the zero-copy sends). MSG_CMSG_COMPAT's bit, never a user's flag. */
+#define NETOBS_FLAG_PAGES 0x80000000
+/* ... and an io_uring_enter() call of a tracked thread with this one (a send syscall of the
+ * io_uring senders: counted and timed, its return value is not bytes). */
+#define NETOBS_FLAG_URING 0x40000000
+/* io_uring CQE flags (include/uapi/linux/io_uring.h) */
+#define NETOBS_CQE_F_MORE 2
+#define NETOBS_CQE_F_NOTIF 8
 /* setsockopt(SOL_SOCKET, SO_ZEROCOPY): asm-generic values (x86, arm64, riscv, ...). The gate
  * (NETOBS_ZC_GATE) is compiled only with the raw syscall programs, i.e. on the architectures of
  * tracer.RAW_SYSCALL_ARCH; one with other values (alpha, mips, parisc, sparc) needs them there. */

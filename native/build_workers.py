@@ -36,6 +36,7 @@ ffibuilder.set_source(
     sources=[os.path.join(_rel, "netobs_workers.c")],
     include_dirs=[_rel],
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+    libraries=["uring"],   # liburing-dev (Debian): io_uring and io_uring_zc
     extra_link_args=["-pthread"],
     depends=[os.path.join(_rel, "netobs_workers.h")],
 )

@@ -15,8 +15,21 @@
 #define NOB_TWO_COPY 0
 #define NOB_ONE_COPY 1
 #define NOB_ZERO_COPY 2
+#define NOB_IO_URING 3
+#define NOB_IO_URING_ZC 4
+#define NOB_SENDFILE 5
+#define NOB_SPLICE 6
+#define NOB_STRATEGIES 7
 
-#define NOB_FIELDS 8
+/* server receive modes */
+#define NOB_RECV_COPY 0      /* recv() into one large buffer (the kernel's receive copy) */
+#define NOB_RECV_FIELDS 1    /* ... then each whole message copied out into its fields */
+#define NOB_RECV_TRUNC 2     /* recv(MSG_TRUNC): TCP discards the bytes, no receive copy */
+#define NOB_RECV_ZEROCOPY 3  /* TCP_ZEROCOPY_RECEIVE: pages mapped, the rest copied */
+
+#define NOB_FIELDS 8         /* the study's fields per message (the default) */
+#define NOB_MAX_FIELDS 64
+#define NOB_MAX_URING_DEPTH 256
 #define NOB_MIN_MSG 8
 #define NOB_MAX_MSG 67108864
 #define NOB_MAX_THREADS 256
@@ -32,8 +45,9 @@ struct nob_error {
 struct nob_client_config {
     char host[64];           /* numeric IPv4 or IPv6 address (Python resolves names) */
     int port;
-    int strategy;            /* NOB_TWO_COPY / NOB_ONE_COPY / NOB_ZERO_COPY */
+    int strategy;            /* NOB_<STRATEGY> */
     uint64_t msg_size;
+    int fields;              /* separately allocated fields per message, 1..NOB_MAX_FIELDS */
     int threads;
     double duration_s;       /* measured window (ignored in count mode) */
     double warmup_s;         /* before the window (ignored in count mode) */
@@ -42,7 +56,9 @@ struct nob_client_config {
     int64_t corrupt_seq;     /* debug: flip one byte of this message (per thread); -1 = off */
     int nodelay;             /* set TCP_NODELAY */
     int sndbuf;              /* > 0: SO_SNDBUF */
-    int zc_pool;             /* zero_copy buffer pool size per thread; 0 = auto */
+    int zc_pool;             /* zero_copy / io_uring_zc buffer pool size per thread; 0 = auto */
+    int uring_depth;         /* io_uring: sends in flight per thread (one linked chain) */
+    int unsafe_reuse;        /* debug: rewrite buffers without waiting for the kernel (verify must fail) */
     double connect_timeout_s;
     int ctl_fd;              /* perf --control fifo (write "enable"/"disable"); -1 = none */
     int ack_fd;              /* perf ack fifo (read "ack"); -1 = none */
@@ -68,8 +84,17 @@ struct nob_client_stats {
     uint64_t zc_notifications;      /* error-queue messages read */
     uint64_t zc_enobufs;            /* ENOBUFS answers (drained and retried) */
     uint64_t zc_outstanding;        /* ids still without completion at the end */
-    uint64_t zc_pool_waits;         /* times a thread waited for a buffer's completion */
+    uint64_t zc_pool_waits;         /* times a thread found its next buffer still pending */
+    uint64_t zc_empty_reads;        /* MSG_ERRQUEUE reads that returned nothing (EAGAIN) */
+    uint64_t zc_polls;              /* poll() calls made to wait for a completion */
     int zc_pool;                    /* buffers per thread */
+    /* io_uring */
+    uint64_t uring_submits;         /* io_uring_submit() calls (io_uring_enter with new SQEs) */
+    uint64_t uring_waits;           /* waits for a CQE */
+    /* sendfile / splice */
+    uint64_t file_writes;           /* sendfile: pwritev() of the fields into the memfd (once per buffer, per message with verify) */
+    uint64_t page_releases;         /* sendfile: hole punches, splice: MADV_DONTNEED before a rewrite */
+    uint64_t vmsplice_calls;        /* splice: vmsplice() calls */
     int threads;
     int interrupted;                /* stopped by nob_client_stop() */
     uint64_t per_thread_bytes[256]; /* total bytes per thread */
@@ -79,7 +104,9 @@ struct nob_server_config {
     char bind[64];           /* numeric address, "" = any IPv4 */
     int port;                /* 0 = ephemeral */
     int connections;         /* end after this many connections have all closed; 0 = until stop/timeout */
-    int recv_copy;           /* copy each received message into 8 separate fields */
+    int recv_copy;           /* older spelling of recv_mode NOB_RECV_FIELDS */
+    int recv_mode;           /* NOB_RECV_* */
+    int fields;              /* fields per message (the verify pattern and NOB_RECV_FIELDS) */
     int verify;              /* check the per-message pattern (needs msg_size) */
     uint64_t msg_size;
     double timeout_s;        /* 0 = none */
@@ -99,6 +126,12 @@ struct nob_server_stats {
     uint64_t verify_partial_bytes;  /* bytes of a trailing incomplete message (not an error) */
     uint64_t recv_calls;
     uint64_t messages_copied;       /* recv_copy: complete messages copied out into fields */
+    /* NOB_RECV_ZEROCOPY */
+    uint64_t rx_zc_mapped;          /* bytes mapped by TCP_ZEROCOPY_RECEIVE */
+    uint64_t rx_zc_copied;          /* bytes it left to be copied (recv_skip_hint, or the fallback) */
+    uint64_t rx_zc_calls;           /* getsockopt(TCP_ZEROCOPY_RECEIVE) calls */
+    int rx_zc_fallback_errno;       /* > 0: zero-copy receive refused (errno); copied instead */
+    int recv_mode;
     int timed_out;
     int interrupted;
     int port;
@@ -123,6 +156,10 @@ int nob_server_port(struct nob_server *s);
 int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob_error *err);
 void nob_server_stop(struct nob_server *s);
 void nob_server_free(struct nob_server *s);
+
+/* Can this kernel run a strategy (io_uring and its opcodes, SO_ZEROCOPY, memfd, vmsplice)?
+ * 0, or -errno with `err` naming what is missing. Opens and closes what it tries. */
+int nob_strategy_probe(int strategy, struct nob_error *err);
 
 /* The verify pattern, exposed for tests: byte i of field f of message seq. */
 uint8_t nob_pattern_byte(uint64_t seq, unsigned field, uint64_t i);

@@ -316,3 +316,31 @@ def btf_member(struct: str, member: str) -> tuple[int | None, str | None]:
             return None, f"{struct}.{member} is not 2 bytes wide in this kernel's BTF"
         return bits // 8, None
     return None, f"{struct} has no member {member} in the kernel's BTF"
+
+
+# ---- perf events for stack sampling -------------------------------------------------------
+# (type, config) of the sampling events the profiler tries, best first (linux/perf_event.h)
+PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE = 0, 1
+PERF_COUNT_HW_CPU_CYCLES, PERF_COUNT_SW_CPU_CLOCK = 0, 0
+SAMPLING_EVENTS = {"cycles": (PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES),
+                   "cpu-clock": (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK)}
+
+
+def try_perf_event(name: str, hz: int = 999) -> str | None:
+    """None when sampling event `name` ("cycles", "cpu-clock") opens here at `hz`, else why
+    not (opened disabled on CPU 0 and closed at once)."""
+    from netobs import libc
+
+    type_, config = SAMPLING_EVENTS[name]
+    try:
+        fd = libc.perf_event_open(type_, config, hz)
+    except OSError as e:
+        hint = {errno.ENOENT: "the CPU's PMU has no such event (usual in VMs)",
+                errno.EOPNOTSUPP: "sampling is not supported for it here",
+                errno.EACCES: "not permitted (root, or kernel.perf_event_paranoid)",
+                errno.EPERM: "not permitted (root, or kernel.perf_event_paranoid)",
+                errno.EINVAL: "the kernel refused its attributes (frequency above kernel.perf_event_max_sample_rate?)"}
+        why = f"{errno.errorcode.get(e.errno, e.errno)} ({os.strerror(e.errno)})"
+        return f"perf_event_open({name}): {why}" + (f": {hint[e.errno]}" if e.errno in hint else "")
+    os.close(fd)
+    return None

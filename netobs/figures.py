@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from netobs import costclass, netstat
+
 # The two sides of a point. The tracer's role indices (NETOBS_ROLE_* in bpf/netobs_trace.h)
 # follow this order, and so do the trace columns.
 ROLES = ("client", "server")
@@ -86,6 +88,15 @@ WORKER_FIGURES: tuple[Figure, ...] = (
     Figure("zc_notifications", "zero-copy notifications", "", ("zerocopy", "notifications"),
            "error-queue messages read"),
     Figure("zc_enobufs", "ENOBUFS answers", "", ("zerocopy", "enobufs"), "zero-copy sends refused for memory"),
+    Figure("zc_empty_reads", "empty error-queue reads", "reads", ("zerocopy", "empty_reads"),
+           "MSG_ERRQUEUE reads that returned nothing (wasted syscalls)"),
+    Figure("rx_zc_mapped_bytes", "bytes mapped on receive (TCP_ZEROCOPY_RECEIVE)", "B",
+           ("rx_zerocopy", "mapped_bytes"), "--recv zerocopy: bytes the server mapped instead of copying"),
+    Figure("fields", "fields per message", "", ("params", "fields"), "the message's fields (--fields; the study's 8)"),
+    Figure("recv", "receive mode", "", ("params", "recv"), "the server's receive mode (--recv)", text=True),
+    Figure("nodelay", "TCP_NODELAY", "", ("params", "nodelay"), "1 when the client set TCP_NODELAY"),
+    Figure("rx_zc_copied_bytes", "bytes copied on receive beside the mapping", "B", ("rx_zerocopy", "copied_bytes"),
+           "--recv zerocopy: bytes it could not map (or all, after a fallback), copied"),
 )
 
 # ---- kernel trace figures, per role (runs.csv: trace_<role>_<figure>) -----------------------
@@ -93,8 +104,9 @@ WORKER_FIGURES: tuple[Figure, ...] = (
 TRACE_FIGURES: tuple[Figure, ...] = (
     Figure("sendmsg_calls", "traced send calls", "calls", help="tcp_sendmsg calls (or send syscalls) that sent"),
     Figure("sendmsg_bytes", "traced bytes sent", "B", help="bytes those calls sent"),
-    Figure("zc_sends", "traced MSG_ZEROCOPY sends", "calls", help="sends that carried MSG_ZEROCOPY"),
-    Figure("zc_send_bytes", "traced MSG_ZEROCOPY bytes", "B", help="bytes those sends sent"),
+    Figure("zc_sends", "traced sends that did not copy", "calls",
+           help="sends that did not copy: MSG_ZEROCOPY, io_uring SENDMSG_ZC, sendfile/splice page references"),
+    Figure("zc_send_bytes", "traced bytes sent without a copy", "B", help="bytes those sends sent"),
     Figure("rx_copy_calls", "traced receive copies", "calls", help="skb_copy_datagram_iter calls"),
     Figure("rx_copy_bytes", "traced bytes copied on receive", "B", help="bytes skb_copy_datagram_iter copied"),
     Figure("errqueue_reads", "traced error-queue reads", "reads",
@@ -113,6 +125,75 @@ TRACE_FIGURES: tuple[Figure, ...] = (
            help="sock:sock_exceed_buf_limit"),
 )
 TRACE_NAMES: tuple[str, ...] = tuple(f.column for f in TRACE_FIGURES)
+
+
+# ---- profiles (--profile), per role: where the CPU time went and why threads slept ----------
+# The classes and reasons are the data file's (netobs/costclasses.toml, netobs.costclass);
+# runs.csv: prof_<role>_<figure> and wait_<role>_<figure>. The profile covers the point's whole
+# life (warm-up included), so per-GB figures divide by the bytes of that life: the client's
+# bytes_sent_total, the server's bytes_received.
+def _profile_figures() -> tuple[tuple[Figure, ...], tuple[Figure, ...]]:
+    t = costclass.table()
+    on = ("profile", "{role}", "on_cpu")
+    prof = [
+        Figure("samples", "on-CPU samples", "samples", on + ("samples",), "stack samples of the role's threads"),
+        Figure("event", "sampling event", "", on + ("event",), "cycles (hardware) or cpu-clock (software)",
+               text=True),
+        Figure("hz", "sampling frequency", "Hz", on + ("hz",), "samples per second per CPU asked"),
+        Figure("cpu_s", "sampled CPU time", "s", on + ("cpu_s",), "samples / frequency"),
+        Figure("skid", "skid share", "", on + ("skid", "share"),
+               "share of samples that skid: the innermost kernel frame re-enables interrupts (classed by callers) or the sample landed on a syscall's return to user space"),
+        Figure("softirq", "softirq share", "", on + ("context", "softirq"),
+               "share of samples taken in softirq context while the role's thread was current"),
+        Figure("irq", "hard-irq share", "", on + ("context", "irq"), "share of samples taken in hard-irq context"),
+    ]
+    for c in t.classes:
+        prof.append(Figure(c.name, f"{c.name} share", "", on + ("classes", c.name),
+                           f"share of samples: {c.help}"))
+        prof.append(Figure(f"{c.name}_cpu_s_per_gb", f"{c.name} CPU per GB", "s/GB",
+                           on + ("cpu_s_per_gb", c.name), f"CPU-seconds per GB moved: {c.help}"))
+    off = ("profile", "{role}", "off_cpu")
+    wait = [Figure("switches", "off-CPU switch-outs", "switches", off + ("switches",),
+                   "times the role's threads left the CPU"),
+            Figure("total_s", "off-CPU time", "s", off + ("seconds",), "summed over the role's threads")]
+    wait += [Figure(f"{r.name}_s", f"off-CPU: {r.name}", "s", off + ("reasons", r.name), r.help)
+             for r in t.reasons]
+    return tuple(prof), tuple(wait)
+
+
+PROFILE_FIGURES, WAIT_FIGURES = _profile_figures()
+PROFILE_CLASSES: tuple[str, ...] = costclass.table().class_names
+WAIT_REASONS: tuple[str, ...] = costclass.table().reason_names
+# ---- the network stack's own counters per role: TCP MIB deltas (netobs.netstat, read in the
+# role's namespace) and the link's (runs.csv: netstat_<role>_<counter>, link_<role>_<counter>)
+NETSTAT_FIGURES: tuple[Figure, ...] = tuple(
+    Figure(netstat.column_stem(c.name), c.name, c.unit, ("netstat", "{role}", c.name),
+           f"{c.help}; change over the point, read in the role's namespace (loopback: the host's, all its traffic)")
+    for c in netstat.COUNTERS)
+LINK_FIGURES: tuple[Figure, ...] = tuple(
+    Figure(k, f"link {k.replace('_', ' ')}", "B" if k.endswith("bytes") else "packets", ("link", "{role}", k),
+           "change over the point on the role's link (veth end; loopback: lo)")
+    for k in ("tx_bytes", "tx_packets", "rx_bytes", "rx_packets"))
+
+# (column prefix, figures) per family of role columns
+ROLE_FAMILIES = (("prof", PROFILE_FIGURES), ("wait", WAIT_FIGURES), ("netstat", NETSTAT_FIGURES),
+                 ("link", LINK_FIGURES))
+
+
+def role_column(family: str, role: str, name: str) -> str:
+    return f"{family}_{role}_{name}"
+
+
+def role_path(fig: Figure, role: str) -> tuple[str, ...]:
+    return tuple(role if p == "{role}" else p for p in fig.path)
+
+
+def _role_columns(families) -> list[str]:
+    return [role_column(fam, r, f.column) for fam, figs in families for r in ROLES for f in figs]
+
+
+PROFILE_COLUMNS: list[str] = _role_columns(ROLE_FAMILIES[:2])
+ROLE_COLUMNS: list[str] = _role_columns(ROLE_FAMILIES)
 LOST_EVENTS = Figure("trace_lost_events", "trace events lost", "events", ("trace", "lost_events"),
                      "map updates that failed (a full map) and tracked pids that shared a slot")
 
@@ -151,7 +232,7 @@ def perf_columns(events, prefix: str = "") -> list[str]:
 def columns_for(events, server_events=()) -> list[str]:
     """runs.csv's header for a results directory counting `events` (and `server_events`)."""
     return ([f.column for f in STUDY_FIGURES + WORKER_FIGURES] + perf_columns(events)
-            + perf_columns(server_events, SERVER_PREFIX) + TRACE_COLUMNS)
+            + perf_columns(server_events, SERVER_PREFIX) + TRACE_COLUMNS + ROLE_COLUMNS)
 
 
 # ---- labels --------------------------------------------------------------------------------
@@ -161,12 +242,13 @@ def figure(column: str) -> Figure | None:
         if f.column == column:
             return f
     for role in ROLES:
-        stem = f"trace_{role}_"
-        if column.startswith(stem):
-            name = column[len(stem):]
-            for f in TRACE_FIGURES:
-                if f.column == name:
-                    return f
+        for family, figs in (("trace", TRACE_FIGURES),) + ROLE_FAMILIES:
+            stem = f"{family}_{role}_"
+            if column.startswith(stem):
+                name = column[len(stem):]
+                for f in figs:
+                    if f.column == name:
+                        return f
     return None
 
 
@@ -199,6 +281,21 @@ def markdown() -> str:
     ]
     lines += [f"- `{f.column}` ({f.unit}): {f.help}" for f in TRACE_FIGURES]
     lines.append(f"and `{LOST_EVENTS.column}`: {LOST_EVENTS.help}.")
+    lines.append("Then per role, with `--profile` (the classes and reasons are netobs/costclasses.toml's; "
+                 "whole run, warm-up included; per GB: of the client's `bytes_sent_total`, the server's "
+                 "`bytes_received`): `prof_<role>_<figure>`:")
+    fixed_figs = [f for f in PROFILE_FIGURES if f.path[-2] != "classes" and f.path[-2] != "cpu_s_per_gb"]
+    lines += [f"- `{f.column}` ({f.unit or 'share'}): {f.help}" for f in fixed_figs]
+    lines.append("- per cost class `<c>`: `<c>` (the share of samples) and `<c>_cpu_s_per_gb` (CPU-seconds per GB "
+                 "moved), for:")
+    lines += [f"  - `{c.name}`: {c.help}" for c in costclass.table().classes]
+    lines.append("`wait_<role>_<figure>`:")
+    lines += [f"- `{f.column}` ({f.unit}): {f.help}" for f in WAIT_FIGURES]
+    lines.append("and always, the network stack's counters per role: `netstat_<role>_<counter>` for "
+                 + ", ".join(f"`{f.column}` ({f.label})" for f in NETSTAT_FIGURES)
+                 + " (TCP MIB deltas in the role's namespace; loopback: the host's, all its traffic), and "
+                 + "`link_<role>_<counter>` for " + ", ".join(f"`{f.column}`" for f in LINK_FIGURES)
+                 + " (the role's link).")
     return "\n".join(lines)
 
 

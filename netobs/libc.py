@@ -60,3 +60,34 @@ def pidfd_getfd(pidfd: int, fd: int) -> int:
     """A duplicate, in this process, of descriptor `fd` of the process behind `pidfd`."""
     return _checked(_syscall(ctypes.c_long(NR_PIDFD_GETFD), ctypes.c_int(pidfd), ctypes.c_int(fd),
                              ctypes.c_uint(0)), "pidfd_getfd")
+
+
+# perf_event_open(2): x86-64's number (the only architecture netobs builds its workers for)
+NR_PERF_EVENT_OPEN = 298
+PERF_ATTR_SIZE_VER5 = 112
+
+
+class PerfEventAttr(ctypes.Structure):
+    """struct perf_event_attr up to PERF_ATTR_SIZE_VER5 (what a sampling event needs)."""
+    _fields_ = [("type", ctypes.c_uint32), ("size", ctypes.c_uint32), ("config", ctypes.c_uint64),
+                ("sample_period_or_freq", ctypes.c_uint64), ("sample_type", ctypes.c_uint64),
+                ("read_format", ctypes.c_uint64), ("flags", ctypes.c_uint64),
+                ("wakeup_events", ctypes.c_uint32), ("bp_type", ctypes.c_uint32),
+                ("config1", ctypes.c_uint64), ("config2", ctypes.c_uint64),
+                ("branch_sample_type", ctypes.c_uint64), ("sample_regs_user", ctypes.c_uint64),
+                ("sample_stack_user", ctypes.c_uint32), ("clockid", ctypes.c_int32),
+                ("sample_regs_intr", ctypes.c_uint64), ("aux_watermark", ctypes.c_uint32),
+                ("sample_max_stack", ctypes.c_uint16), ("reserved", ctypes.c_uint16)]
+
+
+PERF_FLAG_DISABLED = 1 << 0
+PERF_FLAG_FREQ = 1 << 10
+
+
+def perf_event_open(type_: int, config: int, freq: int, cpu: int = 0, pid: int = -1) -> int:
+    """A disabled sampling perf event at `freq` Hz on `cpu` (perf_event_open(2)); its fd."""
+    attr = PerfEventAttr(type=type_, size=PERF_ATTR_SIZE_VER5, config=config, sample_period_or_freq=freq,
+                         flags=PERF_FLAG_DISABLED | PERF_FLAG_FREQ)
+    ret = _syscall(ctypes.c_long(NR_PERF_EVENT_OPEN), ctypes.byref(attr), ctypes.c_int(pid), ctypes.c_int(cpu),
+                   ctypes.c_int(-1), ctypes.c_ulong(0))
+    return _checked(ret, f"perf_event_open(type {type_}, config {config})")

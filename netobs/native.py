@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 
 from netobs.errors import CapabilityError, Interrupted, NetobsError, UsageError
-from netobs.params import PARAMS
+from netobs.params import PARAMS, RECV_MODES
 
 SERVER_HINT = "starting the server first (python -m netobs.workerproc serve), or check --host and --port"
 
@@ -75,6 +75,12 @@ def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> Netobs
     if where == "setsockopt(SO_ZEROCOPY)":
         return CapabilityError("this kernel refuses SO_ZEROCOPY on TCP sockets", cause,
                                "--strategy one_copy, or a kernel with MSG_ZEROCOPY (4.14+)")
+    if where in ("io_uring_queue_init", "io_uring probe"):
+        return CapabilityError(f"this kernel cannot run the io_uring senders ({detail or where})", cause,
+                               "--strategy one_copy or zero_copy; `netobs doctor` lists the strategies that work here")
+    if where in ("memfd_create", "fallocate(PUNCH_HOLE)", "vmsplice", "pipe2"):
+        return CapabilityError(f"this kernel refuses {where}", cause,
+                               "another --strategy; `netobs doctor` lists the strategies that work here")
     if where == "allocate message buffers" and e == E.ENOMEM:
         return UsageError("the messages do not fit in memory", detail or cause, "fewer --threads or a smaller --msg-size")
     if where == "config":
@@ -218,7 +224,7 @@ def client_stats(cfg: ClientConfig, st) -> dict:
     if st.lat_samples:
         lat = {"mean": st.lat_mean_us, "p50": st.lat_p50_us, "p99": st.lat_p99_us,
                "p999": st.lat_p999_us, "max": st.lat_max_us}
-    zc = cfg.strategy == "zero_copy"
+    pooled = cfg.strategy in ("zero_copy", "io_uring", "io_uring_zc")
     return {
         "strategy": cfg.strategy, "msg_size": cfg.msg_size, "threads": cfg.threads,
         "duration_s": float(cfg.duration), "warmup_s": 0.0 if cfg.count else float(cfg.warmup),
@@ -233,7 +239,14 @@ def client_stats(cfg: ClientConfig, st) -> dict:
         "zerocopy": {"completions": st.zc_completions, "copied": st.zc_copied,
                      "notifications": st.zc_notifications, "enobufs": st.zc_enobufs,
                      "outstanding": st.zc_outstanding, "sends": st.zc_sends,
-                     "pool": st.zc_pool if zc else 0, "pool_waits": st.zc_pool_waits},
+                     "pool": st.zc_pool if pooled else 0, "pool_waits": st.zc_pool_waits,
+                     "empty_reads": st.zc_empty_reads, "polls": st.zc_polls},
+        "fields": cfg.fields,
+        "io_uring": ({"depth": cfg.uring_depth, "submits": st.uring_submits, "waits": st.uring_waits}
+                     if cfg.strategy in ("io_uring", "io_uring_zc") else None),
+        "pages": ({"file_writes": st.file_writes, "page_releases": st.page_releases,
+                   "vmsplice_calls": st.vmsplice_calls}
+                  if cfg.strategy in ("sendfile", "splice") else None),
         "verify": bool(cfg.verify), "verify_errors": 0,  # the receiver checks the pattern
         "per_thread_bytes": [st.per_thread_bytes[i] for i in range(cfg.threads)],
         "interrupted": bool(st.interrupted),
@@ -354,14 +367,24 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
         "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,
-        "recv_copy": bool(cfg.recv_copy), "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,
-        "messages_copied": st.messages_copied if cfg.recv_copy else None,
+        "recv_copy": st.recv_mode == 1, "recv": RECV_MODES[st.recv_mode] if 0 <= st.recv_mode < len(RECV_MODES) else None,
+        "fields": cfg.fields,
+        "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,
+        "messages_copied": st.messages_copied if st.recv_mode == 1 else None,
+        "rx_zerocopy": _rx_zerocopy(st) if st.recv_mode == 3 else None,
         "verify_messages": st.verify_messages if cfg.verify else None,
         "verify_errors": st.verify_errors if cfg.verify else 0,
         "verify_partial_bytes": st.verify_partial_bytes if cfg.verify else None,
         "timed_out": bool(st.timed_out), "interrupted": bool(st.interrupted),
         "pid": os.getpid(),
     }
+
+
+def _rx_zerocopy(st) -> dict:
+    """TCP_ZEROCOPY_RECEIVE's figures: bytes mapped and copied; the fallback and its cause."""
+    e = st.rx_zc_fallback_errno
+    return {"mapped_bytes": st.rx_zc_mapped, "copied_bytes": st.rx_zc_copied, "calls": st.rx_zc_calls,
+            "fallback": bool(e), "fallback_reason": f"TCP_ZEROCOPY_RECEIVE refused: {os.strerror(e)}" if e else None}
 
 
 __all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats", "server_stats"]
@@ -386,4 +409,39 @@ def doctor_facts() -> dict:
         checks.append({"name": "SO_ZEROCOPY", "ok": bool(on), "detail": "accepted on a TCP socket (MSG_ZEROCOPY usable)"})
     except OSError as exc:
         checks.append({"name": "SO_ZEROCOPY", "ok": False, "detail": f"refused: {os.strerror(exc.errno)}; zero_copy cannot run here"})
-    return {"ok": all(c["ok"] for c in checks), "checks": checks}
+    ok = all(c["ok"] for c in checks)
+    support = strategy_support()
+    # each strategy a row of doctor's table too; one this kernel lacks does not make the
+    # workers part fail (the study's three decide that, through the checks above)
+    checks += [{"name": f"strategy {name}", "ok": s["ok"], "detail": s["detail"]} for name, s in support.items()]
+    return {"ok": ok, "checks": checks, "strategies": support}
+
+
+def strategy_support() -> dict:
+    """Strategy -> {"ok", "detail"}: whether this kernel runs it (C tries what it needs:
+    SO_ZEROCOPY, an io_uring ring and its opcode, a memfd hole punch, vmsplice)."""
+    from netobs import strategies
+
+    try:
+        ffi, lib = _lib()
+    except CapabilityError as exc:
+        return {s.name: {"ok": False, "detail": exc.message} for s in strategies.STRATEGIES}
+    out = {}
+    for s in strategies.STRATEGIES:
+        err = ffi.new("struct nob_error *")
+        if lib.nob_strategy_probe(s.code, err) == 0:
+            out[s.name] = {"ok": True, "detail": s.how}
+        else:
+            exc = _error(ffi, err)
+            out[s.name] = {"ok": False, "detail": exc.message}
+    return out
+
+
+def check_strategy(name: str) -> None:
+    """Refuse a strategy this kernel cannot run, in one line, before anything starts."""
+    from netobs import strategies
+
+    ffi, lib = _lib()
+    err = ffi.new("struct nob_error *")
+    if lib.nob_strategy_probe(strategies.BY_NAME[name].code, err) != 0:
+        raise _error(ffi, err)

@@ -46,6 +46,15 @@ MAX_DURATION = 3600.0
 MAX_REPEATS = 100
 
 TOPOLOGIES = ("netns", "loopback")
+# The server's receive modes, in their C codes' order (NOB_RECV_* in native/netobs_workers.h):
+# copy: recv() into one buffer (the kernel's receive copy); fields: that, then each message
+# copied out into its fields (the receive-side mirror of two_copy; --recv-copy before);
+# trunc: recv(MSG_TRUNC), TCP discards the bytes without copying them; zerocopy:
+# TCP_ZEROCOPY_RECEIVE maps whole pages, the rest is copied (both counted).
+RECV_MODES = ("copy", "fields", "trunc", "zerocopy")
+MAX_FIELDS = 64
+STUDY_FIELDS = 8
+MAX_URING_DEPTH = 256
 ORDERS = ("sequential", "interleaved", "random")
 DEFAULT_SUBNET = "10.0.0.0/24"  # the study's: server 10.0.0.1, client 10.0.0.2
 
@@ -300,6 +309,7 @@ class Sweep:
     default: object = INHERIT
     aliases: tuple[str, ...] = ()
     help: str | None = None
+    every: str | None = None  # a word that means every choice (`--strategies all`)
 
 
 @dataclass(frozen=True)
@@ -315,6 +325,7 @@ class Use:
     to_c: Callable | None = None   # value -> its C field (default: the kind's)
     needs: str | None = None   # a parameter of the role that must be given when this one is on
     hidden: bool = False       # left out of the worker's --help (a test's knob)
+    rule: Callable | None = None   # a check across the role's Config fields (raises UsageError)
 
 
 @dataclass(frozen=True)
@@ -477,7 +488,8 @@ class Table:
                     raise UsageError(f"{p.flag} needs the {needed.label}", fix=f"{needed.flag} too")
             return check
 
-        return [rule(p, self.by_name[use.needs]) for p, use in self.for_role(role) if use.needs]
+        return ([rule(p, self.by_name[use.needs]) for p, use in self.for_role(role) if use.needs]
+                + [use.rule for _, use in self.for_role(role) if use.rule])
 
     def dataclass(self, name: str, fields: list[Field], base: type = Declared, rules=(), doc: str = "",
                   module: str = __name__, **attrs) -> type:
@@ -499,6 +511,8 @@ class Table:
             raw = options[key]
             if isinstance(p.kind, Flag) or raw is None:
                 values[key] = raw
+            elif self.is_axis(p, command) and p.sweep.every and raw.strip() == p.sweep.every:
+                values[key] = tuple(p.kind.names)
             elif self.is_axis(p, command):   # a comma-separated list, each item read as the parameter
                 values[key] = tuple(p.parse(item.strip(), p.axis_flag) for item in raw.split(",") if item.strip())
             else:
@@ -565,6 +579,27 @@ def _strategy_code(name: str) -> int:
     return strategies.BY_NAME[name].code
 
 
+def _recv_rule(cfg) -> None:
+    """The server's receive mode against its other settings (C checks the same again)."""
+    mode = "fields" if getattr(cfg, "recv_copy", False) else cfg.recv
+    if getattr(cfg, "recv_copy", False) and cfg.recv not in ("copy", "fields"):
+        raise UsageError(f"--recv-copy is --recv fields, not --recv {cfg.recv}", fix="one of the two")
+    if mode == "fields" and not cfg.msg_size:
+        raise UsageError("--recv fields needs the message size", fix="--msg-size too")
+    if mode == "trunc" and cfg.verify:
+        raise UsageError("--recv trunc discards the bytes: there is nothing to --verify",
+                         fix="--recv copy (or zerocopy) with --verify")
+    if (cfg.verify or mode == "fields") and cfg.msg_size and cfg.msg_size < cfg.fields:
+        raise UsageError(f"a {cfg.msg_size}-byte message cannot have {cfg.fields} fields",
+                         fix=f"--fields {cfg.msg_size} or fewer")
+
+
+def _fields_rule(cfg) -> None:
+    if cfg.msg_size < cfg.fields:
+        raise UsageError(f"a {cfg.msg_size}-byte message cannot have {cfg.fields} fields",
+                         fix=f"--fields {cfg.msg_size} or fewer, or a larger --msg-size")
+
+
 _ANY_PORT = Int(1, 65535, off=(0, "any free port"))
 _BYTES_OR_DEFAULT = Int(1, 2**31 - 1, off=(0, "the kernel's default"), unit="bytes")
 _FD = Int(0, None)
@@ -574,15 +609,15 @@ PARAMS = Table([
     Param("strategy", Choice(strategies.NAMES), REQUIRED,
           f"Copy strategy: {', '.join(strategies.NAMES)}.", aliases=("--impl",),
           run=True, point=True,
-          sweep=Sweep("strategies", "strategies", strategies.NAMES, aliases=("--impls",),
-                      help="Strategies, comma-separated."),
+          sweep=Sweep("strategies", "strategies", strategies.STUDY, aliases=("--impls",), every="all",
+                      help=f"Strategies, comma-separated (all: every one; {', '.join(strategies.NAMES)})."),
           client=Use("strategy", default="one_copy", to_c=_strategy_code)),
     Param("msg_size", Size(MIN_MSG, MAX_MSG), 65536, "Message size in bytes (64K, 1M accepted).",
           what="message size", run=True, point=True,
           sweep=Sweep("sizes", "message sizes", STUDY_SIZES, help="Message sizes in bytes, comma-separated."),
           client=Use("msg_size"),
           server=Use("msg_size", default=0, kind=Size(MIN_MSG, MAX_MSG, off=(0, "not given")),
-                     help="Message size the client sends (needed by --verify and --recv-copy).")),
+                     help="Message size the client sends (needed by --verify and --recv fields).")),
     Param("threads", Int(1, MAX_THREADS), 1, "Client threads, one connection each.",
           what="thread count", run=True, point=True,
           sweep=Sweep("threads", "thread counts", STUDY_THREADS, help="Client thread counts, comma-separated."),
@@ -609,10 +644,24 @@ PARAMS = Table([
           run=True, point=True,
           server=Use("port", help="Port to listen on (0: any free port)."),
           client=Use("port", default=5201, kind=Int(1, 65535), from_point=False, help="Server port to connect to.")),
-    Param("recv_copy", Flag(), False, "Server copies each message back into 8 fields.",
+    Param("recv_copy", Flag(), False, "Older spelling of --recv fields.",
           run=True, point=True, sweep=Sweep(), server=Use("recv_copy", needs="msg_size")),
     Param("verify", Flag(), False, "Stamp every field and check it on the server.",
           run=True, point=True, sweep=Sweep(), client=Use("verify"), server=Use("verify", needs="msg_size")),
+    Param("recv", Choice(RECV_MODES), "copy",
+          "Server receive mode: copy (recv), fields (recv, then copy each message into its fields), "
+          "trunc (MSG_TRUNC: no receive copy), zerocopy (TCP_ZEROCOPY_RECEIVE: pages mapped).",
+          what="receive mode", run=True, point=True, sweep=Sweep(),
+          server=Use("recv_mode", to_c=RECV_MODES.index, rule=_recv_rule)),
+    Param("fields", Int(1, MAX_FIELDS), STUDY_FIELDS,
+          "Separately allocated fields per message (the iovec's entries; the study's: 8).",
+          what="field count", run=True, point=True, sweep=Sweep(),
+          client=Use("fields", rule=_fields_rule), server=Use("fields")),
+    Param("nodelay", Flag(), False, "Set TCP_NODELAY on the client's sockets.",
+          run=True, point=True, sweep=Sweep(), client=Use("nodelay")),
+    Param("uring_depth", Int(1, MAX_URING_DEPTH), 1,
+          "io_uring/io_uring_zc: sends in flight per thread, submitted as one linked chain.",
+          what="io_uring queue depth", run=True, point=True, sweep=Sweep(), client=Use("uring_depth")),
     # ---- how a point is observed ----------------------------------------------------------
     Param("perf", Flag(), True, "Count perf events over the measured window (--no-perf: without perf stat).",
           run=True, point=True, sweep=Sweep()),
@@ -622,6 +671,10 @@ PARAMS = Table([
           run=True, point=True, sweep=Sweep()),
     Param("trace", Flag(), False, "Trace the kernel's send/receive/copy paths with BCC.",
           run=True, point=True, sweep=Sweep()),
+    Param("profile", Flag(), False, "Sample on- and off-CPU stacks of both sides, by cost class (BPF).",
+          run=True, point=True, sweep=Sweep()),
+    Param("profile_hz", Int(1, 20000), 999, "Stack samples per second per CPU with --profile.",
+          what="profile frequency", run=True, point=True, sweep=Sweep()),
     # ---- the worker processes' own --------------------------------------------------------
     Param("host", Host(), "127.0.0.1", "Server address to connect to.", what="server address",
           client=Use("host")),
@@ -635,15 +688,16 @@ PARAMS = Table([
     Param("count", Int(1, None, off=(0, "send for --duration")), 0,
           "Send exactly this many messages per thread, no warm-up (the known workload).",
           what="message count", client=Use("count")),
-    Param("nodelay", Flag(), False, "Set TCP_NODELAY.", client=Use("nodelay")),
     Param("sndbuf", _BYTES_OR_DEFAULT, 0, "SO_SNDBUF in bytes (0: the kernel's default).",
           what="send buffer", client=Use("sndbuf")),
-    Param("zc_pool", Int(1, 65536, off=(0, "auto, about 8 MiB worth")), 0, "zero_copy buffers per thread.",
+    Param("zc_pool", Int(1, 65536, off=(0, "auto, about 8 MiB worth")), 0, "zero_copy/io_uring_zc buffers per thread.",
           what="zero-copy pool", client=Use("zc_pool")),
     Param("connect_timeout", Float(0.0, 60.0, lo_open=True), 3.0, "Seconds to wait for each connection.",
           what="connect timeout", client=Use("connect_timeout_s")),
     Param("corrupt_seq", Int(0, None, off=(-1, "off")), -1, "Corrupt message K of every connection.",
           what="corrupted message", client=Use("corrupt_seq", hidden=True)),
+    Param("unsafe_reuse", Flag(), False, "Rewrite buffers without waiting for the kernel (a test's knob: "
+          "--verify must then fail).", client=Use("unsafe_reuse", hidden=True)),
     Param("perf_ctl", Text(), None, "perf --control fifo to write enable/disable to.", optional=True,
           what="perf control fifo", client=Use(None)),
     Param("perf_ack", Text(), None, "perf's ack fifo.", optional=True, what="perf ack fifo", client=Use(None)),

@@ -175,3 +175,24 @@ def kernel_functions() -> frozenset[str]:
             return parse_kallsyms(f)
     except OSError:
         return frozenset()
+
+
+def maps(pid: int) -> bytes | None:
+    """/proc/PID/maps as it is now (what is mapped where), None once the process is gone."""
+    try:
+        with open(f"{PROC}/{pid}/maps", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def tgid(pid: int) -> int | None:
+    """The process (thread group) a task id belongs to; None once it is gone."""
+    return _int_or_none(_fields(f"{PROC}/{pid}/status").get("Tgid"))
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None

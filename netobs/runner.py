@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
+from netobs.figures import ROLES
 from netobs.files import write_json
 from netobs.interrupt import raise_if_interrupted
 from netobs.params import PARAMS
@@ -101,12 +102,29 @@ def _finish(proc: subprocess.Popen, timeout: float, who: str) -> bytes:
     return out
 
 
-def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
-    """Measure one point; `tracer` (an open netobs.tracer.Tracer) exactly when `spec.trace`."""
+def open_observers(stack, spec) -> dict:
+    """The kernel observers a run's points need, opened once for all of them on `stack` (a
+    contextlib.ExitStack): {"tracer": Tracer or None, "profiler": Profiler or None}."""
+    out = {"tracer": None, "profiler": None}
+    if spec.trace:
+        from netobs.tracer import Tracer
+        out["tracer"] = stack.enter_context(Tracer())
+    if spec.profile:
+        from netobs.profiler import Profiler
+        out["profiler"] = stack.enter_context(Profiler(hz=spec.profile_hz))
+    return out
+
+
+def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=None) -> dict:
+    """Measure one point; `tracer` (an open netobs.tracer.Tracer) exactly when `spec.trace`,
+    `profiler` (an open netobs.profiler.Profiler) exactly when `spec.profile`."""
+    from netobs import netstat
     from netobs.perf import PerfStat
 
     if spec.trace != (tracer is not None):
         raise ValueError(f"spec.trace is {spec.trace} but {'a' if tracer is not None else 'no'} tracer was given")
+    if spec.profile != (profiler is not None):
+        raise ValueError(f"spec.profile is {spec.profile} but {'a' if profiler is not None else 'no'} profiler was given")
     point_dir = Path(point_dir)
     rfd, wfd = os.pipe()
     server_argv = WORKER + PARAMS.worker_argv("server", {
@@ -121,6 +139,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
     client_perf = PerfStat(events, point_dir) if events else None
 
     link_before = topology.link_stats()
+    netstat_before = topology.netstat()
     server = client = None
     start_r, start_w = os.pipe()
     try:
@@ -144,6 +163,9 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
         port = _read_ready(rfd, server, READY_TIMEOUT_S)
         if tracer is not None:
             tracer.start_point({"client": client.pid, "server": server.pid})
+        if profiler is not None:   # perf stat wraps the client: its child is the worker
+            profiler.start_point({"client": client.pid, "server": server.pid},
+                                 wrappers=("client",) if client_perf else ())
         try:
             os.write(start_w, f"go {port}\n".encode())
         except BrokenPipeError:
@@ -156,6 +178,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
             raise PointFailed("the client failed", cause=_tail_of(client) or f"exit status {client.returncode}")
         server_out = _finish(server, 10.0, "server")
         trace = tracer.stop_point() if tracer is not None else None
+        if profiler is not None:
+            profiler.freeze()
     finally:
         os.close(rfd)
         os.close(start_w)  # a client still waiting for `go` gives up
@@ -172,6 +196,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
     c = _json_out(client, client_out, "client")
     s = _json_out(server, server_out, "server")
     link_after = topology.link_stats()
+    netstat_after = topology.netstat()
     write_json(point_dir / "client.json", c)
     write_json(point_dir / "server.json", s)
 
@@ -184,7 +209,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
         "messages_total": c.get("messages_total"),
         "throughput_gbps": c.get("throughput_gbps"), "goodput_gbps": s.get("goodput_gbps"),
         "latency_us": c.get("latency_us"), "cpu": c.get("cpu"), "server_cpu": s.get("cpu"),
-        "zerocopy": c.get("zerocopy"), "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
+        "zerocopy": c.get("zerocopy"), "recv": s.get("recv"), "rx_zerocopy": s.get("rx_zerocopy"),
+        "io_uring": c.get("io_uring"), "pages": c.get("pages"), "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
         "link": _link_delta(link_before, link_after),
         "pids": {"client": c.get("pid"), "server": s.get("pid")},
         "params": spec.to_dict(),   # every parameter of the point (iperf3 -J echoes its test's)
@@ -193,9 +219,17 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None) -> dict:
         result["perf"] = client_perf.result(window_s=c.get("window_s"))
     if server_perf:
         result["server_perf"] = server_perf.result()
+    result["netstat"] = {r: netstat.delta(netstat_before[r], netstat_after[r]) for r in ROLES}
+    gaps = {r: m for r in ROLES if (m := netstat.missing(netstat_before[r], netstat_after[r]))}
+    if gaps:
+        result["netstat_missing"] = gaps
     if trace is not None:
         result["trace"] = trace
         write_json(point_dir / "trace.json", trace)
+    if profiler is not None:
+        # the profile covers the workers' whole lives: per GB of what they moved in them
+        result["profile"] = profiler.stop_point(point_dir, {"client": c.get("bytes_sent_total"),
+                                                            "server": s.get("bytes_received")})
     if result["verify_errors"]:
         raise PointFailed("verification failed", cause=f"{result['verify_errors']} corrupted messages")
     write_json(point_dir / "result.json", result)

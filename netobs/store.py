@@ -81,6 +81,10 @@ def flatten(result: dict, events: list[str], server_events: list[str] = ()) -> d
         for name in TRACE_NAMES:
             row[trace_column(role, name)] = counts.get(name)
     row[LOST_EVENTS.column] = _at(result, LOST_EVENTS.path)
+    for family, figs in figures.ROLE_FAMILIES:
+        for role in ROLES:
+            for fig in figs:
+                row[figures.role_column(family, role, fig.column)] = _at(result, figures.role_path(fig, role))
     return row
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from netobs.errors import Interrupted, UsageError
-from netobs.runner import failed_result, run_point
+from netobs.runner import failed_result, open_observers, run_point
 from netobs.spec import SweepSpec, stored_sweep
 from netobs.store import ResultsDir, now_iso
 
@@ -81,17 +81,16 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
             stack.enter_context(signals_as_interrupt())
             # (opening a topology first removes what killed netobs runs left behind)
             topo = stack.enter_context(topology.open_topology(sweep.topology, subnet=sweep.subnet, mtu=sweep.mtu))
-            tracer = None
-            if sweep.trace:
-                from netobs.tracer import Tracer
-                tracer = stack.enter_context(Tracer())
-            store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None)
+            observers = open_observers(stack, sweep)
+            tracer, profiler = observers["tracer"], observers["profiler"]
+            store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None,
+                                  profile_plan=profiler.plan if profiler else None)
             for index, spec in enumerate(todo):
                 raise_if_interrupted()   # one lost in a fork of the last point (pyroute2, subprocess)
                 progress("point", index=index, spec=spec)
                 point_dir = store.point_dir(spec.point_id)
                 try:
-                    result = run_point(spec, topo, point_dir, tracer=tracer)
+                    result = run_point(spec, topo, point_dir, **observers)
                 except (Interrupted, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed point (or a bug in one) must not lose the sweep

@@ -40,7 +40,7 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-from netobs import procfs, sysctl, undolog
+from netobs import netstat, procfs, sysctl, undolog
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.figures import ROLES
 from netobs.params import DEFAULT_SUBNET, TOPOLOGIES, parse_subnet
@@ -377,6 +377,11 @@ class Topology:
     def link_stats(self) -> dict[str, dict[str, int]]:
         raise NotImplementedError
 
+    def netstat(self) -> dict[str, dict]:
+        """Each role's TCP MIB counters, read in its namespace: {role: `netobs.netstat.read()`};
+        take one before and one after a point and keep `netobs.netstat.delta(before, after)`."""
+        raise NotImplementedError
+
 
 def _link_counters(ipr: IPRoute, ifname: str) -> dict[str, int]:
     idx = ipr.link_lookup(ifname=ifname)
@@ -417,6 +422,12 @@ class LoopbackTopology(Topology):
         with IPRoute() as ipr:
             lo = _link_counters(ipr, "lo")
         return {"server": lo, "client": dict(lo)}
+
+    def netstat(self) -> dict[str, dict]:
+        """The caller's namespace's counters, the same for both roles (they include every
+        other TCP connection of that namespace: host-wide traffic counts too)."""
+        snap = netstat.read()
+        return {role: {k: dict(v) for k, v in snap.items()} for role in ROLES}
 
 
 class NetnsTopology(Topology):
@@ -578,6 +589,11 @@ class NetnsTopology(Topology):
             with IPRoute(netns=self.ns[role], flags=0) as ipr:
                 out[role] = _link_counters(ipr, self.veth[role])
         return out
+
+    def netstat(self) -> dict[str, dict]:
+        if self.closed:
+            raise NetobsError("cannot read TCP counters", "the topology is closed")
+        return {role: netstat.read(self._fds[role]) for role in ROLES}
 
 
 # --------------------------------------------------------------------------- entry points

@@ -89,6 +89,8 @@ class _Probe:
 _SYS_TPS = {  # tracepoint -> the program serving it
     "syscalls:sys_enter_sendto": "netobs_sendto_in", "syscalls:sys_enter_sendmsg": "netobs_sendmsg_in",
     "syscalls:sys_enter_recvfrom": "netobs_recvfrom_in", "syscalls:sys_enter_recvmsg": "netobs_recvmsg_in",
+    "syscalls:sys_enter_sendfile64": "netobs_sendfile_in", "syscalls:sys_enter_splice": "netobs_splice_in",
+    "syscalls:sys_exit_sendfile64": "netobs_sys_out", "syscalls:sys_exit_splice": "netobs_sys_out",
     "syscalls:sys_exit_sendto": "netobs_sys_out", "syscalls:sys_exit_sendmsg": "netobs_sys_out",
     "syscalls:sys_exit_recvfrom": "netobs_sys_out", "syscalls:sys_exit_recvmsg": "netobs_sys_out",
 }
@@ -97,6 +99,15 @@ _SYS_TPS = {  # tracepoint -> the program serving it
 def _sys(*names: str) -> dict:
     tps = [f"syscalls:sys_{d}_{n}" for n in names for d in ("enter", "exit")]
     return {"needs": tuple(("tp", t) for t in tps), "attach": tuple(("tp", t, _SYS_TPS[t]) for t in tps)}
+
+
+# sendfile() and splice() send too (the sendfile and splice strategies): the send syscall
+# programs take them, as sends and as sends by page reference (the zero-copy sends' figures).
+_PAGE_SYSCALLS = ("sendfile64", "splice")
+# io_uring sends make no send syscall: io_uring:io_uring_complete (attached where it exists,
+# like the fork tracepoint) adds their CQEs to the figures the syscalls would have counted.
+_URING_NOTE = "; io_uring sends from their CQEs (io_uring:io_uring_complete)"
+_URING_ZC_NOTE = "; io_uring SENDMSG_ZC sends from their CQEs (IORING_CQE_F_MORE, io_uring:io_uring_complete)"
 
 
 def _tp(tp: str, prog: str) -> dict:
@@ -112,6 +123,7 @@ def _raw(tp: str, prog: str, *more_needs: tuple[str, str]) -> dict:
 # the number and the registers. x86-64: arg2 = rsi, arg3 = rdx, arg4 = r10 (the syscall ABI).
 RAW_SYSCALL_ARCH = {
     "x86_64": {"NR_SENDTO": 44, "NR_RECVFROM": 45, "NR_SENDMSG": 46, "NR_RECVMSG": 47, "NR_SETSOCKOPT": 54,
+               "NR_SENDFILE": 40, "NR_SPLICE": 275, "NR_IO_URING_ENTER": 426,
                "REGS_ARG2_OFF": 104, "REGS_ARG3_OFF": 96, "REGS_ARG4_OFF": 56},
 }
 _RAWSYS_NEEDS = (("raw", "raw_syscalls:sys_enter"), ("raw", "raw_syscalls:sys_exit"), ("arch", "syscalls"))
@@ -158,11 +170,12 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
                (("kretprobe", "tcp_sendmsg", "netobs_send_kr"),)),
         _Probe("raw_tracepoint:raw_syscalls:sys_exit(sendto,sendmsg)", "raw_tracepoint",
                ("-DNETOBS_SEND_SYSCALL", "-DNETOBS_RAWSYS"),
-               **_rawsys(note="send/sendto/sendmsg syscalls' return values (the point's processes send only on "
-                              "their TCP connections)")),
+               **_rawsys(note="send/sendto/sendmsg (and sendfile/splice) syscalls' return values (the point's "
+                              "processes send only on their TCP connections)" + _URING_NOTE)),
         _Probe("tracepoint:syscalls:sys_exit_{sendto,sendmsg}", "tracepoint", ("-DNETOBS_SEND_SYSCALL",),
-               **_sys("sendto", "sendmsg"), note="send/sendto/sendmsg syscalls' return values (the point's "
-                                                 "processes send only on their TCP connections)"),
+               **_sys("sendto", "sendmsg", *_PAGE_SYSCALLS),
+               note="send/sendto/sendmsg (and sendfile/splice) syscalls' return values (the point's "
+                    "processes send only on their TCP connections)" + _URING_NOTE),
         _Probe("raw_tracepoint:sock:sock_send_length", "raw_tracepoint", ("-DNETOBS_SEND_RAW",),
                **_raw("sock:sock_send_length", "netobs_send_raw", ("btf_member", "sock.sk_protocol")),
                note="TCP sockets' sendmsg return values (sk_protocol read at its offset in the kernel's BTF)"),
@@ -175,9 +188,12 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
                **_rawsys(note="send syscalls whose flags (read from the saved user registers) carry "
                               "MSG_ZEROCOPY, and the bytes they sent; flags are read only for a role (client, "
                               "server) that may have a SO_ZEROCOPY socket (one at registration or a later "
-                              "setsockopt(SO_ZEROCOPY)): on other sockets the kernel copies anyway")),
+                              "setsockopt(SO_ZEROCOPY)): on other sockets the kernel copies anyway; "
+                              "sendfile/splice calls (pages sent by reference) count too" + _URING_ZC_NOTE)),
         _Probe("tracepoint:syscalls:sys_enter_sendmsg", "tracepoint", ("-DNETOBS_ZC_SYSCALL",),
-               **_sys("sendmsg"), note="sendmsg calls whose flags carry MSG_ZEROCOPY, and the bytes they sent"),
+               **_sys("sendmsg", *_PAGE_SYSCALLS),
+               note="sendmsg calls whose flags carry MSG_ZEROCOPY, and the bytes they sent; sendfile/splice "
+                    "calls (pages sent by reference) count too" + _URING_ZC_NOTE),
     ], "MSG_ZEROCOPY is visible only in the send syscalls' flags (sock:sock_send_length reports flags 0 for sends)"),
     "rx": (("rx_copy_calls", "rx_copy_bytes"),
            _fn_tiers(RX_COPY_FUNCS, "NETOBS_RX", "NETOBS_RX_FUNC", "netobs_rx_kp") + [
@@ -208,9 +224,12 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
               "no tracepoint reports skb_copy_ubufs (the deferred copy of zero-copy pages)"),
     "sys": (("send_syscalls", "send_syscall_ns", "recv_syscalls", "recv_syscall_ns"), [
         _Probe("raw_tracepoint:raw_syscalls:sys_{enter,exit}(sendto,sendmsg,recvfrom,recvmsg)", "raw_tracepoint",
-               ("-DNETOBS_SYS", "-DNETOBS_RAWSYS"), **_rawsys()),
+               ("-DNETOBS_SYS", "-DNETOBS_RAWSYS"),
+               **_rawsys(note="sendfile, splice and io_uring_enter calls count as send syscalls")),
         _Probe("tracepoint:syscalls:sys_{enter,exit}_{sendto,sendmsg,recvfrom,recvmsg}", "tracepoint",
-               ("-DNETOBS_SYS",), **_sys("sendto", "sendmsg", "recvfrom", "recvmsg")),
+               ("-DNETOBS_SYS",), **_sys("sendto", "sendmsg", "recvfrom", "recvmsg", *_PAGE_SYSCALLS),
+               note="sendfile and splice calls count as send syscalls (io_uring_enter does not: only the raw "
+                    "syscall programs take it)"),
     ], ""),
     "offcpu": (("offcpu_switches", "offcpu_ns"), [
         _Probe("raw_tracepoint:sched:sched_switch", "raw_tracepoint", ("-DNETOBS_OFFCPU_RAW", "-DNETOBS_RAWSYS"),
@@ -231,6 +250,10 @@ _GROUPS: dict[str, tuple[tuple[str, ...], list[_Probe], str]] = {
 }
 _INHERIT = _Probe("tracepoint:sched:sched_process_fork", "tracepoint", ("-DNETOBS_INHERIT",),
                   **_tp("sched:sched_process_fork", "netobs_fork"))
+# Only where the send figures come from syscalls does io_uring need a probe of its own (the
+# socket tracepoints and tcp_sendmsg see its sends); it runs only for io_uring completions.
+_URING = _Probe("tracepoint:io_uring:io_uring_complete", "tracepoint", ("-DNETOBS_URING_TP",),
+                **_tp("io_uring:io_uring_complete", "netobs_uring_tp"))
 _BY_PROBE = {(g, p.probe): p for g, (_, cands, _) in _GROUPS.items() for p in cands}
 _GROUP_OF = {f: g for g, (figs, _, _) in _GROUPS.items() for f in figs}
 assert set(_GROUP_OF) == set(FIGURES)
@@ -493,6 +516,12 @@ class Tracer:
         else:
             self.notes.append("sched:sched_process_fork unavailable: children of the registered "
                               "processes that exist at start_point are counted, later ones are not")
+        if {"-DNETOBS_SEND_SYSCALL", "-DNETOBS_ZC_SYSCALL"} & {c for p in probes for c in p.cflags}:
+            if bpfprobe.try_tracepoint("io_uring", "io_uring_complete") is None:
+                probes.append(_URING)
+            else:
+                self.notes.append("io_uring:io_uring_complete unavailable: io_uring sends are not in the "
+                                  "send figures")
         cflags = sorted({c for p in probes for c in p.cflags})
         cflags += _runtime_cflags(cflags)
         self.syscall_sample = _sample_every(self.plan) if "sys" in chosen else None

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from netobs.analysis import charts, stats
+from netobs.analysis import charts, flame, stats
 from netobs.analysis.answer import Answer, Prose
 from netobs.analysis.charts import CHARTS, MissingChart, chart_for
 from netobs.analysis.questions.common import Facts
@@ -321,11 +321,14 @@ def test_the_registry_is_the_report_s_charts_with_their_titles():
         "zc_copied_fraction": "Zero-copy sends the kernel copied anyway",
         "syscall_time": "Send-syscall time per byte vs message size",
         "offcpu_share": "Client off-CPU share vs threads", "relative_throughput": "Throughput relative to two_copy",
-        "threads_effect": "What changes with client threads", "throughput_grid": "Throughput at every measured point"}
+        "threads_effect": "What changes with client threads", "throughput_grid": "Throughput at every measured point",
+        "flame": "Flame graph of each point (icicle)", "cpu_by_class": "CPU time per GB, by cost class",
+        "wait_by_reason": "Off-CPU time, by wait reason"}
+    assert [n for n, c in CHARTS.items() if c.section == "profile"] == ["flame", "cpu_by_class", "wait_by_reason"]
 
 
 def test_every_registered_chart_draws_or_explains(runs):
-    for name, chart in CHARTS.items():
+    for name, chart in charts.section_charts("figures").items():   # the profile's: test_profile_* below
         d = spec(chart(runs))
         assert len(rows(d)) == ROWS[name], name
         assert title_text(d).startswith(chart.title), name  # the registered title, and where it is drawn
@@ -395,3 +398,173 @@ def test_throughput_grid_rings_anomalies(runs):
     hit = data[data.anomaly_label != ""]
     assert hit[["implementation", "msg_size", "threads", "anomaly_label"]].values.tolist() == \
         [["one_copy", 4096, 8, "#1"]]
+
+
+# ----------------------------------------------------------------------------- where the time goes (--profile)
+
+from profile_synth import USER_COPY, write_profile_results  # noqa: E402
+
+from netobs.figures import PROFILE_CLASSES, WAIT_REASONS  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    """12 points (3 strategies x 4 KiB, 64 KiB x 1, 2 threads), one without folded files."""
+    from netobs.analysis.load import load_results
+
+    path = write_profile_results(tmp_path_factory.mktemp("prof") / "r", no_files=("one_copy-65536-2-r0",),
+                                 no_offcpu=("zero_copy-4096-1-r0",))
+    return path, load_results(path).runs
+
+
+def test_profile_charts_are_absent_without_profile_columns(runs):
+    assert not charts.has_profile(runs)
+    for name in ("flame", "cpu_by_class", "wait_by_reason"):
+        out = CHARTS[name](runs)
+        assert isinstance(out, MissingChart) and out.title == CHARTS[name].title, name
+    assert "--profile" in CHARTS["cpu_by_class"](runs).reason
+
+
+def test_class_and_reason_colours_come_from_one_place():
+    domain, colours = charts.class_colors()
+    assert domain == list(PROFILE_CLASSES) and len(set(colours)) == len(colours)
+    assert charts.reason_colors()[0] == list(WAIT_REASONS)
+    # a class the data file adds later still gets a colour, the same each time
+    assert charts._palette(["kernel_copy", "new_class"], charts.CLASS_COLORS) == \
+        (["kernel_copy", "new_class"], [charts.CLASS_COLORS["kernel_copy"], charts._SPARE[0]])
+
+
+def test_cpu_by_class_spec(profiled):
+    path, runs = profiled
+    assert charts.has_profile(runs)
+    d = spec(charts.cpu_by_class(runs))
+    assert d["facet"]["row"]["field"] == "panel" and d["facet"]["column"]["field"] == "msg_size"
+    (bar,) = layers(d)
+    assert bar["mark"]["type"] == "bar" and bar["encoding"]["y"]["stack"] == "zero"
+    assert enc(bar, "x") == ("implementation", "nominal") and enc(bar, "color") == ("part", "nominal")
+    assert bar["encoding"]["color"]["scale"]["domain"] == list(PROFILE_CLASSES)
+    data = pd.DataFrame(rows(d))
+    assert set(data["role"]) == {"client", "server"}
+    assert d["facet"]["row"]["sort"] == ["client · 1 thr", "client · 2 thr", "server · 1 thr", "server · 2 thr"]
+    client = data[data.role == "client"]
+    # the planted truths: two_copy's user copy, none in one_copy; zero_copy pins pages and copies nothing itself
+    uc = client[(client.part == "user_copy")]
+    assert set(uc.implementation) == {"two_copy"}
+    tc = runs[(runs.implementation == "two_copy") & (runs.msg_size == 4096) & (runs.threads == 1)].iloc[0]
+    got = uc[(uc.msg_size == 4096) & (uc.threads == 1)].value.item()
+    assert got == pytest.approx(tc.prof_client_user_copy_cpu_s_per_gb)
+    assert tc.prof_client_user_copy == pytest.approx(USER_COPY / sum([0.30, 0.20, 0.15, 0.08, 0.05, 0.07, 0.05,
+                                                                      USER_COPY]))
+    assert "zc_pin" in set(client[client.implementation == "zero_copy"].part)
+    assert "kernel_copy" not in set(client[client.implementation == "zero_copy"].part)
+    assert set(data[data.role == "server"].part) >= {"kernel_copy"}
+    assert (data["value"] > 0).all() and (data["n"] == 1).all()
+
+
+def test_cpu_by_class_says_which_role_was_not_sampled(tmp_path):
+    from netobs.analysis.load import load_results
+
+    runs = load_results(write_profile_results(tmp_path / "r", server_missing=True)).runs
+    d = spec(charts.cpu_by_class(runs))
+    assert set(pd.DataFrame(rows(d))["role"]) == {"client"}
+    assert "no on-CPU samples for the server" in subtitle(d)
+    # its off-CPU time was still measured
+    assert set(pd.DataFrame(rows(spec(charts.wait_by_reason(runs))))["role"]) == {"client", "server"}
+
+
+def test_wait_by_reason_spec(profiled):
+    _, runs = profiled
+    d = spec(charts.wait_by_reason(runs))
+    (bar,) = layers(d)
+    assert bar["encoding"]["color"]["scale"]["domain"] == list(WAIT_REASONS)
+    data = pd.DataFrame(rows(d))
+    client = data[data.role == "client"]
+    assert set(client[client.part == "errqueue_poll"].implementation) == {"zero_copy"}
+    server = data[(data.role == "server") & (data.part == "wait_data")]
+    assert sorted(server.groupby("threads").value.first().round(6).tolist()) == [0.6, 1.2]
+
+
+def _flame(profiled):
+    path, runs = profiled
+    d = spec(charts.flame_graph(runs, results_dir=path))
+    return d, pd.DataFrame(rows(d))
+
+
+def test_flame_menu_lists_every_point_and_role_with_stacks(profiled):
+    d, data = _flame(profiled)
+    params = {p["name"]: p for p in d["params"]}
+    menu, kind = params["flame_point"], params["flame_kind"]
+    assert menu["bind"]["input"] == "select" and kind["bind"]["input"] == "radio"
+    labels = menu["bind"]["labels"]
+    assert len(labels) == len(menu["bind"]["options"]) == 11 * 2      # the point without files is not there
+    assert labels[0] == "two_copy · 4 KiB · 1 thr · repeat 0 · client"
+    assert labels[1] == "two_copy · 4 KiB · 1 thr · repeat 0 · server"
+    assert not [x for x in labels if x.startswith("one_copy · 64 KiB · 2 thr")]
+    assert kind["bind"]["options"] == ["on", "off"] and menu["value"] == 0 and kind["value"] == "on"
+    assert set(data["p"]) == set(range(len(labels)))
+    # every layer shows only the chosen point and kind
+    for lay in d["layer"]:
+        assert lay["transform"][0] == {"filter": "datum.p == flame_point && datum.m == flame_kind"}
+
+
+def test_flame_rectangles_and_colours(profiled):
+    d, data = _flame(profiled)
+    on, off, text, none = d["layer"]
+    assert [lay["mark"]["type"] for lay in d["layer"]] == ["rect", "rect", "text", "text"]
+    assert on["encoding"]["color"]["scale"]["domain"] == list(PROFILE_CLASSES)
+    assert off["encoding"]["color"]["scale"]["domain"] == list(WAIT_REASONS)
+    assert on["encoding"]["color"]["condition"]["value"] == charts.ROOT_COLOR
+    assert d["resolve"]["scale"]["color"] == "independent"
+    tips = {t["title"] for t in on["encoding"]["tooltip"]}
+    assert {"function", "share of the point", "samples", "cost class"} <= tips
+    assert "off-CPU ms" in {t["title"] for t in off["encoding"]["tooltip"]}
+    rects = data[data.z == 0]
+    first = rects[(rects.p == 0) & (rects.m == "on")]
+    assert first[first.d == 0][["n", "x0", "x1", "c"]].values.tolist() == [["client", 0.0, 1.0, ""]]
+    assert first[first.d == 1].x1.max() == pytest.approx(1.0)
+    assert set(first[first.d == 1].c) <= set(PROFILE_CLASSES) and "user_copy" in set(first.c)
+    # the planted narrow frames merged into one rectangle; kernel frames flagged, their suffix cut
+    assert first[first.o > 0].n.tolist() == ["other (40 frames)"]
+    assert first[first.n == "rep_movs_alternative"].k.tolist() == [1]
+    assert not first.n.str.endswith("_[k]").any()
+    assert rects.groupby(["p", "m"]).size().max() <= flame.MAX_RECTS
+    # off-CPU: coloured by the wait reason; a point without off-CPU stacks says so
+    off_rows = rects[(rects.p == 0) & (rects.m == "off")]
+    assert {"sndbuf_full", "sleep"} <= set(off_rows.c)
+    zc = next(i for i, x in enumerate(d["params"][0]["bind"]["labels"]) if x.startswith("zero_copy · 4 KiB · 1 thr")
+              and x.endswith("client"))
+    placeholder = data[(data.p == zc) & (data.m == "off")]
+    assert placeholder.z.tolist() == [1] and "no off-CPU stacks" in placeholder.n.item()
+
+
+def test_flame_is_stable_and_needs_the_results_dir(profiled):
+    path, runs = profiled
+    assert charts.flame_graph(runs, results_dir=path).to_dict() == charts.flame_graph(runs, results_dir=path).to_dict()
+    assert isinstance(charts.flame_graph(runs), MissingChart)
+
+
+def test_flame_names_an_unreadable_file_and_draws_the_rest(profiled, tmp_path):
+    import shutil
+
+    path, runs = profiled
+    copy = tmp_path / "r"
+    shutil.copytree(path, copy)
+    (copy / "points" / "two_copy-4096-1-r0" / "profile-client.folded").write_text("client;[other];f notanumber\n")
+    d = spec(charts.flame_graph(runs, results_dir=copy))
+    assert "1 folded file(s) could not be read: two_copy-4096-1-r0/profile-client.folded" in subtitle(d)
+    data = pd.DataFrame(rows(d))
+    assert data[(data.p == 0) & (data.m == "on")].z.tolist() == [1]
+    assert str(tmp_path) not in json.dumps(d)
+
+
+def test_flame_keeps_the_report_small_with_many_points(tmp_path):
+    from netobs.analysis.load import load_results
+
+    path = write_profile_results(tmp_path / "r", sizes=(1024, 4096, 16384, 65536), threads=(1, 2, 4, 8), repeats=1,
+                                 noise=400)
+    runs = load_results(path).runs
+    d = spec(charts.flame_graph(runs, results_dir=path))
+    data = pd.DataFrame(rows(d))
+    assert data["p"].nunique() == 3 * 4 * 4 * 2
+    assert len(data) <= charts.FLAME_BUDGET + data["p"].nunique() * 2
+    assert data.groupby(["p", "m"]).size().max() <= charts.FLAME_BUDGET // (2 * data["p"].nunique())

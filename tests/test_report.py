@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from netobs.analysis import report
-from netobs.analysis.charts import CHARTS
+from netobs.analysis.charts import CHARTS, section_charts
 from netobs.analysis.load import load_results
 from netobs.analysis.stats import METHODS
 from netobs.cli import main as cli_main
@@ -112,7 +112,7 @@ def test_report_sections_and_content(html_path, results_dir):
     text = html_path.read_text(encoding="utf-8")
     assert re.findall(r'<section id="([a-z]+)"><h2>([^<]+)</h2>', text) == [
         ("summary", "Run summary"), ("questions", "The study&#x27;s questions"), ("figures", "Figures"),
-        ("runs", "Raw runs")]
+        ("profile", "Where the time goes"), ("runs", "Raw runs")]
     assert re.findall(r'<div class="question" id="q-([a-z-]+)">', text) == [q[2:] for q in QUESTION_CHARTS]
     # the one interval, named: in the method note and under the figures
     assert html.escape(f"its interval, in the answers and as every chart's band or error bars, is the {METHODS['ci']}",
@@ -210,7 +210,7 @@ def test_report_renders_offline_in_headless_chromium(html_path):
 def test_png_export_writes_valid_pngs(results_dir, tmp_path):
     written, missing = report.export_figures(report.export_plan(results_dir), tmp_path / "figs", fmt="png")
     # every registered chart, then the questions' charts that are none of them
-    assert [p.stem for p in written] == list(CHARTS) + [
+    assert [p.stem for p in written] == list(section_charts("figures")) + [
         "question-one-copy-crossover", "question-zero-copy-crossover", "question-anomalies"]
     for p in written:
         assert p.read_bytes()[:8] == PNG_MAGIC, p
@@ -221,7 +221,7 @@ def test_svg_export_and_missing_charts(tmp_path):
     res = make_results_dir(tmp_path / "r", traces=False, failed=False, repeats=1)
     written, missing = report.export_figures(report.export_plan(res), tmp_path / "svg", fmt="svg")
     untraced = ["copies_per_byte", "syscall_time", "offcpu_share"]
-    assert [p.stem for p in written] == [n for n in CHARTS if n not in untraced] + [
+    assert [p.stem for p in written] == [n for n in section_charts("figures") if n not in untraced] + [
         "question-one-copy-crossover", "question-zero-copy-crossover"]
     assert all(p.read_text().lstrip().startswith("<svg") for p in written)
     assert [m.title for m in missing] == [CHARTS[n].title for n in untraced]
@@ -267,3 +267,114 @@ def test_cli_bad_input(tmp_path, capsys):
                      "-o", str(tmp_path / "x.html")]) == 2
     assert cli_main(["report", "--help"]) == 0
     assert "Examples:" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- where the time goes (--profile)
+
+from profile_synth import write_profile_results  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
+PROFILE = ["flame", "cpu_by_class", "wait_by_reason"]
+ABSENT = "No profiles in these results"
+
+
+def _section(text: str, sid: str) -> str:
+    return re.search(rf'<section id="{sid}">.*?</section>', text, re.S).group(0)
+
+
+@pytest.fixture(scope="module")
+def profile_html(tmp_path_factory):
+    """The report of 12 profiled points (3 strategies x 2 sizes x 2 thread counts)."""
+    res = write_profile_results(tmp_path_factory.mktemp("prof") / "results")
+    out = tmp_path_factory.mktemp("prep") / "report.html"
+    report.write_report(res, out)
+    return out
+
+
+def test_profile_section_draws_the_charts_and_says_how_it_sampled(profile_html):
+    text = profile_html.read_text(encoding="utf-8")
+    sec = _section(text, "profile")
+    assert re.findall(r'data-chart="([^"]+)" data-vl-spec', sec) == PROFILE
+    assert ABSENT not in text and 'class="chart-missing' not in sec and "chart error" not in text
+    for fact in ("cpu-clock at 999 Hz", "12 of 12 points", "kernel + user stacks", "cycles (no PMU in this VM)",
+                 "tracepoint sched:sched_switch", "profile-&lt;role&gt;.folded", "stacked by cost class",
+                 "stacked by why they slept"):
+        assert fact in sec, fact
+    # one sentence per chart, before it
+    assert len(re.findall(r'<p class="chart-note">', sec)) == len(PROFILE)
+    # the profile charts are drawn there only, not among the figures
+    assert not set(PROFILE) & set(re.findall(r'data-chart="([^"]+)"', _section(text, "figures")))
+
+
+def test_report_without_profile_has_a_one_line_note(html_path):
+    sec = _section(html_path.read_text(encoding="utf-8"), "profile")
+    assert ABSENT in sec and sec.count("<p") == 1 and "data-chart" not in sec
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name != "explain"))
+def test_old_results_have_no_profile_charts_only_the_note(name):
+    """Results from before profiles: the section is the note, no profile chart is drawn or exported
+    (the rest of the report is byte-for-byte what it was: checked when this section was added)."""
+    results = load_results(GOLDEN / name)
+    assert report.profile_charts(results) is None
+    assert ABSENT in report._profile(results, report._ChartSlots())
+    assert list(report.figures(results)) == list(section_charts("figures"))
+
+
+def test_export_includes_the_profile_charts_where_drawn(tmp_path):
+    res = write_profile_results(tmp_path / "r", sizes=(4096,), threads=(1,), impls=("two_copy", "zero_copy"))
+    plan = report.export_plan(res)
+    assert [n for n in plan if n in PROFILE] == PROFILE
+    written, missing = report.export_figures({n: plan[n] for n in PROFILE}, tmp_path / "svg", fmt="svg")
+    assert [p.stem for p in written] == PROFILE and missing == []
+    assert written[0].read_text().count("<path") > 10
+
+
+def test_flame_graph_renders_and_its_menus_switch_in_headless_chromium(profile_html):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = _browser(offline=True)
+    state = """var el = document.querySelector('.chart[data-chart=flame]'); var svg = el.querySelector('svg');
+      var texts = Array.from(svg.querySelectorAll('.mark-text text')).map(function (t) { return t.textContent; });
+      return {state: el.getAttribute('data-rendered'), marks: svg.querySelectorAll('.role-mark > *').length,
+              rects: svg.querySelectorAll('.mark-rect > path').length, texts: texts};"""
+    try:
+        driver.get(profile_html.as_uri())
+        _wait(driver, "return document.body.getAttribute('data-charts-done')")
+        charts_ = driver.execute_script("""return Array.from(document.querySelectorAll('#profile .chart')).map(
+            function (el) { var svg = el.querySelector('svg');
+              return [el.getAttribute('data-chart'), el.getAttribute('data-rendered'),
+                      svg ? svg.querySelectorAll('.role-mark > *').length : 0]; });""")
+        assert [c[0] for c in charts_] == PROFILE and all(c[1] == "ok" and c[2] > 0 for c in charts_), charts_
+        first = driver.execute_script(state)
+        assert first["state"] == "ok" and first["rects"] > 20, first
+        assert "client" in first["texts"] and "[user_copy]" in first["texts"]   # two_copy's client
+        menu = Select(driver.find_element(By.CSS_SELECTOR, ".chart[data-chart=flame] .vega-bindings select"))
+        assert len(menu.options) == 24 and menu.first_selected_option.text.endswith("· client")
+        showing = state.replace("return {", "var s = {") + " return s.texts.indexOf('%s') >= 0 && s;"
+        menu.select_by_index(1)   # the same point's server
+        server = _wait(driver, showing % "server")
+        assert "client" not in server["texts"] and "[kernel_copy]" in server["texts"]
+        menu.select_by_visible_text("zero_copy · 64 KiB · 2 thr · repeat 0 · client")
+        zc = _wait(driver, showing % "[zc_pin]")
+        assert "[user_copy]" not in zc["texts"]
+        radios = driver.find_elements(By.CSS_SELECTOR, ".chart[data-chart=flame] .vega-bindings input[type=radio]")
+        radios[1].click()   # off-CPU
+        off = _wait(driver, showing % "[errqueue_poll]")
+        assert off["rects"] > 3 and "[zc_pin]" not in off["texts"]
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+        ARTIFACTS.mkdir(exist_ok=True)
+        el = driver.find_element(By.CSS_SELECTOR, ".chart[data-chart=flame]")
+        driver.execute_script("arguments[0].scrollIntoView()", el)
+        assert el.screenshot(str(ARTIFACTS / "report-flame.png"))
+    finally:
+        driver.quit()
+
+
+def test_sampling_sentence_says_why_a_role_was_not_sampled(tmp_path):
+    res = load_results(write_profile_results(tmp_path / "r", sizes=(4096,), threads=(1,), server_missing=True))
+    text = report._sampling_sentence(res)
+    assert "client: cpu-clock at 999 Hz, 3 of 3 points" in text
+    assert "server: not sampled (perf_event_open(cpu-clock) refused: EACCES (simulated))" in text

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import IS_ROOT, need
+
+from netobs import strategies
 
 HERE = Path(__file__).resolve().parent
 DRIVER = [sys.executable, str(HERE / "trace_driver.py")]
@@ -456,21 +457,20 @@ def _workers_built() -> bool:
         return False
 
 
-@pytest.mark.root
-@pytest.mark.parametrize("impl", ["two_copy", "one_copy", "zero_copy"])
-def test_known_workload_with_the_copy_workers(tracer, impl):
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+def _worker_point(tracer, impl: str, server_args=(), client_args=(), count: int = COUNT, size: int = SIZE):
+    """One known workload of the C workers, traced: (client stats, server stats, trace)."""
     from netobs.runner import WORKER as worker
     rfd, wfd = os.pipe()
-    server = subprocess.Popen(worker + ["serve", "--connections", "1", "--msg-size", str(SIZE),
-                                        "--timeout", "30", "--ready-fd", str(wfd)],
+    server = subprocess.Popen(worker + ["serve", "--connections", "1", "--msg-size", str(size),
+                                        "--timeout", "30", "--ready-fd", str(wfd), *server_args],
                               pass_fds=(wfd,), stdout=subprocess.PIPE, text=True)
     os.close(wfd)
     with os.fdopen(rfd) as ready:
         port = int(ready.readline().split()[1])
     # the shell execs the worker after `go`, so the registered pid is the worker's
     client = subprocess.Popen(["/bin/sh", "-c", 'read go; exec "$@"', "sh", *worker, "send", "--port", str(port),
-                               "--strategy", impl, "--msg-size", str(SIZE), "--threads", "1", "--count", str(COUNT)],
+                               "--strategy", impl, "--msg-size", str(size), "--threads", "1", "--count", str(count),
+                               *client_args],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tracer.start_point({"client": client.pid, "server": server.pid})
     client.stdin.write("go\n")
@@ -480,19 +480,83 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
     s_out, _ = server.communicate(timeout=60)
     trace = tracer.stop_point()
     assert client.returncode == 0 and server.returncode == 0
-    c, s = json.loads(c_out), json.loads(s_out)
-    assert c["bytes_sent_total"] == s["bytes_received"] == TOTAL
+    return json.loads(c_out), json.loads(s_out), trace
+
+
+# sends that take the user's pages (or a file's) instead of copying them: all their bytes are
+# the zero-copy sends' (MSG_ZEROCOPY, io_uring SENDMSG_ZC, sendfile/splice page references)
+_NO_SEND_COPY = {"zero_copy", "io_uring_zc", "sendfile", "splice"}
+
+
+def _check_worker_trace(impl: str, c: dict, s: dict, trace: dict, total: int, count: int, exact_syscalls=True):
+    assert c["bytes_sent_total"] == s["bytes_received"] == total
     tc, ts = trace["client"], trace["server"]
-    assert tc["sendmsg_bytes"] == TOTAL, trace
-    assert ts["rx_copy_bytes"] == TOTAL, trace
-    assert tc["send_syscalls"] >= COUNT and tc["sendmsg_calls"] == tc["send_syscalls"]
-    _check_syscall_time(trace, [("client", "send"), ("server", "recv")], single_thread=False)
+    assert tc["sendmsg_bytes"] == total, trace
     assert trace["lost_events"] == 0
+    if tc["zc_send_bytes"] is not None:
+        assert tc["zc_send_bytes"] == (total if impl in _NO_SEND_COPY else 0), trace
+    if impl in ("io_uring", "io_uring_zc"):
+        # one CQE per message (MSG_WAITALL); io_uring_enter calls are its send syscalls (raw tier)
+        assert tc["sendmsg_calls"] == count
+        assert tc["send_syscalls"] >= (c["io_uring"]["submits"] if exact_syscalls else 0)
+    elif exact_syscalls:
+        assert tc["send_syscalls"] >= count and tc["sendmsg_calls"] == tc["send_syscalls"]
     if impl == "zero_copy":
-        assert tc["zc_sends"] >= COUNT and tc["zc_send_bytes"] == TOTAL
+        assert tc["zc_sends"] >= count
         assert tc["errqueue_reads"] == c["zerocopy"]["notifications"] >= 1
-    else:
-        assert tc["zc_sends"] == 0 and tc["errqueue_reads"] == 0
+    elif impl == "io_uring_zc" and tc["zc_sends"] is not None:
+        assert tc["zc_sends"] == count and tc["errqueue_reads"] == 0
+    elif tc["errqueue_reads"] is not None:
+        assert tc["errqueue_reads"] == 0
+    return tc, ts
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("impl", strategies.NAMES)
+def test_known_workload_with_the_copy_workers(tracer, impl):
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    c, s, trace = _worker_point(tracer, impl, client_args=["--verify"], server_args=["--verify"])
+    assert s["verify_errors"] == 0 and s["verify_messages"] == COUNT
+    tc, ts = _check_worker_trace(impl, c, s, trace, TOTAL, COUNT)
+    assert ts["rx_copy_bytes"] == TOTAL, trace
+    if impl not in ("io_uring", "io_uring_zc"):
+        _check_syscall_time(trace, [("client", "send"), ("server", "recv")], single_thread=False)
+
+
+@pytest.mark.root
+def test_receive_modes_in_the_trace(tracer):
+    """--recv trunc: no receive copy at all; --recv zerocopy: only what it did not map is copied."""
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    size, count = 65536, 200
+    c, s, trace = _worker_point(tracer, "one_copy", server_args=["--recv", "trunc"], count=count, size=size)
+    assert s["recv"] == "trunc" and s["bytes_received"] == count * size
+    assert trace["server"]["rx_copy_bytes"] == 0 and trace["server"]["recv_syscalls"] > 0
+    c, s, trace = _worker_point(tracer, "sendfile", server_args=["--recv", "zerocopy", "--verify"],
+                                client_args=["--verify"], count=count, size=size)
+    z = s["rx_zerocopy"]
+    assert z["mapped_bytes"] > 0 and z["mapped_bytes"] + z["copied_bytes"] == count * size
+    assert trace["server"]["rx_copy_bytes"] == z["copied_bytes"], (z, trace["server"])
+    assert s["verify_errors"] == 0
+
+
+@pytest.mark.root
+def test_new_senders_on_the_fallback_probes(prepared):
+    """Where the send figures come from the regular syscall tracepoints or the socket
+    tracepoints, io_uring's and sendfile/splice's bytes are still all counted."""
+    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    from netobs import tracer as tr
+    regular = tr.plan_probes(force_missing={"fentry", "kprobe", "raw_syscalls:sys_enter"})
+    assert regular["sendmsg_bytes"]["probe"] == "tracepoint:syscalls:sys_exit_{sendto,sendmsg}"
+    sock = tr.plan_probes(force_missing={"fentry", "kprobe", "raw_tracepoint:raw_syscalls:sys_exit(sendto,sendmsg)",
+                                         "raw_tracepoint:raw_syscalls:sys_enter(recvfrom,recvmsg flags)",
+                                         "tracepoint:syscalls:sys_exit_{sendto,sendmsg}",
+                                         "tracepoint:syscalls:sys_enter_recvmsg"})
+    assert sock["sendmsg_bytes"]["probe"] == "raw_tracepoint:sock:sock_send_length"
+    for plan in (regular, sock):
+        with tr.Tracer(plan) as t:
+            for impl in ("io_uring", "io_uring_zc", "sendfile", "splice"):
+                c, s, trace = _worker_point(t, impl)
+                _check_worker_trace(impl, c, s, trace, TOTAL, COUNT, exact_syscalls=False)
 
 
 @pytest.mark.root

@@ -42,18 +42,21 @@ def format_table(res: dict) -> str:
 _VERDICT = {"met": "yes", "not met": "no", "within noise": "noise"}
 
 
-def format_tracing(rows: list[dict], cost: dict | None = None) -> str:
-    lines = ["", "tracing overhead (netobs run, one_copy, 1 thread, no perf; throughput with --trace vs without: "
+def format_tracing(rows: list[dict], cost: dict | None = None, observer: str = "trace") -> str:
+    flag, what = ("--trace", "traced") if observer == "trace" else ("--profile", "profiled")
+    lines = ["", f"{'tracing' if observer == 'trace' else 'profiling'} overhead (netobs run, one_copy, 1 thread, no perf; "
+                 f"throughput with {flag} vs without: "
                  f"medians of {rows[0]['runs'] if rows else 0} interleaved runs each; paired: median of each "
-                 "traced run / its neighbouring untraced run)",
-             f"{'topology':<9} {'msg size':>9} {'untraced':>9} {'traced':>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
-             f"{'met':>5} {'paired':>7} {'CPU/GB ratio':>12}  traced bytes = sent"]
+                 f"{what} run / its neighbouring plain run)",
+             f"{'topology':<9} {'msg size':>9} {'plain':>9} {what:>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
+             f"{'met':>5} {'paired':>7} {'CPU/GB ratio':>12}" + ("  traced bytes = sent" if observer == "trace" else "")]
     for r in rows:
         over = fmt.NA if fmt.missing(r["overhead_pct"]) else f"{r['overhead_pct']:.1f}%"
         lines.append(f"{r['topology']:<9} {r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} "
                      f"{r['traced_median_gbps']:>9.2f} {_opt(r['ratio'], '.3f'):>6} {over:>9} {r['goal_pct']:>5.0f}% "
                      f"{_VERDICT.get(r.get('verdict'), fmt.NA):>5} {_opt(r.get('paired_median_ratio'), '.3f'):>7} "
-                     f"{_opt(r['cpu_per_gb_ratio'], '.2f'):>12}  {'yes' if r['traced_bytes_match'] else 'NO'}")
+                     f"{_opt(r['cpu_per_gb_ratio'], '.2f'):>12}"
+                     + (f"  {'yes' if r['traced_bytes_match'] else 'NO'}" if observer == "trace" else ""))
     lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
                  "programs' fixed cost per send weighs most; met: yes / no = every traced run lost "
                  "no more / more than the goal to its untraced neighbour, noise = they disagree)")
@@ -113,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             res["send_syscall_cost"] = tracing.send_syscall_cost()
             res["tracing_overhead"] = tracing.tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
                                                                warmup=float(a.warmup))
+            if not quiet:
+                print("profiling overhead: profiled vs plain runs, interleaved ...", file=sys.stderr)
+            res["profile_overhead"] = tracing.tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
+                                                               warmup=float(a.warmup), observer="profile")
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     text = format_table(res) + ("\n" + format_tracing(res["tracing_overhead"], res.get("send_syscall_cost"))
                                 if "tracing_overhead" in res else "")
+    if "profile_overhead" in res:
+        text += "\n" + format_tracing(res["profile_overhead"], observer="profile")
     print(json.dumps(res, indent=2) if a.json else text)
     return 0
 

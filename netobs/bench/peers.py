@@ -7,6 +7,13 @@ shared machine hits both alike, then reports medians and the ratio A/B:
 - netobs `one_copy` vs `iperf3 -l 64K` (both do only the user->kernel copy)
 - netobs `two_copy` vs netobs `one_copy` (the extra user-space serialization copy)
 - netobs `zero_copy` vs netobs `one_copy` (page pinning + completions; copied anyway on loopback)
+- each sender beyond the study's (io_uring, io_uring_zc, sendfile, splice) vs netobs `one_copy`
+- netobs `one_copy --fields 1` (one contiguous buffer, the shape iperf3 and neper send) vs
+  iperf3 at 1, 16 and 64 KiB (goal: ratio >= 1 in every cell)
+- netobs `zero_copy --fields 1` vs a reference MSG_ZEROCOPY sender that reuses one buffer
+  without waiting for its completions (as neper -Z does): the same worker with one buffer and
+  `--unsafe-reuse` (never waits, drains only on ENOBUFS). Goal: ratio >= 0.9 while netobs
+  never reuses a pending buffer.
 
 A comparison is data (`Comparison(name, a, b)` with two `Variant`s that each measure one run).
 """
@@ -96,11 +103,13 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def netobs_variant(strategy: str) -> Variant:
+def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None = None, **params) -> Variant:
     """One netobs run as the tool runs it: a `serve` and a `send` worker process (their command
-    lines from the parameter table, as the runner makes them)."""
+    lines from the parameter table, as the runner makes them). `msg_size` overrides the
+    settings'; `params`: more client worker parameters (fields=1, zc_pool=1, ...)."""
 
     def measure(st: Settings) -> Sample:
+        size = msg_size or st.msg_size
         rfd, wfd = os.pipe()
         server_argv = WORKER + PARAMS.worker_argv("server", {
             "bind": HOST, "port": 0, "connections": st.threads, "timeout": st.warmup + st.duration + 30,
@@ -115,8 +124,8 @@ def netobs_variant(strategy: str) -> Variant:
                 server.wait(timeout=5)
                 raise NetobsError("the netobs server did not start", _tail(server))
             client_argv = WORKER + PARAMS.worker_argv("client", {
-                "host": HOST, "port": int(line.split()[1]), "strategy": strategy, "msg_size": st.msg_size,
-                "threads": st.threads, "duration": st.duration, "warmup": st.warmup})
+                "host": HOST, "port": int(line.split()[1]), "strategy": strategy, "msg_size": size,
+                "threads": st.threads, "duration": st.duration, "warmup": st.warmup, **params})
             client = subprocess.run(client_argv, capture_output=True, text=True, timeout=st.warmup + st.duration + 60)
             if client.returncode != 0:
                 raise NetobsError(f"netobs {strategy} failed", (client.stderr.strip().splitlines() or ["?"])[-1])
@@ -126,17 +135,23 @@ def netobs_variant(strategy: str) -> Variant:
         c, s = json.loads(client.stdout), json.loads(out)
         cpu = c["cpu"]["user_s"] + c["cpu"]["sys_s"]
         gb = c["bytes_sent"] / 1e9
+        zc = c.get("zerocopy") or {}
         return Sample(c["throughput_gbps"], {"cpu_s_per_gb": cpu / gb if gb else None,
                                              "receiver_gbps": s.get("goodput_gbps"),
-                                             "latency_p50_us": (c.get("latency_us") or {}).get("p50")})
+                                             "latency_p50_us": (c.get("latency_us") or {}).get("p50"),
+                                             "zc_pool_waits": zc.get("pool_waits"),
+                                             "zc_empty_reads": zc.get("empty_reads")})
 
-    return Variant(f"netobs {strategy}", measure)
+    extra = "".join(f" --{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in params.items())
+    size_words = f" {msg_size // 1024}K" if msg_size else ""
+    return Variant(label or f"netobs {strategy}{extra}{size_words}", measure)
 
 
-def iperf3_variant() -> Variant:
+def iperf3_variant(msg_size: int | None = None) -> Variant:
     """`iperf3 -l 64K` with the same warm-up (-O, whole seconds in iperf3 3.x) and duration."""
 
     def measure(st: Settings) -> Sample:
+        size = msg_size or st.msg_size
         exe = shutil.which("iperf3")
         if exe is None:
             raise CapabilityError("iperf3 is not installed", fix="`make setup` (installs Debian's iperf3)")
@@ -145,7 +160,7 @@ def iperf3_variant() -> Variant:
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             _wait_listening(server, port, "iperf3 -s")
-            length = f"{st.msg_size // 1024}K" if st.msg_size % 1024 == 0 else str(st.msg_size)
+            length = f"{size // 1024}K" if size % 1024 == 0 else str(size)
             try:
                 r = subprocess.run([exe, "-c", HOST, "-p", str(port), "-l", length, "-P", str(st.threads),
                                     "-t", str(max(1, round(st.duration))), "-O", str(max(0, round(st.warmup))), "-J"],
@@ -165,7 +180,7 @@ def iperf3_variant() -> Variant:
             "receiver_gbps": doc["end"]["sum_received"]["bits_per_second"] / 1e9,
             "cpu_host_pct": doc["end"].get("cpu_utilization_percent", {}).get("host_total")})
 
-    return Variant("iperf3", measure)
+    return Variant(f"iperf3 -l {msg_size // 1024}K" if msg_size else "iperf3", measure)
 
 
 def _iperf3_sender_gbps(doc: dict) -> float:
@@ -190,6 +205,22 @@ COMPARISONS: list[Comparison] = [
                "the cost of the extra user-space serialization copy"),
     Comparison("zero_copy vs one_copy", netobs_variant("zero_copy"), netobs_variant("one_copy"),
                "loopback copies zero-copy pages anyway; pinning and completions are extra"),
+    Comparison("io_uring vs one_copy", netobs_variant("io_uring"), netobs_variant("one_copy"),
+               "IORING_OP_SENDMSG, one message per io_uring_enter (--uring-depth 1)"),
+    Comparison("io_uring_zc vs one_copy", netobs_variant("io_uring_zc"), netobs_variant("one_copy"),
+               "IORING_OP_SENDMSG_ZC; buffers reused after their notification CQE"),
+    Comparison("sendfile vs one_copy", netobs_variant("sendfile"), netobs_variant("one_copy"),
+               "page references to a memfd the fields were written into once"),
+    Comparison("splice vs one_copy", netobs_variant("splice"), netobs_variant("one_copy"),
+               "vmsplice + splice: page references to the fields"),
+    *(Comparison(f"one_copy f1/iperf3 {k}K",
+                 netobs_variant("one_copy", msg_size=k << 10, fields=1, label=f"one_copy -f1 {k}K"),
+                 iperf3_variant(k << 10), "one contiguous buffer, iperf3's shape; goal: ratio >= 1")
+      for k in (1, 16, 64)),
+    Comparison("zero_copy f1 vs ref", netobs_variant("zero_copy", fields=1, label="zero_copy -f1"),
+               netobs_variant("zero_copy", fields=1, zc_pool=1, unsafe_reuse=True, label="ref zc, 1 buffer"),
+               "the reference reuses one buffer without waiting (neper -Z); netobs never reuses a pending "
+               "buffer; goal: ratio >= 0.9"),
 ]
 
 

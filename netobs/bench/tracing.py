@@ -25,36 +25,48 @@ import statistics
 import tempfile
 from pathlib import Path
 
-# Overhead goals (percent of untraced throughput) per message size; other sizes get the
-# smaller-message goal.
+# Overhead goals (percent of untraced throughput) per observer and message size; other sizes
+# get the smaller-message goal. "trace": --trace; "profile": --profile (stack sampling at the
+# default frequency and off-CPU stacks).
 GOALS_PCT = {65536: 3.0, 1024: 10.0}
+OBSERVER_GOALS_PCT = {"trace": GOALS_PCT, "profile": {65536: 2.0, 1024: 5.0}}
 TOPOLOGIES = ("netns", "loopback")
 
 
 def _one_run(topo, topo_name: str, msg_size: int, duration: float, warmup: float, strategy: str,
-             tracer_plan: dict | None, point_dir: Path) -> dict:
+             tracer_plan: dict | None, point_dir: Path, observer: str = "trace") -> dict:
+    """One point; with `tracer_plan` (the observed variant) the observer is compiled and
+    attached before the point starts and closed after it ends: outside its measured window."""
     from netobs.runner import run_point
     from netobs.spec import RunSpec
 
     point_dir.mkdir(parents=True, exist_ok=True)
+    observed = tracer_plan is not None
     spec = RunSpec(strategy=strategy, msg_size=msg_size, threads=1, duration=duration, warmup=warmup, topology=topo_name,
-                   perf=False, trace=tracer_plan is not None)
-    tracer = None
-    if tracer_plan is not None:
+                   perf=False, trace=observed and observer == "trace", profile=observed and observer == "profile")
+    tracer = profiler = None
+    if spec.trace:
         from netobs.tracer import Tracer
         tracer = Tracer(tracer_plan)
+    if spec.profile:
+        from netobs.profiler import Profiler
+        profiler = Profiler()
     try:
-        r = run_point(spec, topo, point_dir, tracer=tracer)
+        r = run_point(spec, topo, point_dir, tracer=tracer, profiler=profiler)
     finally:
-        if tracer is not None:
-            tracer.close()
+        for o in (tracer, profiler):
+            if o is not None:
+                o.close()
     cpu_s = sum((d or {}).get(k) or 0.0 for d in (r.get("cpu"), r.get("server_cpu")) for k in ("user_s", "sys_s"))
     gb = (r.get("bytes_sent") or 0) / 1e9
     out = {"gbps": r["throughput_gbps"], "bytes_sent_total": r["bytes_sent_total"],
            "cpu_s_per_gb": cpu_s / gb if gb else None}
-    if tracer_plan is not None:
+    if spec.trace:
         out["lost_events"] = r["trace"]["lost_events"]
         out["traced_send_bytes"] = r["trace"]["client"]["sendmsg_bytes"]
+    if spec.profile:
+        out["lost_events"] = sum(r["profile"]["lost"].values())
+        out["samples"] = r["profile"]["client"]["on_cpu"]["samples"]
     return out
 
 
@@ -72,7 +84,8 @@ def _verdict(overhead: float | None, paired: list[float], goal: float) -> str:
     return "within noise"
 
 
-def _summary(topo_name: str, size: int, strategy: str, runs: int, duration: float, plan: dict, res: dict) -> dict:
+def _summary(topo_name: str, size: int, strategy: str, runs: int, duration: float, plan: dict, res: dict,
+             observer: str = "trace") -> dict:
     un = [r["gbps"] for r in res["untraced"]]
     tr = [r["gbps"] for r in res["traced"]]
     mu, mt = statistics.median(un), statistics.median(tr)
@@ -82,11 +95,13 @@ def _summary(topo_name: str, size: int, strategy: str, runs: int, duration: floa
     ct = [r["cpu_s_per_gb"] for r in res["traced"] if r["cpu_s_per_gb"] is not None]
     cpu_ratio = statistics.median(ct) / statistics.median(cu) if cu and ct else None
     overhead = (1 - ratio) * 100 if ratio is not None else None
-    goal = GOALS_PCT.get(size, GOALS_PCT[min(GOALS_PCT)])
-    match = all(r.get("traced_send_bytes") is not None
-                and abs(r["traced_send_bytes"] - r["bytes_sent_total"]) <= 0.01 * r["bytes_sent_total"]
-                for r in res["traced"])
+    goals = OBSERVER_GOALS_PCT[observer]
+    goal = goals.get(size, goals[min(goals)])
+    match = (all(r.get("traced_send_bytes") is not None
+                 and abs(r["traced_send_bytes"] - r["bytes_sent_total"]) <= 0.01 * r["bytes_sent_total"]
+                 for r in res["traced"]) if observer == "trace" else None)
     return {
+        "observer": observer,
         "topology": topo_name, "msg_size": size, "strategy": strategy, "runs": runs, "duration_s": duration,
         "untraced_gbps": un, "traced_gbps": tr,
         "untraced_median_gbps": mu, "traced_median_gbps": mt,
@@ -99,14 +114,15 @@ def _summary(topo_name: str, size: int, strategy: str, runs: int, duration: floa
         "verdict": _verdict(overhead, paired, goal),
         "lost_events": sum(r.get("lost_events", 0) for r in res["traced"]),
         "traced_bytes_match": match,
-        "probe_plan": {f: e.get("probe") for f, e in plan.items()},
+        "probe_plan": {f: e.get("probe") for f, e in plan.items()} if observer == "trace" else None,
         # send/recv syscall time: 1 in this many calls per thread timed (1: all)
-        "syscall_sample": (plan.get("send_syscall_ns") or {}).get("sample_every"),
+        "syscall_sample": (plan.get("send_syscall_ns") or {}).get("sample_every") if observer == "trace" else None,
+        "sampling_plan": plan if observer == "profile" else None,
     }
 
 
 def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, warmup: float = 0.3,
-                     strategy: str = "one_copy", topologies=TOPOLOGIES) -> list[dict]:
+                     strategy: str = "one_copy", topologies=TOPOLOGIES, observer: str = "trace") -> list[dict]:
     """Per topology and size: traced vs untraced throughput of `runs` interleaved runs each.
 
     Each dict: topology, msg_size, strategy, runs, untraced_gbps[], traced_gbps[],
@@ -118,14 +134,21 @@ def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, 
     cpu_per_gb_ratio (client+server CPU per GB, traced/untraced), lost_events,
     traced_bytes_match (the tracer saw every byte the client sent, within 1%),
     probe_plan {figure: probe|None}, syscall_sample (1 in N send/recv syscalls timed, or None).
-    Raises CapabilityError (tracer, topology) when a run is impossible here.
+    observer "profile": the same with `--profile` instead of `--trace` (the "traced" figures
+    are then the profiled runs'; traced_bytes_match and the probe plan are None, sampling_plan
+    the profiler's).
+    Raises CapabilityError (tracer, profiler, topology) when a run is impossible here.
     """
     from netobs.topology import open_topology
-    from netobs.tracer import plan_probes
 
     if runs < 1:
         raise ValueError("runs must be >= 1")
-    plan = plan_probes()
+    if observer == "trace":
+        from netobs.tracer import plan_probes
+        plan = plan_probes()
+    else:
+        from netobs.profiler import plan_sampling
+        plan = plan_sampling()
     out = []
     for topo_name in topologies:
         results = {s: {"untraced": [], "traced": []} for s in sizes}
@@ -138,9 +161,9 @@ def tracing_overhead(runs: int = 5, sizes=(1024, 65536), duration: float = 2.0, 
                         n += 1
                         point_dir = Path(tmp) / str(n)
                         r = _one_run(topo, topo_name, size, duration, warmup, strategy,
-                                     plan if variant == "traced" else None, point_dir)
+                                     plan if variant == "traced" else None, point_dir, observer)
                         results[size][variant].append(r)
-        out += [_summary(topo_name, size, strategy, runs, duration, plan, results[size]) for size in sizes]
+        out += [_summary(topo_name, size, strategy, runs, duration, plan, results[size], observer) for size in sizes]
     return out
 
 

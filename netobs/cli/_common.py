@@ -72,11 +72,19 @@ def check_perf(spec) -> None:
         perf.check_events(list(spec.events))
 
 
+def check_strategies(names) -> None:
+    """Before anything on the system changes: refuse a strategy this kernel cannot run."""
+    from netobs.native import check_strategy
+
+    for name in names:
+        check_strategy(name)
+
+
 def prepare_tracing(spec) -> dict | None:
     """Before any point of a traced run: make the host ready for BCC (mount tracefs, link the
     kernel headers Debian has). Returns what was found and done (the sweep puts it in the
-manifest); None without --trace."""
-    if not spec.trace:
+manifest); None without --trace or --profile."""
+    if not (spec.trace or spec.profile):
         return None
     from netobs import hostprep
 
@@ -86,7 +94,7 @@ manifest); None without --trace."""
 def need_root(topology: str, trace: bool) -> None:
     if os.geteuid() == 0:
         return
-    why = [w for w, on in (("network namespaces", topology == "netns"), ("BPF tracing", trace)) if on]
+    why = [w for w, on in (("network namespaces", topology == "netns"), ("BPF tracing or profiling", trace)) if on]
     if why:
         raise CapabilityError(f"{' and '.join(why)} need root", fix="sudo " + " ".join(["netobs"] + sys.argv[1:]))
 

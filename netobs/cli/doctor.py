@@ -21,6 +21,7 @@ PARTS = {
     "perf": "netobs.perf",
     "tracing_setup": "netobs.hostprep",
     "tracing": "netobs.tracer",
+    "profiling": "netobs.profiler",
 }
 
 

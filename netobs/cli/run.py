@@ -9,8 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from netobs.cli._common import check_perf, echo_json, need_root, prepare_tracing, table_options
-from netobs.fmt import fixed
+from netobs.cli._common import check_perf, check_strategies, echo_json, need_root, prepare_tracing, table_options
+from netobs.figures import ROLES
+from netobs.fmt import fixed, share
+from netobs import strategies
 from netobs.params import PARAMS
 from netobs.spec import RunSpec
 
@@ -18,6 +20,7 @@ from netobs.spec import RunSpec
 @click.command(epilog="""\b
 Examples:
   sudo netobs run --strategy zero_copy --msg-size 65536 --threads 2 --duration 2
+  sudo netobs run --strategy two_copy --msg-size 64K --profile    # CPU by cost class, sleeps by reason
   sudo netobs run --strategy one_copy --msg-size 4K --threads 4 --trace --json
   netobs run --topology loopback --strategy two_copy --msg-size 1024 --no-perf
 """)
@@ -28,10 +31,11 @@ def command(keep, as_json, **options):
     """Run one experiment: one strategy, message size and thread count."""
     from netobs import topology as topo_mod
     from netobs.interrupt import signals_as_interrupt
-    from netobs.runner import run_point
+    from netobs.runner import open_observers, run_point
 
     spec = RunSpec(**PARAMS.from_cli("run", options))
-    need_root(spec.topology, spec.trace)
+    need_root(spec.topology, spec.trace or spec.profile)
+    check_strategies([spec.strategy])
     check_perf(spec)
     prepare_tracing(spec)
 
@@ -43,11 +47,7 @@ def command(keep, as_json, **options):
         else:
             point_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netobs-run-")))
         topo = stack.enter_context(topo_mod.open_topology(spec.topology, subnet=spec.subnet, mtu=spec.mtu))
-        tracer = None
-        if spec.trace:
-            from netobs.tracer import Tracer
-            tracer = stack.enter_context(Tracer())
-        result = run_point(spec, topo, point_dir, tracer=tracer)
+        result = run_point(spec, topo, point_dir, **open_observers(stack, spec))
         result["topology_facts"] = topo.facts()
 
     if as_json:
@@ -70,7 +70,7 @@ def show(r: dict) -> None:
     t.add_row("send latency", f"mean {fixed(lat.get('mean'), ' µs')}",
               f"p50 {fixed(lat.get('p50'), ' µs')}  p99 {fixed(lat.get('p99'), ' µs')}  p99.9 {fixed(lat.get('p999'), ' µs')}")
     t.add_row("client CPU", f"user {fixed(cpu.get('user_s'), ' s', 3)}", f"sys {fixed(cpu.get('sys_s'), ' s', 3)}")
-    if r["strategy"] == "zero_copy":
+    if getattr(strategies.BY_NAME.get(r["strategy"]), "zero_copy", False):
         t.add_row("zero-copy", f"{fixed(zc.get('completions'))} completions",
                   f"{fixed(zc.get('copied'))} copied by the kernel (SO_EE_CODE_ZEROCOPY_COPIED), "
                   f"{fixed(zc.get('notifications'))} notifications, {fixed(zc.get('enobufs'))} ENOBUFS")
@@ -110,3 +110,57 @@ def show(r: dict) -> None:
             con.print(f"  {', '.join(figs)}: no probe here: {reason}", highlight=False)
         if trace.get("lost_events"):
             con.print(f"  [yellow]{trace['lost_events']} trace events lost[/]")
+    prof = r.get("profile")
+    if prof:
+        show_profile(con, prof)
+
+
+def show_profile(con: Console, prof: dict) -> None:
+    """The profile's class shares and wait reasons, client and server side by side."""
+    from netobs.figures import PROFILE_CLASSES, WAIT_REASONS
+
+    plan = (prof.get("plan") or {}).get("on_cpu") or {}
+    on = {role: (prof.get(role) or {}).get("on_cpu") or {} for role in ROLES}
+    off = {role: (prof.get(role) or {}).get("off_cpu") or {} for role in ROLES}
+    pt = Table(title=f"on-CPU profile ({plan.get('event') or 'no sampling event'} at {plan.get('hz')} Hz, "
+                     "whole run, incl. warm-up)", title_justify="left")
+    pt.add_column("class")
+    for role in ROLES:
+        pt.add_column(f"{role} share", justify="right")
+        pt.add_column(f"{role} CPU-s/GB", justify="right")
+    for cls in PROFILE_CLASSES:
+        shares = [(on[r].get("classes") or {}).get(cls) for r in ROLES]
+        if not any(shares):
+            continue
+        cells = []
+        for r in ROLES:
+            cells += [share((on[r].get("classes") or {}).get(cls)),
+                      fixed((on[r].get("cpu_s_per_gb") or {}).get(cls), digits=3)]
+        pt.add_row(cls, *cells)
+    pt.add_row("samples", *[c for r in ROLES for c in (fixed(on[r].get("samples")), "")])
+    con.print(pt)
+    for r in ROLES:
+        o = on[r]
+        if o.get("missing"):
+            con.print(f"  {r}: no on-CPU profile: {o['missing']}", highlight=False)
+        elif o.get("samples"):
+            ctx = o.get("context") or {}
+            con.print(f"  {r}: {share(ctx.get('softirq'))} of samples in softirq, {share(ctx.get('irq'))} in hard irq; "
+                      f"skid {share((o.get('skid') or {}).get('share'))} (classed by callers)", highlight=False)
+            if o.get("unknown"):
+                con.print(f"  {r}: top unclassed: " + ", ".join(f"{f} ({n})" for f, n in o["unknown"][:5]),
+                          highlight=False, markup=False)
+    wt = Table(title="off-CPU time by reason (s, summed over threads)", title_justify="left")
+    wt.add_column("reason")
+    for role in ROLES:
+        wt.add_column(role, justify="right")
+    for reason in WAIT_REASONS:
+        vals = [(off[r].get("reasons") or {}).get(reason) for r in ROLES]
+        if any(vals):
+            wt.add_row(reason, *[fixed(v, digits=3) for v in vals])
+    wt.add_row("switches", *[fixed(off[r].get("switches")) for r in ROLES])
+    con.print(wt)
+    files = prof.get("files") or {}
+    if files:
+        con.print("  folded stacks (flamegraph.pl, speedscope): "
+                  + ", ".join(f for fs in files.values() for f in fs.values()), highlight=False)

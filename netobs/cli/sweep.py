@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from netobs.cli._common import check_perf, need_root, prepare_tracing, table_options
+from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing, table_options
 from netobs.fmt import fixed
 from netobs.params import PARAMS
 from netobs.spec import SweepSpec
@@ -20,6 +20,7 @@ Examples:
   sudo netobs sweep --trace -o results/                 # the study: 48 points, 10 s each
   sudo netobs sweep --sizes 4K,64K --threads 1,2 --duration 1 --repeats 3 --order interleaved -o quick/
   sudo netobs sweep -o results/ --resume                # finish an interrupted sweep
+  sudo netobs sweep --trace --profile -o results/       # and where the time goes: cost classes, wait reasons
 """)
 @table_options("sweep")
 @click.option("-o", "--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results directory.")
@@ -33,7 +34,8 @@ def command(out, resume, force, **options):
     if resume:  # options not typed again come from what the directory was started with
         values = {**_stored_options(out), **{k: v for k, v in values.items() if k in _given_options()}}
     sweep = SweepSpec(**values)
-    need_root(sweep.topology, sweep.trace)
+    need_root(sweep.topology, sweep.trace or sweep.profile)
+    check_strategies(sweep.strategies)
     check_perf(sweep)
     tracing_setup = prepare_tracing(sweep)
     store = open_store(sweep, out, resume=resume, force=force)
