@@ -21,7 +21,11 @@ class Prose:
     table:    the evidence as shown (the facts' evidence, codes put in words);
     key_columns: the table columns a compact view shows (all when empty);
     chart_note: why there is no chart of the answer's own data (None when there is one);
-    text:     words the JSON facts carry at their keys (merged into `Facts.to_dict()`)."""
+    text:     words the JSON facts carry at their keys (merged into `Facts.to_dict()`);
+    headline: one sentence, the verdict with its key number (the verdict starts with it);
+    reasons:  one sentence per facts reason, heaviest first, each with its numbers and source;
+    hypotheses: one line per judged hypothesis (supported first);
+    own_caveats: the caveats specific to this answer (the run's are said once, before all)."""
 
     verdict: str
     caveats: list[str]
@@ -29,6 +33,10 @@ class Prose:
     key_columns: list[str] = field(default_factory=list)
     chart_note: str | None = None
     text: dict = field(default_factory=dict)
+    headline: str = ""
+    reasons: list[str] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+    own_caveats: list[str] | None = None
 
 
 @dataclass
@@ -47,6 +55,22 @@ class Answer:
     @property
     def caveats(self) -> list[str]:
         return self.prose.caveats
+
+    @property
+    def headline(self) -> str:
+        return self.prose.headline or self.prose.verdict
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.prose.reasons
+
+    @property
+    def hypotheses(self) -> list[str]:
+        return self.prose.hypotheses
+
+    @property
+    def own_caveats(self) -> list[str]:
+        return self.prose.caveats if self.prose.own_caveats is None else self.prose.own_caveats
 
     @property
     def evidence(self) -> pd.DataFrame:
@@ -72,9 +96,14 @@ class Answer:
         return {
             "question": self.question,
             "title": self.title,
+            "headline": self.headline,
+            "reasons": [{"text": t, **x.to_dict()} for t, x in zip(self.reasons, getattr(self.facts, "reasons", []))],
+            "hypotheses": [{"text": t, **h.to_dict()}
+                           for t, h in zip(self.hypotheses, getattr(self.facts, "hypotheses", []))],
             "verdict": self.verdict,
             "facts": self.facts_dict(),
             "caveats": list(self.caveats),
+            "own_caveats": list(self.own_caveats),
             "evidence": rows(self.evidence),
             "chart_note": self.chart_note,
         }

@@ -269,7 +269,7 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     out["zc_copied_fraction"] = _ratio(df["zc_copied"], df["zc_completions"])
     out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
     out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
-    known = df["implementation"].map(strategies.BY_NAME)
+    known = df["implementation"].map(lambda n: strategies.BY_NAME.get(n))   # None: a name netobs does not have
     out["user_copy_per_byte"] = known.map(lambda s: float(s.user_copies) if s else 0.0).astype(float)
     # zero-copy pages the kernel copied anyway (SO_EE_CODE_ZEROCOPY_COPIED on the completion):
     # the share of zero-copy sends it copied is a copy per byte of theirs, even where no probe

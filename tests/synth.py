@@ -278,3 +278,26 @@ def edit_manifest(path, edit) -> Path:
     edit(manifest)
     file.write_text(json.dumps(manifest, indent=2))
     return Path(path)
+
+
+def edit_runs(path, edit) -> Path:
+    """Apply `edit(row)` to every row of a results directory's runs.csv (a dict of strings, in
+    place): plants a figure the model does not make (a wait reason at one point, a column
+    emptied). Returns the path."""
+    file = Path(path) / "runs.csv"
+    with open(file, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns, rows = list(reader.fieldnames or []), list(reader)
+    for row in rows:
+        edit(row)
+    with open(file, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return Path(path)
+
+
+def rename_strategies(path, names: dict) -> Path:
+    """Rename strategies in runs.csv and the manifest's matrix (a metamorphic test's input)."""
+    edit_runs(path, lambda row: row.update(implementation=names.get(row["implementation"], row["implementation"])))
+    return edit_manifest(path, lambda m: m["matrix"].update(impls=[names.get(i, i) for i in m["matrix"]["impls"]]))

@@ -1,5 +1,6 @@
 """The answers did not change: `netobs explain --json` on every directory in tests/fixtures/golden/
-says what the code before the facts/prose redesign said (tests/fixtures/golden/explain/<name>.json).
+says what tests/fixtures/golden/explain/<name>.json says (regenerated for issue 14's headlines,
+ranked reasons and tested hypotheses, each new claim checked against the numbers).
 
 The same questions, verdicts, caveats, evidence rows and chart notes, and every facts key the
 old code wrote with its value; the new JSON may add keys (verdict and caveat codes). Floats

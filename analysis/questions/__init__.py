@@ -30,6 +30,9 @@ class Question:
 
     def answer(self, results: Results) -> Answer:
         facts = self.compute(results)
+        if results.imported:   # whatever a reason reads, in an import it came from the imported file
+            for x in getattr(facts, "reasons", []):
+                x.source = "import"
         return Answer(self.name, self.title, facts, self.render(facts))
 
 
@@ -56,6 +59,18 @@ def check_names(names) -> list[str]:
         raise UsageError(f"unknown question {', '.join(repr(n) for n in unknown)}",
                          fix="one of: " + ", ".join(QUESTIONS))
     return list(dict.fromkeys(names))
+
+
+def run_caveats(answers: list[Answer]) -> list[dict]:
+    """The caveats that hold for the whole run (common.RUN_CAVEATS), once each: code, data and words."""
+    from .common import RUN_CAVEATS
+    out, seen = [], set()
+    for a in answers:
+        for c, text in zip(getattr(a.facts, "caveats", []), a.caveats):
+            if c.code in RUN_CAVEATS and text not in seen:
+                seen.add(text)
+                out.append({**c.to_dict(), "text": text})
+    return out
 
 
 def answer_all(results: Results, names=None) -> list[Answer]:

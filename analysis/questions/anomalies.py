@@ -14,12 +14,15 @@ import pandas as pd
 
 from netobs.fmt import num, pct, share, times
 
+from netobs import strategies
+
+from .. import hypotheses as hyp
 from ..answer import Prose
 from ..labels import label
 from ..load import KEY, Results
 from ..stats import compare, summarize_groups
 from . import prose
-from .common import PARAMETERS, Caveat, Facts, caveats, chart_rows, config_medians
+from .common import PARAMETERS, Caveat, Facts, Reason, caveats, chart_rows, config_medians, ranked
 
 NAME = "anomalies"
 TITLE = "What is unexpected in the results, and what explains it?"
@@ -39,6 +42,14 @@ TREND_BREAK, HIGH_VARIATION = "trend_break", "high_variation"
 OUTSTANDING_COMPLETIONS, ENOBUFS, FAILED = "completions_outstanding", "enobufs", "failed_point"
 # verdict codes
 NONE_FOUND, FOUND = "no_trend_break", "trend_breaks"
+# reason codes: a break shared by every strategy at one configuration, a weak baseline point,
+# a break of one strategy; the other anomalies; the closest step when nothing broke
+SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK, OTHERS, CLOSEST = (
+    "system_wide_break", "weak_baseline_point", "strategy_break", "other_anomalies", "closest_step")
+# the explanations an anomaly is tested against (analysis.hypotheses)
+HYPOTHESES = ("system_wide", "oversubscription", "sndbuf_full", "waiting_for_data", "retransmissions",
+              "memory_pressure", "softirq_on_sender", "context_switches", "cache_working_set")
+BASELINES = frozenset({"two_copy"} | {s.baseline for s in strategies.STRATEGIES if s.baseline})
 
 
 @dataclass
@@ -108,6 +119,7 @@ class AnomaliesFacts(Facts):
     nearest: list[Step]                     # without a trend break: the nearest steps, as listed
     least_favourable_step: Step | None      # of throughput where measured, else of any metric
     least_favourable_throughput_step: Step | None
+    incidents: list[dict] = field(default_factory=list)   # trend breaks by configuration, explained
 
     @property
     def trend_breaks(self) -> list[Anomaly]:
@@ -118,7 +130,8 @@ class AnomaliesFacts(Facts):
         return {"checked": self.checked, "count": len(self.trend_breaks),
                 "anomalies": [a.to_dict() for a in self.anomalies],
                 "least_favourable_throughput_step": None if lf is None else lf.to_dict(),
-                "noise": {m: asdict(n) for m, n in self.noise.items()}}
+                "noise": {m: asdict(n) for m, n in self.noise.items()},
+                "incidents": [{k: v for k, v in i.items() if k != "judgements"} for i in self.incidents]}
 
 
 def _noise(r: Results, metric: str) -> tuple[pd.DataFrame, Noise]:
@@ -262,6 +275,86 @@ def _nearest(near: list[Step]) -> list[Step]:
     return [near[i] for i in picked.index]
 
 
+def _neighbours(r: Results, point: tuple, axis: str) -> tuple:
+    """The configurations either side of `point` along `axis`, same strategy."""
+    impl, size, t = point
+    values = sorted(int(x) for x in r.runs[axis].unique())
+    k = values.index(size if axis == "msg_size" else t)
+    near = [values[j] for j in (k - 1, k + 1) if 0 <= j < len(values)]
+    return tuple((impl, v, t) if axis == "msg_size" else (impl, size, v) for v in near)
+
+
+def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
+    """Trend breaks by the configuration they implicate, heaviest first: which strategies broke
+    there, whether every strategy did (system-wide), whether it is a weak baseline point, and
+    each candidate explanation judged across the heaviest break's step."""
+    by_config: dict = {}
+    for a in trend:
+        by_config.setdefault((a.msg_size, a.threads), []).append(a)
+    out = []
+    for (size, t), found in by_config.items():
+        # the heaviest break, throughput's before latency's; judged at the implicated point
+        # against the other end of its step
+        lead = max(found, key=lambda a: (a.metric == "throughput_gbps", a.score))
+        culprit = (lead.msg_size, lead.threads)
+        other = tuple(lead.step.start) if tuple(lead.step.end) == culprit else tuple(lead.step.end)
+        at, ref = (lead.implementation,) + culprit, (lead.implementation,) + other
+        judged = hyp.judge(r, hyp.Scope((at,), (ref,), "step"), HYPOTHESES)
+        broke = list(dict.fromkeys(a.implementation for a in found))
+        shared = len(r.impls) > 1 and (set(broke) == set(r.impls) or "system_wide" in hyp.supported(judged))
+        weak = [] if shared else [w for i in broke if i in BASELINES for w in hyp.weak_points(r, i)
+                                   if (w["msg_size"], w["threads"]) == (size, t)]
+        code = SYSTEM_WIDE if shared else WEAK_BASELINE if weak else STRATEGY_BREAK
+        noise = noises.get(lead.metric)
+        out.append({"code": code, "msg_size": int(size), "threads": int(t), "strategies": broke,
+                    "metric": lead.metric, "implementation": lead.implementation, "change_pct": lead.change_pct,
+                    "before": lead.before, "after": lead.after, "score": lead.score, "dim": lead.step.dim,
+                    "start": list(lead.step.start), "end": list(lead.step.end), "changes": lead.changes,
+                    "others": lead.others, "noise": None if noise is None else asdict(noise),
+                    "weak": weak, "supported": hyp.supported(judged), "judgements": judged})
+    # a baseline's dip that breaks no rising trend (it still rose, less) is found by its own trend
+    noise = noises.get("throughput_gbps")
+    for base in [b for b in r.impls if b in BASELINES]:
+        for w in hyp.weak_points(r, base):
+            if any((i["msg_size"], i["threads"]) == (w["msg_size"], w["threads"]) for i in out):
+                continue
+            # a break whose step starts or ends at the dip is the dip's doing: folded into it
+            touch = [i for i in out if i["implementation"] == base and i["dim"] is not None and
+                     [w["msg_size"], w["threads"]] in (i["start"], i["end"])]
+            out = [i for i in out if i not in touch]
+            rel = noise.relative if noise else PARAMETERS.single_run_noise
+            score = abs(math.log1p(w["shortfall_pct"] / 100)) / (max(rel, PARAMETERS.noise_floor) * math.sqrt(1.5))
+            if score < PARAMETERS.min_score:
+                continue
+            point = (base, w["msg_size"], w["threads"])
+            judged = hyp.judge(r, hyp.Scope((point,), _neighbours(r, point, w["axis"]), "step"),
+                               [h for h in HYPOTHESES if h != "system_wide"])
+            out.append({"code": WEAK_BASELINE, "msg_size": w["msg_size"], "threads": w["threads"],
+                        "strategies": [base], "metric": "throughput_gbps", "implementation": base,
+                        "change_pct": w["shortfall_pct"], "before": math.nan, "after": math.nan, "score": score,
+                        "dim": None, "start": None, "end": None, "changes": {}, "others": w["others_pct"],
+                        "noise": None if noise is None else asdict(noise), "weak": [w],
+                        "explains": sum(len(i["strategies"]) for i in touch),
+                        "supported": hyp.supported(judged), "judgements": judged})
+    return sorted(out, key=lambda i: (-(i["metric"] == "throughput_gbps"), -i["score"]))
+
+
+def _reasons(incidents: list[dict], others: list[Anomaly], nearest_step: Step | None) -> list[Reason]:
+    out = []
+    for i in incidents:
+        source = "worker" if i["code"] != WEAK_BASELINE else "worker"
+        out.append(Reason(i["code"], float(i["score"]) + (1e6 if i["metric"] == "throughput_gbps" else 0),
+                          {k: v for k, v in i.items() if k not in ("judgements", "code")}, source))
+    if others:
+        counts: dict = {}
+        for a in others:
+            counts[a.code] = counts.get(a.code, 0) + 1
+        out.append(Reason(OTHERS, 0.0, {"counts": counts}, "worker"))
+    if not incidents and nearest_step is not None:
+        out.append(Reason(CLOSEST, 0.0, nearest_step.to_dict(), "worker"))
+    return ranked(out)
+
+
 def compute(r: Results) -> Facts:
     breaks, near, checked, noises = _steps(r)
     anomalies = _ranked(_trend_anomalies(r, breaks) + _other_anomalies(r))
@@ -281,11 +374,16 @@ def compute(r: Results) -> Facts:
     cav = caveats(r, [])
     if any(n.source == "assumed" for n in noises.values()):
         cav.append(Caveat("assumed_noise"))
+    incidents = _incidents(r, trend, noises)
+    lfs = min(tp or near, key=lambda s: s.change_pct) if near else None
+    judged = [j for i in incidents[:1] for j in i["judgements"]]
     return AnomaliesFacts(
         code=FOUND if trend else NONE_FOUND, caveats=cav, evidence=pd.DataFrame(rows), chart_data=chart,
         checked=checked, noise=noises, anomalies=anomalies, nearest=nearest,
-        least_favourable_step=min(tp or near, key=lambda s: s.change_pct) if near else None,
-        least_favourable_throughput_step=min(tp, key=lambda s: s.change_pct) if tp else None)
+        least_favourable_step=lfs,
+        least_favourable_throughput_step=min(tp, key=lambda s: s.change_pct) if tp else None,
+        incidents=incidents, hypotheses=judged,
+        reasons=_reasons(incidents, [a for a in anomalies if a.code != TREND_BREAK], lfs))
 
 
 # --------------------------------------------------------------------------- prose
@@ -355,38 +453,85 @@ def _table(f: AnomaliesFacts) -> pd.DataFrame:
     return table
 
 
-def _verdict(f: AnomaliesFacts, table: pd.DataFrame) -> str:
-    p, checked, trend = f.parameters, f.checked, f.trend_breaks
-    if not trend:
-        out = [f"No result breaks the expected trends beyond noise: across {checked['size_steps']} message-size steps "
-               f"and {checked['thread_steps']} thread-count steps, throughput never fell by {share(p.min_effect)} or "
-               f"more at more than {p.min_score:g}x the noise, and per-send latency never fell as messages or threads "
-               "grew."]
-        w = f.least_favourable_step
-        if w is not None:
-            out.append(f"The least favourable step was {w.implementation} {METRIC_WORDS[w.metric][0]} "
-                       f"{pct(w.change_pct)} over {step_words(w)} ({num(w.score, 2)}x the noise); the evidence lists "
-                       "the nearest cases.")
+def noise_words(noise: dict | None, score: float) -> str:
+    """"12x the measured noise" / "12x the assumed 5% noise": an assumed number says so."""
+    if noise and noise["source"] == "assumed":
+        return f"{num(score, 2)}x the assumed {share(noise['relative'])} noise"
+    return f"{num(score, 2)}x the measured noise"
+
+
+def _step_of(i: dict) -> str:
+    return step_words(Step(i["implementation"], i["metric"], i["dim"], tuple(i["start"]), tuple(i["end"]), 0, 0))
+
+
+def _because(i: dict, judged) -> str:
+    causes = [n for n in prose.named(judged) if not n.startswith("a property of the configuration")]
+    return ("supported: " + prose.join(causes)) if causes else "no measured cause is supported"
+
+
+def _incident_words(i: dict, judged) -> str:
+    what, unit = METRIC_WORDS[i["metric"]]
+    where = prose.point(i["msg_size"], i["threads"])
+    moved = (f"{pct(i['change_pct'])} ({num(i['before'])} to {num(i['after'])} {unit}) over {_step_of(i)}"
+             if i["dim"] else "")
+    noise = noise_words(i["noise"], i["score"])
+    if i["code"] == SYSTEM_WIDE:
+        others = ", ".join(f"{s} {pct(c)}" for s, c in i["others"].items())
+        s = (f"At {where} every strategy's {what} broke its trend ({i['implementation']} {moved}, {noise}; "
+             f"the others at the same step: {others}): a property of the system at this configuration, not of a "
+             "strategy")
+    elif i["code"] == WEAK_BASELINE and i["dim"] is None:
+        w = i["weak"][0]
+        axis = "size" if w["axis"] == "msg_size" else "thread count"
+        s = (f"{i['implementation']} at {where} is a weak baseline point: its {what} is {share(-w['shortfall_pct'] / 100, 1)} "
+             f"below its own trend over {axis} ({noise}), while the other strategies held theirs ("
+             + ", ".join(f"{k} {pct(c)}" for k, c in w["others_pct"].items())
+             + "); every verdict that beats it there rests on this point"
+             + (f"; it also explains {i['explains']} trend break(s) next to it" if i.get("explains") else ""))
+    elif i["code"] == WEAK_BASELINE:
+        w = i["weak"][0]
+        s = (f"{i['implementation']} at {where} is a weak baseline point: its {what} {moved}, {noise}, while the other "
+             f"strategies held their trend ({i['implementation']} is {share(-w['shortfall_pct'] / 100, 1)} below its own "
+             "trend there); every verdict that beats it there rests on this point")
     else:
-        out = [f"{len(trend)} result(s) break the expected trend (of {checked['size_steps']} size steps and "
-               f"{checked['thread_steps']} thread steps checked), ranked by the change relative to run-to-run noise."]
-        incidents: dict = {}
-        for a in trend:
-            incidents.setdefault((a.implementation, a.msg_size, a.threads), []).append(a)
-        out.append(f"They point at {len(incidents)} configuration(s).")
-        for i, ((impl, size, t), found) in enumerate(list(incidents.items())[:SHOWN_INCIDENTS]):
-            descr = []
-            for a in found:
-                what, unit = METRIC_WORDS[a.metric]
-                descr.append(f"{what} {pct(a.change_pct)} ({num(a.before)} to {num(a.after)} {unit}) over "
-                             f"{step_words(a.step)}, {num(a.score, 2)}x the noise")
-            out.append(f"{'The largest' if i == 0 else 'Next'}: {impl} at {size} B x {t} threads, "
-                       + "; ".join(descr) + f". Compared with its neighbour there: {what_changed(found[0])}.")
-    others = table[table.flagged & ~table.index.isin([a.rank - 1 for a in trend])] if len(table) else table
-    if len(others):
-        counts = others.kind.value_counts()
-        out.append("Also: " + "; ".join(f"{n} {k}" for k, n in counts.items()) + ".")
-    return " ".join(out)
+        s = (f"{i['implementation']} at {where}: {what} {moved}, {noise}"
+             + (f"; the other strategies at the same step: " + ", ".join(f"{k} {pct(c)}" for k, c in i["others"].items())
+                if i["others"] else ""))
+    changed = [f"{label(m)} {times(x)}" for m, x in (i["changes"] or {}).items()]
+    if changed:
+        s += "; with it " + ", ".join(changed)
+    return s + f"; {_because(i, judged)} [worker{', perf' if changed else ''}]."
+
+
+def _reason_words(f: AnomaliesFacts, x) -> str:
+    if x.code in (SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK):
+        i = next(i for i in f.incidents if (i["msg_size"], i["threads"]) == (x.numbers["msg_size"],
+                                                                               x.numbers["threads"]))
+        return _incident_words(i, i["judgements"])
+    if x.code == OTHERS:
+        words = {HIGH_VARIATION: "high variation between repeats", OUTSTANDING_COMPLETIONS:
+                 "zero-copy completions outstanding", ENOBUFS: "zero-copy ENOBUFS", FAILED: "failed point(s)"}
+        return "Also: " + "; ".join(f"{n} {words[k]}" for k, n in x.numbers["counts"].items()) + " [worker]."
+    w = f.least_favourable_step
+    noise = f.noise.get(w.metric)
+    return (f"The least favourable step was {w.implementation} {METRIC_WORDS[w.metric][0]} {pct(w.change_pct)} over "
+            f"{step_words(w)} ({noise_words(None if noise is None else asdict(noise), w.score)}); the evidence lists "
+            "the nearest cases [worker].")
+
+
+def _headline(f: AnomaliesFacts) -> str:
+    checked = f.checked
+    if not f.incidents:
+        return (f"No result breaks the expected trends beyond noise ({checked['size_steps']} size steps and "
+                f"{checked['thread_steps']} thread steps checked).")
+    i = f.incidents[0]
+    what = METRIC_WORDS[i["metric"]][0]
+    who = {SYSTEM_WIDE: "every strategy", WEAK_BASELINE: f"baseline {i['implementation']}",
+           STRATEGY_BREAK: i["implementation"]}[i["code"]]
+    causes = [n.split(" (")[0] for n in prose.named(i["judgements"]) if not n.startswith("a property")]
+    return (f"{len(f.trend_breaks)} trend break(s), {len(f.incidents)} configuration(s) implicated; the heaviest: {who}'s "
+            f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}"
+            + (f", with {prose.join(causes)}." if causes else ", no measured cause supported."))
 
 
 def _json_text(f: AnomaliesFacts) -> dict:
@@ -408,5 +553,5 @@ def _json_text(f: AnomaliesFacts) -> dict:
 def render(f: Facts) -> Prose:
     table = _table(f)
     key = ["rank", "kind", "implementation", "msg_size", "threads", "step", "change_pct", "score"]
-    return Prose(verdict=_verdict(f, table), caveats=prose.caveats(f), table=table, key_columns=key,
-                 text=_json_text(f))
+    reasons = [_reason_words(f, x) for x in f.reasons]
+    return prose.answer(f, _headline(f), reasons, table, key=key, text=_json_text(f))

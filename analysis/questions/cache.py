@@ -13,15 +13,23 @@ from netobs.fmt import num, p_value, pct
 
 from ..answer import Prose
 from ..load import Results
-from ..stats import quantiles, sign_test
+from ..stats import guarded_ratios, quantiles, sign_test
 from . import prose
-from .common import Facts, Unanswerable, caveats, chart_rows, median_of, unanswerable, untested, vs
+from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, data_name, median_of, ranked, unanswerable,
+                     untested, vs)
 
 NAME = "cache"
 TITLE = "Which cache level shows the largest reduction in misses, and why?"
 LEVELS = {"L1": ("l1_misses_per_kib", "l1_cache_misses"), "LLC": ("llc_misses_per_kib", "llc_cache_misses")}
 SAVERS = ("one_copy", "zero_copy")
 INSTEAD = ("cpu_s_per_gb", "copies_per_byte", "cycles_per_byte")   # measured instead of the counters
+# without counters: the CPU time the profile put in copies, per GB (a labelled proxy for cache traffic)
+PROXY = ("prof_client_user_copy_cpu_s_per_gb", "prof_client_kernel_copy_cpu_s_per_gb")
+TINY_PER_KIB = 0.01   # a baseline below one miss per 100 KiB: a ratio over it says nothing
+# reason codes
+(R_LEVEL, R_ABSOLUTE, R_TINY, R_CONSISTENCY, R_CYCLES, R_COPIES, R_CONSTRUCTION, R_PROXY, R_INSTEAD, R_ONE_LEVEL) = (
+    "largest_relative_level", "absolute_disagrees", "tiny_baseline", "consistency", "cycles_per_byte",
+    "copies_per_byte", "netobs_two_copy_copies", "profile_copy_proxy", "measured_instead", "one_level_only")
 # verdict codes
 BOTH_LEVELS, ONE_LEVEL, NO_COUNTERS = "both_levels", "one_level", "no_counters"
 
@@ -41,10 +49,11 @@ class WithoutCounters(CacheFacts):
     """No level was counted: the reductions in what was measured instead."""
 
     measured_instead_reduction_median_pct: dict[str, dict[str, float]]
+    copy_cpu_s_per_gb: dict[str, float] = None     # strategy -> profile's copy CPU-s per GB (the proxy)
 
     def fields(self) -> dict:
         return {**super().fields(), "measured_instead_reduction_median_pct": self.measured_instead_reduction_median_pct,
-                "largest_level": None}
+                "largest_level": None, "copy_cpu_s_per_gb": self.copy_cpu_s_per_gb or {}}
 
 
 @dataclass(kw_only=True)
@@ -63,6 +72,12 @@ class Reductions(CacheFacts):
     pairs_at_best: int
     cycles_per_byte_reduction_median_pct: dict[str, float]
     copies_per_byte: dict[str, float]
+    absolute: dict = None               # level -> median over configurations of (two_copy - strategy) per KiB
+    largest_absolute_level: str | None = None
+    baseline_per_kib: dict = None       # level -> median two_copy misses per KiB
+    excluded_tiny: dict = None          # level -> ratios left out (baseline below the floor)
+    configurations: int | None = None   # independent units of the sign test
+    imported: bool = False
 
     def fields(self) -> dict:
         out = {**super().fields(), "by_strategy": self.by_strategy, "pooled": self.pooled,
@@ -75,7 +90,9 @@ class Reductions(CacheFacts):
         out.update(significant_reductions_at_best=self.significant_reductions_at_best,
                    cycles_per_byte_reduction_median_pct=self.cycles_per_byte_reduction_median_pct,
                    copies_per_byte=self.copies_per_byte, configurations_by_strategy=self.configurations_by_strategy,
-                   tested=self.tested, pairs_at_best=self.pairs_at_best)
+                   tested=self.tested, pairs_at_best=self.pairs_at_best, absolute=self.absolute or {},
+                   largest_absolute_level=self.largest_absolute_level, baseline_per_kib=self.baseline_per_kib or {},
+                   excluded_tiny=self.excluded_tiny or {}, configurations=self.configurations)
         return out
 
 
@@ -108,16 +125,27 @@ def compute(r: Results) -> Facts:
     if not savers:
         return unanswerable(r, "no_savers")
     measured = [lvl for lvl, (m, _) in LEVELS.items() if r.measured(m)]
-    missing = {lvl: r.missing_reason(raw) for lvl, (m, raw) in LEVELS.items() if lvl not in measured}
+    missing = {lvl: data_name(r, r.missing_reason(raw)) for lvl, (m, raw) in LEVELS.items() if lvl not in measured}
     common = dict(caveats=caveats(r, [raw for _, raw in LEVELS.values()] + ["cpu_cycles"]),
                   chart_data=chart_rows(r, ["l1_misses_per_kib", "llc_misses_per_kib", "cycles_per_byte",
                                             "cpu_s_per_gb", "copies_per_byte"]),
                   savers=savers, levels_measured=measured, levels_missing=missing)
     if not measured:
+        instead = {m: {i: _reduction_median(r, i, m) for i in savers} for m in INSTEAD}
+        proxy = {}
+        if all(r.measured(c) for c in PROXY):
+            r.runs["_copy_cpu_s_per_gb"] = r.runs[list(PROXY)].sum(axis=1, min_count=1)
+            proxy = {i: median_of(r, i, "_copy_cpu_s_per_gb") for i in ["two_copy"] + savers}
+            r.runs = r.runs.drop(columns="_copy_cpu_s_per_gb")
+        reasons = []
+        if proxy:
+            reasons.append(Reason(R_PROXY, 2.0, {"copy_cpu_s_per_gb": proxy}, "profile"))
+        if any(v == v for red in instead.values() for v in red.values()):
+            reasons.append(Reason(R_INSTEAD, 1.0, {"reduction_median_pct": instead},
+                                  "trace" if r.measured("copies_per_byte") else "worker"))
         return WithoutCounters(
             code=NO_COUNTERS, evidence=_fallback_evidence(r, savers), **common,
-            measured_instead_reduction_median_pct={m: {i: _reduction_median(r, i, m) for i in savers}
-                                                   for m in INSTEAD})
+            measured_instead_reduction_median_pct=instead, copy_cpu_s_per_gb=proxy, reasons=reasons)
     rows = []
     for impl in savers:
         for lvl in measured:
@@ -138,28 +166,78 @@ def compute(r: Results) -> Facts:
             qs["significant_increases"] = int(((sub.reduction_pct < 0) & sig).sum()) if tested else None
             per.setdefault(impl, {})[lvl] = qs
         configs[impl] = int(ev[ev.implementation == impl].groupby(["msg_size", "threads"]).ngroups)
-    pooled = {lvl: quantiles(ev[ev.level == lvl].reduction_pct) for lvl in measured}
+    # relative changes only over baselines that are not tiny (the floor is said in the facts)
+    base_per_kib, excluded = {}, {}
+    ev["guarded"] = True
+    for lvl in measured:
+        sub = ev[ev.level == lvl]
+        base_per_kib[lvl] = float(sub.two_copy_per_kib.median())
+        keep = guarded_ratios(sub.two_copy_per_kib, TINY_PER_KIB)
+        ev.loc[sub.index, "guarded"] = keep.to_numpy()
+        excluded[lvl] = int((~keep).sum())
+    ev["absolute_reduction_per_kib"] = ev.two_copy_per_kib - ev.strategy_per_kib
+    pooled = {lvl: quantiles(ev[(ev.level == lvl) & ev.guarded].reduction_pct) for lvl in measured}
+    absolute = {lvl: float(ev[ev.level == lvl].absolute_reduction_per_kib.median()) for lvl in measured}
     both = {}
+    configs_n = int(ev.groupby(["msg_size", "threads"]).ngroups)
     if len(measured) == 2:
-        best = max(measured, key=lambda lvl: pooled[lvl]["median"])
+        usable = [lvl for lvl in measured if pooled[lvl]["n"]]
+        best = max(usable or measured, key=lambda lvl: pooled[lvl]["median"] if pooled[lvl]["n"] else -1e300)
         other = [lvl for lvl in measured if lvl != best][0]
-        wide = ev.pivot_table(index=["implementation", "msg_size", "threads"], columns="level",
-                              values="reduction_pct").dropna()
-        diff = wide[best] - wide[other]
+        # the sign test counts independent units: the configurations (every strategy there shares
+        # one two_copy run), each the median over strategies of best's minus other's reduction
+        wide = ev[ev.guarded].pivot_table(index=["implementation", "msg_size", "threads"], columns="level",
+                                          values="reduction_pct").dropna()
+        if len(wide) and best in wide and other in wide:
+            diff = (wide[best] - wide[other]).groupby(level=["msg_size", "threads"]).median()
+        else:
+            diff = pd.Series(dtype=float)
         k_more, k_less = int((diff > 0).sum()), int((diff < 0).sum())
         both = dict(largest_level=best, other_level=other, pairs=int(len(diff)), best_larger_in=k_more,
                     sign_test_p=sign_test(k_more, k_less))
     else:
         best = measured[0]
         both = dict(largest_level=None, only_level=best)
+    abs_best = max(measured, key=lambda lvl: absolute[lvl])
     at_best = ev[ev.level == best]
     n_sig = int(((at_best.reduction_pct > 0) & (at_best.significant == True)).sum())  # noqa: E712
+    cyc = {i: _reduction_median(r, i, "cycles_per_byte") for i in savers}
+    copies = {i: median_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
+    reasons = []
+    src = "import" if r.imported else "perf"
+    if len(measured) == 2:
+        reasons.append(Reason(R_LEVEL, 5.0, {"level": best, "median_pct": pooled[best]["median"], "other": other,
+                                             "other_median_pct": pooled[other]["median"]}, src))
+        if abs_best != best:
+            reasons.append(Reason(R_ABSOLUTE, 4.5, {"level": abs_best, "per_kib": absolute[abs_best],
+                                                    "other": best, "other_per_kib": absolute[best]}, src))
+        reasons.append(Reason(R_CONSISTENCY, 3.0, {"configurations": both["pairs"], "larger_in": both["best_larger_in"],
+                                                   "p": both["sign_test_p"], "level": best, "other": other}, src))
+    else:
+        reasons.append(Reason(R_ONE_LEVEL, 5.0, {"level": best, "median_pct": pooled[best]["median"],
+                                                 "per_kib": absolute[best]}, src))
+    for lvl in measured:
+        if excluded[lvl] or base_per_kib[lvl] < TINY_PER_KIB:
+            reasons.append(Reason(R_TINY, 4.0, {"level": lvl, "excluded": excluded[lvl], "floor": TINY_PER_KIB,
+                                                "baseline_per_kib": base_per_kib[lvl],
+                                                "pairs": int((ev.level == lvl).sum())}, src))
+    if any(v == v for v in cyc.values()):
+        reasons.append(Reason(R_CYCLES, 2.0, {"reduction_median_pct": cyc}, src))
+    if all(v == v for v in copies.values()):
+        reasons.append(Reason(R_COPIES, 1.5, {"copies_per_byte": copies}, "trace"))
+    # netobs's own two_copy makes a user-space copy of every byte (its code); never said of an import,
+    # and only where the data agrees (fewer misses and fewer cycles per byte for the savers)
+    agree = (not r.imported and abs_best == best and pooled[best]["median"] > 0 and absolute[best] > 0
+             and all(v == v and v > 0 for v in cyc.values()))
+    if agree:
+        reasons.append(Reason(R_CONSTRUCTION, 1.0, {"level": best}, "worker"))
     return Reductions(
         code=BOTH_LEVELS if len(measured) == 2 else ONE_LEVEL, evidence=ev, **common, **both,
         by_strategy=per, configurations_by_strategy=configs, pooled=pooled, tested=tested,
         significant_reductions_at_best=n_sig if tested else None, pairs_at_best=int(len(at_best)),
-        cycles_per_byte_reduction_median_pct={i: _reduction_median(r, i, "cycles_per_byte") for i in savers},
-        copies_per_byte={i: median_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers})
+        cycles_per_byte_reduction_median_pct=cyc, copies_per_byte=copies, absolute=absolute,
+        largest_absolute_level=abs_best, baseline_per_kib=base_per_kib, excluded_tiny=excluded,
+        configurations=configs_n, imported=r.imported, reasons=ranked(reasons))
 
 
 # --------------------------------------------------------------------------- prose
@@ -177,78 +255,118 @@ def _finite(x) -> bool:
     return x is not None and x == x
 
 
-def _without_counters(f: WithoutCounters) -> str:
-    s = ["No cache-miss counts were measured ("
-         + "; ".join(f"{lvl}: {why}" for lvl, why in f.levels_missing.items())
-         + "), so which cache level gains most cannot be answered from these results; missing counts are not zeros."]
-    instead = []
-    for metric, red in f.measured_instead_reduction_median_pct.items():
-        if any(_finite(v) for v in red.values()):
-            instead.append(f"median change in {INSTEAD_WORDS[metric]} vs two_copy: " + ", ".join(
-                f"{impl} {pct(-v)}" for impl, v in red.items() if _finite(v)))
-    if instead:
-        s.append("What was measured instead: " + "; ".join(instead) + ".")
-    else:
-        s.append("Neither CPU time per GB nor traced copies were recorded either, so no substitute evidence exists.")
-    return " ".join(s)
+def _level(f, lvl: str) -> str:
+    """A level named as the data names its counter: the study's column for an import."""
+    from netobs.figures import EVENT_BY_COLUMN
+    raw = LEVELS[lvl][1]
+    return f"{lvl} ({raw if getattr(f, 'imported', False) else EVENT_BY_COLUMN[raw]})"
 
 
-def _reductions(f: Reductions) -> str:
-    sentences = []
-    for impl in f.savers:
-        parts = []
-        for lvl in f.levels_measured:
-            qs = f.by_strategy[impl][lvl]
-            verb = "cut" if qs["median"] >= 0 else "raised"
-            parts.append(f"{verb} {lvl} misses per KiB by a median {abs(qs['median']):.1f}% (reduction IQR "
-                         f"{qs['q1']:.1f} to {qs['q3']:.1f}%, range {qs['min']:.1f} to {qs['max']:.1f}%; fewer misses "
-                         f"in {qs['fewer_misses']} of {qs['n']})")
-        sentences.append(f"Across {f.configurations_by_strategy[impl]} configurations, {impl} " + " and ".join(parts)
-                         + " relative to two_copy.")
-    if f.code == BOTH_LEVELS:
-        best, other = f.largest_level, f.other_level
-        sentences.append(f"The largest reduction is at {best}: a median {f.pooled[best]['median']:.1f}% against "
-                         f"{f.pooled[other]['median']:.1f}% at {other} over all {f.pairs} strategy x configuration "
-                         f"pairs; {best}'s reduction exceeded {other}'s in {f.best_larger_in} of {f.pairs} "
-                         f"(sign test {p_value(f.sign_test_p)}).")
+def _chg(reduction) -> str:
+    """A reduction shown as a change (one sign convention: negative = fewer misses)."""
+    return pct(-reduction)
+
+
+def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
+    missing = " and ".join(f.levels_missing) + " not counted; the reasons are in the caveats"
+    reasons = []
+    for x in f.reasons:
+        if x.code == R_PROXY:
+            p = x.numbers["copy_cpu_s_per_gb"]
+            reasons.append("Proxy, not a miss count: CPU-s per GB the profile put in copies (user_copy + kernel_copy "
+                           "classes), median over configurations: " + ", ".join(f"{i} {num(v)}" for i, v in p.items()
+                                                                                if _finite(v)) + " [profile].")
+        elif x.code == R_INSTEAD:
+            parts = [f"{INSTEAD_WORDS[m]}: " + ", ".join(f"{i} {pct(-v)}" for i, v in red.items() if _finite(v))
+                     for m, red in x.numbers["reduction_median_pct"].items() if any(_finite(v) for v in red.values())]
+            reasons.append("Median change vs two_copy of what was measured instead: " + "; ".join(parts)
+                           + f" [{x.source}].")
+    if f.copy_cpu_s_per_gb:
+        p = f.copy_cpu_s_per_gb
+        best = min((i for i in p if i != "two_copy" and _finite(p[i])), key=lambda i: p[i], default=None)
+        head = (f"No cache-miss counts were measured ({missing}); as a proxy, copy CPU per GB (profile) is "
+                f"{num(p['two_copy'])} s for two_copy"
+                + (f" and {num(p[best])} s for {best}." if best else "."))
     else:
-        best = f.only_level
-        lost = [lvl for lvl in LEVELS if lvl != best][0]
-        sentences.append(f"Only {best} misses were measured ({lost}: {f.levels_missing.get(lost)}), so which level "
-                         f"gains most cannot be decided; {best} alone shows the reduction above.")
+        head = (f"No cache-miss counts were measured ({missing}), so which cache level gains most cannot be "
+                "answered from these results; missing counts are not zeros.")
+    if not reasons:
+        reasons.append("Neither CPU time per GB, traced copies nor a profile were recorded either, so no substitute "
+                       "evidence exists; hardware counters (or `netobs sweep --profile`) would decide.")
+    return head, reasons
+
+
+def _headline(f: Reductions) -> str:
+    if f.code != BOTH_LEVELS:
+        lvl = f.only_level
+        return (f"Only {_level(f, lvl)} misses were measured: the savers changed them by a median "
+                f"{_chg(f.pooled[lvl]['median'])} per KiB against two_copy; which level gains most cannot be decided.")
+    best, other = f.largest_level, f.other_level
+    if not (f.pooled[best]["median"] > 0):
+        return (f"Neither level has fewer misses per KiB for the copy-avoiding strategies: median change "
+                f"{best} {_chg(f.pooled[best]['median'])}, {other} {_chg(f.pooled[other]['median'])} against two_copy.")
+    s = (f"The largest relative reduction is at {best}: a median {_chg(f.pooled[best]['median'])} misses per KiB "
+         f"against {_chg(f.pooled[other]['median'])} at {other}")
+    if f.largest_absolute_level != best:
+        s += f", but in absolute misses per KiB {f.largest_absolute_level} fell most"
+    return s + "."
+
+
+def _reduction_reasons(f: Reductions) -> list[str]:
+    out = []
+    for x in f.reasons:
+        d = x.numbers
+        if x.code == R_LEVEL:
+            per = []
+            for impl in f.savers:
+                parts = [f"{lvl} {_chg(q['median'])} (IQR {_chg(q['q3'])} to {_chg(q['q1'])}; fewer in "
+                         f"{q['fewer_misses']} of {q['n']})" for lvl, q in f.by_strategy[impl].items()]
+                per.append(f"{impl} " + ", ".join(parts))
+            out.append(f"Median over configurations of the per-configuration change in misses per KiB against "
+                       f"two_copy: " + "; ".join(per) + f" [{x.source}].")
+        elif x.code == R_ONE_LEVEL:
+            other = [lvl for lvl in LEVELS if lvl != d["level"]][0]
+            out.append(f"{other} was not measured ({f.levels_missing.get(other)}); {d['level']} alone changed by a "
+                       f"median {_chg(d['median_pct'])}, {num(-d['per_kib'])} misses per KiB in absolute terms "
+                       f"[{x.source}].")
+        elif x.code == R_ABSOLUTE:
+            out.append(f"Relative and absolute disagree: in misses per KiB the median absolute change is "
+                       f"{num(-d['per_kib'])} at {d['level']} against {num(-d['other_per_kib'])} at {d['other']}, so "
+                       f"the larger saving of misses is at {d['level']} although {d['other']}'s relative change is "
+                       f"larger [{x.source}].")
+        elif x.code == R_TINY:
+            out.append(f"{d['level']}'s two_copy baseline is a median {num(d['baseline_per_kib'])} misses per KiB; "
+                       f"{d['excluded']} of {d['pairs']} ratios over a baseline below {num(d['floor'])} per KiB (or 5% "
+                       "of the median) are left out of its median change, which would otherwise be dominated by "
+                       f"near-zero denominators [{x.source}].")
+        elif x.code == R_CONSISTENCY:
+            out.append(f"{d['level']}'s reduction exceeded {d['other']}'s in {d['larger_in']} of {d['configurations']} "
+                       f"configurations (each the median over strategies, which share one two_copy run; sign test "
+                       f"{p_value(d['p'])}) [{x.source}].")
+        elif x.code == R_CYCLES:
+            out.append("Cycles per byte against two_copy: " + ", ".join(
+                f"{i} {_chg(v)}" for i, v in d["reduction_median_pct"].items() if _finite(v))
+                + f" (median change) [{x.source}].")
+        elif x.code == R_COPIES:
+            out.append("Copies per byte (traced and from completion codes): "
+                       + ", ".join(f"{i} {num(v)}" for i, v in d["copies_per_byte"].items()) + " [trace].")
+        elif x.code == R_CONSTRUCTION:
+            out.append(f"Consistent with the copy the others avoid: netobs's two_copy serialises every byte into a "
+                       f"second buffer in user space (its code), and with fewer cycles per byte the saving shows most "
+                       f"at {d['level']} [worker].")
     if f.tested:
-        sentences.append(f"Per configuration (repeats, Welch p<{f.parameters.alpha}), the {best} reduction is "
-                         f"significant in {f.significant_reductions_at_best} of {f.pairs_at_best} strategy x "
-                         "configuration pairs.")
-    else:
-        sentences.append("With one run per point no per-configuration difference is tested; the consistency "
-                         "across configurations above is the evidence.")
-    why = []
-    cyc = f.cycles_per_byte_reduction_median_pct
-    if any(_finite(v) for v in cyc.values()):
-        why.append("cycles per byte " + ", ".join(f"{'fell' if v >= 0 else 'rose'} by a median {abs(v):.1f}% for {i}"
-                                                  for i, v in cyc.items() if _finite(v)))
-    if all(_finite(v) for v in f.copies_per_byte.values()):
-        why.append("traced copies per byte were "
-                   + ", ".join(f"{num(v)} for {i}" for i, v in f.copies_per_byte.items()))
-    if f.code == BOTH_LEVELS and f.pooled[best]["median"] > 0:
-        reason = (f"Consistent with the copy the other strategies remove: two_copy's serialisation memcpy is one extra "
-                  f"pass over every byte (by construction), and its saving shows most at {best}")
-        if why:
-            reason += "; " + "; ".join(why)
-        sentences.append(reason + ".")
-    elif why:
-        sentences.append(why[0][0].upper() + "; ".join(why)[1:] + ".")
-    return " ".join(sentences)
+        out.append(f"Per configuration (repeats, Welch p<{f.parameters.alpha}), the {f.largest_level or f.only_level} "
+                   f"reduction is significant in {f.significant_reductions_at_best} of {f.pairs_at_best} strategy x "
+                   "configuration pairs [perf].")
+    return out
 
 
 def render(f: Facts) -> Prose:
     if isinstance(f, Unanswerable):
         return prose.unanswerable(f, UNANSWERABLE[f.code](f))
     if isinstance(f, WithoutCounters):
-        return Prose(verdict=_without_counters(f), caveats=prose.caveats(f), table=f.evidence,
-                     key_columns=list(f.evidence.columns), chart_note=NO_CHART_NOTE, text=prose.method_text())
+        head, reasons = _without_counters(f)
+        return prose.answer(f, head, reasons, f.evidence, key=list(f.evidence.columns), chart_note=NO_CHART_NOTE)
     key = ["implementation", "level", "msg_size", "threads", "two_copy_per_kib", "strategy_per_kib",
-           "reduction_pct", "p_value"]
-    return Prose(verdict=_reductions(f), caveats=prose.caveats(f), table=f.evidence, key_columns=key,
-                 text=prose.method_text())
+           "reduction_pct", "absolute_reduction_per_kib", "p_value"]
+    return prose.answer(f, _headline(f), _reduction_reasons(f), f.evidence, key=key)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from netobs.figures import EVENT_BY_COLUMN
 from netobs.strategies import sort_key
 
 from ..load import KEY, Results
@@ -47,23 +48,57 @@ class Caveat:
         return {"code": self.code, **self.data}
 
 
+# caveats that hold for the whole run: said once, before the answers (the others are the answer's own)
+RUN_CAVEATS = ("single_repeat", "some_single_repeats", "failed_points", "imported", "high_variation",
+               "multiplexed", "lost_events", "cores_unknown", "oversubscribed")
+# where a reason's numbers come from
+SOURCES = ("worker", "perf", "trace", "profile", "netstat", "manifest", "import")
+
+
+@dataclass
+class Reason:
+    """One reason behind a verdict: a claim code, its weight (reasons are shown heaviest
+    first), the numbers that support it and where they came from."""
+
+    code: str
+    weight: float
+    numbers: dict = field(default_factory=dict)
+    source: str = "worker"
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "weight": self.weight, "source": self.source, "numbers": self.numbers}
+
+
+def ranked(reasons: list[Reason]) -> list[Reason]:
+    return sorted(reasons, key=lambda x: -x.weight)
+
+
 @dataclass(kw_only=True)
 class Facts:
-    """What every answer's facts hold. `code` is the verdict's code; subclasses add the
-    question's numbers and say how they appear in JSON (`fields`)."""
+    """What every answer's facts hold. `code` is the verdict's code; `reasons` (ranked) and
+    `hypotheses` (analysis.hypotheses judgements) say why; subclasses add the question's
+    numbers and say how they appear in JSON (`fields`)."""
 
     code: str
     caveats: list[Caveat]
     evidence: pd.DataFrame
     chart_data: pd.DataFrame
     parameters: Parameters = PARAMETERS
+    reasons: list = field(default_factory=list)
+    hypotheses: list = field(default_factory=list)
 
     def fields(self) -> dict:
         return {}
 
     def to_dict(self) -> dict:
         return {**self.fields(), "verdict": self.code, "caveats": [c.to_dict() for c in self.caveats],
+                "reasons": [x.to_dict() for x in self.reasons],
+                "hypotheses": [h.to_dict() for h in self.hypotheses],
                 "parameters": asdict(self.parameters)}
+
+    @property
+    def own_caveats(self) -> list[Caveat]:
+        return [c for c in self.caveats if c.code not in RUN_CAVEATS]
 
 
 @dataclass(kw_only=True)
@@ -151,6 +186,16 @@ def chart_rows(r: Results, metrics: list[str]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- caveats
+def data_name(r: Results, text: str | None) -> str | None:
+    """Counters named as the data names them: in imported results the study's column
+    (l1_cache_misses), never the perf event netobs would have counted."""
+    if not text or not r.imported:
+        return text
+    for col, event in EVENT_BY_COLUMN.items():
+        text = text.replace(event, col)
+    return text
+
+
 def oversubscription(r: Results) -> tuple[int | None, list[int]]:
     """(the host's cores or None, the thread counts whose client + server threads exceed them)."""
     cores = r.host_cores
@@ -179,9 +224,10 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
     elif n_min < 2:
         out.append(Caveat("some_single_repeats", {"min_repeats": n_min, "max_repeats": n_max}))
     for col, impl in [(c, None) for c in columns] + [(c, "zero_copy") for c in zc_columns]:
-        reason = r.missing_reason(col, impl)
+        reason = data_name(r, r.missing_reason(col, impl))
         if reason:
-            out.append(Caveat("not_measured", {"column": col, "implementation": impl, "reason": reason}))
+            out.append(Caveat("not_measured", {"column": col, "implementation": impl, "reason": reason,
+                                               "named": r.imported}))
     if len(r.failed):
         shown = [{"implementation": f.implementation, "msg_size": int(f.msg_size), "threads": int(f.threads),
                   "repeat": int(f.repeat), "error": f.error} for f in r.failed.head(4).itertuples()]

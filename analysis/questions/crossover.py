@@ -9,12 +9,13 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from netobs.fmt import p_value, pct
+from netobs.fmt import p_value, pct, share
 
+from .. import hypotheses as hyp
 from ..answer import Prose
 from ..load import Results
 from . import prose
-from .common import Facts, Unanswerable, caveats, chart_rows, unanswerable, untested, vs
+from .common import Facts, Reason, Unanswerable, caveats, chart_rows, unanswerable, untested, vs
 
 # verdict codes
 EVERYWHERE, SOME_THREADS, NEVER = "crosses_at_every_thread_count", "crosses_at_some_thread_counts", "never_crosses"
@@ -64,6 +65,7 @@ class Group:
     change_pct_below_median: float | None = None     # below the crossover, over these thread counts
     closest_size: int | None = None                  # never ahead: the best of these thread counts
     closest_change_pct: float | None = None
+    closest_threads: int | None = None
 
 
 @dataclass(kw_only=True)
@@ -73,6 +75,7 @@ class CrossoverFacts(Facts):
     by_threads: dict[int, AtThreads]
     groups: list[Group]
     tested: bool
+    weak_baseline: list = field(default_factory=list)   # two_copy points a win rests on that are off their trend
 
     def fields(self) -> dict:
         crosses = [i.crossover_size for i in self.by_threads.values()]
@@ -81,7 +84,7 @@ class CrossoverFacts(Facts):
                 "common_crossover": crosses[0] if crosses and all(x == crosses[0] for x in crosses) else None,
                 "smallest_crossover": min((x for x in crosses if x is not None), default=None),
                 "tested": self.tested, "implementation": self.implementation, "sizes": self.sizes,
-                "groups": [asdict(g) for g in self.groups]}
+                "groups": [asdict(g) for g in self.groups], "weak_baseline": self.weak_baseline}
 
 
 def _at_threads(g: pd.DataFrame) -> AtThreads:
@@ -120,8 +123,9 @@ def _groups(c: pd.DataFrame, per_t: dict[int, AtThreads]) -> list[Group]:
         g = Group(threads=ts, crossover_size=cross, stays_ahead=stays, behind_again_at=list(behind),
                   behind_again_significant_at=None if behind_sig is None else list(behind_sig))
         if cross is None:
-            best = max((per_t[t] for t in ts), key=lambda i: i.closest_change_pct)
-            g.closest_size, g.closest_change_pct = best.closest_size, best.closest_change_pct
+            best_t = max(ts, key=lambda t: per_t[t].closest_change_pct)
+            best = per_t[best_t]
+            g.closest_size, g.closest_change_pct, g.closest_threads = best.closest_size, best.closest_change_pct, best_t
         else:
             below = c[(c.threads.isin(ts)) & (c.msg_size < cross)]
             if len(below):
@@ -147,12 +151,25 @@ def compute(r: Results, impl: str) -> Facts:
                          "crossover": info.crossover_size is not None and int(x.msg_size) == info.crossover_size})
     crosses = [i.crossover_size is not None for i in per_t.values()]
     chart = chart_rows(r, ["throughput_gbps"])
+    groups = _groups(c, per_t)
+    # a win that rests on a two_copy point off its own trend (against the other strategies) says so
+    wins = tuple(("two_copy", int(x.msg_size), int(x.threads)) for x in c[c.beats].itertuples())
+    judged = hyp.judge(r, hyp.Scope(tuple((impl,) + w[1:] for w in wins), wins, "baseline"), ["weak_baseline"]) \
+        if wins else []
+    weak = [p for j in judged for p in j.numbers.get("points", [])]
+    reasons = [Reason("group", 3.0 - 0.1 * k, {"threads": g.threads, "crossover_size": g.crossover_size}, "worker")
+               for k, g in enumerate(groups)]
+    if weak:
+        reasons.insert(0, Reason("weak_baseline", 4.0, {"points": weak}, "worker"))
+    ahead_ns = [(t, s_) for t, i in per_t.items() for s_ in i.ahead_not_significant]
+    if ahead_ns:
+        reasons.append(Reason("ahead_not_significant", 1.0, {"points": ahead_ns}, "worker"))
     return CrossoverFacts(
         code=EVERYWHERE if crosses and all(crosses) else SOME_THREADS if any(crosses) else NEVER,
         caveats=caveats(r), evidence=pd.DataFrame(rows),
         chart_data=chart[chart.implementation.isin([impl, "two_copy"])],
         implementation=impl, sizes=sorted(int(s) for s in c.msg_size.unique()), by_threads=per_t,
-        groups=_groups(c, per_t), tested=not untested(c))
+        groups=groups, tested=not untested(c), weak_baseline=weak, reasons=reasons, hypotheses=judged)
 
 
 # --------------------------------------------------------------------------- prose
@@ -160,7 +177,8 @@ def _group(f: CrossoverFacts, g: Group) -> str:
     impl, first, last = f.implementation, f.sizes[0], f.sizes[-1]
     if g.crossover_size is None:
         return (f"With {prose.threads(g.threads)}, {impl} never beats two_copy within the tested sizes "
-                f"({first}-{last} B); its closest was {pct(g.closest_change_pct)} at {g.closest_size} B.")
+                f"({first}-{last} B); its closest was {pct(g.closest_change_pct)} at "
+                f"{prose.point(g.closest_size, g.closest_threads)} [worker].")
     cross = g.crossover_size
     s = (f"With {prose.threads(g.threads)}, {impl} first beats two_copy at {cross} B ("
          + ", ".join(pct(f.by_threads[t].change_pct_at_crossover) + (f" at {t}t" if len(g.threads) > 1 else "")
@@ -175,19 +193,50 @@ def _group(f: CrossoverFacts, g: Group) -> str:
             s += (f" (significantly at {prose.sizes(g.behind_again_significant_at)})" if g.behind_again_significant_at
                   else " (not significantly: within run-to-run noise)")
     if g.change_pct_below_median is not None:
-        s += f"; below it, it trails by a median {pct(g.change_pct_below_median)}"
+        s += f"; below it, its median change is {pct(g.change_pct_below_median)}"
+    return s + " [worker]."
+
+
+def _headline(f: CrossoverFacts) -> str:
+    impl, first, last = f.implementation, f.sizes[0], f.sizes[-1]
+    crossing = [g for g in f.groups if g.crossover_size is not None]
+    never = [t for g in f.groups if g.crossover_size is None for t in g.threads]
+    if not crossing:
+        g = max(f.groups, key=lambda g: g.closest_change_pct)
+        return (f"{impl} never beats two_copy within {first}-{last} B at any thread count; closest: "
+                f"{pct(g.closest_change_pct)} at {prose.point(g.closest_size, g.closest_threads)}.")
+    sizes = sorted({g.crossover_size for g in crossing})
+    if len(sizes) == 1:
+        s = f"{impl} first beats two_copy at {sizes[0]} B" + (" at every thread count" if not never else "")
+    else:
+        s = f"{impl} first beats two_copy at {' or '.join(f'{x} B' for x in sizes)}, depending on the thread count"
+    if never:
+        s += f", never with {prose.threads(never)}"
+    if f.weak_baseline:
+        s += " (resting on a weak two_copy point)"
     return s + "."
+
+
+def _weak_words(points) -> str:
+    return ("A win rests on a weak baseline: " + "; ".join(
+        f"two_copy at {prose.point(p['msg_size'], p['threads'])} is {share(-p['shortfall_pct'] / 100, 1)} below its own "
+        "trend while the other strategies held theirs" for p in points)
+        + "; the crossover there may be the baseline's dip, not the strategy's gain [worker].")
 
 
 def render(f: Facts) -> Prose:
     if isinstance(f, Unanswerable):
         return prose.unanswerable(f, f"These results lack {f.missing} points (strategies: "
                                      f"{prose.join(f.implementations)}), so no crossover can be found.")
-    sentences = [_group(f, g) for g in f.groups]
-    ahead_ns = [(t, s) for t, i in f.by_threads.items() for s in i.ahead_not_significant]
-    if ahead_ns:
-        sentences.append(f"Ahead but not significantly (Welch p>={f.parameters.alpha}) at " + ", ".join(
-            f"{s} B with {t}t" for t, s in ahead_ns) + ", so those do not count as beating it.")
+    sentences = []
+    for x in f.reasons:
+        if x.code == "group":
+            sentences.append(_group(f, next(g for g in f.groups if g.threads == x.numbers["threads"])))
+        elif x.code == "weak_baseline":
+            sentences.append(_weak_words(x.numbers["points"]))
+        elif x.code == "ahead_not_significant":
+            sentences.append(f"Ahead but not significantly (Welch p>={f.parameters.alpha}) at " + ", ".join(
+                prose.point(s_, t) for t, s_ in x.numbers["points"]) + ", so those do not count as beating it [worker].")
     if not f.tested:
         sentences.append("With one run per point these crossovers are untested: a difference within run-to-run "
                          "noise would look the same.")
@@ -197,5 +246,4 @@ def render(f: Facts) -> Prose:
             sentences.append(f"Each crossover is significant (Welch {p_value(max(ps))} at worst).")
     key = ["threads", "msg_size", f"{f.implementation}_gbps", "two_copy_gbps", "change_pct", "p_value", "beats",
            "crossover"]
-    return Prose(verdict=" ".join(sentences), caveats=prose.caveats(f), table=f.evidence, key_columns=key,
-                 text=prose.method_text())
+    return prose.answer(f, _headline(f), sentences, f.evidence, key=key)

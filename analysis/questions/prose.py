@@ -3,9 +3,11 @@ each caveat code's sentence, and the method descriptions the JSON carries. Every
 reads facts only."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
-from netobs.fmt import num, share
+from netobs.fmt import num, pct, share
 
 from ..answer import Prose
 from ..labels import label
@@ -45,7 +47,8 @@ def caveat(c: Caveat, f: Facts) -> str:
         return (f"Some configurations have a single repeat (repeats per configuration range {d['min_repeats']}-"
                 f"{d['max_repeats']}): no significance is claimed for them.")
     if c.code == "not_measured":
-        return f"{label(d['column'])}{' (zero_copy)' if d['implementation'] else ''} not measured: {d['reason']}."
+        name = d["column"] if d.get("named") else label(d["column"])
+        return f"{name}{' (zero_copy)' if d['implementation'] else ''} not measured: {d['reason']}."
     if c.code == "failed_points":
         shown = [f"{x['implementation']}/{x['msg_size']} B/{x['threads']}t r{x['repeat']}: {x['error']}"
                  for x in d["shown"]]
@@ -75,8 +78,8 @@ def caveat(c: Caveat, f: Facts) -> str:
     if c.code == "no_completions":
         return "zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect."
     if c.code == "assumed_noise":
-        return (f"Without repeats the run-to-run noise is assumed to be {share(p.single_run_noise)} of each value, "
-                "so only large trend breaks are reported and none is tested for significance.")
+        return (f"Without repeats the run-to-run noise is assumed to be {share(p.single_run_noise)} of each value "
+                "(not measured), so only large trend breaks are reported and none is tested for significance.")
     raise ValueError(f"no sentence for caveat {c.code!r}")
 
 
@@ -84,6 +87,100 @@ def caveats(f: Facts) -> list[str]:
     return [caveat(c, f) for c in f.caveats]
 
 
+def point(size, t) -> str:
+    """A configuration, always with both coordinates: "16384 B x 4 threads"."""
+    return f"{int(size)} B x {threads([t])}"
+
+
+SOURCE_WORDS = {"worker": "worker", "perf": "perf", "trace": "trace", "profile": "profile", "netstat": "netstat",
+                "manifest": "manifest", "import": "import"}
+
+
+def _n(x, digits=3):
+    return "-" if x is None or x != x else num(x, digits)
+
+
+def _vs(d: dict, fmt=_n) -> str:
+    ref = d.get("ref")
+    return fmt(d.get("value")) + ("" if ref is None else f" vs {fmt(ref)}")
+
+
+# hypothesis name -> (what it claims, how its numbers read)
+HYPOTHESIS_WORDS = {
+    "oversubscription": ("oversubscription", lambda d: (f"{d['busy_threads']} busy threads on {d['cores']} cores"
+                                                         + (", but the other strategies held their trend"
+                                                            if d.get("others_held") else "")
+                                                         if "cores" in d else "core count unknown")),
+    "system_wide": ("a property of the configuration (every strategy changed at this step)",
+                    lambda d: ", ".join(f"{k} {pct(v)}" for k, v in d.get("changes", {}).items()) or "-"),
+    "weak_baseline": ("a weak baseline point", lambda d: "; ".join(
+        f"{x['implementation']} at {point(x['msg_size'], x['threads'])} {share(-x['shortfall_pct'] / 100, 1)} below "
+        "what its neighbours predict relative to the others" for x in d.get("points", [])) or "baseline on its trend"),
+    "sndbuf_full": ("blocking on a full send buffer", lambda d: "client share of thread time in sk_stream_wait_memory "
+                    + _vs(d, lambda x: "-" if x is None else share(x, 1))),
+    "waiting_for_data": ("the receiver waiting for data (sender-limited)",
+                         lambda d: "server share of thread time in wait_data " + _vs(d, lambda x: "-" if x is None
+                                                                                        else share(x, 1))),
+    "deferred_copy_local": ("deferred copy on local delivery (the kernel copied the zero-copy pages)", lambda d: (
+        (f"{share(d['copied_fraction'])} of completions flagged copied" if d.get("copied_fraction") is not None
+         else (f"deferred_copy {_n(d['deferred_copy_cpu_s_per_gb'])} CPU-s/GB" if d.get("deferred_copy_cpu_s_per_gb")
+               is not None else "no completion codes or profile")) + f"; topology {d.get('topology')}")),
+    "page_pinning": ("page pinning", lambda d: "zc_pin share of client samples " + _vs(d, lambda x: "-" if x is None
+                                                                                      else share(x, 1))),
+    "notification_cost": ("completion-notification cost", lambda d: "zc_notify share of client samples "
+                          + _vs(d, lambda x: "-" if x is None else share(x, 1))),
+    "retransmissions": ("retransmissions", lambda d: "Tcp.RetransSegs per MiB " + _vs(d)),
+    "memory_pressure": ("TCP memory pressure", lambda d: "memory-pressure events " + _vs(d)),
+    "softirq_on_sender": ("softirq work charged to the sender", lambda d: "client samples in softirq "
+                          + _vs(d, lambda x: "-" if x is None else share(x, 1))),
+    "context_switches": ("scheduling (context switches per MiB)", lambda d: "switches per MiB " + _vs(d)),
+    "cache_working_set": ("cache / working set (LLC misses per KiB)", lambda d: "LLC misses per KiB " + _vs(d)),
+    "lock_contention": ("lock contention", lambda d: "client share of thread time on locks "
+                        + _vs(d, lambda x: "-" if x is None else share(x, 1))),
+}
+# what would decide a hypothesis that was not measured
+WOULD_DECIDE = {
+    "oversubscription": "the host's core count", "sndbuf_full": "off-CPU wait reasons (--profile)",
+    "waiting_for_data": "off-CPU wait reasons (--profile)", "lock_contention": "off-CPU wait reasons (--profile)",
+    "deferred_copy_local": "zero-copy completion codes (a netobs run) or the profile's deferred_copy class",
+    "page_pinning": "on-CPU cost classes (--profile)", "notification_cost": "on-CPU cost classes (--profile)",
+    "softirq_on_sender": "on-CPU samples by context (--profile)", "retransmissions": "TCP MIB counters (a netobs run)",
+    "memory_pressure": "tracing (--trace) or TCP MIB counters", "context_switches": "perf context-switches",
+    "cache_working_set": "an LLC miss counter", "system_wide": "the other strategies at the same step",
+    "weak_baseline": "the baseline's neighbouring configurations",
+}
+STATUS_WORDS = {"supported": "supported", "contradicted": "contradicted", "not_measured": "not measured"}
+
+
+def hypothesis(j) -> str:
+    what, how = HYPOTHESIS_WORDS[j.name]
+    if j.status == "not_measured":
+        return f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"
+    return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}; {j.source})"
+
+
+def hypotheses(judgements) -> list[str]:
+    return [hypothesis(j) for j in judgements]
+
+
+def named(judgements, status="supported") -> list[str]:
+    return [HYPOTHESIS_WORDS[j.name][0] for j in judgements if j.status == status]
+
+
+def answer(f: Facts, headline: str, reasons: list[str], table, key=None, chart_note=None, text=None,
+           judgements=None) -> Prose:
+    """The prose of an answer: headline first, reasons (one per facts reason, same order),
+    the tested hypotheses, the answer's own caveats."""
+    hyps = hypotheses(f.hypotheses if judgements is None else judgements)
+    if any(x.source == "import" for x in f.reasons):
+        reasons = [re.sub(r"\[(worker|perf|trace|profile|netstat|manifest)(, [a-z]+)*\]", "[import]", t) for t in reasons]
+    return Prose(verdict=" ".join([headline] + reasons), caveats=caveats(f), table=table, key_columns=key or [],
+                 chart_note=chart_note, text=text if text is not None else method_text(), headline=headline,
+                 reasons=reasons, hypotheses=hyps,
+                 own_caveats=[caveat(c, f) for c in f.own_caveats])
+
+
 def unanswerable(f: Facts, verdict: str) -> Prose:
     """An answer the data cannot give: the verdict says why; it is the chart's note too."""
-    return Prose(verdict=verdict, caveats=caveats(f), table=pd.DataFrame(), chart_note=verdict, text=method_text())
+    return Prose(verdict=verdict, caveats=caveats(f), table=pd.DataFrame(), chart_note=verdict, text=method_text(),
+                 headline=verdict, own_caveats=[caveat(c, f) for c in f.own_caveats])

@@ -9,12 +9,16 @@ from dataclasses import dataclass
 
 from netobs.fmt import num, times
 
+from netobs.figures import WAIT_REASONS
+from netobs.fmt import share
+
+from .. import hypotheses as hyp
 from ..answer import Prose
 from ..labels import short
 from ..load import KEY, Results
 from ..stats import compare, quantiles
 from . import prose
-from .common import (PARAMETERS, Facts, by_strategy, caveats, chart_rows, config_medians, oversubscription,
+from .common import (PARAMETERS, Facts, Reason, by_strategy, caveats, chart_rows, config_medians, oversubscription,
                      oversubscription_caveat)
 
 NAME = "threads"
@@ -24,6 +28,8 @@ CONTENTION = ("l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
 CACHE_LEVELS = {"llc_misses_per_kib": "LLC", "l1_misses_per_kib": "L1"}   # in the verdict's order
 # verdict codes
 ONE_THREAD_COUNT, SCALED = "one_thread_count", "scaled"
+HYPOTHESES = ("oversubscription", "sndbuf_full", "lock_contention", "waiting_for_data", "softirq_on_sender",
+              "context_switches", "cache_working_set", "memory_pressure", "retransmissions")
 
 
 @dataclass(kw_only=True)
@@ -48,6 +54,7 @@ class ThreadsChange(ThreadsFacts):
     series_compared: int
     throughput_change_significant: int | None  # None: untested (one repeat)
     cs_per_mib_median: dict[str, float] | None = None   # oversubscribed or not
+    waits: dict | None = None      # profile: client wait reason -> {fewest, most} share of thread time; softirq
 
     def fields(self) -> dict:
         out = {**super().fields(), "series": self.series, "ratio_max_over_min_threads": self.ratio_max_over_min_threads,
@@ -55,6 +62,7 @@ class ThreadsChange(ThreadsFacts):
         if self.cs_per_mib_median is not None:
             out["cs_per_mib_median"] = self.cs_per_mib_median
         out["series_compared"] = self.series_compared
+        out["waits"] = self.waits
         return out
 
 
@@ -102,11 +110,29 @@ def compute(r: Results) -> Facts:
         if below["cs_per_mib"].notna().any() and above["cs_per_mib"].notna().any():
             cs_median = {"not_oversubscribed": below["cs_per_mib"].median(),
                          "oversubscribed": above["cs_per_mib"].median()}
+    lo = tuple(k for k in map(tuple, r.runs[KEY].drop_duplicates().itertuples(index=False)) if k[2] == tmin)
+    hi = tuple(k for k in map(tuple, r.runs[KEY].drop_duplicates().itertuples(index=False)) if k[2] == tmax)
+    judged = hyp.judge(r, hyp.Scope(hi, lo, "step"), HYPOTHESES)
+    waits = None
+    if any(r.measured(f"wait_client_{w}_s") for w in WAIT_REASONS):
+        waits = {w: {"fewest": hyp.value(r, hyp.wait_share("client", w), lo),
+                     "most": hyp.value(r, hyp.wait_share("client", w), hi)} for w in WAIT_REASONS}
+        waits = {w: v for w, v in waits.items() if v["fewest"] == v["fewest"] and
+                 max(v["fewest"], v["most"]) >= 0.01}
+        if r.measured("prof_client_softirq"):
+            waits["softirq"] = {"fewest": hyp.value(r, hyp._column("prof_client_softirq"), lo),
+                                "most": hyp.value(r, hyp._column("prof_client_softirq"), hi)}
+    reasons = [Reason("change", 5.0, {"tmin": tmin, "tmax": tmax}, "worker"),
+               Reason("contention", 4.0, {}, "perf"), Reason("peaks", 3.0, {}, "worker"),
+               Reason("significance", 2.0, {}, "worker"), Reason("oversubscription", 3.5, {"cores": cores}, "manifest")]
+    if waits:
+        reasons.append(Reason("waits", 3.8, {"waits": waits}, "profile"))
+    reasons.sort(key=lambda x: -x.weight)
     return ThreadsChange(
         code=SCALED, **common, series=len(ratios["throughput_gbps"]), ratio_max_over_min_threads=change,
         peak_threads=peaks, series_compared=len(sig),
         throughput_change_significant=None if all(s is None for s in sig) else int(sum(1 for s in sig if s)),
-        cs_per_mib_median=cs_median)
+        cs_per_mib_median=cs_median, waits=waits, reasons=reasons, hypotheses=judged)
 
 
 # --------------------------------------------------------------------------- prose
@@ -158,11 +184,33 @@ def _oversubscription(f: ThreadsChange) -> str:
             "threads).")
 
 
+def _waits(f: ThreadsChange) -> str:
+    tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
+    parts = [f"{'in softirq (share of samples)' if w == 'softirq' else w} {share(v['fewest'], 1)} -> {share(v['most'], 1)}"
+             for w, v in f.waits.items()]
+    return (f"Where the client's time went from {tmin} to {tmax} threads (share of thread time off-CPU by wait reason, "
+            "median over configurations): " + ", ".join(parts) + " [profile].")
+
+
+def _headline(f: ThreadsChange) -> str:
+    tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
+    tp = f.ratio_max_over_min_threads["throughput_gbps"]
+    peak = max(f.peak_threads.items(), key=lambda kv: kv[1])[0] if f.peak_threads else None
+    causes = [n.split(" (")[0] for n in prose.named(f.hypotheses)]
+    s = f"From {tmin} to {tmax} threads throughput changed {times(tp['median'])} (median of {f.series} series)"
+    if peak is not None:
+        s += f", peaking most often at {peak} threads"
+    return s + (f"; supported: {prose.join(causes)}." if causes else "; no measured contention cause supported.")
+
+
 def render(f: Facts) -> Prose:
     if f.code == ONE_THREAD_COUNT:
         verdict = (f"Only one thread count ({f.thread_counts[0]}) was measured, so how results change with threads "
                    "cannot be answered.")
-        return Prose(verdict=verdict, caveats=prose.caveats(f), table=f.evidence, text=prose.method_text())
+        return prose.answer(f, verdict, [], f.evidence)
     key = ["implementation", "msg_size", "threads"] + f.metrics[:4] + ["oversubscribed"]
-    return Prose(verdict=" ".join(_change(f) + [_oversubscription(f)]), caveats=prose.caveats(f), table=f.evidence,
-                 key_columns=key, text=prose.method_text())
+    change = _change(f)
+    words = {"change": change[0], "contention": change[1], "peaks": change[2], "significance": change[3],
+             "oversubscription": _oversubscription(f)}
+    reasons = [_waits(f) if x.code == "waits" else f"{words[x.code]} [{x.source}]" for x in f.reasons]
+    return prose.answer(f, _headline(f), reasons, f.evidence, key=key)

@@ -2,25 +2,31 @@
 
 Where zero_copy won and lost against each baseline, and the mechanism figures that were
 measured (completions the kernel copied anyway, completion handling, CPU and syscall time,
-copies per byte): nothing is said that the data did not produce."""
+copies per byte): nothing is said that the data did not produce. Every other sender that
+avoids the send copy (netobs.strategies: io_uring_zc, sendfile, splice) is compared with its
+own copy baseline (io_uring_zc with io_uring, the page-reference senders with one_copy),
+where both were measured (`pairs`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from netobs import strategies
 from netobs.fmt import num, pct, share
 
 from ..answer import Prose
 from ..load import Results
-from . import prose
+from . import prose, zerocopy_why as why
 from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians,
                      median_of, outcome, unanswerable, untested, vs)
 
 NAME = "zerocopy"
 TITLE = "Why does zero-copy not always give the best throughput?"
 BASELINES = ("two_copy", "one_copy")
-BREAK_EVEN_NOTE = "the kernel's MSG_ZEROCOPY documentation puts the break-even near 10 KB writes on a real NIC"
+# quoted verbatim (Documentation/networking/msg_zerocopy.rst); never paraphrased
+BREAK_EVEN_NOTE = ('the kernel\'s MSG_ZEROCOPY documentation says "MSG_ZEROCOPY is generally only effective at '
+                   'writes over around 10 KB"')
 # zero_copy-only mechanism figures, and those compared with the baselines (in the verdict's order)
 ZC_FIGURES = ("zc_copied_fraction", "zc_deferred_copies_per_send", "errqueue_reads_per_send",
               "zc_notifications_per_msg")
@@ -73,6 +79,8 @@ class ZerocopyFacts(Facts):
     mechanism_code: str
     topology: str
     size_range: tuple[int, int]             # the message sizes measured
+    pairs: dict = None                      # sender -> its comparison with its copy baseline (see _pairs)
+    profile: dict | None = None             # where the client's time went by cost class (zerocopy_why)
 
     def fields(self) -> dict:
         return {"configurations": self.configurations,
@@ -81,7 +89,7 @@ class ZerocopyFacts(Facts):
                 "first_win_size_by_threads": self.first_win_size_by_threads,
                 "mechanism": self.mechanism, "topology": self.topology,
                 "baselines": self.baselines, "mechanism_code": self.mechanism_code,
-                "size_range": list(self.size_range)}
+                "size_range": list(self.size_range), "pairs": self.pairs or {}, "profile": self.profile}
 
 
 def _extreme(df: pd.DataFrame, which: str) -> Extreme | None:
@@ -99,6 +107,27 @@ def _versus(c: pd.DataFrame) -> Versus:
         median_change_pct=float(c.change_pct.median()) if len(c) else None,
         median_change_pct_by_size={int(k): float(v) for k, v in c.groupby("msg_size")["change_pct"].median().items()},
         largest_loss=_extreme(c[c.outcome == LOST], "min"), largest_win=_extreme(c[c.outcome == WON], "max"))
+
+
+PAIR_FIGURES = ("cpu_s_per_gb", "copies_per_byte", "send_copy_per_byte", "syscall_ns_per_byte")
+
+
+def _pairs(r: Results) -> dict:
+    """Each sender that avoids the send copy, against its copy baseline (both measured):
+    throughput won/lost as for zero_copy, and the medians of the cost figures of both."""
+    out = {}
+    for s in strategies.STRATEGIES:
+        if not (s.zero_copy or s.page_refs) or not s.baseline or s.name not in r.impls or s.baseline not in r.impls:
+            continue
+        c = vs(r, "throughput_gbps", s.name, s.baseline)
+        if c.empty:
+            continue
+        c["outcome"] = [outcome(ch, sig) for ch, sig in zip(c.change_pct, c.significant)]
+        costs = {m: {s.name: median_of(r, s.name, m), s.baseline: median_of(r, s.baseline, m)}
+                 for m in PAIR_FIGURES if m in r.runs}
+        out[s.name] = {"baseline": s.baseline, "vs": asdict(_versus(c)), "costs": costs,
+                       "zc_copied_fraction": median_of(r, s.name, "zc_copied_fraction") if s.zero_copy else None}
+    return out
 
 
 def compute(r: Results) -> Facts:
@@ -150,6 +179,9 @@ def compute(r: Results) -> Facts:
     zc_runs = r.runs[r.runs.implementation == "zero_copy"]
     if zc_runs["zc_completions"].notna().any() and (zc_runs["zc_completions"] == 0).all():
         cav.append(Caveat("no_completions"))
+    pairs = _pairs(r)
+    costs = why.profile_costs(r, "zero_copy", main)
+    judged = why.judged(r, c, main)
     return ZerocopyFacts(
         code=code, caveats=cav, evidence=ev,
         chart_data=chart_rows(r, ["throughput_gbps", "zc_copied_fraction", "cpu_s_per_gb", "syscall_ns_per_byte",
@@ -159,7 +191,8 @@ def compute(r: Results) -> Facts:
         first_win_size_by_threads={int(t): (int(g[g.outcome == WON].msg_size.min()) if (g.outcome == WON).any()
                                             else None) for t, g in c.groupby("threads")},
         mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
-        size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())))
+        size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs,
+        hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs))
 
 
 # --------------------------------------------------------------------------- prose
@@ -176,6 +209,10 @@ COST_WORDS = {
     "copies_per_byte": ("copies/B", "Copies per byte (user copy by construction, kernel copies traced or, for "
                                     "zero-copy pages copied on delivery, from the completion codes)"),
 }
+
+
+COST_SHORT = {"cpu_s_per_gb": "client CPU", "cycles_per_byte": "cycles per byte", "cs_per_mib": "context switches",
+              "syscall_ns_per_byte": "send-syscall time", "copies_per_byte": "copies per byte"}
 
 
 def _finite(x) -> bool:
@@ -231,6 +268,7 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
             ([f"received {num(nm)} completion notifications per message"] if _finite(nm) else [])
     if parts:
         out.append("Completion handling: the client " + " and ".join(parts) + ", work two_copy and one_copy never do.")
+    costs = []
     for metric, (unit, what) in COST_WORDS.items():
         zc, refs = m[metric]["zero_copy"], {b: v for b, v in m[metric].items() if b != "zero_copy"}
         if not _finite(zc):
@@ -238,7 +276,9 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
         parts = [f"{b} {num(v)}" + (f" ({pct((zc / v - 1) * 100)} for zero_copy)" if v > 0 and b == main else "")
                  for b, v in refs.items() if _finite(v)]
         if parts:
-            out.append(f"{what}: zero_copy {num(zc)} {unit} vs " + ", ".join(parts) + " (medians over configurations).")
+            costs.append(f"{COST_SHORT[metric]} {num(zc)} {unit} vs " + ", ".join(parts))
+    if costs:
+        out.append("Medians over configurations, zero_copy vs the baselines: " + "; ".join(costs) + ".")
     where_lost = m.get("cpu_s_per_gb_where_lost")
     if where_lost:
         zc_l, ref_l = where_lost["zero_copy"], where_lost[main]
@@ -248,6 +288,30 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
     if not out:
         out.append("No mechanism figure was measured (no completion codes, traces, CPU times or perf counters in "
                    "these results), so the data shows where zero-copy lost but not why.")
+    return out
+
+
+PAIR_WORDS = {"cpu_s_per_gb": "client CPU-s/GB", "copies_per_byte": "copies per byte",
+              "send_copy_per_byte": "send copies per byte (traced)", "syscall_ns_per_byte": "send-syscall ns per byte"}
+
+
+def _pair_words(f: ZerocopyFacts) -> list[str]:
+    """The other zero-copy senders against their copy baselines (zero_copy's is said above)."""
+    out = []
+    for name, p in (f.pairs or {}).items():
+        if name == "zero_copy":
+            continue
+        v, base = p["vs"], p["baseline"]
+        s = (f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']} "
+             f"configurations (median change {pct(v['median_change_pct'])})")
+        costs = [f"{PAIR_WORDS[m]} {num(c[name])} vs {num(c[base])}" for m, c in p["costs"].items()
+                 if _finite(c.get(name)) and _finite(c.get(base))]
+        if costs:
+            s += "; " + ", ".join(costs)
+        cf = p.get("zc_copied_fraction")
+        if _finite(cf):
+            s += f"; the kernel reported {share(cf)} of its notifications as copied"
+        out.append(s + ".")
     return out
 
 
@@ -277,5 +341,17 @@ def render(f: Facts) -> Prose:
     key = [c for c in ["msg_size", "threads", "zero_copy_gbps", f"{main}_gbps", f"vs_{main}_pct",
                        f"outcome_vs_{main}", "vs_one_copy_pct" if main != "one_copy" else None,
                        "zc_copied_fraction", "zero_copy_cpu_s_per_gb"] if c and c in table]
-    verdict = " ".join(_comparison(f) + _mechanism(f) + [_context(f)])
-    return Prose(verdict=verdict, caveats=prose.caveats(f), table=table, key_columns=key, text=prose.method_text())
+    comparison = _comparison(f)
+    one = [x for x in comparison if x.startswith("Against one_copy it")]
+    words = {"comparison": " ".join(x for x in comparison if x not in one) + " [worker]",
+             "vs_one_copy": " ".join(one) + " [worker]", "mechanism": " ".join(_mechanism(f)) + " [worker, trace]",
+             "pairs": " ".join(_pair_words(f)) + " [worker]", "context": _context(f)}
+    reasons = []
+    for x in f.reasons:
+        if x.code == "profile_costs":
+            reasons.append(why.profile_words(x.numbers))
+        elif x.code == "weak_baseline":
+            reasons.append(why.weak_words(x.numbers["points"]))
+        elif words.get(x.code, " [worker]").strip() not in ("[worker]", "[worker, trace]"):
+            reasons.append(words[x.code])
+    return prose.answer(f, why.headline(f), reasons, table, key=key)

@@ -1,0 +1,292 @@
+"""Candidate explanations, judged from the evidence: supported, contradicted or not measured.
+
+The catalogue is data: each `Hypothesis` names the evidence it reads (a figure per row, where
+it comes from) and a small predicate over a `Scope` (the rows to explain, `at`, and the rows
+they are set against, `ref`: the same strategy one step before, or the copy baseline at the
+same configurations). A predicate returns a `Judgement` (status, the numbers it used, their
+source) or None where the hypothesis does not apply (pinning for a strategy that pins nothing).
+The words are `analysis.questions.prose.hypothesis`; the questions pick the names they test.
+
+To add one: a figure function (or a column) and a `rises(...)` entry in CATALOGUE, or a
+function taking (Results, Scope); then its sentence in prose.HYPOTHESIS_WORDS.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from netobs import strategies
+
+from .load import KEY, Results
+
+SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not_measured"
+STATUS_ORDER = {SUPPORTED: 0, CONTRADICTED: 1, NOT_MEASURED: 2}
+RISE = 1.5            # a cost "rose" when it is at least 1.5x its reference ...
+WEAK = 0.10           # a baseline point is weak when it sits >= 10% below what its neighbours predict
+COPIED_MOSTLY = 0.5   # zero-copy pages copied on delivery: from half of the completions on
+
+
+Point = tuple  # (implementation, msg_size, threads)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What is explained (`at`) against what (`ref`); `kind` is "step" (a trend break: the same
+    strategy before it) or "baseline" (a comparison: the copy baseline at the same points)."""
+
+    at: tuple[Point, ...]
+    ref: tuple[Point, ...] = ()
+    kind: str = "baseline"
+
+
+@dataclass
+class Judgement:
+    name: str
+    status: str
+    source: str
+    numbers: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "status": self.status, "source": self.source, **self.numbers}
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    name: str
+    judge: Callable[[Results, Scope], Judgement | None]
+
+
+# ----------------------------------------------------------------------------- per-row figures
+def _span(runs: pd.DataFrame) -> pd.Series:
+    """Thread-seconds of one point: its threads x (warm-up + window); the profile covers both."""
+    return runs["threads"] * (runs["warmup_s"].fillna(0) + runs["window_s"])
+
+
+def _wait_share(role: str, reason: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def f(runs):
+        col = f"wait_{role}_{reason}_s"
+        return runs[col] / _span(runs) if col in runs else pd.Series(np.nan, index=runs.index)
+    return f
+
+
+def _column(col: str) -> Callable[[pd.DataFrame], pd.Series]:
+    return lambda runs: runs[col] if col in runs else pd.Series(np.nan, index=runs.index)
+
+
+def _sum(*cols: str) -> Callable[[pd.DataFrame], pd.Series]:
+    def f(runs):
+        present = [c for c in cols if c in runs]
+        if not present:
+            return pd.Series(np.nan, index=runs.index)
+        return runs[present].sum(axis=1, min_count=1)
+    return f
+
+
+def wait_share(role: str, reason: str) -> Callable[[pd.DataFrame], pd.Series]:
+    """Per row: the share of the role's thread time spent off-CPU for `reason` (profile)."""
+    return _wait_share(role, reason)
+
+
+def value(r: Results, fig: Callable, points) -> float:
+    """The median over `points` of each point's median over repeats (NaN where unmeasured)."""
+    if not points:
+        return math.nan
+    runs = r.runs
+    s = fig(runs)
+    if s.notna().sum() == 0:
+        return math.nan
+    med = s.groupby([runs[k] for k in KEY]).median()
+    vals = [med.get(tuple(p), np.nan) for p in points]
+    vals = [v for v in vals if v == v]
+    return float(np.median(vals)) if vals else math.nan
+
+
+def _is_zero_copy(impl: str) -> bool:
+    s = strategies.BY_NAME.get(impl)
+    return bool(s and s.zero_copy)
+
+
+# ----------------------------------------------------------------------------- predicates
+def rises(name: str, fig: Callable, source: str, level: float, zero_copy_only: bool = False,
+          ratio: float = RISE) -> Hypothesis:
+    """Supported when the figure at `at` is at least `level` and at least `ratio` x its value at
+    `ref` (or `ref` has none: level alone); contradicted when measured and not; not measured
+    where either side lacks it."""
+    def judge(r: Results, s: Scope) -> Judgement | None:
+        if zero_copy_only and not any(_is_zero_copy(p[0]) for p in s.at):
+            return None
+        at = value(r, fig, s.at)
+        ref = value(r, fig, s.ref) if s.ref else math.nan
+        if at != at or (s.ref and ref != ref and not zero_copy_only):
+            return Judgement(name, NOT_MEASURED, source)
+        ok = at >= level and (ref != ref or ref <= 0 or at >= ratio * ref)
+        return Judgement(name, SUPPORTED if ok else CONTRADICTED, source,
+                         {"value": at, "ref": None if ref != ref else ref, "level": level})
+    return Hypothesis(name, judge)
+
+
+def _oversubscription(r: Results, s: Scope) -> Judgement:
+    cores = r.host_cores
+    threads = max(p[2] for p in s.at)
+    if cores is None:
+        return Judgement("oversubscription", NOT_MEASURED, "import" if r.imported else "manifest",
+                         {"threads": threads})
+    busy = 2 * threads
+    before = 2 * max(p[2] for p in s.ref) if s.ref else None
+    if s.kind == "baseline":
+        # both sides of a comparison share the host: it explains the difference only where every
+        # point compared is oversubscribed
+        crosses = 2 * min(p[2] for p in s.at) > cores
+    else:
+        crosses = busy > cores and (before is None or before <= cores)
+    nums = {"busy_threads": busy, "cores": cores, "threads": threads}
+    if crosses and s.kind == "step":
+        # oversubscription slows every strategy: where the others held, it does not explain the break
+        shared = _system_wide(r, s)
+        if shared is not None and shared.status == CONTRADICTED:
+            return Judgement("oversubscription", CONTRADICTED, "manifest", {**nums, "others_held": True})
+    return Judgement("oversubscription", SUPPORTED if crosses else CONTRADICTED, "manifest", nums)
+
+
+def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
+    """A receiver on the same host makes the kernel copy zero-copy pages (completion codes,
+    or the profile's deferred_copy class)."""
+    zc = tuple(p for p in s.at if _is_zero_copy(p[0]))
+    if not zc:
+        return None
+    copied = value(r, _column("zc_copied_fraction"), zc)
+    prof = value(r, _column("prof_client_deferred_copy_cpu_s_per_gb"), zc)
+    local = r.topology in ("netns", "loopback")
+    nums = {"copied_fraction": None if copied != copied else copied,
+            "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": r.topology}
+    if copied == copied:
+        return Judgement("deferred_copy_local", SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED,
+                         "worker", nums)
+    if prof == prof:
+        return Judgement("deferred_copy_local", SUPPORTED if prof > 0 else CONTRADICTED, "profile", nums)
+    return Judgement("deferred_copy_local", NOT_MEASURED, "import" if r.imported else "worker",
+                     {**nums, "local": local})
+
+
+def _dip(r: Results, impl: str, point: Point, metric: str = "throughput_gbps") -> dict | None:
+    """How far `impl`'s value at `point` sits off its own trend: against the geometric mean of
+    its two neighbours along size (or threads), where both exist; with the other strategies'
+    deviation at the same point on the same axis. None where no axis has both neighbours."""
+    med = r.runs.groupby(KEY)[metric].median()
+    sizes = sorted(int(x) for x in r.runs.msg_size.unique())
+    counts = sorted(int(x) for x in r.runs.threads.unique())
+    _, size, t = point
+
+    def deviation(i, axis):
+        values, cur = (sizes, size) if axis == "msg_size" else (counts, t)
+        k = values.index(cur)
+        if k == 0 or k == len(values) - 1:
+            return np.nan, np.nan
+        at = (lambda v: (i, v, t)) if axis == "msg_size" else (lambda v: (i, size, v))
+        here, lo, hi = (med.get(at(v), np.nan) for v in (cur, values[k - 1], values[k + 1]))
+        if not (here > 0 and lo > 0 and hi > 0):
+            return np.nan, np.nan
+        return math.log(here) - 0.5 * (math.log(lo) + math.log(hi)), math.log(hi) - math.log(lo)
+
+    found = []
+    for axis in ("msg_size", "threads"):
+        own, growth = deviation(impl, axis)
+        if own != own:
+            continue
+        rest = {o: deviation(o, axis) for o in r.impls if o != impl}
+        rest = {o: d for o, d in rest.items() if d[0] == d[0]}
+        others = {o: (math.exp(d) - 1) * 100 for o, (d, _) in rest.items()}
+        # a dip, not a step: across the two neighbours it grew as the others did
+        gap = growth - float(np.median([g for _, g in rest.values()])) if rest else math.nan
+        found.append({"axis": axis, "shortfall_pct": (math.exp(own) - 1) * 100, "others_pct": others,
+                      "growth_gap_pct": (math.exp(gap) - 1) * 100 if gap == gap else None})
+    # the axis along which the dip is the baseline's alone, else the deepest
+    weak = [d for d in found if _is_weak(d)]
+    return min(weak or found, key=lambda d: d["shortfall_pct"]) if found else None
+
+
+def _is_weak(d: dict | None) -> bool:
+    """A dip of WEAK or more that the other strategies do not share (each within WEAK / 2),
+    between neighbours that grew as the others' did (a regime change is a step, not a dip)."""
+    return bool(d and d["shortfall_pct"] <= -WEAK * 100 and d["others_pct"]
+                and all(abs(x) <= WEAK * 50 for x in d["others_pct"].values())
+                and d["growth_gap_pct"] is not None and abs(d["growth_gap_pct"]) <= WEAK * 100)
+
+
+def _weak_baseline(r: Results, s: Scope) -> Judgement | None:
+    """The baseline's own point is off its trend where the others are not (comparisons only)."""
+    if s.kind != "baseline" or not s.ref:
+        return None
+    weak = []
+    for p in dict.fromkeys(s.ref):
+        d = _dip(r, p[0], p)
+        if _is_weak(d):
+            weak.append({"implementation": p[0], "msg_size": int(p[1]), "threads": int(p[2]), **d})
+    if not weak:
+        return Judgement("weak_baseline", CONTRADICTED, "worker", {"points": []})
+    return Judgement("weak_baseline", SUPPORTED, "worker", {"points": weak})
+
+
+def weak_points(r: Results, impl: str) -> list[dict]:
+    """Every configuration where `impl` sits WEAK or more below its own trend while the other
+    strategies hold theirs (a weak baseline point)."""
+    out = []
+    for (i, size, t) in r.runs[r.runs.implementation == impl][KEY].drop_duplicates().itertuples(index=False):
+        d = _dip(r, impl, (i, int(size), int(t)))
+        if _is_weak(d):
+            out.append({"implementation": impl, "msg_size": int(size), "threads": int(t), **d})
+    return out
+
+
+def _system_wide(r: Results, s: Scope) -> Judgement | None:
+    """A step's break shared by every measured strategy: a property of the configuration."""
+    if s.kind != "step" or len(s.at) != 1 or len(s.ref) != 1:
+        return None
+    (impl, bs, bt), (_, a_s, a_t) = s.at[0], s.ref[0]
+    med = r.runs.groupby(KEY)["throughput_gbps"].median()
+    changes = {}
+    for other in r.impls:
+        va, vb = med.get((other, a_s, a_t), np.nan), med.get((other, bs, bt), np.nan)
+        if va == va and vb == vb and va > 0:
+            changes[other] = (vb / va - 1) * 100
+    own = changes.get(impl)
+    rest = {k: v for k, v in changes.items() if k != impl}
+    if own is None or not rest:
+        return Judgement("system_wide", NOT_MEASURED, "worker", {"changes": changes})
+    shared = all(v <= own / 2 for v in rest.values()) if own < 0 else all(v >= own / 2 for v in rest.values())
+    return Judgement("system_wide", SUPPORTED if shared else CONTRADICTED, "worker", {"changes": changes})
+
+
+CATALOGUE: dict[str, Hypothesis] = {h.name: h for h in (
+    Hypothesis("oversubscription", _oversubscription),
+    Hypothesis("system_wide", _system_wide),
+    Hypothesis("weak_baseline", _weak_baseline),
+    rises("sndbuf_full", _wait_share("client", "sndbuf_full"), "profile", 0.05),
+    rises("waiting_for_data", _wait_share("server", "wait_data"), "profile", 0.05),
+    Hypothesis("deferred_copy_local", _deferred_copy),
+    rises("page_pinning", _column("prof_client_zc_pin"), "profile", 0.05, zero_copy_only=True),
+    rises("notification_cost", _column("prof_client_zc_notify"), "profile", 0.05, zero_copy_only=True),
+    rises("retransmissions", _column("retrans_per_mib"), "netstat", 0.1),
+    rises("memory_pressure", _sum("trace_client_mem_pressure_events", "netstat_client_tcpext_tcpmemorypressures"),
+          "trace", 1.0),
+    rises("softirq_on_sender", _column("prof_client_softirq"), "profile", 0.10),
+    rises("context_switches", _column("cs_per_mib"), "perf", 0.0),
+    rises("cache_working_set", _column("llc_misses_per_kib"), "perf", 0.0, ratio=1.1),
+    rises("lock_contention", _wait_share("client", "lock"), "profile", 0.05),
+)}
+# not in the data at all (no column holds them): named so an answer can say what would decide
+UNMEASURABLE = {"cpu_migration": "perf cpu-migrations is not recorded"}
+
+
+def judge(r: Results, scope: Scope, names) -> list[Judgement]:
+    """The named hypotheses judged at `scope` (those that do not apply left out), supported first."""
+    out = [j for n in names for j in [CATALOGUE[n].judge(r, scope)] if j is not None]
+    return sorted(out, key=lambda j: STATUS_ORDER[j.status])
+
+
+def supported(judgements) -> list[str]:
+    return [j.name for j in judgements if j.status == SUPPORTED]

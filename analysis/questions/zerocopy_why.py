@@ -1,0 +1,152 @@
+"""Why zero-copy lost where it lost: the zerocopy answer's reasons and tested hypotheses.
+
+Kept apart from `zerocopy` (its comparisons and mechanism figures) so each stays small:
+`profile_costs` is where each zero-copy sender's client time went by cost class (CPU-s per GB,
+profile) against its copy baseline; `judged` tests the catalogue's explanations at the
+configurations it lost (and a weak baseline at those it won); `reasons` ranks what the answer
+says; `headline` and `reason_words` are the words, from the facts alone.
+"""
+from __future__ import annotations
+
+from netobs import strategies
+from netobs.fmt import num, pct, share
+
+from .. import hypotheses as hyp
+from ..load import Results
+from . import prose
+from .common import LOST, WON, Reason, median_of, ranked
+
+# the profile's classes that say where zero-copy's time went (CPU-s per GB), and the wait reasons
+CLASSES = ("zc_pin", "zc_notify", "deferred_copy", "kernel_copy", "user_copy", "softirq_rx", "tcp_tx", "syscall")
+WAITS = ("errqueue_poll", "sndbuf_full")
+LOSS_HYPOTHESES = ("deferred_copy_local", "page_pinning", "notification_cost", "sndbuf_full", "softirq_on_sender",
+                   "retransmissions", "memory_pressure", "oversubscription")
+
+
+def profile_costs(r: Results, impl: str, base: str) -> dict | None:
+    """class -> {impl: CPU-s/GB, base: CPU-s/GB} (client, medians over configurations), waits too."""
+    cols = {c: f"prof_client_{c}_cpu_s_per_gb" for c in CLASSES}
+    if not any(r.measured(col) for col in cols.values()):
+        return None
+    out = {c: {impl: median_of(r, impl, col), base: median_of(r, base, col)} for c, col in cols.items()
+           if r.measured(col)}
+    waits = {}
+    for w in WAITS:
+        share_of = hyp.wait_share("client", w)
+        pts = lambda i: tuple(k for k in map(tuple, r.runs[r.runs.implementation == i][["implementation", "msg_size",  # noqa: E731
+                                                                                          "threads"]]
+                                                 .drop_duplicates().itertuples(index=False)))
+        a, b = hyp.value(r, share_of, pts(impl)), hyp.value(r, share_of, pts(base))
+        if a == a or b == b:
+            waits[w] = {impl: a, base: b}
+    return {"cpu_s_per_gb": out, "wait_share": waits}
+
+
+def _points(c, outcome, impl):
+    return tuple((impl, int(x.msg_size), int(x.threads)) for x in c[c.outcome == outcome].itertuples())
+
+
+def judged(r: Results, c, main: str) -> list:
+    """The catalogue's explanations at zero_copy's losses against `main`, and whether its wins
+    rest on a weak baseline point."""
+    lost, won = _points(c, LOST, "zero_copy"), _points(c, WON, "zero_copy")
+    out = []
+    if lost:
+        out += hyp.judge(r, hyp.Scope(lost, tuple((main,) + p[1:] for p in lost), "baseline"), LOSS_HYPOTHESES)
+    elif len(c):
+        everywhere = tuple(("zero_copy", int(x.msg_size), int(x.threads)) for x in c.itertuples())
+        out += hyp.judge(r, hyp.Scope(everywhere, tuple((main,) + p[1:] for p in everywhere), "baseline"),
+                         ["deferred_copy_local", "page_pinning", "notification_cost"])
+    if won:
+        out += hyp.judge(r, hyp.Scope(won, tuple((main,) + p[1:] for p in won), "baseline"), ["weak_baseline"])
+    return sorted(out, key=lambda j: hyp.STATUS_ORDER[j.status])
+
+
+def reasons(r: Results, versus: dict, main: str, mech: dict, costs: dict | None, judgements: list,
+            pairs: dict) -> list[Reason]:
+    out = [Reason("comparison", 10.0, {"baseline": main}, "worker")]
+    if "one_copy" in versus and main != "one_copy":
+        out.append(Reason("vs_one_copy", 6.0, {"baseline": "one_copy"}, "worker"))
+    if costs:
+        out.append(Reason("profile_costs", 9.0, {"baseline": main, **costs}, "profile"))
+    out.append(Reason("mechanism", 8.0, {}, "worker"))
+    weak = [p for j in judgements if j.name == "weak_baseline" and j.status == hyp.SUPPORTED
+            for p in j.numbers.get("points", [])]
+    if weak:
+        out.append(Reason("weak_baseline", 9.5, {"points": weak}, "worker"))
+    if any(name != "zero_copy" for name in (pairs or {})):
+        out.append(Reason("pairs", 5.0, {}, "worker"))
+    out.append(Reason("context", 1.0, {}, "import" if r.imported else "worker"))
+    return ranked(out)
+
+
+def headline(f) -> str:
+    main = f.baselines[0]
+    v = f.vs[main]
+    causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses if j.name != "weak_baseline"])]
+    if f.code == "no_difference":
+        s = f"zero_copy and {main} did not differ significantly in any of {v.configurations} configurations"
+    elif f.code == "never_won":
+        s = f"zero_copy never beat {main}: it lost in {v.lost} of {v.configurations} configurations"
+    elif f.code == "always_won":
+        s = f"zero_copy beat {main} in all {v.won} of {v.configurations} configurations it could be tested in"
+    else:
+        s = f"zero_copy beat {main} in {v.won} and lost in {v.lost} of {v.configurations} configurations"
+        if f.median_wins_from_size is not None:
+            s += f" (its median wins from {f.median_wins_from_size} B)"
+    weak = [j for j in f.hypotheses if j.name == "weak_baseline" and j.status == hyp.SUPPORTED]
+    if weak:
+        s += f" (some wins rest on a weak {main} point)"
+    if causes and f.code != "always_won":
+        s += f"; where it lost, supported: {prose.join(causes)}"
+    elif f.code != "always_won":
+        s += "; no measured cause of its losses is supported"
+    return s + "."
+
+
+COST_CLASS_WORDS = {"zc_pin": "pinning", "zc_notify": "notifications", "deferred_copy": "deferred copy",
+                    "kernel_copy": "kernel copy", "user_copy": "user copy", "softirq_rx": "softirq receive",
+                    "tcp_tx": "TCP send path", "syscall": "syscall entry/exit"}
+
+
+def profile_words(numbers: dict) -> str:
+    base = numbers["baseline"]
+    parts = []
+    for c, v in numbers["cpu_s_per_gb"].items():
+        zc, ref = v.get("zero_copy"), v.get(base)
+        if zc is None or zc != zc:
+            continue
+        if zc < 0.005 and (ref is None or ref != ref or ref < 0.005):
+            continue
+        parts.append(f"{COST_CLASS_WORDS[c]} {num(zc)} vs {num(ref) if ref == ref else '-'}")
+    waits = [f"{w} {share(v['zero_copy'], 1)} vs {share(v[base], 1)}" for w, v in numbers["wait_share"].items()
+             if v.get("zero_copy") == v.get("zero_copy") and v.get(base) == v.get(base)]
+    s = (f"Where zero_copy's client time went, CPU-s per GB by profile class against {base} (medians over "
+         "configurations): " + (", ".join(parts) or "no class above 0.005"))
+    if waits:
+        s += "; share of thread time off-CPU: " + ", ".join(waits)
+    return s + " [profile]."
+
+
+def weak_words(points) -> str:
+    return ("Some wins rest on a weak baseline: " + "; ".join(
+        f"{p['implementation']} at {prose.point(p['msg_size'], p['threads'])} is "
+        f"{share(-p['shortfall_pct'] / 100, 1)} below its own trend while the other strategies held theirs"
+        for p in points) + " [worker].")
+
+
+def hypotheses_words(f) -> str | None:
+    """The tested explanations in one sentence: supported and contradicted, with numbers."""
+    loss = [j for j in f.hypotheses if j.name != "weak_baseline"]
+    sup, con = prose.named(loss), prose.named(loss, "contradicted")
+    if not sup and not con:
+        return None
+    return ("Tested where zero_copy lost: " + (f"supported: {prose.join(sup)}" if sup else "none supported")
+            + (f"; contradicted: {prose.join(con)}" if con else "") + ".")
+
+
+def pct_or_dash(x) -> str:
+    return "-" if x is None or x != x else pct(x)
+
+
+__all__ = ["profile_costs", "judged", "reasons", "headline", "profile_words", "weak_words", "strategies"]
