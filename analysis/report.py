@@ -401,14 +401,30 @@ def _profile(results: Results, slots: _ChartSlots) -> str:
 
 
 def _question(answer, chart, slots: _ChartSlots) -> str:
-    caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.caveats)
+    """Headline first, then the reasons as a ranked list, the hypotheses as judged, the
+    answer's own caveats (the run's are said once, above), the chart, the evidence folded."""
+    caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.own_caveats)
+    reasons = "".join(f"<li>{_e(r)}</li>" for r in (answer.reasons or []))
+    hyps = "".join(f"<li>{_e(h)}</li>" for h in (answer.hypotheses or []))
+    body = (f'<div class="verdict"><p><strong>{_e(answer.headline)}</strong></p></div>'
+            + (f'<ol class="reasons">{reasons}</ol>' if reasons else "")
+            + (f'<ul class="hypotheses">{hyps}</ul>' if hyps else "")) if answer.headline else \
+        f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
     return (f'<div class="question" id="q-{_e(answer.question)}">'
             f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
-            f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
+            + body
             + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
             + slots.render(chart, f"q-{answer.question}")
-            + _evidence(answer)
+            + f"<details><summary>Evidence</summary>{_evidence(answer)}</details>"
             + "</div>")
+
+
+def _run_caveats(answers) -> str:
+    """The caveats that hold for the whole run, once, above the questions."""
+    from netobs.analysis.questions import run_caveats
+
+    items = "".join(f"<li>{_e(c['text'])}</li>" for c in run_caveats(answers))
+    return f'<ul class="caveats run-caveats">{items}</ul>' if items else ""
 
 
 def _evidence(answer) -> str:
@@ -491,7 +507,8 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
     when = results.manifest.get("started") or ""
     content = {
         "summary": _summary(results),
-        "questions": _method() + "".join(_question(a, question_charts[a.question], slots) for a in answers),
+        "questions": _method() + _run_caveats(answers)
+                     + "".join(_question(a, question_charts[a.question], slots) for a in answers),
         "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
                     'the mean of the repeats, as in the answers (none with one repeat). Colors are the same strategy '
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
