@@ -142,7 +142,11 @@ class Profiler:
         self._set_gen(0)
         for table in (self._on, self._off, self._start, self._procs):
             table.clear()
-        self._stacks.clear()
+        for k in list(self._stacks.keys()):   # (BCC's clear() raises when a stack id went meanwhile)
+            try:
+                del self._stacks[k]
+            except KeyError:
+                pass
         self._lost.clear()
         self._free_symbols()
         self._gen = self._gen % 0xFFFFFFFF + 1
