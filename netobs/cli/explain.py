@@ -49,6 +49,17 @@ def _print_table(console, table) -> None:
     Console(width=max(need, PROSE_WIDTH), highlight=False, file=console.file).print(table)
 
 
+def _item(console, marker: str, text: str, style: str | None = None) -> None:
+    """One list item whose wrapped lines stay indented under its first word (a hanging indent)."""
+    from rich.text import Text
+
+    indent = len(marker) + 1
+    lines = Text(text, style=style or "").wrap(console, max(20, console.width - indent))
+    for i, line in enumerate(lines):
+        line.rstrip()
+        console.print(Text(marker if i == 0 else " " * len(marker), style=style or "") + " " + line)
+
+
 def _hypotheses(console, answer, detailed: bool) -> None:
     facts = getattr(answer.facts, "hypotheses", [])
     if not facts:
@@ -59,7 +70,7 @@ def _hypotheses(console, answer, detailed: bool) -> None:
     if detailed:
         console.print("Hypotheses tested:", style="bold")
         for line in answer.hypotheses:
-            console.print(Text(f"  - {line}"))
+            _item(console, "  -", line)
         return
     groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] for j in facts if j.status == s]
               for s in STATUS_ORDER}
@@ -84,16 +95,16 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
     if general:
         console.print("For the whole run:", style="bold yellow")
         for c in general:
-            console.print(Text(f"  - {c['text']}"))
+            _item(console, "  -", c["text"])
     for answer in answers:
         console.print()
         console.rule(Text(f"{answer.question}: {answer.title}", style="bold cyan"), align="left")
         console.print(Text(answer.headline, style="bold"))
         for i, reason in enumerate(answer.reasons, 1):
-            console.print(Text(f"  {i}. {reason}"))
+            _item(console, f"  {i}.", reason)
         _hypotheses(console, answer, detailed)
         for c in answer.own_caveats:
-            console.print(Text(f"  caveat: {c}", style="yellow"))
+            _item(console, "  caveat:", c, style="yellow")
         ev = answer.evidence
         if ev is None or ev.empty:
             continue
