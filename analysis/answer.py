@@ -47,6 +47,12 @@ class Answer:
     title: str
     facts: object          # the question's facts dataclass (with to_dict, evidence, chart_data)
     prose: Prose
+    shape: str = ""        # the message shape answered ("f=1"), where the results have several or another
+
+    @property
+    def key(self) -> str:
+        """The answer's name among the answers: the question's, with the shape where there is one."""
+        return f"{self.question}@{self.shape.replace(' ', '-')}" if self.shape else self.question
 
     @property
     def verdict(self) -> str:
@@ -95,6 +101,7 @@ class Answer:
     def to_dict(self) -> dict:
         return {
             "question": self.question,
+            **({"shape": self.shape} if self.shape else {}),
             "title": self.title,
             "headline": self.headline,
             "reasons": [{"text": t, **x.to_dict()} for t, x in zip(self.reasons, getattr(self.facts, "reasons", []))],

@@ -33,6 +33,7 @@ from netobs.strategies import STUDY, ordered
 
 from . import flame
 from .labels import axis
+from .load import SHAPE, by_series
 from .stats import ALPHA, compare, summarize_groups
 
 STRATEGY_COLORS = {s.name: s.color for s in strategies.STRATEGIES}
@@ -73,7 +74,8 @@ class Chart:
     reads_points: bool = False
 
     def __call__(self, runs: pd.DataFrame, **kw):
-        return self.draw(runs, self.title, **kw)
+        # a strategy in another message shape than the study's is a series of its own ("one_copy f=1")
+        return self.draw(by_series(runs), self.title, **kw)
 
 
 CHARTS: dict[str, Chart] = {}
@@ -623,8 +625,13 @@ def flame_rows(runs: pd.DataFrame, results_dir) -> tuple[pd.DataFrame, list[str]
     o (frames merged into this one, 0 if none), z (1 = "no stacks of this kind" placeholder)."""
     points = Path(results_dir) / "points"
     found = []
-    for r in _ok(runs)[["implementation", "msg_size", "threads", "repeat"]].drop_duplicates().itertuples(index=False):
-        files = flame.folded_files(points / figures.point_id(*r))
+    ok = _ok(runs)
+    ok = ok.assign(strategy=ok["strategy"] if "strategy" in ok else ok["implementation"])   # (by_series)
+    shape = [c for c in SHAPE if c in ok]
+    for *r, strategy in ok[["implementation", "msg_size", "threads", "repeat", *shape, "strategy"]] \
+            .drop_duplicates().itertuples(index=False):
+        files = flame.folded_files(points / figures.point_id(strategy, *r[1:]))
+        r = tuple(r[:4])
         for role in ROLES:
             kinds = {kind: files[(role, kind)] for kind in flame.KINDS if (role, kind) in files}
             if kinds:

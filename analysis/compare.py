@@ -28,7 +28,7 @@ from netobs.jsonsafe import jsonable
 from netobs.spec import OLD_MATRIX_KEYS, stored_sweep
 
 from . import labels
-from .load import KEY, Results
+from .load import CONFIG, KEY, Results, by_series
 from .stats import ALPHA, METHODS, compare as welch_compare
 
 DEFAULT_METRICS = ("throughput_gbps", "latency_us", "cpu_s_per_gb", "copies_per_byte")
@@ -206,7 +206,9 @@ def verdict(metric: str, significant: bool | None, change_pct: float, threshold_
 
 
 def _groups(r: Results) -> dict[tuple, pd.DataFrame]:
-    return {key: g for key, g in r.runs.groupby(KEY, sort=False)}
+    """Each configuration's repeats; a strategy in another message shape than the study's is a
+    series of its own ("one_copy f=1"), so shapes are matched, never pooled."""
+    return {key: g for key, g in by_series(r.runs).groupby(KEY, sort=False)}
 
 
 def _point_rows(base: dict, new: dict, keys: list[tuple], metrics: list[str], threshold: float) -> pd.DataFrame:
@@ -289,7 +291,7 @@ def _all_known(values) -> bool | None:
 # ----------------------------------------------------------------------------- the whole
 
 def _side(r: Results) -> Side:
-    return Side(str(r.path), r.source, int(len(r.runs)), int(r.runs.groupby(KEY).ngroups),
+    return Side(str(r.path), r.source, int(len(r.runs)), int(r.runs.groupby(CONFIG).ngroups),
                 r.max_repeats(), r.min_repeats(), list(r.notes))
 
 
@@ -333,10 +335,10 @@ def regressions(c: Comparison, pct: float, metrics=None) -> list[dict]:
 
 def verdict_changes(base_answers: list, new_answers: list) -> list[dict]:
     """The study's questions whose verdict (code) differs between BASE's answers and NEW's."""
-    before = {a.question: a for a in base_answers}
+    before = {a.key: a for a in base_answers}
     out = []
     for a in new_answers:
-        b = before.get(a.question)
+        b = before.get(a.key)
         if b is not None and b.facts.code != a.facts.code:
             out.append({"question": a.question, "title": a.title, "base": b.facts.code, "new": a.facts.code,
                         "base_verdict": b.verdict, "new_verdict": a.verdict})

@@ -20,18 +20,25 @@ from netobs.errors import UsageError
 from netobs.figures import (
     EVENT_BY_COLUMN,
     ROLE_COLUMNS,
+    SHAPE_KEY,
     STUDY_COLUMNS,
+    STUDY_SHAPE,
     TRACE_COLUMNS,
     WORKER_COLUMNS,
     event_column,
     is_text,
     point_id,
+    shape_label,
 )
-from netobs.figures import POINT_KEY as _POINT_KEY
 from netobs.store import parse_runs, read_manifest
 
-KEY = list(_POINT_KEY[:3])
-POINT_KEY = list(_POINT_KEY)
+# A configuration within one message shape (what the questions compare; they are answered
+# shape by shape, `Results.shapes` / `Results.of_shape`), the message shape (fields per
+# message, TCP_NODELAY), a configuration across shapes, and a point (netobs.figures.POINT_KEY).
+KEY = ["implementation", "msg_size", "threads"]
+SHAPE = list(SHAPE_KEY)
+CONFIG = KEY + SHAPE
+POINT_KEY = CONFIG + ["repeat"]
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
 KIB, MIB = 1024.0, 1024.0 * 1024.0
 
@@ -69,8 +76,8 @@ DERIVED = {
 class Results:
     """One results directory, loaded.
 
-    runs:     ok points, one row per (implementation, msg_size, threads, repeat), with the
-              stored columns and DERIVED columns;
+    runs:     ok points, one row per (implementation, msg_size, threads, fields, nodelay,
+              repeat), with the stored columns and DERIVED columns;
     failed:   failed points (status != ok) with their error;
     manifest: manifest.json as a dict;
     notes:    what loading had to assume (derived bytes, assigned repeats).
@@ -119,10 +126,26 @@ class Results:
         return strategies.ordered(self.runs["implementation"])
 
     def max_repeats(self) -> int:
-        return int(self.runs.groupby(KEY).size().max()) if len(self.runs) else 0
+        return int(self.runs.groupby(CONFIG).size().max()) if len(self.runs) else 0
 
     def min_repeats(self) -> int:
-        return int(self.runs.groupby(KEY).size().min()) if len(self.runs) else 0
+        return int(self.runs.groupby(CONFIG).size().min()) if len(self.runs) else 0
+
+    def shapes(self) -> list[tuple[int, int]]:
+        """The message shapes (fields, nodelay) of the ok points, the study's (8, 0) first."""
+        found = {(int(f), int(n)) for f, n in self.runs[SHAPE].drop_duplicates().itertuples(index=False)}
+        study = tuple(STUDY_SHAPE[c] for c in SHAPE)
+        return sorted(found, key=lambda s: (s != study, s))
+
+    def of_shape(self, shape: tuple[int, int]) -> "Results":
+        """These results with only the points of one message shape (the loader's notes kept)."""
+        def pick(df: pd.DataFrame) -> pd.DataFrame:
+            if df.empty:
+                return df
+            mine = np.logical_and.reduce([df[c] == v for c, v in zip(SHAPE, shape)])
+            return df[mine].reset_index(drop=True)
+        return Results(path=self.path, manifest=self.manifest, runs=pick(self.runs), failed=pick(self.failed),
+                       notes=list(self.notes))
 
     def measured(self, column: str) -> bool:
         """True when at least one ok point has a value in `column`."""
@@ -221,13 +244,16 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         if col not in cols:
             cols[col] = pd.Series(None if is_text(col) else np.nan, index=raw.index,
                                   dtype=object if is_text(col) else float)
+    # the message shape: a row of a store from before it was a column (or an import) has the study's
+    for col in SHAPE:
+        cols[col] = cols[col].fillna(float(STUDY_SHAPE[col]))
     return pd.DataFrame(cols, index=raw.index)
 
 
 def _bytes_and_repeats(df: pd.DataFrame, manifest: dict, notes: list[str]) -> pd.DataFrame:
     # repeat: imports may leave it empty; number rows of one configuration in file order
     if df["repeat"].isna().any():
-        order = df.groupby(KEY, sort=False).cumcount().astype(float)
+        order = df.groupby(CONFIG, sort=False).cumcount().astype(float)
         df["repeat"] = df["repeat"].fillna(order)
         notes.append("repeat numbers were missing for some rows; numbered in file order per configuration")
     # window: the measured window; imports store the duration as the window
@@ -312,6 +338,8 @@ def load_results(path) -> Results:
                     "the file is damaged", "restoring runs.csv or re-running the sweep")
     df["msg_size"] = df["msg_size"].astype(int)
     df["threads"] = df["threads"].astype(int)
+    for col in SHAPE:
+        df[col] = df[col].astype(int)
     status = df["status"].fillna("").str.lower()
     unknown_status = status.eq("")
     status = status.where(~unknown_status, np.where(df["throughput_gbps"].notna(), "ok", "failed"))
@@ -336,6 +364,30 @@ def load_results(path) -> Results:
     return Results(path=path, manifest=manifest, runs=runs, failed=failed, notes=notes)
 
 
+def series_label(implementation: str, fields, nodelay) -> str:
+    """How a chart or comparison names a strategy in one message shape: the strategy alone in
+    the study's shape (8 fields, no TCP_NODELAY), else with the shape: "one_copy f=1"."""
+    study = int(fields) == STUDY_SHAPE["fields"] and int(nodelay) == STUDY_SHAPE["nodelay"]
+    return str(implementation) if study else f"{implementation} {shape_label(fields, nodelay)}"
+
+
+def by_series(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with each strategy in a message shape other than the study's as a series of its
+    own: `implementation` becomes its series label ("one_copy f=1"; netobs's strategy stays in
+    `strategy`), so a chart or comparison that groups by strategy keeps the shapes apart. Runs
+    all of the study's shape come back as they are."""
+    if runs.empty or not set(SHAPE) <= set(runs.columns):
+        return runs
+    shape = runs[SHAPE].fillna({c: STUDY_SHAPE[c] for c in SHAPE})
+    if (shape == pd.Series(STUDY_SHAPE)[SHAPE]).all(axis=None):
+        return runs
+    out = runs.copy()
+    out["strategy"] = runs["implementation"]
+    out["implementation"] = [series_label(i, f, n) for i, f, n in
+                             zip(runs["implementation"], shape["fields"], shape["nodelay"])]
+    return out
+
+
 def _names(ids) -> str:
     ids = sorted(ids)
     shown = ", ".join(ids[:6])
@@ -348,8 +400,8 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     points of the matrix with no row (so a reader is never shown fewer points without a word).
     `already_named`: points a note has named already (a torn row), not named again."""
     notes = []
-    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat): r.status
-            for r in df[["implementation", "msg_size", "threads", "repeat", "status"]].itertuples()}
+    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat, r.fields, r.nodelay): r.status
+            for r in df[["implementation", "msg_size", "threads", "repeat", *SHAPE, "status"]].itertuples()}
     rows.update({name: "torn" for name in already_named})
     points = path / "points"
     if str(manifest.get("source")) != "import" and points.is_dir():
@@ -366,8 +418,10 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     names = matrix.get("strategies") or matrix.get("impls")
     # an import's "matrix" lists what its rows hold (any grid), not a plan
     if str(manifest.get("source")) != "import" and names and matrix.get("sizes") and matrix.get("threads"):
-        planned = {point_id(i, s, t, r) for i in names for s in matrix["sizes"] for t in matrix["threads"]
-                   for r in range(int(matrix.get("repeats") or 1))}
+        shape = [matrix.get(c, STUDY_SHAPE[c]) for c in SHAPE]   # one value each before issue 15
+        fields, nodelay = ([v] if not isinstance(v, list) else v for v in shape)
+        planned = {point_id(i, s, t, r, f, n) for i in names for s in matrix["sizes"] for t in matrix["threads"]
+                   for r in range(int(matrix.get("repeats") or 1)) for f in fields for n in nodelay}
         absent = planned - set(rows)
         if absent:
             state = manifest.get("state")

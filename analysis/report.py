@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from netobs.figures import COLUMN_BY_EVENT, TRACE_NAMES, event_column
+from netobs.figures import COLUMN_BY_EVENT, STUDY_FIELDS, TRACE_NAMES, event_column, shape_label
 from netobs.files import atomic_write
 from netobs.fmt import cell, gib
 
@@ -76,7 +76,7 @@ def chart_plan(results: Results, answers: list) -> tuple[dict[str, object], dict
     """(each question's chart by question, the figures no question already shows), every chart
     drawn once: a question whose chart is one of the figures shows it there, not twice."""
     figs = figures(results)
-    question_charts = {a.question: _safe_chart(chart_for, a, title=a.title) for a in answers}
+    question_charts = {a.key: _safe_chart(chart_for, a, title=a.title) for a in answers}
     shown = {_spec_key(c) for c in question_charts.values()} - {None}
     return question_charts, {name: c for name, c in figs.items() if _spec_key(c) not in shown}
 
@@ -292,6 +292,8 @@ def _summary(results: Results) -> str:
         ("netobs", m.get("netobs_version")),
         ("strategies", results.impls), ("message sizes", sorted(runs["msg_size"].unique().tolist())),
         ("threads", sorted(runs["threads"].unique().tolist())),
+        ("message shapes", ", ".join(shape_label(*s) for s in results.shapes())
+         if results.shapes() != [(STUDY_FIELDS, 0)] else None),
         ("repeats", f"{results.min_repeats()}–{results.max_repeats()}" if results.min_repeats() != results.max_repeats()
          else results.max_repeats()),
         ("duration / warm-up", f"{cell(None, matrix.get('duration'))} s / {cell(None, matrix.get('warmup'))} s"
@@ -410,11 +412,11 @@ def _question(answer, chart, slots: _ChartSlots) -> str:
             + (f'<ol class="reasons">{reasons}</ol>' if reasons else "")
             + (f'<ul class="hypotheses">{hyps}</ul>' if hyps else "")) if answer.headline else \
         f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
-    return (f'<div class="question" id="q-{_e(answer.question)}">'
+    return (f'<div class="question" id="q-{_e(answer.key)}">'
             f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
             + body
             + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
-            + slots.render(chart, f"q-{answer.question}")
+            + slots.render(chart, f"q-{answer.key}")
             + f"<details><summary>Evidence</summary>{_evidence(answer)}</details>"
             + "</div>")
 
@@ -508,7 +510,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
     content = {
         "summary": _summary(results),
         "questions": _method() + _run_caveats(answers)
-                     + "".join(_question(a, question_charts[a.question], slots) for a in answers),
+                     + "".join(_question(a, question_charts[a.key], slots) for a in answers),
         "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
                     'the mean of the repeats, as in the answers (none with one repeat). Colors are the same strategy '
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
@@ -560,7 +562,7 @@ def export_plan(results_dir) -> dict[str, object]:
     for a in answer_all(results):
         chart = _safe_chart(chart_for, a, title=a.title)
         if _spec_key(chart) not in drawn:
-            plan[f"question-{a.question}"] = chart
+            plan[f"question-{a.key}"] = chart
     return plan
 
 

@@ -1625,7 +1625,7 @@ struct nob_conn {
 
 struct nob_server {
     struct nob_server_config cfg;
-    int mode; /* NOB_RECV_*, recv_copy folded in */
+    int mode; /* NOB_RECV_* */
     int lfd, port;
     atomic_int stop;       /* stop request from the user */
     atomic_int stop_conns; /* receiving threads stop now */
@@ -1647,11 +1647,6 @@ int nob_server_open(const struct nob_server_config *cfg, struct nob_server **out
     if (mode < NOB_RECV_COPY || mode > NOB_RECV_ZEROCOPY)
         return fail(err, EINVAL, "config", "recv_mode %d is not %d..%d", mode, NOB_RECV_COPY,
                     NOB_RECV_ZEROCOPY);
-    if (cfg->recv_copy) {
-        if (mode != NOB_RECV_COPY && mode != NOB_RECV_FIELDS)
-            return fail(err, EINVAL, "config", "recv_copy is receive mode fields, not mode %d", mode);
-        mode = NOB_RECV_FIELDS;
-    }
     if (mode == NOB_RECV_TRUNC && cfg->verify)
         return fail(err, EINVAL, "config", "receive mode trunc discards the bytes: nothing to verify");
     if (cfg->fields < 1 || cfg->fields > NOB_MAX_FIELDS)

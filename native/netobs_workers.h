@@ -104,7 +104,6 @@ struct nob_server_config {
     char bind[64];           /* numeric address, "" = any IPv4 */
     int port;                /* 0 = ephemeral */
     int connections;         /* end after this many connections have all closed; 0 = until stop/timeout */
-    int recv_copy;           /* older spelling of recv_mode NOB_RECV_FIELDS */
     int recv_mode;           /* NOB_RECV_* */
     int fields;              /* fields per message (the verify pattern and NOB_RECV_FIELDS) */
     int verify;              /* check the per-message pattern (needs msg_size) */
@@ -125,7 +124,7 @@ struct nob_server_stats {
     uint64_t verify_errors;         /* messages whose pattern did not match */
     uint64_t verify_partial_bytes;  /* bytes of a trailing incomplete message (not an error) */
     uint64_t recv_calls;
-    uint64_t messages_copied;       /* recv_copy: complete messages copied out into fields */
+    uint64_t messages_copied;       /* NOB_RECV_FIELDS: complete messages copied out into fields */
     /* NOB_RECV_ZEROCOPY */
     uint64_t rx_zc_mapped;          /* bytes mapped by TCP_ZEROCOPY_RECEIVE */
     uint64_t rx_zc_copied;          /* bytes it left to be copied (recv_skip_hint, or the fallback) */

@@ -212,7 +212,13 @@ TRACE_COLUMNS: list[str] = [trace_column(r, f) for r in ROLES for f in TRACE_NAM
 
 STUDY_COLUMNS: list[str] = [f.column for f in STUDY_FIGURES]
 WORKER_COLUMNS: list[str] = [f.column for f in WORKER_FIGURES]
-POINT_KEY = ("implementation", "msg_size", "threads", "repeat")
+# A point's identity: the configuration (strategy, size, threads), its repeat, and the message
+# shape (fields per message, TCP_NODELAY); the study's shape is 8 fields without TCP_NODELAY,
+# what every row of a store written before shapes were swept has.
+SHAPE_KEY = ("fields", "nodelay")
+STUDY_FIELDS = 8
+STUDY_SHAPE = {"fields": STUDY_FIELDS, "nodelay": 0}
+POINT_KEY = ("implementation", "msg_size", "threads", "repeat") + SHAPE_KEY
 
 
 # ---- perf event columns --------------------------------------------------------------------
@@ -299,6 +305,18 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
-def point_id(strategy: str, msg_size: int, threads: int, repeat: int) -> str:
-    """A point's name: its directory under points/ and how every message names it."""
-    return f"{strategy}-{int(msg_size)}-{int(threads)}-r{int(repeat)}"
+def shape_suffix(fields=STUDY_FIELDS, nodelay=False) -> str:
+    """What a point's name adds for a message shape other than the study's: `-f1`, `-nd`."""
+    return ("" if int(fields) == STUDY_FIELDS else f"-f{int(fields)}") + ("-nd" if nodelay else "")
+
+
+def shape_label(fields=STUDY_FIELDS, nodelay=False) -> str:
+    """How answers and charts name a message shape: "f=1", "f=8 nodelay"."""
+    return f"f={int(fields)}" + (" nodelay" if nodelay else "")
+
+
+def point_id(strategy: str, msg_size: int, threads: int, repeat: int, fields=STUDY_FIELDS, nodelay=False) -> str:
+    """A point's name: its directory under points/ and how every message names it. The
+    study's shape names no shape (`one_copy-65536-1-r0`, as every store before shapes); another
+    says its own before the repeat (`one_copy-65536-1-f1-nd-r0`)."""
+    return f"{strategy}-{int(msg_size)}-{int(threads)}{shape_suffix(fields, nodelay)}-r{int(repeat)}"

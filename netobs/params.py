@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from netobs import strategies
 from netobs.errors import UsageError
-from netobs.figures import ROLES
+from netobs.figures import ROLES, STUDY_FIELDS
 from netobs.jsonsafe import jsonable
 from netobs.perf import DEFAULT_EVENTS, validate_events
 
@@ -45,7 +45,7 @@ ADDR_LEN = 64
 MAX_DURATION = 3600.0
 MAX_REPEATS = 100
 
-TOPOLOGIES = ("netns", "loopback")
+TOPOLOGIES = ("netns", "loopback", "remote")
 # The server's receive modes, in their C codes' order (NOB_RECV_* in native/netobs_workers.h):
 # copy: recv() into one buffer (the kernel's receive copy); fields: that, then each message
 # copied out into its fields (the receive-side mirror of two_copy; --recv-copy before);
@@ -53,7 +53,6 @@ TOPOLOGIES = ("netns", "loopback")
 # TCP_ZEROCOPY_RECEIVE maps whole pages, the rest is copied (both counted).
 RECV_MODES = ("copy", "fields", "trunc", "zerocopy")
 MAX_FIELDS = 64
-STUDY_FIELDS = 8
 MAX_URING_DEPTH = 256
 ORDERS = ("sequential", "interleaved", "random")
 DEFAULT_SUBNET = "10.0.0.0/24"  # the study's: server 10.0.0.1, client 10.0.0.2
@@ -201,7 +200,21 @@ class Float(Kind):
 
 @dataclass(frozen=True)
 class Flag(Kind):
-    """On or off; on the command line present or absent (`--perf/--no-perf` when on by default)."""
+    """On or off; on the command line present or absent (`--perf/--no-perf` when on by default).
+    As a sweep's axis its values are words: `--nodelay off,on` (also 0/1, no/yes, false/true)."""
+
+    WORDS = {"off": False, "on": True, "0": False, "1": True, "no": False, "yes": True,
+             "false": False, "true": True}
+    metavar = "off|on"
+
+    def parse(self, text, what, flag):
+        word = str(text).strip().lower()
+        if word not in self.WORDS:
+            raise UsageError(f"bad {what} {text!r}", fix=f"{flag} as off or on (0/1 too), e.g. {flag} off,on")
+        return self.WORDS[word]
+
+    def text(self, value) -> str:
+        return "on" if value else "off"
 
     def check(self, value, what, flag):
         if not isinstance(value, bool):
@@ -337,6 +350,9 @@ class Param:
     what: str = ""             # how messages name it ("message size"); default: the name
     optional: bool = False     # None is a value ("not given", e.g. the kernel's MTU)
     aliases: tuple[str, ...] = ()   # older spellings that still parse, not shown in --help
+    # flags that stand for one value, older spellings not shown in --help either:
+    # (("--recv-copy", "fields"),) makes `--recv-copy` mean `--recv fields`
+    shorthands: tuple[tuple[str, object], ...] = ()
     run: bool = False          # an option of `netobs run`
     sweep: Sweep | None = None  # how `netobs sweep` takes it (None: it does not)
     point: bool = False        # a field of RunSpec: one point's parameters
@@ -509,7 +525,7 @@ class Table:
         for p in self.for_command(command):
             key = self.option_name(p, command)
             raw = options[key]
-            if isinstance(p.kind, Flag) or raw is None:
+            if (isinstance(p.kind, Flag) and not self.is_axis(p, command)) or raw is None:
                 values[key] = raw
             elif self.is_axis(p, command) and p.sweep.every and raw.strip() == p.sweep.every:
                 values[key] = tuple(p.kind.names)
@@ -560,6 +576,8 @@ class Table:
                 s.add_argument(*names, dest=p.name, metavar=kind.metavar, help=text,
                                default=p.default if use.default is INHERIT else use.default,
                                type=lambda t, p=p, kind=kind: p.parse(t, kind=kind))
+                for flag, value in p.shorthands:
+                    s.add_argument(flag, dest=p.name, action="store_const", const=value, help=argparse.SUPPRESS)
         return parser
 
     def config_values(self, role: str, parsed: dict) -> dict:
@@ -581,9 +599,7 @@ def _strategy_code(name: str) -> int:
 
 def _recv_rule(cfg) -> None:
     """The server's receive mode against its other settings (C checks the same again)."""
-    mode = "fields" if getattr(cfg, "recv_copy", False) else cfg.recv
-    if getattr(cfg, "recv_copy", False) and cfg.recv not in ("copy", "fields"):
-        raise UsageError(f"--recv-copy is --recv fields, not --recv {cfg.recv}", fix="one of the two")
+    mode = cfg.recv
     if mode == "fields" and not cfg.msg_size:
         raise UsageError("--recv fields needs the message size", fix="--msg-size too")
     if mode == "trunc" and cfg.verify:
@@ -598,6 +614,32 @@ def _fields_rule(cfg) -> None:
     if cfg.msg_size < cfg.fields:
         raise UsageError(f"a {cfg.msg_size}-byte message cannot have {cfg.fields} fields",
                          fix=f"--fields {cfg.msg_size} or fewer, or a larger --msg-size")
+
+
+def remote_rule(spec) -> None:
+    """A point or sweep runs its server on another host exactly when it names one."""
+    if spec.topology == "remote" and not spec.remote:
+        raise UsageError("--topology remote needs the host", fix="--remote [USER@]HOST")
+    if spec.remote and spec.topology != "remote":
+        raise UsageError(f"--remote {spec.remote} runs the server on that host, not in topology {spec.topology}",
+                         fix="--remote without --topology (or --topology remote)")
+    for name in ("remote_addr", "ssh_config"):
+        if getattr(spec, name) is not None and not spec.remote:
+            raise UsageError(f"--{name.replace('_', '-')} is for a remote server", fix="--remote [USER@]HOST too")
+
+
+@dataclass(frozen=True)
+class SshHost(Text):
+    """[USER@]HOST for ssh: never read as one of ssh's options, nothing a shell would split."""
+
+    metavar = "[USER@]HOST"
+
+    def check(self, value, what, flag):
+        value = super().check(value, what, flag)
+        if value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
+            raise UsageError(f"bad {what} {value!r}", fix=f"{flag} as [USER@]HOST (a name or address, no spaces, "
+                                                          "not starting with -)")
+        return value
 
 
 _ANY_PORT = Int(1, 65535, off=(0, "any free port"))
@@ -634,31 +676,46 @@ PARAMS = Table([
     Param("seed", Int(), 0, "Seed for --order random.", sweep=Sweep()),
     # ---- where and how a point runs -----------------------------------------------------
     Param("topology", Choice(TOPOLOGIES), "netns",
-          "netns: server and client in two namespaces joined by a veth pair; loopback: 127.0.0.1.",
+          "netns: server and client in two namespaces joined by a veth pair; loopback: 127.0.0.1; "
+          "remote: the server on --remote HOST over SSH.",
           run=True, point=True, sweep=Sweep()),
     Param("subnet", Subnet(), DEFAULT_SUBNET, "veth subnet (server .1, client .2).",
           run=True, point=True, sweep=Sweep()),
     Param("mtu", Int(68, 65535), None, "veth MTU (default: the kernel's).", what="MTU", optional=True,
           run=True, point=True, sweep=Sweep()),
+    Param("remote", SshHost(), None,
+          "Run the server on [USER@]HOST, through the system ssh (its config, agent, known_hosts); "
+          "implies --topology remote.", what="remote host", optional=True, run=True, point=True, sweep=Sweep()),
+    Param("remote_addr", Host(), None,
+          "With --remote: the address the client sends to and the server listens on (default: HOST's).",
+          what="remote data address", optional=True, run=True, point=True, sweep=Sweep()),
+    Param("remote_netobs", Text(), "netobs", "With --remote: the netobs command on the remote host.",
+          what="remote netobs command", run=True, point=True, sweep=Sweep()),
+    Param("ssh_config", Text(), None, "With --remote: an ssh config file (ssh -F; default: ~/.ssh/config).",
+          what="ssh config file", optional=True, run=True, point=True, sweep=Sweep()),
     Param("port", _ANY_PORT, 0, "Server port (default: a free one, which the client is told).",
           run=True, point=True,
           server=Use("port", help="Port to listen on (0: any free port)."),
           client=Use("port", default=5201, kind=Int(1, 65535), from_point=False, help="Server port to connect to.")),
-    Param("recv_copy", Flag(), False, "Older spelling of --recv fields.",
-          run=True, point=True, sweep=Sweep(), server=Use("recv_copy", needs="msg_size")),
     Param("verify", Flag(), False, "Stamp every field and check it on the server.",
           run=True, point=True, sweep=Sweep(), client=Use("verify"), server=Use("verify", needs="msg_size")),
     Param("recv", Choice(RECV_MODES), "copy",
           "Server receive mode: copy (recv), fields (recv, then copy each message into its fields), "
           "trunc (MSG_TRUNC: no receive copy), zerocopy (TCP_ZEROCOPY_RECEIVE: pages mapped).",
-          what="receive mode", run=True, point=True, sweep=Sweep(),
+          what="receive mode", run=True, point=True, sweep=Sweep(), shorthands=(("--recv-copy", "fields"),),
           server=Use("recv_mode", to_c=RECV_MODES.index, rule=_recv_rule)),
     Param("fields", Int(1, MAX_FIELDS), STUDY_FIELDS,
           "Separately allocated fields per message (the iovec's entries; the study's: 8).",
-          what="field count", run=True, point=True, sweep=Sweep(),
+          what="field count", run=True, point=True,
+          sweep=Sweep("fields", "field counts", (STUDY_FIELDS,),
+                      help="Fields per message, comma-separated (e.g. 1,8: one contiguous buffer and the "
+                           "study's 8; each count is a message shape of its own)."),
           client=Use("fields", rule=_fields_rule), server=Use("fields")),
-    Param("nodelay", Flag(), False, "Set TCP_NODELAY on the client's sockets.",
-          run=True, point=True, sweep=Sweep(), client=Use("nodelay")),
+    Param("nodelay", Flag(), False, "Set TCP_NODELAY on the client's sockets.", what="TCP_NODELAY",
+          run=True, point=True, client=Use("nodelay"),
+          sweep=Sweep("nodelay", "TCP_NODELAY settings", (False,),
+                      help="TCP_NODELAY on the client's sockets: off, on, or both as off,on (--nodelay alone: "
+                           "on; each setting is a message shape of its own).")),
     Param("uring_depth", Int(1, MAX_URING_DEPTH), 1,
           "io_uring/io_uring_zc: sends in flight per thread, submitted as one linked chain.",
           what="io_uring queue depth", run=True, point=True, sweep=Sweep(), client=Use("uring_depth")),

@@ -2,7 +2,7 @@
 
 Both classes are declared by the parameter table (netobs.params): a RunSpec has a field for
 every parameter of a point, a SweepSpec one for every option of `netobs sweep` (the matrix
-axes `strategies`, `sizes`, `threads` as tuples). Every field is checked when one is made,
+axes `strategies`, `sizes`, `threads` and the message shape's `fields`, `nodelay` as tuples). Every field is checked when one is made,
 before anything on the system changes; `to_dict()` is the dict form (a point result's
 "params", the manifest's "matrix").
 """
@@ -12,7 +12,7 @@ import itertools
 import random
 
 from netobs.figures import point_id
-from netobs.params import PARAMS, Declared, Table
+from netobs.params import PARAMS, Declared, Table, remote_rule
 
 
 class _Point(Declared):
@@ -21,8 +21,9 @@ class _Point(Declared):
 
     @property
     def key(self) -> tuple:
-        """(strategy, msg_size, threads, repeat): a point's identity in the results store."""
-        return (self.strategy, self.msg_size, self.threads, self.repeat)
+        """(strategy, msg_size, threads, repeat, fields, nodelay): a point's identity in the
+        results store (netobs.figures.POINT_KEY; `store.row_key` reads a stored row's)."""
+        return (self.strategy, self.msg_size, self.threads, self.repeat, self.fields, int(self.nodelay))
 
     @property
     def point_id(self) -> str:
@@ -30,27 +31,34 @@ class _Point(Declared):
 
 
 class _Sweep(Declared):
-    """The matrix: strategies × sizes × thread counts × repeats, in a chosen order, and the
-    parameters every point shares (fields: netobs.params, every parameter `netobs sweep` takes).
-    Its points are of its table's RunSpec (`POINT`)."""
+    """The matrix: strategies × message shapes (fields × nodelay) × sizes × thread counts ×
+    repeats, in a chosen order, and the parameters every point shares (fields: netobs.params,
+    every parameter `netobs sweep` takes). Its points are of its table's RunSpec (`POINT`)."""
 
     def points(self) -> list:
         """Every point of the matrix, in the order they will run.
 
-        sequential:  repeat-major, then strategy, size, threads (the study's loops);
-        interleaved: for each (size, threads) the strategies run back to back, repeat after
-                     repeat, so slow drift hits every strategy alike;
+        sequential:  repeat-major, then strategy, shape, size, threads (the study's loops, a
+                     shape's points after each other);
+        interleaved: for each (size, threads) the strategies and shapes run back to back
+                     (each strategy in every shape), repeat after repeat, so slow drift hits
+                     every strategy and shape alike;
         random:      a seeded shuffle (reproducible from the manifest's seed).
+        One shape (the study's): the order is the one before shapes were swept.
         """
         combos = list(itertools.product(self.sizes, self.threads))
+        shapes = list(itertools.product(self.fields, self.nodelay))
         if self.order == "interleaved":
-            keys = [(r, s, t, i) for s, t in combos for r in range(self.repeats) for i in self.strategies]
+            keys = [(r, s, t, i, f, n) for s, t in combos for r in range(self.repeats) for i in self.strategies
+                    for f, n in shapes]
         else:
-            keys = [(r, s, t, i) for r in range(self.repeats) for i in self.strategies for s, t in combos]
+            keys = [(r, s, t, i, f, n) for r in range(self.repeats) for i in self.strategies for f, n in shapes
+                    for s, t in combos]
         if self.order == "random":
             random.Random(self.seed).shuffle(keys)
         shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
-        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, **shared) for r, s, t, i in keys]
+        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, fields=f, nodelay=n, **shared)
+                for r, s, t, i, f, n in keys]
 
     @property
     def perf_events(self) -> list[str]:
@@ -58,10 +66,16 @@ class _Sweep(Declared):
         return list(self.events) if self.perf else []
 
 
+def _rules(table: Table) -> tuple:
+    """Rules across fields (a table without the remote parameters, as tests build, has none)."""
+    return (remote_rule,) if "remote" in table.by_name else ()
+
+
 def spec_classes(table: Table) -> tuple[type, type]:
     """RunSpec and SweepSpec as `table` declares them."""
-    run_spec = table.dataclass("RunSpec", table.point_fields(), base=_Point, module=__name__)
-    sweep_spec = table.dataclass("SweepSpec", table.sweep_fields(), base=_Sweep, module=__name__, POINT=run_spec)
+    run_spec = table.dataclass("RunSpec", table.point_fields(), base=_Point, module=__name__, rules=_rules(table))
+    sweep_spec = table.dataclass("SweepSpec", table.sweep_fields(), base=_Sweep, module=__name__, POINT=run_spec,
+                                 rules=_rules(table))
     return run_spec, sweep_spec
 
 
@@ -74,11 +88,20 @@ OLD_MATRIX_KEYS = {"impls": "strategies"}
 def stored_sweep(manifest: dict, sweep_spec: type = SweepSpec):
     """The SweepSpec a results directory was started with, read from its manifest's matrix
     as any netobs version wrote it: the strategies were "impls" before, the perf events were
-    only the manifest's "perf_events", and a parameter the matrix lacks had its default."""
+    only the manifest's "perf_events", `fields` and `nodelay` were one value for every point
+    (now lists: the shape's axes), `recv_copy: true` was `recv: fields` (issue 15), and a
+    parameter the matrix lacks had its default."""
     matrix = dict(manifest.get("matrix") or {})
     for old, new in OLD_MATRIX_KEYS.items():
         if old in matrix:
             matrix.setdefault(new, matrix.pop(old))
     if "events" not in matrix and manifest.get("perf_events"):
         matrix["events"] = manifest["perf_events"]
+    if matrix.pop("recv_copy", False):
+        matrix["recv"] = "fields"
+    table = sweep_spec.TABLE
+    for p in table.for_command("sweep"):
+        axis = p.sweep.axis
+        if axis and axis in matrix and not isinstance(matrix[axis], (list, tuple)):
+            matrix[axis] = [matrix[axis]]
     return sweep_spec.from_dict(matrix)

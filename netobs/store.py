@@ -92,9 +92,18 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _key(row: dict) -> tuple:
+def _int_cell(row: dict, column: str, default: int) -> int:
+    """A whole-number cell; empty or absent (a row of a store from before the column): `default`."""
+    cell = row.get(column)
+    return default if cell is None or str(cell).strip() == "" else int(float(cell))
+
+
+def row_key(row: dict) -> tuple:
+    """A runs.csv row's point identity, as `RunSpec.key` has it (figures.POINT_KEY): rows of
+    stores written before the message shape was a column have the study's shape."""
     return (str(row["implementation"]), int(float(row["msg_size"])), int(float(row["threads"])),
-            int(float(row.get("repeat") or 0)))
+            _int_cell(row, "repeat", 0), *(_int_cell(row, c, figures.STUDY_SHAPE[c]) for c in figures.SHAPE_KEY))
+
 
 
 class ResultsDir:
@@ -157,7 +166,7 @@ class ResultsDir:
 
     def done_keys(self) -> set[tuple]:
         """Points already stored with status ok (failed ones are run again on --resume)."""
-        return {_key(r) for r in self._rows if r.get("status") == "ok"}
+        return {row_key(r) for r in self._rows if r.get("status") == "ok"}
 
     def point_dir(self, point_id: str) -> Path:
         d = self.path / "points" / point_id
@@ -174,8 +183,8 @@ class ResultsDir:
         """Store several points with one rewrite of runs.csv (an import)."""
         for result in results:
             row = flatten(result, self.events, self.server_events)
-            key = _key(row)
-            self._rows = [r for r in self._rows if _key(r) != key]
+            key = row_key(row)
+            self._rows = [r for r in self._rows if row_key(r) != key]
             self._rows.append({c: _cell(row.get(c)) for c in self.columns})
         self._write_csv()
 
@@ -252,8 +261,7 @@ def parse_runs(text: str) -> tuple[list[str], list[list[str]], list[TornRow]]:
 
 def _row_point(row: dict) -> str:
     try:
-        return point_id(row["implementation"], int(float(row["msg_size"])), int(float(row["threads"])),
-                        int(float(row.get("repeat") or 0)))
+        return point_id(*row_key(row))
     except (KeyError, TypeError, ValueError):
         return "point unknown"
 

@@ -140,9 +140,37 @@ def test_the_commands_options_are_the_tables():
     from netobs.cli.sweep import command as sweep_command
     for name, command, own in (("run", run_command, {"keep", "as_json"}),
                                ("sweep", sweep_command, {"out", "resume", "force"})):
-        names = [p.name for p in command.params if p.name not in own | {"help"}]
+        names = [p.name for p in command.params if p.name not in own | {"help"} and not p.hidden]
         table = [PARAMS.option_name(p, name) for p in PARAMS.for_command(name)]
         assert names == table
+        # a shorthand (--recv-copy) fills its parameter's own option, hidden from --help
+        hidden = [(p.opts, p.name, p.flag_value) for p in command.params if p.hidden]
+        assert hidden == [(["--recv-copy"], "recv", "fields")]
+        assert "--recv-copy" not in CliRunner().invoke(command, ["--help"]).output
+
+
+def test_recv_copy_is_a_spelling_of_recv_fields_on_run_sweep_and_the_worker():
+    assert "recv_copy" not in PARAMS.by_name
+    assert _cli("run", ["--strategy", "one_copy", "--recv-copy"])["recv"] == "fields"
+    assert _cli("sweep", ["--recv-copy"])["recv"] == "fields"
+    assert _cli("sweep", [])["recv"] == "copy"
+    parsed = vars(PARAMS.worker_parser("worker", "test").parse_args(["serve", "--recv-copy", "--msg-size", "1K"]))
+    assert parsed["recv"] == "fields" and "recv_copy" not in parsed
+
+
+def test_sweep_takes_lists_of_fields_and_nodelay():
+    got = _cli("sweep", ["--fields", "1,8", "--nodelay", "off,on"])
+    assert got["fields"] == (1, 8) and got["nodelay"] == (False, True)
+    assert _cli("sweep", [])["fields"] == (8,) and _cli("sweep", [])["nodelay"] == (False,)
+    assert _cli("sweep", ["--nodelay"])["nodelay"] == (True,)          # the flag alone, as before: on
+    assert _cli("sweep", ["--nodelay", "0,1", "--fields", "3"])["nodelay"] == (False, True)
+    with pytest.raises(UsageError, match="bad TCP_NODELAY 'sometimes'; try --nodelay as off or on"):
+        _cli("sweep", ["--nodelay", "sometimes"])
+    with pytest.raises(UsageError, match="field count 65 is out of range; try --fields between 1 and 64"):
+        SweepSpec2(**_cli("sweep", ["--fields", "1,65"]))
+    with pytest.raises(UsageError, match="duplicate TCP_NODELAY settings"):
+        SweepSpec2(nodelay=(True, True))
+    assert _cli("run", ["--strategy", "one_copy", "--nodelay", "--fields", "1"])["nodelay"] is True
 
 
 @pytest.mark.parametrize("p", [p for p in PARAMS if isinstance(p.kind, (Int, Float)) and p.kind.hi is not None],
@@ -157,8 +185,8 @@ def test_out_of_range_says_what_and_the_flag(p):
 
 def test_server_verify_needs_the_message_size():
     from netobs.native import ServerConfig
-    with pytest.raises(UsageError, match="--recv-copy needs the message size; try --msg-size too"):
-        ServerConfig(recv_copy=True)
+    with pytest.raises(UsageError, match="--recv fields needs the message size; try --msg-size too"):
+        ServerConfig(recv="fields")
     assert ServerConfig(verify=True, msg_size=1024).verify
 
 
@@ -166,7 +194,7 @@ def test_run_json_echoes_every_parameter_it_was_given(tmp_path):
     """For real, unprivileged: loopback, no perf (root and perf are test_sweep's)."""
     pytest.importorskip("netobs._workers")
     given = {"strategy": "one_copy", "msg_size": 4096, "threads": 2, "duration": 0.3, "warmup": 0.1,
-             "topology": "loopback", "recv_copy": True, "verify": True, "perf": False}
+             "topology": "loopback", "recv": "fields", "verify": True, "perf": False}
     args = ["--strategy", "one_copy", "--msg-size", "4K", "--threads", "2", "--duration", "0.3",
             "--warmup", "0.1", "--topology", "loopback", "--recv-copy", "--verify", "--no-perf", "--json"]
     proc = subprocess.run([sys.executable, "-m", "netobs", "run", *args], capture_output=True, text=True, timeout=60)

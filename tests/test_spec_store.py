@@ -64,9 +64,10 @@ def test_sweep_orders_cover_the_matrix_exactly_once():
 
 def test_sweep_dict_form_round_trips_and_reads_older_matrices():
     sweep = SweepSpec(strategies=("one_copy", "zero_copy"), sizes=(4096,), threads=(2,), repeats=3,
-                      duration=1.0, perf=False, recv_copy=True, mtu=1500)
+                      duration=1.0, perf=False, recv="fields", mtu=1500, fields=(1, 8), nodelay=(False, True))
     matrix = json.loads(json.dumps(sweep.to_dict()))
     assert matrix["strategies"] == ["one_copy", "zero_copy"] and "impls" not in matrix
+    assert matrix["fields"] == [1, 8] and matrix["nodelay"] == [False, True] and "recv_copy" not in matrix
     assert stored_sweep({"matrix": matrix}) == sweep
     # a matrix as netobs wrote it before issue 12: "impls", no verify, no events (the
     # manifest's perf_events had them)
@@ -79,6 +80,14 @@ def test_sweep_dict_form_round_trips_and_reads_older_matrices():
                               duration=0.4, warmup=0.1, events=("task-clock", "context-switches"))
     no_perf = stored_sweep({"matrix": {**old, "perf": False}, "perf_events": []})
     assert no_perf.perf is False and no_perf.perf_events == []
+    # a matrix from before issue 15's shapes: recv_copy was --recv fields, fields and nodelay
+    # one value for every point
+    shaped = {**old, "recv_copy": True, "recv": "copy", "fields": 3, "nodelay": True}
+    read = stored_sweep({"matrix": shaped, "perf_events": []})
+    assert (read.recv, read.fields, read.nodelay) == ("fields", (3,), (True,))
+    assert stored_sweep({"matrix": {**old, "fields": 8, "nodelay": False}}).recv == "copy"
+    assert [p.point_id for p in read.points()] == ["one_copy-4096-1-f3-nd-r0", "one_copy-65536-1-f3-nd-r0",
+                                                   "two_copy-4096-1-f3-nd-r0", "two_copy-65536-1-f3-nd-r0"]
 
 
 def _result(strategy="one_copy", size=1024, threads=1, repeat=0, **extra):
@@ -132,7 +141,7 @@ def test_store_replaces_failed_row_and_refuses_overwrite(tmp_path):
     store.add_point({"strategy": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
     assert store.done_keys() == set()
     store.add_point(_result())
-    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0)}
+    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0, 8, 0)}
     with pytest.raises(UsageError, match="not empty"):
         ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
     again = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS, force=True)

@@ -141,7 +141,7 @@ def test_a_row_cut_inside_its_last_cell_is_named_and_measured_again(tmp_path):
     r = load_results(d)
     assert len(r.runs) == 23
     assert len(r.notes) == 1 and "line 25 (zero_copy-65536-2-r1) is cut off in its last cell" in r.notes[0]
-    assert ("zero_copy", 65536, 2, 1) not in ResultsDir.open_for_resume(d).done_keys()
+    assert ("zero_copy", 65536, 2, 1, 8, 0) not in ResultsDir.open_for_resume(d).done_keys()
 
 
 def test_rows_and_points_that_disagree_are_named(tmp_path):
@@ -169,4 +169,4 @@ def test_resume_measures_a_point_whose_row_is_torn_again(tmp_path):
     text = (d / "runs.csv").read_text()
     (d / "runs.csv").write_text(text[: len(text) - 300])   # the last row loses its tail
     done = ResultsDir.open_for_resume(d).done_keys()
-    assert len(done) == 23 and ("zero_copy", 65536, 2, 1) not in done
+    assert len(done) == 23 and ("zero_copy", 65536, 2, 1, 8, 0) not in done

@@ -73,9 +73,9 @@ def test_run_traced_json_echoes_every_parameter(root):
     echo = r["params"]
     assert set(echo) == {p.name for p in PARAMS if p.point}
     assert {k: echo[k] for k in ("strategy", "msg_size", "threads", "duration", "warmup", "topology", "mtu",
-                                 "recv_copy", "verify", "perf", "events", "perf_server", "trace")} == {
+                                 "recv", "verify", "perf", "events", "perf_server", "trace")} == {
         "strategy": "one_copy", "msg_size": 4096, "threads": 2, "duration": 0.5, "warmup": 0.5, "topology": "netns",
-        "mtu": 9000, "recv_copy": False, "verify": False, "perf": True, "events": ["task-clock", "context-switches"],
+        "mtu": 9000, "recv": "copy", "verify": False, "perf": True, "events": ["task-clock", "context-switches"],
         "perf_server": True, "trace": True}
     assert r["topology_facts"]["mtu"] == 9000 and list(r["perf"]["events"]) == echo["events"]
     # the probe plan has one shape: each figure's entry, as the manifest and doctor show it
@@ -149,8 +149,8 @@ def test_sigint_keeps_finished_points_and_resume_completes(root, tmp_path):
     assert not leftovers(run_id_of(out))
     other = netobs(*args, "--sizes", "1024", "--resume")
     assert other.returncode == 2 and "other settings" in other.stderr and "sizes" in other.stderr
-    other = netobs("sweep", "-o", str(out), "--recv-copy", "--resume")
-    assert other.returncode == 2 and "recv_copy" in other.stderr  # every setting of the numbers is checked
+    other = netobs("sweep", "-o", str(out), "--recv-copy", "--resume")   # (the older spelling of --recv fields)
+    assert other.returncode == 2 and "(recv)" in other.stderr  # every setting of the numbers is checked
     # --resume alone reuses what the directory was started with
     resumed = netobs("sweep", "-o", str(out), "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr

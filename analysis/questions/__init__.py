@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from netobs.errors import UsageError
+from netobs.figures import SHAPE_KEY, STUDY_SHAPE, shape_label
 
 from ..answer import Answer, Prose
 from ..load import Results
@@ -73,6 +74,23 @@ def run_caveats(answers: list[Answer]) -> list[dict]:
     return out
 
 
+STUDY = tuple(STUDY_SHAPE[c] for c in SHAPE_KEY)   # the study's message shape: 8 fields, no TCP_NODELAY
+
+
 def answer_all(results: Results, names=None) -> list[Answer]:
-    """Answer the named questions (all six, in order, when names is None)."""
-    return [QUESTIONS[n].answer(results) for n in check_names(names)]
+    """Answer the named questions (all six, in order, when names is None). Results of several
+    message shapes (--fields, --nodelay) are answered shape by shape, each question's answers
+    side by side: the questions compare strategies at one (size, threads), never across shapes."""
+    names = check_names(names)
+    shapes = results.shapes()
+    if shapes == [STUDY]:
+        return [QUESTIONS[n].answer(results) for n in names]
+    parts = {s: results.of_shape(s) if len(shapes) > 1 else results for s in shapes}
+    out = []
+    for n in names:
+        for s, part in parts.items():
+            a = QUESTIONS[n].answer(part)
+            a.shape = shape_label(*s)
+            a.title = f"{a.title} ({a.shape})"
+            out.append(a)
+    return out

@@ -34,7 +34,7 @@ def _option(table: Table, p: Param, command: str):
     aliases = p.sweep.aliases if axis else p.aliases
     default = p.default_for(command)
     text = (p.sweep.help if axis and p.sweep.help else p.help)
-    if isinstance(p.kind, Flag):
+    if isinstance(p.kind, Flag) and not axis:
         decl = f"{flag}/--no-{flag[2:]}" if default else flag
         return click.option(decl, *aliases, name, cls=_Option, is_flag=True, default=bool(default),
                             show_default=bool(default), help=text)
@@ -43,13 +43,22 @@ def _option(table: Table, p: Param, command: str):
         kw.update(default=",".join(p.kind.text(v) for v in default) if axis else p.kind.text(default),
                   show_default=True)
     metavar = f"{p.kind.metavar},..." if axis else p.kind.metavar
+    if isinstance(p.kind, Flag):   # an axis of on/off: the flag alone still means on
+        kw.update(is_flag=False, flag_value=p.kind.text(True))
     return click.option(flag, *aliases, name, cls=_Option, type=str, metavar=metavar, help=text, **kw)
+
+
+def _shorthands(table: Table, p: Param, command: str):
+    """A flag standing for one value of the parameter (`--recv-copy`: `--recv fields`), hidden
+    from --help; it fills the parameter's own option, and wins over its default."""
+    name = table.option_name(p, command)
+    return [click.option(flag, name, flag_value=p.kind.text(value), hidden=True) for flag, value in p.shorthands]
 
 
 def table_options(command: str, table: Table = PARAMS):
     """A decorator adding the click options of every parameter `netobs <command>` takes, in
     the table's order (their values are text: `table.from_cli` reads them)."""
-    options = [_option(table, p, command) for p in table.for_command(command)]
+    options = [o for p in table.for_command(command) for o in (_option(table, p, command), *_shorthands(table, p, command))]
 
     def decorate(f):
         for option in reversed(options):
@@ -57,6 +66,15 @@ def table_options(command: str, table: Table = PARAMS):
         return f
 
     return decorate
+
+
+def remote_topology(values: dict) -> dict:
+    """`--remote HOST` without `--topology` means `--topology remote` (a contradiction is the
+    spec's to refuse, in one line)."""
+    ctx = click.get_current_context()
+    if values.get("remote") and ctx.get_parameter_source("topology") != click.core.ParameterSource.COMMANDLINE:
+        values["topology"] = "remote"
+    return values
 
 
 def check_perf(spec) -> None:
