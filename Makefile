@@ -9,7 +9,7 @@ NETOBS := $(VENV)/bin/netobs
 SYSPY := /usr/bin/python3
 DEB_PKGS := python3-bpfcc python3-venv python3-dev gcc linux-perf iproute2 iperf3 liburing-dev \
             linux-headers-amd64 bpftool
-TEST_DEB_PKGS := chromium chromium-driver
+TEST_DEB_PKGS := chromium chromium-driver openssh-server openssh-client
 STAMP := $(VENV)/.netobs-installed
 SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 

@@ -11,6 +11,7 @@ worker's own message; the sweep records that as a failed point and goes on.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -21,14 +22,19 @@ from pathlib import Path
 
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.figures import ROLES
-from netobs.files import write_json
+from netobs.files import atomic_write, write_json
 from netobs.interrupt import raise_if_interrupted
 from netobs.params import PARAMS
 from netobs.spec import RunSpec
 
 READY_TIMEOUT_S = 10.0
+# a remote server: ssh and the remote's Python start first; with --trace/--profile it also
+# compiles its BPF programs before it starts the worker (below the client's 60 s wait for `go`)
+REMOTE_READY_TIMEOUT_S = 30.0
+REMOTE_TRACING_READY_TIMEOUT_S = 55.0
 # beyond warm-up + duration: process start-up, connection set-up, draining completions
 FINISH_SLACK_S = 20.0
+REMOTE_END_S = 10.0   # a remote server's end after its client's: ssh, the remote's last reads
 # The one definition of the worker command (the bench starts workers with it too).
 WORKER = [sys.executable, "-m", "netobs.workerproc"]
 
@@ -42,8 +48,10 @@ class PointFailed(NetobsError):
         super().__init__(what, cause, fix)
 
 
-def _read_ready(fd: int, proc: subprocess.Popen, timeout: float) -> int:
-    """Wait for the server's `ready <port>` line on its readiness pipe (never a sleep)."""
+def _read_ready(fd: int, proc: subprocess.Popen, timeout: float, explain=None) -> int:
+    """Wait for the server's `ready <port>` line on its readiness pipe (never a sleep).
+    `explain(exit status, stderr)`: the error a failed start means, where the caller knows
+    better (ssh's own failures), or None."""
     deadline = time.monotonic() + timeout
     buf = b""
     while time.monotonic() < deadline:
@@ -63,6 +71,9 @@ def _read_ready(fd: int, proc: subprocess.Popen, timeout: float) -> int:
         code = proc.wait(timeout=2)  # it closed the pipe or exited: how did it end?
     except subprocess.TimeoutExpired:
         code = None
+    known = explain(code, _text_of(proc)) if explain is not None else None
+    if known is not None:
+        raise known
     if code == EXIT_USAGE:  # the worker refused its parameters (e.g. the port is in use): the user's to fix
         raise UsageError(_tail_of(proc) or "the server refused its parameters")
     raise PointFailed("the server did not become ready", cause=_tail_of(proc) or f"no answer in {timeout:g} s")
@@ -75,6 +86,11 @@ def _tail_of(proc: subprocess.Popen) -> str | None:
         if lines:
             return lines[-1].removeprefix("netobs: error: ")
     return None
+
+
+def _text_of(proc: subprocess.Popen) -> str:
+    path = getattr(proc, "_netobs_stderr", None)
+    return Path(path).read_text(errors="replace") if path and Path(path).exists() else ""
 
 
 def _json_out(proc: subprocess.Popen, out: bytes, who: str) -> dict:
@@ -126,16 +142,25 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
     if spec.profile != (profiler is not None):
         raise ValueError(f"spec.profile is {spec.profile} but {'a' if profiler is not None else 'no'} profiler was given")
     point_dir = Path(point_dir)
-    rfd, wfd = os.pipe()
-    server_argv = WORKER + PARAMS.worker_argv("server", {
-        **PARAMS.worker_values("server", spec), "bind": topology.server_addr, "connections": spec.threads,
-        "timeout": spec.warmup + spec.duration + FINISH_SLACK_S, "ready_fd": wfd})
+    # remote: the server is `netobs remote-serve` on the other host, over ssh; its ready line
+    # and its result come on ssh's stdout, and it lives while ssh's stdin (`hold`) is open
+    remote = topology.kind == "remote"
+    server_values = {**PARAMS.worker_values("server", spec), "bind": topology.server_addr,
+                     "connections": spec.threads, "timeout": spec.warmup + spec.duration + FINISH_SLACK_S}
     events = list(spec.events) if spec.perf else None
-    # the server cannot tell when the client's window opens: its counts cover its whole life
-    server_perf = (PerfStat(events, point_dir, prefix="perf-server", window=False)
-                   if (events and spec.perf_server) else None)
-    if server_perf:
-        server_argv = server_perf.argv(server_argv)
+    rfd = wfd = hold_r = hold_w = None
+    server_perf = None
+    if remote:
+        server_argv = topology.server_argv(_remote_args(spec, events) + PARAMS.worker_argv("server", server_values))
+        hold_r, hold_w = os.pipe()
+    else:
+        rfd, wfd = os.pipe()
+        server_argv = WORKER + PARAMS.worker_argv("server", {**server_values, "ready_fd": wfd})
+        # the server cannot tell when the client's window opens: its counts cover its whole life
+        server_perf = (PerfStat(events, point_dir, prefix="perf-server", window=False)
+                       if (events and spec.perf_server) else None)
+        if server_perf:
+            server_argv = server_perf.argv(server_argv)
     client_perf = PerfStat(events, point_dir) if events else None
 
     link_before = topology.link_stats()
@@ -144,9 +169,15 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
     start_r, start_w = os.pipe()
     try:
         try:
-            server = _spawn(topology, "server", server_argv, point_dir / "server.stderr", pass_fds=(wfd,))
+            if remote:
+                server = _spawn(topology, "server", server_argv, point_dir / "server.stderr", stdin=hold_r)
+                rfd = os.dup(server.stdout.fileno())
+            else:
+                server = _spawn(topology, "server", server_argv, point_dir / "server.stderr", pass_fds=(wfd,))
         finally:
-            os.close(wfd)
+            for fd in (wfd, hold_r):
+                if fd is not None:
+                    os.close(fd)
         # The client starts (Python, perf) while the server comes up, then waits for `go`:
         # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
         # (the port comes with `go`: with --port 0 only the server knows it once it listens)
@@ -160,12 +191,16 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
             client = _spawn(topology, "client", client_argv, point_dir / "client.stderr", pass_fds=(start_r,))
         finally:
             os.close(start_r)
-        port = _read_ready(rfd, server, READY_TIMEOUT_S)
+        if remote:
+            port = _read_ready(rfd, server, REMOTE_TRACING_READY_TIMEOUT_S if (spec.trace or spec.profile)
+                               else REMOTE_READY_TIMEOUT_S, explain=topology.explain)
+        else:
+            port = _read_ready(rfd, server, READY_TIMEOUT_S)
+        here = {"client": client.pid} if remote else {"client": client.pid, "server": server.pid}
         if tracer is not None:
-            tracer.start_point({"client": client.pid, "server": server.pid})
+            tracer.start_point(here)
         if profiler is not None:   # perf stat wraps the client: its child is the worker
-            profiler.start_point({"client": client.pid, "server": server.pid},
-                                 wrappers=("client",) if client_perf else ())
+            profiler.start_point(here, wrappers=("client",) if client_perf else ())
         try:
             os.write(start_w, f"go {port}\n".encode())
         except BrokenPipeError:
@@ -174,14 +209,24 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         raise_if_interrupted()   # a Ctrl-C lost while the workers were forked ends the point now
         budget = spec.warmup + spec.duration + FINISH_SLACK_S
         client_out = _finish(client, budget, "client")
+        if client.returncode != 0 and remote:   # the remote server's end says more (killed, dropped)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=REMOTE_END_S)
+            if server.returncode not in (0, None):
+                raise _remote_failure(topology, server)
         if client.returncode != 0:  # its error is the point's; the server (killed below) would only wait
             raise PointFailed("the client failed", cause=_tail_of(client) or f"exit status {client.returncode}")
-        server_out = _finish(server, 10.0, "server")
+        # (the remote side reads its tracer, profiler and perf once its worker has ended)
+        server_out = _finish(server, 10.0 + (REMOTE_END_S + (30.0 if spec.trace or spec.profile else 0.0)
+                                             if remote else 0.0), "server")
         trace = tracer.stop_point() if tracer is not None else None
         if profiler is not None:
             profiler.freeze()
     finally:
-        os.close(rfd)
+        if rfd is not None:
+            os.close(rfd)
+        if hold_w is not None:
+            os.close(hold_w)   # the remote side ends (and ends its worker) when its stdin closes
         os.close(start_w)  # a client still waiting for `go` gives up
         for perf in (client_perf, server_perf):
             if perf is not None:
@@ -192,11 +237,21 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
                 proc.wait()
 
     if server.returncode != 0:
+        if remote:
+            raise _remote_failure(topology, server)
         raise PointFailed("the server failed", cause=_tail_of(server) or f"exit status {server.returncode}")
     c = _json_out(client, client_out, "client")
     s = _json_out(server, server_out, "server")
     link_after = topology.link_stats()
     netstat_after = topology.netstat()
+    far = None
+    if remote:   # the remote side's report: the worker's stats and what was observed there
+        far, s = s, s.get("worker") or {}
+        for before, after, key in ((link_before, link_after, "link"), (netstat_before, netstat_after, "netstat")):
+            if (far.get(key) or {}).get("before") is not None and far[key].get("after") is not None:
+                before["server"], after["server"] = far[key]["before"], far[key]["after"]
+            elif key == "netstat":
+                before["server"] = after["server"] = {"counters": {}, "missing": {}}
     write_json(point_dir / "client.json", c)
     write_json(point_dir / "server.json", s)
 
@@ -219,10 +274,19 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         result["perf"] = client_perf.result(window_s=c.get("window_s"))
     if server_perf:
         result["server_perf"] = server_perf.result()
+    if far is not None and events and spec.perf_server:
+        result["server_perf"] = far.get("perf") or {"events": {}, "skipped": (far.get("skipped") or {}).get("perf")}
+        raw = far.get("perf_raw") or {}
+        if raw.get("name") and "/" not in raw["name"]:   # perf's own output, kept here as for a local server
+            atomic_write(point_dir / raw["name"], raw.get("text") or "")
+            result["server_perf"]["raw_path"] = str((point_dir / raw["name"]).resolve())
     result["netstat"] = {r: netstat.delta(netstat_before[r], netstat_after[r]) for r in ROLES}
     gaps = {r: m for r in ROLES if (m := netstat.missing(netstat_before[r], netstat_after[r]))}
     if gaps:
         result["netstat_missing"] = gaps
+    if far is not None:
+        result["remote"] = {"interface": far.get("interface"), "skipped": far.get("skipped") or {}}
+        trace = _merge_remote_trace(trace, far)
     if trace is not None:
         result["trace"] = trace
         write_json(point_dir / "trace.json", trace)
@@ -230,15 +294,73 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         # the profile covers the workers' whole lives: per GB of what they moved in them
         result["profile"] = profiler.stop_point(point_dir, {"client": c.get("bytes_sent_total"),
                                                             "server": s.get("bytes_received")})
+        if far is not None:
+            _merge_remote_profile(result["profile"], far, point_dir)
     if result["verify_errors"]:
         raise PointFailed("verification failed", cause=f"{result['verify_errors']} corrupted messages")
     write_json(point_dir / "result.json", result)
     return result
 
 
+def _remote_args(spec, events: list[str] | None) -> list[str]:
+    """`netobs remote-serve`'s own options for this point (the worker's flags follow)."""
+    args = []
+    if events and spec.perf_server:
+        args += ["--perf-events", ",".join(events)]
+    if spec.trace:
+        args.append("--trace")
+    if spec.profile:
+        args += ["--profile", "--profile-hz", str(spec.profile_hz)]
+    return args + ["--"]
+
+
+def _remote_failure(topology, server: subprocess.Popen) -> NetobsError:
+    """Why the remote server's ssh ended badly: ssh's own failure, or the remote's message."""
+    known = topology.explain(server.returncode, _text_of(server))
+    if known is not None:
+        return PointFailed(f"the remote server failed: {known.what}", known.cause, known.fix)
+    return PointFailed("the remote server failed", cause=_tail_of(server) or f"exit status {server.returncode}")
+
+
+def _merge_remote_trace(trace: dict | None, far: dict) -> dict | None:
+    """The local trace (the client's) with the server's figures from the remote's tracer."""
+    if trace is None:
+        return None
+    theirs = far.get("trace")
+    if theirs is None:   # not traced there: every server figure missing, with the reason
+        why = (far.get("skipped") or {}).get("trace") or "the remote side returned no trace"
+        trace["server"] = {f: None for f in trace.get("client") or {}}
+        trace["server_missing"] = why
+        (trace.get("histograms") or {}).pop("server", None)
+        return trace
+    trace["server"] = theirs.get("server") or {}
+    trace.setdefault("histograms", {})["server"] = (theirs.get("histograms") or {}).get("server")
+    trace["lost_events"] = (trace.get("lost_events") or 0) + (theirs.get("lost_events") or 0)
+    trace["server_plan"] = theirs.get("plan")
+    return trace
+
+
+def _merge_remote_profile(profile: dict, far: dict, point_dir: Path) -> None:
+    """The server's role of the profile from the remote's profiler; its folded stacks written here."""
+    theirs = far.get("profile")
+    if theirs is None:
+        why = (far.get("skipped") or {}).get("profile") or "the remote side returned no profile"
+        profile["server"] = {"on_cpu": {"samples": None, "missing": why}, "off_cpu": {"switches": None, "missing": why}}
+        profile.setdefault("files", {})["server"] = {}
+        return
+    profile["server"] = theirs.get("server") or {}
+    profile["server_plan"] = theirs.get("plan")
+    for name, text in (far.get("folded") or {}).items():
+        if "/" not in name and name.endswith(".folded"):
+            atomic_write(point_dir / name, text)
+    profile.setdefault("files", {})["server"] = (theirs.get("files") or {}).get("server") or {}
+
+
 def _link_delta(before: dict, after: dict) -> dict:
     out = {}
     for role, counters in (after or {}).items():
+        if counters is None:
+            continue
         prev = (before or {}).get(role) or {}
         out[role] = {k: v - prev.get(k, 0) for k, v in counters.items() if isinstance(v, (int, float))}
     return out
@@ -249,4 +371,4 @@ def failed_result(spec: RunSpec, topology_kind: str, error: Exception) -> dict:
     msg = error.message if isinstance(error, NetobsError) else f"{type(error).__name__}: {error}"
     return {"strategy": spec.strategy, "msg_size": spec.msg_size, "threads": spec.threads, "repeat": spec.repeat,
             "status": "failed", "error": msg, "topology": topology_kind,
-            "duration_s": spec.duration, "warmup_s": spec.warmup}
+            "duration_s": spec.duration, "warmup_s": spec.warmup, "params": spec.to_dict()}   # (its shape: the key)

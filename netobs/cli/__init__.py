@@ -24,6 +24,7 @@ COMMANDS = {
     "report": "netobs.cli.report",
     "compare": "netobs.cli.compare",
     "doctor": "netobs.cli.doctor",
+    "remote-serve": "netobs.cli.remote_serve",   # hidden (no SHORT_HELP): run by netobs over ssh
 }
 
 SHORT_HELP = {
@@ -53,7 +54,7 @@ class LazyGroup(click.Group):
             raise
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, SHORT_HELP[name]) for name in COMMANDS]
+        rows = [(name, SHORT_HELP[name]) for name in COMMANDS if name in SHORT_HELP]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing, table_options
+from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing, remote_topology, table_options
 from netobs.fmt import fixed
 from netobs.params import PARAMS
 from netobs.spec import SweepSpec
@@ -33,7 +33,7 @@ def command(out, resume, force, **options):
     values = PARAMS.from_cli("sweep", options)
     if resume:  # options not typed again come from what the directory was started with
         values = {**_stored_options(out), **{k: v for k, v in values.items() if k in _given_options()}}
-    sweep = SweepSpec(**values)
+    sweep = SweepSpec(**remote_topology(values))
     need_root(sweep.topology, sweep.trace or sweep.profile)
     check_strategies(sweep.strategies)
     check_perf(sweep)
