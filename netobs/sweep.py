@@ -80,11 +80,16 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
         with contextlib.ExitStack() as stack:
             stack.enter_context(signals_as_interrupt())
             # (opening a topology first removes what killed netobs runs left behind)
-            topo = stack.enter_context(topology.open_topology(sweep.topology, subnet=sweep.subnet, mtu=sweep.mtu))
+            topo = stack.enter_context(topology.open_topology(sweep.topology, **topology.options_of(sweep)))
+            if topo.kind == "remote":   # the second host: the server's, over ssh
+                store.update_manifest(remote=topo.remote_host)
             observers = open_observers(stack, sweep)
             tracer, profiler = observers["tracer"], observers["profiler"]
             store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None,
                                   profile_plan=profiler.plan if profiler else None)
+            if sweep.trace and not sweep.profile:   # the bench's per-event figure stands in for the profile's
+                from netobs import observer_cost
+                store.update_manifest(observer_cost=observer_cost.entry(sweep.topology))
             for index, spec in enumerate(todo):
                 raise_if_interrupted()   # one lost in a fork of the last point (pyroute2, subprocess)
                 progress("point", index=index, spec=spec)

@@ -1,17 +1,19 @@
 """The bench's entry point, `python -m netobs.bench` (`make bench`): runs the sections
-(`peers`, then `tracing`), renders their results as tables and prints them (or `--json`).
+(`peers`, then `tracing`), renders their results as tables and prints them (or `--json`), and
+keeps the tracer's per-event cost for traced runs without --profile (`netobs.observer_cost`).
 Like the CLI, this is a place that prints; the sections only return values.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import statistics
 import sys
 
 import netobs.bench
 from netobs import fmt
 from netobs.bench import peers, tracing
 from netobs.errors import EXIT_INTERRUPTED, NetobsError, UsageError
+from netobs.files import dumps
 
 
 def _opt(x, spec: str) -> str:
@@ -39,27 +41,63 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-_VERDICT = {"met": "yes", "not met": "no", "within noise": "noise"}
+def _ci(ci, spec: str, suffix: str = "") -> str:
+    return "[" + ", ".join(format(x, spec) + suffix for x in ci) + "]" if ci else "[n/a]"
+
+
+def _fig(fig: dict, spec: str) -> str:
+    """A ratio with its interval: `1.012 [0.995, 1.029]`."""
+    return f"{_opt(fig.get('mean'), spec)} {_ci(fig.get('ci'), spec)}"
+
+
+def _order_code(order: str) -> str:
+    return "".join("P" if v == "untraced" else "O" for v in order.split(","))
 
 
 def format_tracing(rows: list[dict], cost: dict | None = None, observer: str = "trace") -> str:
     flag, what = ("--trace", "traced") if observer == "trace" else ("--profile", "profiled")
-    lines = ["", f"{'tracing' if observer == 'trace' else 'profiling'} overhead (netobs run, one_copy, 1 thread, no perf; "
-                 f"throughput with {flag} vs without: "
-                 f"medians of {rows[0]['runs'] if rows else 0} interleaved runs each; paired: median of each "
-                 f"{what} run / its neighbouring plain run)",
-             f"{'topology':<9} {'msg size':>9} {'plain':>9} {what:>9} {'ratio':>6} {'overhead':>9} {'goal':>6} "
-             f"{'met':>5} {'paired':>7} {'CPU/GB ratio':>12}" + ("  traced bytes = sent" if observer == "trace" else "")]
+    lines = ["", f"{'tracing' if observer == 'trace' else 'profiling'} overhead: netobs run {flag} vs without "
+                 "(one_copy, 1 thread, no perf); per pair (one run of each, in seeded random order) the ratio "
+                 f"{what} / plain; mean of the pairs [95% t-interval over pairs]",
+             f"{'topology':<9} {'msg size':>8} {'pairs':>5} {'window':>6}  {'CPU/GB both ends':<22} "
+             f"{'CPU added':<24} {'Gbps ratio':<22} {'goal':>5}  verdict"]
     for r in rows:
-        over = fmt.NA if fmt.missing(r["overhead_pct"]) else f"{r['overhead_pct']:.1f}%"
-        lines.append(f"{r['topology']:<9} {r['msg_size']:>9} {r['untraced_median_gbps']:>9.2f} "
-                     f"{r['traced_median_gbps']:>9.2f} {_opt(r['ratio'], '.3f'):>6} {over:>9} {r['goal_pct']:>5.0f}% "
-                     f"{_VERDICT.get(r.get('verdict'), fmt.NA):>5} {_opt(r.get('paired_median_ratio'), '.3f'):>7} "
-                     f"{_opt(r['cpu_per_gb_ratio'], '.2f'):>12}"
-                     + (f"  {'yes' if r['traced_bytes_match'] else 'NO'}" if observer == "trace" else ""))
-    lines.append("(netns is the default topology; loopback is the cheapest send path, where the BPF "
-                 "programs' fixed cost per send weighs most; met: yes / no = every traced run lost "
-                 "no more / more than the goal to its untraced neighbour, noise = they disagree)")
+        cpu, thr = r["cpu"], r["throughput"]
+        added = (f"{cpu['overhead_pct']:+.1f}% {_ci(cpu['overhead_ci_pct'], '+.1f', '%')}"
+                 if not fmt.missing(cpu.get("overhead_pct")) else fmt.NA)
+        lines.append(f"{r['topology']:<9} {r['msg_size']:>8} {r['n_pairs']:>5} {_opt(r['window_s'], 'g') + ' s':>6}  "
+                     f"{_fig(cpu, '.3f'):<22} {added:<24} {_fig(thr, '.3f'):<22} {r['goal_pct']:>4g}%  {r['verdict']}")
+    for r in rows:
+        head = f"  {r['topology']} {r['msg_size']} B:"
+        sp, plan = r.get("spread"), r.get("plan")
+        if sp:
+            lines.append(f"{head} spread first: {sp['runs']} plain runs of {sp['window_s']:g} s, CV of CPU/GB "
+                         f"{_opt(sp['cpu_cv'], '.1%')}, of Gbps {_opt(sp['gbps_cv'], '.1%')}; planned "
+                         f"{plan['window_s']:g} s windows, {plan['pairs'] if plan['pairs'] is not None else 'what fits of'} "
+                         f"pairs ({'interval predicted ' + format(plan['width_pct'], '.1f') + ' points wide' if plan['width_pct'] != float('inf') else 'no width predicted'}"
+                         f"{'' if plan['reaches_goal'] else ', not narrower than the goal within the budget'}); "
+                         f"stopped: {r['stop']}, after {r['n_pairs']} pairs in {r['elapsed_s']:.0f} s of {r['budget_s']:.0f} s")
+        else:
+            lines.append(f"{head} fixed design: {r['n_pairs']} pairs of {_opt(r['window_s'], 'g')} s windows "
+                         f"in {r['elapsed_s']:.0f} s")
+        codes = [_order_code(o) for o in r["orders"]]
+        lines.append(f"    order (P plain, O {what}), seed {r['seed']}: {' '.join(codes)} "
+                     f"({codes.count('PO')} plain first, {codes.count('OP')} {what} first); "
+                     f"interval width {_opt(r['cpu']['width_pct'], '.1f')} points against a goal of {r['goal_pct']:g}%")
+        m = r.get("observer_margin_s")
+        n_obs = sum(1 for t in r.get("timelines") or [] if t)
+        lines.append(f"    compile+attach outside the window: {'yes' if r['observer_outside_window'] else 'NO'} "
+                     + (f"(ended >= {m[0]:.2f} s before any window could open; detach began >= {m[1]:.2f} s after "
+                        f"it closed; {n_obs} {what} runs)" if m else "(no timeline)"))
+        extra = [f"lost events {r['lost_events']}"]
+        if observer == "trace":
+            ev = r.get("ns_per_event") or {}
+            extra.insert(0, f"CPU added per traced send/recv syscall (both ends) {_opt(ev.get('mean'), '+.0f')} ns "
+                            f"{_ci(ev.get('ci'), '.0f')}")
+            extra.append(f"traced bytes = sent: {'yes' if r['traced_bytes_match'] else 'NO'}")
+        lines.append("    " + "; ".join(extra))
+    lines.append('(the verdict is on CPU per GB of both ends: "within goal" / "over goal" only when its whole '
+                 'interval is at or below / above the goal, else "cannot tell"; throughput is the second figure)')
     if cost:
         lines.append(f"per send syscall, without throughput noise: {cost['untraced_ns']:.0f} ns untraced, "
                      f"{cost['traced_ns']:.0f} ns traced: +{cost['added_ns']:.0f} ns (least of "
@@ -69,68 +107,113 @@ def format_tracing(rows: list[dict], cost: dict | None = None, observer: str = "
             lines.append(f"  (the send figures come from {cost['send_probe']}, which these failing calls never "
                          "reach: its cost is not in this figure)")
         for r in rows:
-            if r["untraced_median_gbps"]:
-                msg_ns = r["msg_size"] * 8 / r["untraced_median_gbps"]
+            plain = [g for g in r["untraced_gbps"] if g]
+            if plain:
+                msg_ns = r["msg_size"] * 8 / statistics.median(plain)
                 lines.append(f"  {r['topology']} {r['msg_size']} B: a message takes {msg_ns:,.0f} ns untraced; "
                              f"+{cost['added_ns']:.0f} ns per send is {100 * cost['added_ns'] / (msg_ns + cost['added_ns']):.1f}% "
                              "of the traced time (the sender's share; the receiver's is not in it)")
     return "\n".join(lines)
 
 
+def _csv(kind, text: str) -> tuple:
+    try:
+        return tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list: {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m netobs.bench", description=netobs.bench.__doc__.split("\n\n")[0],
                                  epilog="examples:\n  python -m netobs.bench\n  python -m netobs.bench --repeats 5 --json\n"
-                                        "  python -m netobs.bench --only two_copy --duration 1 --warmup 0 --no-trace",
+                                        "  python -m netobs.bench --only two_copy --duration 1 --warmup 0 --no-trace\n"
+                                        "  python -m netobs.bench --no-peers --trace-sizes 65536 --trace-observers trace "
+                                        "--trace-budget-s 200\n"
+                                        "  python -m netobs.bench --no-peers --trace-sizes 65536 --trace-pairs 6 --trace-window 8",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     # whole seconds: iperf3 3.x takes -t and -O as integers (and -t 0 means "forever")
     ap.add_argument("--duration", type=int, default=3, help="measured whole seconds per run (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up whole seconds per run (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each variant, interleaved (default 3, at least 3)")
     ap.add_argument("--only", default=None, help="run only comparisons whose name contains this")
+    ap.add_argument("--no-peers", action="store_true", help="skip the comparisons with iperf3 and between strategies")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    ap.add_argument("--trace-repeats", type=int, default=5,
-                    help="runs of traced and of untraced, interleaved, per message size (default 5, at least 3)")
-    ap.add_argument("--no-trace", action="store_true", help="skip the tracing-overhead section (it needs root and BCC)")
+    ap.add_argument("--no-trace", action="store_true", help="skip the observer-overhead section (it needs root and BCC)")
+    ap.add_argument("--trace-budget-s", type=float, default=240.0,
+                    help="seconds for the observer-overhead runs, all sizes, topologies and observers together "
+                         "(default 240)")
+    ap.add_argument("--trace-sizes", type=lambda t: _csv(int, t), default=(65536, 1024),
+                    help="message sizes of the observer-overhead runs (default 65536,1024)")
+    ap.add_argument("--trace-topologies", type=lambda t: _csv(str, t), default=("netns",),
+                    help="topologies of the observer-overhead runs (default netns; loopback is the worst case)")
+    ap.add_argument("--trace-observers", type=lambda t: _csv(str, t), default=("trace", "profile"),
+                    help="observers to measure: trace (--trace), profile (--profile) (default both)")
+    ap.add_argument("--trace-seed", type=int, default=None, help="seed of the pairs' order (default: random, printed)")
+    ap.add_argument("--trace-pairs", type=int, default=None,
+                    help="a fixed design instead of the adaptive one: this many pairs (with --trace-window)")
+    ap.add_argument("--trace-window", type=float, default=None, help="the fixed design's window in seconds")
     a = ap.parse_args(argv)
     try:
-        for name, n in (("--repeats", a.repeats), ("--trace-repeats", a.trace_repeats)):
-            if n < 3:
-                raise UsageError(f"{name} {n} is too few for a median", fix=f"{name} 3 or more")
+        if a.repeats < 3:
+            raise UsageError(f"--repeats {a.repeats} is too few for a median", fix="--repeats 3 or more")
         if not 0 < a.duration <= 3600 or not 0 <= a.warmup <= 3600:
             raise UsageError("duration or warm-up out of range", fix="--duration in 1..3600, --warmup in 0..3600")
-        comps = [c for c in peers.COMPARISONS if a.only is None or a.only in c.name]
-        if not comps:
+        if (a.trace_pairs is None) != (a.trace_window is None):
+            raise UsageError("--trace-pairs and --trace-window go together", fix="both (a fixed design) or neither")
+        if a.trace_pairs is not None and (a.trace_pairs < 1 or not 0 < a.trace_window <= 3600):
+            raise UsageError("fixed design out of range", fix="--trace-pairs 1 or more, --trace-window in (0, 3600]")
+        if not 10 <= a.trace_budget_s <= 3600:
+            raise UsageError(f"--trace-budget-s {a.trace_budget_s:g} out of range", fix="--trace-budget-s in 10..3600")
+        bad = [o for o in a.trace_observers if o not in tracing.OBSERVER_GOALS_PCT] or \
+            [t for t in a.trace_topologies if t not in tracing.TOPOLOGIES]
+        if bad or not a.trace_observers or not a.trace_topologies or not a.trace_sizes:
+            raise UsageError(f"unknown or empty observer-overhead setting {', '.join(bad) or '(empty)'}",
+                             fix="--trace-observers of " + ",".join(tracing.OBSERVER_GOALS_PCT)
+                                 + "; --trace-topologies of " + ",".join(tracing.TOPOLOGIES))
+        comps = [] if a.no_peers else [c for c in peers.COMPARISONS if a.only is None or a.only in c.name]
+        if not comps and not a.no_peers:
             raise UsageError(f"no comparison matches {a.only!r}",
                              fix="one of: " + ", ".join(c.name for c in peers.COMPARISONS))
         quiet = a.json or not sys.stderr.isatty()
-        res = peers.run_bench(peers.Settings(duration=a.duration, warmup=a.warmup, repeats=a.repeats), comps,
-                              None if quiet else lambda m: print(f"\r\033[K{m}", end="", file=sys.stderr, flush=True))
-        if not quiet:
-            print("\r\033[K", end="", file=sys.stderr)
+        res: dict = {}
+        if comps:
+            res = peers.run_bench(peers.Settings(duration=a.duration, warmup=a.warmup, repeats=a.repeats), comps,
+                                  None if quiet else lambda m: print(f"\r\033[K{m}", end="", file=sys.stderr, flush=True))
+            if not quiet:
+                print("\r\033[K", end="", file=sys.stderr)
         if not a.no_trace:
-            from netobs import hostprep
+            from netobs import hostprep, observer_cost
 
             hostprep.prepare()   # the setup step: tracefs and kernel headers, before any tracer
-            if not quiet:
-                print("tracing overhead: traced vs untraced runs, interleaved ...", file=sys.stderr)
-            res["send_syscall_cost"] = tracing.send_syscall_cost()
-            res["tracing_overhead"] = tracing.tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
-                                                               warmup=float(a.warmup))
-            if not quiet:
-                print("profiling overhead: profiled vs plain runs, interleaved ...", file=sys.stderr)
-            res["profile_overhead"] = tracing.tracing_overhead(runs=a.trace_repeats, duration=float(a.duration),
-                                                               warmup=float(a.warmup), observer="profile")
+            configs = len(a.trace_sizes) * len(a.trace_topologies)
+            share = a.trace_budget_s / len(a.trace_observers)
+            fixed = {"runs": a.trace_pairs, "duration": a.trace_window}
+            for obs in a.trace_observers:
+                if not quiet:
+                    print(f"{obs} overhead: {configs} configuration(s), about {share:.0f} s ...", file=sys.stderr)
+                if obs == "trace":
+                    res["send_syscall_cost"] = tracing.send_syscall_cost()
+                res[f"{obs}_overhead"] = tracing.tracing_overhead(
+                    sizes=a.trace_sizes, topologies=a.trace_topologies, observer=obs, budget_s=share,
+                    warmup=float(a.warmup), seed=a.trace_seed, **fixed)
+            figure = tracing.observer_cost_figure(res.get("trace_overhead") or [])
+            if figure is not None:
+                res["observer_cost_saved"] = str(observer_cost.save(figure))
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("netobs: error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    text = format_table(res) + ("\n" + format_tracing(res["tracing_overhead"], res.get("send_syscall_cost"))
-                                if "tracing_overhead" in res else "")
+    parts = [format_table(res)] if "comparisons" in res else []
+    if "trace_overhead" in res:
+        parts.append(format_tracing(res["trace_overhead"], res.get("send_syscall_cost")))
     if "profile_overhead" in res:
-        text += "\n" + format_tracing(res["profile_overhead"], observer="profile")
-    print(json.dumps(res, indent=2) if a.json else text)
+        parts.append(format_tracing(res["profile_overhead"], observer="profile"))
+    if "observer_cost_saved" in res:
+        parts.append(f"(the tracer's cost per traced syscall is kept in {res['observer_cost_saved']}: traced runs "
+                     "without --profile record it as their observer_cost)")
+    print(dumps(res) if a.json else "\n".join(parts))
     return 0
 
 

@@ -9,7 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from netobs.cli._common import check_perf, check_strategies, echo_json, need_root, prepare_tracing, table_options
+from netobs.cli._common import (check_perf, check_strategies, echo_json, need_root, prepare_tracing, remote_topology,
+                                table_options)
 from netobs.figures import ROLES
 from netobs.fmt import fixed, share
 from netobs import strategies
@@ -33,7 +34,7 @@ def command(keep, as_json, **options):
     from netobs.interrupt import signals_as_interrupt
     from netobs.runner import open_observers, run_point
 
-    spec = RunSpec(**PARAMS.from_cli("run", options))
+    spec = RunSpec(**remote_topology(PARAMS.from_cli("run", options)))
     need_root(spec.topology, spec.trace or spec.profile)
     check_strategies([spec.strategy])
     check_perf(spec)
@@ -46,9 +47,14 @@ def command(keep, as_json, **options):
             point_dir.mkdir(parents=True, exist_ok=True)
         else:
             point_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netobs-run-")))
-        topo = stack.enter_context(topo_mod.open_topology(spec.topology, subnet=spec.subnet, mtu=spec.mtu))
+        topo = stack.enter_context(topo_mod.open_topology(spec.topology, **topo_mod.options_of(spec)))
         result = run_point(spec, topo, point_dir, **open_observers(stack, spec))
         result["topology_facts"] = topo.facts()
+        if topo.kind == "remote":
+            result["remote_host"] = topo.remote_host
+        if spec.trace and not spec.profile:   # the bench's per-event figure stands in for the profile's
+            from netobs import observer_cost
+            result["observer_cost"] = observer_cost.entry(spec.topology)
 
     if as_json:
         echo_json(result)
