@@ -50,7 +50,9 @@ class Caveat:
 
 # caveats that hold for the whole run: said once, before the answers (the others are the answer's own)
 RUN_CAVEATS = ("single_repeat", "some_single_repeats", "failed_points", "imported", "high_variation",
-               "multiplexed", "lost_events", "cores_unknown", "oversubscribed")
+               "multiplexed", "lost_events", "cores_unknown", "oversubscribed", "observer_cost")
+# netobs's own BPF programs' share of a role's samples from which every answer says so (issue 18)
+OBSERVER_SHOWN = 0.01
 # where a reason's numbers come from
 SOURCES = ("worker", "perf", "trace", "profile", "netstat", "manifest", "import")
 
@@ -255,4 +257,28 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
         c = oversubscription_caveat(r)
         if c:
             out.append(c)
+    c = observer_caveat(r)
+    if c:
+        out.append(c)
     return out   # the loader's notes hold for the whole run: said once, before the answers
+
+
+def observer_caveat(r: Results) -> Caveat | None:
+    """Where netobs's own BPF programs (the profile's `observer` class) took more than
+    OBSERVER_SHOWN of a role's samples at some point: per role the median and the largest share
+    over points, where the largest was, and the CPU-seconds per GB it stands for."""
+    roles = {}
+    for role in ("client", "server"):
+        col = f"prof_{role}_observer"
+        if col not in r.runs or not r.runs[col].notna().any():
+            continue
+        per_point = r.runs.groupby(KEY)[col].median().dropna()
+        if per_point.empty or per_point.max() <= OBSERVER_SHOWN:
+            continue
+        worst = per_point.idxmax()
+        gb = f"{col}_cpu_s_per_gb"
+        roles[role] = {"median": float(per_point.median()), "max": float(per_point.max()),
+                       "at": {"implementation": worst[0], "msg_size": int(worst[1]), "threads": int(worst[2])},
+                       "cpu_s_per_gb": float(r.runs[gb].median()) if gb in r.runs and r.runs[gb].notna().any()
+                       else None}
+    return Caveat("observer_cost", {"roles": roles}) if roles else None
