@@ -349,3 +349,23 @@ def test_an_observer_share_over_one_percent_is_said_once_for_the_run(tmp_path):
 def test_an_observer_share_within_one_percent_is_not_a_caveat(tmp_path):
     d = _with_observer(profile_synth.write_profile_results(tmp_path / "p"), {})
     assert not [c for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost"]
+
+
+def test_a_traced_run_without_profile_says_the_bench_figure_is_assumed(tmp_path):
+    d = synth.write_results(tmp_path / "t")
+    synth.edit_manifest(d, lambda m: m.update(observer_cost={
+        "source": "bench", "measured_at": "2026-12-02T05:00:00Z", "same_host": True, "topology": "netns",
+        "ns_per_event": 200.0, "ci": [100.0, 300.0]}))
+    run = [c for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed"]
+    assert len(run) == 1 and run[0]["known"] and run[0]["share"] > 0
+    lo, hi = run[0]["share_ci"]
+    assert lo == pytest.approx(run[0]["share"] / 2) and hi == pytest.approx(run[0]["share"] * 1.5)
+    assert "assumed from the bench" in run[0]["text"] and "could not tell" not in run[0]["text"]
+    # an interval through zero: said so; no figure: unknown, with the reason
+    synth.edit_manifest(d, lambda m: m["observer_cost"].update(ns_per_event=-50.0, ci=[-300.0, 200.0]))
+    text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
+    assert "could not tell that cost from its noise" in text
+    synth.edit_manifest(d, lambda m: m.update(observer_cost={"source": None, "ns_per_event": None, "ci": None,
+                                                             "reason": "no bench figure at /x"}))
+    text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
+    assert "not known" in text and "no bench figure at /x" in text
