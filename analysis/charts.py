@@ -723,35 +723,38 @@ def flame_graph(runs: pd.DataFrame, title: str, results_dir=None):
                         datasets={"flame": values}))
 
 
+def _parts_by_role(runs: pd.DataFrame, title: str, family: str, names, suffix: str, *, missing: str, sub: str,
+                   absent: str, part_title: str, colors, y_title: str):
+    """A profile family's parts (classes or reasons) stacked per strategy, role and point."""
+    data = _role_parts(_ok(runs), family, names, suffix)
+    if data.empty:
+        return MissingChart(title, missing)
+    gone = [r for r in ROLES if r not in set(data["role"])]
+    subs = [sub] + ([f"{absent} for the {' and '.join(gone)}"] if gone else [])
+    return _stacked_by_role(data, title, subs, part_title, colors, y_title, ".3~g")
+
+
 @chart("cpu_by_class", "CPU time per GB, by cost class", section="profile")
 def cpu_by_class(runs: pd.DataFrame, title: str):
     """CPU-seconds per GB moved, stacked by cost class, client and server, per strategy; one
     panel per (role, threads) x message size; the median over repeats of each class's column."""
-    runs = _ok(runs)
-    data = _role_parts(runs, "prof", figures.PROFILE_CLASSES, "_cpu_s_per_gb")
-    if data.empty:
-        return MissingChart(title, "no on-CPU profile in these results (run the sweep with --profile)")
-    absent = [r for r in ROLES if r not in set(data["role"])]
-    subs = ["sampled CPU time of the role's threads per GB it moved (the whole point, warm-up included), "
-            "split by the cost class of each sample; median over repeats"]
-    if absent:
-        subs.append(f"no on-CPU samples for the {' and '.join(absent)}")
-    return _stacked_by_role(data, title, subs, "cost class", class_colors(), "CPU-s per GB", ".3~g")
+    return _parts_by_role(
+        runs, title, "prof", figures.PROFILE_CLASSES, "_cpu_s_per_gb",
+        missing="no on-CPU profile in these results (run the sweep with --profile)",
+        sub="sampled CPU time of the role's threads per GB it moved (the whole point, warm-up included), "
+            "split by the cost class of each sample; median over repeats",
+        absent="no on-CPU samples", part_title="cost class", colors=class_colors(), y_title="CPU-s per GB")
 
 
 @chart("wait_by_reason", "Off-CPU time, by wait reason", section="profile")
 def wait_by_reason(runs: pd.DataFrame, title: str):
     """Off-CPU seconds stacked by wait reason, client and server, per strategy (median over repeats)."""
-    runs = _ok(runs)
-    data = _role_parts(runs, "wait", figures.WAIT_REASONS, "_s")
-    if data.empty:
-        return MissingChart(title, "no off-CPU profile in these results (run the sweep with --profile)")
-    absent = [r for r in ROLES if r not in set(data["role"])]
-    subs = ["seconds the role's threads spent off-CPU over the point's life, summed over its threads, "
-            "by why they slept; median over repeats"]
-    if absent:
-        subs.append(f"no off-CPU time recorded for the {' and '.join(absent)}")
-    return _stacked_by_role(data, title, subs, "wait reason", reason_colors(), "off-CPU s", ".3~g")
+    return _parts_by_role(
+        runs, title, "wait", figures.WAIT_REASONS, "_s",
+        missing="no off-CPU profile in these results (run the sweep with --profile)",
+        sub="seconds the role's threads spent off-CPU over the point's life, summed over its threads, "
+            "by why they slept; median over repeats",
+        absent="no off-CPU time recorded", part_title="wait reason", colors=reason_colors(), y_title="off-CPU s")
 
 
 # ----------------------------------------------------------------------------- comparison

@@ -161,15 +161,15 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     copied = value(r, _column("zc_copied_fraction"), zc)
     prof = value(r, _column("prof_client_deferred_copy_cpu_s_per_gb"), zc)
     local = r.topology in ("netns", "loopback")
+    # with the receiver on another host a copy is not the local-delivery one: named apart
+    name = "deferred_copy_remote" if r.topology == "remote" else "deferred_copy_local"
     nums = {"copied_fraction": None if copied != copied else copied,
             "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": r.topology}
     if copied == copied:
-        return Judgement("deferred_copy_local", SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED,
-                         "worker", nums)
+        return Judgement(name, SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED, "worker", nums)
     if prof == prof:
-        return Judgement("deferred_copy_local", SUPPORTED if prof > 0 else CONTRADICTED, "profile", nums)
-    return Judgement("deferred_copy_local", NOT_MEASURED, "import" if r.imported else "worker",
-                     {**nums, "local": local})
+        return Judgement(name, SUPPORTED if prof > 0 else CONTRADICTED, "profile", nums)
+    return Judgement(name, NOT_MEASURED, "import" if r.imported else "worker", {**nums, "local": local})
 
 
 def _dip(r: Results, impl: str, point: Point, metric: str = "throughput_gbps") -> dict | None:

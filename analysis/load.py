@@ -190,7 +190,7 @@ class Results:
             else:
                 reasons.append(f"{figure}: not traced")
         elif self.imported:
-            reasons.append("imported results carry only the study's columns")
+            reasons.append("the study's CSV format has no such column (`netobs import --help` lists its columns)")
         else:
             reasons.append("not recorded")
         n_missing = int(values.isna().sum())

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from netobs import bpfprobe, costclass, hostprep, procfs
+from netobs import bpfload, bpfprobe, costclass, hostprep, procfs
 from netobs.errors import CapabilityError, UsageError
 from netobs.figures import ROLES
 from netobs.files import atomic_write
@@ -78,7 +78,7 @@ class _Symbols:
     maps: bytes
 
 
-class Profiler:
+class Profiler(bpfload.Loaded):
     """Compiled and attached stack sampling for a run's points. A context manager: detached
     and unloaded when it closes, on every exit path."""
 
@@ -98,13 +98,7 @@ class Profiler:
         if self.plan["on_cpu"]["event"] is None and self.plan["off_cpu"]["probe"] is None:
             raise CapabilityError("no profile can be taken here", self.plan["on_cpu"]["reason"],
                                   "netobs doctor (sampling events); or run without --profile")
-        from bcc import BPF
-        with resources.as_file(resources.files("netobs.bpf")) as bpf_dir:
-            try:
-                self._bpf = BPF(src_file=os.path.join(str(bpf_dir), BPF_SOURCE).encode(), cflags=[f"-I{bpf_dir}"])
-            except Exception as e:
-                raise CapabilityError("compiling the netobs profiler failed", str(e),
-                                      "netobs doctor (headers and probes); make setup") from e
+        self._bpf = bpfload.compile(BPF_SOURCE, "the netobs profiler")
         try:
             ev = self.plan["on_cpu"]["event"]
             if ev is not None:
@@ -366,25 +360,9 @@ class Profiler:
         self._gen_map[self._gen_map.Key(0)] = self._gen_map.Leaf(gen)
 
     # -- lifetime -----------------------------------------------------------------------------
-    def close(self) -> None:
-        """Detach and unload everything (idempotent)."""
+    def _unloading(self) -> None:
         self._stop_poller()
-        b, self._bpf = self._bpf, None
-        if b is not None:
-            self._free_symbols()
-            b.cleanup()
-
-    def __enter__(self) -> "Profiler":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+        self._free_symbols()
 
 
 def doctor_facts(hz: int = DEFAULT_HZ) -> dict:

@@ -41,7 +41,7 @@ import socket
 from dataclasses import dataclass
 from importlib import resources
 
-from netobs import bpfprobe, hostprep, libc, procfs
+from netobs import bpfload, bpfprobe, hostprep, libc, procfs
 from netobs.errors import CapabilityError, UsageError
 from netobs.figures import ROLES
 from netobs.figures import TRACE_NAMES as FIGURES
@@ -420,10 +420,6 @@ def _runtime_cflags(cflags: list[str]) -> list[str]:
     return out
 
 
-def _bpf_dir():
-    return resources.as_file(resources.files("netobs.bpf"))
-
-
 # setsockopt/getsockopt(SOL_SOCKET, SO_ZEROCOPY) (asm-generic; Python's socket module lacks it)
 SO_ZEROCOPY = 60
 
@@ -495,7 +491,7 @@ def _hist(values: list[int]) -> dict[str, int]:
     return {str(0 if s == 0 else 1 << (s - 1)): v for s, v in enumerate(values) if v}
 
 
-class Tracer:
+class Tracer(bpfload.Loaded):
     """Compiled and attached BPF programs; counters read and reset per point.
 
     A context manager: programs are detached when it closes, on every exit path (an
@@ -528,15 +524,8 @@ class Tracer:
         if self.syscall_sample is not None:
             cflags.append(f"-DNETOBS_SYS_SAMPLE={self.syscall_sample}")
         self.cflags = cflags
-        from bcc import BPF
-        with _bpf_dir() as bpf_dir:
-            src = os.path.join(str(bpf_dir), BPF_SOURCE)
-            try:
-                # fentry/fexit programs are attached by BCC while it loads the module.
-                self._bpf = BPF(src_file=src.encode(), cflags=[f"-I{bpf_dir}", *cflags])
-            except Exception as e:
-                raise CapabilityError("compiling the netobs BPF programs failed", str(e),
-                                      "netobs doctor (headers and probes); sudo make setup") from e
+        # fentry/fexit programs are attached by BCC while it loads the module.
+        self._bpf = bpfload.compile(BPF_SOURCE, "the netobs BPF programs", cflags)
         try:
             done = set()
             for p in probes:
@@ -648,24 +637,6 @@ class Tracer:
                 hists[name] = _hist(hist[base:base + slots])
             out["histograms"][role] = hists
         return out
-
-    def close(self) -> None:
-        """Detach and unload everything (idempotent)."""
-        b, self._bpf = self._bpf, None
-        if b is not None:
-            b.cleanup()
-
-    def __enter__(self) -> "Tracer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
 
 def doctor_facts() -> dict:

@@ -272,3 +272,100 @@ def test_run_caveats_are_said_once(tmp_path):
     codes = [c["code"] for c in run_caveats(got)]
     assert codes.count("single_repeat") == 1 and "oversubscribed" in codes
     assert all("measured once" not in c for a in got for c in a.own_caveats)
+
+
+# ---- the receiver on another host (issue 16 item 6) and io_uring_zc alone (issue 15) -------------
+def _zc(path):
+    return answers(path)["zerocopy"]
+
+
+def test_remote_tests_the_documented_break_even_and_reports_the_share_not_copied(tmp_path):
+    d = synth.write_results(tmp_path / "r", topology="remote", copied_fraction=0.0,
+                            crossover={"one_copy": 16384, "zero_copy": 16384})
+    a = _zc(d)
+    assert status(a, "break_even_10kb") == "supported"
+    j = next(j for j in a.facts.hypotheses if j.name == "break_even_10kb")
+    assert j.numbers["below"] == {"won": 0, "configurations": 8} and j.numbers["above"]["won"] == 8
+    assert "break-even near 10 KB is supported" in a.headline
+    text = words(a)
+    assert "100% of zero-copy sends did avoid the copy on the way to the other host" in text
+    assert "Tested on another host" in text and "Context, not evidence" not in text
+    assert status(a, "deferred_copy_remote") == "contradicted" and status(a, "deferred_copy_local") is None
+
+
+def test_remote_break_even_is_contradicted_by_wins_below_10kb(tmp_path):
+    d = synth.write_results(tmp_path / "r", topology="remote", copied_fraction=0.0,
+                            crossover={"one_copy": 16384, "zero_copy": 4096})
+    a = _zc(d)
+    assert status(a, "break_even_10kb") == "contradicted"
+    assert "break-even near 10 KB is contradicted" in a.headline
+
+
+def test_remote_pages_copied_anyway_are_not_called_local_delivery(tmp_path):
+    a = _zc(synth.write_results(tmp_path / "r", topology="remote", copied_fraction=1.0))
+    assert status(a, "deferred_copy_remote") == "supported"
+    text = words(a)
+    assert "although the receiver was another host: only 0% went out by page reference" in text
+    assert "same host" not in text
+
+
+def test_local_topologies_keep_the_break_even_as_context_only(tmp_path):
+    a = _zc(synth.write_results(tmp_path / "r", copied_fraction=1.0, crossover={"one_copy": 16384, "zero_copy": 16384}))
+    assert status(a, "break_even_10kb") is None and "Context, not evidence" in words(a)
+    assert status(a, "deferred_copy_local") == "supported"
+
+
+def test_io_uring_zc_alone_is_answered_against_its_own_baseline(tmp_path):
+    d = synth.rename_strategies(synth.write_results(tmp_path / "r", copied_fraction=1.0),
+                                {"zero_copy": "io_uring_zc", "two_copy": "io_uring"})
+    a = _zc(d)
+    assert a.facts.code != "no_zero_copy" and a.facts.sender == "io_uring_zc"
+    assert a.facts.baselines == ["io_uring", "one_copy"]
+    assert a.headline.startswith("io_uring_zc ") and "IORING_NOTIF_USAGE_ZC_COPIED" in words(a)
+    assert "zero_copy" not in a.headline
+
+
+# ---- the observer's own cost, per point, from the profile (issue 18 item 1) ------------------------
+def _with_observer(path, shares: dict):
+    def edit(row):
+        key = (row["implementation"], int(row["msg_size"]), int(row["threads"]))
+        v = shares.get(key, 0.004)
+        row["prof_client_observer"] = v
+        row["prof_client_observer_cpu_s_per_gb"] = v * 2.0
+    return synth.edit_runs(path, edit)
+
+
+def test_an_observer_share_over_one_percent_is_said_once_for_the_run(tmp_path):
+    d = _with_observer(profile_synth.write_profile_results(tmp_path / "p"), {("zero_copy", 4096, 2): 0.031})
+    run = run_caveats(answer_all(load_results(d)))
+    obs = [c for c in run if c["code"] == "observer_cost"]
+    assert len(obs) == 1 and list(obs[0]["roles"]) == ["client"]
+    v = obs[0]["roles"]["client"]
+    assert v["max"] == pytest.approx(0.031) and v["at"] == {"implementation": "zero_copy", "msg_size": 4096, "threads": 2}
+    assert v["median"] == pytest.approx(0.004)
+    assert "up to 3.1% at zero_copy 4096 B x 2 threads" in obs[0]["text"] and "[profile]" in obs[0]["text"]
+
+
+def test_an_observer_share_within_one_percent_is_not_a_caveat(tmp_path):
+    d = _with_observer(profile_synth.write_profile_results(tmp_path / "p"), {})
+    assert not [c for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost"]
+
+
+def test_a_traced_run_without_profile_says_the_bench_figure_is_assumed(tmp_path):
+    d = synth.write_results(tmp_path / "t")
+    synth.edit_manifest(d, lambda m: m.update(observer_cost={
+        "source": "bench", "measured_at": "2026-12-02T05:00:00Z", "same_host": True, "topology": "netns",
+        "ns_per_event": 200.0, "ci": [100.0, 300.0]}))
+    run = [c for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed"]
+    assert len(run) == 1 and run[0]["known"] and run[0]["share"] > 0
+    lo, hi = run[0]["share_ci"]
+    assert lo == pytest.approx(run[0]["share"] / 2) and hi == pytest.approx(run[0]["share"] * 1.5)
+    assert "assumed from the bench" in run[0]["text"] and "could not tell" not in run[0]["text"]
+    # an interval through zero: said so; no figure: unknown, with the reason
+    synth.edit_manifest(d, lambda m: m["observer_cost"].update(ns_per_event=-50.0, ci=[-300.0, 200.0]))
+    text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
+    assert "could not tell that cost from its noise" in text
+    synth.edit_manifest(d, lambda m: m.update(observer_cost={"source": None, "ns_per_event": None, "ci": None,
+                                                             "reason": "no bench figure at /x"}))
+    text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
+    assert "not known" in text and "no bench figure at /x" in text

@@ -661,12 +661,12 @@ def test_kprobe_tier_compiles_for_other_kernels(prepared):
     still build (BCC compiles every program of the module; kprobes load only on attach)."""
     from bcc import BPF
 
-    from netobs import tracer as tr
+    from netobs import bpfload, tracer as tr
 
     flags = sorted({c for _, probes, _ in tr._GROUPS.values() for p in probes for c in p.cflags
                     if c.endswith("_KPROBE")})
     assert {"-DNETOBS_SEND_KPROBE", "-DNETOBS_RX_KPROBE", "-DNETOBS_ZCCB_KPROBE", "-DNETOBS_ZCDEF_KPROBE"} <= set(flags)
-    with tr._bpf_dir() as bpf_dir:
+    with bpfload.source_dir() as bpf_dir:
         b = BPF(src_file=str(bpf_dir / "netobs_trace.c").encode(), cflags=[f"-I{bpf_dir}", *flags])
     try:
         for name in (b"netobs_send_kr", b"netobs_rx_kp", b"netobs_zccb_kp", b"netobs_zcdef_kp"):

@@ -50,7 +50,9 @@ class Caveat:
 
 # caveats that hold for the whole run: said once, before the answers (the others are the answer's own)
 RUN_CAVEATS = ("single_repeat", "some_single_repeats", "failed_points", "imported", "high_variation",
-               "multiplexed", "lost_events", "cores_unknown", "oversubscribed")
+               "multiplexed", "lost_events", "cores_unknown", "oversubscribed", "observer_cost", "observer_cost_assumed")
+# netobs's own BPF programs' share of a role's samples from which every answer says so (issue 18)
+OBSERVER_SHOWN = 0.01
 # where a reason's numbers come from
 SOURCES = ("worker", "perf", "trace", "profile", "netstat", "manifest", "import")
 
@@ -255,4 +257,64 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
         c = oversubscription_caveat(r)
         if c:
             out.append(c)
+    for c in (observer_caveat(r), assumed_observer_caveat(r)):
+        if c:
+            out.append(c)
     return out   # the loader's notes hold for the whole run: said once, before the answers
+
+
+def observer_caveat(r: Results) -> Caveat | None:
+    """Where netobs's own BPF programs (the profile's `observer` class) took more than
+    OBSERVER_SHOWN of a role's samples at some point: per role the median and the largest share
+    over points, where the largest was, and the CPU-seconds per GB it stands for."""
+    roles = {}
+    for role in ("client", "server"):
+        col = f"prof_{role}_observer"
+        if col not in r.runs or not r.runs[col].notna().any():
+            continue
+        per_point = r.runs.groupby(KEY)[col].median().dropna()
+        if per_point.empty or per_point.max() <= OBSERVER_SHOWN:
+            continue
+        worst = per_point.idxmax()
+        gb = f"{col}_cpu_s_per_gb"
+        roles[role] = {"median": float(per_point.median()), "max": float(per_point.max()),
+                       "at": {"implementation": worst[0], "msg_size": int(worst[1]), "threads": int(worst[2])},
+                       "cpu_s_per_gb": float(r.runs[gb].median()) if gb in r.runs and r.runs[gb].notna().any()
+                       else None}
+    return Caveat("observer_cost", {"roles": roles}) if roles else None
+
+
+EVENT_COLUMNS = ("trace_client_send_syscalls", "trace_client_recv_syscalls", "trace_server_send_syscalls",
+                 "trace_server_recv_syscalls")
+CPU_COLUMNS = ("cpu_user_s", "cpu_sys_s", "server_cpu_user_s", "server_cpu_sys_s")
+
+
+def assumed_observer_caveat(r: Results) -> Caveat | None:
+    """A traced run without a profile: the tracer's cost is not in the data, so the bench's
+    figure the manifest kept (`observer_cost`: CPU-ns per traced syscall, with its interval) is
+    applied to each point's traced syscalls against both ends' CPU time: an assumption, said so."""
+    oc = r.manifest.get("observer_cost")
+    runs = r.runs
+    if r.imported or not isinstance(oc, dict) or not len(runs):
+        return None
+    if "prof_client_observer" in runs and runs["prof_client_observer"].notna().any():
+        return None   # measured point by point: observer_caveat
+    events = [c for c in EVENT_COLUMNS if c in runs and runs[c].notna().any()]
+    cpu = [c for c in CPU_COLUMNS if c in runs and runs[c].notna().any()]
+    if not events:
+        return None
+    if oc.get("ns_per_event") is None:
+        return Caveat("observer_cost_assumed", {"known": False, "reason": oc.get("reason")})
+    n = runs[events].sum(axis=1, min_count=1)
+    secs = runs[cpu].sum(axis=1, min_count=1) if cpu else None
+    data = {"known": True, "ns_per_event": float(oc["ns_per_event"]), "ci": oc.get("ci"),
+            "measured_at": oc.get("measured_at"), "same_host": oc.get("same_host"),
+            "topology": oc.get("topology"), "share": None, "share_ci": None}
+    if secs is not None and (secs > 0).any():
+        per = (n / secs)[secs > 0].dropna()     # traced syscalls per CPU-second of both ends
+        if len(per):
+            med = float(per.median())
+            data["share"] = oc["ns_per_event"] * 1e-9 * med
+            if oc.get("ci"):
+                data["share_ci"] = [x * 1e-9 * med for x in oc["ci"]]
+    return Caveat("observer_cost_assumed", data)

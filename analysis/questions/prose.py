@@ -40,6 +40,31 @@ def method_text(**extra) -> dict:
 
 def caveat(c: Caveat, f: Facts) -> str:
     d, p = c.data, f.parameters
+    if c.code == "observer_cost":
+        parts = [f"{share(v['median'], 1)} of the {role}'s samples (median over points; up to {share(v['max'], 1)} at "
+                 f"{v['at']['implementation']} {point(v['at']['msg_size'], v['at']['threads'])}"
+                 + (f", {_n(v['cpu_s_per_gb'])} CPU-s/GB" if v.get("cpu_s_per_gb") is not None else "") + ")"
+                 for role, v in d["roles"].items()]
+        return ("netobs's own BPF programs (tracing and profiling) took " + " and ".join(parts)
+                + ": the CPU figures of these points include that observer cost [profile].")
+    if c.code == "observer_cost_assumed":
+        if not d["known"]:
+            return (f"The tracer's own cost is not known for these results (no --profile, and {d['reason']}); "
+                    "traced CPU figures include it [manifest].")
+        lo, hi = (d["ci"] or [None, None])[:2]
+        s = (f"The tracer's own cost was not measured here (no --profile); assumed from the bench "
+             f"({d.get('measured_at') or 'date unknown'}"
+             + ("" if d.get("same_host") else ", another host or kernel") + f", {d.get('topology')}): "
+             f"{_n(d['ns_per_event'])} CPU-ns per traced syscall")
+        if lo is not None and hi is not None:
+            s += f" [95% interval {_n(lo)} to {_n(hi)}]"
+        if d.get("share") is not None:
+            s += f", about {share(d['share'], 1)} of both ends' CPU time at the median point"
+            if d.get("share_ci"):
+                s += f" ({share(d['share_ci'][0], 1)} to {share(d['share_ci'][1], 1)})"
+        if lo is not None and hi is not None and lo <= 0 <= hi:
+            s += "; the bench could not tell that cost from its noise"
+        return s + " [manifest]."
     if c.code == "single_repeat":
         return (f"Each configuration was measured once ({d['runs']} runs): no confidence interval and no "
                 "significance can be claimed; a difference smaller than run-to-run noise would look the same.")
@@ -135,6 +160,12 @@ HYPOTHESIS_WORDS = {
                           + _vs(d, lambda x: "-" if x is None else share(x, 1))),
     "context_switches": ("scheduling (context switches per MiB)", lambda d: "switches per MiB " + _vs(d)),
     "cache_working_set": ("cache / working set (LLC misses per KiB)", lambda d: "LLC misses per KiB " + _vs(d)),
+    "break_even_10kb": ("zero-copy pays off only above about 10 KB (the kernel's documentation)", lambda d: (
+        f"against {d['baseline']}: below 10 KB won {d['below']['won']} of {d['below']['configurations']}, "
+        f"from 10 KB on {d['above']['won']} of {d['above']['configurations']}")),
+    "deferred_copy_remote": ("the kernel copied the zero-copy pages although the receiver is another host",
+                             lambda d: (f"{share(d['copied_fraction'])} of completions flagged copied"
+                                        if d.get("copied_fraction") is not None else "no completion codes")),
     "lock_contention": ("lock contention", lambda d: "client share of thread time on locks "
                         + _vs(d, lambda x: "-" if x is None else share(x, 1))),
 }
@@ -146,9 +177,14 @@ WOULD_DECIDE = {
     "page_pinning": "on-CPU cost classes (--profile)", "notification_cost": "on-CPU cost classes (--profile)",
     "softirq_on_sender": "on-CPU samples by context (--profile)", "retransmissions": "TCP MIB counters (a netobs run)",
     "memory_pressure": "tracing (--trace) or TCP MIB counters", "context_switches": "perf context-switches",
+    "break_even_10kb": "message sizes on both sides of 10 KB",
+    "deferred_copy_remote": "zero-copy completion codes (a netobs run)",
     "cache_working_set": "an LLC miss counter", "system_wide": "the other strategies at the same step",
     "weak_baseline": "the baseline's neighbouring configurations",
 }
+# quoted verbatim (Documentation/networking/msg_zerocopy.rst); never paraphrased
+BREAK_EVEN_QUOTE = ('the kernel\'s MSG_ZEROCOPY documentation says "MSG_ZEROCOPY is generally only effective at '
+                    'writes over around 10 KB"')
 STATUS_WORDS = {"supported": "supported", "contradicted": "contradicted", "not_measured": "not measured"}
 
 

@@ -17,6 +17,7 @@ from netobs.fmt import num, pct, share
 
 from ..answer import Prose
 from ..load import Results
+from .. import hypotheses as hyp
 from . import prose, zerocopy_why as why
 from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians,
                      median_of, outcome, unanswerable, untested, vs)
@@ -24,9 +25,6 @@ from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, ca
 NAME = "zerocopy"
 TITLE = "Why does zero-copy not always give the best throughput?"
 BASELINES = ("two_copy", "one_copy")
-# quoted verbatim (Documentation/networking/msg_zerocopy.rst); never paraphrased
-BREAK_EVEN_NOTE = ('the kernel\'s MSG_ZEROCOPY documentation says "MSG_ZEROCOPY is generally only effective at '
-                   'writes over around 10 KB"')
 # zero_copy-only mechanism figures, and those compared with the baselines (in the verdict's order)
 ZC_FIGURES = ("zc_copied_fraction", "zc_deferred_copies_per_send", "errqueue_reads_per_send",
               "zc_notifications_per_msg")
@@ -35,6 +33,8 @@ EVIDENCE_FIGURES = {"zc_copied_fraction": False, "zc_deferred_copies_per_send": 
                     "errqueue_reads_per_send": False, "zc_notifications_per_msg": False,
                     "cpu_s_per_gb": True, "syscall_ns_per_byte": True, "copies_per_byte": True}
 COPIED_MOSTLY = 0.5   # from this copied share on, the kernel is said to have copied the pages anyway
+# how each zero-copy sender's completions say the kernel copied the pages after all
+COPIED_CODES = {"zero_copy": "SO_EE_CODE_ZEROCOPY_COPIED", "io_uring_zc": "IORING_NOTIF_USAGE_ZC_COPIED"}
 
 # verdict codes
 MIXED, NEVER_WON, ALWAYS_WON, NO_DIFFERENCE = "mixed", "never_won", "always_won", "no_difference"
@@ -81,6 +81,7 @@ class ZerocopyFacts(Facts):
     size_range: tuple[int, int]             # the message sizes measured
     pairs: dict = None                      # sender -> its comparison with its copy baseline (see _pairs)
     profile: dict | None = None             # where the client's time went by cost class (zerocopy_why)
+    sender: str = "zero_copy"               # the zero-copy sender answered for (zero_copy where measured)
 
     def fields(self) -> dict:
         return {"configurations": self.configurations,
@@ -89,7 +90,8 @@ class ZerocopyFacts(Facts):
                 "first_win_size_by_threads": self.first_win_size_by_threads,
                 "mechanism": self.mechanism, "topology": self.topology,
                 "baselines": self.baselines, "mechanism_code": self.mechanism_code,
-                "size_range": list(self.size_range), "pairs": self.pairs or {}, "profile": self.profile}
+                "size_range": list(self.size_range), "pairs": self.pairs or {}, "profile": self.profile,
+                "sender": self.sender}
 
 
 def _extreme(df: pd.DataFrame, which: str) -> Extreme | None:
@@ -130,25 +132,37 @@ def _pairs(r: Results) -> dict:
     return out
 
 
+def sender_of(r: Results) -> tuple[str | None, list[str]]:
+    """The zero-copy sender the answer is about and its baselines (the first leads): zero_copy
+    against two_copy and one_copy where zero_copy was measured; else the first other zero-copy
+    sender (io_uring_zc) against its own copy baseline, then one_copy."""
+    if "zero_copy" in r.impls:
+        return "zero_copy", [b for b in BASELINES if b in r.impls]
+    for s in strategies.STRATEGIES:
+        if s.zero_copy and s.name in r.impls:
+            return s.name, [b for b in dict.fromkeys((s.baseline, "one_copy")) if b and b in r.impls]
+    return None, []
+
+
 def compute(r: Results) -> Facts:
-    if "zero_copy" not in r.impls:
+    sender, bases = sender_of(r)
+    if sender is None:
         return unanswerable(r, "no_zero_copy")
-    bases = [b for b in BASELINES if b in r.impls]
     if not bases:
         return unanswerable(r, "no_baseline")
     ev, summary = None, {}
     for base in bases:
-        c = vs(r, "throughput_gbps", "zero_copy", base)
+        c = vs(r, "throughput_gbps", sender, base)
         c["outcome"] = [outcome(ch, s) for ch, s in zip(c.change_pct, c.significant)]
         summary[base] = c
         part = c[["msg_size", "threads", "value", "ref", "change_pct", "p_value", "outcome"]].rename(columns={
-            "value": "zero_copy_gbps", "ref": f"{base}_gbps", "change_pct": f"vs_{base}_pct",
+            "value": f"{sender}_gbps", "ref": f"{base}_gbps", "change_pct": f"vs_{base}_pct",
             "p_value": f"p_vs_{base}", "outcome": f"outcome_vs_{base}"})
-        ev = part if ev is None else ev.merge(part.drop(columns=["zero_copy_gbps"]), on=["msg_size", "threads"],
+        ev = part if ev is None else ev.merge(part.drop(columns=[f"{sender}_gbps"]), on=["msg_size", "threads"],
                                               how="outer")
     for metric, with_bases in EVIDENCE_FIGURES.items():
         med = config_medians(r, metric)
-        for impl in ["zero_copy"] + (bases if with_bases else []):
+        for impl in [sender] + (bases if with_bases else []):
             name = f"{impl}_{metric}" if with_bases else metric
             if impl in med.index.get_level_values(0):
                 m = med.xs(impl, level="implementation").rename(name).reset_index()
@@ -159,13 +173,13 @@ def compute(r: Results) -> Facts:
     c = summary[main]
     by_size = c.groupby("msg_size")["change_pct"].median()
     wins_from = next((sz for sz in by_size.index if (by_size.loc[sz:] > 0).all()), None)
-    mech: dict = {m: median_of(r, "zero_copy", m) for m in ZC_FIGURES}
+    mech: dict = {m: median_of(r, sender, m) for m in ZC_FIGURES}
     for metric in COST_FIGURES:
-        mech[metric] = {"zero_copy": median_of(r, "zero_copy", metric), **{b: median_of(r, b, metric) for b in bases}}
+        mech[metric] = {sender: median_of(r, sender, metric), **{b: median_of(r, b, metric) for b in bases}}
     lost = c[c.outcome == LOST]
     if len(lost):
         where = pd.MultiIndex.from_frame(lost[["msg_size", "threads"]])
-        mech["cpu_s_per_gb_where_lost"] = {"zero_copy": median_of(r, "zero_copy", "cpu_s_per_gb", where=where),
+        mech["cpu_s_per_gb_where_lost"] = {sender: median_of(r, sender, "cpu_s_per_gb", where=where),
                                            main: median_of(r, main, "cpu_s_per_gb", where=where)}
     cf = mech["zc_copied_fraction"]
     mechanism_code = NOT_MEASURED if cf != cf else COPIED_ON_DELIVERY if cf >= COPIED_MOSTLY else COPY_AVOIDED
@@ -176,12 +190,14 @@ def compute(r: Results) -> Facts:
 
     cav = caveats(r, ["cpu_user_s", "trace_client_send_syscall_ns"],
                   zc_columns=["zc_copied", "trace_client_errqueue_reads", "trace_client_zc_deferred_copies"])
-    zc_runs = r.runs[r.runs.implementation == "zero_copy"]
+    zc_runs = r.runs[r.runs.implementation == sender]
     if zc_runs["zc_completions"].notna().any() and (zc_runs["zc_completions"] == 0).all():
         cav.append(Caveat("no_completions"))
     pairs = _pairs(r)
-    costs = why.profile_costs(r, "zero_copy", main)
-    judged = why.judged(r, c, main)
+    costs = why.profile_costs(r, sender, main)
+    judged = why.judged(r, c, main, sender)
+    if r.topology == "remote":   # the documented break-even holds only where pages can leave by reference
+        judged = sorted(judged + [why.break_even(c, main)], key=lambda j: hyp.STATUS_ORDER[j.status])
     return ZerocopyFacts(
         code=code, caveats=cav, evidence=ev,
         chart_data=chart_rows(r, ["throughput_gbps", "zc_copied_fraction", "cpu_s_per_gb", "syscall_ns_per_byte",
@@ -191,15 +207,15 @@ def compute(r: Results) -> Facts:
         first_win_size_by_threads={int(t): (int(g[g.outcome == WON].msg_size.min()) if (g.outcome == WON).any()
                                             else None) for t, g in c.groupby("threads")},
         mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
-        size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs,
-        hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs))
+        size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs, sender=sender,
+        hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs, sender))
 
 
 # --------------------------------------------------------------------------- prose
 UNANSWERABLE = {
     "no_zero_copy": lambda f: (f"There are no zero_copy points in these results (strategies: "
                                f"{prose.join(f.implementations)}), so zero-copy cannot be assessed."),
-    "no_baseline": lambda f: "zero_copy has no two_copy or one_copy points to be compared with.",
+    "no_baseline": lambda f: "The zero-copy sender has no copy baseline (two_copy, one_copy or io_uring) to be compared with.",
 }
 COST_WORDS = {
     "cpu_s_per_gb": ("s/GB", "Client CPU per GB"),
@@ -227,7 +243,7 @@ def _extreme_words(e: Extreme, what: str) -> str:
 def _comparison(f: ZerocopyFacts) -> list[str]:
     main = f.baselines[0]
     v = f.vs[main]
-    s = (f"Against {main}, zero_copy won in {v.won} and lost in {v.lost} of {v.configurations} size x thread "
+    s = (f"Against {main}, {f.sender} won in {v.won} and lost in {v.lost} of {v.configurations} size x thread "
          "configurations")
     if v.no_significant_difference:
         s += f" ({v.no_significant_difference} showed no significant difference)"
@@ -250,16 +266,23 @@ def _comparison(f: ZerocopyFacts) -> list[str]:
 def _mechanism(f: ZerocopyFacts) -> list[str]:
     m, main = f.mechanism, f.baselines[0]
     out = []
-    cf = m["zc_copied_fraction"]
-    if f.mechanism_code == COPIED_ON_DELIVERY:
+    cf, code = m["zc_copied_fraction"], COPIED_CODES.get(f.sender, "the completion's copied flag")
+    if f.mechanism_code == COPIED_ON_DELIVERY and f.topology == "remote":
+        out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied ({code}, median over "
+                   f"configurations) although the receiver was another host: only {share(1 - cf)} went out by "
+                   "page reference, so the sending device path copied them (these results do not say why: a "
+                   "virtual or non-scatter-gather device is one cause), and zero-copy paid for pinning and "
+                   "completion handling without saving the copy.")
+    elif f.mechanism_code == COPIED_ON_DELIVERY:
         where = f.topology if f.topology != "unknown" else "this topology"
         out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied "
-                   f"(SO_EE_CODE_ZEROCOPY_COPIED, median over configurations): with the receiver on the same "
+                   f"({code}, median over configurations): with the receiver on the same "
                    f"host ({where}) the pages were copied anyway, so zero-copy paid for pinning and "
                    "completion handling without saving the copy.")
     elif f.mechanism_code == COPY_AVOIDED:
         out.append(f"Only {share(cf)} of zero-copy completions were flagged copied "
-                   "(SO_EE_CODE_ZEROCOPY_COPIED), so most zero-copy sends did avoid the copy.")
+                   f"({code}), so {share(1 - cf)} of zero-copy sends did avoid the copy"
+                   + (" on the way to the other host." if f.topology == "remote" else "."))
     dc = m["zc_deferred_copies_per_send"]
     if _finite(dc):
         out.append(f"Tracing counted {num(dc)} deferred copies (skb_copy_ubufs) per zero-copy send.")
@@ -267,23 +290,24 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
     parts = ([f"read the error queue {num(eq)} times per sendmsg (traced)"] if _finite(eq) else []) + \
             ([f"received {num(nm)} completion notifications per message"] if _finite(nm) else [])
     if parts:
-        out.append("Completion handling: the client " + " and ".join(parts) + ", work two_copy and one_copy never do.")
+        never = "two_copy and one_copy" if f.sender == "zero_copy" else prose.join(f.baselines)
+        out.append("Completion handling: the client " + " and ".join(parts) + f", work {never} never do.")
     costs = []
     for metric, (unit, what) in COST_WORDS.items():
-        zc, refs = m[metric]["zero_copy"], {b: v for b, v in m[metric].items() if b != "zero_copy"}
+        zc, refs = m[metric][f.sender], {b: v for b, v in m[metric].items() if b != f.sender}
         if not _finite(zc):
             continue
-        parts = [f"{b} {num(v)}" + (f" ({pct((zc / v - 1) * 100)} for zero_copy)" if v > 0 and b == main else "")
+        parts = [f"{b} {num(v)}" + (f" ({pct((zc / v - 1) * 100)} for {f.sender})" if v > 0 and b == main else "")
                  for b, v in refs.items() if _finite(v)]
         if parts:
             costs.append(f"{COST_SHORT[metric]} {num(zc)} {unit} vs " + ", ".join(parts))
     if costs:
-        out.append("Medians over configurations, zero_copy vs the baselines: " + "; ".join(costs) + ".")
+        out.append(f"Medians over configurations, {f.sender} vs the baselines: " + "; ".join(costs) + ".")
     where_lost = m.get("cpu_s_per_gb_where_lost")
     if where_lost:
-        zc_l, ref_l = where_lost["zero_copy"], where_lost[main]
+        zc_l, ref_l = where_lost[f.sender], where_lost[main]
         if _finite(zc_l) and _finite(ref_l) and ref_l > 0:
-            out.append(f"Where zero_copy lost, it spent {num(zc_l)} CPU-s/GB against {main}'s {num(ref_l)} "
+            out.append(f"Where {f.sender} lost, it spent {num(zc_l)} CPU-s/GB against {main}'s {num(ref_l)} "
                        f"({pct((zc_l / ref_l - 1) * 100)}).")
     if not out:
         out.append("No mechanism figure was measured (no completion codes, traces, CPU times or perf counters in "
@@ -296,10 +320,10 @@ PAIR_WORDS = {"cpu_s_per_gb": "client CPU-s/GB", "copies_per_byte": "copies per 
 
 
 def _pair_words(f: ZerocopyFacts) -> list[str]:
-    """The other zero-copy senders against their copy baselines (zero_copy's is said above)."""
+    """The other zero-copy senders against their copy baselines (the answer's own is said above)."""
     out = []
     for name, p in (f.pairs or {}).items():
-        if name == "zero_copy":
+        if name == f.sender:
             continue
         v, base = p["vs"], p["baseline"]
         s = (f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']} "
@@ -319,10 +343,10 @@ def _context(f: ZerocopyFacts) -> str:
     main = f.baselines[0]
     first = f.first_win_size_by_threads
     wins = sorted({v for v in first.values() if v is not None})
-    ctx = f"Context, not evidence: {BREAK_EVEN_NOTE}; "
+    ctx = f"Context, not evidence: {prose.BREAK_EVEN_QUOTE}; "
     if wins:
-        ctx += (f"here zero_copy first beat {main} at {prose.sizes(wins)} (depending on the thread count)"
-                if len(wins) > 1 else f"here zero_copy first beat {main} at {wins[0]} B")
+        ctx += (f"here {f.sender} first beat {main} at {prose.sizes(wins)} (depending on the thread count)"
+                if len(wins) > 1 else f"here {f.sender} first beat {main} at {wins[0]} B")
         never = [t for t, v in first.items() if v is None]
         if never:
             ctx += f", and never with {prose.threads(never)}"
@@ -338,14 +362,17 @@ def render(f: Facts) -> Prose:
     table = f.evidence.copy()
     for base in f.baselines:
         table[f"outcome_vs_{base}"] = table[f"outcome_vs_{base}"].map(prose.OUTCOME_WORDS)
-    key = [c for c in ["msg_size", "threads", "zero_copy_gbps", f"{main}_gbps", f"vs_{main}_pct",
+    key = [c for c in ["msg_size", "threads", f"{f.sender}_gbps", f"{main}_gbps", f"vs_{main}_pct",
                        f"outcome_vs_{main}", "vs_one_copy_pct" if main != "one_copy" else None,
-                       "zc_copied_fraction", "zero_copy_cpu_s_per_gb"] if c and c in table]
+                       "zc_copied_fraction", f"{f.sender}_cpu_s_per_gb"] if c and c in table]
     comparison = _comparison(f)
     one = [x for x in comparison if x.startswith("Against one_copy it")]
     words = {"comparison": " ".join(x for x in comparison if x not in one) + " [worker]",
              "vs_one_copy": " ".join(one) + " [worker]", "mechanism": " ".join(_mechanism(f)) + " [worker, trace]",
              "pairs": " ".join(_pair_words(f)) + " [worker]", "context": _context(f)}
+    tested = next((x for x in f.reasons if x.code == "break_even"), None)
+    if tested is not None:
+        words["break_even"] = why.break_even_words(tested.numbers)
     reasons = []
     for x in f.reasons:
         if x.code == "profile_costs":

@@ -19,6 +19,9 @@ from .common import LOST, WON, Reason, median_of, ranked
 # the profile's classes that say where zero-copy's time went (CPU-s per GB), and the wait reasons
 CLASSES = ("zc_pin", "zc_notify", "deferred_copy", "kernel_copy", "user_copy", "softirq_rx", "tcp_tx", "syscall")
 WAITS = ("errqueue_poll", "sndbuf_full")
+# "MSG_ZEROCOPY is generally only effective at writes over around 10 KB"
+# (Documentation/networking/msg_zerocopy.rst): tested where the receiver is another host
+BREAK_EVEN_B = 10 * 1024
 LOSS_HYPOTHESES = ("deferred_copy_local", "page_pinning", "notification_cost", "sndbuf_full", "softirq_on_sender",
                    "retransmissions", "memory_pressure", "oversubscription")
 
@@ -46,15 +49,15 @@ def _points(c, outcome, impl):
     return tuple((impl, int(x.msg_size), int(x.threads)) for x in c[c.outcome == outcome].itertuples())
 
 
-def judged(r: Results, c, main: str) -> list:
-    """The catalogue's explanations at zero_copy's losses against `main`, and whether its wins
+def judged(r: Results, c, main: str, sender: str = "zero_copy") -> list:
+    """The catalogue's explanations at the sender's losses against `main`, and whether its wins
     rest on a weak baseline point."""
-    lost, won = _points(c, LOST, "zero_copy"), _points(c, WON, "zero_copy")
+    lost, won = _points(c, LOST, sender), _points(c, WON, sender)
     out = []
     if lost:
         out += hyp.judge(r, hyp.Scope(lost, tuple((main,) + p[1:] for p in lost), "baseline"), LOSS_HYPOTHESES)
     elif len(c):
-        everywhere = tuple(("zero_copy", int(x.msg_size), int(x.threads)) for x in c.itertuples())
+        everywhere = tuple((sender, int(x.msg_size), int(x.threads)) for x in c.itertuples())
         out += hyp.judge(r, hyp.Scope(everywhere, tuple((main,) + p[1:] for p in everywhere), "baseline"),
                          ["deferred_copy_local", "page_pinning", "notification_cost"])
     if won:
@@ -62,36 +65,56 @@ def judged(r: Results, c, main: str) -> list:
     return sorted(out, key=lambda j: hyp.STATUS_ORDER[j.status])
 
 
+def break_even(c, main: str) -> hyp.Judgement:
+    """The documented break-even against the data: below BREAK_EVEN_B the sender should not beat
+    `main`, from it on it should (in at least half of those configurations). Not measured
+    when the sizes do not lie on both sides of it."""
+    below, above = c[c.msg_size < BREAK_EVEN_B], c[c.msg_size >= BREAK_EVEN_B]
+    side = lambda d: {"won": int((d.outcome == WON).sum()), "configurations": int(len(d))}  # noqa: E731
+    wins = c[c.outcome == WON].msg_size
+    nums = {"baseline": main, "below": side(below), "above": side(above), "at_bytes": BREAK_EVEN_B,
+            "first_win_size": int(wins.min()) if len(wins) else None}
+    if below.empty or above.empty:
+        return hyp.Judgement("break_even_10kb", hyp.NOT_MEASURED, "worker", nums)
+    ok = nums["below"]["won"] == 0 and 2 * nums["above"]["won"] >= nums["above"]["configurations"]
+    return hyp.Judgement("break_even_10kb", hyp.SUPPORTED if ok else hyp.CONTRADICTED, "worker", nums)
+
+
 def reasons(r: Results, versus: dict, main: str, mech: dict, costs: dict | None, judgements: list,
-            pairs: dict) -> list[Reason]:
+            pairs: dict, sender: str = "zero_copy") -> list[Reason]:
     out = [Reason("comparison", 10.0, {"baseline": main}, "worker")]
     if "one_copy" in versus and main != "one_copy":
         out.append(Reason("vs_one_copy", 6.0, {"baseline": "one_copy"}, "worker"))
     if costs:
-        out.append(Reason("profile_costs", 9.0, {"baseline": main, **costs}, "profile"))
+        out.append(Reason("profile_costs", 9.0, {"baseline": main, "sender": sender, **costs}, "profile"))
     out.append(Reason("mechanism", 8.0, {}, "worker"))
     weak = [p for j in judgements if j.name == "weak_baseline" and j.status == hyp.SUPPORTED
             for p in j.numbers.get("points", [])]
     if weak:
         out.append(Reason("weak_baseline", 9.5, {"points": weak}, "worker"))
-    if any(name != "zero_copy" for name in (pairs or {})):
+    if any(name != sender for name in (pairs or {})):
         out.append(Reason("pairs", 5.0, {}, "worker"))
-    out.append(Reason("context", 1.0, {}, "import" if r.imported else "worker"))
+    tested = next((j for j in judgements if j.name == "break_even_10kb"), None)
+    if tested is not None:   # where the receiver is another host the documented break-even is tested
+        out.append(Reason("break_even", 7.0, tested.to_dict(), "worker"))
+    else:
+        out.append(Reason("context", 1.0, {}, "import" if r.imported else "worker"))
     return ranked(out)
 
 
 def headline(f) -> str:
-    main = f.baselines[0]
+    main, zc = f.baselines[0], f.sender
     v = f.vs[main]
-    causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses if j.name != "weak_baseline"])]
+    causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses
+                                                      if j.name not in ("weak_baseline", "break_even_10kb")])]
     if f.code == "no_difference":
-        s = f"zero_copy and {main} did not differ significantly in any of {v.configurations} configurations"
+        s = f"{zc} and {main} did not differ significantly in any of {v.configurations} configurations"
     elif f.code == "never_won":
-        s = f"zero_copy never beat {main}: it lost in {v.lost} of {v.configurations} configurations"
+        s = f"{zc} never beat {main}: it lost in {v.lost} of {v.configurations} configurations"
     elif f.code == "always_won":
-        s = f"zero_copy beat {main} in all {v.won} of {v.configurations} configurations it could be tested in"
+        s = f"{zc} beat {main} in all {v.won} of {v.configurations} configurations it could be tested in"
     else:
-        s = f"zero_copy beat {main} in {v.won} and lost in {v.lost} of {v.configurations} configurations"
+        s = f"{zc} beat {main} in {v.won} and lost in {v.lost} of {v.configurations} configurations"
         if f.median_wins_from_size is not None:
             s += f" (its median wins from {f.median_wins_from_size} B)"
     weak = [j for j in f.hypotheses if j.name == "weak_baseline" and j.status == hyp.SUPPORTED]
@@ -101,6 +124,9 @@ def headline(f) -> str:
         s += f"; where it lost, supported: {prose.join(causes)}"
     elif f.code != "always_won":
         s += "; no measured cause of its losses is supported"
+    tested = next((j for j in f.hypotheses if j.name == "break_even_10kb"), None)
+    if tested is not None and tested.status != hyp.NOT_MEASURED:
+        s += f"; the documented break-even near 10 KB is {prose.STATUS_WORDS[tested.status]} by these results"
     return s + "."
 
 
@@ -110,18 +136,18 @@ COST_CLASS_WORDS = {"zc_pin": "pinning", "zc_notify": "notifications", "deferred
 
 
 def profile_words(numbers: dict) -> str:
-    base = numbers["baseline"]
+    base, zc_name = numbers["baseline"], numbers.get("sender", "zero_copy")
     parts = []
     for c, v in numbers["cpu_s_per_gb"].items():
-        zc, ref = v.get("zero_copy"), v.get(base)
+        zc, ref = v.get(zc_name), v.get(base)
         if zc is None or zc != zc:
             continue
         if zc < 0.005 and (ref is None or ref != ref or ref < 0.005):
             continue
         parts.append(f"{COST_CLASS_WORDS[c]} {num(zc)} vs {num(ref) if ref == ref else '-'}")
-    waits = [f"{w} {share(v['zero_copy'], 1)} vs {share(v[base], 1)}" for w, v in numbers["wait_share"].items()
-             if v.get("zero_copy") == v.get("zero_copy") and v.get(base) == v.get(base)]
-    s = (f"Where zero_copy's client time went, CPU-s per GB by profile class against {base} (medians over "
+    waits = [f"{w} {share(v[zc_name], 1)} vs {share(v[base], 1)}" for w, v in numbers["wait_share"].items()
+             if v.get(zc_name) == v.get(zc_name) and v.get(base) == v.get(base)]
+    s = (f"Where {zc_name}'s client time went, CPU-s per GB by profile class against {base} (medians over "
          "configurations): " + (", ".join(parts) or "no class above 0.005"))
     if waits:
         s += "; share of thread time off-CPU: " + ", ".join(waits)
@@ -137,12 +163,23 @@ def weak_words(points) -> str:
 
 def hypotheses_words(f) -> str | None:
     """The tested explanations in one sentence: supported and contradicted, with numbers."""
-    loss = [j for j in f.hypotheses if j.name != "weak_baseline"]
+    loss = [j for j in f.hypotheses if j.name not in ("weak_baseline", "break_even_10kb")]
     sup, con = prose.named(loss), prose.named(loss, "contradicted")
     if not sup and not con:
         return None
-    return ("Tested where zero_copy lost: " + (f"supported: {prose.join(sup)}" if sup else "none supported")
+    return (f"Tested where {f.sender} lost: " + (f"supported: {prose.join(sup)}" if sup else "none supported")
             + (f"; contradicted: {prose.join(con)}" if con else "") + ".")
+
+
+def break_even_words(d: dict) -> str:
+    """The break-even test as a reason: the kernel's words, then what these results did."""
+    b, a = d["below"], d["above"]
+    s = (f"Tested on another host: {prose.BREAK_EVEN_QUOTE}. Against {d['baseline']}, below 10 KB it won "
+         f"{b['won']} of {b['configurations']} configurations, from 10 KB on {a['won']} of {a['configurations']}")
+    s += (f" (first win at {d['first_win_size']} B)" if d.get("first_win_size") else " (no win at any size)")
+    verdict = {hyp.SUPPORTED: "supported", hyp.CONTRADICTED: "contradicted"}.get(d["status"])
+    s += (f": {verdict}" if verdict else ": not tested, the sizes measured do not lie on both sides of 10 KB")
+    return s + " [worker]."
 
 
 def pct_or_dash(x) -> str:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import click
 
+from netobs.figures import STUDY_COLUMNS
 from netobs.importer import import_study_csv
 
 
-@click.command(epilog="""\b
+@click.command(epilog="Columns: " + ", ".join(STUDY_COLUMNS) + """ (and optionally repeat).
+
+\b
 Examples:
   netobs import study.csv --duration 10 -o results-study/
   netobs explain results-study/ --question cache
