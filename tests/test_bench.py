@@ -264,3 +264,18 @@ def test_make_bench_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "netobs.bench", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: python -m netobs.bench") and "--no-trace" in proc.stdout
+
+
+def test_a_peers_cell_runs_netobs_and_iperf3_between_namespaces(root):
+    """The netns cells (issue 15's benchmark): both tools run inside the two namespaces netobs
+    makes, the server on its veth address; nothing of the topology is left after."""
+    from netobs import topology
+
+    cell = next(c for c in peers.COMPARISONS if c.topology == "netns" and "16K" in c.name)
+    res = peers.run_bench(peers.Settings(duration=1.0, warmup=0.0, repeats=1), [cell])
+    (c,) = res["comparisons"]
+    assert c["topology"] == "netns" and res["settings"]["topologies"] == ["netns"]
+    assert c["a_median_gbps"] > 0 and c["b_median_gbps"] > 0 and c["ratio"] > 0
+    assert c["b_samples"][0]["receiver_gbps"] > 0
+    assert not [n for n in topology.netns.listnetns() if n.startswith("nob")]
+    assert "netns" in bench.format_table(res).splitlines()[0]

@@ -23,7 +23,7 @@ def _opt(x, spec: str) -> str:
 
 def format_table(res: dict) -> str:
     s = res["settings"]
-    lines = [f"netobs bench: loopback, {s['msg_size']} B, {s['threads']} thread(s), {s['warmup_s']:g} s warm-up + "
+    lines = [f"netobs bench: {' and '.join(s.get('topologies') or ['loopback'])}, {s['msg_size']} B, {s['threads']} thread(s), {s['warmup_s']:g} s warm-up + "
              f"{s['duration_s']:g} s, {s['repeats']} interleaved runs each (medians, sender Gbps)", ""]
     hdr = f"{'comparison':<24} {'A':<20} {'A Gbps':>8} {'B':<20} {'B Gbps':>8} {'A/B':>6}  spread A/B"
     lines += [hdr, "-" * len(hdr)]

@@ -1,6 +1,7 @@
 """Is netobs's sender as fast as the tools people trust? And the strategies against each other.
 
-On loopback, one thread, 65536-byte messages, equal warm-up and duration for every run, each
+On loopback (and, for the cells against iperf3, also between two namespaces over veth, as a
+netobs run measures by default), one thread, 65536-byte messages, equal warm-up and duration for every run, each
 comparison runs its two variants interleaved A B A B ... (`repeats` each) so drift on a
 shared machine hits both alike, then reports medians and the ratio A/B:
 
@@ -9,18 +10,21 @@ shared machine hits both alike, then reports medians and the ratio A/B:
 - netobs `zero_copy` vs netobs `one_copy` (page pinning + completions; copied anyway on loopback)
 - each sender beyond the study's (io_uring, io_uring_zc, sendfile, splice) vs netobs `one_copy`
 - netobs `one_copy --fields 1` (one contiguous buffer, the shape iperf3 and neper send) vs
-  iperf3 at 1, 16 and 64 KiB (goal: ratio >= 1 in every cell)
+  iperf3 at 1, 16 and 64 KiB on loopback and netns (goal: ratio >= 1 in every cell)
 - netobs `zero_copy --fields 1` vs a reference MSG_ZEROCOPY sender that reuses one buffer
   without waiting for its completions (as neper -Z does): the same worker with one buffer and
   `--unsafe-reuse` (never waits, drains only on ENOBUFS). Goal: ratio >= 0.9 while netobs
   never reuses a pending buffer.
 
-A comparison is data (`Comparison(name, a, b)` with two `Variant`s that each measure one run).
+A comparison is data (`Comparison(name, a, b, note, topology)` with two `Variant`s that each
+measure one run in a netobs topology: its processes spawned by `topology.spawn(role, ...)`, the
+server on `topology.server_addr`; each topology is opened once for its comparisons).
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import socket
 import statistics
@@ -29,12 +33,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from netobs import procfs
 from netobs.errors import CapabilityError, NetobsError
 from netobs.params import PARAMS
 from netobs.runner import WORKER
 
 HOST = "127.0.0.1"
+TOPOLOGIES = ("loopback", "netns")
 START_TIMEOUT_S = 10.0
 
 
@@ -56,7 +60,7 @@ class Sample:
 @dataclass(frozen=True)
 class Variant:
     name: str
-    measure: Callable[[Settings], Sample]
+    measure: Callable[[Settings, object], Sample]   # (settings, an open netobs topology)
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Comparison:
     a: Variant
     b: Variant
     note: str = ""
+    topology: str = "loopback"
 
 
 # ----------------------------------------------------------------------------- variants
@@ -75,14 +80,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_listening(proc: subprocess.Popen, port: int, what: str) -> None:
+def _wait_line(proc: subprocess.Popen, prefix: str, what: str) -> str:
+    """The first line of `proc`'s stdout that starts with `prefix` (its readiness signal), within
+    START_TIMEOUT_S; NetobsError when it exits or stays silent."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    while not procfs.tcp_listening(port):
-        if proc.poll() is not None:
-            raise NetobsError(f"{what} exited before listening", _tail(proc))
-        if time.monotonic() > deadline:
-            raise NetobsError(f"{what} did not start listening", f"no listener on port {port} in {START_TIMEOUT_S:g} s")
-        time.sleep(0.01)
+    fd = proc.stdout.fileno()
+    buf = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 4096).decode(errors="replace")
+            if not chunk:
+                break
+            buf += chunk
+            for line in buf.splitlines():
+                if line.startswith(prefix):
+                    return line
+        elif proc.poll() is not None:
+            break
+    if proc.poll() is not None:
+        raise NetobsError(f"{what} exited before listening", _tail(proc))
+    raise NetobsError(f"{what} did not start listening", f"no '{prefix}' in {START_TIMEOUT_S:g} s")
 
 
 def _tail(proc: subprocess.Popen) -> str:
@@ -108,15 +126,17 @@ def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None
     lines from the parameter table, as the runner makes them). `msg_size` overrides the
     settings'; `params`: more client worker parameters (fields=1, zc_pool=1, ...)."""
 
-    def measure(st: Settings) -> Sample:
+    def measure(st: Settings, topo) -> Sample:
         size = msg_size or st.msg_size
         rfd, wfd = os.pipe()
         server_argv = WORKER + PARAMS.worker_argv("server", {
-            "bind": HOST, "port": 0, "connections": st.threads, "timeout": st.warmup + st.duration + 30,
+            "bind": topo.server_addr, "port": 0, "connections": st.threads, "timeout": st.warmup + st.duration + 30,
             "ready_fd": wfd})
-        server = subprocess.Popen(server_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  pass_fds=(wfd,))
-        os.close(wfd)
+        try:
+            server = topo.spawn("server", server_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                pass_fds=(wfd,))
+        finally:
+            os.close(wfd)
         try:
             with os.fdopen(rfd) as r:
                 line = r.readline()  # `ready <port>`: the server is listening
@@ -124,9 +144,9 @@ def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None
                 server.wait(timeout=5)
                 raise NetobsError("the netobs server did not start", _tail(server))
             client_argv = WORKER + PARAMS.worker_argv("client", {
-                "host": HOST, "port": int(line.split()[1]), "strategy": strategy, "msg_size": size,
+                "host": topo.server_addr, "port": int(line.split()[1]), "strategy": strategy, "msg_size": size,
                 "threads": st.threads, "duration": st.duration, "warmup": st.warmup, **params})
-            client = subprocess.run(client_argv, capture_output=True, text=True, timeout=st.warmup + st.duration + 60)
+            client = _run(topo, client_argv, st.warmup + st.duration + 60, f"netobs {strategy}")
             if client.returncode != 0:
                 raise NetobsError(f"netobs {strategy} failed", (client.stderr.strip().splitlines() or ["?"])[-1])
             out, _ = server.communicate(timeout=15)
@@ -150,23 +170,21 @@ def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None
 def iperf3_variant(msg_size: int | None = None) -> Variant:
     """`iperf3 -l 64K` with the same warm-up (-O, whole seconds in iperf3 3.x) and duration."""
 
-    def measure(st: Settings) -> Sample:
+    def measure(st: Settings, topo) -> Sample:
         size = msg_size or st.msg_size
         exe = shutil.which("iperf3")
         if exe is None:
             raise CapabilityError("iperf3 is not installed", fix="`make setup` (installs Debian's iperf3)")
-        port = _free_port()
-        server = subprocess.Popen([exe, "-s", "-1", "-B", HOST, "-p", str(port)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        port = _free_port()   # free here; a fresh namespace has every port free
+        addr = topo.server_addr
+        server = topo.spawn("server", [exe, "-s", "-1", "-B", addr, "-p", str(port), "--forceflush"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            _wait_listening(server, port, "iperf3 -s")
+            _wait_line(server, "Server listening on", "iperf3 -s")
             length = f"{size // 1024}K" if size % 1024 == 0 else str(size)
-            try:
-                r = subprocess.run([exe, "-c", HOST, "-p", str(port), "-l", length, "-P", str(st.threads),
-                                    "-t", str(max(1, round(st.duration))), "-O", str(max(0, round(st.warmup))), "-J"],
-                                   capture_output=True, text=True, timeout=st.warmup + st.duration + 60)
-            except subprocess.TimeoutExpired:
-                raise NetobsError("iperf3 did not finish", f"still running {st.warmup + st.duration + 60:g} s later") from None
+            r = _run(topo, [exe, "-c", addr, "-p", str(port), "-l", length, "-P", str(st.threads),
+                            "-t", str(max(1, round(st.duration))), "-O", str(max(0, round(st.warmup))), "-J"],
+                     st.warmup + st.duration + 60, "iperf3")
             server.wait(timeout=10)
         finally:
             _stop(server)
@@ -181,6 +199,17 @@ def iperf3_variant(msg_size: int | None = None) -> Variant:
             "cpu_host_pct": doc["end"].get("cpu_utilization_percent", {}).get("host_total")})
 
     return Variant(f"iperf3 -l {msg_size // 1024}K" if msg_size else "iperf3", measure)
+
+
+def _run(topo, argv: list[str], timeout: float, what: str) -> subprocess.CompletedProcess:
+    """Run `argv` as the client of `topo` to its end (text output captured), bounded in time."""
+    proc = topo.spawn("client", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(proc)
+        raise NetobsError(f"{what} did not finish", f"still running {timeout:g} s later") from None
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _iperf3_sender_gbps(doc: dict) -> float:
@@ -213,10 +242,11 @@ COMPARISONS: list[Comparison] = [
                "page references to a memfd the fields were written into once"),
     Comparison("splice vs one_copy", netobs_variant("splice"), netobs_variant("one_copy"),
                "vmsplice + splice: page references to the fields"),
-    *(Comparison(f"one_copy f1/iperf3 {k}K",
+    *(Comparison(f"one_copy f1/iperf3 {k}K" + ("" if topo == "loopback" else f" {topo}"),
                  netobs_variant("one_copy", msg_size=k << 10, fields=1, label=f"one_copy -f1 {k}K"),
-                 iperf3_variant(k << 10), "one contiguous buffer, iperf3's shape; goal: ratio >= 1")
-      for k in (1, 16, 64)),
+                 iperf3_variant(k << 10), f"one contiguous buffer, iperf3's shape, on {topo}; goal: ratio >= 1",
+                 topology=topo)
+      for topo in TOPOLOGIES for k in (1, 16, 64)),
     Comparison("zero_copy f1 vs ref", netobs_variant("zero_copy", fields=1, label="zero_copy -f1"),
                netobs_variant("zero_copy", fields=1, zc_pool=1, unsafe_reuse=True, label="ref zc, 1 buffer"),
                "the reference reuses one buffer without waiting (neper -Z); netobs never reuses a pending "
@@ -226,19 +256,19 @@ COMPARISONS: list[Comparison] = [
 
 # ----------------------------------------------------------------------------- running
 
-def run_comparison(cmp: Comparison, st: Settings, progress: Callable[[str], None] | None = None) -> dict:
-    """Interleave A B A B ...; medians, ratio A/B and every sample."""
+def run_comparison(cmp: Comparison, st: Settings, topo, progress: Callable[[str], None] | None = None) -> dict:
+    """Interleave A B A B ... in the open topology `topo`; medians, ratio A/B and every sample."""
     samples: dict[str, list[Sample]] = {"a": [], "b": []}
     for i in range(st.repeats):
         for key, var in (("a", cmp.a), ("b", cmp.b)):
             if progress:
                 progress(f"{cmp.name}: {var.name} run {i + 1}/{st.repeats}")
-            samples[key].append(var.measure(st))
+            samples[key].append(var.measure(st, topo))
     med = {k: statistics.median(s.gbps for s in v) for k, v in samples.items()}
     spread = {k: (max(s.gbps for s in v) - min(s.gbps for s in v)) / med[k] if med[k] else None
               for k, v in samples.items()}
     return {
-        "name": cmp.name, "note": cmp.note, "a": cmp.a.name, "b": cmp.b.name,
+        "name": cmp.name, "note": cmp.note, "a": cmp.a.name, "b": cmp.b.name, "topology": cmp.topology,
         "a_median_gbps": med["a"], "b_median_gbps": med["b"],
         "ratio": med["a"] / med["b"] if med["b"] else None,
         "a_spread": spread["a"], "b_spread": spread["b"],
@@ -249,10 +279,18 @@ def run_comparison(cmp: Comparison, st: Settings, progress: Callable[[str], None
 
 def run_bench(st: Settings, comparisons: list[Comparison] | None = None,
               progress: Callable[[str], None] | None = None) -> dict:
+    from netobs.topology import open_topology
+
     comps = COMPARISONS if comparisons is None else comparisons
     started = time.time()
-    results = [run_comparison(c, st, progress) for c in comps]
-    return {"settings": {"topology": "loopback", "msg_size": st.msg_size, "threads": st.threads,
+    done = {}
+    for kind in TOPOLOGIES:   # each topology opened once, set up as a netobs run sets it up
+        mine = [c for c in comps if c.topology == kind]
+        if mine:
+            with open_topology(kind) as topo:
+                done.update({c.name: run_comparison(c, st, topo, progress) for c in mine})
+    results = [done[c.name] for c in comps]
+    return {"settings": {"topologies": sorted({c.topology for c in comps}), "msg_size": st.msg_size, "threads": st.threads,
                          "duration_s": st.duration, "warmup_s": st.warmup, "repeats": st.repeats,
                          "order": "interleaved"},
             "host": {"kernel": os.uname().release, "cpus": os.cpu_count()},
