@@ -364,7 +364,7 @@ def test_a_traced_run_without_profile_says_the_bench_figure_is_assumed(tmp_path)
     # an interval through zero: said so; no figure: unknown, with the reason
     synth.edit_manifest(d, lambda m: m["observer_cost"].update(ns_per_event=-50.0, ci=[-300.0, 200.0]))
     text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
-    assert "could not tell that cost from its noise" in text
+    assert "could not tell that cost from its noise" in text and "bounds it at" in text and "-" not in text.split("bounds it at")[1]
     synth.edit_manifest(d, lambda m: m.update(observer_cost={"source": None, "ns_per_event": None, "ci": None,
                                                              "reason": "no bench figure at /x"}))
     text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")

@@ -185,6 +185,26 @@ def test_sweep_over_ssh(remote, tmp_path):
     assert far["root"] is True and far["netobs_version"] == manifest["host"]["netobs_version"]
 
 
+def test_the_zerocopy_answer_knows_the_receiver_is_another_host(remote, tmp_path):
+    """Issue 16 item 6, end to end: on `remote` the answer tests the documented ~10 KB break-even
+    against the data (sizes on both sides of it) and words the copied share for another host."""
+    out = tmp_path / "res"
+    proc = _netobs("sweep", *_remote_args(remote), "--strategies", "one_copy,zero_copy", "--sizes", "4K,64K",
+                   "--threads", "1", "--no-perf", *SHORT, "-o", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(_netobs("explain", str(out), "--json", "-q", "zerocopy").stdout)
+    (a,) = doc["answers"]
+    assert a["facts"]["topology"] == "remote"
+    judged = {h["name"]: h for h in a["facts"]["hypotheses"]}
+    be = judged["break_even_10kb"]
+    assert be["status"] in ("supported", "contradicted")        # 4 KiB below, 64 KiB above: tested
+    assert be["below"]["configurations"] == 1 and be["above"]["configurations"] == 1
+    assert "deferred_copy_local" not in judged and "deferred_copy_remote" in judged
+    words = " ".join([a["headline"], *(x["text"] for x in a["reasons"])])
+    assert "Tested on another host" in words and "same host" not in words
+    assert f"break-even near 10 KB is {be['status']}" in a["headline"]
+
+
 def test_perf_and_trace_on_the_remote(remote, tmp_path):
     proc = _netobs("run", *_remote_args(remote), "--strategy", "one_copy", "--msg-size", "64K", *SHORT,
                    "--perf-server", "--trace", "--keep", str(tmp_path / "keep"), "--json")

@@ -54,16 +54,21 @@ def caveat(c: Caveat, f: Facts) -> str:
         lo, hi = (d["ci"] or [None, None])[:2]
         s = (f"The tracer's own cost was not measured here (no --profile); assumed from the bench "
              f"({d.get('measured_at') or 'date unknown'}"
-             + ("" if d.get("same_host") else ", another host or kernel") + f", {d.get('topology')}): "
-             f"{_n(d['ns_per_event'])} CPU-ns per traced syscall")
+             + ("" if d.get("same_host") else ", another host or kernel") + f", {d.get('topology')}): ")
+        noise = lo is not None and hi is not None and lo <= 0 <= hi
+        if noise:   # no point estimate worth saying: only the bound its interval sets
+            s += (f"it could not tell that cost from its noise (95% interval {_n(lo)} to {_n(hi)} CPU-ns per "
+                  "traced syscall)")
+            if d.get("share_ci"):
+                s += f", which bounds it at {share(max(d['share_ci'][1], 0.0), 1)} of both ends' CPU time at the median point"
+            return s + " [manifest]."
+        s += f"{_n(d['ns_per_event'])} CPU-ns per traced syscall"
         if lo is not None and hi is not None:
             s += f" [95% interval {_n(lo)} to {_n(hi)}]"
         if d.get("share") is not None:
             s += f", about {share(d['share'], 1)} of both ends' CPU time at the median point"
             if d.get("share_ci"):
                 s += f" ({share(d['share_ci'][0], 1)} to {share(d['share_ci'][1], 1)})"
-        if lo is not None and hi is not None and lo <= 0 <= hi:
-            s += "; the bench could not tell that cost from its noise"
         return s + " [manifest]."
     if c.code == "single_repeat":
         return (f"Each configuration was measured once ({d['runs']} runs): no confidence interval and no "

@@ -197,7 +197,7 @@ def compute(r: Results) -> Facts:
     costs = why.profile_costs(r, sender, main)
     judged = why.judged(r, c, main, sender)
     if r.topology == "remote":   # the documented break-even holds only where pages can leave by reference
-        judged = sorted(judged + [why.break_even(c, main)], key=lambda j: hyp.STATUS_ORDER[j.status])
+        judged = sorted(judged + [why.break_even(c, main, mech["zc_copied_fraction"])], key=lambda j: hyp.STATUS_ORDER[j.status])
     return ZerocopyFacts(
         code=code, caveats=cav, evidence=ev,
         chart_data=chart_rows(r, ["throughput_gbps", "zc_copied_fraction", "cpu_s_per_gb", "syscall_ns_per_byte",

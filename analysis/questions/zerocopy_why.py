@@ -65,7 +65,7 @@ def judged(r: Results, c, main: str, sender: str = "zero_copy") -> list:
     return sorted(out, key=lambda j: hyp.STATUS_ORDER[j.status])
 
 
-def break_even(c, main: str) -> hyp.Judgement:
+def break_even(c, main: str, copied_fraction: float | None = None) -> hyp.Judgement:
     """The documented break-even against the data: below BREAK_EVEN_B the sender should not beat
     `main`, from it on it should (in at least half of those configurations). Not measured
     when the sizes do not lie on both sides of it."""
@@ -73,7 +73,9 @@ def break_even(c, main: str) -> hyp.Judgement:
     side = lambda d: {"won": int((d.outcome == WON).sum()), "configurations": int(len(d))}  # noqa: E731
     wins = c[c.outcome == WON].msg_size
     nums = {"baseline": main, "below": side(below), "above": side(above), "at_bytes": BREAK_EVEN_B,
-            "first_win_size": int(wins.min()) if len(wins) else None}
+            "first_win_size": int(wins.min()) if len(wins) else None,
+            "copied_fraction": None if copied_fraction is None or copied_fraction != copied_fraction
+            else float(copied_fraction)}
     if below.empty or above.empty:
         return hyp.Judgement("break_even_10kb", hyp.NOT_MEASURED, "worker", nums)
     ok = nums["below"]["won"] == 0 and 2 * nums["above"]["won"] >= nums["above"]["configurations"]
@@ -127,6 +129,9 @@ def headline(f) -> str:
     tested = next((j for j in f.hypotheses if j.name == "break_even_10kb"), None)
     if tested is not None and tested.status != hyp.NOT_MEASURED:
         s += f"; the documented break-even near 10 KB is {prose.STATUS_WORDS[tested.status]} by these results"
+        cf = tested.numbers.get("copied_fraction")
+        if cf is not None and cf >= hyp.COPIED_MOSTLY:
+            s += " (the pages were copied anyway)"
     return s + "."
 
 
@@ -179,6 +184,10 @@ def break_even_words(d: dict) -> str:
     s += (f" (first win at {d['first_win_size']} B)" if d.get("first_win_size") else " (no win at any size)")
     verdict = {hyp.SUPPORTED: "supported", hyp.CONTRADICTED: "contradicted"}.get(d["status"])
     s += (f": {verdict}" if verdict else ": not tested, the sizes measured do not lie on both sides of 10 KB")
+    cf = d.get("copied_fraction")
+    if verdict and cf is not None and cf >= hyp.COPIED_MOSTLY:
+        s += (f"; but the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy to save "
+              "and the documented break-even could not show")
     return s + " [worker]."
 
 
