@@ -250,7 +250,7 @@ def test_json_carries_headline_reasons_with_numbers_and_sources_and_hypotheses(t
     assert out["caveats"] == [] or all("code" in c and "text" in c for c in out["caveats"])
     for a in out["answers"]:
         assert a["headline"] and a["verdict"].startswith(a["headline"])
-        assert len(a["headline"].split()) <= 40, a["headline"]
+        assert len(a["headline"].split()) <= 30, a["headline"]
         for r in a["reasons"]:
             assert r["text"] and r["source"] in ("worker", "perf", "trace", "profile", "netstat", "manifest",
                                                  "import") and isinstance(r["numbers"], dict)
@@ -286,7 +286,7 @@ def test_remote_tests_the_documented_break_even_and_reports_the_share_not_copied
     assert status(a, "break_even_10kb") == "supported"
     j = next(j for j in a.facts.hypotheses if j.name == "break_even_10kb")
     assert j.numbers["below"] == {"won": 0, "configurations": 8} and j.numbers["above"]["won"] == 8
-    assert "break-even near 10 KB is supported" in a.headline
+    assert "the documented 10 KB break-even: supported" in a.headline
     text = words(a)
     assert "100% of zero-copy sends did avoid the copy on the way to the other host" in text
     assert "Tested on another host" in text and "Context, not evidence" not in text
@@ -298,7 +298,7 @@ def test_remote_break_even_is_contradicted_by_wins_below_10kb(tmp_path):
                             crossover={"one_copy": 16384, "zero_copy": 4096})
     a = _zc(d)
     assert status(a, "break_even_10kb") == "contradicted"
-    assert "break-even near 10 KB is contradicted" in a.headline
+    assert "the documented 10 KB break-even: contradicted" in a.headline
 
 
 def test_remote_pages_copied_anyway_are_not_called_local_delivery(tmp_path):
@@ -369,3 +369,11 @@ def test_a_traced_run_without_profile_says_the_bench_figure_is_assumed(tmp_path)
                                                              "reason": "no bench figure at /x"}))
     text = next(c["text"] for c in run_caveats(answer_all(load_results(d))) if c["code"] == "observer_cost_assumed")
     assert "not known" in text and "no bench figure at /x" in text
+
+
+@pytest.mark.parametrize("name", ["sweep-netns", "synth-vm", "synth-anomaly", "import-study"])
+def test_every_headline_is_one_sentence_of_at_most_30_words(name):
+    d = ROOT / "tests" / "fixtures" / "golden" / name
+    for a in answer_all(load_results(d)):
+        assert len(a.headline.split()) <= 30, a.headline
+        assert a.headline.endswith(".") and a.headline.count(". ") == 0, a.headline

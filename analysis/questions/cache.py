@@ -268,7 +268,7 @@ def _chg(reduction) -> str:
 
 
 def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
-    missing = " and ".join(f.levels_missing) + " not counted; the reasons are in the caveats"
+    missing = " and ".join(f.levels_missing) + " not counted; see the caveats"
     reasons = []
     for x in f.reasons:
         if x.code == R_PROXY:
@@ -289,7 +289,7 @@ def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
                 + (f" and {num(p[best])} s for {best}." if best else "."))
     else:
         head = (f"No cache-miss counts were measured ({missing}), so which cache level gains most cannot be "
-                "answered from these results; missing counts are not zeros.")
+                "answered here; missing counts are not zeros.")
     if not reasons:
         reasons.append("Neither CPU time per GB, traced copies nor a profile were recorded either, so no substitute "
                        "evidence exists; hardware counters (or `netobs sweep --profile`) would decide.")

@@ -168,7 +168,8 @@ HYPOTHESIS_WORDS = {
     "break_even_10kb": ("zero-copy pays off only above about 10 KB (the kernel's documentation)", lambda d: (
         f"against {d['baseline']}: below 10 KB won {d['below']['won']} of {d['below']['configurations']}, "
         f"from 10 KB on {d['above']['won']} of {d['above']['configurations']}")),
-    "deferred_copy_remote": ("the kernel copied the zero-copy pages although the receiver is another host",
+    "deferred_copy_remote": ("pages copied despite a remote receiver (the kernel copied the zero-copy pages "
+                             "although the receiver is another host)",
                              lambda d: (f"{share(d['copied_fraction'])} of completions flagged copied"
                                         if d.get("copied_fraction") is not None else "no completion codes")),
     "lock_contention": ("lock contention", lambda d: "client share of thread time on locks "

@@ -128,10 +128,10 @@ def headline(f) -> str:
         s += "; no measured cause of its losses is supported"
     tested = next((j for j in f.hypotheses if j.name == "break_even_10kb"), None)
     if tested is not None and tested.status != hyp.NOT_MEASURED:
-        s += f"; the documented break-even near 10 KB is {prose.STATUS_WORDS[tested.status]} by these results"
+        s += f"; the documented 10 KB break-even: {prose.STATUS_WORDS[tested.status]}"
         cf = tested.numbers.get("copied_fraction")
         if cf is not None and cf >= hyp.COPIED_MOSTLY:
-            s += " (the pages were copied anyway)"
+            s += " (pages copied anyway)"
     return s + "."
 
 
