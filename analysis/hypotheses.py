@@ -41,6 +41,7 @@ class Scope:
     at: tuple[Point, ...]
     ref: tuple[Point, ...] = ()
     kind: str = "baseline"
+    metric: str = "throughput_gbps"   # what broke (a step) or is compared: system_wide judges on it
 
 
 @dataclass
@@ -160,16 +161,18 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
         return None
     copied = value(r, _column("zc_copied_fraction"), zc)
     prof = value(r, _column("prof_client_deferred_copy_cpu_s_per_gb"), zc)
-    local = r.topology in ("netns", "loopback")
+    local = r.receiver_local
+    nums_local = bool(local)
     # with the receiver on another host a copy is not the local-delivery one: named apart
-    name = "deferred_copy_remote" if r.topology == "remote" else "deferred_copy_local"
+    name = "deferred_copy_remote" if local is False else "deferred_copy_local"
+    where = "remote, on this kernel" if r.topology == "remote" and local else r.topology
     nums = {"copied_fraction": None if copied != copied else copied,
-            "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": r.topology}
+            "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": where}
     if copied == copied:
         return Judgement(name, SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED, "worker", nums)
     if prof == prof:
         return Judgement(name, SUPPORTED if prof > 0 else CONTRADICTED, "profile", nums)
-    return Judgement(name, NOT_MEASURED, "import" if r.imported else "worker", {**nums, "local": local})
+    return Judgement(name, NOT_MEASURED, "import" if r.imported else "worker", {**nums, "local": nums_local})
 
 
 def _dip(r: Results, impl: str, point: Point, metric: str = "throughput_gbps") -> dict | None:
@@ -247,7 +250,7 @@ def _system_wide(r: Results, s: Scope) -> Judgement | None:
     if s.kind != "step" or len(s.at) != 1 or len(s.ref) != 1:
         return None
     (impl, bs, bt), (_, a_s, a_t) = s.at[0], s.ref[0]
-    med = r.runs.groupby(KEY)["throughput_gbps"].median()
+    med = r.runs.groupby(KEY)[s.metric].median()
     changes = {}
     for other in r.impls:
         va, vb = med.get((other, a_s, a_t), np.nan), med.get((other, bs, bt), np.nan)
@@ -258,7 +261,8 @@ def _system_wide(r: Results, s: Scope) -> Judgement | None:
     if own is None or not rest:
         return Judgement("system_wide", NOT_MEASURED, "worker", {"changes": changes})
     shared = all(v <= own / 2 for v in rest.values()) if own < 0 else all(v >= own / 2 for v in rest.values())
-    return Judgement("system_wide", SUPPORTED if shared else CONTRADICTED, "worker", {"changes": changes})
+    return Judgement("system_wide", SUPPORTED if shared else CONTRADICTED, "worker",
+                     {"changes": changes, "metric": s.metric})
 
 
 CATALOGUE: dict[str, Hypothesis] = {h.name: h for h in (

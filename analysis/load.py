@@ -122,6 +122,19 @@ class Results:
         return str(values[0]) if len(values) == 1 else "unknown"
 
     @property
+    def receiver_local(self) -> bool | None:
+        """Whether the receiver ran on the sender's kernel: netns and loopback always; a remote
+        server whose host reported this host's boot id (a namespace of the same kernel, as
+        netobs's own tests make one) too. A remote without a boot id counts as another host;
+        None where the topology is unknown (an import)."""
+        if self.topology in ("netns", "loopback"):
+            return True
+        if self.topology != "remote":
+            return None
+        here, there = (self.manifest.get("host") or {}).get("boot_id"), (self.manifest.get("remote") or {}).get("boot_id")
+        return bool(here and there and here == there)
+
+    @property
     def impls(self) -> list[str]:
         return strategies.ordered(self.runs["implementation"])
 

@@ -39,6 +39,7 @@ def host_facts() -> dict:
         "hostname": socket.gethostname(),
         "kernel": platform.release(),
         "kernel_version": platform.version(),
+        "boot_id": procfs.boot_id(),   # the same on a "remote" that is a namespace of this kernel
         "arch": platform.machine(),
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),

@@ -157,6 +157,16 @@ def tcp_listening(port: int) -> bool:
     return False
 
 
+def boot_id() -> str | None:
+    """This kernel's boot id (/proc/sys/kernel/random/boot_id): two processes that read the same
+    one run on the same kernel, whatever namespaces or host names they see."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 def parse_kallsyms(lines) -> frozenset[str]:
     """The function names (text symbols, weak ones included) of /proc/kallsyms lines
     ("ffffffff81000000 T _stext", "... t tcp_sendmsg_locked\t[module]")."""

@@ -299,7 +299,7 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
         culprit = (lead.msg_size, lead.threads)
         other = tuple(lead.step.start) if tuple(lead.step.end) == culprit else tuple(lead.step.end)
         at, ref = (lead.implementation,) + culprit, (lead.implementation,) + other
-        judged = hyp.judge(r, hyp.Scope((at,), (ref,), "step"), HYPOTHESES)
+        judged = hyp.judge(r, hyp.Scope((at,), (ref,), "step", metric=lead.metric), HYPOTHESES)
         broke = list(dict.fromkeys(a.implementation for a in found))
         shared = len(r.impls) > 1 and (set(broke) == set(r.impls) or "system_wide" in hyp.supported(judged))
         weak = [] if shared else [w for i in broke if i in BASELINES for w in hyp.weak_points(r, i)

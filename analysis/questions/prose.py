@@ -183,7 +183,7 @@ WOULD_DECIDE = {
     "page_pinning": "on-CPU cost classes (--profile)", "notification_cost": "on-CPU cost classes (--profile)",
     "softirq_on_sender": "on-CPU samples by context (--profile)", "retransmissions": "TCP MIB counters (a netobs run)",
     "memory_pressure": "tracing (--trace) or TCP MIB counters", "context_switches": "perf context-switches",
-    "break_even_10kb": "message sizes on both sides of 10 KB",
+    "break_even_10kb": "message sizes on both sides of 10 KB, with the pages not copied on the way",
     "deferred_copy_remote": "zero-copy completion codes (a netobs run)",
     "cache_working_set": "an LLC miss counter", "system_wide": "the other strategies at the same step",
     "weak_baseline": "the baseline's neighbouring configurations",

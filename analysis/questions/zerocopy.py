@@ -66,6 +66,7 @@ class Versus:
     median_change_pct_by_size: dict[int, float]
     largest_loss: Extreme | None
     largest_win: Extreme | None
+    not_significant_change_pct: list[float] | None = None   # [min, max] change where not significant
 
 
 @dataclass(kw_only=True)
@@ -82,6 +83,7 @@ class ZerocopyFacts(Facts):
     pairs: dict = None                      # sender -> its comparison with its copy baseline (see _pairs)
     profile: dict | None = None             # where the client's time went by cost class (zerocopy_why)
     sender: str = "zero_copy"               # the zero-copy sender answered for (zero_copy where measured)
+    receiver_local: bool | None = True      # the receiver ran on the sender's kernel (None: unknown)
 
     def fields(self) -> dict:
         return {"configurations": self.configurations,
@@ -91,7 +93,7 @@ class ZerocopyFacts(Facts):
                 "mechanism": self.mechanism, "topology": self.topology,
                 "baselines": self.baselines, "mechanism_code": self.mechanism_code,
                 "size_range": list(self.size_range), "pairs": self.pairs or {}, "profile": self.profile,
-                "sender": self.sender}
+                "sender": self.sender, "receiver_local": self.receiver_local}
 
 
 def _extreme(df: pd.DataFrame, which: str) -> Extreme | None:
@@ -108,7 +110,10 @@ def _versus(c: pd.DataFrame) -> Versus:
         configurations=int(len(c)), tested=not untested(c),
         median_change_pct=float(c.change_pct.median()) if len(c) else None,
         median_change_pct_by_size={int(k): float(v) for k, v in c.groupby("msg_size")["change_pct"].median().items()},
-        largest_loss=_extreme(c[c.outcome == LOST], "min"), largest_win=_extreme(c[c.outcome == WON], "max"))
+        largest_loss=_extreme(c[c.outcome == LOST], "min"), largest_win=_extreme(c[c.outcome == WON], "max"),
+        not_significant_change_pct=([float(c[c.outcome == NOT_SIGNIFICANT].change_pct.min()),
+                                     float(c[c.outcome == NOT_SIGNIFICANT].change_pct.max())]
+                                    if (c.outcome == NOT_SIGNIFICANT).any() else None))
 
 
 PAIR_FIGURES = ("cpu_s_per_gb", "copies_per_byte", "send_copy_per_byte", "syscall_ns_per_byte")
@@ -196,7 +201,7 @@ def compute(r: Results) -> Facts:
     pairs = _pairs(r)
     costs = why.profile_costs(r, sender, main)
     judged = why.judged(r, c, main, sender)
-    if r.topology == "remote":   # the documented break-even holds only where pages can leave by reference
+    if r.receiver_local is False:   # the documented break-even holds only where pages can leave by reference
         judged = sorted(judged + [why.break_even(c, main, mech["zc_copied_fraction"])], key=lambda j: hyp.STATUS_ORDER[j.status])
     return ZerocopyFacts(
         code=code, caveats=cav, evidence=ev,
@@ -208,6 +213,7 @@ def compute(r: Results) -> Facts:
                                             else None) for t, g in c.groupby("threads")},
         mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
         size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs, sender=sender,
+        receiver_local=r.receiver_local,
         hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs, sender))
 
 
@@ -246,11 +252,15 @@ def _comparison(f: ZerocopyFacts) -> list[str]:
     s = (f"Against {main}, {f.sender} won in {v.won} and lost in {v.lost} of {v.configurations} size x thread "
          "configurations")
     if v.no_significant_difference:
-        s += f" ({v.no_significant_difference} showed no significant difference)"
+        lo, hi = v.not_significant_change_pct or (None, None)
+        s += (f" ({v.no_significant_difference} showed no significant difference"
+              + (f", though its change there was {pct(lo)}" + (f" to {pct(hi)}" if hi != lo else "")
+                 if lo is not None else "") + ")")
     if not v.tested:
         s += "; with one run per point these are untested differences"
     out = [s + "."]
-    extreme = ([_extreme_words(v.largest_loss, "its largest loss was")] if v.largest_loss else []) + \
+    sig = " significant" if v.tested else ""
+    extreme = ([_extreme_words(v.largest_loss, f"its largest{sig} loss was")] if v.largest_loss else []) + \
               ([_extreme_words(v.largest_win, "its largest win")] if v.largest_win else [])
     if extreme:
         out.append(extreme[0][0].upper() + "; ".join(extreme)[1:] + ".")
@@ -267,22 +277,23 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
     m, main = f.mechanism, f.baselines[0]
     out = []
     cf, code = m["zc_copied_fraction"], COPIED_CODES.get(f.sender, "the completion's copied flag")
-    if f.mechanism_code == COPIED_ON_DELIVERY and f.topology == "remote":
+    if f.mechanism_code == COPIED_ON_DELIVERY and f.receiver_local is False:
         out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied ({code}, median over "
-                   f"configurations) although the receiver was another host: only {share(1 - cf)} went out by "
-                   "page reference, so the sending device path copied them (these results do not say why: a "
-                   "virtual or non-scatter-gather device is one cause), and zero-copy paid for pinning and "
-                   "completion handling without saving the copy.")
+                   f"configurations) although the receiver was another host: {share(1 - cf)} went out by page "
+                   "reference; these results do not say why (a virtual or non-scatter-gather device is one "
+                   "possible cause), and the page pinning MSG_ZEROCOPY does by construction and the completion "
+                   "handling saved no copy.")
     elif f.mechanism_code == COPIED_ON_DELIVERY:
-        where = f.topology if f.topology != "unknown" else "this topology"
+        where = ("remote, but on this kernel: its boot id is this host's" if f.topology == "remote"
+                 else f.topology if f.topology != "unknown" else "this topology")
         out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied "
                    f"({code}, median over configurations): with the receiver on the same "
-                   f"host ({where}) the pages were copied anyway, so zero-copy paid for pinning and "
-                   "completion handling without saving the copy.")
+                   f"host ({where}) the pages were copied anyway, so the page pinning MSG_ZEROCOPY does by "
+                   "construction and the completion handling saved no copy.")
     elif f.mechanism_code == COPY_AVOIDED:
-        out.append(f"Only {share(cf)} of zero-copy completions were flagged copied "
+        out.append(("None" if cf == 0 else f"Only {share(cf)}") + " of zero-copy completions were flagged copied "
                    f"({code}), so {share(1 - cf)} of zero-copy sends did avoid the copy"
-                   + (" on the way to the other host." if f.topology == "remote" else "."))
+                   + (" on the way to the other host." if f.receiver_local is False else "."))
     dc = m["zc_deferred_copies_per_send"]
     if _finite(dc):
         out.append(f"Tracing counted {num(dc)} deferred copies (skb_copy_ubufs) per zero-copy send.")

@@ -78,6 +78,9 @@ def break_even(c, main: str, copied_fraction: float | None = None) -> hyp.Judgem
             else float(copied_fraction)}
     if below.empty or above.empty:
         return hyp.Judgement("break_even_10kb", hyp.NOT_MEASURED, "worker", nums)
+    if nums["copied_fraction"] is not None and nums["copied_fraction"] >= hyp.COPIED_MOSTLY:
+        # the pages were copied anyway: the condition the documentation speaks of never held
+        return hyp.Judgement("break_even_10kb", hyp.NOT_MEASURED, "worker", nums)
     ok = nums["below"]["won"] == 0 and 2 * nums["above"]["won"] >= nums["above"]["configurations"]
     return hyp.Judgement("break_even_10kb", hyp.SUPPORTED if ok else hyp.CONTRADICTED, "worker", nums)
 
@@ -129,9 +132,6 @@ def headline(f) -> str:
     tested = next((j for j in f.hypotheses if j.name == "break_even_10kb"), None)
     if tested is not None and tested.status != hyp.NOT_MEASURED:
         s += f"; the documented 10 KB break-even: {prose.STATUS_WORDS[tested.status]}"
-        cf = tested.numbers.get("copied_fraction")
-        if cf is not None and cf >= hyp.COPIED_MOSTLY:
-            s += " (pages copied anyway)"
     return s + "."
 
 
@@ -183,11 +183,14 @@ def break_even_words(d: dict) -> str:
          f"{b['won']} of {b['configurations']} configurations, from 10 KB on {a['won']} of {a['configurations']}")
     s += (f" (first win at {d['first_win_size']} B)" if d.get("first_win_size") else " (no win at any size)")
     verdict = {hyp.SUPPORTED: "supported", hyp.CONTRADICTED: "contradicted"}.get(d["status"])
-    s += (f": {verdict}" if verdict else ": not tested, the sizes measured do not lie on both sides of 10 KB")
     cf = d.get("copied_fraction")
-    if verdict and cf is not None and cf >= hyp.COPIED_MOSTLY:
-        s += (f"; but the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy to save "
-              "and the documented break-even could not show")
+    if verdict:
+        s += f": {verdict}"
+    elif cf is not None and cf >= hyp.COPIED_MOSTLY:
+        s += (f": not testable, the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy "
+              "to save")
+    else:
+        s += ": not tested, the sizes measured do not lie on both sides of 10 KB"
     return s + " [worker]."
 
 

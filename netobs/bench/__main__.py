@@ -25,11 +25,12 @@ def format_table(res: dict) -> str:
     s = res["settings"]
     lines = [f"netobs bench: {' and '.join(s.get('topologies') or ['loopback'])}, {s['msg_size']} B, {s['threads']} thread(s), {s['warmup_s']:g} s warm-up + "
              f"{s['duration_s']:g} s, {s['repeats']} interleaved runs each (medians, sender Gbps)", ""]
-    hdr = f"{'comparison':<24} {'A':<20} {'A Gbps':>8} {'B':<20} {'B Gbps':>8} {'A/B':>6}  spread A/B"
+    w = max([24] + [len(c["name"]) for c in res["comparisons"]])
+    hdr = f"{'comparison':<{w}} {'A':<20} {'A Gbps':>8} {'B':<20} {'B Gbps':>8} {'A/B':>6}  spread A/B"
     lines += [hdr, "-" * len(hdr)]
     for c in res["comparisons"]:
         spread = "/".join(_opt(x, ".0%") for x in (c["a_spread"], c["b_spread"]))
-        lines.append(f"{c['name']:<24} {c['a']:<20} {c['a_median_gbps']:>8.2f} {c['b']:<20} "
+        lines.append(f"{c['name']:<{w}} {c['a']:<20} {c['a_median_gbps']:>8.2f} {c['b']:<20} "
                      f"{c['b_median_gbps']:>8.2f} {_opt(c['ratio'], '.2f'):>6}  {spread}")
     lines.append("")
     for c in res["comparisons"]:
