@@ -262,7 +262,7 @@ def test_threads_trends_and_oversubscription(tmp_path, base):
     assert ratio["llc_misses_per_kib"]["rose"] == 12 and ratio["l1_misses_per_kib"]["rose"] == 0
     small = answers(synth.write_results(tmp_path / "small", cores=4))["threads"]
     assert small.facts_dict()["host_cores"] == 4 and small.facts_dict()["oversubscribed_threads"] == [4, 8]
-    assert "8 and 16 busy threads on 4 cores" in small.verdict
+    assert "8 and 16 threads, assumed busy, on 4 cores" in small.verdict
     imp = answers(synth.write_imported(tmp_path / "imp", synth.study_rows()))["threads"]
     assert imp.facts_dict()["host_cores"] is None and "core count is unknown" in imp.verdict
 

@@ -103,7 +103,7 @@ def caveat(c: Caveat, f: Facts) -> str:
                 + "), so oversubscription (client + server threads above the cores) cannot be judged.")
     if c.code == "oversubscribed":
         return (f"Oversubscribed: at {threads(d['threads'])} the client's threads plus the server's receiving "
-                f"threads ({join([2 * t for t in d['threads']])} busy threads) exceed the host's {d['cores']} cores; "
+                f"threads ({join([2 * t for t in d['threads']])} threads, assumed busy) exceed the host's {d['cores']} cores; "
                 "those points say more about scheduling than about caches.")
     if c.code == "no_completions":
         return "zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect."
@@ -137,7 +137,7 @@ def _vs(d: dict, fmt=_n) -> str:
 
 # hypothesis name -> (what it claims, how its numbers read)
 HYPOTHESIS_WORDS = {
-    "oversubscription": ("oversubscription", lambda d: (f"{d['busy_threads']} busy threads on {d['cores']} cores"
+    "oversubscription": ("oversubscription", lambda d: (f"{d['busy_threads']} threads (assumed busy) on {d['cores']} cores"
                                                          + (", but the other strategies held their trend"
                                                             if d.get("others_held") else "")
                                                          if "cores" in d else "core count unknown")),

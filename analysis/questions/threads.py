@@ -175,13 +175,13 @@ def _oversubscription(f: ThreadsChange) -> str:
                 + ", so oversubscription cannot be judged.")
     if over:
         s = (f"Oversubscription: each connection has a client and a server thread, so {prose.threads(over)} means "
-             f"{prose.join([2 * t for t in over])} busy threads on {cores} cores")
+             f"{prose.join([2 * t for t in over])} threads, assumed busy, on {cores} cores")
         if f.cs_per_mib_median is not None:
             s += (f"; context switches per MiB there were {num(f.cs_per_mib_median['oversubscribed'])} against "
                   f"{num(f.cs_per_mib_median['not_oversubscribed'])} below")
         return s + "; those points say more about scheduling than about caches."
-    return (f"No tested thread count oversubscribes the host's {cores} cores (at most {2 * f.thread_counts[-1]} busy "
-            "threads).")
+    return (f"No tested thread count oversubscribes the host's {cores} cores (at most {2 * f.thread_counts[-1]} threads, "
+            "assumed busy).")
 
 
 def _waits(f: ThreadsChange) -> str:
