@@ -11,6 +11,7 @@ unloads every program after `_unloading()` let go of what reads them.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib import resources
 
@@ -38,6 +39,18 @@ class Loaded:
     """Owns loaded BPF programs (`self._bpf`, a bcc.BPF or None)."""
 
     _bpf = None
+
+    @contextlib.contextmanager
+    def attaching(self, what: str, fix: str):
+        """Around attaching the programs and opening their maps: on any failure everything is
+        unloaded, and an error becomes CapabilityError("attaching <what> failed", cause, fix)."""
+        try:
+            yield
+        except BaseException as e:
+            self.close()
+            if isinstance(e, Exception):
+                raise CapabilityError(f"attaching {what} failed", str(e), fix) from e
+            raise
 
     def _unloading(self) -> None:
         """What a subclass lets go just before its programs are unloaded (threads, symbol caches)."""

@@ -99,7 +99,7 @@ class Profiler(bpfload.Loaded):
             raise CapabilityError("no profile can be taken here", self.plan["on_cpu"]["reason"],
                                   "netobs doctor (sampling events); or run without --profile")
         self._bpf = bpfload.compile(BPF_SOURCE, "the netobs profiler")
-        try:
+        with self.attaching("the netobs profiler", "netobs doctor shows which sampling events work here"):
             ev = self.plan["on_cpu"]["event"]
             if ev is not None:
                 type_, config = bpfprobe.SAMPLING_EVENTS[ev]
@@ -117,12 +117,6 @@ class Profiler(bpfload.Loaded):
             self._off = self._bpf.get_table(b"netobs_prof_off")
             self._start = self._bpf.get_table(b"netobs_prof_start")
             self._lost = self._bpf.get_table(b"netobs_prof_lost")
-        except BaseException as e:
-            self.close()
-            if isinstance(e, Exception):
-                raise CapabilityError("attaching the netobs profiler failed", str(e),
-                                      "netobs doctor shows which sampling events work here") from e
-            raise
 
     # -- per point ----------------------------------------------------------------------------
     def start_point(self, pids: dict[str, int], wrappers=()) -> None:

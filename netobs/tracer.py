@@ -526,7 +526,7 @@ class Tracer(bpfload.Loaded):
         self.cflags = cflags
         # fentry/fexit programs are attached by BCC while it loads the module.
         self._bpf = bpfload.compile(BPF_SOURCE, "the netobs BPF programs", cflags)
-        try:
+        with self.attaching("the netobs BPF programs", "netobs doctor shows which probes attach here"):
             done = set()
             for p in probes:
                 for kind, target, prog in p.attach:
@@ -545,12 +545,6 @@ class Tracer(bpfload.Loaded):
             self._cfg = self._bpf.get_table(b"netobs_cfg")
             self._procs = self._bpf.get_table(b"netobs_procs")
             self._has_hist = "sys" in chosen
-        except BaseException as e:
-            self.close()
-            if isinstance(e, Exception):
-                raise CapabilityError("attaching the netobs BPF programs failed", str(e),
-                                      "netobs doctor shows which probes attach here") from e
-            raise
 
     # -- per point ----------------------------------------------------------------------------
     def start_point(self, pids: dict[str, int]) -> None:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from netobs import strategies
 from netobs.errors import CapabilityError, NetobsError
 from netobs.params import PARAMS
 from netobs.runner import WORKER
@@ -99,8 +100,10 @@ def _wait_line(proc: subprocess.Popen, prefix: str, what: str) -> str:
         elif proc.poll() is not None:
             break
     if proc.poll() is not None:
-        raise NetobsError(f"{what} exited before listening", _tail(proc))
-    raise NetobsError(f"{what} did not start listening", f"no '{prefix}' in {START_TIMEOUT_S:g} s")
+        raise NetobsError(f"{what} exited before listening", _tail(proc),
+                          "`netobs doctor`, then the same command by hand (`make setup` installs iperf3)")
+    raise NetobsError(f"{what} did not start listening", f"no '{prefix}' in {START_TIMEOUT_S:g} s",
+                      "a quieter host, or the same command by hand to see why it stalls")
 
 
 def _tail(proc: subprocess.Popen) -> str:
@@ -208,7 +211,8 @@ def _run(topo, argv: list[str], timeout: float, what: str) -> subprocess.Complet
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _stop(proc)
-        raise NetobsError(f"{what} did not finish", f"still running {timeout:g} s later") from None
+        raise NetobsError(f"{what} did not finish", f"still running {timeout:g} s later",
+                          "a quieter host or a shorter --duration") from None
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
@@ -230,18 +234,9 @@ COMPARISONS: list[Comparison] = [
     Comparison("one_copy vs iperf3", netobs_variant("one_copy"), iperf3_variant(),
                "iperf3 -c -l <msg-size> -O <warm-up> -t <duration>; both do only the user->kernel copy, "
                "so netobs should reach iperf3 (ratio >= 1)"),
-    Comparison("two_copy vs one_copy", netobs_variant("two_copy"), netobs_variant("one_copy"),
-               "the cost of the extra user-space serialization copy"),
-    Comparison("zero_copy vs one_copy", netobs_variant("zero_copy"), netobs_variant("one_copy"),
-               "loopback copies zero-copy pages anyway; pinning and completions are extra"),
-    Comparison("io_uring vs one_copy", netobs_variant("io_uring"), netobs_variant("one_copy"),
-               "IORING_OP_SENDMSG, one message per io_uring_enter (--uring-depth 1)"),
-    Comparison("io_uring_zc vs one_copy", netobs_variant("io_uring_zc"), netobs_variant("one_copy"),
-               "IORING_OP_SENDMSG_ZC; buffers reused after their notification CQE"),
-    Comparison("sendfile vs one_copy", netobs_variant("sendfile"), netobs_variant("one_copy"),
-               "page references to a memfd the fields were written into once"),
-    Comparison("splice vs one_copy", netobs_variant("splice"), netobs_variant("one_copy"),
-               "vmsplice + splice: page references to the fields"),
+    # every other sender against one_copy, what it does from the strategies table
+    *(Comparison(f"{s.name} vs one_copy", netobs_variant(s.name), netobs_variant("one_copy"), s.how)
+      for s in strategies.STRATEGIES if s.name != "one_copy"),
     *(Comparison(f"one_copy f1/iperf3 {k}K" + ("" if topo == "loopback" else f" {topo}"),
                  netobs_variant("one_copy", msg_size=k << 10, fields=1, label=f"one_copy -f1 {k}K"),
                  iperf3_variant(k << 10), f"one contiguous buffer, iperf3's shape, on {topo}; goal: ratio >= 1",
