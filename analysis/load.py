@@ -123,14 +123,21 @@ class Results:
 
     @property
     def receiver_local(self) -> bool | None:
-        """Whether the receiver ran on the sender's kernel: netns and loopback always; a remote
-        server whose host reported this host's boot id (a namespace of the same kernel, as
-        netobs's own tests make one) too. A remote without a boot id counts as another host;
-        None where the topology is unknown (an import)."""
-        if self.topology in ("netns", "loopback"):
-            return True
-        if self.topology != "remote":
+        """Whether the receiver ran on the sender's kernel, as the run recorded it (the
+        topology's facts: `receiver_shares_kernel`). A results directory from before netobs
+        recorded it: its kind's declaration (netobs.params.TOPOLOGY_KINDS), and where that
+        leaves it to the run (a remote), the two hosts' boot ids (a remote without one counts
+        as another host). None where the topology is unknown (an import)."""
+        topo = self.manifest.get("topology")
+        if isinstance(topo, dict) and isinstance(topo.get("receiver_shares_kernel"), bool):
+            return topo["receiver_shares_kernel"]
+        from netobs.params import KIND_BY_NAME
+
+        kind = KIND_BY_NAME.get(self.topology)
+        if kind is None:
             return None
+        if kind.shares_kernel is not None:
+            return kind.shares_kernel
         here, there = (self.manifest.get("host") or {}).get("boot_id"), (self.manifest.get("remote") or {}).get("boot_id")
         return bool(here and there and here == there)
 

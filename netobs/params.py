@@ -45,7 +45,28 @@ ADDR_LEN = 64
 MAX_DURATION = 3600.0
 MAX_REPEATS = 100
 
-TOPOLOGIES = ("netns", "loopback", "remote")
+
+
+@dataclass(frozen=True)
+class TopologyKind:
+    """A topology kind, declared once: everything that asks "which topology" reads this."""
+    name: str
+    cls: str                     # "module:Class" in netobs.topology (imported when opened)
+    params: tuple[str, ...]      # its own parameters (open_topology's keywords, from the spec)
+    needs_root: str | None       # what root is needed for (None: it runs unprivileged)
+    shares_kernel: bool | None   # the receiver runs on this kernel (None: the run finds out)
+    required: tuple[str, ...] = ()   # own parameters it cannot run without; giving one implies it
+
+
+TOPOLOGY_KINDS: tuple[TopologyKind, ...] = (
+    TopologyKind("netns", "netobs.topology.netns:NetnsTopology", ("subnet", "mtu"),
+                 "network namespaces", True),
+    TopologyKind("loopback", "netobs.topology.loopback:LoopbackTopology", (), None, True),
+    TopologyKind("remote", "netobs.topology.remote:RemoteTopology",
+                 ("remote", "remote_addr", "remote_netobs", "ssh_config"), None, None, required=("remote",)),
+)
+KIND_BY_NAME = {k.name: k for k in TOPOLOGY_KINDS}
+TOPOLOGIES = tuple(k.name for k in TOPOLOGY_KINDS)
 # The server's receive modes, in their C codes' order (NOB_RECV_* in native/netobs_workers.h):
 # copy: recv() into one buffer (the kernel's receive copy); fields: that, then each message
 # copied out into its fields (the receive-side mirror of two_copy; --recv-copy before);
@@ -617,15 +638,30 @@ def _fields_rule(cfg) -> None:
 
 
 def remote_rule(spec) -> None:
-    """A point or sweep runs its server on another host exactly when it names one."""
-    if spec.topology == "remote" and not spec.remote:
-        raise UsageError("--topology remote needs the host", fix="--remote [USER@]HOST")
-    if spec.remote and spec.topology != "remote":
-        raise UsageError(f"--remote {spec.remote} runs the server on that host, not in topology {spec.topology}",
-                         fix="--remote without --topology (or --topology remote)")
-    for name in ("remote_addr", "ssh_config"):
-        if getattr(spec, name) is not None and not spec.remote:
-            raise UsageError(f"--{name.replace('_', '-')} is for a remote server", fix="--remote [USER@]HOST too")
+    """A point or sweep runs in a kind exactly when it gives what that kind requires (the
+    remote: its host), and gives no optional parameter of another kind."""
+    kind = KIND_BY_NAME[spec.topology]
+    for name in kind.required:
+        if not getattr(spec, name):
+            raise UsageError(f"--topology {kind.name} needs the {PARAMS.by_name[name].what}",
+                             fix=f"--{_flag(name)} {PARAMS.by_name[name].kind.metavar}")
+    for other in TOPOLOGY_KINDS:
+        if other is kind:
+            continue
+        for name in other.required:
+            if getattr(spec, name):
+                raise UsageError(f"--{_flag(name)} {getattr(spec, name)} runs in topology {other.name}, "
+                                 f"not in topology {spec.topology}",
+                                 fix=f"--{_flag(name)} without --topology (or --topology {other.name})")
+        for name in other.params:
+            if PARAMS.by_name[name].default is None and getattr(spec, name) is not None:
+                need = " ".join(f"--{_flag(r)} {PARAMS.by_name[r].kind.metavar}" for r in other.required)
+                raise UsageError(f"--{_flag(name)} is for topology {other.name}",
+                                 fix=f"{need} too" if need else f"--topology {other.name}")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
 
 
 @dataclass(frozen=True)

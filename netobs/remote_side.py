@@ -58,14 +58,9 @@ def interface_of(addr: str | None) -> str | None:
 
 
 def link_counters(ifname: str | None) -> dict | None:
-    if ifname is None:
-        return None
-    from pyroute2 import IPRoute
+    from netobs import linkstats
 
-    from netobs.topology import _link_counters
-
-    with IPRoute() as ipr:
-        return _link_counters(ipr, ifname)
+    return linkstats.of(ifname)
 
 
 def _ethtool(*args: str) -> tuple[str | None, str | None]:

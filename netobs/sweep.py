@@ -81,8 +81,8 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
             stack.enter_context(signals_as_interrupt())
             # (opening a topology first removes what killed netobs runs left behind)
             topo = stack.enter_context(topology.open_topology(sweep.topology, **topology.options_of(sweep)))
-            if topo.kind == "remote":   # the second host: the server's, over ssh
-                store.update_manifest(remote=topo.remote_host)
+            if topo.peer_host is not None:   # the second host: the server's, over ssh
+                store.update_manifest(remote=topo.peer_host)
             observers = open_observers(stack, sweep)
             tracer, profiler = observers["tracer"], observers["profiler"]
             store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None,

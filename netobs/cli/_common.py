@@ -69,11 +69,15 @@ def table_options(command: str, table: Table = PARAMS):
 
 
 def remote_topology(values: dict) -> dict:
-    """`--remote HOST` without `--topology` means `--topology remote` (a contradiction is the
-    spec's to refuse, in one line)."""
+    """A kind's required parameter without `--topology` means that kind (`--remote HOST`:
+    `--topology remote`; a contradiction is the spec's to refuse, in one line)."""
+    from netobs.params import TOPOLOGY_KINDS
+
     ctx = click.get_current_context()
-    if values.get("remote") and ctx.get_parameter_source("topology") != click.core.ParameterSource.COMMANDLINE:
-        values["topology"] = "remote"
+    if ctx.get_parameter_source("topology") != click.core.ParameterSource.COMMANDLINE:
+        for kind in TOPOLOGY_KINDS:
+            if any(values.get(name) for name in kind.required):
+                values["topology"] = kind.name
     return values
 
 
@@ -112,7 +116,10 @@ manifest); None without --trace or --profile."""
 def need_root(topology: str, trace: bool) -> None:
     if os.geteuid() == 0:
         return
-    why = [w for w, on in (("network namespaces", topology == "netns"), ("BPF tracing or profiling", trace)) if on]
+    from netobs.params import KIND_BY_NAME
+
+    why = [w for w, on in ((KIND_BY_NAME[topology].needs_root, KIND_BY_NAME[topology].needs_root),
+                           ("BPF tracing or profiling", trace)) if on]
     if why:
         raise CapabilityError(f"{' and '.join(why)} need root", fix="sudo " + " ".join(["netobs"] + sys.argv[1:]))
 

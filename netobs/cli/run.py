@@ -50,8 +50,8 @@ def command(keep, as_json, **options):
         topo = stack.enter_context(topo_mod.open_topology(spec.topology, **topo_mod.options_of(spec)))
         result = run_point(spec, topo, point_dir, **open_observers(stack, spec))
         result["topology_facts"] = topo.facts()
-        if topo.kind == "remote":
-            result["remote_host"] = topo.remote_host
+        if topo.peer_host is not None:
+            result["remote_host"] = topo.peer_host
         if spec.trace and not spec.profile:   # the bench's per-event figure stands in for the profile's
             from netobs import observer_cost
             result["observer_cost"] = observer_cost.entry(spec.topology)
