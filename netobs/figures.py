@@ -99,6 +99,22 @@ WORKER_FIGURES: tuple[Figure, ...] = (
            "--recv zerocopy: bytes it could not map (or all, after a fallback), copied"),
 )
 
+# ---- where a point result's own keys come from (netobs.runner.point_result builds it from these)
+# (result key, RunSpec field): the point's identity and timing as asked
+POINT_SPEC: tuple[tuple[str, str], ...] = (
+    ("strategy", "strategy"), ("msg_size", "msg_size"), ("threads", "threads"), ("repeat", "repeat"),
+    ("duration_s", "duration"), ("warmup_s", "warmup"))
+# (result key, the role whose worker report holds it, its key there)
+POINT_REPORTS: tuple[tuple[str, str, str], ...] = (
+    ("window_s", "client", "window_s"), ("bytes_sent", "client", "bytes_sent"),
+    ("bytes_sent_total", "client", "bytes_sent_total"), ("bytes_received", "server", "bytes_received"),
+    ("messages", "client", "messages"), ("messages_total", "client", "messages_total"),
+    ("throughput_gbps", "client", "throughput_gbps"), ("goodput_gbps", "server", "goodput_gbps"),
+    ("latency_us", "client", "latency_us"), ("cpu", "client", "cpu"), ("server_cpu", "server", "cpu"),
+    ("zerocopy", "client", "zerocopy"), ("recv", "server", "recv"), ("rx_zerocopy", "server", "rx_zerocopy"),
+    ("io_uring", "client", "io_uring"), ("pages", "client", "pages"))
+
+
 # ---- kernel trace figures, per role (runs.csv: trace_<role>_<figure>) -----------------------
 # The order is the C side's: NETOBS_FIG_<FIGURE> in bpf/netobs_trace.h is the index.
 TRACE_FIGURES: tuple[Figure, ...] = (

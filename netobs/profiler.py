@@ -5,7 +5,7 @@ class and wait reason (bpf/netobs_profile.c; classes and reasons: netobs/costcla
     with Profiler(hz=999) as prof:             # compiles, chooses the event, attaches (e.g. per sweep)
         prof.start_point({"client": perf_pid, "server": server_pid}, wrappers={"client"})
         ...                                    # run the point
-        profile = prof.stop_point(point_dir, {"client": bytes_sent, "server": bytes_received})
+        profile = prof.stop_point(point_files, {"client": bytes_sent, "server": bytes_received})
 
 The sampling event is chosen by feature detection, best first: hardware cycles (then samples
 weigh real cycles) where the PMU allows, else the cpu-clock software event. The plan records
@@ -26,12 +26,10 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 from netobs import bpfload, bpfprobe, costclass, hostprep, procfs
 from netobs.errors import CapabilityError, UsageError
 from netobs.figures import ROLES
-from netobs.files import atomic_write
 
 BPF_SOURCE = "netobs_profile.c"
 BPF_HEADER = "netobs_profile.h"
@@ -160,10 +158,10 @@ class Profiler(bpfload.Loaded):
             self._stop_poller()
             self._snapshot_maps()      # a last look at whatever still lives
 
-    def stop_point(self, point_dir: Path | None = None, moved: dict[str, int | None] | None = None) -> dict:
+    def stop_point(self, point_files=None, moved: dict[str, int | None] | None = None) -> dict:
         """The point's profile per role (netobs.figures PROFILE_FIGURES/WAIT_FIGURES paths),
-        with its folded stacks written to `point_dir`; stop recording. `moved`: bytes per role
-        over the same life, for CPU-seconds per GB."""
+        with its folded stacks handed to `point_files` (netobs.store.PointFiles); stop
+        recording. `moved`: bytes per role over the same life, for CPU-seconds per GB."""
         if self._bpf is None:
             raise UsageError("profiler is closed")
         self.freeze()
@@ -182,14 +180,14 @@ class Profiler(bpfload.Loaded):
         # user frames resolve from the processes' maps as they were seen while they lived; a
         # share well below 1 means a mapping appeared after the last look (its frames: [unknown])
         out["user_leaf_resolved"] = self._leaf_resolved[0] / self._leaf_resolved[1] if self._leaf_resolved[1] else None
-        if point_dir is not None:
+        if point_files is not None:
             for role in ROLES:
                 files = {}
                 for kind, lines in folded[role].items():
                     if lines is None:
                         continue
                     name = f"{'profile' if kind == 'on_cpu' else 'offcpu'}-{role}.folded"
-                    atomic_write(Path(point_dir) / name, "".join(f"{s} {w}\n" for s, w in sorted(lines.items())))
+                    point_files.write(name, "".join(f"{s} {w}\n" for s, w in sorted(lines.items())))
                     files[kind] = name
                 out["files"][role] = files
         self._free_symbols()

@@ -7,13 +7,15 @@ installed. Two uses:
 - `hello(addr)`: netobs's version and protocol number (the local side refuses a mismatch
   before the first point), whether the login is root, and the host's facts (kernel, CPU, and
   the interface that holds `addr`: driver, MTU, `ethtool -k` offloads) for the manifest.
-- `serve(worker_args, ...)`: one point's server: `python -m netobs.workerproc serve ...`
-  (its flags are the parameter table's, checked here by the same table's parser), under
-  `perf stat` when asked, the tracer and the profiler on its PID when asked (root only:
-  otherwise skipped with the reason, not failed), the TCP MIB of this namespace and the
-  counters of the data interface before and after. `on_ready(port)` is called once the worker
-  listens and the observers are on it (the CLI prints `ready <port>`); the result is one dict
-  (the CLI prints it as the last stdout line).
+- `session(say)`: the server of every point of a sweep. Each line on stdin is one point's
+  request (`{"spec": RunSpec fields, "bind": address}`); the point runs on the *same*
+  `netobs.serverside.LocalServer` the local topologies use, under this end's observers (the
+  registry's, for the server role: perf stat, the tracer and profiler, root only, otherwise
+  skipped with the reason, not failed; the TCP MIB of this namespace, the data interface's
+  counters), opened once for the session, so its BPF programs are compiled once per sweep.
+  `say("ready <port>")` once the worker listens and the observers are on it; then one JSON
+  object: the worker's report, each observer's collected figures, what was skipped, and the
+  point's files (its stderr, perf's output, folded stacks) for the local store.
 
 The process watches its stdin: EOF (the ssh session ended, the local side died) or SIGHUP/
 SIGTERM kills the worker's process group and ends this process, so nothing is left behind.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import itertools
 import json
 import os
 import re
@@ -29,15 +32,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import queue
 import tempfile
 import threading
 from pathlib import Path
 
 from netobs import __version__
-from netobs.errors import NetobsError, UsageError
+from netobs.errors import NetobsError
+from netobs.jsonsafe import jsonable
+from netobs.serverside import budget_s
 
 # Bumped whenever what the two sides say to each other changes (arguments, ready line, JSON).
-PROTOCOL = 1
+PROTOCOL = 2
 ROLE = "server"
 
 
@@ -127,16 +133,18 @@ def hello(addr: str | None = None) -> dict:
             "host": {**hostinfo.host_facts(), "interface": interface_facts(ifname, addr)}}
 
 
-# ------------------------------------------------------------------- one point's server
+# ------------------------------------------------------------------- the session
 
 class _Watch:
-    """EOF on stdin (or SIGHUP/SIGTERM) -> the worker's process group killed, this process
-    ended: the local side is gone, nobody will read a result."""
+    """Requests from stdin, one per line; EOF on stdin (or SIGHUP/SIGTERM) -> the worker's
+    process group killed, this process ended: the local side is gone, nobody will read a
+    result."""
 
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
+    def __init__(self):
         self.lock = threading.RLock()   # (end() may run in a signal handler of the holder)
         self.pgid: int | None = None
+        self.tmp: Path | None = None
+        self.requests: queue.Queue = queue.Queue()
 
     def start(self) -> None:
         for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -145,152 +153,110 @@ class _Watch:
 
     def _read(self) -> None:
         with contextlib.suppress(OSError, ValueError):
-            while os.read(sys.stdin.fileno(), 4096):
-                pass
+            for line in sys.stdin:
+                self.requests.put(line)
         self.end()
+
+    def spawn(self, role: str, argv: list[str], **popen) -> subprocess.Popen:
+        with self.lock:
+            proc = subprocess.Popen(argv, start_new_session=True, **popen)
+            self.pgid = proc.pid
+        return proc
 
     def end(self) -> None:
         with self.lock:
             if self.pgid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pgid, signal.SIGKILL)
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            os._exit(1)
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            os._exit(1 if self.pgid is not None else 0)
 
 
-def _observers(trace: bool, profile: bool, profile_hz: int, skipped: dict) -> tuple:
-    """The tracer and profiler, opened here (root only; what cannot be had is skipped)."""
-    tracer = profiler = None
-    if (trace or profile) and os.geteuid() != 0:
-        why = f"the ssh login ({getpass.getuser()}) is not root on this host: no BPF tracing or profiling here"
-        for name, on in (("trace", trace), ("profile", profile)):
-            if on:
-                skipped[name] = why
-        return None, None
-    if trace or profile:
-        from netobs import hostprep
-        try:
-            hostprep.prepare()
-        except NetobsError as exc:
-            for name, on in (("trace", trace), ("profile", profile)):
-                if on:
-                    skipped[name] = exc.message
-            return None, None
-    if trace:
-        from netobs.tracer import Tracer
-        try:
-            tracer = Tracer()
-        except NetobsError as exc:
-            skipped["trace"] = exc.message
-    if profile:
-        from netobs.profiler import Profiler
-        try:
-            profiler = Profiler(hz=profile_hz)
-        except NetobsError as exc:
-            skipped["profile"] = exc.message
-    return tracer, profiler
+class Here:
+    """What this end reads for the observers: the server's TCP MIB and data interface."""
+
+    def __init__(self, bind: str | None):
+        self.interface = interface_of(bind)
+
+    def netstat(self) -> dict:
+        from netobs import netstat
+
+        return {ROLE: netstat.read()}
+
+    def link_stats(self) -> dict:
+        return {ROLE: link_counters(self.interface)}
 
 
-def serve(worker_args: list[str], events: list[str] | None, trace: bool, profile: bool, profile_hz: int,
-          on_ready) -> tuple[int, dict]:
-    """Run one point's server worker (`worker_args`: `serve --bind ... ` as the parameter table
-    writes them); returns (exit status, result)."""
-    from netobs import netstat
-    from netobs.params import PARAMS
-    from netobs.runner import READY_TIMEOUT_S, WORKER, _read_ready, _tail_of
+def session(say) -> None:
+    """Serve points until stdin ends (see the module's docstring)."""
+    from netobs.observers import open_all
+    from netobs.serverside import LocalServer
+    from netobs.spec import RunSpec
+    from netobs.store import PointFiles
 
-    parsed = vars(PARAMS.worker_parser("netobs remote-serve --", "the server worker").parse_args(worker_args))
-    if parsed["command"] != "serve" or parsed["ready_fd"] is not None:
-        raise UsageError("remote-serve runs the server worker", f"got {' '.join(worker_args[:1])!r}"
-                         + (" with --ready-fd" if parsed["ready_fd"] is not None else ""),
-                         "the worker's `serve ...` arguments without --ready-fd")
-    tmp = Path(tempfile.mkdtemp(prefix="netobs-remote-"))
-    watch = _Watch(tmp)
+    watch = _Watch()
     watch.start()
-    skipped: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        observers = here = None
+        skipped: dict[str, str] = {}
+        for point in itertools.count(1):
+            request = json.loads(watch.requests.get())
+            spec = RunSpec(**request["spec"])
+            if observers is None:
+                here = Here(request["bind"])
+                observers = open_all(stack, spec, (ROLE,), here, skipped)
+            with watch.lock:
+                watch.tmp = Path(tempfile.mkdtemp(prefix="netobs-remote-"))
+            files = PointFiles(watch.tmp)
+            result = serve(spec, request["bind"], LocalServer(watch.spawn, kill_group=True), observers, files,
+                           dict(skipped), here, say)
+            say(json.dumps(jsonable({**result, "session_point": point})))
+            with watch.lock:
+                watch.pgid = None
+                shutil.rmtree(watch.tmp, ignore_errors=True)
+                watch.tmp = None
+
+
+def serve(spec, bind: str, server, observers: list, files, skipped: dict, here, say) -> dict:
+    """One point's server: the result the local side reads (its "exit" 0 when it went well)."""
+    result: dict = {"protocol": PROTOCOL, "exit": 0, "skipped": skipped, "interface": here.interface}
+    live = list(observers)   # (an observer whose step fails leaves the point)
     try:
-        tracer, profiler = _observers(trace, profile, profile_hz, skipped)
-        perf = None
-        if events:
-            from netobs.perf import PerfStat
-            try:
-                perf = PerfStat(events, tmp, prefix="perf-server", window=False)
-            except NetobsError as exc:
-                skipped["perf"] = exc.message
-        ifname = interface_of(parsed["bind"])
-        link_before = link_counters(ifname)
-        netstat_before = netstat.read()
-        rfd, wfd = os.pipe()
-        argv = WORKER + list(worker_args) + ["--ready-fd", str(wfd)]
-        if perf is not None:
-            argv = perf.argv(argv)
-        stderr_path = tmp / "server.stderr"
-        try:
-            with watch.lock, open(stderr_path, "wb") as err:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                        pass_fds=(wfd,), start_new_session=True)
-                proc._netobs_stderr = stderr_path
-                watch.pgid = proc.pid
-        finally:
-            os.close(wfd)
-        try:
-            try:
-                port = _read_ready(rfd, proc, READY_TIMEOUT_S)
-            finally:
-                os.close(rfd)
-            if tracer is not None:
-                tracer.start_point({ROLE: proc.pid})
-            if profiler is not None:
-                profiler.start_point({ROLE: proc.pid}, wrappers=(ROLE,) if perf else ())
-            on_ready(port)
-            budget = (parsed["timeout"] or 0.0) + 30.0
-            try:
-                out, _ = proc.communicate(timeout=budget)
-            except subprocess.TimeoutExpired:
-                raise NetobsError("the server worker did not finish", f"still running {budget:g} s after it started") from None
-        finally:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            _copy_stderr(stderr_path)
-        result: dict = {"protocol": PROTOCOL, "exit": proc.returncode, "skipped": skipped, "interface": ifname}
-        if proc.returncode != 0:
-            why = (f"killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
-                   else _tail_of(proc) or f"exit status {proc.returncode}")
-            result["error"] = f"the server worker failed: {why}"
-            return (1 if proc.returncode < 0 else proc.returncode), result
-        text = out.decode(errors="replace").strip()
-        result["worker"] = json.loads(text.splitlines()[-1]) if text else {}
-        result["link"] = {"before": link_before, "after": link_counters(ifname)}
-        result["netstat"] = {"before": netstat_before, "after": netstat.read()}
-        if tracer is not None:
-            result["trace"] = tracer.stop_point()
-        if profiler is not None:
-            prof = profiler.stop_point(tmp, {ROLE: result["worker"].get("bytes_received")})
-            result["profile"] = prof
-            result["folded"] = {name: (tmp / name).read_text() for name in (prof.get("files") or {}).get(ROLE, {}).values()}
-        if perf is not None:
-            try:
-                result["perf"] = perf.result()
-                result["perf_raw"] = {"name": perf.out.name, "text": perf.out.read_text(errors="replace")}
-            except NetobsError as exc:
-                skipped["perf"] = exc.message
-        return 0, result
+        for obs in observers:
+            _tolerant(obs, skipped, live, obs.begin, files)
+        server.spawn(spec, bind, files, live)
+        port = server.ready()
+        for obs in list(live):
+            _tolerant(obs, skipped, live, obs.attach, server.pids(), server.wrapped)
+        say(f"ready {port}")
+        report = server.finish(client_failed=False, timeout=budget_s(spec) + 30.0)
+        for obs in list(live):
+            _tolerant(obs, skipped, live, obs.end)
+        result["worker"] = report
+        result["observed"] = {}
+        for obs in list(live):
+            got = _tolerant(obs, skipped, live, obs.collect, {ROLE: report}, files)
+            if got is not None:
+                result["observed"][obs.name] = got
+    except NetobsError as exc:
+        result.update(exit=exc.exit_code or 1, message=exc.message,
+                      error=exc.what + (f": {exc.cause}" if exc.cause else ""))
     finally:
-        with watch.lock:
-            watch.pgid = None
-        for obs in ("tracer", "profiler"):
-            o = locals().get(obs)
-            if o is not None:
-                with contextlib.suppress(Exception):
-                    o.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        for part in (server, *observers):
+            with contextlib.suppress(Exception):
+                part.cleanup()
+    result["files"] = files.texts()
+    return result
 
 
-def _copy_stderr(path: Path) -> None:
-    """The worker's own messages, passed on to the local side (its server.stderr)."""
-    with contextlib.suppress(OSError):
-        data = path.read_bytes()
-        if data:
-            os.write(sys.stderr.fileno(), data)
+def _tolerant(obs, skipped: dict, live: list, step, *args):
+    """One observer's step; what fails leaves that observer out of the point, with the reason."""
+    if obs not in live:
+        return None
+    try:
+        return step(*args)
+    except NetobsError as exc:
+        skipped[obs.name] = exc.message
+        live.remove(obs)
+        return None

@@ -106,6 +106,53 @@ def row_key(row: dict) -> tuple:
 
 
 
+class PointFiles:
+    """One point's directory (points/<id>/ of a results directory, or `netobs run --keep DIR`):
+    the store's. Its files are named here (the point's result, each role's worker report and
+    stderr) or handed over by their owner as plain names (an observer's: `write`), never as
+    paths; an observer that needs a file while the point runs (perf's output) asks `at`."""
+
+    RESULT = "result.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).resolve()
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def report(role: str) -> str:
+        """The role's worker report (its JSON stats)."""
+        return f"{role}.json"
+
+    @staticmethod
+    def stderr(role: str) -> str:
+        """The role's worker's own messages."""
+        return f"{role}.stderr"
+
+    def at(self, name: str) -> Path:
+        """Where the file `name` of this point lives (a plain name: no directory in it)."""
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"not a plain file name: {name!r}")
+        return self.path / name
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.at(name)
+        atomic_write(path, text)
+        return path
+
+    def write_json(self, name: str, obj) -> Path:
+        path = self.at(name)
+        write_json(path, obj)
+        return path
+
+    def read(self, name: str) -> str:
+        path = self.at(name)
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def texts(self) -> dict[str, str]:
+        """Every plain file here by name (what a remote end hands back to the local store)."""
+        return {p.name: p.read_text(errors="replace") for p in sorted(self.path.iterdir()) if p.is_file()}
+
+
 class ResultsDir:
     """A results directory being written by a sweep (or by `netobs import`)."""
 
@@ -174,6 +221,10 @@ class ResultsDir:
             shutil.rmtree(d)
         d.mkdir(parents=True)
         return d
+
+    def point(self, point_id: str) -> PointFiles:
+        """A fresh directory for the point (`point_dir`), as the point's files."""
+        return PointFiles(self.point_dir(point_id))
 
     def add_point(self, result: dict) -> None:
         """Store one finished point (ok or failed) at once; replaces an earlier failed row."""

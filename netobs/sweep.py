@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from netobs.errors import Interrupted, UsageError
-from netobs.runner import failed_result, open_observers, run_point
+from netobs.runner import failed_result, open_rig, run_point
 from netobs.spec import SweepSpec, stored_sweep
 from netobs.store import ResultsDir, now_iso
 
@@ -83,19 +83,17 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
             topo = stack.enter_context(topology.open_topology(sweep.topology, **topology.options_of(sweep)))
             if topo.peer_host is not None:   # the second host: the server's, over ssh
                 store.update_manifest(remote=topo.peer_host)
-            observers = open_observers(stack, sweep)
-            tracer, profiler = observers["tracer"], observers["profiler"]
-            store.update_manifest(topology=topo.facts(), probe_plan=tracer.plan if tracer else None,
-                                  profile_plan=profiler.plan if profiler else None)
+            rig = open_rig(stack, sweep, topo)
+            store.update_manifest(topology=topo.facts(), probe_plan=rig.plan("trace"), profile_plan=rig.plan("profile"))
             if sweep.trace and not sweep.profile:   # the bench's per-event figure stands in for the profile's
                 from netobs import observer_cost
                 store.update_manifest(observer_cost=observer_cost.entry(sweep.topology))
             for index, spec in enumerate(todo):
                 raise_if_interrupted()   # one lost in a fork of the last point (pyroute2, subprocess)
                 progress("point", index=index, spec=spec)
-                point_dir = store.point_dir(spec.point_id)
+                files = store.point(spec.point_id)
                 try:
-                    result = run_point(spec, topo, point_dir, **observers)
+                    result = run_point(spec, rig, files)
                 except (Interrupted, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed point (or a bug in one) must not lose the sweep

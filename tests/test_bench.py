@@ -269,7 +269,7 @@ def test_make_bench_entry_point_runs():
 def test_a_peers_cell_runs_netobs_and_iperf3_between_namespaces(root):
     """The netns cells (issue 15's benchmark): both tools run inside the two namespaces netobs
     makes, the server on its veth address; nothing of the topology is left after."""
-    from netobs import topology
+    from pyroute2 import netns
 
     cell = next(c for c in peers.COMPARISONS if c.topology == "netns" and "16K" in c.name)
     res = peers.run_bench(peers.Settings(duration=1.0, warmup=0.0, repeats=1), [cell])
@@ -277,5 +277,5 @@ def test_a_peers_cell_runs_netobs_and_iperf3_between_namespaces(root):
     assert c["topology"] == "netns" and res["settings"]["topologies"] == ["netns"]
     assert c["a_median_gbps"] > 0 and c["b_median_gbps"] > 0 and c["ratio"] > 0
     assert c["b_samples"][0]["receiver_gbps"] > 0
-    assert not [n for n in topology.netns.listnetns() if n.startswith("nob")]
+    assert not [n for n in netns.listnetns() if n.startswith("nob")]
     assert "netns" in bench.format_table(res).splitlines()[0]

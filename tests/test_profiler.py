@@ -147,9 +147,12 @@ def loopback(prepared):
 def profiled(request, loopback, tmp_path_factory):
     """One short point per strategy (64 KiB, 1 thread, perf stat around the client), profiled,
     on each topology."""
+    import contextlib
+
     from netobs import topology
-    from netobs.runner import run_point
+    from netobs.runner import open_rig, run_point
     from netobs.spec import RunSpec
+    from netobs.store import PointFiles
     _, prof = loopback
     out = {}
     with topology.open_topology(request.param) as topo:
@@ -157,7 +160,8 @@ def profiled(request, loopback, tmp_path_factory):
             spec = RunSpec(strategy=strategy, msg_size=65536, threads=1, duration=0.6, warmup=0.1, profile=True,
                            topology=request.param)
             d = tmp_path_factory.mktemp(strategy)
-            out[strategy] = (run_point(spec, topo, d, profiler=prof), d)
+            with contextlib.ExitStack() as stack:
+                out[strategy] = (run_point(spec, open_rig(stack, spec, topo, {"profile": prof}), PointFiles(d)), d)
     return out
 
 

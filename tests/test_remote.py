@@ -109,11 +109,16 @@ def test_parse_offloads():
 
 
 def test_without_root_there_tracing_is_skipped_with_the_reason(monkeypatch):
-    from netobs import remote_side
+    import contextlib
 
-    monkeypatch.setattr(remote_side.os, "geteuid", lambda: 1000)
+    from netobs import observers
+
+    monkeypatch.setattr(observers.os, "geteuid", lambda: 1000)
     skipped: dict = {}
-    assert remote_side._observers(True, True, 999, skipped) == (None, None)
+    spec = RunSpec(strategy="one_copy", topology="loopback", perf=False, trace=True, profile=True)
+    with contextlib.ExitStack() as stack:
+        opened = observers.open_all(stack, spec, ("server",), None, skipped)
+    assert [o.name for o in opened] == ["netstat", "link"]      # what needs no root is still had
     assert set(skipped) == {"trace", "profile"} and all("not root" in why for why in skipped.values())
 
 
@@ -221,6 +226,17 @@ def test_perf_and_trace_on_the_remote(remote, tmp_path):
     assert srv["sendmsg_bytes"] == 0 and srv["recv_syscalls"] > 0
     assert r["trace"]["client"]["sendmsg_bytes"] >= r["bytes_sent_total"] * 0.99           # the local tracer's
     assert r["remote"]["skipped"] == {}
+
+
+def test_one_remote_session_per_sweep(remote, tmp_path):
+    """The remote end serves every point of a sweep in one session: its tracer is compiled once."""
+    out = tmp_path / "res"
+    proc = _netobs("sweep", *_remote_args(remote), "--strategies", "one_copy", "--sizes", "4K,16K", "--threads", "1",
+                   "--no-perf", "--trace", *SHORT, "-o", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    points = sorted(json.loads(p.read_text()) for p in out.glob("points/*/result.json"))
+    assert sorted(r["remote"]["session_point"] for r in points) == [1, 2]
+    assert all(r["trace"]["server"]["recv_syscalls"] > 0 and r["remote"]["skipped"] == {} for r in points)
 
 
 def _kill_when_mid_point(h, needle: str, what) -> threading.Thread:

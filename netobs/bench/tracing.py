@@ -45,6 +45,7 @@ entry runs); nothing here prints.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -278,24 +279,27 @@ def _one_run(topo, topo_name: str, msg_size: int, duration: float, warmup: float
     observed = plan is not None
     spec = RunSpec(strategy=strategy, msg_size=msg_size, threads=1, duration=duration, warmup=warmup, topology=topo_name,
                    perf=False, trace=observed and observer == "trace", profile=observed and observer == "profile")
-    tracer = profiler = None
+    from netobs.runner import open_rig
+    from netobs.store import PointFiles
+
+    given = {}
     t_open = time.monotonic()
     if spec.trace:
         from netobs.tracer import Tracer
-        tracer = Tracer(plan)
+        given["trace"] = Tracer(plan)
     if spec.profile:
         from netobs.profiler import Profiler
-        profiler = Profiler()
+        given["profile"] = Profiler()
     t_ready = t_point = time.monotonic()
     t_return = t_detach = None
     try:
-        r = run_point(spec, topo, point_dir, tracer=tracer, profiler=profiler)
-        t_return = time.monotonic()
+        with contextlib.ExitStack() as stack:
+            r = run_point(spec, open_rig(stack, spec, topo, given), PointFiles(point_dir))
+            t_return = time.monotonic()
     finally:
         t_detach = time.monotonic()
-        for o in (tracer, profiler):
-            if o is not None:
-                o.close()
+        for o in given.values():
+            o.close()
     t_closed = time.monotonic()
     server_bytes = r.get("bytes_received")
     cpu_client, cpu_server = _per_gb(r.get("cpu"), r.get("bytes_sent")), _per_gb(r.get("server_cpu"), server_bytes)

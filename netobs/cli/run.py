@@ -32,7 +32,8 @@ def command(keep, as_json, **options):
     """Run one experiment: one strategy, message size and thread count."""
     from netobs import topology as topo_mod
     from netobs.interrupt import signals_as_interrupt
-    from netobs.runner import open_observers, run_point
+    from netobs.runner import open_rig, run_point
+    from netobs.store import PointFiles
 
     spec = RunSpec(**remote_topology(PARAMS.from_cli("run", options)))
     need_root(spec.topology, spec.trace or spec.profile)
@@ -48,7 +49,7 @@ def command(keep, as_json, **options):
         else:
             point_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netobs-run-")))
         topo = stack.enter_context(topo_mod.open_topology(spec.topology, **topo_mod.options_of(spec)))
-        result = run_point(spec, topo, point_dir, **open_observers(stack, spec))
+        result = run_point(spec, open_rig(stack, spec, topo), PointFiles(point_dir))
         result["topology_facts"] = topo.facts()
         if topo.peer_host is not None:
             result["remote_host"] = topo.peer_host

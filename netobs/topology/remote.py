@@ -76,14 +76,16 @@ class RemoteTopology(Topology):
                                   f"installing netobs {__version__} on {self.remote}, or --remote-netobs PATH to it")
         return hello
 
-    def server_argv(self, remote_args: list[str]) -> list[str]:
-        """The ssh command running `netobs remote-serve REMOTE_ARGS` over the connection, after
-        a new connection if the last one dropped."""
+    def ensure_connection(self) -> None:
+        """The ssh connection is up (a new one if the last one dropped: counted in the facts)."""
         if self.closed:
             raise NetobsError("cannot spawn", "the topology is closed")
         if self.ssh.ensure():
             self._note_master()
-        return self.ssh.argv([self.remote_netobs, "remote-serve", *remote_args])
+
+    def remote_command(self, args: list[str]) -> list[str]:
+        """The ssh command running `netobs remote-serve ARGS` over the connection."""
+        return self.ssh.argv([self.remote_netobs, "remote-serve", *args])
 
     def explain(self, code: int | None, stderr: str):
         """ssh's (or the remote shell's) failure as the error it means, or None."""
