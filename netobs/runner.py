@@ -34,10 +34,6 @@ class Rig:
     server: object
     observers: list
 
-    @property
-    def roles_here(self) -> tuple[str, ...]:
-        return tuple(r for r in ROLES if r == "client" or self.server.local)
-
     def plan(self, name: str) -> dict | None:
         """The plan of the observer `name` (the tracer's probes, the profiler's event), if open."""
         return next((getattr(o, "plan", None) for o in self.observers if o.name == name), None)
@@ -57,7 +53,7 @@ def run_point(spec: RunSpec, rig: Rig, files) -> dict:
     """Measure one point on `rig`; its files in `files` (netobs.store.PointFiles)."""
     server, observers = rig.server, rig.observers
     client = None
-    start_r, start_w = os.pipe()
+    start_r, start_w = os.pipe()   # the client's `go`
     try:
         for obs in observers:
             obs.begin(files)
@@ -65,6 +61,8 @@ def run_point(spec: RunSpec, rig: Rig, files) -> dict:
         # The client starts (Python, perf) while the server comes up, then waits for `go`:
         # start-up overlaps, and the observers are on both PIDs before the first byte is sent.
         client, wrapped = _spawn_client(spec, rig, files, start_r)
+        os.close(start_r)
+        start_r = None
         port = server.ready()   # (the port comes with `go`: with --port 0 only the server knows it)
         for obs in observers:
             obs.attach({"client": client.pid, **server.pids()}, wrapped + server.wrapped)
@@ -79,7 +77,9 @@ def run_point(spec: RunSpec, rig: Rig, files) -> dict:
         for obs in observers:
             obs.end()
     finally:
-        os.close(start_w)   # a client still waiting for `go` gives up
+        for fd in (start_r, start_w):   # a client still waiting for `go` gives up
+            if fd is not None:
+                os.close(fd)
         for part in (server, *observers):
             part.cleanup()
         if client is not None and client.poll() is None:
@@ -98,11 +98,8 @@ def _spawn_client(spec, rig: Rig, files, start_r: int) -> tuple[subprocess.Popen
     argv = bare = WORKER + PARAMS.worker_argv("client", values)
     for obs in rig.observers:
         argv = obs.wrap("client", argv)
-    try:
-        with open(files.at(files.stderr("client")), "wb") as err:
-            proc = rig.topology.spawn("client", argv, stdout=subprocess.PIPE, stderr=err, pass_fds=(start_r,))
-    finally:
-        os.close(start_r)
+    with open(files.at(files.stderr("client")), "wb") as err:
+        proc = rig.topology.spawn("client", argv, stdout=subprocess.PIPE, stderr=err, pass_fds=(start_r,))
     return proc, (("client",) if argv != bare else ())
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synth  # noqa: E402
@@ -25,7 +26,7 @@ from netobs.analysis.load import DERIVED, load_results  # noqa: E402
 from netobs.analysis.questions import QUESTIONS, answer_all  # noqa: E402
 from netobs.errors import UsageError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 ANOMALY = ("two_copy", 16384, 4, 0.5)
 
 

@@ -266,6 +266,7 @@ def test_make_bench_entry_point_runs():
     assert proc.stdout.startswith("usage: python -m netobs.bench") and "--no-trace" in proc.stdout
 
 
+@pytest.mark.root
 def test_a_peers_cell_runs_netobs_and_iperf3_between_namespaces(root):
     """The netns cells (issue 15's benchmark): both tools run inside the two namespaces netobs
     makes, the server on its veth address; nothing of the topology is left after."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
+from conftest import GOLDEN
 
 from netobs.cli import main as cli_main
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 DIRS = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name != "explain")
 REL = 1e-9
 

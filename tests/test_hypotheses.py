@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_synth  # noqa: E402
@@ -22,7 +23,7 @@ from netobs.analysis import stats  # noqa: E402
 from netobs.analysis.load import load_results  # noqa: E402
 from netobs.analysis.questions import QUESTIONS, answer_all, run_caveats  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 
 
 def answers(path) -> dict:

@@ -20,10 +20,9 @@ from netobs import perf
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.params import PARAMS
 from netobs.runner import WORKER
-from conftest import need
+from conftest import REPO, need
 
 FIXTURES = Path(__file__).parent / "fixtures" / "perf"
-REPO = Path(__file__).resolve().parents[1]
 HW_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "instructions"]
 
 NS, NC = perf.NOT_SUPPORTED, perf.NOT_COUNTED

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, need
+from conftest import NETOBS_BIN, need
 from netobs import procfs
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.remote_side import parse_offloads
@@ -29,7 +29,7 @@ from netobs.ssh import Ssh, classify
 
 import sshd as sshd_mod
 
-NETOBS = str(Path(sys.prefix) / "bin" / "netobs")   # sshd's PATH has no venv
+NETOBS = NETOBS_BIN   # sshd's PATH has no venv
 SHORT = ["--duration", "0.3", "--warmup", "0.1"]
 
 
@@ -125,8 +125,7 @@ def test_without_root_there_tracing_is_skipped_with_the_reason(monkeypatch):
 # ------------------------------------------------------------------------------ real sshd
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    need(IS_ROOT, "root")
+def host(root, tmp_path_factory):
     need(sshd_mod.available(), "OpenSSH's sshd and ssh (Debian openssh-server, openssh-client)")
     with sshd_mod.Sshd(tmp_path_factory.mktemp("sshd")) as h:
         yield h
@@ -167,6 +166,7 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.root
 def test_sweep_over_ssh(remote, tmp_path):
     out = tmp_path / "res"
     proc = _netobs("sweep", *_remote_args(remote), "--strategies", "one_copy,two_copy", "--sizes", "4K,64K",
@@ -190,6 +190,7 @@ def test_sweep_over_ssh(remote, tmp_path):
     assert far["root"] is True and far["netobs_version"] == manifest["host"]["netobs_version"]
 
 
+@pytest.mark.root
 def test_the_zerocopy_answer_knows_this_remote_shares_our_kernel(remote, tmp_path):
     """Issue 16 item 6, end to end, on the test's "remote": a namespace of this very kernel. Both
     hosts' boot ids are recorded and equal, so the answer treats the receiver as local (the
@@ -212,6 +213,7 @@ def test_the_zerocopy_answer_knows_this_remote_shares_our_kernel(remote, tmp_pat
     assert len(a["headline"].split()) <= 30
 
 
+@pytest.mark.root
 def test_perf_and_trace_on_the_remote(remote, tmp_path):
     proc = _netobs("run", *_remote_args(remote), "--strategy", "one_copy", "--msg-size", "64K", *SHORT,
                    "--perf-server", "--trace", "--keep", str(tmp_path / "keep"), "--json")
@@ -228,6 +230,7 @@ def test_perf_and_trace_on_the_remote(remote, tmp_path):
     assert r["remote"]["skipped"] == {}
 
 
+@pytest.mark.root
 def test_one_remote_session_per_sweep(remote, tmp_path):
     """The remote end serves every point of a sweep in one session: its tracer is compiled once."""
     out = tmp_path / "res"
@@ -254,6 +257,7 @@ def _kill_when_mid_point(h, needle: str, what) -> threading.Thread:
     return t
 
 
+@pytest.mark.root
 def test_remote_worker_killed_mid_point(remote, tmp_path):
     out = tmp_path / "res"
     killed = []
@@ -273,6 +277,7 @@ def test_remote_worker_killed_mid_point(remote, tmp_path):
     assert second["status"] == "ok" and int(second["bytes_received"]) == int(second["bytes_sent_total"]) > 0
 
 
+@pytest.mark.root
 def test_sshd_dropped_then_resume(remote, tmp_path):
     out = tmp_path / "res"
     watcher = _kill_when_mid_point(remote, "netobs.workerproc serve", lambda pid: remote.stop_sshd())
@@ -298,6 +303,7 @@ def test_sshd_dropped_then_resume(remote, tmp_path):
     assert all(int(r["bytes_received"]) == int(r["bytes_sent_total"]) > 0 for r in rows)
 
 
+@pytest.mark.root
 def test_transient_drop_reconnects(remote, tmp_path):
     out = tmp_path / "res"
     watcher = _kill_when_mid_point(remote, "netobs.workerproc serve", lambda pid: remote.drop_connections())
@@ -310,6 +316,7 @@ def test_transient_drop_reconnects(remote, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["topology"]["ssh_reconnects"] == 1
 
 
+@pytest.mark.root
 def test_wrong_host_key_is_refused(remote, tmp_path):
     good = remote.known_hosts.read_text()
     remote.wrong_host_key()
@@ -324,6 +331,7 @@ def test_wrong_host_key_is_refused(remote, tmp_path):
     assert not (tmp_path / "res" / "runs.csv").exists() or len(_rows(tmp_path / "res")) == 0   # before any point
 
 
+@pytest.mark.root
 def test_remote_netobs_missing_or_another_version(remote, tmp_path):
     base = ["run", "--remote", remote.addr, "--ssh-config", str(remote.ssh_config), "--strategy", "one_copy",
             "--no-perf", *SHORT]
@@ -342,6 +350,7 @@ def test_remote_netobs_missing_or_another_version(remote, tmp_path):
     assert "--remote-netobs" in lines[0]
 
 
+@pytest.mark.root
 def test_ssh_alias_gives_the_data_address(remote):
     # the address the client sends to comes from ssh's own config (HostName), not from DNS
     proc = _netobs("run", "--remote", sshd_mod.ALIAS, "--ssh-config", str(remote.ssh_config), "--remote-netobs", NETOBS,
@@ -353,6 +362,7 @@ def test_ssh_alias_gives_the_data_address(remote):
     assert r["bytes_received"] == r["bytes_sent_total"] > 0
 
 
+@pytest.mark.root
 def test_remote_port_in_use(remote):
     # sshd itself listens on port 22 of the remote's address
     proc = _netobs("run", *_remote_args(remote), "--strategy", "one_copy", "--no-perf", *SHORT, "--port", "22")

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import GOLDEN
 
 from netobs.figures import point_id
 from netobs.spec import SweepSpec
@@ -19,7 +20,6 @@ from netobs.store import ResultsDir, read_rows, row_key
 sys.path.insert(0, str(Path(__file__).parent))
 from synth import edit_manifest, write_results  # noqa: E402
 
-GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"
 
 
 def test_a_point_names_only_a_shape_other_than_the_studys():

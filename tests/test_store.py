@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from netobs import figures
 from netobs.analysis.load import load_results
 from netobs.files import atomic_write
 from netobs.store import _cell, flatten, read_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 SWEEP = GOLDEN / "sweep-netns"   # a real `netobs sweep --trace` made by the code before the figure table
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import strategy_params
 
 from netobs import strategies
 from netobs.errors import CapabilityError, UsageError
@@ -48,7 +49,7 @@ def test_the_table_lists_the_new_senders_and_the_sweep_keeps_the_studys():
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("size", [1024, 16387, 65536])
-@pytest.mark.parametrize("strategy", NEW)
+@pytest.mark.parametrize("strategy", strategy_params(NEW))
 def test_new_senders_send_exactly_and_verify(strategy, size, threads):
     c, s = counted(strategy, size, threads=threads, count=150)
     assert c["messages_total"] == 150 * threads
@@ -58,7 +59,8 @@ def test_new_senders_send_exactly_and_verify(strategy, size, threads):
     assert s["conn_errors"] == 0 and c["latency_samples"] == 150 * threads
 
 
-def test_io_uring_zc_counts_every_notification_and_the_copied_ones():
+@pytest.mark.root   # (PINS_LOCKED_MEMORY)
+def test_io_uring_zc_counts_every_notification_and_the_copied_ones(root):
     c, s = counted("io_uring_zc", 65536, count=300, uring_depth=4)
     zc = c["zerocopy"]
     assert zc["sends"] == c["send_calls"] == 300              # MSG_WAITALL: one CQE per message

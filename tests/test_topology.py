@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import REPO, need
 
 from netobs import procfs, sysctl, undolog
 from netobs.errors import Interrupted, UsageError
@@ -23,7 +23,7 @@ from netobs.interrupt import deferred_signals, signals_as_interrupt
 from netobs.topology import (
     DEFAULT_SYSCTLS, NETNS_DIR, NS_RE, VETH_RE, cleanup_leftovers, doctor_facts, open_topology,
 )
-ROOT_DIR = Path(__file__).resolve().parent.parent
+ROOT_DIR = REPO
 DRIVER = Path(__file__).resolve().parent / "topology_driver.py"
 GLOBAL_KNOBS = ("net.core.wmem_max", "net.core.rmem_max")
 

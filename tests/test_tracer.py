@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import IS_ROOT, need
+from conftest import need
 
 from netobs import strategies
 
@@ -113,14 +113,6 @@ def test_plan_records_the_syscall_sampling(monkeypatch):
 
 
 # ---- as root ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def prepared():
-    """The setup step, as `netobs doctor` and `--trace` run it (tracefs, kernel headers)."""
-    need(IS_ROOT, "root")
-    from netobs import hostprep
-    return hostprep.prepare()
-
 
 @pytest.fixture(scope="module")
 def tracer(prepared):
@@ -586,9 +578,8 @@ sys.stdin.readline()
 
 @pytest.mark.root
 @pytest.mark.parametrize("kind,expected", [("plain", False), ("zc", True)])
-def test_a_zerocopy_socket_is_found_in_another_process(kind, expected):
+def test_a_zerocopy_socket_is_found_in_another_process(root, kind, expected):
     """The zero-copy gate's seed: getsockopt(SO_ZEROCOPY) on each socket of the process."""
-    need(IS_ROOT, "root")
     from netobs.tracer import _may_have_zerocopy_socket
     holder = subprocess.Popen([sys.executable, "-c", ZC_HOLDER, kind], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)

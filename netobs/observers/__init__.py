@@ -31,6 +31,7 @@ from netobs.figures import ROLES
 
 class Observer:
     name: str = ""
+    keys: tuple[str, ...] = ()   # the point-result keys its collect() fills (its figures' paths start there)
     needs_bpf = False        # needs root and the host prepared for BCC (netobs.hostprep)
     section_file: str | None = None   # its result section also kept as this file of the point
 
@@ -87,23 +88,6 @@ class Observer:
         pass
 
 
-def _registry():
-    from netobs.observers import link, netstat, perf, profile, trace
-
-    return (perf.Perf, trace.Trace, profile.Profile, netstat.Netstat, link.Link)
-
-
-REGISTRY: tuple[type[Observer], ...] = ()
-
-
-def registry() -> tuple[type[Observer], ...]:
-    """Every observer netobs has, in the order the runner walks them."""
-    global REGISTRY
-    if not REGISTRY:
-        REGISTRY = _registry()
-    return REGISTRY
-
-
 def open_all(stack: contextlib.ExitStack, spec, roles: tuple[str, ...], place,
              skipped: dict[str, str] | None = None, given: dict | None = None) -> list[Observer]:
     """The observers `spec` wants on `roles`, opened once on `stack` (closed with it). With
@@ -112,7 +96,7 @@ def open_all(stack: contextlib.ExitStack, spec, roles: tuple[str, ...], place,
     given = given or {}
     out = []
     bpf_ready: str | None = None   # "" once prepared here; the reason where it cannot be
-    for cls in registry():
+    for cls in REGISTRY:
         mine = tuple(r for r in ROLES if r in roles and cls.wanted(spec, r))
         if not mine:
             continue
@@ -147,3 +131,14 @@ def _prepare() -> str | None:
     except NetobsError as exc:
         return exc.message
     return None
+
+
+# The registry, in the order the runner and the remote end walk it (perf wraps the workers
+# first; the tracer and profiler attach before the counters are read; netstat and link last).
+from netobs.observers.perf import Perf  # noqa: E402 - the adapters build on Observer above
+from netobs.observers.trace import Trace  # noqa: E402
+from netobs.observers.profile import Profile  # noqa: E402
+from netobs.observers.netstat import Netstat  # noqa: E402
+from netobs.observers.link import Link  # noqa: E402
+
+REGISTRY: tuple[type[Observer], ...] = (Perf, Trace, Profile, Netstat, Link)

@@ -8,6 +8,7 @@ from netobs.observers import Observer
 
 class Link(Observer):
     name = "link"
+    keys = ("link",)
 
     @classmethod
     def wanted(cls, spec, role: str) -> bool:

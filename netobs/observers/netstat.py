@@ -11,6 +11,7 @@ _UNREAD = {"counters": {}, "missing": {}}
 
 class Netstat(Observer):
     name = "netstat"
+    keys = ("netstat", "netstat_missing")
 
     @classmethod
     def wanted(cls, spec, role: str) -> bool:

@@ -11,6 +11,7 @@ PREFIX = {"client": "perf", "server": "perf-server"}
 
 class Perf(Observer):
     name = "perf"
+    keys = ("perf", "server_perf")
 
     @classmethod
     def wanted(cls, spec, role: str) -> bool:

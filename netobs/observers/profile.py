@@ -11,6 +11,7 @@ MOVED = {"client": "bytes_sent_total", "server": "bytes_received"}
 
 class Profile(Observer):
     name = "profile"
+    keys = ("profile",)
     needs_bpf = True
 
     @classmethod

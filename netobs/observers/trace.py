@@ -8,6 +8,7 @@ from netobs.observers import Observer
 
 class Trace(Observer):
     name = "trace"
+    keys = ("trace",)
     needs_bpf = True
     section_file = "trace.json"
 
