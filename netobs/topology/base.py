@@ -17,12 +17,12 @@ import subprocess
 import weakref
 from typing import Any
 
-from netobs import linkstats, procfs, sysctl, undolog
+from netobs import procfs, sysctl, undolog
 from netobs.errors import NetobsError, UsageError
 from netobs.figures import ROLES
 from netobs.interrupt import deferred_signals, signals_as_interrupt
 from netobs.params import KIND_BY_NAME
-from netobs.topology.leftovers import _cleanup_leftovers_locked, _is_root, _restore_globals, _stop_pids
+from netobs.topology.leftovers import _cleanup_leftovers_locked, _restore_globals, _stop_pids
 
 DEFAULT_SYSCTLS = sysctl.DEFAULT_SYSCTLS
 
