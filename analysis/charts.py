@@ -43,6 +43,7 @@ PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "deferred-kernel": "
 
 WIDTH, HEIGHT = 330, 230
 
+THREADS_LABEL = "datum.value + (datum.value == 1 ? ' thread' : ' threads')"
 SIZE_LABEL = ("datum.value >= 1048576 ? format(datum.value / 1048576, '~g') + ' MiB' : "
               "datum.value >= 1024 ? format(datum.value / 1024, '~g') + ' KiB' : "
               "format(datum.value, '~g') + ' B'")
@@ -75,6 +76,34 @@ class WithData:
         spec = self.chart.to_dict(validate=validate)
         spec["datasets"] = {**(spec.get("datasets") or {}),
                             **{k: json.loads(f.to_json(orient="records")) for k, f in self.frames.items()}}
+        return spec
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A chart already turned into its spec (`spec`, without the `frames` WithData adds): what a
+    worker process hands back (Altair objects do not cross process boundaries)."""
+
+    spec: dict
+    frames: dict
+
+    @staticmethod
+    def of(chart):
+        """The chart as a Drawn (a MissingChart as it is)."""
+        if isinstance(chart, (MissingChart, Drawn)):
+            return chart
+        if isinstance(chart, WithData):
+            return Drawn(chart.bare(), dict(chart.frames))
+        return Drawn(chart.to_dict(validate=False), {})
+
+    def bare(self) -> dict:
+        return dict(self.spec)
+
+    def to_dict(self, validate: bool = True) -> dict:
+        spec = dict(self.spec)
+        if self.frames:
+            spec["datasets"] = {**(spec.get("datasets") or {}),
+                                **{k: json.loads(f.to_json(orient="records")) for k, f in self.frames.items()}}
         return spec
 
 
@@ -284,7 +313,7 @@ def _line(runs: pd.DataFrame, value: str, title: str, x: str, missing_reason: st
     if x == "msg_size":
         x_axis, tips = _size_axis(summary["msg_size"]), [_SIZE_TIP, _THREADS_TIP]
         column, per = alt.Column("threads:O", title="client threads", sort=sorted(summary["threads"].unique()),
-                                 header=alt.Header(labelExpr="datum.value + ' threads'", labelFontWeight="bold")), \
+                                 header=alt.Header(labelExpr=THREADS_LABEL, labelFontWeight="bold")), \
             "thread count"
     else:
         x_axis, tips = _threads_axis(summary["threads"]), [_THREADS_TIP, _SIZE_TIP]
@@ -292,7 +321,7 @@ def _line(runs: pd.DataFrame, value: str, title: str, x: str, missing_reason: st
                                  header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")), "message size"
     drawn = _line_with_band(summary, x_axis, value, axis(value), strategy_color(summary), tips, y_scale=scale,
                             y_format=y_format, embed_data=False)
-    return (drawn.properties(width=185, height=170).facet(column=column, data=summary)
+    return (drawn.properties(width=170, height=170).facet(column=column, data=summary)
             .properties(title=_title(f"{title}, one panel per {per}{log}", _repeats_note(summary))))
 
 
@@ -331,19 +360,17 @@ def cache_misses_vs_size(runs: pd.DataFrame, title: str):
     absent = [event for _, col, event in levels if not _has(runs, col)]
     if absent:
         subs.append(f"not counted on this host: {', '.join(absent)}")
-    scale, log = y_scale(data["misses_per_kib"])
     inner = _line_with_band(data, _size_axis(data["msg_size"]), "misses_per_kib", "misses per KiB sent",
                             strategy_color(data), [alt.Tooltip("level:N"), _SIZE_TIP, _THREADS_TIP],
-                            y_scale=scale, embed_data=False)
-    return (inner.properties(width=185, height=150)
+                            embed_data=False)
+    return (inner.properties(width=165, height=150)
             .facet(row=alt.Row("level:N", title=None, sort=[lv for lv, _, _ in present],
                                header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
                    column=alt.Column("threads:O", title="client threads", sort=sorted(data["threads"].unique()),
-                                     header=alt.Header(labelExpr="datum.value + ' threads'", labelFontWeight="bold")),
+                                     header=alt.Header(labelExpr=THREADS_LABEL, labelFontWeight="bold")),
                    data=data)
             .resolve_scale(y="independent")
-            .properties(title=_title(f"{title}, per level and thread count (y{' log,' if log else ''} independent "
-                                     "per panel)", subs)))
+            .properties(title=_title(f"{title}, per level and thread count (y independent per panel)", subs)))
 
 
 @chart("cycles_per_byte", "CPU cycles per byte vs message size")

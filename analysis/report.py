@@ -27,7 +27,7 @@ from netobs.fmt import cell, gib
 
 from . import compare as _compare
 from . import compare_text
-from .charts import MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap, section_charts
+from .charts import Drawn, MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap, section_charts
 from .load import Results, load_results
 from .questions import answer_all
 from .stats import METHODS
@@ -74,18 +74,56 @@ def _spec_key(chart) -> str | None:
     return None if isinstance(chart, MissingChart) else json.dumps(chart_spec(chart), sort_keys=True, default=str)
 
 
-def chart_plan(results: Results, answers: list) -> tuple[dict[str, object], dict[str, object]]:
+def chart_plan(results: Results, answers: list, drawn: dict | None = None) -> tuple[dict[str, object], dict[str, object]]:
     """(each question's chart by question, the figures no question already shows), every chart
     drawn once: a question whose chart is one of the registered figures shows it there, and the
-    figures section leaves it out (by name: the question's may be drawn from the answer's rows)."""
+    figures section leaves it out (by name: the question's may be drawn from the answer's rows).
+    `drawn`: the figures already drawn (`drawn_sections`), else they are drawn here."""
     question_charts, shown = {}, set()
     for a in answers:
         name, chart = _safe_chart(question_chart, a, results.runs, title=a.title)
         question_charts[a.key] = chart
         if name and not isinstance(chart, MissingChart):
             shown.add(name)
-    figs = {name: _draw(c, results) for name, c in section_charts("figures").items() if name not in shown}
+    figs = {name: (drawn[name] if drawn is not None else _draw(c, results))
+            for name, c in section_charts("figures").items() if name not in shown}
     return question_charts, figs
+
+
+def drawn_sections(results: Results) -> dict:
+    """Every figure and the profile's charts (None: no profile), as Drawn specs: what needs no
+    answer, so it can be drawn in another process while the questions are answered."""
+    profile = profile_charts(results)
+    return {"figures": {n: Drawn.of(c) for n, c in figures(results).items()},
+            "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()}}
+
+
+def _alongside(fn, *args):
+    """`fn(*args)` started in a forked worker process (a future), where this host lets the
+    process run on two CPUs or more; None where it does not (then the caller runs it itself)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        if len(os.sched_getaffinity(0)) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(fn, *args)
+        pool.shutdown(wait=False)
+        return future
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _collect(future):
+    """The worker's result, or None where it failed (the caller then draws in-process)."""
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 - a worker that died (OOM, a pickling error): draw here instead
+        return None
 
 
 @lru_cache(maxsize=1)
@@ -207,7 +245,7 @@ class _ChartSlots:
                     f'not drawn: {_e(chart.reason)}</div>')
         self.count += 1
         sid = f"spec-{self.count}"
-        if isinstance(chart, WithData):
+        if isinstance(chart, (WithData, Drawn)):
             spec, datasets = chart.bare(), dict(chart.frames)
             datasets.update(spec.pop("datasets", None) or {})
         else:
@@ -240,8 +278,7 @@ def columnar(rows) -> dict:
     for f in df.columns:
         col = df[f]
         known = col.notna()
-        if (col.dtype == object or pd.api.types.is_string_dtype(col)) and known.any() and col[known].map(type).eq(str).all() \
-                and col[known].nunique() < known.sum():
+        if pd.api.types.infer_dtype(col, skipna=True) == "string" and col[known].nunique() < known.sum():
             codes, names = pd.factorize(col)
             dicts[f] = names.tolist()
             cols[f] = [None if c < 0 else c for c in codes.tolist()]
@@ -489,8 +526,8 @@ def _sampling_sentence(results: Results) -> str:
     return f'<p class="profile-plan">{text}</p>'
 
 
-def _profile(results: Results, slots: _ChartSlots) -> str:
-    charts_ = profile_charts(results)
+def _profile(results: Results, slots: _ChartSlots, drawn: dict | None = None) -> str:
+    charts_ = drawn["profile"] if drawn is not None else profile_charts(results)
     if charts_ is None:
         return ('<p class="muted profile-absent">No profiles in these results (a sweep without '
                 '<code>--profile</code>, an import, or results from before profiles): where the CPU time and the '
@@ -602,12 +639,14 @@ def _comparison(b: Baseline, slots: _ChartSlots) -> str:
     return "".join(parts)
 
 
-def render_report(results: Results, answers: list | None = None, base: Baseline | None = None) -> str:
+def render_report(results: Results, answers: list | None = None, base: Baseline | None = None,
+                  drawn: dict | None = None) -> str:
     """The whole report as one HTML string (pure: results in, text out); with `base`, a section
-    comparing the results with a baseline's."""
+    comparing the results with a baseline's; `drawn`: `drawn_sections(results)` where it was
+    drawn already (the same page either way)."""
     if answers is None:
         answers = answer_all(results)
-    question_charts, figs = chart_plan(results, answers)
+    question_charts, figs = chart_plan(results, answers, drawn and drawn["figures"])
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
@@ -620,7 +659,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
                     'a question above already shows are not repeated.</p><div class="figures">'
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
-        "profile": _profile(results, slots),
+        "profile": _profile(results, slots, drawn),
         "runs": _raw_table(results),
     }
     sections_shown = SECTIONS
@@ -649,11 +688,13 @@ def write_report(results_dir, out_path, baseline_dir=None) -> Path:
     """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`;
     with `baseline_dir`, compared with that results directory too."""
     results = load_results(results_dir)
+    # the figures and profile need no answer: drawn alongside the answers where a second CPU is free
+    pending = _alongside(drawn_sections, results)
     answers = answer_all(results)
     base = baseline(load_results(baseline_dir), results, answers) if baseline_dir is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, render_report(results, answers, base))
+    atomic_write(out, render_report(results, answers, base, _collect(pending)))
     return out
 
 
