@@ -614,8 +614,9 @@ def ratio_vs_size(runs: pd.DataFrame, title: str):
     y = alt.Y("ratio:Q", title="× two_copy (log)",
               scale=alt.Scale(type="log", domain=[1 / lim, lim], nice=False),
               axis=alt.Axis(values=[v for v in ((0.1, 0.25, 0.5, 1, 2, 4, 10) if lim > 2.5 else
-                                                (0.5, 0.67, 0.8, 1, 1.25, 1.5, 2)) if 1 / lim <= v <= lim],
-                            format=".2~f"))
+                                                (0.5, 0.67, 0.8, 1, 1.25, 1.5, 2) if lim > 1.3 else
+                                                (0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.15, 1.2, 1.25))
+                                    if 1 / lim <= v <= lim], format=".2~f"))
     x = _size_axis(data["msg_size"])
     tips = [alt.Tooltip("implementation:N", title="strategy"), _SIZE_TIP, _THREADS_TIP,
             alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),

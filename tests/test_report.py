@@ -405,12 +405,6 @@ def _walk(node, path=()):
             yield from _walk(v, path + (i,))
 
 
-def _encodings(spec, channel):
-    return [e[channel] for _, e in _walk(spec) if isinstance(e.get(channel), dict)
-            and any(k in e for k in ("x", "y", "color", "text", "tooltip")) and "field" in e[channel]
-            or (isinstance(e.get(channel), dict) and "condition" in e[channel])]
-
-
 def _rows(spec) -> pd.DataFrame:
     sets = list((spec.get("datasets") or {}).values())
     return pd.DataFrame(sets[0]) if len(sets) == 1 else pd.DataFrame()
@@ -510,9 +504,6 @@ def check_rules(page: str) -> list[tuple[str, dict]]:
     return specs
 
 
-REAL = GOLDEN / "sweep-netns"
-
-
 @pytest.mark.parametrize("name", ["sweep-netns", "synth-base", "synth-single", "synth-vm", "synth-anomaly",
                                   "import-study"])
 def test_every_chart_of_a_report_follows_the_rules(name):
@@ -569,3 +560,16 @@ def test_page_data_sets_come_back_as_the_charts_rows(results_dir):
 
 def test_strategy_colours_are_colour_blind_safe():
     assert {s.color for s in STRATEGIES} <= OKABE_ITO and len({s.color for s in STRATEGIES}) == len(STRATEGIES)
+
+
+def test_a_failed_worker_leaves_the_drawing_to_the_report(results_dir, tmp_path, monkeypatch):
+    """The figures are drawn in a worker process alongside the answers; where it fails the
+    report draws them itself, and the page is the same."""
+    def broken(results):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(report, "drawn_sections", broken)
+    out = report.write_report(results_dir, tmp_path / "r.html")
+    monkeypatch.undo()
+    assert out.read_text(encoding="utf-8") == report.render_report(load_results(results_dir))
+    assert report._collect(None) is None
