@@ -91,11 +91,13 @@ def chart_plan(results: Results, answers: list, drawn: dict | None = None) -> tu
 
 
 def drawn_sections(results: Results) -> dict:
-    """Every figure and the profile's charts (None: no profile), as Drawn specs: what needs no
-    answer, so it can be drawn in another process while the questions are answered."""
+    """Every figure and the profile's charts (None: no profile), as Drawn specs, and the HTML of
+    the run summary and the raw runs: what needs no answer, so it can be drawn in another
+    process while the questions are answered."""
     profile = profile_charts(results)
     return {"figures": {n: Drawn.of(c) for n, c in figures(results).items()},
-            "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()}}
+            "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()},
+            "summary": _summary(results), "runs": _raw_table(results)}
 
 
 def _alongside(fn, *args):
@@ -651,7 +653,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
     content = {
-        "summary": _summary(results),
+        "summary": drawn["summary"] if drawn else _summary(results),
         "questions": _method() + _run_caveats(answers)
                      + "".join(_question(a, question_charts[a.key], slots) for a in answers),
         "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
@@ -660,7 +662,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
                     'a question above already shows are not repeated.</p><div class="figures">'
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
         "profile": _profile(results, slots, drawn),
-        "runs": _raw_table(results),
+        "runs": drawn["runs"] if drawn else _raw_table(results),
     }
     sections_shown = SECTIONS
     if base is not None:
