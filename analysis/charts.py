@@ -34,17 +34,16 @@ from netobs.strategies import STUDY, ordered
 from . import flame
 from .labels import axis
 from .load import SHAPE, by_series
-from .stats import ALPHA, compare, summarize_groups
+from .stats import ALPHA, _t_quantile as t_quantile, compare
 
 STRATEGY_COLORS = {s.name: s.color for s in strategies.STRATEGIES}
-EXTRA_COLORS = ["#e45756", "#72b7b2", "#b279a2", "#9d755d", "#bab0ac"]
+EXTRA_COLORS = ["#f0e442", "#000000", "#999999", "#882255", "#44aa99"]   # Okabe-Ito / Tol: colour-blind safe
 PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]
 PATH_COLORS = {"user": "#9d755d", "send-kernel": "#b279a2", "deferred-kernel": "#e45756", "receive-kernel": "#ff9da6"}
 
 WIDTH, HEIGHT = 330, 230
-DEFAULT_THREADS = 4
-DEFAULT_SIZE = 16384
 
+THREADS_LABEL = "datum.value + (datum.value == 1 ? ' thread' : ' threads')"
 SIZE_LABEL = ("datum.value >= 1048576 ? format(datum.value / 1048576, '~g') + ' MiB' : "
               "datum.value >= 1024 ? format(datum.value / 1024, '~g') + ' KiB' : "
               "format(datum.value, '~g') + ' B'")
@@ -59,6 +58,59 @@ class MissingChart:
 
     def to_dict(self) -> dict:
         return {"missing": True, "title": self.title, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class WithData:
+    """A chart whose named data sets are added to its spec as they are (`frames`: name ->
+    DataFrame), not walked and validated by Altair: the flame graph's thousands of rectangles.
+    The report takes the frames as they are (`bare()` is the spec without them)."""
+
+    chart: object
+    frames: dict
+
+    def bare(self) -> dict:
+        return self.chart.to_dict(validate=False)
+
+    def to_dict(self, validate: bool = True) -> dict:
+        spec = self.chart.to_dict(validate=validate)
+        spec["datasets"] = {**(spec.get("datasets") or {}),
+                            **{k: json.loads(f.to_json(orient="records")) for k, f in self.frames.items()}}
+        return spec
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A chart already turned into its spec (`spec`, without the `frames` WithData adds): what a
+    worker process hands back (Altair objects do not cross process boundaries)."""
+
+    spec: dict
+    frames: dict
+
+    @staticmethod
+    def of(chart):
+        """The chart as a Drawn (a MissingChart as it is)."""
+        if isinstance(chart, (MissingChart, Drawn)):
+            return chart
+        if isinstance(chart, WithData):
+            return Drawn(chart.bare(), dict(chart.frames))
+        return Drawn(chart.to_dict(validate=False), {})
+
+    def bare(self) -> dict:
+        return dict(self.spec)
+
+    def to_dict(self, validate: bool = True) -> dict:
+        spec = dict(self.spec)
+        if self.frames:
+            spec["datasets"] = {**(spec.get("datasets") or {}),
+                                **{k: json.loads(f.to_json(orient="records")) for k, f in self.frames.items()}}
+        return spec
+
+
+def chart_spec(chart) -> dict:
+    """The Vega-Lite spec of a drawn chart, unvalidated (the report's: Altair's schema check costs
+    seconds on big data; the tests validate every chart's spec with to_dict())."""
+    return chart.to_dict(validate=False)
 
 
 @dataclass(frozen=True)
@@ -103,11 +155,14 @@ def _strategies(df: pd.DataFrame) -> list[str]:
 
 
 def strategy_color(df: pd.DataFrame, title: str = "strategy") -> alt.Color:
+    """The strategy colour: the same domain and colours in every chart (the study's three always,
+    so colours never shift), the legend listing only the strategies the chart's data has."""
     domain = _strategies(df)
     colors = [STRATEGY_COLORS.get(s) or EXTRA_COLORS[i % len(EXTRA_COLORS)] for i, s in enumerate(domain)]
+    present = set(df["implementation"].astype(str)) if "implementation" in df else set()
     return alt.Color("implementation:N", title=title, sort=domain,
                      scale=alt.Scale(domain=domain, range=colors),
-                     legend=alt.Legend(orient="right", symbolOpacity=1))
+                     legend=alt.Legend(orient="right", symbolOpacity=1, values=[s for s in domain if s in present]))
 
 
 def _size_axis(sizes, title: str = "message size (log2)") -> alt.X:
@@ -126,39 +181,70 @@ def _threads_axis(threads) -> alt.X:
                  axis=alt.Axis(values=values, format="d", grid=False))
 
 
+# One colour domain per quantity across the report: a ratio to a baseline is always this log
+# scale, symmetric about 1 (x0.5 as strong as x2), clamped; RdBu is safe for colour-blind readers.
+RATIO_LIMIT = 4.0
+RATIO_TICKS = [0.25, 0.5, 1, 2, 4]
+LOG_SPAN = 10.0   # a positive axis whose values span this factor or more is drawn on a log scale
+
+
+# a row panel's name above the panel, left (a long name beside it would be cut or collide)
+ROW_HEADER = alt.Header(labelOrient="top", labelAngle=0, labelAnchor="start", labelAlign="left",
+                        labelFontSize=12, labelFontWeight="bold", labelPadding=4, labelLimit=600)
+
+
+def ratio_color(field: str = "ratio", title: str = "× baseline") -> alt.Color:
+    """The colour of every ratio to a baseline in the report (RATIO_LIMIT, centred at 1)."""
+    return alt.Color(f"{field}:Q", title=title,
+                     scale=alt.Scale(type="log", scheme="redblue", domain=[1 / RATIO_LIMIT, RATIO_LIMIT],
+                                     domainMid=1, clamp=True),
+                     legend=alt.Legend(format=".2~f", values=RATIO_TICKS))
+
+
+def threads_color(threads) -> alt.Color:
+    """Thread counts as colour (sequential viridis, its light end cut for white paper)."""
+    domain = sorted({int(t) for t in threads})
+    return alt.Color("threads:O", title="client threads", sort=domain,
+                     scale=alt.Scale(scheme=alt.SchemeParams("viridis", extent=[0, 0.85]), domain=domain))
+
+
+def y_scale(values, zero: bool = True) -> tuple[alt.Scale, str]:
+    """(the y scale, the words the title adds): log where the positive values span LOG_SPAN or
+    more (a linear axis would flatten the small ones), else linear."""
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    if len(v) and (v > 0).all() and v.max() / v.min() >= LOG_SPAN:
+        return alt.Scale(type="log"), " (log y)"
+    return alt.Scale(zero=zero), ""
+
+
 def _has(df: pd.DataFrame, column: str) -> bool:
     return column in df.columns and pd.to_numeric(df[column], errors="coerce").notna().any()
 
 
 def summarize(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     """One row per `keys` group with a value: `value` (the median), `ci_lo`, `ci_hi` (the 95%
-    t-interval for the mean, NaN with one repeat), `n` (repeats used)."""
-    s = summarize_groups(df, keys, value) if not df.empty else pd.DataFrame()
+    t-interval for the mean, NaN with one repeat), `n` (repeats used): `stats.summarize`'s
+    numbers, computed for all groups at once (a report summarises thousands of groups)."""
     cols = keys + [value, "ci_lo", "ci_hi", "n"]
-    if s.empty:
+    if df.empty or value not in df:
         return pd.DataFrame(columns=cols)
-    out = s[s["n"] > 0].rename(columns={"median": value, "ci_low": "ci_lo", "ci_high": "ci_hi"})[cols]
+    v = pd.to_numeric(df[value], errors="coerce")
+    g = df[keys].assign(_v=v).groupby(keys, sort=True, observed=True)["_v"]
+    out = g.agg(["median", "mean", "std", "count"]).reset_index()
+    out = out[out["count"] > 0]
+    if out.empty:
+        return pd.DataFrame(columns=cols)
+    n = out["count"].to_numpy()
+    q = np.array([t_quantile(int(k) - 1) if k >= 2 else np.nan for k in n])
+    half = q * out["std"].to_numpy() / np.sqrt(n)
+    out = out.assign(**{value: out["median"], "ci_lo": out["mean"] - half, "ci_hi": out["mean"] + half,
+                        "n": n.astype(int)})[cols]
     for k in keys:
         if k in ("msg_size", "threads"):
             out[k] = out[k].astype(int)
         elif k == "implementation":
             out[k] = out[k].astype(str)
     return out.reset_index(drop=True)
-
-
-def _nearest(available, wanted: int) -> int:
-    """Nearest on the log2 axes the charts use (ties go to the smaller value)."""
-    avail = sorted({int(a) for a in available if a > 0})
-    return min(avail, key=lambda a: (abs(np.log2(a) - np.log2(max(wanted, 1))), a))
-
-
-def _pick(df: pd.DataFrame, column: str, wanted: int, unit: str) -> tuple[pd.DataFrame, int, str]:
-    """Rows at `column == wanted`, or at the nearest measured value (and a note saying so)."""
-    if df.empty or column not in df:
-        return df, wanted, ""
-    chosen = _nearest(df[column].dropna(), wanted)
-    note = "" if chosen == wanted else f" — {wanted} {unit} not measured, nearest: {chosen}"
-    return df[df[column] == chosen], chosen, note
 
 
 def _title(text: str, subtitle: list[str] | str | None = None) -> alt.TitleParams:
@@ -172,7 +258,7 @@ def _repeats_note(summary: pd.DataFrame) -> str:
         return ""
     n = int(summary["n"].max())
     if n < 2:
-        return "one repeat per point: no confidence band, differences not tested"
+        return "one repeat per point: no interval drawn, differences not tested"
     return f"line = median of up to {n} repeats; band = 95% t-interval for the mean"
 
 
@@ -189,7 +275,8 @@ def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, c
 
     `embed_data=False` leaves the data out (for charts faceted by the caller)."""
     base = alt.Chart(summary) if embed_data else alt.Chart()
-    y = alt.Y(f"{value}:Q", title=y_title, scale=y_scale or alt.Scale(zero=True),
+    scale = y_scale or alt.Scale(zero=True)
+    y = alt.Y(f"{value}:Q", title=y_title, scale=scale,
               axis=alt.Axis(format=y_format) if y_format else alt.Axis())
     tooltip = [alt.Tooltip("implementation:N", title="strategy"),
                *(tooltip_extra or []),
@@ -200,8 +287,10 @@ def _line_with_band(summary: pd.DataFrame, x: alt.X, value: str, y_title: str, c
     line = base.mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2).encode(
         x=x, y=y, color=color, tooltip=tooltip)
     if summary["n"].max() > 1:
-        band = base.mark_area(opacity=0.18).encode(x=x, y=alt.Y("ci_lo:Q", title=y_title),
+        band = base.mark_area(opacity=0.18).encode(x=x, y=alt.Y("ci_lo:Q", title=y_title, scale=scale),
                                                    y2="ci_hi:Q", color=color)
+        if scale.to_dict().get("type") == "log":   # an interval reaching 0 has no place on it
+            band = band.transform_filter("datum.ci_lo > 0")
         return alt.layer(band, line)
     return line
 
@@ -210,44 +299,50 @@ _SIZE_TIP = alt.Tooltip("msg_size:Q", title="message size (B)")
 _THREADS_TIP = alt.Tooltip("threads:Q", title="threads")
 
 
-def _line(runs: pd.DataFrame, value: str, title: str, x: str, at: int, missing_reason: str,
-          y_format: str | None = None):
-    """`value` vs `x` ("msg_size" or "threads"), one line per strategy with its CI band, at
-    the other dimension's value `at` (or the nearest measured one, which the title says)."""
+def _line(runs: pd.DataFrame, value: str, title: str, x: str, missing_reason: str, y_format: str | None = None):
+    """`value` vs `x` ("msg_size" or "threads"), one line per strategy with its CI band, one panel
+    per value of the other dimension (every measured configuration); y log where it spans
+    orders of magnitude (the title says so)."""
     runs = _ok(runs)
     if not _has(runs, value):
         return MissingChart(title, missing_reason)
     other = "threads" if x == "msg_size" else "msg_size"
     df = runs[pd.to_numeric(runs[value], errors="coerce").notna()]
-    df, chosen, note = _pick(df, other, at, "threads" if other == "threads" else "B")
     summary = summarize(df, ["implementation", x, other], value)
+    scale, log = y_scale(summary[value])
     if x == "msg_size":
         x_axis, tips = _size_axis(summary["msg_size"]), [_SIZE_TIP, _THREADS_TIP]
-        where = f"{chosen} threads{note}"
+        column, per = alt.Column("threads:O", title="client threads", sort=sorted(summary["threads"].unique()),
+                                 header=alt.Header(labelExpr=THREADS_LABEL, labelFontWeight="bold")), \
+            "thread count"
     else:
         x_axis, tips = _threads_axis(summary["threads"]), [_THREADS_TIP, _SIZE_TIP]
-        where = fmt.size(chosen) + (f" — {fmt.size(at)} not measured, nearest" if note else "")
-    drawn = _line_with_band(summary, x_axis, value, axis(value), strategy_color(summary), tips, y_format=y_format)
-    return drawn.properties(width=WIDTH, height=HEIGHT, title=_title(f"{title} ({where})", _repeats_note(summary)))
+        column, per = alt.Column("msg_size:O", title="message size", sort=sorted(summary["msg_size"].unique()),
+                                 header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")), "message size"
+    drawn = _line_with_band(summary, x_axis, value, axis(value), strategy_color(summary), tips, y_scale=scale,
+                            y_format=y_format, embed_data=False)
+    return (drawn.properties(width=170, height=170).facet(column=column, data=summary)
+            .properties(title=_title(f"{title}, one panel per {per}{log}", _repeats_note(summary))))
 
 
 # ----------------------------------------------------------------------------- the study's four
 
 @chart("throughput", "Throughput vs message size")
-def throughput_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
-    """Throughput (Gbps) vs message size at `threads` (or the nearest measured count)."""
-    return _line(runs, "throughput_gbps", title, "msg_size", threads, "no successful runs with a measured throughput")
+def throughput_vs_size(runs: pd.DataFrame, title: str):
+    """Throughput (Gbps) vs message size, one panel per thread count."""
+    return _line(runs, "throughput_gbps", title, "msg_size", "no successful runs with a measured throughput")
 
 
 @chart("latency", "Latency vs client threads")
-def latency_vs_threads(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
-    """Mean per-send latency (µs) vs client threads at `msg_size` (or the nearest measured)."""
-    return _line(runs, "latency_us", title, "threads", msg_size, "no per-send latency in these results")
+def latency_vs_threads(runs: pd.DataFrame, title: str):
+    """Mean per-send latency (µs) vs client threads, one panel per message size."""
+    return _line(runs, "latency_us", title, "threads", "no per-send latency in these results")
 
 
 @chart("cache_misses", "Cache misses per KiB sent vs message size")
-def cache_misses_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
-    """L1-dcache and LLC load misses per KiB sent vs message size, one panel per level."""
+def cache_misses_vs_size(runs: pd.DataFrame, title: str):
+    """L1-dcache and LLC load misses per KiB sent vs message size: one row per level, one
+    column per thread count (y independent per level)."""
     runs = _ok(runs)
     levels = [("L1", "l1_misses_per_kib", "L1-dcache-load-misses"), ("LLC", "llc_misses_per_kib", "LLC-load-misses")]
     present = [lv for lv in levels if _has(runs, lv[1])]
@@ -261,28 +356,27 @@ def cache_misses_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_
         s["level"] = level
         parts.append(s)
     data = pd.concat(parts, ignore_index=True)
-    data, chosen, note = _pick(data, "threads", threads, "threads")
     subs = [_repeats_note(data)]
     absent = [event for _, col, event in levels if not _has(runs, col)]
     if absent:
         subs.append(f"not counted on this host: {', '.join(absent)}")
-    x = _size_axis(data["msg_size"])
-    inner = _line_with_band(data, x, "misses_per_kib", "misses per KiB sent", strategy_color(data),
-                            [alt.Tooltip("level:N"), alt.Tooltip("msg_size:Q", title="message size (B)")],
+    inner = _line_with_band(data, _size_axis(data["msg_size"]), "misses_per_kib", "misses per KiB sent",
+                            strategy_color(data), [alt.Tooltip("level:N"), _SIZE_TIP, _THREADS_TIP],
                             embed_data=False)
-    order = [lv for lv, _, _ in present]
-    return (inner.properties(width=300, height=HEIGHT)
-            .facet(column=alt.Column("level:N", title=None, sort=order,
-                                     header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+    return (inner.properties(width=165, height=150)
+            .facet(row=alt.Row("level:N", title=None, sort=[lv for lv, _, _ in present],
+                               header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+                   column=alt.Column("threads:O", title="client threads", sort=sorted(data["threads"].unique()),
+                                     header=alt.Header(labelExpr=THREADS_LABEL, labelFontWeight="bold")),
                    data=data)
             .resolve_scale(y="independent")
-            .properties(title=_title(f"{title} ({chosen} threads{note})", subs)))
+            .properties(title=_title(f"{title}, per level and thread count (y independent per panel)", subs)))
 
 
 @chart("cycles_per_byte", "CPU cycles per byte vs message size")
-def cycles_per_byte_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
+def cycles_per_byte_vs_size(runs: pd.DataFrame, title: str):
     """CPU cycles per byte sent vs message size."""
-    return _line(runs, "cycles_per_byte", title, "msg_size", threads,
+    return _line(runs, "cycles_per_byte", title, "msg_size",
                  "the cpu-cycles counter was not counted on this host (common in VMs); "
                  "CPU seconds per GB is shown instead")
 
@@ -290,9 +384,9 @@ def cycles_per_byte_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAU
 # ----------------------------------------------------------------------------- beyond the study
 
 @chart("cpu_per_gb", "Client CPU time per GB vs message size")
-def cpu_per_gb_vs_size(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
+def cpu_per_gb_vs_size(runs: pd.DataFrame, title: str):
     """Client CPU seconds (user+sys) per GB sent: the cost measure that needs no counters."""
-    return _line(runs, "cpu_s_per_gb", title, "msg_size", threads,
+    return _line(runs, "cpu_s_per_gb", title, "msg_size",
                  "client CPU time (user/sys) was not recorded in these results")
 
 
@@ -342,7 +436,7 @@ def copies_per_byte(runs: pd.DataFrame, title: str):
             .properties(title=_title(title, subs)))
 
 
-@chart("zc_copied_fraction", "Zero-copy sends the kernel copied anyway")
+@chart("zc_copied_fraction", "Zero-copy sends the kernel copied anyway, per size and thread count")
 def zc_copied_fraction(runs: pd.DataFrame, title: str):
     """Share of zero-copy completions the kernel flagged as copied anyway (SO_EE_CODE_ZEROCOPY_COPIED)."""
     runs = _ok(runs)
@@ -361,8 +455,7 @@ def zc_copied_fraction(runs: pd.DataFrame, title: str):
         x=x, xOffset=alt.XOffset("threads:O", sort=threads),
         y=alt.Y("zc_copied_fraction:Q", title=axis("zc_copied_fraction"),
                 scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
-        color=alt.Color("threads:O", title="threads", sort=threads,
-                        scale=alt.Scale(scheme="greens", domain=threads)),
+        color=threads_color(threads),
         tooltip=[alt.Tooltip("msg_size:Q", title="size (B)"), "threads:Q",
                  alt.Tooltip("zc_copied_fraction:Q", format=".1%", title="median copied"),
                  alt.Tooltip("n:Q", title="repeats")])
@@ -376,75 +469,173 @@ def zc_copied_fraction(runs: pd.DataFrame, title: str):
 
 
 @chart("syscall_time", "Send-syscall time per byte vs message size")
-def syscall_time_per_byte(runs: pd.DataFrame, title: str, threads: int = DEFAULT_THREADS):
+def syscall_time_per_byte(runs: pd.DataFrame, title: str):
     """Time inside send syscalls per byte sent (ns/B), traced."""
-    return _line(runs, "syscall_ns_per_byte", title, "msg_size", threads,
+    return _line(runs, "syscall_ns_per_byte", title, "msg_size",
                  "send-syscall time was not traced (run the sweep with --trace as root)")
 
 
 @chart("offcpu_share", "Client off-CPU share vs threads")
-def offcpu_share_by_threads(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
+def offcpu_share_by_threads(runs: pd.DataFrame, title: str):
     """Share of the client threads' time spent off-CPU, vs thread count."""
-    return _line(runs, "offcpu_share", title, "threads", msg_size,
+    return _line(runs, "offcpu_share", title, "threads",
                  "off-CPU time (sched:sched_switch) was not traced (run the sweep with "
                  "--trace as root)", y_format="%")
 
 
-@chart("relative_throughput", "Throughput relative to two_copy")
+def ratios(runs: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Each strategy's median `value` over two_copy's at the same (size, threads), one row per
+    strategy x size x threads: ratio, both medians, the repeats, and the Welch test's verdict
+    where both sides have repeats (the test the answers use, so a chart never contradicts one)."""
+    runs = runs[pd.to_numeric(runs[value], errors="coerce").notna()] if value in runs else runs.iloc[0:0]
+    s = summarize(runs, ["implementation", "msg_size", "threads"], value)
+    ref = s[s["implementation"] == strategies.BASELINE].set_index(["msg_size", "threads"])
+    rows = []
+    raw = runs.groupby(["implementation", "msg_size", "threads"])[value]
+    for r in s[s["implementation"] != strategies.BASELINE].to_dict("records"):
+        key = (r["msg_size"], r["threads"])
+        if key not in ref.index or not ref.loc[key, value] > 0 or not r[value] >= 0:
+            continue
+        b = ref.loc[key]
+        sig = ""
+        if r["n"] > 1 and b["n"] > 1:
+            cmp = compare(raw.get_group((strategies.BASELINE, *key)), raw.get_group((r["implementation"], *key)))
+            sig = "untested" if cmp.significant is None else \
+                "yes" if cmp.significant else f"no (Welch {fmt.p_value(cmp.p_value)})"
+        rows.append({"implementation": r["implementation"], "msg_size": int(key[0]), "threads": int(key[1]),
+                     "ratio": r[value] / b[value], "value": r[value], "ref": float(b[value]),
+                     "n": int(min(r["n"], b["n"])), "significant": sig})
+    out = pd.DataFrame(rows, columns=["implementation", "msg_size", "threads", "ratio", "value", "ref", "n",
+                                      "significant"])
+    # the colour's value: the ratio within the scale's clamp (a ratio of 0 has no place on a log scale)
+    out["shade"] = out["ratio"].clip(lower=1 / RATIO_LIMIT, upper=RATIO_LIMIT)
+    return out
+
+
+def _ratio_grid(runs: pd.DataFrame, metrics: list[tuple[str, str]], title: str, meaning: str):
+    """Heat maps of each strategy's ratio to two_copy over message size x threads: one column per
+    strategy, one row per metric (`metrics`: (column, label)), the report's one ratio colour
+    scale, the ratio written in each cell (≈ where a tested difference is not significant)."""
+    parts = []
+    for col, label in metrics:
+        d = ratios(runs, col)
+        d["metric"] = label
+        parts.append(d)
+    data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if data.empty:
+        return MissingChart(title, "no (size, threads) point was measured for both two_copy and another strategy")
+    tested = data["significant"].str.len().gt(0).any()
+    data["label"] = data["ratio"].map(fmt.times) + np.where(data["significant"].str.startswith("no"), "≈", "")
+    sizes = sorted(data["msg_size"].unique())
+    threads = sorted(data["threads"].unique(), reverse=True)
+    x = alt.X("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL, labelAngle=0))
+    y = alt.Y("threads:O", title="client threads", sort=threads)
+    tips = [alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("metric:N"),
+            alt.Tooltip("msg_size:Q", title="size (B)"), alt.Tooltip("threads:Q"),
+            alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),
+            alt.Tooltip("value:Q", format=".4~g", title="median, strategy"),
+            alt.Tooltip("ref:Q", format=".4~g", title="median, two_copy"), alt.Tooltip("n:Q", title="repeats")]
+    if tested:
+        tips.append(alt.Tooltip("significant:N", title="significant (Welch)"))
+    base = alt.Chart()
+    rect = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
+        x=x, y=y, color=ratio_color("shade", "× two_copy"), tooltip=tips)
+    text = base.mark_text(fontSize=12).encode(
+        x=x, y=y, text="label:N", tooltip=tips,
+        color=alt.condition(f"abs(log(datum.shade) / log(2)) > {0.6 * np.log2(RATIO_LIMIT):.4f}",
+                            alt.value("white"), alt.value("#222")))
+    impls = [i for i in _strategies(data) if i in set(data["implementation"])]
+    labels = [lb for _, lb in metrics if lb in set(data["metric"])]
+    facet = {"column": alt.Column("implementation:N", title=None, sort=impls,
+                                  header=alt.Header(labelFontSize=13, labelFontWeight="bold"))}
+    if len(labels) > 1:
+        facet["row"] = alt.Row("metric:N", title=None, sort=labels, header=ROW_HEADER)
+    n = int(data["n"].max())
+    agg = (f"median of up to {n} repeats; ≈ = not significant (Welch p≥{ALPHA})" if tested
+           else "one repeat per point: differences not tested")
+    subs = [f"median ÷ two_copy's median at the same size and threads; {meaning}", agg,
+            f"colour: the report's one ratio scale, log, centred at ×1, clamped at ×{1 / RATIO_LIMIT:g} and "
+            f"×{RATIO_LIMIT:g}"]
+    return (alt.layer(rect, text).properties(width=max(160, 64 * len(sizes)), height=max(100, 30 * len(threads)))
+            .facet(**facet, data=data).properties(title=_title(title, subs)))
+
+
+@chart("relative_throughput", "Throughput relative to two_copy, every size and thread count")
 def relative_throughput(runs: pd.DataFrame, title: str):
     """Heat map: each strategy's median throughput / two_copy's, over message size × threads."""
     runs = _ok(runs)
     if not _has(runs, "throughput_gbps"):
         return MissingChart(title, "no measured throughput in these results")
-    s = summarize(runs, ["implementation", "msg_size", "threads"], "throughput_gbps")
-    ref = s[s["implementation"] == strategies.BASELINE].set_index(["msg_size", "threads"])
-    others = s[s["implementation"] != strategies.BASELINE]
-    if ref.empty or others.empty:
+    if strategies.BASELINE not in set(runs["implementation"].astype(str)) or runs["implementation"].nunique() < 2:
         return MissingChart(title, "needs two_copy and at least one other strategy at the same size and thread count")
-    rows = []
-    raw = runs.groupby(["implementation", "msg_size", "threads"])["throughput_gbps"]
-    for r in others.itertuples(index=False):
-        key = (r.msg_size, r.threads)
-        if key not in ref.index or not ref.loc[key, "throughput_gbps"] > 0:
-            continue
-        b = ref.loc[key]
-        # the same test the answers use, so the map never contradicts a verdict
-        cmp = compare(raw.get_group((strategies.BASELINE, *key)), raw.get_group((r.implementation, *key)))
-        sig = ("untested (one repeat)" if cmp.significant is None
-               else "yes" if cmp.significant else f"no (Welch {fmt.p_value(cmp.p_value)})")
-        rows.append({"implementation": r.implementation, "msg_size": int(r.msg_size), "threads": int(r.threads),
-                     "ratio": r.throughput_gbps / b["throughput_gbps"], "throughput_gbps": r.throughput_gbps,
-                     "two_copy_gbps": float(b["throughput_gbps"]), "significant": sig})
-    if not rows:
+    return _ratio_grid(runs, [("throughput_gbps", "throughput")], title, "blue = faster, red = slower")
+
+
+COPY_CPU = [figures.role_column("prof", "client", f"{c}_cpu_s_per_gb") for c in ("user_copy", "kernel_copy")]
+
+
+@chart("cache_ratio", "Cache misses per KiB sent relative to two_copy, every size and thread count",
+       section="questions")
+def cache_ratio(runs: pd.DataFrame, title: str):
+    """The cache answer's chart: misses per KiB of each level, each strategy over two_copy, at
+    every configuration; where no level was counted, what the answer measured instead (the
+    profile's copy CPU per GB, CPU-s per GB, cycles and copies per byte), the same way."""
+    runs = _ok(runs).copy()
+    levels = [(c, lb) for c, lb in (("l1_misses_per_kib", "L1 misses per KiB"),
+                                    ("llc_misses_per_kib", "LLC misses per KiB")) if _has(runs, c)]
+    meaning = "red = fewer than two_copy, blue = more"
+    if levels:
+        return _ratio_grid(runs, levels, title, meaning)
+    instead = []
+    if all(_has(runs, c) for c in COPY_CPU):
+        runs["copy_cpu_s_per_gb"] = runs[COPY_CPU].apply(pd.to_numeric, errors="coerce").sum(axis=1, min_count=1)
+        instead.append(("copy_cpu_s_per_gb", "copy CPU-s per GB (client profile)"))
+    instead += [(c, axis(c)) for c in ("cpu_s_per_gb", "cycles_per_byte", "copies_per_byte") if _has(runs, c)]
+    if not instead:
+        return MissingChart(title, "no cache counters and nothing measured instead (CPU time, copies per byte)")
+    return _ratio_grid(runs, instead, "No cache counters: what was measured instead, relative to two_copy, every "
+                                      "size and thread count", meaning)
+
+
+@chart("ratio_vs_size", "Throughput relative to two_copy vs message size, per thread count", section="questions")
+def ratio_vs_size(runs: pd.DataFrame, title: str):
+    """The crossover answers' chart: each strategy's median throughput over two_copy's vs message
+    size, one line per thread count, a rule at ×1 (above: the strategy is faster)."""
+    runs = _ok(runs)
+    if not _has(runs, "throughput_gbps"):
+        return MissingChart(title, "no measured throughput in these results")
+    data = ratios(runs, "throughput_gbps")
+    data = data[data["ratio"] > 0]
+    if data.empty:
         return MissingChart(title, "no (size, threads) point was measured for both two_copy and another strategy")
-    data = pd.DataFrame(rows)
-    data["label"] = data["ratio"].map(fmt.times) + np.where(data["significant"].str.startswith("no"), "≈", "")
-    sizes = sorted(data["msg_size"].unique())
-    threads = sorted(data["threads"].unique(), reverse=True)
-    spread = float(np.nanmax(np.abs(np.log2(data["ratio"].clip(lower=1e-3))))) or 0.1
-    lim = float(2 ** max(spread, 0.1))
-    x = alt.X("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL, labelAngle=0))
-    y = alt.Y("threads:O", title="client threads", sort=threads)
-    base = alt.Chart()
-    rect = base.mark_rect(stroke="white", strokeWidth=1.5).encode(
-        x=x, y=y,
-        color=alt.Color("ratio:Q", title="× two_copy",
-                        scale=alt.Scale(type="log", scheme="redblue", domain=[1 / lim, lim], domainMid=1, clamp=True),
-                        legend=alt.Legend(format=".2~f", values=[round(1 / lim, 2), 1, round(lim, 2)])),
-        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
-                 "threads:Q", alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),
-                 alt.Tooltip("throughput_gbps:Q", format=".3~g", title="Gbps"),
-                 alt.Tooltip("two_copy_gbps:Q", format=".3~g", title="two_copy Gbps"), "significant:N"])
-    text = base.mark_text(fontSize=12).encode(
-        x=x, y=y, text="label:N",
-        color=alt.condition(f"abs(log(datum.ratio) / log(2)) > {0.6 * np.log2(lim):.4f}",
-                            alt.value("white"), alt.value("#222")))
+    tested = data["significant"].str.len().gt(0).any()
+    spread = float(np.nanmax(np.abs(np.log2(data["ratio"])))) if len(data) else 0.0
+    lim = float(2 ** max(spread * 1.1, 0.2))
+    y = alt.Y("ratio:Q", title="× two_copy (log)",
+              scale=alt.Scale(type="log", domain=[1 / lim, lim], nice=False),
+              axis=alt.Axis(values=[v for v in ((0.1, 0.25, 0.5, 1, 2, 4, 10) if lim > 2.5 else
+                                                (0.5, 0.67, 0.8, 1, 1.25, 1.5, 2) if lim > 1.3 else
+                                                (0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.15, 1.2, 1.25))
+                                    if 1 / lim <= v <= lim], format=".2~f"))
+    x = _size_axis(data["msg_size"])
+    tips = [alt.Tooltip("implementation:N", title="strategy"), _SIZE_TIP, _THREADS_TIP,
+            alt.Tooltip("ratio:Q", format=".3f", title="× two_copy"),
+            alt.Tooltip("value:Q", format=".4~g", title="median Gbps"),
+            alt.Tooltip("ref:Q", format=".4~g", title="two_copy median Gbps"), alt.Tooltip("n:Q", title="repeats")]
+    if tested:
+        tips.append(alt.Tooltip("significant:N", title="significant (Welch)"))
+    lines = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2).encode(
+        x=x, y=y, color=threads_color(data["threads"]), tooltip=tips)
+    one = alt.Chart().mark_rule(color="#555", strokeDash=[4, 3]).encode(y=alt.datum(1))
     impls = [i for i in _strategies(data) if i in set(data["implementation"])]
-    return (alt.layer(rect, text).properties(width=max(160, 70 * len(sizes)), height=max(100, 36 * len(threads)))
+    n = int(data["n"].max())
+    subs = ["median throughput ÷ two_copy's median at the same size and threads; above the dashed ×1: faster",
+            f"median of up to {n} repeats; the tooltips say which differences are significant (Welch)" if tested
+            else "one repeat per point: differences not tested"]
+    return (alt.layer(one, lines).properties(width=330, height=220)
             .facet(column=alt.Column("implementation:N", title=None, sort=impls,
                                      header=alt.Header(labelFontSize=13, labelFontWeight="bold")), data=data)
-            .properties(title=_title(title, ["median throughput ÷ two_copy's at the same point; "
-                                             f"blue = faster, red = slower; ≈ = not significant (Welch p≥{ALPHA})"])))
+            .properties(title=_title(f"{' and '.join(impls)}: {title[0].lower()}{title[1:]}", subs)))
 
 
 THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "latency_us",
@@ -452,39 +643,51 @@ THREAD_METRICS = ["throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", 
 
 
 @chart("threads_effect", "What changes with client threads")
-def threads_effect(runs: pd.DataFrame, title: str, msg_size: int = DEFAULT_SIZE):
+def threads_effect(runs: pd.DataFrame, title: str):
     """Throughput, per-byte cache misses, context switches, latency, CPU time per GB and off-CPU
-    share vs threads, one panel per measured metric (what the threads answer discusses)."""
+    share vs threads: one row per metric measured at every size, one column per message size
+    (what the threads answer discusses, at every configuration it covers)."""
     runs = _ok(runs)
-    metrics = [m for m in THREAD_METRICS if _has(runs, m)]
-    if not metrics or "threads" not in runs or runs["threads"].nunique() < 2:
+    if "threads" not in runs or runs["threads"].nunique() < 2:
         return MissingChart(title, "needs at least two thread counts with measured values")
-    df, chosen, note = _pick(runs, "msg_size", msg_size, "B")
-    parts = []
-    for m in metrics:
-        s = summarize(df, ["implementation", "threads", "msg_size"], m).rename(columns={m: "value"})
+    sizes = sorted(runs["msg_size"].unique())
+    parts, metrics, partial = [], [], []
+    for m in THREAD_METRICS:
+        if not _has(runs, m):
+            continue
+        s = summarize(runs[pd.to_numeric(runs[m], errors="coerce").notna()],
+                      ["implementation", "threads", "msg_size"], m).rename(columns={m: "value"})
+        if set(s["msg_size"]) != set(sizes):   # a row with an empty panel: said, not drawn
+            partial.append(axis(m))
+            continue
         s["metric"] = axis(m)
         parts.append(s)
+        metrics.append(m)
+    if not parts:
+        return MissingChart(title, "needs at least two thread counts with measured values")
     data = pd.concat(parts, ignore_index=True)
-    inner = _line_with_band(data, _threads_axis(data["threads"]), "value", "median", strategy_color(data),
-                            [alt.Tooltip("metric:N"), alt.Tooltip("threads:Q")], embed_data=False)
-    size_txt = fmt.size(chosen) + (f" — {fmt.size(msg_size)} not measured, nearest" if note else "")
-    missing = [axis(m) for m in THREAD_METRICS if m not in metrics]
-    subs = [_repeats_note(data)] + ([f"not measured: {', '.join(missing)}"] if missing else [])
-    return (inner.properties(width=210, height=170)
-            .facet(facet=alt.Facet("metric:N", title=None, sort=[axis(m) for m in metrics],
-                                   header=alt.Header(labelFontSize=12, labelFontWeight="bold")),
-                   columns=3, data=data)
+    inner = _line_with_band(data, _threads_axis(data["threads"]), "value", "", strategy_color(data),
+                            [alt.Tooltip("metric:N"), _THREADS_TIP, _SIZE_TIP], y_scale=alt.Scale(zero=False),
+                            embed_data=False)
+    missing = [axis(m) for m in THREAD_METRICS if m not in metrics and axis(m) not in partial]
+    subs = [_repeats_note(data)] + ([f"not measured: {', '.join(missing)}"] if missing else []) + \
+        ([f"not measured at every size (not drawn): {', '.join(partial)}"] if partial else [])
+    return (inner.properties(width=150, height=105)
+            .facet(row=alt.Row("metric:N", title=None, sort=[axis(m) for m in metrics], header=ROW_HEADER),
+                   column=alt.Column("msg_size:O", title="message size", sort=sizes,
+                                     header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
+                   data=data)
             .resolve_scale(y="independent")
-            .properties(title=_title(f"{title} ({size_txt})", subs)))
+            .properties(title=_title(f"{title}, per metric and message size (y independent per panel)", subs)))
 
 
 @chart("throughput_grid", "Throughput at every measured point")
 def throughput_grid(runs: pd.DataFrame, title: str):
-    """Throughput vs threads, one panel per message size: every measured point at a glance.
+    """Throughput vs threads, one panel per message size: every measured point at a glance, y
+    log where it spans orders of magnitude.
 
     When the rows carry an `anomaly` column (the anomalies answer), flagged configurations are
-    ringed and numbered by rank."""
+    ringed; their rank is in the tooltip (and the evidence table), never written beside them."""
     runs = _ok(runs)
     if not _has(runs, "throughput_gbps"):
         return MissingChart(title, "no measured throughput in these results")
@@ -496,29 +699,29 @@ def throughput_grid(runs: pd.DataFrame, title: str):
         marks["implementation"] = marks["implementation"].astype(str)
         data = data.merge(marks, on=["implementation", "msg_size", "threads"], how="left")
         data["anomaly"] = data["anomaly"].fillna("")
-        data["anomaly_label"] = np.where(data["anomaly"] != "", "#" + data["anomaly"], "")
+    scale, log = y_scale(data["throughput_gbps"])
     x = _threads_axis(data["threads"])
-    color = strategy_color(data)
+    y = alt.Y("throughput_gbps:Q", title=axis("throughput_gbps"), scale=scale)
+    tips = [alt.Tooltip("implementation:N", title="strategy"), _SIZE_TIP, _THREADS_TIP,
+            alt.Tooltip("throughput_gbps:Q", format=".4~g", title="median Gbps"), alt.Tooltip("n:Q", title="repeats")]
     line = alt.Chart().mark_line(point=alt.OverlayMarkDef(size=40, filled=True), strokeWidth=2).encode(
-        x=x, y=alt.Y("throughput_gbps:Q", title=axis("throughput_gbps")), color=color,
-        tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
-                 "threads:Q", alt.Tooltip("throughput_gbps:Q", format=".4~g", title="median Gbps"),
-                 alt.Tooltip("n:Q", title="repeats")])
+        x=x, y=y, color=strategy_color(data), tooltip=tips + ([alt.Tooltip("anomaly:N", title="anomaly rank")]
+                                                              if flagged else []))
     layers = [line]
-    subs = ["median over repeats"]
+    subs = ["median of repeats" if data["n"].max() > 1 else "one repeat per point"]
     if flagged:
-        ring = alt.Chart().mark_point(shape="circle", size=260, strokeWidth=2.5, color="#d62728", filled=False) \
-            .encode(x=x, y="throughput_gbps:Q").transform_filter("datum.anomaly != ''")
-        label = alt.Chart().mark_text(dy=-16, fontWeight="bold", color="#d62728", fontSize=12) \
-            .encode(x=x, y="throughput_gbps:Q", text="anomaly_label:N").transform_filter("datum.anomaly != ''")
-        layers += [ring, label]
-        subs.append("red rings: anomalies found, numbered by rank (see the evidence table)")
+        ring = alt.Chart().mark_point(shape="circle", size=260, strokeWidth=2.5, color="#cc3311", filled=False) \
+            .encode(x=x, y=y, tooltip=tips + [alt.Tooltip("anomaly:N", title="anomaly rank")]) \
+            .transform_filter("datum.anomaly != ''")
+        layers.append(ring)
+        subs.append("rings: the configurations an anomaly was found at; hover for its rank (the evidence table "
+                    "below lists them by rank)")
     sizes = sorted(data["msg_size"].unique())
     return (alt.layer(*layers).properties(width=190, height=170)
             .facet(column=alt.Column("msg_size:O", title="message size", sort=sizes,
                                      header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
                    data=data)
-            .properties(title=_title(title, subs)))
+            .properties(title=_title(f"{title}, one panel per message size{log}", subs)))
 
 
 # ----------------------------------------------------------------------------- where the time goes (--profile)
@@ -563,20 +766,24 @@ def reason_colors() -> tuple[list[str], list[str]]:
 def _role_parts(runs: pd.DataFrame, family: str, names, suffix: str) -> pd.DataFrame:
     """One row per strategy x size x threads x role x part (class or reason): the median over
     repeats of <family>_<role>_<part><suffix>, parts with no value or a zero median left out."""
-    parts = []
-    for role in ROLES:
-        for name in names:
-            col = figures.role_column(family, role, f"{name}{suffix}")
-            if not _has(runs, col):
-                continue
-            df = runs[pd.to_numeric(runs[col], errors="coerce").notna()].copy()
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-            s = summarize(df, ["implementation", "msg_size", "threads"], col).rename(columns={col: "value"})
-            s["role"], s["part"] = role, name
-            parts.append(s[s["value"] > 0])
-    if not parts:
+    columns = {figures.role_column(family, role, f"{name}{suffix}"): (role, name) for role in ROLES for name in names}
+    columns = {c: rn for c, rn in columns.items() if c in runs}
+    keys = ["implementation", "msg_size", "threads"]
+    if not columns:
         return pd.DataFrame()
-    return pd.concat(parts, ignore_index=True)
+    wide = runs[keys + list(columns)].copy()
+    wide["implementation"] = wide["implementation"].astype(str)
+    long = wide.melt(id_vars=keys, var_name="column", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    long = long[long["value"].notna()]
+    if long.empty:
+        return pd.DataFrame()
+    s = summarize(long, keys + ["column"], "value")
+    s["role"] = s["column"].map(lambda c: columns[c][0])
+    s["part"] = s["column"].map(lambda c: columns[c][1])
+    order = {c: i for i, c in enumerate(columns)}
+    s = s[s["value"] > 0].assign(_o=s["column"].map(order)).sort_values(["_o"] + keys, kind="stable")
+    return s.drop(columns=["column", "_o"]).reset_index(drop=True)
 
 
 def _stacked_by_role(data: pd.DataFrame, title: str, subs: list[str], part_title: str,
@@ -594,19 +801,21 @@ def _stacked_by_role(data: pd.DataFrame, title: str, subs: list[str], part_title
         x=alt.X("implementation:N", title=None, sort=impls, axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("sum(value):Q", title=y_title, stack="zero"),
         color=alt.Color("part:N", title=part_title, scale=alt.Scale(domain=domain, range=colours),
-                        legend=alt.Legend(orient="right", symbolType="square")),
+                        legend=alt.Legend(orient="right", symbolType="square",
+                                          values=[p for p in domain if p in set(data["part"])])),
         order=alt.Order("part_order:Q"),
         tooltip=[alt.Tooltip("implementation:N", title="strategy"), "role:N",
                  alt.Tooltip("msg_size:Q", title="size (B)"), "threads:Q", alt.Tooltip("part:N", title=part_title),
                  alt.Tooltip("value:Q", format=fmt_, title=f"median {y_title}"), alt.Tooltip("n:Q", title="repeats")])
     data = data.sort_values(["panel", "msg_size", "implementation", "part_order"]).reset_index(drop=True)
     return (bars.properties(width=max(70, 24 * len(impls)), height=150)
-            .facet(row=alt.Row("panel:N", title=None, sort=panels, header=alt.Header(labelFontWeight="bold")),
+            .facet(row=alt.Row("panel:N", title=None, sort=panels, header=ROW_HEADER),
                    column=alt.Column("msg_size:O", title="message size", sort=sizes,
                                      header=alt.Header(labelExpr=SIZE_LABEL, labelFontWeight="bold")),
                    data=data)
             .resolve_scale(y="independent")
-            .properties(title=_title(title, subs)))
+            .properties(title=_title(f"{title}, per role, thread count and message size (y independent per panel)",
+                                     subs)))
 
 
 def has_profile(runs: pd.DataFrame) -> bool:
@@ -655,7 +864,7 @@ def flame_rows(runs: pd.DataFrame, results_dir) -> tuple[pd.DataFrame, list[str]
                 rows.append({"p": p, "m": m, "d": 0, "x0": 0.0, "x1": 1.0, "n": f"no {what} recorded for this point",
                              "w": 0, "k": 0, "c": "", "o": 0, "z": 1})
             for x in rects:
-                rows.append({"p": p, "m": m, "d": x.depth, "x0": round(x.x0, 6), "x1": round(x.x1, 6), "n": x.name,
+                rows.append({"p": p, "m": m, "d": x.depth, "x0": round(x.x0, 5), "x1": round(x.x1, 5), "n": x.name,
                              "w": x.weight, "k": int(x.kernel), "c": x.klass or "", "o": x.merged, "z": 0})
     return pd.DataFrame(rows, columns=cols), labels, bad
 
@@ -688,12 +897,14 @@ def flame_graph(runs: pd.DataFrame, title: str, results_dir=None):
 
     def icicle_layer(m: str, field_title: str, colors, weight_tip):
         domain, colours = colors
+        present = set(data.loc[(data["m"] == m) & (data["z"] == 0), "c"])
         return base.transform_filter(f"datum.m == '{m}' && !datum.z").mark_rect(
             stroke="white", strokeWidth=0.5).encode(
             x=x, x2="x1:Q", y=y,
             color=alt.condition("datum.c == ''", alt.value(ROOT_COLOR),
                                 alt.Color("c:N", title=field_title, scale=alt.Scale(domain=domain, range=colours),
-                                          legend=alt.Legend(orient="right", symbolType="square"))),
+                                          legend=alt.Legend(orient="right", symbolType="square",
+                                                            values=[c for c in domain if c in present]))),
             tooltip=tips[:1] + [alt.Tooltip("c:N", title=field_title)] + tips[1:] + [weight_tip])
 
     on = icicle_layer("on", "cost class", class_colors(), alt.Tooltip("w:Q", title="samples", format=",d"))
@@ -705,7 +916,8 @@ def flame_graph(runs: pd.DataFrame, title: str, results_dir=None):
                                                     color="#111").encode(x=x, y=y, text="t:N", tooltip=tips)
     none = base.transform_filter("datum.z == 1").mark_text(align="left", baseline="middle", dx=6, fontSize=12,
                                                            color="#666").encode(x=x, y=y, text="n:N")
-    subs = ["width = share of the point's on-CPU samples (off-CPU: of its off-CPU time); root on top, callees below",
+    subs = ["one repeat's stacks, as sampled (not aggregated over repeats); width = share of the point's on-CPU "
+            "samples (off-CPU: of its off-CPU time); root on top, callees below",
             "colour = cost class (on-CPU) or wait reason (off-CPU); pick the point and the stacks with the menus below"]
     if not merged.empty:
         subs.append(f"frames narrower than {flame.MIN_SHARE:.1%} of the point or more (at most "
@@ -715,12 +927,11 @@ def flame_graph(runs: pd.DataFrame, title: str, results_dir=None):
         subs.append(f"{len(bad)} folded file(s) could not be read: {'; '.join(bad[:3])}")
     # a named dataset: the rows (thousands in a big sweep) are embedded as they are, past
     # Altair's 5000-row guard, which is for data a browser would have to fetch
-    values = json.loads(data.to_json(orient="records"))
-    return (alt.layer(on, off, text, none, data=alt.NamedData(name="flame"))
-            .add_params(pick, kind)
-            .resolve_scale(color="independent")
-            .properties(width=FLAME_WIDTH, height=alt.Step(15), title=_title(title, subs),
-                        datasets={"flame": values}))
+    return WithData(alt.layer(on, off, text, none, data=alt.NamedData(name="flame"))
+                    .add_params(pick, kind)
+                    .resolve_scale(color="independent")
+                    .properties(width=FLAME_WIDTH, height=alt.Step(15), title=_title(title, subs)),
+                    {"flame": data})
 
 
 def _parts_by_role(runs: pd.DataFrame, title: str, family: str, names, suffix: str, *, missing: str, sub: str,
@@ -777,16 +988,14 @@ def ratio_heatmap(points: pd.DataFrame, title: str = COMPARISON_TITLE):
     data["msg_size"] = data["msg_size"].astype(int)
     data["threads"] = data["threads"].astype(int)
     data["label"] = data["ratio"].map(fmt.times)
-    spread = float(np.nanmax(np.abs(np.log(data["ratio"].clip(lower=1e-9))))) or 0.05
-    domain = [float(np.exp(-spread)), 1.0, float(np.exp(spread))]
+    data["shade"] = data["ratio"].clip(lower=1 / RATIO_LIMIT, upper=RATIO_LIMIT)
     sizes = sorted(data["msg_size"].unique())
     threads = sorted(data["threads"].unique())
     base = alt.Chart().encode(
         x=alt.X("threads:O", title="client threads", sort=threads),
         y=alt.Y("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL)))
     cells = base.mark_rect().encode(
-        color=alt.Color("ratio:Q", title="new / base", legend=alt.Legend(format=".2f"),
-                        scale=alt.Scale(type="log", domain=domain, range=["#d6604d", "#f7f7f7", "#4393c3"])),
+        color=ratio_color("shade", "new / base"),
         tooltip=[alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
                  "threads:Q", alt.Tooltip("ratio:Q", format=".3f", title="new / base"),
                  alt.Tooltip("change_pct:Q", format="+.1f", title="change %"),
@@ -796,18 +1005,21 @@ def ratio_heatmap(points: pd.DataFrame, title: str = COMPARISON_TITLE):
     return (alt.layer(cells, text).properties(width=42 * len(threads), height=30 * len(sizes))
             .facet(column=alt.Column("implementation:N", title=None, sort=strategies_present,
                                      header=alt.Header(labelFontWeight="bold")), data=data)
-            .properties(title=_title(title, ["median of repeats; blue: faster, red: slower; "
-                                             "verdicts (Welch) in the tooltips"])))
+            .properties(title=_title(title, [
+                "median of repeats, new ÷ base; blue: faster, red: slower; verdicts (Welch) in the tooltips"
+                if data["p_value"].notna().any() else "one repeat per point on a side: ratios of single runs, untested",
+                f"colour: the report's one ratio scale, log, centred at ×1, clamped at ×{1 / RATIO_LIMIT:g} and "
+                f"×{RATIO_LIMIT:g}"])))
 
 
 # ----------------------------------------------------------------------------- answers → charts
 
 QUESTION_CHARTS: dict[str, list[str]] = {
     "zerocopy": ["relative_throughput", "zc_copied_fraction"],
-    "cache": ["cache_misses", "cpu_per_gb"],
+    "cache": ["cache_ratio", "cache_misses", "cpu_per_gb"],
     "threads": ["threads_effect", "latency"],
-    "one-copy-crossover": ["relative_throughput"],
-    "zero-copy-crossover": ["relative_throughput"],
+    "one-copy-crossover": ["ratio_vs_size"],
+    "zero-copy-crossover": ["ratio_vs_size"],
     "anomalies": ["throughput_grid"],
 }
 """Each question's preferred charts, tried in order on its `chart_data` when that is runs-like."""
@@ -816,25 +1028,50 @@ _KEYS = ["implementation", "msg_size", "threads"]
 _NOT_VALUES = {"repeat", "n", "ci_lo", "ci_hi", "rank", "duration_s", "warmup_s", "window_s"}
 
 
-def chart_for(answer):
-    """The chart of one `Answer`: its question's preferred chart when `chart_data` has the runs'
-    columns, else a generic chart of its tidy table, else a MissingChart with `chart_note`."""
+def question_chart(answer, runs: pd.DataFrame | None = None) -> tuple[str | None, object]:
+    """(the registered chart's name or None, the chart of one `Answer`): its question's preferred
+    chart when `chart_data` has the runs' columns, else a generic chart of its tidy table, else a
+    MissingChart with `chart_note`. With `runs` (the loaded frame), the answer's rows gain the
+    columns they lack from it (a chart may need a figure the answer does not carry)."""
     title = answer.title
     data = answer.chart_data
     if data is None or data.empty:
-        return MissingChart(title, answer.chart_note or "this answer has no data to draw")
+        return None, MissingChart(title, answer.chart_note or "this answer has no data to draw")
+    data = _with_runs(data, runs)
     tried = None
     for name in QUESTION_CHARTS.get(answer.question, []):
         fn = CHARTS[name]
         if not set(_KEYS) <= set(data.columns):
             break
-        tried = fn(data)
-        if not isinstance(tried, MissingChart):
+        tried = name, fn(data)
+        if not isinstance(tried[1], MissingChart):
             return tried
     generic = tidy_chart(data, title)
     if isinstance(generic, MissingChart) and tried is not None:
         return tried
-    return generic
+    return None, generic
+
+
+def chart_for(answer, runs: pd.DataFrame | None = None):
+    """The chart of one `Answer` (see question_chart)."""
+    return question_chart(answer, runs)[1]
+
+
+def _with_runs(data: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    keys = _KEYS + ["repeat"]
+    if runs is None or not set(keys) <= set(data.columns) or not set(keys) <= set(runs.columns):
+        return data
+    extra = [c for c in runs.columns if c not in data.columns]
+    if not extra or runs.duplicated(keys).any():   # several shapes: the rows are not the answer's alone
+        return data
+    right = runs[keys + extra].copy()
+    right["implementation"] = right["implementation"].astype(str)
+    left = data.copy()
+    left["implementation"] = left["implementation"].astype(str)
+    try:
+        return left.merge(right, on=keys, how="left")
+    except (ValueError, TypeError):
+        return data
 
 
 def tidy_chart(data: pd.DataFrame, title: str):

@@ -148,11 +148,31 @@ def icicle(stacks, min_share: float = MIN_SHARE, max_rects: int = MAX_RECTS) -> 
     if root.weight <= 0:
         return []
     share = max(min_share, 0.0)
-    while True:
-        rects = _layout(root, share * root.weight)
-        if len(rects) <= max_rects or share >= 1.0:
-            return rects
+    count = _counter(root, share * root.weight)
+    while count(share * root.weight) > max_rects and share < 1.0:
         share = min(1.0, max(share, 1e-6) * 1.5)
+    return _layout(root, share * root.weight)
+
+
+def _counter(root: _Node, floor: float):
+    """How many rectangles `_layout(root, w)` emits for any w >= floor, without laying them out:
+    the roots, every deeper frame of weight >= w (a child never outweighs its parent, so its
+    ancestors are drawn too), and one "other" per drawn frame with a child lighter than w.
+    Frames lighter than `floor` are never drawn, so the walk stops at them."""
+    import numpy as np
+
+    tops = list(root.children.values())
+    deeper, drawn, lightest = [], [], []
+    stack = [(t, True) for t in tops]
+    while stack:
+        node, top = stack.pop()
+        if not top:
+            deeper.append(node.weight)
+        drawn.append(float("inf") if top else node.weight)
+        lightest.append(min((c.weight for c in node.children.values()), default=float("inf")))
+        stack.extend((c, False) for c in node.children.values() if c.weight >= floor)
+    deeper, drawn, lightest = np.array(deeper), np.array(drawn), np.array(lightest)
+    return lambda w: len(tops) + int((deeper >= w).sum()) + int(((drawn >= w) & (lightest < w)).sum())
 
 
 

@@ -27,7 +27,7 @@ from netobs.fmt import cell, gib
 
 from . import compare as _compare
 from . import compare_text
-from .charts import MissingChart, chart_for, has_profile, ratio_heatmap, section_charts
+from .charts import Drawn, MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap, section_charts
 from .load import Results, load_results
 from .questions import answer_all
 from .stats import METHODS
@@ -42,11 +42,13 @@ RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throu
 # ----------------------------------------------------------------------------- inputs
 
 def _safe_chart(fn, *args, title: str):
-    """A chart, or a MissingChart naming the error (so one broken chart never hides the report)."""
+    """A chart, or a MissingChart naming the error (so one broken chart never hides the report);
+    for `question_chart`, (its registered name or None, the chart)."""
     try:
         return fn(*args)
     except Exception as exc:  # noqa: BLE001 - shown in the report as a chart error
-        return MissingChart(title, f"chart error: {type(exc).__name__}: {exc}")
+        missing = MissingChart(title, f"chart error: {type(exc).__name__}: {exc}")
+        return (None, missing) if fn is question_chart else missing
 
 
 def _draw(c, results: Results):
@@ -69,27 +71,94 @@ def profile_charts(results: Results) -> dict[str, object] | None:
 
 
 def _spec_key(chart) -> str | None:
-    return None if isinstance(chart, MissingChart) else json.dumps(chart.to_dict(), sort_keys=True, default=str)
+    return None if isinstance(chart, MissingChart) else json.dumps(chart_spec(chart), sort_keys=True, default=str)
 
 
-def chart_plan(results: Results, answers: list) -> tuple[dict[str, object], dict[str, object]]:
+def chart_plan(results: Results, answers: list, drawn: dict | None = None) -> tuple[dict[str, object], dict[str, object]]:
     """(each question's chart by question, the figures no question already shows), every chart
-    drawn once: a question whose chart is one of the figures shows it there, not twice."""
-    figs = figures(results)
-    question_charts = {a.key: _safe_chart(chart_for, a, title=a.title) for a in answers}
-    shown = {_spec_key(c) for c in question_charts.values()} - {None}
-    return question_charts, {name: c for name, c in figs.items() if _spec_key(c) not in shown}
+    drawn once: a question whose chart is one of the registered figures shows it there, and the
+    figures section leaves it out (by name: the question's may be drawn from the answer's rows).
+    `drawn`: the figures already drawn (`drawn_sections`), else they are drawn here."""
+    question_charts, shown = {}, set()
+    for a in answers:
+        name, chart = _safe_chart(question_chart, a, results.runs, title=a.title)
+        question_charts[a.key] = chart
+        if name and not isinstance(chart, MissingChart):
+            shown.add(name)
+    figs = {name: (drawn[name] if drawn is not None else _draw(c, results))
+            for name, c in section_charts("figures").items() if name not in shown}
+    return question_charts, figs
+
+
+def drawn_sections(results: Results) -> dict:
+    """Every figure and the profile's charts (None: no profile), as Drawn specs, and the HTML of
+    the run summary and the raw runs: what needs no answer, so it can be drawn in another
+    process while the questions are answered."""
+    profile = profile_charts(results)
+    return {"figures": {n: Drawn.of(c) for n, c in figures(results).items()},
+            "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()},
+            "summary": _summary(results), "runs": _raw_table(results)}
+
+
+def _alongside(fn, *args):
+    """`fn(*args)` started in a forked worker process (a future), where this host lets the
+    process run on two CPUs or more; None where it does not (then the caller runs it itself)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        if len(os.sched_getaffinity(0)) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            return None
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(fn, *args)
+        pool.shutdown(wait=False)
+        return future
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def _collect(future):
+    """The worker's result, or None where it failed (the caller then draws in-process)."""
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 - a worker that died (OOM, a pickling error): draw here instead
+        return None
 
 
 @lru_cache(maxsize=1)
 def vega_bundle() -> str:
-    """vega + vega-lite + vega-embed as one script (globals vega, vegaLite, vegaEmbed)."""
+    """vega + vega-lite + vega-embed as one script (globals vega, vegaLite, vegaEmbed).
+
+    vl-convert builds the bundle on every call (seconds); it is kept in the user's cache
+    directory under the libraries' versions, so a report after the first only reads it."""
     import vl_convert
 
+    versions = library_versions()
+    cache = _cache_dir() / ("vega-bundle-" + "-".join(f"{k}{v}" for k, v in sorted(versions.items())) + ".js")
+    try:
+        bundle = cache.read_text(encoding="utf-8")
+        if "vegaEmbed" in bundle:
+            return bundle
+    except OSError:
+        pass
     bundle = vl_convert.javascript_bundle()
     if "</script" in bundle.lower():  # never end the inline <script> early
         bundle = bundle.replace("</script", "<\\/script").replace("</SCRIPT", "<\\/SCRIPT")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, bundle)
+    except OSError:
+        pass   # a read-only home: built again next time, nothing lost
     return bundle
+
+
+def _cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netobs"
 
 
 @lru_cache(maxsize=None)
@@ -97,6 +166,7 @@ def _asset(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     import vl_convert
 
@@ -159,10 +229,16 @@ def _paragraphs(text: str) -> str:
 # ----------------------------------------------------------------------------- charts in HTML
 
 class _ChartSlots:
-    """Collects chart specs; each becomes a container + a JSON script tag vega-embed reads."""
+    """Collects chart specs; each becomes a container + a JSON script tag vega-embed reads.
+
+    The specs' data live once in the page (`datasets()`): a spec's top-level `datasets` are taken
+    out of it, kept by name (Altair names a data set by its content's hash, so two charts of the
+    same rows share one), and the page script puts them back before drawing; the container's
+    `data-datasets` names those the spec needs."""
 
     def __init__(self):
         self.count = 0
+        self.data: dict[str, list] = {}
 
     def render(self, chart, name: str) -> str:
         if isinstance(chart, MissingChart):
@@ -171,10 +247,74 @@ class _ChartSlots:
                     f'not drawn: {_e(chart.reason)}</div>')
         self.count += 1
         sid = f"spec-{self.count}"
-        spec = json.dumps(chart.to_dict(), default=str, allow_nan=False).replace("<", "\\u003c")
+        if isinstance(chart, (WithData, Drawn)):
+            spec, datasets = chart.bare(), dict(chart.frames)
+            datasets.update(spec.pop("datasets", None) or {})
+        else:
+            spec = dict(chart_spec(chart))
+            datasets = spec.pop("datasets", None) or {}
+        for k, v in datasets.items():
+            self.data.setdefault(k, v)
+        names = list(datasets)
+        body = _script_json(spec)
         return (f'<figure class="chart-box"><div class="chart" id="chart-{self.count}" data-chart="{_e(name)}" '
-                f'data-vl-spec="{sid}"></div></figure>'
-                f'<script type="application/json" id="{sid}">{spec}</script>')
+                f'data-vl-spec="{sid}" data-datasets="{_e(" ".join(names))}"></div></figure>'
+                f'<script type="application/json" id="{sid}">{body}</script>')
+
+    def datasets(self) -> str:
+        """The page's data sets, column-wise (`columnar`), as the JSON of one script tag."""
+        return _script_json({k: columnar(v) for k, v in self.data.items()})
+
+
+def _script_json(obj) -> str:
+    return json.dumps(obj, default=str, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def columnar(rows) -> dict:
+    """A data set's rows (dicts) column by column: {"n": rows, "c": {field: [values]}, "d": {field:
+    [distinct values]}}, a field in "d" holding indexes into its distinct values (strings that
+    repeat), None where a row lacks the field. The page script turns it back into rows
+    (`rows()` in report.html); `rows_of` here does the same."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows)
+    cols, dicts = {}, {}
+    for f in df.columns:
+        col = df[f]
+        known = col.notna()
+        if pd.api.types.infer_dtype(col, skipna=True) == "string" and col[known].nunique() < known.sum():
+            codes, names = pd.factorize(col)
+            dicts[f] = names.tolist()
+            cols[f] = [None if c < 0 else c for c in codes.tolist()]
+        else:
+            cols[f] = col.astype(object).where(known, None).tolist()
+    return {"n": len(df), "c": cols, **({"d": dicts} if dicts else {})}
+
+
+def rows_of(data: dict) -> list[dict]:
+    """`columnar`'s inverse: the rows, fields that were None left out."""
+    out = [{} for _ in range(data["n"])]
+    for f, values in data["c"].items():
+        names = (data.get("d") or {}).get(f)
+        for row, v in zip(out, values):
+            if v is not None:
+                row[f] = names[v] if names is not None else v
+    return out
+
+
+def specs_in(page: str) -> list[tuple[str, dict]]:
+    """Every drawn chart of a report page as (its name, its whole Vega-Lite spec, data sets put
+    back as the page script does): what the browser draws, for tests and for inspection."""
+    import re
+
+    store = re.search(r'<script type="application/json" id="netobs-data">(.*?)</script>', page, re.S)
+    data = json.loads(store.group(1)) if store else {}
+    out = []
+    for name, sid, names in re.findall(r'class="chart" id="chart-\d+" data-chart="([^"]+)" data-vl-spec="([^"]+)" '
+                                       r'data-datasets="([^"]*)"', page):
+        spec = json.loads(re.search(rf'<script type="application/json" id="{sid}">(.*?)</script>', page, re.S).group(1))
+        if names:
+            spec["datasets"] = {n: rows_of(data[n]) for n in names.split()}
+        out.append((html.unescape(name), spec))
+    return out
 
 
 # ----------------------------------------------------------------------------- sections
@@ -388,8 +528,8 @@ def _sampling_sentence(results: Results) -> str:
     return f'<p class="profile-plan">{text}</p>'
 
 
-def _profile(results: Results, slots: _ChartSlots) -> str:
-    charts_ = profile_charts(results)
+def _profile(results: Results, slots: _ChartSlots, drawn: dict | None = None) -> str:
+    charts_ = drawn["profile"] if drawn is not None else profile_charts(results)
     if charts_ is None:
         return ('<p class="muted profile-absent">No profiles in these results (a sweep without '
                 '<code>--profile</code>, an import, or results from before profiles): where the CPU time and the '
@@ -403,20 +543,23 @@ def _profile(results: Results, slots: _ChartSlots) -> str:
 
 
 def _question(answer, chart, slots: _ChartSlots) -> str:
-    """Headline first, then the reasons as a ranked list, the hypotheses as judged, the
-    answer's own caveats (the run's are said once, above), the chart, the evidence folded."""
+    """The headline and the chart that carries it first; then the reasons as a ranked list, the
+    hypotheses as judged, the answer's own caveats (the run's are said once, above); the
+    evidence folded."""
     caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.own_caveats)
     reasons = "".join(f"<li>{_e(r)}</li>" for r in (answer.reasons or []))
     hyps = "".join(f"<li>{_e(h)}</li>" for h in (answer.hypotheses or []))
-    body = (f'<div class="verdict"><p><strong>{_e(answer.headline)}</strong></p></div>'
-            + (f'<ol class="reasons">{reasons}</ol>' if reasons else "")
-            + (f'<ul class="hypotheses">{hyps}</ul>' if hyps else "")) if answer.headline else \
-        f'<div class="verdict">{_paragraphs(answer.verdict)}</div>'
+    lead = (f'<div class="verdict"><p><strong>{_e(answer.headline)}</strong></p></div>' if answer.headline else
+            f'<div class="verdict">{_paragraphs(answer.verdict)}</div>')
+    why = ((f'<h4>Why</h4><ol class="reasons">{reasons}</ol>' if reasons else "")
+           + (f'<h4>Hypotheses, as judged</h4><ul class="hypotheses">{hyps}</ul>' if hyps else "")) \
+        if answer.headline else ""
     return (f'<div class="question" id="q-{_e(answer.key)}">'
             f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
-            + body
-            + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
+            + lead
             + slots.render(chart, f"q-{answer.key}")
+            + why
+            + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
             + f"<details><summary>Evidence</summary>{_evidence(answer)}</details>"
             + "</div>")
 
@@ -498,17 +641,19 @@ def _comparison(b: Baseline, slots: _ChartSlots) -> str:
     return "".join(parts)
 
 
-def render_report(results: Results, answers: list | None = None, base: Baseline | None = None) -> str:
+def render_report(results: Results, answers: list | None = None, base: Baseline | None = None,
+                  drawn: dict | None = None) -> str:
     """The whole report as one HTML string (pure: results in, text out); with `base`, a section
-    comparing the results with a baseline's."""
+    comparing the results with a baseline's; `drawn`: `drawn_sections(results)` where it was
+    drawn already (the same page either way)."""
     if answers is None:
         answers = answer_all(results)
-    question_charts, figs = chart_plan(results, answers)
+    question_charts, figs = chart_plan(results, answers, drawn and drawn["figures"])
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
     content = {
-        "summary": _summary(results),
+        "summary": drawn["summary"] if drawn else _summary(results),
         "questions": _method() + _run_caveats(answers)
                      + "".join(_question(a, question_charts[a.key], slots) for a in answers),
         "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
@@ -516,8 +661,8 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
                     'a question above already shows are not repeated.</p><div class="figures">'
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
-        "profile": _profile(results, slots),
-        "runs": _raw_table(results),
+        "profile": _profile(results, slots, drawn),
+        "runs": drawn["runs"] if drawn else _raw_table(results),
     }
     sections_shown = SECTIONS
     if base is not None:
@@ -537,6 +682,7 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
 Vega-Lite {versions["vega-lite"]}, vega-embed {versions["vega-embed"]} (inlined; this file needs no network)</footer>
 </main>"""
     page = string.Template(_asset("report.html"))
+    body += f'<script type="application/json" id="netobs-data">{slots.datasets()}</script>'
     return page.substitute(host=_e(host), css=_asset("report.css"), bundle=vega_bundle(), body=body)
 
 
@@ -544,11 +690,13 @@ def write_report(results_dir, out_path, baseline_dir=None) -> Path:
     """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`;
     with `baseline_dir`, compared with that results directory too."""
     results = load_results(results_dir)
+    # the figures and profile need no answer: drawn alongside the answers where a second CPU is free
+    pending = _alongside(drawn_sections, results)
     answers = answer_all(results)
     base = baseline(load_results(baseline_dir), results, answers) if baseline_dir is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, render_report(results, answers, base))
+    atomic_write(out, render_report(results, answers, base, _collect(pending)))
     return out
 
 
@@ -560,7 +708,7 @@ def export_plan(results_dir) -> dict[str, object]:
     plan.update({n: c for n, c in (profile_charts(results) or {}).items() if not isinstance(c, MissingChart)})
     drawn = {_spec_key(c) for c in plan.values()} - {None}
     for a in answer_all(results):
-        chart = _safe_chart(chart_for, a, title=a.title)
+        chart = _safe_chart(question_chart, a, results.runs, title=a.title)[1]
         if _spec_key(chart) not in drawn:
             plan[f"question-{a.key}"] = chart
     return plan

@@ -23,7 +23,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+
+def _sps():
+    # scipy.stats costs half a second to import; a run with one repeat per point never tests,
+    # so it is imported where a test or an interval first needs it
+    from scipy import stats
+
+    return stats
 
 ALPHA = 0.05
 HIGH_CV = 0.10
@@ -46,7 +53,7 @@ def _values(values) -> np.ndarray:
 def _t_quantile(df: int) -> float:
     # cached: a report asks for the same few degrees of freedom thousands of times, and
     # scipy's distribution machinery costs far more than the interval itself
-    return float(sps.t.ppf(0.5 + CONFIDENCE / 2, df))
+    return float(_sps().t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
 def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
@@ -137,7 +144,7 @@ def welch(a, b) -> tuple[float, float]:
         # scipy warn of precision loss; the statistic is still the one the formula gives, and
         # only the CLI may write to the terminal
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = sps.ttest_ind(b, a, equal_var=False)
+        result = _sps().ttest_ind(b, a, equal_var=False)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -156,7 +163,7 @@ def sign_test(n_positive: int, n_negative: int) -> float:
     n = n_positive + n_negative
     if n == 0:
         return 1.0
-    return float(sps.binomtest(n_positive, n, 0.5).pvalue)
+    return float(_sps().binomtest(n_positive, n, 0.5).pvalue)
 
 
 def guarded_ratios(baselines, floor: float, share_of_median: float = 0.05) -> pd.Series:

@@ -28,25 +28,25 @@ class Strategy:
 
 STRATEGIES: tuple[Strategy, ...] = (
     # memcpy the 8 fields into one buffer, then send()
-    Strategy("two_copy", 0, user_copies=1, zero_copy=False, color="#4c78a8",
+    Strategy("two_copy", 0, user_copies=1, zero_copy=False, color="#0072b2",
              how="memcpy the fields into one buffer, then send()"),
     # sendmsg() with an 8-entry iovec
-    Strategy("one_copy", 1, user_copies=0, zero_copy=False, color="#f58518",
+    Strategy("one_copy", 1, user_copies=0, zero_copy=False, color="#e69f00",
              how="sendmsg() with an iovec over the fields"),
     # SO_ZEROCOPY + sendmsg(MSG_ZEROCOPY), completions drained from MSG_ERRQUEUE
-    Strategy("zero_copy", 2, user_copies=0, zero_copy=True, color="#54a24b", baseline="one_copy",
+    Strategy("zero_copy", 2, user_copies=0, zero_copy=True, color="#009e73", baseline="one_copy",
              how="SO_ZEROCOPY + sendmsg(MSG_ZEROCOPY), completions from MSG_ERRQUEUE"),
     # the same iovec as io_uring IORING_OP_SENDMSG: io_uring_zc's copy baseline
-    Strategy("io_uring", 3, user_copies=0, zero_copy=False, color="#e45756",
+    Strategy("io_uring", 3, user_copies=0, zero_copy=False, color="#d55e00",
              how="io_uring IORING_OP_SENDMSG with the iovec (linked batches of --uring-depth)"),
     # IORING_OP_SENDMSG_ZC; a buffer is reused only after its notification CQE
-    Strategy("io_uring_zc", 4, user_copies=0, zero_copy=True, color="#72b7b2", baseline="io_uring",
+    Strategy("io_uring_zc", 4, user_copies=0, zero_copy=True, color="#56b4e9", baseline="io_uring",
              how="io_uring IORING_OP_SENDMSG_ZC, buffers reused after their notification CQE"),
     # the fields written once per buffer into a memfd, sent with sendfile(): page references
-    Strategy("sendfile", 5, user_copies=0, zero_copy=False, color="#b279a2", page_refs=True,
+    Strategy("sendfile", 5, user_copies=0, zero_copy=False, color="#cc79a7", page_refs=True,
              baseline="one_copy", how="fields written once into a memfd, sendfile() from it"),
     # vmsplice() the fields into a pipe, splice() it to the socket: page references
-    Strategy("splice", 6, user_copies=0, zero_copy=False, color="#ff9da6", page_refs=True,
+    Strategy("splice", 6, user_copies=0, zero_copy=False, color="#5d5d5d", page_refs=True,
              baseline="one_copy", how="vmsplice() the fields into a pipe, splice() to the socket"),
 )
 NAMES: tuple[str, ...] = tuple(s.name for s in STRATEGIES)

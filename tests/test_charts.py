@@ -138,15 +138,20 @@ def test_throughput_vs_size_spec(runs):
     assert enc(line, "color") == ("implementation", "nominal")
     assert enc(band, "y") == ("ci_lo", "quantitative") and band["encoding"]["y2"]["field"] == "ci_hi"
     data = pd.DataFrame(rows(d))
-    assert set(data["threads"]) == {4}
-    assert len(data) == len(IMPLS) * len(SIZES)
+    # every thread count, one panel each: not one slice
+    assert d["facet"]["column"]["field"] == "threads" and d["facet"]["column"]["sort"] == THREADS
+    assert set(data["threads"]) == set(THREADS)
+    assert len(data) == len(IMPLS) * len(SIZES) * len(THREADS)
     assert (data["n"] == 3).all()
     # the line is the median of the planted repeats; the band the answers' 95% t-interval for the mean
     for x in data.itertuples():
         want = stats.summarize(runs[(runs.implementation == x.implementation) & (runs.msg_size == x.msg_size)
-                                    & (runs.threads == 4)].throughput_gbps)
-        assert (x.throughput_gbps, x.ci_lo, x.ci_hi) == (want.median, want.ci_low, want.ci_high)
-    assert title_text(d) == "Throughput vs message size (4 threads)"
+                                    & (runs.threads == x.threads)].throughput_gbps)
+        assert x.throughput_gbps == pytest.approx(want.median, rel=1e-12)
+        assert (x.ci_lo, x.ci_hi) == pytest.approx((want.ci_low, want.ci_high), rel=1e-9)
+    # 2 to 30 Gbit/s: more than an order of magnitude, so a log axis, said in the title
+    assert line["encoding"]["y"]["scale"]["type"] == "log"
+    assert title_text(d) == "Throughput vs message size, one panel per thread count (log y)"
     assert subtitle(d) == "line = median of up to 3 repeats; band = 95% t-interval for the mean"
     assert enc(line, "y") == ("throughput_gbps", "quantitative") and line["encoding"]["y"]["title"] == \
         "throughput (Gbit/s)"
@@ -166,11 +171,11 @@ def test_colors_are_the_same_in_every_chart(runs):
     assert scales[0]["domain"] == IMPLS
 
 
-def test_throughput_falls_back_to_nearest_threads_and_says_so():
-    runs = make_runs(threads=[1, 2, 8])
-    d = spec(charts.throughput_vs_size(runs, threads=4))
-    assert set(pd.DataFrame(rows(d))["threads"]) == {2}
-    assert "4 threads not measured, nearest: 2" in title_text(d)
+def test_a_narrow_axis_stays_linear_and_the_title_says_nothing():
+    runs = make_runs(sizes=[16384, 65536])
+    d = spec(charts.throughput_vs_size(runs))
+    assert layers(d)[-1]["encoding"]["y"]["scale"].get("type") != "log"
+    assert "log" not in title_text(d)
 
 
 def test_single_repeat_has_no_band_and_says_so():
@@ -186,22 +191,20 @@ def test_latency_vs_threads_spec(runs):
     assert line["encoding"]["x"]["axis"]["values"] == THREADS
     assert enc(line, "y") == ("latency_us", "quantitative")
     data = pd.DataFrame(rows(d))
-    assert set(data["msg_size"]) == {16384} and len(data) == len(IMPLS) * len(THREADS)
-    assert "16 KiB" in title_text(d)
-    d2 = spec(charts.latency_vs_threads(make_runs(sizes=[1024, 65536]), msg_size=16384))
-    assert set(pd.DataFrame(rows(d2))["msg_size"]) == {65536}  # nearer on the log2 axis
-    assert "not measured" in title_text(d2)
+    assert d["facet"]["column"]["field"] == "msg_size"
+    assert set(data["msg_size"]) == set(SIZES) and len(data) == len(IMPLS) * len(THREADS) * len(SIZES)
+    assert "one panel per message size" in title_text(d)
 
 
 def test_cache_misses_spec(runs):
     d = spec(charts.cache_misses_vs_size(runs))
-    assert d["facet"]["column"]["field"] == "level"
-    assert d["resolve"]["scale"]["y"] == "independent"
+    assert d["facet"]["row"]["field"] == "level" and d["facet"]["column"]["field"] == "threads"
+    assert d["resolve"]["scale"]["y"] == "independent" and "independent per panel" in title_text(d)
     band, line = d["spec"]["layer"]
     assert enc(line, "y") == ("misses_per_kib", "quantitative")
     assert enc(line, "x") == ("msg_size", "quantitative")
     data = pd.DataFrame(rows(d))
-    assert set(data["level"]) == {"L1", "LLC"} and set(data["threads"]) == {4}
+    assert set(data["level"]) == {"L1", "LLC"} and set(data["threads"]) == set(THREADS)
     l1 = data[(data.level == "L1") & (data.implementation == "two_copy")].misses_per_kib
     assert np.allclose(l1, 1024 / 64 * 1.3)
 
@@ -289,8 +292,9 @@ def test_relative_throughput_heatmap(runs):
     rect, text = d["spec"]["layer"]
     assert rect["mark"]["type"] == "rect" and text["mark"]["type"] == "text"
     assert enc(rect, "x") == ("msg_size", "ordinal") and enc(rect, "y") == ("threads", "ordinal")
-    assert enc(rect, "color") == ("ratio", "quantitative")
-    assert rect["encoding"]["color"]["scale"]["domainMid"] == 1
+    assert enc(rect, "color") == ("shade", "quantitative")
+    assert rect["encoding"]["color"]["scale"] == {"type": "log", "scheme": "redblue", "domain": [0.25, 4.0],
+                                                  "domainMid": 1, "clamp": True}
     data = pd.DataFrame(rows(d))
     assert set(data["implementation"]) == {"one_copy", "zero_copy"}
     assert len(data) == 2 * len(SIZES) * len(THREADS)
@@ -307,9 +311,9 @@ def test_failed_points_are_not_drawn(runs):
 
 
 # each chart's data rows for the planted runs: 3 strategies x 4 sizes x 4 thread counts
-ROWS = {"throughput": 12, "latency": 12, "cache_misses": 24, "cycles_per_byte": 12, "cpu_per_gb": 12,
-        "copies_per_byte": 48, "zc_copied_fraction": 16, "syscall_time": 12, "offcpu_share": 12,
-        "relative_throughput": 32, "threads_effect": 84, "throughput_grid": 48}
+ROWS = {"throughput": 48, "latency": 48, "cache_misses": 96, "cycles_per_byte": 48, "cpu_per_gb": 48,
+        "copies_per_byte": 48, "zc_copied_fraction": 16, "syscall_time": 48, "offcpu_share": 48,
+        "relative_throughput": 32, "threads_effect": 7 * 48, "throughput_grid": 48}
 
 
 def test_the_registry_is_the_report_s_charts_with_their_titles():
@@ -318,9 +322,12 @@ def test_the_registry_is_the_report_s_charts_with_their_titles():
         "cache_misses": "Cache misses per KiB sent vs message size",
         "cycles_per_byte": "CPU cycles per byte vs message size",
         "cpu_per_gb": "Client CPU time per GB vs message size", "copies_per_byte": "Copies per byte sent, by path",
-        "zc_copied_fraction": "Zero-copy sends the kernel copied anyway",
+        "zc_copied_fraction": "Zero-copy sends the kernel copied anyway, per size and thread count",
         "syscall_time": "Send-syscall time per byte vs message size",
-        "offcpu_share": "Client off-CPU share vs threads", "relative_throughput": "Throughput relative to two_copy",
+        "offcpu_share": "Client off-CPU share vs threads",
+        "relative_throughput": "Throughput relative to two_copy, every size and thread count",
+        "cache_ratio": "Cache misses per KiB sent relative to two_copy, every size and thread count",
+        "ratio_vs_size": "Throughput relative to two_copy vs message size, per thread count",
         "threads_effect": "What changes with client threads", "throughput_grid": "Throughput at every measured point",
         "flame": "Flame graph of each point (icicle)", "cpu_by_class": "CPU time per GB, by cost class",
         "wait_by_reason": "Off-CPU time, by wait reason"}
@@ -365,15 +372,16 @@ def test_chart_for_any_tidy_table():
 
 def test_threads_effect_spec(runs):
     d = spec(charts.threads_effect(runs))
-    assert d["facet"]["field"] == "metric" and d["columns"] == 3
+    assert d["facet"]["row"]["field"] == "metric" and d["facet"]["column"]["field"] == "msg_size"
+    assert d["resolve"]["scale"]["y"] == "independent" and "independent per panel" in title_text(d)
     line = d["spec"]["layer"][-1]
     assert enc(line, "x") == ("threads", "quantitative") and enc(line, "y") == ("value", "quantitative")
     data = pd.DataFrame(rows(d))
-    assert set(data["msg_size"]) == {16384}
+    assert set(data["msg_size"]) == set(SIZES)
     assert list(data["metric"].unique()) == ["throughput (Gbit/s)", "L1 misses per KiB", "LLC misses per KiB",
                                              "context switches per MiB", "mean per-send latency (µs)",
                                              "CPU-s per GB", "off-CPU share"]
-    assert len(data) == 7 * len(IMPLS) * len(THREADS)
+    assert len(data) == 7 * len(IMPLS) * len(THREADS) * len(SIZES)
     assert isinstance(charts.threads_effect(runs[runs.threads == 4]), MissingChart)
     # without traces and perf (a VM): the panels that were measured, and what was not
     bare = runs.drop(columns=[c for c in runs.columns if c.startswith(("trace_", "perf_"))])
@@ -392,12 +400,12 @@ def test_throughput_grid_rings_anomalies(runs):
     flagged.loc[(flagged.implementation == "one_copy") & (flagged.msg_size == 4096) & (flagged.threads == 8),
                 "anomaly"] = "1"
     d = spec(charts.throughput_grid(flagged))
-    line, ring, label = d["spec"]["layer"]
-    assert ring["mark"]["type"] == "point" and label["encoding"]["text"]["field"] == "anomaly_label"
+    line, ring = d["spec"]["layer"]   # no text beside the rings: ranks at one point would collide
+    assert ring["mark"]["type"] == "point" and not any(lay["mark"]["type"] == "text" for lay in d["spec"]["layer"])
+    assert {"field": "anomaly", "type": "nominal", "title": "anomaly rank"} in ring["encoding"]["tooltip"]
     data = pd.DataFrame(rows(d))
-    hit = data[data.anomaly_label != ""]
-    assert hit[["implementation", "msg_size", "threads", "anomaly_label"]].values.tolist() == \
-        [["one_copy", 4096, 8, "#1"]]
+    hit = data[data.anomaly != ""]
+    assert hit[["implementation", "msg_size", "threads", "anomaly"]].values.tolist() == [["one_copy", 4096, 8, "1"]]
 
 
 # ----------------------------------------------------------------------------- where the time goes (--profile)

@@ -222,12 +222,8 @@ def test_import_without_a_repeat_column_refuses_a_second_row_naming_the_column(t
 # ----------------------------------------------------------------------------- report --baseline
 
 def _specs(html: str) -> dict:
-    """Each drawn chart's Vega-Lite spec, by its data-chart name."""
-    out = {}
-    for name, sid in re.findall(r'data-chart="([^"]+)" data-vl-spec="([^"]+)"', html):
-        spec = re.search(rf'<script type="application/json" id="{sid}">(.*?)</script>', html, re.S).group(1)
-        out[name] = json.loads(spec)
-    return out
+    """Each drawn chart's Vega-Lite spec (the page's shared data sets put back), by its data-chart name."""
+    return dict(report.specs_in(html))
 
 
 def test_report_baseline_section_has_the_ratio_heat_map_and_the_changed_verdicts(tmp_path):
@@ -246,7 +242,8 @@ def test_report_baseline_section_has_the_ratio_heat_map_and_the_changed_verdicts
     layers = spec["spec"]["layer"]
     assert [layer["mark"]["type"] for layer in layers] == ["rect", "text"]
     color = layers[0]["encoding"]["color"]
-    assert color["field"] == "ratio" and color["scale"]["type"] == "log" and color["scale"]["domain"][1] == 1.0
+    # the report's one ratio scale (log, centred at x1), coloured by the ratio within its clamp
+    assert color["field"] == "shade" and color["scale"]["type"] == "log" and color["scale"]["domainMid"] == 1
     assert spec["facet"]["column"]["field"] == "implementation"
     assert {layers[0]["encoding"]["x"]["field"], layers[0]["encoding"]["y"]["field"]} == {"threads", "msg_size"}
     section = html[html.index('<section id="comparison">'):html.index('<section id="questions">')]

@@ -28,9 +28,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 QUESTION_CHARTS = ["q-zerocopy", "q-cache", "q-threads", "q-one-copy-crossover", "q-zero-copy-crossover",
                    "q-anomalies"]
 # the figures no question already shows: relative_throughput is the zerocopy answer's chart,
-# cache_misses the cache answer's, threads_effect the threads answer's
-FIGURES = ["throughput", "latency", "cycles_per_byte", "cpu_per_gb", "copies_per_byte", "zc_copied_fraction",
-           "syscall_time", "offcpu_share", "throughput_grid"]
+# threads_effect the threads answer's, throughput_grid the anomalies answer's (the cache answer's
+# and the crossovers' are drawn for the questions only)
+FIGURES = ["throughput", "latency", "cache_misses", "cycles_per_byte", "cpu_per_gb", "copies_per_byte",
+           "zc_copied_fraction", "syscall_time", "offcpu_share"]
 
 
 def make_results_dir(path: Path, traces=True, counters=True, failed=True, **kw) -> Path:
@@ -211,7 +212,7 @@ def test_png_export_writes_valid_pngs(results_dir, tmp_path):
     written, missing = report.export_figures(report.export_plan(results_dir), tmp_path / "figs", fmt="png")
     # every registered chart, then the questions' charts that are none of them
     assert [p.stem for p in written] == list(section_charts("figures")) + [
-        "question-one-copy-crossover", "question-zero-copy-crossover", "question-anomalies"]
+        "question-cache", "question-one-copy-crossover", "question-zero-copy-crossover", "question-anomalies"]
     for p in written:
         assert p.read_bytes()[:8] == PNG_MAGIC, p
     assert missing == []
@@ -222,7 +223,7 @@ def test_svg_export_and_missing_charts(tmp_path):
     written, missing = report.export_figures(report.export_plan(res), tmp_path / "svg", fmt="svg")
     untraced = ["copies_per_byte", "syscall_time", "offcpu_share"]
     assert [p.stem for p in written] == [n for n in section_charts("figures") if n not in untraced] + [
-        "question-one-copy-crossover", "question-zero-copy-crossover"]
+        "question-cache", "question-one-copy-crossover", "question-zero-copy-crossover"]
     assert all(p.read_text().lstrip().startswith("<svg") for p in written)
     assert [m.title for m in missing] == [CHARTS[n].title for n in untraced]
     assert not (tmp_path / "svg" / "copies_per_byte.svg").exists()
@@ -378,3 +379,197 @@ def test_sampling_sentence_says_why_a_role_was_not_sampled(tmp_path):
     text = report._sampling_sentence(res)
     assert "client: cpu-clock at 999 Hz, 3 of 3 points" in text
     assert "server: not sampled (perf_event_open(cpu-clock) refused: EACCES (simulated))" in text
+
+
+# ----------------------------------------------------------------------------- rules every chart follows
+# Checked on the Vega-Lite specs of whole reports (as the page draws them: report.specs_in puts
+# the page's shared data sets back), of a real traced sweep and of synthetic runs with and
+# without repeats, counters, traces and profiles.
+
+from netobs.analysis import charts as _charts  # noqa: E402
+from netobs.strategies import STRATEGIES  # noqa: E402
+
+OKABE_ITO = {"#0072b2", "#e69f00", "#009e73", "#d55e00", "#56b4e9", "#cc79a7", "#f0e442", "#000000", "#5d5d5d",
+             "#999999", "#882255", "#44aa99"}
+RATIO_SCALE = {"type": "log", "scheme": "redblue", "domain": [0.25, 4.0], "domainMid": 1, "clamp": True}
+
+
+def _walk(node, path=()):
+    """Every (path, dict) inside a spec."""
+    if isinstance(node, dict):
+        yield path, node
+        for k, v in node.items():
+            yield from _walk(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, path + (i,))
+
+
+def _rows(spec) -> pd.DataFrame:
+    sets = list((spec.get("datasets") or {}).values())
+    return pd.DataFrame(sets[0]) if len(sets) == 1 else pd.DataFrame()
+
+
+def _title(spec) -> tuple[str, str]:
+    t = spec.get("title") or {}
+    sub = t.get("subtitle", []) if isinstance(t, dict) else []
+    return (t.get("text") if isinstance(t, dict) else t) or "", " ".join(sub if isinstance(sub, list) else [sub])
+
+
+def _colour_encodings(spec):
+    out = []
+    for _, node in _walk(spec):
+        c = node.get("color") if isinstance(node.get("color"), dict) else None
+        if c is None:
+            continue
+        out.append(c.get("condition", c) if "condition" in c and "field" not in c else c)
+        if "condition" in c and isinstance(c["condition"], dict) and "field" in c["condition"]:
+            out.append(c["condition"])
+    return [c for c in out if "field" in c]
+
+
+def check_rules(page: str) -> list[tuple[str, dict]]:
+    """The report's rules, asserted on every drawn chart of `page`; returns the specs."""
+    specs = report.specs_in(page)
+    names = [n for n, _ in specs]
+    # no chart twice: by name, by spec, by title
+    assert len(names) == len(set(names)), names
+    assert len({json.dumps(s, sort_keys=True) for _, s in specs}) == len(specs)
+    titles = [_title(s)[0] for _, s in specs]
+    assert len(titles) == len(set(titles)), titles
+    strategy_scales, ratio_scales = [], []
+    for name, spec in specs:
+        text, sub = _title(spec)
+        data = _rows(spec)
+        # every chart titled with what it compares, a subtitle with the aggregate
+        assert text and sub, name
+        assert "median" in sub or "repeat" in sub, (name, sub)
+        # one colour domain per quantity; colour-blind-safe palettes
+        for c in _colour_encodings(spec):
+            if c["field"] == "implementation":
+                strategy_scales.append(c["scale"])
+                assert set(c["scale"]["range"]) <= OKABE_ITO, (name, c["scale"])
+                # a legend entry only for a strategy the data has
+                if not data.empty and "implementation" in data:
+                    assert set(c["legend"]["values"]) == set(data["implementation"]), name
+            elif c.get("type") == "quantitative":
+                ratio_scales.append(c["scale"])
+                assert c["scale"] == RATIO_SCALE, (name, c)
+            elif c["field"] in ("part", "c") and "legend" in c and c["legend"].get("values") is not None:
+                if not data.empty and c["field"] in data:
+                    assert set(c["legend"]["values"]) <= set(data[c["field"]]), name
+        # no significance marks, bands or error bars without repeats
+        repeats = pd.to_numeric(data["n"], errors="coerce") if "n" in data else pd.Series(dtype=float)
+        if repeats.notna().any() and repeats.max() < 2:
+            marks_ = {(m["mark"]["type"] if isinstance(m["mark"], dict) else m["mark"])
+                      for _, m in _walk(spec) if "mark" in m}
+            assert not marks_ & {"area", "errorbar"}, name
+            assert not re.search(r"Welch|t-interval|band|≈", sub), (name, sub)
+            if "label" in data:
+                assert not data["label"].astype(str).str.contains("≈").any(), name
+        # axes spanning orders of magnitude: log, or independent per panel; the title says which
+        for _, node in _walk(spec):
+            y = node.get("y") if isinstance(node.get("y"), dict) else None
+            if not y or y.get("type") != "quantitative" or "aggregate" in y or y.get("field") not in data:
+                continue
+            v = pd.to_numeric(data[y["field"]], errors="coerce").dropna()
+            v = v[v > 0]
+            if len(v) and v.max() / v.min() >= 10:
+                log = (y.get("scale") or {}).get("type") == "log"
+                independent = (spec.get("resolve") or {}).get("scale", {}).get("y") == "independent"
+                assert log or independent, (name, y["field"])
+                assert ("log" in text) if log else ("independent" in text), (name, text)
+        # no empty facets: every panel the facet names has rows, every combination of row x column
+        facet = spec.get("facet") or {}
+        fields = [f["field"] for k, f in facet.items() if isinstance(f, dict) and "field" in f] \
+            if "field" not in facet else [facet["field"]]
+        for f in fields:
+            assert f in data, (name, f)
+            entry = facet.get("row") if facet.get("row", {}).get("field") == f else \
+                facet.get("column") if facet.get("column", {}).get("field") == f else facet
+            if isinstance(entry.get("sort"), list):
+                assert set(entry["sort"]) == set(data[f].dropna()), (name, f)
+        if len(fields) == 2:
+            combos = data.groupby(fields).size()
+            assert len(combos) == data[fields[0]].nunique() * data[fields[1]].nunique(), (name, "empty panel")
+        # labels that cannot collide: text only inside heat map cells or icicle frames
+        for _, node in _walk(spec):
+            if isinstance(node.get("layer"), list):
+                kinds = [(m.get("mark", {}).get("type") if isinstance(m.get("mark"), dict) else m.get("mark"))
+                         for m in node["layer"]]
+                if "text" in kinds:
+                    assert "rect" in kinds, (name, kinds)
+    assert all(s == strategy_scales[0] for s in strategy_scales)
+    assert all(s == RATIO_SCALE for s in ratio_scales)
+    return specs
+
+
+@pytest.mark.parametrize("name", ["sweep-netns", "synth-base", "synth-single", "synth-vm", "synth-anomaly",
+                                  "import-study"])
+def test_every_chart_of_a_report_follows_the_rules(name):
+    page = report.render_report(load_results(GOLDEN / name))
+    specs = check_rules(page)
+    assert len(specs) >= 8
+
+
+def test_the_rules_hold_for_a_profiled_report(profile_html):
+    specs = dict(check_rules(profile_html.read_text(encoding="utf-8")))
+    assert {"flame", "cpu_by_class", "wait_by_reason"} <= set(specs)
+
+
+def test_the_rules_hold_for_a_comparison(tmp_path):
+    from synth import write_pair
+
+    base, new = write_pair(tmp_path)
+    page = report.render_report(load_results(new), base=report.baseline(
+        load_results(base), load_results(new), report.answer_all(load_results(new))))
+    specs = dict(check_rules(page))
+    assert "comparison" in specs
+
+
+def test_the_cache_chart_shows_every_configuration_not_one_slice():
+    """Defect 7: the cache answer's chart was the 4-thread slice; it is every size x thread count."""
+    results = load_results(GOLDEN / "synth-base")
+    specs = dict(report.specs_in(report.render_report(results)))
+    data = _rows(specs["q-cache"])
+    configs = results.runs[["msg_size", "threads"]].drop_duplicates()
+    assert set(map(tuple, data[["msg_size", "threads"]].drop_duplicates().values)) == \
+        set(map(tuple, configs.values))
+    assert set(data["metric"]) == {"L1 misses per KiB", "LLC misses per KiB"}
+
+
+def test_a_question_leads_with_its_headline_and_chart():
+    page = report.render_report(load_results(GOLDEN / "synth-base"))
+    for q in re.findall(r'<div class="question" id="q-[^"]+">.*?</details></div>', page, re.S):
+        verdict, chart = q.index('class="verdict"'), q.index('class="chart')
+        assert verdict < chart, q[:200]
+        for later in ('class="reasons"', 'class="hypotheses"', 'class="caveats"', "<details>"):
+            if later in q:
+                assert chart < q.index(later), later
+
+
+def test_page_data_sets_come_back_as_the_charts_rows(results_dir):
+    """The specs' data live once in the page, column-wise: put back, they are Altair's rows."""
+    results = load_results(results_dir)
+    for name, spec in report.specs_in(report.render_report(results)):
+        if name == "throughput":
+            assert spec == _charts.chart_spec(CHARTS["throughput"](results.runs))
+    rows = [{"a": 1, "s": "x"}, {"a": None, "s": "x"}, {"a": 2.5, "s": "y"}, {"s": None}]
+    assert report.rows_of(report.columnar(rows)) == [{"a": 1, "s": "x"}, {"s": "x"}, {"a": 2.5, "s": "y"}, {}]
+
+
+def test_strategy_colours_are_colour_blind_safe():
+    assert {s.color for s in STRATEGIES} <= OKABE_ITO and len({s.color for s in STRATEGIES}) == len(STRATEGIES)
+
+
+def test_a_failed_worker_leaves_the_drawing_to_the_report(results_dir, tmp_path, monkeypatch):
+    """The figures are drawn in a worker process alongside the answers; where it fails the
+    report draws them itself, and the page is the same."""
+    def broken(results):
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(report, "drawn_sections", broken)
+    out = report.write_report(results_dir, tmp_path / "r.html")
+    monkeypatch.undo()
+    assert out.read_text(encoding="utf-8") == report.render_report(load_results(results_dir))
+    assert report._collect(None) is None
