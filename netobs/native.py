@@ -258,14 +258,59 @@ class Client:
         return stats
 
 
+def counter_layout() -> tuple[tuple[str | None, str, int], ...]:
+    """The client's counters as the C header exports them (NOB_CTR_<GROUP>_<NAME> = index,
+    NOB_GROUP_<GROUP> = bit): (group, name, index) in index order, group None for the
+    counters at the point result's top level (NOB_GROUP_CALLS)."""
+    _, lib = _lib()
+    return _layout(lib)
+
+
+def _layout(lib) -> tuple[tuple[str | None, str, int], ...]:
+    names = dir(lib)
+    groups = sorted((n[len("NOB_GROUP_"):] for n in names if n.startswith("NOB_GROUP_")), key=len, reverse=True)
+    out = []
+    for n in names:
+        if not n.startswith("NOB_CTR_"):
+            continue
+        rest = n[len("NOB_CTR_"):]
+        group = next((g for g in groups if rest.startswith(g + "_")), None)
+        if group is None:
+            raise RuntimeError(f"{n} names no NOB_GROUP_* of netobs_workers.h")
+        key = rest[len(group) + 1:].lower()
+        out.append((None if group == "CALLS" else group.lower(), key, getattr(lib, n)))
+    return tuple(sorted(out, key=lambda row: row[2]))
+
+
+def counter_groups() -> tuple[str, ...]:
+    """The point result's objects of worker counters ("zerocopy", ...), from the C header."""
+    return tuple(dict.fromkeys(g for g, _, _ in counter_layout() if g is not None))
+
+
+def _counters(lib, st) -> dict:
+    """stats.counters[] by the header's names: the top-level ones, then each group's object
+    (None where this strategy does not report the group)."""
+    out: dict = {}
+    for group, key, idx in _layout(lib):
+        if group is None:
+            out[key] = st.counters[idx]
+            continue
+        bit = getattr(lib, f"NOB_GROUP_{group.upper()}")
+        if st.groups & bit:
+            out.setdefault(group, {})[key] = st.counters[idx]
+        else:
+            out[group] = None
+    return out
+
+
 def client_stats(cfg: ClientConfig, st) -> dict:
     """The client's stats (DESIGN.md's point result names) from the C struct."""
+    _, lib = _lib()
     window = st.window_s
     lat = None
     if st.lat_samples:
         lat = {"mean": st.lat_mean_us, "p50": st.lat_p50_us, "p99": st.lat_p99_us,
                "p999": st.lat_p999_us, "max": st.lat_max_us}
-    pooled = cfg.strategy in ("zero_copy", "io_uring", "io_uring_zc")
     return {
         "strategy": cfg.strategy, "msg_size": cfg.msg_size, "threads": cfg.threads,
         "duration_s": float(cfg.duration), "warmup_s": 0.0 if cfg.count else float(cfg.warmup),
@@ -276,18 +321,8 @@ def client_stats(cfg: ClientConfig, st) -> dict:
         "throughput_gbps": st.bytes_sent * 8 / window / 1e9 if window > 0 else None,
         "latency_us": lat, "latency_samples": st.lat_samples,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
-        "send_calls": st.send_calls, "partial_sends": st.partial_sends,
-        "zerocopy": {"completions": st.zc_completions, "copied": st.zc_copied,
-                     "notifications": st.zc_notifications, "enobufs": st.zc_enobufs,
-                     "outstanding": st.zc_outstanding, "sends": st.zc_sends,
-                     "pool": st.zc_pool if pooled else 0, "pool_waits": st.zc_pool_waits,
-                     "empty_reads": st.zc_empty_reads, "polls": st.zc_polls},
+        **_counters(lib, st),
         "fields": cfg.fields,
-        "io_uring": ({"depth": cfg.uring_depth, "submits": st.uring_submits, "waits": st.uring_waits}
-                     if cfg.strategy in ("io_uring", "io_uring_zc") else None),
-        "pages": ({"file_writes": st.file_writes, "page_releases": st.page_releases,
-                   "vmsplice_calls": st.vmsplice_calls}
-                  if cfg.strategy in ("sendfile", "splice") else None),
         "verify": bool(cfg.verify), "verify_errors": 0,  # the receiver checks the pattern
         "per_thread_bytes": [st.per_thread_bytes[i] for i in range(cfg.threads)],
         "cpus": list(cfg.cpus) or None,
@@ -433,7 +468,8 @@ def _rx_zerocopy(st) -> dict:
             "fallback": bool(e), "fallback_reason": f"TCP_ZEROCOPY_RECEIVE refused: {os.strerror(e)}" if e else None}
 
 
-__all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats", "server_stats"]
+__all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats", "server_stats",
+           "counter_layout", "counter_groups"]
 
 
 SO_ZEROCOPY = getattr(socket, "SO_ZEROCOPY", 60)

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from netobs import native
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.figures import ROLES
 from netobs.files import atomic_write, write_json
@@ -264,8 +265,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         "messages_total": c.get("messages_total"),
         "throughput_gbps": c.get("throughput_gbps"), "goodput_gbps": s.get("goodput_gbps"),
         "latency_us": c.get("latency_us"), "cpu": c.get("cpu"), "server_cpu": s.get("cpu"),
-        "zerocopy": c.get("zerocopy"), "recv": s.get("recv"), "rx_zerocopy": s.get("rx_zerocopy"),
-        "io_uring": c.get("io_uring"), "pages": c.get("pages"), "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
+        **{g: c.get(g) for g in native.counter_groups()}, "recv": s.get("recv"), "rx_zerocopy": s.get("rx_zerocopy"),
+        "verify_errors": (c.get("verify_errors") or 0) + (s.get("verify_errors") or 0),
         "link": _link_delta(link_before, link_after),
         "pids": {"client": c.get("pid"), "server": s.get("pid")},
         "params": spec.to_dict(),   # every parameter of the point (iperf3 -J echoes its test's)
