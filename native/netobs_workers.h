@@ -26,6 +26,7 @@
 #define NOB_RECV_FIELDS 1    /* ... then each whole message copied out into its fields */
 #define NOB_RECV_TRUNC 2     /* recv(MSG_TRUNC): TCP discards the bytes, no receive copy */
 #define NOB_RECV_ZEROCOPY 3  /* TCP_ZEROCOPY_RECEIVE: pages mapped, the rest copied */
+#define NOB_RECV_MODES 4
 
 #define NOB_FIELDS 8         /* the study's fields per message (the default) */
 #define NOB_MAX_FIELDS 64
@@ -34,7 +35,39 @@
 #define NOB_MAX_MSG 67108864
 #define NOB_MAX_THREADS 256
 #define NOB_MAX_CONNS 1024
+/* CPU ids accepted: 0..NOB_MAX_CPUS-1 */
+#define NOB_MAX_CPUS 1024
 #define NOB_ADDR_LEN 64
+
+/* The client's counters: nob_client_stats.counters[NOB_CTR_<GROUP>_<NAME>], summed over the
+ * sending threads, whole run (warm-up included). netobs.native derives the stats from these
+ * names: counter <name> (lower case) goes into the point result's object <group> (lower
+ * case; CALLS: its top level). A group outside NOB_GROUPS_ALWAYS is reported (not null) only
+ * for the senders whose ops name it (stats.groups). Add a counter here, count it in C: done. */
+#define NOB_GROUP_CALLS 1
+#define NOB_GROUP_ZEROCOPY 2
+#define NOB_GROUP_IO_URING 4
+#define NOB_GROUP_PAGES 8
+#define NOB_GROUPS_ALWAYS 3
+#define NOB_CTR_CALLS_SEND_CALLS 0          /* send calls (or send CQEs) that moved bytes */
+#define NOB_CTR_CALLS_PARTIAL_SENDS 1       /* calls that moved less than asked */
+#define NOB_CTR_ZEROCOPY_COMPLETIONS 2      /* ids covered by completion ranges (io_uring_zc: notification CQEs) */
+#define NOB_CTR_ZEROCOPY_COPIED 3           /* ids whose completion said SO_EE_CODE_ZEROCOPY_COPIED (or ZC_COPIED) */
+#define NOB_CTR_ZEROCOPY_NOTIFICATIONS 4    /* error-queue messages (notification CQEs) read */
+#define NOB_CTR_ZEROCOPY_ENOBUFS 5          /* ENOBUFS answers (drained and retried) */
+#define NOB_CTR_ZEROCOPY_OUTSTANDING 6      /* ids still without completion at the end */
+#define NOB_CTR_ZEROCOPY_SENDS 7            /* zero-copy calls that moved bytes (= completion ids) */
+#define NOB_CTR_ZEROCOPY_POOL 8             /* buffers per thread (a setting, not a sum; 0: no pool) */
+#define NOB_CTR_ZEROCOPY_POOL_WAITS 9       /* times a thread found its next buffer still pending */
+#define NOB_CTR_ZEROCOPY_EMPTY_READS 10     /* MSG_ERRQUEUE reads that returned nothing (EAGAIN) */
+#define NOB_CTR_ZEROCOPY_POLLS 11           /* poll() calls made to wait for a completion */
+#define NOB_CTR_IO_URING_DEPTH 12           /* sends in flight per thread (the setting) */
+#define NOB_CTR_IO_URING_SUBMITS 13         /* io_uring_submit() calls with new SQEs */
+#define NOB_CTR_IO_URING_WAITS 14           /* waits for a CQE */
+#define NOB_CTR_PAGES_FILE_WRITES 15        /* sendfile: pwritev() of the fields into the memfd */
+#define NOB_CTR_PAGES_PAGE_RELEASES 16      /* sendfile: hole punches, splice: MADV_DONTNEED before a rewrite */
+#define NOB_CTR_PAGES_VMSPLICE_CALLS 17     /* splice: vmsplice() calls */
+#define NOB_NCTR 18
 
 struct nob_error {
     int err;                 /* positive errno, 0 = none */
@@ -62,6 +95,10 @@ struct nob_client_config {
     double connect_timeout_s;
     int ctl_fd;              /* perf --control fifo (write "enable"/"disable"); -1 = none */
     int ack_fd;              /* perf ack fifo (read "ack"); -1 = none */
+    int cpus[NOB_MAX_THREADS];
+    int ncpus;               /* > 0: sending thread i runs only on CPU cpus[i % ncpus] (the thread
+                                calls sched_setaffinity on itself when it starts, before it
+                                sends); 0 = not pinned */
 };
 
 struct nob_client_stats {
@@ -75,29 +112,12 @@ struct nob_client_stats {
     /* whole run, warm-up included */
     uint64_t bytes_sent_total;
     uint64_t messages_total;
-    uint64_t send_calls;            /* send()/sendmsg() calls that moved bytes */
-    uint64_t partial_sends;         /* calls that moved less than asked */
-    /* zero_copy */
-    uint64_t zc_sends;              /* MSG_ZEROCOPY calls that moved bytes (= completion ids) */
-    uint64_t zc_completions;        /* ids covered by completion ranges */
-    uint64_t zc_copied;             /* ids whose completion carried SO_EE_CODE_ZEROCOPY_COPIED */
-    uint64_t zc_notifications;      /* error-queue messages read */
-    uint64_t zc_enobufs;            /* ENOBUFS answers (drained and retried) */
-    uint64_t zc_outstanding;        /* ids still without completion at the end */
-    uint64_t zc_pool_waits;         /* times a thread found its next buffer still pending */
-    uint64_t zc_empty_reads;        /* MSG_ERRQUEUE reads that returned nothing (EAGAIN) */
-    uint64_t zc_polls;              /* poll() calls made to wait for a completion */
-    int zc_pool;                    /* buffers per thread */
-    /* io_uring */
-    uint64_t uring_submits;         /* io_uring_submit() calls (io_uring_enter with new SQEs) */
-    uint64_t uring_waits;           /* waits for a CQE */
-    /* sendfile / splice */
-    uint64_t file_writes;           /* sendfile: pwritev() of the fields into the memfd (once per buffer, per message with verify) */
-    uint64_t page_releases;         /* sendfile: hole punches, splice: MADV_DONTNEED before a rewrite */
-    uint64_t vmsplice_calls;        /* splice: vmsplice() calls */
+    uint64_t counters[NOB_NCTR];    /* NOB_CTR_*, summed over the threads (whole run) */
+    unsigned groups;                /* the NOB_GROUP_* the strategy reports (NOB_GROUPS_ALWAYS and its own) */
     int threads;
     int interrupted;                /* stopped by nob_client_stop() */
     uint64_t per_thread_bytes[256]; /* total bytes per thread */
+    int thread_cpu[NOB_MAX_THREADS]; /* the CPU each thread was on when its window ended; -1 = unknown */
 };
 
 struct nob_server_config {
@@ -110,6 +130,9 @@ struct nob_server_config {
     uint64_t msg_size;
     double timeout_s;        /* 0 = none */
     int rcvbuf;              /* > 0: SO_RCVBUF */
+    int cpus[NOB_MAX_THREADS];
+    int ncpus;               /* > 0: the receiving thread of the i-th accepted connection runs only
+                                on cpus[i % ncpus]; 0 = not pinned */
 };
 
 struct nob_server_stats {
@@ -117,6 +140,7 @@ struct nob_server_stats {
     int connections;                /* accepted */
     int conn_errors;                /* connections that ended with an error (reset, ...) */
     uint64_t per_conn_bytes[1024];
+    int conn_cpu[NOB_MAX_CONNS];            /* the CPU each receiving thread was on when it ended; -1 = unknown */
     double first_byte_s, last_byte_s; /* CLOCK_MONOTONIC seconds */
     double active_s;                /* last_byte_s - first_byte_s */
     double cpu_user_s, cpu_sys_s;   /* RUSAGE_THREAD deltas, summed over the receiving threads */

@@ -16,6 +16,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from netobs import native
 from netobs import observers as observers_mod
 from netobs.errors import NetobsError
 from netobs.figures import POINT_REPORTS, POINT_SPEC, ROLES
@@ -146,6 +147,8 @@ def point_result(spec: RunSpec, kind: str, reports: dict[str, dict]) -> dict:
     result.update(status="ok", topology=kind)
     for key, role, field in POINT_REPORTS:
         result[key] = (reports[role] or {}).get(field)
+    for group in native.counter_groups():   # the client's counter objects, named by the C header
+        result[group] = (reports["client"] or {}).get(group)
     result["verify_errors"] = sum((reports[r] or {}).get("verify_errors") or 0 for r in ROLES)
     result["pids"] = {r: (reports[r] or {}).get("pid") for r in ROLES}
     result["params"] = spec.to_dict()   # every parameter of the point (iperf3 -J echoes its test's)

@@ -5,9 +5,10 @@ strategies netobs does not have; they sort after these, alphabetically.
 `STUDY` are the study's three (a sweep's default); the others are opt-in
 (`--strategies io_uring_zc,...`, or `--strategies all`).
 
-To add a strategy: a row here, its C code in native/netobs_workers.h (NOB_<NAME>) and its
-send loop in native/netobs_workers.c; everything else (CLI choices, validation, C config,
-copies per byte in the analysis, chart colours, sort order) is derived from this table.
+To add a strategy: a row here, its C code in native/netobs_workers.h (NOB_<NAME>), its line in
+SENDERS in native/netobs_workers.c and its ops in its family's native/send_<family>.c
+(DESIGN.md, "How to add"); everything else (CLI choices, validation, C config, copies per
+byte in the analysis, chart colours, sort order) is derived from this table.
 """
 from __future__ import annotations
 
