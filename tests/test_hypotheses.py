@@ -80,11 +80,12 @@ def test_a_collapse_shared_by_every_strategy_is_system_wide(tmp_path):
 def test_blocking_on_a_full_send_buffer_is_named_where_planted(tmp_path):
     d = profile_synth.write_profile_results(tmp_path / "p", sizes=(1024, 4096, 16384, 65536), threads=(1, 2, 4),
                                             repeats=3, gbps_factor={("zero_copy", 16384, 2): 0.5})
-    col = "wait_client_sndbuf_full_s"
+    col, total = "work_client_sndbuf_full_s", "work_client_thread_s"
 
     def plant(row):
         if (row["implementation"], row["msg_size"], row["threads"]) == ("zero_copy", "16384", "2"):
-            row[col] = repr(float(row[col]) * 6)
+            extra = float(row[col]) * 5
+            row[col], row[total] = repr(float(row[col]) + extra), repr(float(row[total]) + extra)
     a = answers(synth.edit_runs(d, plant))["anomalies"]
     lead = a.facts.incidents[0]
     assert (lead["implementation"], lead["msg_size"], lead["threads"]) == ("zero_copy", 16384, 2)

@@ -48,7 +48,7 @@ SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK, OTHERS, CLOSEST = (
     "system_wide_break", "weak_baseline_point", "strategy_break", "other_anomalies", "closest_step")
 # the explanations an anomaly is tested against (analysis.hypotheses)
 HYPOTHESES = ("system_wide", "oversubscription", "sndbuf_full", "waiting_for_data", "retransmissions",
-              "memory_pressure", "softirq_on_sender", "context_switches", "cache_working_set")
+              "memory_pressure", "softirq_on_sender", "scheduling", "cache_working_set")
 BASELINES = frozenset({"two_copy"} | {s.baseline for s in strategies.STRATEGIES if s.baseline})
 
 

@@ -29,7 +29,7 @@ CACHE_LEVELS = {"llc_misses_per_kib": "LLC", "l1_misses_per_kib": "L1"}   # in t
 # verdict codes
 ONE_THREAD_COUNT, SCALED = "one_thread_count", "scaled"
 HYPOTHESES = ("oversubscription", "sndbuf_full", "lock_contention", "waiting_for_data", "softirq_on_sender",
-              "context_switches", "cache_working_set", "memory_pressure", "retransmissions")
+              "scheduling", "cache_working_set", "memory_pressure", "retransmissions")
 
 
 @dataclass(kw_only=True)
