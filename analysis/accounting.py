@@ -41,6 +41,7 @@ from .stats import _t_quantile
 SUPPORTED_SHARE = 0.10
 CONTRADICTED_SHARE = 0.02
 NETWORK_FACTOR = 3.0
+MIN_GAP = 0.05     # a total gap below 5% of the reference's CPU-s/GB is no cost difference to account for
 COST_AGGREGATE = ("mean over configurations of each configuration's mean over repeats "
                   "(linear: the class gaps sum to the total gap)")
 RATIO_AGGREGATE = "median over configurations of the per-configuration ratio of medians"
@@ -135,6 +136,17 @@ class Account:
         return {c: (g / self.total if self.total else math.nan) for c, g in self.gaps.items()}
 
     @property
+    def negligible(self) -> bool:
+        """The total gap is below MIN_GAP of the reference's cost: nothing to share out."""
+        ref = sum(self.ref.values())
+        return not (ref > 0 and abs(self.total) >= MIN_GAP * ref)
+
+    @property
+    def relative(self) -> float:
+        ref = sum(self.ref.values())
+        return self.total / ref if ref > 0 else math.nan
+
+    @property
     def residual(self) -> float:
         """The part of the gap no mechanism names (RESIDUAL_CLASSES)."""
         return float(sum(self.gaps[c] for c in RESIDUAL_CLASSES))
@@ -152,6 +164,7 @@ class Account:
 
     def to_dict(self) -> dict:
         out = {"role": self.role, "total_cpu_s_per_gb": self.total, "aggregate": COST_AGGREGATE,
+               "relative": self.relative, "negligible": self.negligible,
                "classes": {c: {"gap": self.gaps[c], "share": self.shares[c], "at": self.at[c], "ref": self.ref[c],
                                **({"interval": list(self.intervals[c])} if self.intervals else {})}
                            for c in self.gaps},
@@ -297,6 +310,8 @@ def share_status(share: float, significant: bool | None = None) -> str:
 def mechanism_numbers(acc: Account, cls: str) -> dict:
     out = {"role": acc.role, "class": cls, "gap_cpu_s_per_gb": acc.gaps[cls], "share": acc.shares[cls],
            "total_cpu_s_per_gb": acc.total, "value": acc.at[cls], "ref": acc.ref[cls]}
+    if acc.negligible:     # no cost difference: no mechanism explains one
+        out.update(share=None, negligible=True, relative=acc.relative)
     if acc.intervals is not None:
         out["interval"] = list(acc.intervals[cls])
         out["significant"] = acc.significant(cls)
@@ -309,3 +324,43 @@ def throughput_direction(r: Results, scope) -> int:
     if a != a or b != b or a == b:
         return 0
     return 1 if a < b else -1
+
+
+# ----------------------------------------------------------------------------- bottleneck per point
+CPU_BOUND = 0.80        # a side whose working threads were on the CPU this share of their time is CPU-bound
+PREEMPTED = 0.10        # ... and oversubscribed where they sat runnable, not running, this share of it
+BOTTLENECKS = ("oversubscribed", "client_cpu_bound", "server_cpu_bound", "waiting")
+
+
+def bottleneck_frame(r: Results) -> pd.DataFrame | None:
+    """Per configuration (KEY; COST_AGGREGATE over repeats): each side's working-thread
+    utilisation and preempted share, and the verdict: oversubscribed (a side preempted >=
+    PREEMPTED of its time: measured, not assumed from the thread count), else the side at >=
+    CPU_BOUND utilisation (the busier), else both waiting (on the network or the other side).
+    None where no profile has working-thread figures."""
+    cols = {}
+    for role in ROLES:
+        for what in ("utilisation", "preempted"):
+            s = thread_share(r.runs, role, what)
+            if s.notna().any():
+                cols[f"{role}_{what}"] = s
+    if not cols:
+        return None
+    df = pd.DataFrame(cols).groupby([r.runs[k] for k in KEY]).mean().reset_index()
+    for c in (f"{role}_{w}" for role in ROLES for w in ("utilisation", "preempted")):
+        if c not in df:
+            df[c] = np.nan
+
+    def verdict(row) -> str | None:
+        pre = [row[f"{x}_preempted"] for x in ROLES if row[f"{x}_preempted"] == row[f"{x}_preempted"]]
+        if not pre:
+            return None
+        if max(pre) >= PREEMPTED:
+            return "oversubscribed"
+        u = {x: row[f"{x}_utilisation"] for x in ROLES if row[f"{x}_utilisation"] == row[f"{x}_utilisation"]}
+        busy = max(u, key=u.get) if u else None
+        if busy and u[busy] >= CPU_BOUND:
+            return f"{busy}_cpu_bound"
+        return "waiting"
+    df["bottleneck"] = df.apply(verdict, axis=1)
+    return df

@@ -166,8 +166,8 @@ def mechanism(name: str, role: str = "both", fallback: Callable | None = None, c
         if a is None:
             return fallback(r, s) if fallback else Judgement(name, NOT_MEASURED, "profile")
         nums = acc.mechanism_numbers(a, cls)
-        if not a.total:
-            return Judgement(name, NOT_MEASURED, "profile", nums)
+        if nums.get("negligible"):
+            return Judgement(name, CONTRADICTED, "profile", nums)
         return Judgement(name, acc.share_status(nums["share"], nums.get("significant")), "profile", nums)
     return Hypothesis(name, judge, role)
 
@@ -259,9 +259,12 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     nums = {"copied_fraction": None if copied != copied else copied,
             "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": where}
     a = acc.account(r, s, "both") if s.ref else None
+    if a is None and s.kind == "step":   # completion codes judge a comparison, not a step
+        return None
     if a is not None and a.total and name == "deferred_copy_local":
         m = acc.mechanism_numbers(a, "deferred_copy")
-        return Judgement(name, acc.share_status(m["share"], m.get("significant")), "profile", {**nums, **m})
+        status = CONTRADICTED if m.get("negligible") else acc.share_status(m["share"], m.get("significant"))
+        return Judgement(name, status, "profile", {**nums, **m})
     if copied == copied:
         return Judgement(name, SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED, "worker", nums)
     if prof == prof:

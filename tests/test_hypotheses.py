@@ -107,15 +107,16 @@ def test_the_local_delivery_copy_is_named_only_where_the_kernel_reported_it(tmp_
 def test_with_profiles_zerocopy_says_where_the_time_went_and_cache_uses_a_labelled_proxy(tmp_path):
     a = answers(profile_synth.write_profile_results(tmp_path / "p", hw_counters=False))
     z = a["zerocopy"]
-    text = next(t for t, x in zip(z.reasons, z.facts.reasons) if x.code == "profile_costs")
-    assert "CPU-s per GB by profile class" in text and "pinning" in text and "notifications" in text
+    text = next(t for t, x in zip(z.reasons, z.facts.reasons) if x.code == "accounting")
+    assert "CPU-s/GB more than two_copy" in text and "pinning" in text and "notifications" in text
+    assert "pinning" in z.headline      # the largest accounted cause, with its share
     assert status(z, "page_pinning") == "supported" and status(z, "notification_cost") == "supported"
     c = a["cache"]
     assert "as a proxy" in c.headline and "Proxy, not a miss count" in c.reasons[0]
     pinned = c.facts.copy_cpu_s_per_gb
     assert pinned["two_copy"] > pinned["one_copy"] > pinned["zero_copy"]   # user + kernel copy planted
     t = a["threads"]
-    assert any("wait reason" in r and "sndbuf_full" in r for r in t.reasons)
+    assert any("working threads' time" in r and "sndbuf_full" in r for r in t.reasons)
 
 
 # ----------------------------------------------------------------------------- one test per defect rule

@@ -105,6 +105,11 @@ def caveat(c: Caveat, f: Facts) -> str:
         return (f"Oversubscribed: at {threads(d['threads'])} the client's threads plus the server's receiving "
                 f"threads ({join([2 * t for t in d['threads']])} threads, assumed busy) exceed the host's {d['cores']} cores; "
                 "those points say more about scheduling than about caches.")
+    if c.code == "oversubscribed_measured":
+        from ..accounting import PREEMPTED
+        return (f"Oversubscribed (measured): in {d['configurations']} of {d['of']} configurations a side's working "
+                f"threads sat runnable but not running {share(PREEMPTED)} or more of their time (up to "
+                f"{share(d['max_preempted'])}); those points say more about scheduling than about caches.")
     if c.code == "no_completions":
         return "zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect."
     if c.code == "assumed_noise":
@@ -144,6 +149,8 @@ def _mech(d: dict) -> str:
     if "share" not in d:
         return "not profiled"
     side = {"both": "both ends'", "client": "the client's", "server": "the server's"}[d["role"]]
+    if d.get("negligible"):
+        return f"{side} total changed {pct(100 * d['relative'])}, no cost difference to account for"
     return f"{d['gap_cpu_s_per_gb']:+.3g} CPU-s/GB, {_pct1(d['share'])} of {side} gap"
 
 

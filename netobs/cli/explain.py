@@ -20,7 +20,7 @@ Examples:
 
 MAX_ROWS = 16
 PROSE_WIDTH = 100      # words wrap here (or at a narrower terminal); tables take the width they need
-STATUS_ORDER = ("supported", "contradicted", "not_measured")
+STATUS_ORDER = ("supported", "inconclusive", "contradicted", "not_measured")
 
 
 def _table(answer):
