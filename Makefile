@@ -56,7 +56,7 @@ unit: setup
 demo: setup
 	$(NETOBS) sweep --strategies two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
 	  --duration 1 --warmup 0.3 --trace --profile -o $(DEMO_OUT)
-	$(NETOBS) explain $(DEMO_OUT)
+	$(NETOBS) explain --diff-profiles $(DEMO_OUT)
 	$(NETOBS) report $(DEMO_OUT) -o $(DEMO_OUT)/report.html
 	@echo "results: $(DEMO_OUT)"; echo "report:  $(DEMO_OUT)/report.html"
 

@@ -464,9 +464,16 @@ def _step_of(i: dict) -> str:
     return step_words(Step(i["implementation"], i["metric"], i["dim"], tuple(i["start"]), tuple(i["end"]), 0, 0))
 
 
+def _gain(judged) -> bool:
+    """The break was an improvement: its supported causes are costs or waits that fell."""
+    return any(j.numbers.get("direction") == "gain" or (j.numbers.get("total_cpu_s_per_gb") or 0) < 0
+               for j in judged if j.status == "supported")
+
+
 def _because(i: dict, judged) -> str:
     causes = [n for n in prose.named(judged) if not n.startswith("a property of the configuration")]
-    return ("supported: " + prose.join(causes)) if causes else "no measured cause is supported"
+    head = "supported (they fell): " if _gain(judged) else "supported: "
+    return head + prose.join(causes) if causes else "no measured cause is supported"
 
 
 def _incident_words(i: dict, judged) -> str:
@@ -531,7 +538,8 @@ def _headline(f: AnomaliesFacts) -> str:
     causes = [n.split(" (")[0] for n in prose.named(i["judgements"]) if not n.startswith("a property")]
     return (f"{len(f.trend_breaks)} trend break(s), {len(f.incidents)} configuration(s) implicated; the heaviest: {who}'s "
             f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}"
-            + (f", with {prose.join(causes)}." if causes else ", no measured cause supported."))
+            + ((", with less " if _gain(i["judgements"]) else ", with ") + f"{prose.join(causes)}."
+               if causes else ", no measured cause supported."))
 
 
 def _json_text(f: AnomaliesFacts) -> dict:

@@ -61,6 +61,7 @@ class ThreadsChange(ThreadsFacts):
     waits: dict | None = None      # profile: (side, share) -> {fewest, most} of the working threads' time
     accounting: dict | None = None  # the most threads against the fewest: CPU-s/GB gap per side (accounted)
     bottlenecks: dict | None = None  # thread count -> verdict -> configurations (accounting.bottleneck_frame)
+    accounting_scope: tuple | None = None   # (name, hypotheses.Scope) accounted: the differential profiles' too
 
     def fields(self) -> dict:
         out = {**super().fields(), "series": self.series, "ratio_max_over_min_threads": self.ratio_max_over_min_threads,
@@ -154,6 +155,7 @@ def compute(r: Results) -> Facts:
         peak_threads=peaks, series_compared=len(sig),
         throughput_change_significant=None if all(s is None for s in sig) else int(sum(1 for s in sig if s)),
         cs_per_mib_median=cs_median, waits=waits, accounting=accounting, bottlenecks=bottlenecks,
+        accounting_scope=(f"threads-{tmax}-vs-{tmin}", scope) if accounting else None,
         reasons=reasons, hypotheses=judged)
 
 

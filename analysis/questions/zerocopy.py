@@ -84,6 +84,7 @@ class ZerocopyFacts(Facts):
     profile: dict | None = None             # where the client's time went by cost class (zerocopy_why)
     sender: str = "zero_copy"               # the zero-copy sender answered for (zero_copy where measured)
     accounting: dict | None = None          # the cost gap against the main baseline, per side (accounted)
+    accounting_scope: tuple | None = None   # (name, hypotheses.Scope) it accounts: the differential profiles' too
     receiver_local: bool | None = True      # the receiver ran on the sender's kernel (None: unknown)
 
     def fields(self) -> dict:
@@ -217,7 +218,7 @@ def compute(r: Results) -> Facts:
         mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
         size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs, sender=sender,
         receiver_local=r.receiver_local,
-        accounting=accounting,
+        accounting=accounting, accounting_scope=(f"{sender}-vs-{main}", scope) if accounting else None,
         hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs, sender, accounting))
 
 

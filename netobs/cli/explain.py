@@ -124,9 +124,12 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
               help="A question to answer (repeatable, or comma-separated); all six when none is named. A named "
                    "question is shown with its hypotheses' numbers and its evidence table.")
 @click.option("--evidence", is_flag=True, help="Show every answer's evidence table.")
+@click.option("--diff-profiles", "diff", is_flag=True,
+              help="Also write each accounted comparison's differential profiles (per role, A minus B per GB) "
+                   "under RESULTS_DIR/diff/ (flamegraph.pl / difffolded.pl format; see docs/DESIGN.md).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (headlines, reasons, hypotheses, facts, evidence, caveats).")
-def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: bool) -> None:
+def command(results_dir: str, names: tuple[str, ...], evidence: bool, diff: bool, as_json: bool) -> None:
     """Answer the study's questions from RESULTS_DIR: per question a headline, the reasons
     behind it ranked by weight with their numbers and sources, and the candidate explanations
     tested (supported, contradicted, not measured).
@@ -141,6 +144,10 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: b
     wanted = questions.check_names(wanted)  # before reading anything: a typo fails fast
     results = load.load_results(results_dir)
     answers = questions.answer_all(results, wanted)
+    written = []
+    if diff:
+        from netobs.analysis import difffold
+        written = difffold.write(results, difffold.comparisons(answers))
     if as_json:
         out = {
             "results_dir": str(results.path),
@@ -151,7 +158,11 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: b
             "notes": list(results.notes),
             "caveats": questions.run_caveats(answers),
             "answers": [a.to_dict() for a in answers],
+            **({"diff_profiles": [str(p) for p in written]} if diff else {}),
         }
         click.echo(dumps(out))
         return
     _print_text(answers, results, detailed=bool(names), evidence=evidence)
+    if diff:
+        click.echo(f"differential profiles: {len(written)} files under {results.path / 'diff'}"
+                   if written else "differential profiles: none (no accounted comparison has folded files)")
