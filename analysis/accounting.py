@@ -158,9 +158,11 @@ class Account:
         return bool(lo > 0 or hi < 0)
 
     def largest(self, n: int = 3) -> list[tuple[str, float]]:
-        """The n classes with the largest positive share, largest first (residual classes included)."""
+        """The n mechanism classes with the largest positive share, largest first (the residual
+        classes are the residual, not causes)."""
         s = self.shares
-        return sorted(((c, v) for c, v in s.items() if v == v and v > 0), key=lambda x: -x[1])[:n]
+        return sorted(((c, v) for c, v in s.items() if v == v and v > 0 and c not in RESIDUAL_CLASSES),
+                      key=lambda x: -x[1])[:n]
 
     def to_dict(self) -> dict:
         out = {"role": self.role, "total_cpu_s_per_gb": self.total, "aggregate": COST_AGGREGATE,

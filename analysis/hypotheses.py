@@ -137,9 +137,13 @@ def rises(name: str, fig: Callable, source: str, level: float, zero_copy_only: b
         ref = value(r, fig, s.ref) if s.ref else math.nan
         if at != at or (s.ref and ref != ref and not zero_copy_only):
             return Judgement(name, NOT_MEASURED, source)
-        ok = at >= level and (ref != ref or ref <= 0 or at >= ratio * ref)
+        # for a gain only a cost that fell explains it: the sides swap
+        gain = bool(s.ref) and ref == ref and direction(r, s) < 0
+        hi, lo = (ref, at) if gain else (at, ref)
+        ok = hi >= level and (lo != lo or lo <= 0 or hi >= ratio * lo)
         return Judgement(name, SUPPORTED if ok else CONTRADICTED, source,
-                         {"value": at, "ref": None if ref != ref else ref, "level": level})
+                         {"value": at, "ref": None if ref != ref else ref, "level": level,
+                          **({"direction": "gain"} if gain else {})})
     return Hypothesis(name, judge)
 
 

@@ -242,7 +242,8 @@ def hypothesis(j) -> str:
     what, how = HYPOTHESIS_WORDS[j.name]
     if j.status == "not_measured":
         return f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"
-    return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}; {j.source})"
+    gain = j.numbers.get("direction") == "gain" and j.status == "contradicted" and "share" not in j.numbers
+    return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}{'; a gain: only a fall explains it' if gain else ''}; {j.source})"
 
 
 def hypotheses(judgements) -> list[str]:
