@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 
 DEMO_OUT ?= results/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup deps test-deps test unit demo bench clean
+.PHONY: setup deps test-deps test unit demo bench clean golden
 
 setup: deps $(STAMP)
 
@@ -51,6 +51,11 @@ test: setup test-deps
 
 unit: setup
 	$(PY) -m pytest -q tests -m 'not root'
+
+# Regenerate the golden facts (tests/fixtures/golden/explain/*.json) and the reviewed text
+# snapshots (*.txt): only deliberately; commit the diff with the reason.
+golden: setup
+	$(PY) tests/golden_regen.py
 
 # The README's main command: a short sweep with tracing, then the report.
 demo: setup

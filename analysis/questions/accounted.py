@@ -9,6 +9,8 @@ a reason at most 6, so the headline's numbers are all in the reasons.
 """
 from __future__ import annotations
 
+import re
+
 from netobs.fmt import num, share
 
 from .. import accounting as acc
@@ -30,9 +32,16 @@ def _causes(side: dict, n: int = TOP) -> str:
     return ", ".join(f"{acc.CLASS_WORDS[c]} {share(s)}" for c, s in side["largest"][:n])
 
 
-def gap_phrase(facts: dict, at: str | None, ref: str, n: int = TOP) -> str:
+def _numbered(*names) -> int:
+    """How many numbers the names of the two sides hold ("2 threads" against "1": 2)."""
+    return sum(len(re.findall(r"\d+", n or "")) for n in names)
+
+
+def gap_phrase(facts: dict, at: str | None, ref: str, n: int | None = None) -> str:
     """'<at> cost X CPU-s/GB more than <ref>: <cause> s%, ...' (both ends where profiled; `at`
-    None: "it")."""
+    None: "it"). Sides named by numbers leave room for fewer causes (a reason's 6 numbers)."""
+    if n is None:
+        n = max(1, TOP - max(0, _numbered(at, ref) - 1))
     side = facts.get("both") or facts.get("client")
     total = side["total_cpu_s_per_gb"]
     if side["negligible"]:
@@ -44,7 +53,8 @@ def gap_phrase(facts: dict, at: str | None, ref: str, n: int = TOP) -> str:
 
 
 def reason_words(facts: dict, at: str, ref: str, where: str = "") -> str:
-    """The both-ends gap, its largest causes and the residual (<= 6 numbers)."""
+    """The both-ends gap, its largest causes and the residual (<= 6 numbers: fewer causes
+    where the names of the sides hold numbers)."""
     side = facts.get("both") or facts.get("client")
     ends = "both ends" if "both" in facts else "the client"
     s = f"Accounted over {ends}{where}: " + gap_phrase(facts, at, ref)

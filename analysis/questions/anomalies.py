@@ -529,14 +529,14 @@ def _reason_words(f: AnomaliesFacts, x) -> str:
 def _headline(f: AnomaliesFacts) -> str:
     checked = f.checked
     if not f.incidents:
-        return (f"No result breaks the expected trends beyond noise ({checked['size_steps']} size steps and "
-                f"{checked['thread_steps']} thread steps checked).")
+        return "No result breaks the expected trends beyond noise."
     i = f.incidents[0]
     what = METRIC_WORDS[i["metric"]][0]
     who = {SYSTEM_WIDE: "every strategy", WEAK_BASELINE: f"baseline {i['implementation']}",
            STRATEGY_BREAK: i["implementation"]}[i["code"]]
     causes = [n.split(" (")[0] for n in prose.named(i["judgements"]) if not n.startswith("a property")]
-    return (f"{len(f.trend_breaks)} trend break(s), {len(f.incidents)} configuration(s) implicated; the heaviest: {who}'s "
+    # the counts are in the facts; the headline holds only numbers its reasons show
+    return (f"The heaviest trend break: {who}'s "
             f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}"
             + ((", with less " if _gain(i["judgements"]) else ", with ") + f"{prose.join(causes)}."
                if causes else ", no measured cause supported."))

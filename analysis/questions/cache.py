@@ -289,7 +289,7 @@ def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
     if f.copy_cpu_s_per_gb:
         p = f.copy_cpu_s_per_gb
         best = min((i for i in p if i != "two_copy" and _finite(p[i])), key=lambda i: p[i], default=None)
-        head = (f"No cache-miss counts were measured ({missing}); as a proxy, copy CPU per GB (profile) is "
+        head = ("No cache-miss counts were measured (see the caveats); as a proxy, copy CPU per GB (profile) is "
                 f"{num(p['two_copy'])} s for two_copy"
                 + (f" and {num(p[best])} s for {best}." if best else "."))
     else:
@@ -327,8 +327,9 @@ def _reduction_reasons(f: Reductions) -> list[str]:
                 parts = [f"{lvl} {_chg(q['median'])} (IQR {_chg(q['q3'])} to {_chg(q['q1'])}; fewer in "
                          f"{q['fewer_misses']} of {q['n']})" for lvl, q in f.by_strategy[impl].items()]
                 per.append(f"{impl} " + ", ".join(parts))
+            pooled = ", ".join(f"{lvl} {_chg(q['median'])}" for lvl, q in f.pooled.items())
             out.append(f"Median over configurations of the per-configuration change in misses per KiB against "
-                       f"two_copy: " + "; ".join(per) + f" [{x.source}].")
+                       f"two_copy: " + "; ".join(per) + f"; pooled over the savers: {pooled} [{x.source}].")
         elif x.code == R_ONE_LEVEL:
             other = [lvl for lvl in LEVELS if lvl != d["level"]][0]
             out.append(f"{other} was not measured ({f.levels_missing.get(other)}); {d['level']} alone changed by a "
