@@ -3,7 +3,7 @@ gaps add up to the total gap exactly; and the hypotheses judged by their share o
 
     acc = account(results, scope, "client")        # or "server", or "both" (the two ends summed)
     acc.total, acc.gaps["tcp_tx"], acc.shares["tcp_tx"], acc.residual
-    j = judgement(results, "page_pinning", scope)  # one Judgement per (hypothesis, scope, role), cached
+    hypotheses.judge(results, scope, ["page_pinning"], role="client")   # judged by share, once per (hypothesis, scope, role)
 
 Declared once here, used by every question and by `compare`:
 - COST_AGGREGATE: a cost figure of a set of configurations is the mean over those
@@ -35,7 +35,7 @@ import pandas as pd
 
 from netobs.figures import PROFILE_CLASSES, ROLES, WAIT_REASONS
 
-from .load import KEY, MIB, Results
+from .load import KEY, Results
 from .stats import _t_quantile
 
 SUPPORTED_SHARE = 0.10
