@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 
 DEMO_OUT ?= results/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup deps test-deps test unit demo bench clean
+.PHONY: setup deps test-deps test unit demo bench clean golden
 
 setup: deps $(STAMP)
 
@@ -52,11 +52,16 @@ test: setup test-deps
 unit: setup
 	$(PY) -m pytest -q tests -m 'not root'
 
+# Regenerate the golden facts (tests/fixtures/golden/explain/*.json) and the reviewed text
+# snapshots (*.txt): only deliberately; commit the diff with the reason.
+golden: setup
+	$(PY) tests/golden_regen.py
+
 # The README's main command: a short sweep with tracing, then the report.
 demo: setup
 	$(NETOBS) sweep --strategies two_copy,one_copy,zero_copy --sizes 4096,65536 --threads 1,2 \
 	  --duration 1 --warmup 0.3 --trace --profile -o $(DEMO_OUT)
-	$(NETOBS) explain $(DEMO_OUT)
+	$(NETOBS) explain --diff-profiles $(DEMO_OUT)
 	$(NETOBS) report $(DEMO_OUT) -o $(DEMO_OUT)/report.html
 	@echo "results: $(DEMO_OUT)"; echo "report:  $(DEMO_OUT)/report.html"
 

@@ -23,8 +23,11 @@ from netobs import strategies
 
 from .load import KEY, Results
 
-SUPPORTED, CONTRADICTED, NOT_MEASURED = "supported", "contradicted", "not_measured"
-STATUS_ORDER = {SUPPORTED: 0, CONTRADICTED: 1, NOT_MEASURED: 2}
+from . import accounting as acc
+
+SUPPORTED, CONTRADICTED, NOT_MEASURED = acc.SUPPORTED, acc.CONTRADICTED, acc.NOT_MEASURED
+INCONCLUSIVE = acc.INCONCLUSIVE
+STATUS_ORDER = {SUPPORTED: 0, INCONCLUSIVE: 1, CONTRADICTED: 2, NOT_MEASURED: 3}
 RISE = 1.5            # a cost "rose" when it is at least 1.5x its reference ...
 WEAK = 0.10           # a baseline point is weak when it sits >= 10% below what its neighbours predict
 COPIED_MOSTLY = 0.5   # zero-copy pages copied on delivery: from half of the completions on
@@ -50,15 +53,25 @@ class Judgement:
     status: str
     source: str
     numbers: dict = field(default_factory=dict)
+    scope: str = ""          # which (scope, role) it judges: one verdict per (name, scope) per run
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "status": self.status, "source": self.source, **self.numbers}
+        return {"name": self.name, "status": self.status, "source": self.source, **self.numbers,
+                **({"scope": self.scope} if self.scope else {})}
 
 
 @dataclass(frozen=True)
 class Hypothesis:
     name: str
-    judge: Callable[[Results, Scope], Judgement | None]
+    judge: Callable[..., Judgement | None]
+    role: str | None = None       # the side a mechanism is judged for (None: the hypothesis decides)
+
+
+def scope_key(s: Scope, role: str | None) -> str:
+    """A judgement's scope in words: what against what, and for which side."""
+    def pts(ps):
+        return ",".join(f"{p[0]}/{int(p[1])}/{int(p[2])}" for p in ps)
+    return f"{s.kind}:{pts(s.at)}<-{pts(s.ref)}" + (f"@{role}" if role else "")
 
 
 # ----------------------------------------------------------------------------- per-row figures
@@ -124,13 +137,94 @@ def rises(name: str, fig: Callable, source: str, level: float, zero_copy_only: b
         ref = value(r, fig, s.ref) if s.ref else math.nan
         if at != at or (s.ref and ref != ref and not zero_copy_only):
             return Judgement(name, NOT_MEASURED, source)
-        ok = at >= level and (ref != ref or ref <= 0 or at >= ratio * ref)
+        # for a gain only a cost that fell explains it: the sides swap
+        gain = bool(s.ref) and ref == ref and direction(r, s) < 0
+        hi, lo = (ref, at) if gain else (at, ref)
+        ok = hi >= level and (lo != lo or lo <= 0 or hi >= ratio * lo)
         return Judgement(name, SUPPORTED if ok else CONTRADICTED, source,
-                         {"value": at, "ref": None if ref != ref else ref, "level": level})
+                         {"value": at, "ref": None if ref != ref else ref, "level": level,
+                          **({"direction": "gain"} if gain else {})})
     return Hypothesis(name, judge)
 
 
+LOWER_IS_BETTER_NOT = ("throughput_gbps", "goodput_gbps")
+
+
+def direction(r: Results, s: Scope) -> int:
+    """+1 where `at` did worse than `ref` on the scope's metric (a loss to explain), -1 better, 0 equal."""
+    if not s.ref or s.metric not in r.runs:
+        return 0
+    a, b = (acc._mean_of(r, r.runs[s.metric], p) for p in (s.at, s.ref))
+    if a != a or b != b or a == b:
+        return 0
+    worse = a < b if s.metric in LOWER_IS_BETTER_NOT else a > b
+    return 1 if worse else -1
+
+
+def mechanism(name: str, role: str = "both", fallback: Callable | None = None, cls: str | None = None) -> Hypothesis:
+    """A cost mechanism judged by its class's signed share of the CPU-s/GB gap (accounting)."""
+    cls = cls or acc.MECHANISMS[name]
+
+    def judge(r: Results, s: Scope, role: str = role) -> Judgement | None:
+        a = acc.account(r, s, role) if s.ref else None
+        if a is None:
+            return fallback(r, s) if fallback else Judgement(name, NOT_MEASURED, "profile")
+        nums = acc.mechanism_numbers(a, cls)
+        if nums.get("negligible"):
+            return Judgement(name, CONTRADICTED, "profile", nums)
+        return Judgement(name, acc.share_status(nums["share"], nums.get("significant")), "profile", nums)
+    return Hypothesis(name, judge, role)
+
+
+def thread_time(name: str, role: str, what: str) -> Hypothesis:
+    """A share of the working threads' time (a wait reason, or `preempted`): judged by how much
+    it changed in the direction that explains the scope's change (a loss: it rose), with the
+    accounting's two thresholds as shares of thread time."""
+    def judge(r: Results, s: Scope) -> Judgement:
+        share = acc.thread_share(r.runs, role, what)
+        if share.notna().sum() == 0 or not s.ref:
+            return Judgement(name, NOT_MEASURED, "profile")
+        at, ref = acc._mean_of(r, share, s.at), acc._mean_of(r, share, s.ref)
+        if at != at or ref != ref:
+            return Judgement(name, NOT_MEASURED, "profile")
+        d = direction(r, s) or 1
+        change = (at - ref) * d
+        return Judgement(name, acc.share_status(change), "profile",
+                         {"role": role, "reason": what, "value": at, "ref": ref, "explaining_change": change,
+                          "direction": "loss" if d > 0 else "gain"})
+    return Hypothesis(name, judge, role)
+
+
+def network(name: str, fig: str, source: str) -> Hypothesis:
+    """A network figure per MiB: supported where it moved NETWORK_FACTOR x or more the way
+    that explains the change (more retransmits for a loss, fewer for a gain), contradicted else."""
+    def judge(r: Results, s: Scope) -> Judgement:
+        series = acc.network_series(r.runs, fig)
+        if series.notna().sum() == 0 or not s.ref:
+            return Judgement(name, NOT_MEASURED, source)
+        at, ref = acc._mean_of(r, series, s.at), acc._mean_of(r, series, s.ref)
+        if at != at or ref != ref:
+            return Judgement(name, NOT_MEASURED, source)
+        d = direction(r, s) or 1
+        hi, lo = (at, ref) if d > 0 else (ref, at)
+        floor = acc.NETWORK[fig][1]
+        ok = hi >= floor and hi >= acc.NETWORK_FACTOR * lo
+        return Judgement(name, SUPPORTED if ok else CONTRADICTED, source,
+                         {"value": at, "ref": ref, "factor": acc.NETWORK_FACTOR,
+                          "direction": "loss" if d > 0 else "gain"})
+    return Hypothesis(name, judge)
+
+
+_PREEMPTED = {role: thread_time("oversubscription", role, "preempted") for role in ("client", "server")}
+
+
 def _oversubscription(r: Results, s: Scope) -> Judgement:
+    """Measured where a profile has the working threads' preempted share (the larger change of
+    the two sides decides); else from the thread count against the cores, assumed busy."""
+    measured = [j for j in (h.judge(r, s) for h in _PREEMPTED.values()) if j.status != NOT_MEASURED]
+    if measured:
+        best = max(measured, key=lambda j: j.numbers["explaining_change"])
+        return Judgement("oversubscription", best.status, "profile", {**best.numbers, "measured": True})
     cores = r.host_cores
     threads = max(p[2] for p in s.at)
     if cores is None:
@@ -168,6 +262,13 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     where = "remote, on this kernel" if r.topology == "remote" and local else r.topology
     nums = {"copied_fraction": None if copied != copied else copied,
             "deferred_copy_cpu_s_per_gb": None if prof != prof else prof, "topology": where}
+    a = acc.account(r, s, "both") if s.ref else None
+    if a is None and s.kind == "step":   # completion codes judge a comparison, not a step
+        return None
+    if a is not None and a.total and name == "deferred_copy_local":
+        m = acc.mechanism_numbers(a, "deferred_copy")
+        status = CONTRADICTED if m.get("negligible") else acc.share_status(m["share"], m.get("significant"))
+        return Judgement(name, status, "profile", {**nums, **m})
     if copied == copied:
         return Judgement(name, SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED, "worker", nums)
     if prof == prof:
@@ -269,26 +370,42 @@ CATALOGUE: dict[str, Hypothesis] = {h.name: h for h in (
     Hypothesis("oversubscription", _oversubscription),
     Hypothesis("system_wide", _system_wide),
     Hypothesis("weak_baseline", _weak_baseline),
-    rises("sndbuf_full", _wait_share("client", "sndbuf_full"), "profile", 0.05),
-    rises("waiting_for_data", _wait_share("server", "wait_data"), "profile", 0.05),
+    thread_time("sndbuf_full", "client", "sndbuf_full"),
+    thread_time("waiting_for_data", "server", "wait_data"),
+    thread_time("lock_contention", "client", "lock"),
     Hypothesis("deferred_copy_local", _deferred_copy),
-    rises("page_pinning", _column("prof_client_zc_pin"), "profile", 0.05, zero_copy_only=True),
-    rises("notification_cost", _column("prof_client_zc_notify"), "profile", 0.05, zero_copy_only=True),
-    rises("retransmissions", _column("retrans_per_mib"), "netstat", 0.1),
+    *(mechanism(n) for n in acc.MECHANISMS if n not in ("deferred_copy", "scheduling")),
+    mechanism("scheduling", fallback=rises("scheduling", _column("cs_per_mib"), "perf", 0.0).judge),
+    mechanism("softirq_on_sender", "client", cls="softirq_rx"),
+    network("retransmissions", "retrans_per_mib", "netstat"),
+    network("link_packets", "link_packets_per_mib", "netstat"),
     rises("memory_pressure", _sum("trace_client_mem_pressure_events", "netstat_client_tcpext_tcpmemorypressures"),
           "trace", 1.0),
-    rises("softirq_on_sender", _column("prof_client_softirq"), "profile", 0.10),
-    rises("context_switches", _column("cs_per_mib"), "perf", 0.0),
     rises("cache_working_set", _column("llc_misses_per_kib"), "perf", 0.0, ratio=1.1),
-    rises("lock_contention", _wait_share("client", "lock"), "profile", 0.05),
 )}
+# the mechanisms every comparison and trend break is accounted by (the headline's causes)
+MECHANISM_NAMES = ("deferred_copy_local",) + tuple(n for n in acc.MECHANISMS if n != "deferred_copy")
 # not in the data at all (no column holds them): named so an answer can say what would decide
 UNMEASURABLE = {"cpu_migration": "perf cpu-migrations is not recorded"}
 
 
-def judge(r: Results, scope: Scope, names) -> list[Judgement]:
-    """The named hypotheses judged at `scope` (those that do not apply left out), supported first."""
-    out = [j for n in names for j in [CATALOGUE[n].judge(r, scope)] if j is not None]
+def judge(r: Results, scope: Scope, names, role: str | None = None) -> list[Judgement]:
+    """The named hypotheses judged at `scope` (those that do not apply left out), supported first.
+    Each (hypothesis, scope, role) is judged once per loaded results and the same Judgement is
+    returned to every question that asks (one piece of evidence, one verdict)."""
+    cache = acc._cache(r)
+    out = []
+    for n in names:
+        h = CATALOGUE[n]
+        side = role if (role and h.role) else h.role
+        key = ("judgement", n, scope, side)
+        if key not in cache:
+            j = h.judge(r, scope, side) if (side and h.role and h.judge.__code__.co_argcount >= 3) else h.judge(r, scope)
+            if j is not None:
+                j.scope = scope_key(scope, side)
+            cache[key] = j
+        if cache[key] is not None:
+            out.append(cache[key])
     return sorted(out, key=lambda j: STATUS_ORDER[j.status])
 
 

@@ -10,6 +10,12 @@
  * switched out is kept with the time and whether it was still runnable; when the thread is
  * switched in again, the time off the CPU is added to that stack.
  *
+ * Both keys say whether the thread is a working one: a thread that a thread other than its
+ * process's main one created while the point ran (netobs_prof_work). In a worker the main
+ * (Python) thread starts one thread that runs the C side: it accepts, or starts the sending
+ * threads, sleeps out the window and joins them (the harness); the threads *it* creates send
+ * or receive. netobs/profiler.py gives the working threads' figures apart.
+ *
  * Which processes: netobs_prof_procs, tgid -> role, filled by profiler.py per point, and
  * children of those processes as they fork (sched:sched_process_fork). A process entered
  * with count = 0 (the perf stat that wraps a worker) is followed, not counted.
@@ -31,6 +37,8 @@ struct netobs_on_key {
     u32 role;
     s32 kstack;         /* < 0: no kernel stack (the sample was in user space) */
     s32 ustack;
+    u32 work;           /* a working thread (see netobs_prof_work), not the worker's harness */
+    u32 pad;
 };
 
 struct netobs_off_key {
@@ -39,7 +47,7 @@ struct netobs_off_key {
     s32 kstack;
     s32 ustack;
     u32 runnable;       /* still runnable when switched out: preempted */
-    u32 pad;
+    u32 work;           /* a working thread (see netobs_prof_work) */
 };
 
 struct netobs_off_start {
@@ -59,6 +67,13 @@ BPF_HASH(netobs_prof_on, struct netobs_on_key, u64, NETOBS_PROF_KEYS);
 BPF_HASH(netobs_prof_start, u32, struct netobs_off_start, NETOBS_PROF_THREADS);
 BPF_HASH(netobs_prof_off, struct netobs_off_key, struct netobs_off_val, NETOBS_PROF_KEYS);
 BPF_PERCPU_ARRAY(netobs_prof_lost, u64, NETOBS_PROF_NLOST);
+BPF_HASH(netobs_prof_work, u32, u32, NETOBS_PROF_THREADS);
+
+static __always_inline u32 netobs_prof_is_work(u32 tid)
+{
+    u32 *w = netobs_prof_work.lookup(&tid);
+    return w ? *w : 0;
+}
 
 static __always_inline u32 netobs_prof_current_gen(void)
 {
@@ -87,13 +102,15 @@ int netobs_prof_sample(struct bpf_perf_event_data *ctx)
     u32 gen = netobs_prof_current_gen();
     if (!gen)
         return 0;
-    u32 tgid = bpf_get_current_pid_tgid() >> 32;
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tgid = id >> 32;
     struct netobs_prof_proc *p = netobs_prof_member(tgid, gen);
     if (!p || !p->count)
         return 0;
     struct netobs_on_key key = {};
     key.tgid = tgid;
     key.role = p->role;
+    key.work = netobs_prof_is_work((u32)id);
     key.kstack = netobs_prof_stacks.get_stackid(ctx, 0);
     key.ustack = netobs_prof_stacks.get_stackid(ctx, BPF_F_USER_STACK);
     u64 zero = 0;
@@ -123,6 +140,7 @@ int netobs_prof_switch(struct tracepoint__sched__sched_switch *args)
         s.key.kstack = netobs_prof_stacks.get_stackid(args, 0);
         s.key.ustack = netobs_prof_stacks.get_stackid(args, BPF_F_USER_STACK);
         s.key.runnable = (args->prev_state & NETOBS_PROF_SLEEP_STATES) == 0;
+        s.key.work = netobs_prof_is_work(tid);
         if (netobs_prof_start.update(&tid, &s) != 0)
             netobs_prof_lose(1);
     }
@@ -149,10 +167,15 @@ int netobs_prof_fork(struct tracepoint__sched__sched_process_fork *args)
     u32 gen = netobs_prof_current_gen();
     if (!gen)
         return 0;
-    struct netobs_prof_proc *p = netobs_prof_member(bpf_get_current_pid_tgid() >> 32, gen);
+    u64 id = bpf_get_current_pid_tgid();
+    struct netobs_prof_proc *p = netobs_prof_member(id >> 32, gen);
     if (!p)
         return 0;
     u32 child = args->child_pid;
+    if ((u32)id != (u32)(id >> 32)) {   /* created by a thread other than the main one: it works */
+        u32 one = 1;
+        netobs_prof_work.update(&child, &one);
+    }
     struct netobs_prof_proc c = {};
     c.role = p->role;
     c.gen = gen;

@@ -175,10 +175,21 @@ def _profile_figures() -> tuple[tuple[Figure, ...], tuple[Figure, ...]]:
             Figure("total_s", "off-CPU time", "s", off + ("seconds",), "summed over the role's threads")]
     wait += [Figure(f"{r.name}_s", f"off-CPU: {r.name}", "s", off + ("reasons", r.name), r.help)
              for r in t.reasons]
-    return tuple(prof), tuple(wait)
+    work = ("profile", "{role}", "working")
+    working = [Figure("on_cpu_s", "working threads' on-CPU time", "s", work + ("on_cpu_s",),
+                      "sampled on-CPU time of the role's sending or receiving threads (threads created by a worker's non-main thread; the harness left out)"),
+               Figure("off_cpu_s", "working threads' off-CPU time", "s", work + ("off_cpu_s",), "their off-CPU time"),
+               Figure("thread_s", "working threads' time", "s", work + ("thread_s",), "on-CPU + off-CPU time of them"),
+               Figure("utilisation", "working-thread utilisation", "", work + ("utilisation",),
+                      "on-CPU share of the working threads' time"),
+               Figure("preempted_share", "working threads preempted", "", work + ("preempted_share",),
+                      "runnable-but-not-running share of the working threads' time")]
+    working += [Figure(f"{r.name}_s", f"working threads off-CPU: {r.name}", "s", work + ("reasons", r.name), r.help)
+                for r in t.reasons]
+    return tuple(prof), tuple(wait), tuple(working)
 
 
-PROFILE_FIGURES, WAIT_FIGURES = _profile_figures()
+PROFILE_FIGURES, WAIT_FIGURES, WORK_FIGURES = _profile_figures()
 PROFILE_CLASSES: tuple[str, ...] = costclass.table().class_names
 WAIT_REASONS: tuple[str, ...] = costclass.table().reason_names
 # ---- the network stack's own counters per role: TCP MIB deltas (netobs.netstat, read in the
@@ -193,7 +204,7 @@ LINK_FIGURES: tuple[Figure, ...] = tuple(
     for k in ("tx_bytes", "tx_packets", "rx_bytes", "rx_packets"))
 
 # (column prefix, figures) per family of role columns
-ROLE_FAMILIES = (("prof", PROFILE_FIGURES), ("wait", WAIT_FIGURES), ("netstat", NETSTAT_FIGURES),
+ROLE_FAMILIES = (("prof", PROFILE_FIGURES), ("wait", WAIT_FIGURES), ("work", WORK_FIGURES), ("netstat", NETSTAT_FIGURES),
                  ("link", LINK_FIGURES))
 
 
@@ -209,7 +220,7 @@ def _role_columns(families) -> list[str]:
     return [role_column(fam, r, f.column) for fam, figs in families for r in ROLES for f in figs]
 
 
-PROFILE_COLUMNS: list[str] = _role_columns(ROLE_FAMILIES[:2])
+PROFILE_COLUMNS: list[str] = _role_columns(ROLE_FAMILIES[:3])
 ROLE_COLUMNS: list[str] = _role_columns(ROLE_FAMILIES)
 LOST_EVENTS = Figure("trace_lost_events", "trace events lost", "events", ("trace", "lost_events"),
                      "map updates that failed (a full map) and tracked pids that shared a slot")
@@ -314,6 +325,8 @@ def markdown() -> str:
     lines += [f"  - `{c.name}`: {c.help}" for c in costclass.table().classes]
     lines.append("`wait_<role>_<figure>`:")
     lines += [f"- `{f.column}` ({f.unit}): {f.help}" for f in WAIT_FIGURES]
+    lines.append("`work_<role>_<figure>` (the working threads only: those a worker's non-main thread created, the sending or receiving ones; its harness threads left out):")
+    lines += [f"- `{f.column}` ({f.unit or 'share'}): {f.help}" for f in WORK_FIGURES]
     lines.append("and always, the network stack's counters per role: `netstat_<role>_<counter>` for "
                  + ", ".join(f"`{f.column}` ({f.label})" for f in NETSTAT_FIGURES)
                  + " (TCP MIB deltas in the role's namespace; loopback: the host's, all its traffic), and "

@@ -115,6 +115,7 @@ class Profiler(bpfload.Loaded):
             self._off = self._bpf.get_table(b"netobs_prof_off")
             self._start = self._bpf.get_table(b"netobs_prof_start")
             self._lost = self._bpf.get_table(b"netobs_prof_lost")
+            self._work = self._bpf.get_table(b"netobs_prof_work")
 
     # -- per point ----------------------------------------------------------------------------
     def start_point(self, pids: dict[str, int], wrappers=()) -> None:
@@ -126,7 +127,7 @@ class Profiler(bpfload.Loaded):
         if bad:
             raise UsageError(f"unknown profiler roles {sorted(bad)}", fix=f"use {', '.join(ROLES)}")
         self._set_gen(0)
-        for table in (self._on, self._off, self._start, self._procs):
+        for table in (self._on, self._off, self._start, self._procs, self._work):
             table.clear()
         for k in list(self._stacks.keys()):   # (BCC's clear() raises when a stack id went meanwhile)
             try:
@@ -175,7 +176,7 @@ class Profiler(bpfload.Loaded):
         for role in ROLES:
             r_on, folded_on = self._summarise_on(role, on.get(role, []), moved.get(role))
             r_off, folded_off = self._summarise_off(role, off.get(role, []))
-            out[role] = {"on_cpu": r_on, "off_cpu": r_off}
+            out[role] = {"on_cpu": r_on, "off_cpu": r_off, "working": self._working(r_on, r_off)}
             folded[role] = {"on_cpu": folded_on, "off_cpu": folded_off}
         # user frames resolve from the processes' maps as they were seen while they lived; a
         # share well below 1 means a mapping appeared after the last look (its frames: [unknown])
@@ -227,14 +228,14 @@ class Profiler(bpfload.Loaded):
         rows = defaultdict(list)
         for k, v in self._on.items():
             rows[ROLES[k.role]].append((k.tgid, self._frames(k.kstack, None), self._frames(k.ustack, k.tgid),
-                                        int(v.value)))
+                                        int(v.value), not k.work))
         return rows
 
     def _collect_off(self) -> dict[str, list]:
         rows = defaultdict(list)
         for k, v in self._off.items():
             rows[ROLES[k.role]].append((k.tgid, self._frames(k.kstack, None), self._frames(k.ustack, k.tgid),
-                                        bool(k.runnable), int(v.ns), int(v.switches)))
+                                        bool(k.runnable), int(v.ns), int(v.switches), not k.work))
         return rows
 
     def _root(self, role: str, tgid: int, tag: str) -> list[str]:
@@ -247,10 +248,11 @@ class Profiler(bpfload.Loaded):
         t = costclass.table()
         classes, context, skid_fns, unknown, procs = Counter(), Counter(), Counter(), Counter(), Counter()
         folded: Counter = Counter()
-        total = skid = 0
-        for tgid, kernel, user, n in rows:
+        total = skid = working = 0
+        for tgid, kernel, user, n, main in rows:
             s = costclass.classify(kernel, user, t)
             total += n
+            working += 0 if main else n
             procs[tgid] += n
             classes[s.klass] += n
             context[s.context] += n
@@ -272,6 +274,7 @@ class Profiler(bpfload.Loaded):
             "skid": {"share": skid / total if total else 0.0, "functions": dict(skid_fns.most_common(5))},
             "unknown": [[f, n] for f, n in unknown.most_common(TOP_UNKNOWN)],
             "processes": {str(p): {"comm": self._comm.get(p), "samples": n} for p, n in procs.most_common()},
+            "working_samples": working,
         }
         return result, dict(folded)
 
@@ -282,9 +285,12 @@ class Profiler(bpfload.Loaded):
         reasons, unknown = Counter(), Counter()
         folded: Counter = Counter()
         total_ns = switches = 0
-        for tgid, kernel, user, runnable, ns, n in rows:
+        work = Counter()
+        for tgid, kernel, user, runnable, ns, n, main in rows:
             reason, unk = costclass.wait_reason(kernel, runnable, role, t)
             reasons[reason] += ns
+            if not main:
+                work[reason] += ns
             total_ns += ns
             switches += n
             if unk:
@@ -293,8 +299,24 @@ class Profiler(bpfload.Loaded):
             folded[";".join(frames)] += ns // 1000
         result = {"switches": switches, "seconds": total_ns / 1e9,
                   "reasons": {r: reasons[r] / 1e9 for r in t.reason_names},
-                  "unknown": [[f, ns / 1e9] for f, ns in unknown.most_common(TOP_UNKNOWN)]}
+                  "unknown": [[f, ns / 1e9] for f, ns in unknown.most_common(TOP_UNKNOWN)],
+                  "working_reasons": {r: work[r] / 1e9 for r in t.reason_names}}
         return result, {k: v for k, v in folded.items() if v > 0}
+
+    def _working(self, r_on: dict, r_off: dict) -> dict:
+        """The working threads' time (those the worker's C side created: not the harness):
+        on-CPU (sampled), off-CPU by reason, and the shares of their time; a share never
+        exceeds 1 because thread time is on + off as measured."""
+        on_s = (r_on.get("working_samples") or 0) / self.hz if r_on.get("samples") is not None else None
+        reasons = r_off.get("working_reasons")
+        if on_s is None or reasons is None:
+            return {"on_cpu_s": on_s, "missing": r_on.get("missing") or r_off.get("missing")}
+        off_s = sum(reasons.values())
+        thread_s = on_s + off_s
+        return {"on_cpu_s": on_s, "off_cpu_s": off_s, "thread_s": thread_s,
+                "utilisation": on_s / thread_s if thread_s else None,
+                "preempted_share": reasons.get("preempted", 0.0) / thread_s if thread_s else None,
+                "reasons": reasons}
 
     # -- symbols ------------------------------------------------------------------------------
     def _counted(self) -> list[int]:

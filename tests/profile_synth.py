@@ -154,11 +154,25 @@ def write_profile_results(path, *, impls=("two_copy", "one_copy", "zero_copy"), 
                 figs = {"samples": str(n), "event": "cpu-clock", "hz": str(HZ), "cpu_s": repr(cpu_s), "skid": "0.02",
                         "softirq": repr(on["context"]["softirq"]), "irq": "0.0"}
                 row.update({role_column("prof", role, k): v for k, v in figs.items()})
+            # the working threads: all but the harness (its sleep); 95% of the samples are theirs
+            work = {r: (0.0 if r == "sleep" else v) for r, v in secs.items()}
+            work_on = 0.95 * cpu_s if on.get("samples") else None
+            if work_on is not None:
+                thread_s = work_on + sum(work.values())
+                working = {"on_cpu_s": work_on, "off_cpu_s": sum(work.values()), "thread_s": thread_s,
+                           "utilisation": work_on / thread_s, "preempted_share": work["preempted"] / thread_s,
+                           "reasons": work}
+                for k in ("on_cpu_s", "off_cpu_s", "thread_s", "utilisation", "preempted_share"):
+                    row[role_column("work", role, k)] = repr(working[k])
+                for r, v in work.items():
+                    row[role_column("work", role, f"{r}_s")] = repr(v)
+            else:
+                working = {"on_cpu_s": None, "missing": on.get("missing")}
             row[role_column("wait", role, "switches")] = str(off["switches"])
             row[role_column("wait", role, "total_s")] = repr(off["seconds"])
             for r, s in secs.items():
                 row[role_column("wait", role, f"{r}_s")] = repr(s)
-            profile[role] = {"on_cpu": on, "off_cpu": off}
+            profile[role] = {"on_cpu": on, "off_cpu": off, "working": working}
             if pid in no_files:
                 continue
             files = {}

@@ -81,11 +81,12 @@ def test_a_collapse_shared_by_every_strategy_is_system_wide(tmp_path):
 def test_blocking_on_a_full_send_buffer_is_named_where_planted(tmp_path):
     d = profile_synth.write_profile_results(tmp_path / "p", sizes=(1024, 4096, 16384, 65536), threads=(1, 2, 4),
                                             repeats=3, gbps_factor={("zero_copy", 16384, 2): 0.5})
-    col = "wait_client_sndbuf_full_s"
+    col, total = "work_client_sndbuf_full_s", "work_client_thread_s"
 
     def plant(row):
         if (row["implementation"], row["msg_size"], row["threads"]) == ("zero_copy", "16384", "2"):
-            row[col] = repr(float(row[col]) * 6)
+            extra = float(row[col]) * 5
+            row[col], row[total] = repr(float(row[col]) + extra), repr(float(row[total]) + extra)
     a = answers(synth.edit_runs(d, plant))["anomalies"]
     lead = a.facts.incidents[0]
     assert (lead["implementation"], lead["msg_size"], lead["threads"]) == ("zero_copy", 16384, 2)
@@ -107,15 +108,16 @@ def test_the_local_delivery_copy_is_named_only_where_the_kernel_reported_it(tmp_
 def test_with_profiles_zerocopy_says_where_the_time_went_and_cache_uses_a_labelled_proxy(tmp_path):
     a = answers(profile_synth.write_profile_results(tmp_path / "p", hw_counters=False))
     z = a["zerocopy"]
-    text = next(t for t, x in zip(z.reasons, z.facts.reasons) if x.code == "profile_costs")
-    assert "CPU-s per GB by profile class" in text and "pinning" in text and "notifications" in text
+    text = next(t for t, x in zip(z.reasons, z.facts.reasons) if x.code == "accounting")
+    assert "CPU-s/GB more than two_copy" in text and "pinning" in text and "notifications" in text
+    assert "pinning" in z.headline      # the largest accounted cause, with its share
     assert status(z, "page_pinning") == "supported" and status(z, "notification_cost") == "supported"
     c = a["cache"]
     assert "as a proxy" in c.headline and "Proxy, not a miss count" in c.reasons[0]
     pinned = c.facts.copy_cpu_s_per_gb
     assert pinned["two_copy"] > pinned["one_copy"] > pinned["zero_copy"]   # user + kernel copy planted
     t = a["threads"]
-    assert any("wait reason" in r and "sndbuf_full" in r for r in t.reasons)
+    assert any("working threads' time" in r and "sndbuf_full" in r for r in t.reasons)
 
 
 # ----------------------------------------------------------------------------- one test per defect rule

@@ -48,7 +48,7 @@ SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK, OTHERS, CLOSEST = (
     "system_wide_break", "weak_baseline_point", "strategy_break", "other_anomalies", "closest_step")
 # the explanations an anomaly is tested against (analysis.hypotheses)
 HYPOTHESES = ("system_wide", "oversubscription", "sndbuf_full", "waiting_for_data", "retransmissions",
-              "memory_pressure", "softirq_on_sender", "context_switches", "cache_working_set")
+              "memory_pressure", "softirq_on_sender", "scheduling", "cache_working_set")
 BASELINES = frozenset({"two_copy"} | {s.baseline for s in strategies.STRATEGIES if s.baseline})
 
 
@@ -464,9 +464,16 @@ def _step_of(i: dict) -> str:
     return step_words(Step(i["implementation"], i["metric"], i["dim"], tuple(i["start"]), tuple(i["end"]), 0, 0))
 
 
+def _gain(judged) -> bool:
+    """The break was an improvement: its supported causes are costs or waits that fell."""
+    return any(j.numbers.get("direction") == "gain" or (j.numbers.get("total_cpu_s_per_gb") or 0) < 0
+               for j in judged if j.status == "supported")
+
+
 def _because(i: dict, judged) -> str:
     causes = [n for n in prose.named(judged) if not n.startswith("a property of the configuration")]
-    return ("supported: " + prose.join(causes)) if causes else "no measured cause is supported"
+    head = "supported (they fell): " if _gain(judged) else "supported: "
+    return head + prose.join(causes) if causes else "no measured cause is supported"
 
 
 def _incident_words(i: dict, judged) -> str:
@@ -522,16 +529,17 @@ def _reason_words(f: AnomaliesFacts, x) -> str:
 def _headline(f: AnomaliesFacts) -> str:
     checked = f.checked
     if not f.incidents:
-        return (f"No result breaks the expected trends beyond noise ({checked['size_steps']} size steps and "
-                f"{checked['thread_steps']} thread steps checked).")
+        return "No result breaks the expected trends beyond noise."
     i = f.incidents[0]
     what = METRIC_WORDS[i["metric"]][0]
     who = {SYSTEM_WIDE: "every strategy", WEAK_BASELINE: f"baseline {i['implementation']}",
            STRATEGY_BREAK: i["implementation"]}[i["code"]]
     causes = [n.split(" (")[0] for n in prose.named(i["judgements"]) if not n.startswith("a property")]
-    return (f"{len(f.trend_breaks)} trend break(s), {len(f.incidents)} configuration(s) implicated; the heaviest: {who}'s "
+    # the counts are in the facts; the headline holds only numbers its reasons show
+    return (f"The heaviest trend break: {who}'s "
             f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}"
-            + (f", with {prose.join(causes)}." if causes else ", no measured cause supported."))
+            + ((", with less " if _gain(i["judgements"]) else ", with ") + f"{prose.join(causes)}."
+               if causes else ", no measured cause supported."))
 
 
 def _json_text(f: AnomaliesFacts) -> dict:

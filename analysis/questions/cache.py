@@ -12,7 +12,8 @@ import pandas as pd
 from netobs.fmt import num, p_value, pct
 
 from ..answer import Prose
-from ..load import Results
+from .. import accounting as acc
+from ..load import KEY, Results
 from ..stats import guarded_ratios, quantiles, sign_test
 from . import prose
 from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, data_name, median_of, ranked, unanswerable,
@@ -24,7 +25,9 @@ LEVELS = {"L1": ("l1_misses_per_kib", "l1_cache_misses"), "LLC": ("llc_misses_pe
 SAVERS = ("one_copy", "zero_copy")
 INSTEAD = ("cpu_s_per_gb", "copies_per_byte", "cycles_per_byte")   # measured instead of the counters
 # without counters: the CPU time the profile put in copies, per GB (a labelled proxy for cache traffic)
-PROXY = ("prof_client_user_copy_cpu_s_per_gb", "prof_client_kernel_copy_cpu_s_per_gb")
+# every copy the client's profile sees: its own, the kernel's, and zero-copy pages copied after all
+PROXY = ("prof_client_user_copy_cpu_s_per_gb", "prof_client_kernel_copy_cpu_s_per_gb",
+         "prof_client_deferred_copy_cpu_s_per_gb")
 TINY_PER_KIB = 0.01   # a baseline below one miss per 100 KiB: a ratio over it says nothing
 # reason codes
 (R_LEVEL, R_ABSOLUTE, R_TINY, R_CONSISTENCY, R_CYCLES, R_COPIES, R_CONSTRUCTION, R_PROXY, R_INSTEAD, R_ONE_LEVEL) = (
@@ -134,9 +137,11 @@ def compute(r: Results) -> Facts:
         instead = {m: {i: _reduction_median(r, i, m) for i in savers} for m in INSTEAD}
         proxy = {}
         if all(r.measured(c) for c in PROXY):
-            r.runs["_copy_cpu_s_per_gb"] = r.runs[list(PROXY)].sum(axis=1, min_count=1)
-            proxy = {i: median_of(r, i, "_copy_cpu_s_per_gb") for i in ["two_copy"] + savers}
-            r.runs = r.runs.drop(columns="_copy_cpu_s_per_gb")
+            copies = r.runs[list(PROXY)].sum(axis=1, min_count=1)
+            # the cost aggregate every answer uses (analysis.accounting.COST_AGGREGATE)
+            proxy = {i: acc._mean_of(r, copies, [tuple(k) for k in r.runs[r.runs.implementation == i][KEY]
+                                                 .drop_duplicates().itertuples(index=False)])
+                     for i in ["two_copy"] + savers}
         reasons = []
         if proxy:
             reasons.append(Reason(R_PROXY, 2.0, {"copy_cpu_s_per_gb": proxy}, "profile"))
@@ -273,8 +278,8 @@ def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
     for x in f.reasons:
         if x.code == R_PROXY:
             p = x.numbers["copy_cpu_s_per_gb"]
-            reasons.append("Proxy, not a miss count: CPU-s per GB the profile put in copies (user_copy + kernel_copy "
-                           "classes), median over configurations: " + ", ".join(f"{i} {num(v)}" for i, v in p.items()
+            reasons.append("Proxy, not a miss count: CPU-s per GB the client's profile put in copies (user_copy, "
+                           "kernel_copy and deferred_copy classes), mean over configurations: " + ", ".join(f"{i} {num(v)}" for i, v in p.items()
                                                                                 if _finite(v)) + " [profile].")
         elif x.code == R_INSTEAD:
             parts = [f"{INSTEAD_WORDS[m]}: " + ", ".join(f"{i} {pct(-v)}" for i, v in red.items() if _finite(v))
@@ -284,7 +289,7 @@ def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
     if f.copy_cpu_s_per_gb:
         p = f.copy_cpu_s_per_gb
         best = min((i for i in p if i != "two_copy" and _finite(p[i])), key=lambda i: p[i], default=None)
-        head = (f"No cache-miss counts were measured ({missing}); as a proxy, copy CPU per GB (profile) is "
+        head = ("No cache-miss counts were measured (see the caveats); as a proxy, copy CPU per GB (profile) is "
                 f"{num(p['two_copy'])} s for two_copy"
                 + (f" and {num(p[best])} s for {best}." if best else "."))
     else:
@@ -322,8 +327,9 @@ def _reduction_reasons(f: Reductions) -> list[str]:
                 parts = [f"{lvl} {_chg(q['median'])} (IQR {_chg(q['q3'])} to {_chg(q['q1'])}; fewer in "
                          f"{q['fewer_misses']} of {q['n']})" for lvl, q in f.by_strategy[impl].items()]
                 per.append(f"{impl} " + ", ".join(parts))
+            pooled = ", ".join(f"{lvl} {_chg(q['median'])}" for lvl, q in f.pooled.items())
             out.append(f"Median over configurations of the per-configuration change in misses per KiB against "
-                       f"two_copy: " + "; ".join(per) + f" [{x.source}].")
+                       f"two_copy: " + "; ".join(per) + f"; pooled over the savers: {pooled} [{x.source}].")
         elif x.code == R_ONE_LEVEL:
             other = [lvl for lvl in LEVELS if lvl != d["level"]][0]
             out.append(f"{other} was not measured ({f.levels_missing.get(other)}); {d['level']} alone changed by a "
@@ -340,9 +346,12 @@ def _reduction_reasons(f: Reductions) -> list[str]:
                        "of the median) are left out of its median change, which would otherwise be dominated by "
                        f"near-zero denominators [{x.source}].")
         elif x.code == R_CONSISTENCY:
+            # with one run per point the run-wide caveat says no significance can be claimed: no p-value
+            single = any(c.code == "single_repeat" for c in f.caveats)
+            test = "" if single else f"; sign test {p_value(d['p'])}"
             out.append(f"{d['level']}'s reduction exceeded {d['other']}'s in {d['larger_in']} of {d['configurations']} "
-                       f"configurations (each the median over strategies, which share one two_copy run; sign test "
-                       f"{p_value(d['p'])}) [{x.source}].")
+                       f"configurations (each the median over strategies, which share one two_copy run{test}) "
+                       f"[{x.source}].")
         elif x.code == R_CYCLES:
             out.append("Cycles per byte against two_copy: " + ", ".join(
                 f"{i} {_chg(v)}" for i, v in d["reduction_median_pct"].items() if _finite(v))

@@ -50,7 +50,8 @@ class Caveat:
 
 # caveats that hold for the whole run: said once, before the answers (the others are the answer's own)
 RUN_CAVEATS = ("single_repeat", "some_single_repeats", "failed_points", "imported", "high_variation",
-               "multiplexed", "lost_events", "cores_unknown", "oversubscribed", "observer_cost", "observer_cost_assumed")
+               "multiplexed", "lost_events", "cores_unknown", "oversubscribed", "oversubscribed_measured", "observer_cost",
+               "observer_cost_assumed")
 # netobs's own BPF programs' share of a role's samples from which every answer says so (issue 18)
 OBSERVER_SHOWN = 0.01
 # where a reason's numbers come from
@@ -207,6 +208,18 @@ def oversubscription(r: Results) -> tuple[int | None, list[int]]:
 
 
 def oversubscription_caveat(r: Results) -> Caveat | None:
+    """Measured where a profile has the working threads' preempted share (the bottleneck per
+    point), else from the thread count against the cores, assumed busy."""
+    from ..accounting import bottleneck_frame
+    bn = bottleneck_frame(r)
+    if bn is not None and bn["bottleneck"].notna().any():
+        over = bn[bn.bottleneck == "oversubscribed"]
+        if over.empty:
+            return None
+        worst = over[["client_preempted", "server_preempted"]].max(axis=1)
+        return Caveat("oversubscribed_measured", {"configurations": int(len(over)),
+                                                  "of": int(bn["bottleneck"].notna().sum()),
+                                                  "max_preempted": float(worst.max())})
     cores, over = oversubscription(r)
     if cores is None:
         return Caveat("cores_unknown", {"imported": r.imported})

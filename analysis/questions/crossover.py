@@ -214,6 +214,11 @@ def _headline(f: CrossoverFacts) -> str:
         s += f", never with {prose.threads(never)}"
     if f.weak_baseline:
         s += " (resting on a weak two_copy point)"
+    if not f.tested and "beats" in f.evidence:
+        ev = f.evidence
+        wins = [int(ev[(ev.threads.isin(g.threads)) & (ev.beats == True)].shape[0]) for g in crossing]  # noqa: E712
+        if min(wins) == 1:
+            s += " (resting on one unrepeated point)"
     return s + "."
 
 

@@ -105,6 +105,11 @@ def caveat(c: Caveat, f: Facts) -> str:
         return (f"Oversubscribed: at {threads(d['threads'])} the client's threads plus the server's receiving "
                 f"threads ({join([2 * t for t in d['threads']])} threads, assumed busy) exceed the host's {d['cores']} cores; "
                 "those points say more about scheduling than about caches.")
+    if c.code == "oversubscribed_measured":
+        from ..accounting import PREEMPTED
+        return (f"Oversubscribed (measured): in {d['configurations']} of {d['of']} configurations a side's working "
+                f"threads sat runnable but not running {share(PREEMPTED)} or more of their time (up to "
+                f"{share(d['max_preempted'])}); those points say more about scheduling than about caches.")
     if c.code == "no_completions":
         return "zero_copy recorded no completions at all: SO_ZEROCOPY may not have been in effect."
     if c.code == "assumed_noise":
@@ -135,35 +140,70 @@ def _vs(d: dict, fmt=_n) -> str:
     return fmt(d.get("value")) + ("" if ref is None else f" vs {fmt(ref)}")
 
 
+def _pct1(x):
+    return "-" if x is None or x != x else share(x, 1)
+
+
+def _mech(d: dict) -> str:
+    """A mechanism's numbers: its class gap and signed share of the side's gap (2 numbers)."""
+    if "share" not in d:
+        return "not profiled"
+    side = {"both": "both ends'", "client": "the client's", "server": "the server's"}[d["role"]]
+    if d.get("negligible"):
+        return f"{side} total changed {pct(100 * d['relative'])}, no cost difference to account for"
+    return f"{d['gap_cpu_s_per_gb']:+.3g} CPU-s/GB, {_pct1(d['share'])} of {side} gap"
+
+
+def _thread_time(d: dict) -> str:
+    if "value" not in d:
+        return "not profiled"
+    what = {"preempted": "preempted (runnable, not running)"}.get(d["reason"], f"off-CPU in {d['reason']}")
+    return f"{d['role']} working threads {what} {_pct1(d['value'])} vs {_pct1(d['ref'])} of their time"
+
+
+def _oversub(d: dict) -> str:
+    if d.get("measured"):
+        return _thread_time(d)
+    return (f"{d['busy_threads']} threads (assumed busy) on {d['cores']} cores"
+            + (", but the other strategies held their trend" if d.get("others_held") else "")
+            if "cores" in d else "core count unknown")
+
+
+def _deferred(d: dict) -> str:
+    if "share" in d:
+        return _mech(d)
+    return ((f"{share(d['copied_fraction'])} of completions flagged copied" if d.get("copied_fraction") is not None
+             else (f"deferred_copy {_n(d['deferred_copy_cpu_s_per_gb'])} CPU-s/GB"
+                   if d.get("deferred_copy_cpu_s_per_gb") is not None else "no completion codes or profile"))
+            + f"; topology {d.get('topology')}")
+
+
 # hypothesis name -> (what it claims, how its numbers read)
 HYPOTHESIS_WORDS = {
-    "oversubscription": ("oversubscription", lambda d: (f"{d['busy_threads']} threads (assumed busy) on {d['cores']} cores"
-                                                         + (", but the other strategies held their trend"
-                                                            if d.get("others_held") else "")
-                                                         if "cores" in d else "core count unknown")),
+    "oversubscription": ("oversubscription", _oversub),
     "system_wide": ("a property of the configuration (every strategy changed at this step)",
                     lambda d: ", ".join(f"{k} {pct(v)}" for k, v in d.get("changes", {}).items()) or "-"),
     "weak_baseline": ("a weak baseline point", lambda d: "; ".join(
         f"{x['implementation']} at {point(x['msg_size'], x['threads'])} {share(-x['shortfall_pct'] / 100, 1)} below "
         "what its neighbours predict relative to the others" for x in d.get("points", [])) or "baseline on its trend"),
-    "sndbuf_full": ("blocking on a full send buffer", lambda d: "client share of thread time in sk_stream_wait_memory "
-                    + _vs(d, lambda x: "-" if x is None else share(x, 1))),
-    "waiting_for_data": ("the receiver waiting for data (sender-limited)",
-                         lambda d: "server share of thread time in wait_data " + _vs(d, lambda x: "-" if x is None
-                                                                                        else share(x, 1))),
-    "deferred_copy_local": ("deferred copy on local delivery (the kernel copied the zero-copy pages)", lambda d: (
-        (f"{share(d['copied_fraction'])} of completions flagged copied" if d.get("copied_fraction") is not None
-         else (f"deferred_copy {_n(d['deferred_copy_cpu_s_per_gb'])} CPU-s/GB" if d.get("deferred_copy_cpu_s_per_gb")
-               is not None else "no completion codes or profile")) + f"; topology {d.get('topology')}")),
-    "page_pinning": ("page pinning", lambda d: "zc_pin share of client samples " + _vs(d, lambda x: "-" if x is None
-                                                                                      else share(x, 1))),
-    "notification_cost": ("completion-notification cost", lambda d: "zc_notify share of client samples "
-                          + _vs(d, lambda x: "-" if x is None else share(x, 1))),
+    "sndbuf_full": ("blocking on a full send buffer", _thread_time),
+    "waiting_for_data": ("the receiver waiting for data (sender-limited)", _thread_time),
+    "lock_contention": ("lock contention", _thread_time),
+    "deferred_copy_local": ("deferred copy on local delivery (the kernel copied the zero-copy pages)", _deferred),
+    "page_pinning": ("page pinning", _mech),
+    "notification_cost": ("completion-notification cost", _mech),
+    "user_copy": ("the user-space copy", _mech),
+    "kernel_copy": ("the kernel's copy", _mech),
+    "syscall_entry": ("syscall entry/exit", _mech),
+    "tcp_send": ("the TCP send path", _mech),
+    "tcp_receive": ("the TCP receive path", _mech),
+    "softirq_receive": ("softirq receive processing", _mech),
+    "skb_memory": ("socket-buffer memory", _mech),
+    "softirq_on_sender": ("softirq work charged to the sender", _mech),
+    "scheduling": ("scheduling", lambda d: _mech(d) if "share" in d else "switches per MiB " + _vs(d)),
     "retransmissions": ("retransmissions", lambda d: "Tcp.RetransSegs per MiB " + _vs(d)),
+    "link_packets": ("more, smaller packets on the link", lambda d: "link packets per MiB " + _vs(d)),
     "memory_pressure": ("TCP memory pressure", lambda d: "memory-pressure events " + _vs(d)),
-    "softirq_on_sender": ("softirq work charged to the sender", lambda d: "client samples in softirq "
-                          + _vs(d, lambda x: "-" if x is None else share(x, 1))),
-    "context_switches": ("scheduling (context switches per MiB)", lambda d: "switches per MiB " + _vs(d)),
     "cache_working_set": ("cache / working set (LLC misses per KiB)", lambda d: "LLC misses per KiB " + _vs(d)),
     "break_even_10kb": ("zero-copy pays off only above about 10 KB (the kernel's documentation)", lambda d: (
         f"against {d['baseline']}: below 10 KB won {d['below']['won']} of {d['below']['configurations']}, "
@@ -172,17 +212,20 @@ HYPOTHESIS_WORDS = {
                              "although the receiver is another host)",
                              lambda d: (f"{share(d['copied_fraction'])} of completions flagged copied"
                                         if d.get("copied_fraction") is not None else "no completion codes")),
-    "lock_contention": ("lock contention", lambda d: "client share of thread time on locks "
-                        + _vs(d, lambda x: "-" if x is None else share(x, 1))),
 }
 # what would decide a hypothesis that was not measured
 WOULD_DECIDE = {
-    "oversubscription": "the host's core count", "sndbuf_full": "off-CPU wait reasons (--profile)",
-    "waiting_for_data": "off-CPU wait reasons (--profile)", "lock_contention": "off-CPU wait reasons (--profile)",
+    "oversubscription": "the host's core count or the working threads' preempted share (--profile)",
+    "sndbuf_full": "the working threads' off-CPU wait reasons (--profile)",
+    "waiting_for_data": "the working threads' off-CPU wait reasons (--profile)",
+    "lock_contention": "the working threads' off-CPU wait reasons (--profile)",
     "deferred_copy_local": "zero-copy completion codes (a netobs run) or the profile's deferred_copy class",
     "page_pinning": "on-CPU cost classes (--profile)", "notification_cost": "on-CPU cost classes (--profile)",
-    "softirq_on_sender": "on-CPU samples by context (--profile)", "retransmissions": "TCP MIB counters (a netobs run)",
-    "memory_pressure": "tracing (--trace) or TCP MIB counters", "context_switches": "perf context-switches",
+    "softirq_on_sender": "on-CPU cost classes (--profile)", "retransmissions": "TCP MIB counters (a netobs run)",
+    "memory_pressure": "tracing (--trace) or TCP MIB counters",
+    "scheduling": "on-CPU cost classes (--profile) or perf context-switches", "link_packets": "the link's counters",
+    **{n: "on-CPU cost classes (--profile)" for n in ("user_copy", "kernel_copy", "syscall_entry", "tcp_send",
+                                                      "tcp_receive", "softirq_receive", "skb_memory")},
     "break_even_10kb": "message sizes on both sides of 10 KB, with the pages not copied on the way",
     "deferred_copy_remote": "zero-copy completion codes (a netobs run)",
     "cache_working_set": "an LLC miss counter", "system_wide": "the other strategies at the same step",
@@ -191,14 +234,16 @@ WOULD_DECIDE = {
 # quoted verbatim (Documentation/networking/msg_zerocopy.rst); never paraphrased
 BREAK_EVEN_QUOTE = ('the kernel\'s MSG_ZEROCOPY documentation says "MSG_ZEROCOPY is generally only effective at '
                     'writes over around 10 KB"')
-STATUS_WORDS = {"supported": "supported", "contradicted": "contradicted", "not_measured": "not measured"}
+STATUS_WORDS = {"supported": "supported", "inconclusive": "inconclusive", "contradicted": "contradicted",
+                "not_measured": "not measured"}
 
 
 def hypothesis(j) -> str:
     what, how = HYPOTHESIS_WORDS[j.name]
     if j.status == "not_measured":
         return f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"
-    return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}; {j.source})"
+    gain = j.numbers.get("direction") == "gain" and j.status == "contradicted" and "share" not in j.numbers
+    return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}{'; a gain: only a fall explains it' if gain else ''}; {j.source})"
 
 
 def hypotheses(judgements) -> list[str]:

@@ -12,12 +12,13 @@ from netobs.fmt import num, times
 from netobs.figures import WAIT_REASONS
 from netobs.fmt import share
 
+from .. import accounting as acc
 from .. import hypotheses as hyp
 from ..answer import Prose
 from ..labels import short
 from ..load import KEY, Results
 from ..stats import compare, quantiles
-from . import prose
+from . import accounted, prose
 from .common import (PARAMETERS, Facts, Reason, by_strategy, caveats, chart_rows, config_medians, oversubscription,
                      oversubscription_caveat)
 
@@ -28,8 +29,11 @@ CONTENTION = ("l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
 CACHE_LEVELS = {"llc_misses_per_kib": "LLC", "l1_misses_per_kib": "L1"}   # in the verdict's order
 # verdict codes
 ONE_THREAD_COUNT, SCALED = "one_thread_count", "scaled"
-HYPOTHESES = ("oversubscription", "sndbuf_full", "lock_contention", "waiting_for_data", "softirq_on_sender",
-              "context_switches", "cache_working_set", "memory_pressure", "retransmissions")
+HYPOTHESES = hyp.MECHANISM_NAMES + ("oversubscription", "sndbuf_full", "lock_contention", "waiting_for_data",
+                                    "cache_working_set", "memory_pressure", "retransmissions", "link_packets")
+# the working-thread shares the waits reason shows (analysis.accounting.thread_share), per side
+THREAD_SHARES = (("client", "utilisation"), ("client", "preempted"), ("client", "sndbuf_full"),
+                 ("server", "utilisation"), ("server", "preempted"), ("server", "wait_data"))
 
 
 @dataclass(kw_only=True)
@@ -54,7 +58,10 @@ class ThreadsChange(ThreadsFacts):
     series_compared: int
     throughput_change_significant: int | None  # None: untested (one repeat)
     cs_per_mib_median: dict[str, float] | None = None   # oversubscribed or not
-    waits: dict | None = None      # profile: client wait reason -> {fewest, most} share of thread time; softirq
+    waits: dict | None = None      # profile: (side, share) -> {fewest, most} of the working threads' time
+    accounting: dict | None = None  # the most threads against the fewest: CPU-s/GB gap per side (accounted)
+    bottlenecks: dict | None = None  # thread count -> verdict -> configurations (accounting.bottleneck_frame)
+    accounting_scope: tuple | None = None   # (name, hypotheses.Scope) accounted: the differential profiles' too
 
     def fields(self) -> dict:
         out = {**super().fields(), "series": self.series, "ratio_max_over_min_threads": self.ratio_max_over_min_threads,
@@ -63,6 +70,8 @@ class ThreadsChange(ThreadsFacts):
             out["cs_per_mib_median"] = self.cs_per_mib_median
         out["series_compared"] = self.series_compared
         out["waits"] = self.waits
+        out["accounting"] = self.accounting
+        out["bottlenecks"] = self.bottlenecks
         return out
 
 
@@ -110,29 +119,44 @@ def compute(r: Results) -> Facts:
         if below["cs_per_mib"].notna().any() and above["cs_per_mib"].notna().any():
             cs_median = {"not_oversubscribed": below["cs_per_mib"].median(),
                          "oversubscribed": above["cs_per_mib"].median()}
-    lo = tuple(k for k in map(tuple, r.runs[KEY].drop_duplicates().itertuples(index=False)) if k[2] == tmin)
-    hi = tuple(k for k in map(tuple, r.runs[KEY].drop_duplicates().itertuples(index=False)) if k[2] == tmax)
-    judged = hyp.judge(r, hyp.Scope(hi, lo, "step"), HYPOTHESES)
+    keys = sorted(map(tuple, r.runs[KEY].drop_duplicates().itertuples(index=False)))
+    pairs = [(k, (k[0], k[1], tmin)) for k in keys if k[2] == tmax and (k[0], k[1], tmin) in keys]
+    hi, lo = tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
+    scope = hyp.Scope(hi, lo, "step")
+    judged = hyp.judge(r, scope, HYPOTHESES)
+    accounting = accounted.accounting_facts(r, scope) if pairs else None
     waits = None
-    if any(r.measured(f"wait_client_{w}_s") for w in WAIT_REASONS):
-        waits = {w: {"fewest": hyp.value(r, hyp.wait_share("client", w), lo),
-                     "most": hyp.value(r, hyp.wait_share("client", w), hi)} for w in WAIT_REASONS}
-        waits = {w: v for w, v in waits.items() if v["fewest"] == v["fewest"] and
-                 max(v["fewest"], v["most"]) >= 0.01}
-        if r.measured("prof_client_softirq"):
-            waits["softirq"] = {"fewest": hyp.value(r, hyp._column("prof_client_softirq"), lo),
-                                "most": hyp.value(r, hyp._column("prof_client_softirq"), hi)}
+    if pairs and any(acc.thread_share(r.runs, side, what).notna().any() for side, what in THREAD_SHARES):
+        waits = {f"{side}_{what}": {"fewest": acc._mean_of(r, acc.thread_share(r.runs, side, what), lo),
+                                    "most": acc._mean_of(r, acc.thread_share(r.runs, side, what), hi)}
+                 for side, what in THREAD_SHARES}
+        waits = {k: v for k, v in waits.items() if v["fewest"] == v["fewest"] and v["most"] == v["most"]}
+    bn = acc.bottleneck_frame(r)
+    bottlenecks = None
+    if bn is not None and bn["bottleneck"].notna().any():
+        bottlenecks = {int(t): {k: int(n) for k, n in g["bottleneck"].value_counts().items()}
+                       for t, g in bn.groupby("threads")}
+        ev = ev.merge(bn[KEY + ["bottleneck"]], on=KEY, how="left")
+        ev["oversubscribed"] = ev["bottleneck"] == "oversubscribed"
     reasons = [Reason("change", 5.0, {"tmin": tmin, "tmax": tmax}, "worker"),
                Reason("contention", 4.0, {}, "perf"), Reason("peaks", 3.0, {}, "worker"),
-               Reason("significance", 2.0, {}, "worker"), Reason("oversubscription", 3.5, {"cores": cores}, "manifest")]
+               Reason("significance", 2.0, {}, "worker")]
+    if not bottlenecks:   # measured where profiled (the bottleneck reason), else assumed from the cores
+        reasons.append(Reason("oversubscription", 3.5, {"cores": cores}, "manifest"))
     if waits:
-        reasons.append(Reason("waits", 3.8, {"waits": waits}, "profile"))
+        reasons.append(Reason("waits", 3.8, {}, "profile"))
+    if accounting:
+        reasons.append(Reason("accounting", 4.5, {}, "profile"))
+    if bottlenecks:
+        reasons.append(Reason("bottlenecks", 4.2, {}, "profile"))
     reasons.sort(key=lambda x: -x.weight)
     return ThreadsChange(
         code=SCALED, **common, series=len(ratios["throughput_gbps"]), ratio_max_over_min_threads=change,
         peak_threads=peaks, series_compared=len(sig),
         throughput_change_significant=None if all(s is None for s in sig) else int(sum(1 for s in sig if s)),
-        cs_per_mib_median=cs_median, waits=waits, reasons=reasons, hypotheses=judged)
+        cs_per_mib_median=cs_median, waits=waits, accounting=accounting, bottlenecks=bottlenecks,
+        accounting_scope=(f"threads-{tmax}-vs-{tmin}", scope) if accounting else None,
+        reasons=reasons, hypotheses=judged)
 
 
 # --------------------------------------------------------------------------- prose
@@ -184,22 +208,37 @@ def _oversubscription(f: ThreadsChange) -> str:
             "assumed busy).")
 
 
+WAIT_WORDS = {"utilisation": "on-CPU", "preempted": "preempted", "sndbuf_full": "in sndbuf_full",
+              "wait_data": "in wait_data"}
+
+
 def _waits(f: ThreadsChange) -> str:
     tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
-    parts = [f"{'in softirq (share of samples)' if w == 'softirq' else w} {share(v['fewest'], 1)} -> {share(v['most'], 1)}"
-             for w, v in f.waits.items()]
-    return (f"Where the client's time went from {tmin} to {tmax} threads (share of thread time off-CPU by wait reason, "
-            "median over configurations): " + ", ".join(parts) + " [profile].")
+    parts = [f"{k.split('_', 1)[0]} {WAIT_WORDS[k.split('_', 1)[1]]} {share(v['fewest'])} -> {share(v['most'])}"
+             for k, v in f.waits.items() if max(v["fewest"], v["most"]) >= 0.01][:3]
+    return (f"The working threads' time from {tmin} to {tmax} threads (harness threads left out): "
+            + ", ".join(parts) + " [profile].")
+
+
+def _bottlenecks(f: ThreadsChange) -> str:
+    words = {"oversubscribed": "oversubscribed", "client_cpu_bound": "client CPU-bound",
+             "server_cpu_bound": "server CPU-bound", "waiting": "both waiting"}
+    parts = []
+    for t in (f.thread_counts[0], f.thread_counts[-1]):
+        got = f.bottlenecks.get(t) or {}
+        parts.append(f"at {prose.threads([t])} " + ", ".join(f"{words[k]} {n}" for k, n in got.items()))
+    return ("Bottleneck per configuration (preempted share measured, >= "
+            f"{acc.PREEMPTED:.0%} oversubscribed; utilisation >= {acc.CPU_BOUND:.0%} CPU-bound): "
+            + "; ".join(parts) + " [profile].")
 
 
 def _headline(f: ThreadsChange) -> str:
     tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
     tp = f.ratio_max_over_min_threads["throughput_gbps"]
-    peak = max(f.peak_threads.items(), key=lambda kv: kv[1])[0] if f.peak_threads else None
-    causes = [n.split(" (")[0] for n in prose.named(f.hypotheses)]
     s = f"From {tmin} to {tmax} threads throughput changed {times(tp['median'])} (median of {f.series} series)"
-    if peak is not None:
-        s += f", peaking most often at {peak} threads"
+    if f.accounting:
+        return s + "; " + accounted.gap_phrase(f.accounting, f"{tmax} threads", f"{tmin}") + "."
+    causes = [n.split(" (")[0] for n in prose.named(f.hypotheses)]
     return s + (f"; supported: {prose.join(causes)}." if causes else "; no measured contention cause supported.")
 
 
@@ -208,9 +247,15 @@ def render(f: Facts) -> Prose:
         verdict = (f"Only one thread count ({f.thread_counts[0]}) was measured, so how results change with threads "
                    "cannot be answered.")
         return prose.answer(f, verdict, [], f.evidence)
-    key = ["implementation", "msg_size", "threads"] + f.metrics[:4] + ["oversubscribed"]
+    key = ["implementation", "msg_size", "threads"] + f.metrics[:4] + ["oversubscribed"] + (
+        ["bottleneck"] if f.bottlenecks else [])
     change = _change(f)
     words = {"change": change[0], "contention": change[1], "peaks": change[2], "significance": change[3],
              "oversubscription": _oversubscription(f)}
+    if f.accounting:
+        words["accounting"] = accounted.reason_words(f.accounting, f"{f.thread_counts[-1]} threads",
+                                                     f"{f.thread_counts[0]}")[:-len(" [profile].")]
+    if f.bottlenecks:
+        words["bottlenecks"] = _bottlenecks(f)[:-len(" [profile].")]
     reasons = [_waits(f) if x.code == "waits" else f"{words[x.code]} [{x.source}]" for x in f.reasons]
     return prose.answer(f, _headline(f), reasons, f.evidence, key=key)

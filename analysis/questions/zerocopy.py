@@ -18,7 +18,7 @@ from netobs.fmt import num, pct, share
 from ..answer import Prose
 from ..load import Results
 from .. import hypotheses as hyp
-from . import prose, zerocopy_why as why
+from . import accounted, prose, zerocopy_why as why
 from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians,
                      median_of, outcome, unanswerable, untested, vs)
 
@@ -83,6 +83,8 @@ class ZerocopyFacts(Facts):
     pairs: dict = None                      # sender -> its comparison with its copy baseline (see _pairs)
     profile: dict | None = None             # where the client's time went by cost class (zerocopy_why)
     sender: str = "zero_copy"               # the zero-copy sender answered for (zero_copy where measured)
+    accounting: dict | None = None          # the cost gap against the main baseline, per side (accounted)
+    accounting_scope: tuple | None = None   # (name, hypotheses.Scope) it accounts: the differential profiles' too
     receiver_local: bool | None = True      # the receiver ran on the sender's kernel (None: unknown)
 
     def fields(self) -> dict:
@@ -93,7 +95,7 @@ class ZerocopyFacts(Facts):
                 "mechanism": self.mechanism, "topology": self.topology,
                 "baselines": self.baselines, "mechanism_code": self.mechanism_code,
                 "size_range": list(self.size_range), "pairs": self.pairs or {}, "profile": self.profile,
-                "sender": self.sender, "receiver_local": self.receiver_local}
+                "sender": self.sender, "receiver_local": self.receiver_local, "accounting": self.accounting}
 
 
 def _extreme(df: pd.DataFrame, which: str) -> Extreme | None:
@@ -201,6 +203,8 @@ def compute(r: Results) -> Facts:
     pairs = _pairs(r)
     costs = why.profile_costs(r, sender, main)
     judged = why.judged(r, c, main, sender)
+    scope = why.cost_scope(c, main, sender)
+    accounting = accounted.accounting_facts(r, scope) if scope else None
     if r.receiver_local is False:   # the documented break-even holds only where pages can leave by reference
         judged = sorted(judged + [why.break_even(c, main, mech["zc_copied_fraction"])], key=lambda j: hyp.STATUS_ORDER[j.status])
     return ZerocopyFacts(
@@ -214,7 +218,8 @@ def compute(r: Results) -> Facts:
         mechanism=mech, mechanism_code=mechanism_code, topology=r.topology,
         size_range=(int(r.runs.msg_size.min()), int(r.runs.msg_size.max())), pairs=pairs, profile=costs, sender=sender,
         receiver_local=r.receiver_local,
-        hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs, sender))
+        accounting=accounting, accounting_scope=(f"{sender}-vs-{main}", scope) if accounting else None,
+        hypotheses=judged, reasons=why.reasons(r, versus, main, mech, costs, judged, pairs, sender, accounting))
 
 
 # --------------------------------------------------------------------------- prose
@@ -298,11 +303,14 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
     if _finite(dc):
         out.append(f"Tracing counted {num(dc)} deferred copies (skb_copy_ubufs) per zero-copy send.")
     eq, nm = m["errqueue_reads_per_send"], m["zc_notifications_per_msg"]
-    parts = ([f"read the error queue {num(eq)} times per sendmsg (traced)"] if _finite(eq) else []) + \
-            ([f"received {num(nm)} completion notifications per message"] if _finite(nm) else [])
-    if parts:
+    # one fact, said once: the traced error-queue reads per sendmsg, else the worker's count per message
+    part = (f"read {num(eq)} completion notifications per sendmsg (traced)" if _finite(eq) else
+            f"read {num(nm)} completion notifications per message" if _finite(nm) else None)
+    if part:
         never = "two_copy and one_copy" if f.sender == "zero_copy" else prose.join(f.baselines)
-        out.append("Completion handling: the client " + " and ".join(parts) + f", work {never} never do.")
+        out.append("Completion handling: the client " + part + f", work {never} never do.")
+    if f.accounting:   # the cost figures are the accounting's (its own reason)
+        return out
     costs = []
     for metric, (unit, what) in COST_WORDS.items():
         zc, refs = m[metric][f.sender], {b: v for b, v in m[metric].items() if b != f.sender}
@@ -388,6 +396,13 @@ def render(f: Facts) -> Prose:
     for x in f.reasons:
         if x.code == "profile_costs":
             reasons.append(why.profile_words(x.numbers))
+        elif x.code == "accounting":
+            reasons.append(accounted.reason_words(f.accounting, f.sender, main, " where it lost" if f.vs[main].lost
+                                                  and f.code != "never_won" else ""))
+        elif x.code == "accounting_roles":
+            reasons.append(accounted.role_words(f.accounting))
+        elif x.code == "network":
+            reasons.append(accounted.network_words(f.accounting))
         elif x.code == "weak_baseline":
             reasons.append(why.weak_words(x.numbers["points"]))
         elif words.get(x.code, " [worker]").strip() not in ("[worker]", "[worker, trace]"):

@@ -13,7 +13,7 @@ from netobs.fmt import num, pct, share
 
 from .. import hypotheses as hyp
 from ..load import Results
-from . import prose
+from . import accounted, prose
 from .common import LOST, WON, Reason, median_of, ranked
 
 # the profile's classes that say where zero-copy's time went (CPU-s per GB), and the wait reasons
@@ -22,8 +22,8 @@ WAITS = ("errqueue_poll", "sndbuf_full")
 # "MSG_ZEROCOPY is generally only effective at writes over around 10 KB"
 # (Documentation/networking/msg_zerocopy.rst): tested where the receiver is another host
 BREAK_EVEN_B = 10 * 1024
-LOSS_HYPOTHESES = ("deferred_copy_local", "page_pinning", "notification_cost", "sndbuf_full", "softirq_on_sender",
-                   "retransmissions", "memory_pressure", "oversubscription")
+LOSS_HYPOTHESES = hyp.MECHANISM_NAMES + ("sndbuf_full", "retransmissions", "link_packets", "memory_pressure",
+                                         "oversubscription")
 
 
 def profile_costs(r: Results, impl: str, base: str) -> dict | None:
@@ -49,6 +49,14 @@ def _points(c, outcome, impl):
     return tuple((impl, int(x.msg_size), int(x.threads)) for x in c[c.outcome == outcome].itertuples())
 
 
+def cost_scope(c, main: str, sender: str = "zero_copy") -> hyp.Scope | None:
+    """What the accounting explains: the configurations the sender lost against `main`, or all
+    of them where it lost none (the same scope its loss hypotheses are judged at)."""
+    lost = _points(c, LOST, sender)
+    at = lost or tuple((sender, int(x.msg_size), int(x.threads)) for x in c.itertuples())
+    return hyp.Scope(at, tuple((main,) + p[1:] for p in at), "baseline") if at else None
+
+
 def judged(r: Results, c, main: str, sender: str = "zero_copy") -> list:
     """The catalogue's explanations at the sender's losses against `main`, and whether its wins
     rest on a weak baseline point."""
@@ -59,7 +67,7 @@ def judged(r: Results, c, main: str, sender: str = "zero_copy") -> list:
     elif len(c):
         everywhere = tuple((sender, int(x.msg_size), int(x.threads)) for x in c.itertuples())
         out += hyp.judge(r, hyp.Scope(everywhere, tuple((main,) + p[1:] for p in everywhere), "baseline"),
-                         ["deferred_copy_local", "page_pinning", "notification_cost"])
+                         hyp.MECHANISM_NAMES)
     if won:
         out += hyp.judge(r, hyp.Scope(won, tuple((main,) + p[1:] for p in won), "baseline"), ["weak_baseline"])
     return sorted(out, key=lambda j: hyp.STATUS_ORDER[j.status])
@@ -86,11 +94,16 @@ def break_even(c, main: str, copied_fraction: float | None = None) -> hyp.Judgem
 
 
 def reasons(r: Results, versus: dict, main: str, mech: dict, costs: dict | None, judgements: list,
-            pairs: dict, sender: str = "zero_copy") -> list[Reason]:
+            pairs: dict, sender: str = "zero_copy", accounting: dict | None = None) -> list[Reason]:
     out = [Reason("comparison", 10.0, {"baseline": main}, "worker")]
     if "one_copy" in versus and main != "one_copy":
         out.append(Reason("vs_one_copy", 6.0, {"baseline": "one_copy"}, "worker"))
-    if costs:
+    if accounting:
+        out.append(Reason("accounting", 9.0, {"baseline": main, "sender": sender}, "profile"))
+        out.append(Reason("accounting_roles", 8.9, {}, "profile"))
+        if accounted.network_words(accounting):
+            out.append(Reason("network", 8.8, {}, "netstat"))
+    elif costs:
         out.append(Reason("profile_costs", 9.0, {"baseline": main, "sender": sender, **costs}, "profile"))
     out.append(Reason("mechanism", 8.0, {}, "worker"))
     weak = [p for j in judgements if j.name == "weak_baseline" and j.status == hyp.SUPPORTED
@@ -110,21 +123,22 @@ def reasons(r: Results, versus: dict, main: str, mech: dict, costs: dict | None,
 def headline(f) -> str:
     main, zc = f.baselines[0], f.sender
     v = f.vs[main]
-    causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses
-                                                      if j.name not in ("weak_baseline", "break_even_10kb")])]
     if f.code == "no_difference":
         s = f"{zc} and {main} did not differ significantly in any of {v.configurations} configurations"
     elif f.code == "never_won":
-        s = f"{zc} never beat {main}: it lost in {v.lost} of {v.configurations} configurations"
+        s = f"{zc} never beat {main} (lost {v.lost} of {v.configurations})"
     elif f.code == "always_won":
-        s = f"{zc} beat {main} in all {v.won} of {v.configurations} configurations it could be tested in"
+        s = f"{zc} beat {main} in all {v.won} of {v.configurations} configurations"
     else:
-        s = f"{zc} beat {main} in {v.won} and lost in {v.lost} of {v.configurations} configurations"
-        if f.median_wins_from_size is not None:
-            s += f" (its median wins from {f.median_wins_from_size} B)"
+        s = f"{zc} beat {main} in {v.won} and lost {v.lost} of {v.configurations}"
     weak = [j for j in f.hypotheses if j.name == "weak_baseline" and j.status == hyp.SUPPORTED]
     if weak:
         s += f" (some wins rest on a weak {main} point)"
+    if f.accounting:
+        where = " where it lost" if v.lost and f.code != "never_won" else ""
+        return s + f";{where} " + accounted.gap_phrase(f.accounting, None, main) + "."
+    causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses
+                                                      if j.name not in ("weak_baseline", "break_even_10kb")])]
     if causes and f.code != "always_won":
         s += f"; where it lost, supported: {prose.join(causes)}"
     elif f.code != "always_won":
@@ -135,9 +149,7 @@ def headline(f) -> str:
     return s + "."
 
 
-COST_CLASS_WORDS = {"zc_pin": "pinning", "zc_notify": "notifications", "deferred_copy": "deferred copy",
-                    "kernel_copy": "kernel copy", "user_copy": "user copy", "softirq_rx": "softirq receive",
-                    "tcp_tx": "TCP send path", "syscall": "syscall entry/exit"}
+COST_CLASS_WORDS = accounted.acc.CLASS_WORDS
 
 
 def profile_words(numbers: dict) -> str:

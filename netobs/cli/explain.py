@@ -19,8 +19,11 @@ Examples:
 """
 
 MAX_ROWS = 16
+# the compact view's line budget (issue 23): the whole explain at most TOTAL_LINES, a question at most
+# QUESTION_LINES (its rule and blank line included); what does not fit is named with how to see it
+TOTAL_LINES, QUESTION_LINES = 90, 30
 PROSE_WIDTH = 100      # words wrap here (or at a narrower terminal); tables take the width they need
-STATUS_ORDER = ("supported", "contradicted", "not_measured")
+STATUS_ORDER = ("supported", "inconclusive", "contradicted", "not_measured")
 
 
 def _table(answer):
@@ -60,22 +63,73 @@ def _item(console, marker: str, text: str, style: str | None = None) -> None:
         console.print(Text(marker if i == 0 else " " * len(marker), style=style or "") + " " + line)
 
 
-def _hypotheses(console, answer, detailed: bool) -> None:
-    facts = getattr(answer.facts, "hypotheses", [])
-    if not facts:
-        return
+def _lines(console, marker: str, text: str, style: str | None = None) -> list:
+    """One list item as wrapped lines (a hanging indent under its first word)."""
     from rich.text import Text
 
+    indent = len(marker) + 1
+    out = []
+    for i, line in enumerate(Text(text, style=style or "").wrap(console, max(20, console.width - indent))):
+        line.rstrip()
+        out.append((Text(marker if i == 0 else " " * len(marker), style=style or "") + " " + line) if marker else line)
+    return out
+
+
+def _hypotheses_text(answer, short: bool) -> str | None:
     from netobs.analysis.questions import prose
+
+    facts = getattr(answer.facts, "hypotheses", [])
+    if not facts:
+        return None
+    groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] for j in facts if j.status == s]
+              for s in STATUS_ORDER}
+    # short: names only where they decide (supported, inconclusive); the rest counted
+    words = "; ".join(f"{prose.STATUS_WORDS[s]}: " + (', '.join(n) if not short or s in STATUS_ORDER[:2] else str(len(n)))
+                      for s, n in groups.items() if n)
+    return f"Hypotheses: {words}."
+
+
+def _hypotheses(console, answer, detailed: bool) -> None:
+    if not getattr(answer.facts, "hypotheses", []):
+        return
     if detailed:
         console.print("Hypotheses tested:", style="bold")
         for line in answer.hypotheses:
             _item(console, "  -", line)
         return
-    groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] for j in facts if j.status == s]
-              for s in STATUS_ORDER}
-    words = "; ".join(f"{prose.STATUS_WORDS[s]}: {', '.join(n)}" for s, n in groups.items() if n)
-    console.print(Text(f"Hypotheses: {words}."))
+    for line in _lines(console, "", _hypotheses_text(answer, False)):
+        console.print(line)
+
+
+def _compact(console, answer, budget: int) -> list:
+    """A question's lines within `budget` (headline and hypotheses always; reasons in rank
+    order and caveats while they fit, else counted with how to see them)."""
+    from rich.text import Text
+
+    head = _lines(console, "", answer.headline, "bold")
+    hyp = []
+    if getattr(answer.facts, "hypotheses", []):
+        hyp = _lines(console, "", _hypotheses_text(answer, False))
+        if len(hyp) > 2:
+            hyp = _lines(console, "", _hypotheses_text(answer, True))
+    cav = [ln for c in answer.own_caveats for ln in _lines(console, "  caveat:", c, "yellow")]
+    left = budget - len(head) - len(hyp) - 1        # the last line: evidence and what was left out
+    reasons, shown = [], 0
+    for i, reason in enumerate(answer.reasons, 1):
+        lines = _lines(console, f"  {i}.", reason)
+        if len(lines) > left - (1 if cav else 0):
+            break
+        reasons += lines
+        left -= len(lines)
+        shown = i
+    if len(cav) > left:
+        cav = [Text(f"  caveat: {len(answer.own_caveats)} (-q {answer.question} shows them)", style="yellow")]
+    more = len(answer.reasons) - shown
+    ev = answer.evidence
+    tail = (f"Evidence: {len(ev)} rows" if ev is not None and not ev.empty else "") + \
+        (f"{'; ' if ev is not None and not ev.empty else ''}{more} more reason(s)" if more else "")
+    last = [Text(f"{tail} (-q {answer.question} or --evidence shows them).", style="dim")] if tail else []
+    return head + reasons + hyp + cav + last
 
 
 def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
@@ -96,9 +150,21 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
         console.print("For the whole run:", style="bold yellow")
         for c in general:
             _item(console, "  -", c["text"])
+    compact = not (detailed or evidence)
+    used = 1 + len(results.notes) + (1 + sum(len(_lines(console, "  -", c["text"])) for c in general) if general else 0)
+    blocks = {}
+    if compact:   # the largest per-question cap (<= QUESTION_LINES) whose blocks fit TOTAL_LINES together
+        for cap in range(QUESTION_LINES, 5, -1):
+            blocks = {id(a): _compact(console, a, cap - 2) for a in answers}   # its rule and blank line
+            if used + sum(len(b) + 2 for b in blocks.values()) <= TOTAL_LINES:
+                break
     for answer in answers:
         console.print()
         console.rule(Text(f"{answer.question}: {answer.title}", style="bold cyan"), align="left")
+        if compact:
+            for line in blocks[id(answer)]:
+                console.print(line)
+            continue
         console.print(Text(answer.headline, style="bold"))
         for i, reason in enumerate(answer.reasons, 1):
             _item(console, f"  {i}.", reason)
@@ -108,14 +174,10 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
         ev = answer.evidence
         if ev is None or ev.empty:
             continue
-        if detailed or evidence:
-            console.print()
-            _print_table(console, _table(answer))
-            if len(ev) > MAX_ROWS:
-                console.print(f"  ({len(ev) - MAX_ROWS} more rows; --json gives all)", style="dim")
-        else:
-            console.print(Text(f"Evidence: {len(ev)} rows (-q {answer.question} or --evidence shows them).",
-                               style="dim"))
+        console.print()
+        _print_table(console, _table(answer))
+        if len(ev) > MAX_ROWS:
+            console.print(f"  ({len(ev) - MAX_ROWS} more rows; --json gives all)", style="dim")
 
 
 @click.command(name="explain", epilog=EPILOG)
@@ -124,9 +186,12 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
               help="A question to answer (repeatable, or comma-separated); all six when none is named. A named "
                    "question is shown with its hypotheses' numbers and its evidence table.")
 @click.option("--evidence", is_flag=True, help="Show every answer's evidence table.")
+@click.option("--diff-profiles", "diff", is_flag=True,
+              help="Also write each accounted comparison's differential profiles (per role, A minus B per GB) "
+                   "under RESULTS_DIR/diff/ (flamegraph.pl / difffolded.pl format; see docs/DESIGN.md).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object (headlines, reasons, hypotheses, facts, evidence, caveats).")
-def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: bool) -> None:
+def command(results_dir: str, names: tuple[str, ...], evidence: bool, diff: bool, as_json: bool) -> None:
     """Answer the study's questions from RESULTS_DIR: per question a headline, the reasons
     behind it ranked by weight with their numbers and sources, and the candidate explanations
     tested (supported, contradicted, not measured).
@@ -141,6 +206,10 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: b
     wanted = questions.check_names(wanted)  # before reading anything: a typo fails fast
     results = load.load_results(results_dir)
     answers = questions.answer_all(results, wanted)
+    written = []
+    if diff:
+        from netobs.analysis import difffold
+        written = difffold.write(results, difffold.comparisons(answers))
     if as_json:
         out = {
             "results_dir": str(results.path),
@@ -151,7 +220,11 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, as_json: b
             "notes": list(results.notes),
             "caveats": questions.run_caveats(answers),
             "answers": [a.to_dict() for a in answers],
+            **({"diff_profiles": [str(p) for p in written]} if diff else {}),
         }
         click.echo(dumps(out))
         return
     _print_text(answers, results, detailed=bool(names), evidence=evidence)
+    if diff:
+        click.echo(f"differential profiles: {len(written)} files under {results.path / 'diff'}"
+                   if written else "differential profiles: none (no accounted comparison has folded files)")

@@ -1,0 +1,368 @@
+"""Cost accounting: where a comparison's CPU-seconds per GB went, class by class, so the class
+gaps add up to the total gap exactly; and the hypotheses judged by their share of that gap.
+
+    acc = account(results, scope, "client")        # or "server", or "both" (the two ends summed)
+    acc.total, acc.gaps["tcp_tx"], acc.shares["tcp_tx"], acc.residual
+    hypotheses.judge(results, scope, ["page_pinning"], role="client")   # judged by share, once per (hypothesis, scope, role)
+
+Declared once here, used by every question and by `compare`:
+- COST_AGGREGATE: a cost figure of a set of configurations is the mean over those
+  configurations of each configuration's mean over repeats. It is linear, so the class gaps of
+  a comparison sum to its total gap exactly (a median of sums is not the sum of medians).
+- RATIO_AGGREGATE: a throughput (or any other) ratio between two strategies is the median over
+  configurations of the per-configuration ratio of medians (`analysis.stats`, "median change").
+- SUPPORTED_SHARE / CONTRADICTED_SHARE: a mechanism whose signed share of the gap is at least
+  10% (and whose interval excludes zero where there are repeats) is supported; below 2%, or of
+  the other sign, contradicted; in between inconclusive. The signed share is gap / total: for
+  a loss (the total rose) only rising classes have a positive share, for a gain only falling ones.
+- A share of working-thread time (a wait reason, being preempted) is judged by its change with
+  the same two thresholds, in the direction that would explain the throughput change.
+- NETWORK_FACTOR: a network figure (packets, segments, retransmits per MiB) that differs 3x or
+  more between the two sides is a reason of its own.
+
+The per-role figures are runs.csv's prof_<role>_<class>_cpu_s_per_gb (netobs.profiler: the class
+share of samples x sampled CPU-seconds / GB the role moved over the profile's life); "both" is
+the client's plus the server's. Working-thread figures (work_<role>_*) leave out the workers'
+harness threads (the main thread that starts, sleeps out the window and joins).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from netobs.figures import PROFILE_CLASSES, ROLES, WAIT_REASONS
+
+from .load import KEY, Results
+from .stats import _t_quantile
+
+SUPPORTED_SHARE = 0.10
+CONTRADICTED_SHARE = 0.02
+NETWORK_FACTOR = 3.0
+MIN_GAP = 0.05     # a total gap below 5% of the reference's CPU-s/GB is no cost difference to account for
+COST_AGGREGATE = ("mean over configurations of each configuration's mean over repeats "
+                  "(linear: the class gaps sum to the total gap)")
+RATIO_AGGREGATE = "median over configurations of the per-configuration ratio of medians"
+SCOPES = ROLES + ("both",)
+SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not_measured"
+
+# mechanism (hypothesis name) -> the profile class that is its cost
+MECHANISMS = {
+    "page_pinning": "zc_pin", "deferred_copy": "deferred_copy", "notification_cost": "zc_notify",
+    "user_copy": "user_copy", "kernel_copy": "kernel_copy", "syscall_entry": "syscall", "tcp_send": "tcp_tx",
+    "tcp_receive": "tcp_rx", "softirq_receive": "softirq_rx", "skb_memory": "skb_mem", "scheduling": "sched",
+}
+CLASS_OF = MECHANISMS
+# classes no mechanism names: what stays unexplained (the residual)
+RESIDUAL_CLASSES = tuple(c for c in PROFILE_CLASSES if c not in MECHANISMS.values())
+CLASS_WORDS = {"zc_pin": "pinning", "zc_notify": "notifications", "deferred_copy": "deferred copy",
+               "kernel_copy": "kernel copy", "user_copy": "user copy", "softirq_rx": "softirq receive",
+               "tcp_tx": "TCP send path", "tcp_rx": "TCP receive path", "syscall": "syscall entry/exit",
+               "skb_mem": "skb memory", "sched": "scheduler", "page_fault": "page faults", "observer": "observer",
+               "user_other": "other user code", "other": "other kernel code"}
+# network figures beside the accounting: (label, column per role or None, floor below which a ratio says nothing)
+NETWORK = {
+    "link_packets_per_mib": ("link packets per MiB", 1.0),
+    "segments_per_mib": ("segments per MiB", 1.0),
+    "retrans_per_mib": ("retransmits per MiB", 0.1),
+    "softirq_share": ("share of samples in softirq", 0.02),
+}
+
+
+def class_column(role: str, cls: str) -> str:
+    return f"prof_{role}_{cls}_cpu_s_per_gb"
+
+
+def work_column(role: str, name: str) -> str:
+    return f"work_{role}_{name}"
+
+
+def measured(r: Results, role: str = "client") -> bool:
+    roles = ROLES if role == "both" else (role,)
+    return all(class_column(x, c) in r.runs and r.runs[class_column(x, c)].notna().any()
+               for x in roles for c in PROFILE_CLASSES)
+
+
+def class_frame(runs: pd.DataFrame, role: str) -> pd.DataFrame:
+    """Per run row: CPU-seconds per GB of each class (the role's; "both": the two ends summed)."""
+    if role == "both":
+        return class_frame(runs, "client") + class_frame(runs, "server")
+    cols = {c: class_column(role, c) for c in PROFILE_CLASSES}
+    return pd.DataFrame({c: (runs[col] if col in runs else np.nan) for c, col in cols.items()}, index=runs.index)
+
+
+@dataclass
+class Side:
+    """One side of a comparison: per class the aggregate (COST_AGGREGATE), and its variance where
+    every configuration has repeats (None otherwise)."""
+    value: dict[str, float]
+    var: dict[str, float] | None
+    points: int
+    min_repeats: int
+
+
+def _side(r: Results, frame: pd.DataFrame, points) -> Side | None:
+    groups = {k: g.dropna() for k, g in frame.groupby([r.runs[k] for k in KEY])}
+    rows = [groups[p] for p in dict.fromkeys(tuple(x) for x in points) if p in groups and len(groups[p])]
+    if not rows:
+        return None
+    n = [len(s) for s in rows]
+    value = {c: float(np.mean([s[c].mean() for s in rows])) for c in frame.columns}
+    var = None
+    if min(n) >= 2:
+        var = {c: float(sum(s[c].var(ddof=1) / len(s) for s in rows) / len(rows) ** 2) for c in frame.columns}
+    return Side(value, var, len(rows), min(n))
+
+
+@dataclass
+class Account:
+    """A comparison's CPU-seconds per GB, `at` minus `ref`, class by class (sum == total)."""
+    role: str
+    total: float
+    gaps: dict[str, float]
+    at: dict[str, float]
+    ref: dict[str, float]
+    intervals: dict[str, tuple[float, float]] | None      # None: untested (a side without repeats)
+    points: tuple[int, int]
+    waits: dict[str, dict] = field(default_factory=dict)     # reason -> {at, ref} off-CPU s per GB, working threads
+    threads: dict[str, dict] = field(default_factory=dict)   # utilisation, preempted_share -> {at, ref}
+    network: dict[str, dict] = field(default_factory=dict)   # figure -> {at, ref, ratio, differs}
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """Signed share of the gap: positive where a class moved the way the total did."""
+        return {c: (g / self.total if self.total else math.nan) for c, g in self.gaps.items()}
+
+    @property
+    def negligible(self) -> bool:
+        """The total gap is below MIN_GAP of the reference's cost: nothing to share out."""
+        ref = sum(self.ref.values())
+        return not (ref > 0 and abs(self.total) >= MIN_GAP * ref)
+
+    @property
+    def relative(self) -> float:
+        ref = sum(self.ref.values())
+        return self.total / ref if ref > 0 else math.nan
+
+    @property
+    def residual(self) -> float:
+        """The part of the gap no mechanism names (RESIDUAL_CLASSES)."""
+        return float(sum(self.gaps[c] for c in RESIDUAL_CLASSES))
+
+    def significant(self, cls: str) -> bool | None:
+        if self.intervals is None:
+            return None
+        lo, hi = self.intervals[cls]
+        return bool(lo > 0 or hi < 0)
+
+    def largest(self, n: int = 3) -> list[tuple[str, float]]:
+        """The n mechanism classes with the largest positive share, largest first (the residual
+        classes are the residual, not causes)."""
+        s = self.shares
+        return sorted(((c, v) for c, v in s.items() if v == v and v > 0 and c not in RESIDUAL_CLASSES),
+                      key=lambda x: -x[1])[:n]
+
+    def to_dict(self) -> dict:
+        out = {"role": self.role, "total_cpu_s_per_gb": self.total, "aggregate": COST_AGGREGATE,
+               "relative": self.relative, "negligible": self.negligible,
+               "classes": {c: {"gap": self.gaps[c], "share": self.shares[c], "at": self.at[c], "ref": self.ref[c],
+                               **({"interval": list(self.intervals[c])} if self.intervals else {})}
+                           for c in self.gaps},
+               "residual": self.residual, "residual_share": self.residual / self.total if self.total else None,
+               "tested": self.intervals is not None, "points": list(self.points)}
+        if self.waits:
+            out["waits"] = self.waits
+        if self.threads:
+            out["threads"] = self.threads
+        if self.network:
+            out["network"] = self.network
+        return out
+
+
+def _cache(r: Results) -> dict:
+    c = getattr(r, "_accounting_cache", None)
+    if c is None:
+        c = {}
+        r._accounting_cache = c
+    return c
+
+
+def account(r: Results, scope, role: str = "both") -> Account | None:
+    """The accounting of `scope` (hypotheses.Scope: `at` against `ref`) for a role; None where
+    the profile did not measure it. Computed once per (scope, role) per loaded results."""
+    key = ("account", scope.at, scope.ref, role)
+    cache = _cache(r)
+    if key not in cache:
+        cache[key] = _account(r, scope, role)
+    return cache[key]
+
+
+def _account(r: Results, scope, role: str) -> Account | None:
+    if role not in SCOPES:
+        raise ValueError(f"role {role!r}: one of {SCOPES}")
+    if not scope.ref or not measured(r, role):
+        return None
+    frame = class_frame(r.runs, role)
+    at, ref = _side(r, frame, scope.at), _side(r, frame, scope.ref)
+    if at is None or ref is None:
+        return None
+    gaps = {c: at.value[c] - ref.value[c] for c in PROFILE_CLASSES}
+    total = float(sum(gaps.values()))
+    intervals = None
+    if at.var is not None and ref.var is not None:
+        q = _t_quantile(max(1, min(at.min_repeats, ref.min_repeats) - 1))
+        intervals = {c: (gaps[c] - q * math.sqrt(at.var[c] + ref.var[c]), gaps[c] + q * math.sqrt(at.var[c] + ref.var[c]))
+                     for c in PROFILE_CLASSES}
+    acc = Account(role, total, gaps, at.value, ref.value, intervals, (at.points, ref.points))
+    acc.waits = _waits(r, scope, role)
+    acc.threads = _threads(r, scope, role)
+    acc.network = _network(r, scope, role)
+    return acc
+
+
+# ----------------------------------------------------------------------------- beside the CPU
+def _gb(runs: pd.DataFrame, role: str) -> pd.Series:
+    return (runs["bytes_sent_total"] if role == "client" else runs["bytes_received"]) / 1e9
+
+
+def _mean_of(r: Results, series: pd.Series, points) -> float:
+    """COST_AGGREGATE of one per-row series over `points` (NaN where none measured)."""
+    med = series.groupby([r.runs[k] for k in KEY]).mean()
+    vals = [med.get(tuple(p), np.nan) for p in dict.fromkeys(tuple(x) for x in points)]
+    vals = [v for v in vals if v == v]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def _pair(r, s, scope) -> dict:
+    a, b = _mean_of(r, s, scope.at), _mean_of(r, s, scope.ref)
+    return {"at": None if a != a else a, "ref": None if b != b else b}
+
+
+def _waits(r: Results, scope, role: str) -> dict:
+    """Off-CPU seconds per GB by wait reason of the working threads only (work_<role>_<reason>_s)."""
+    roles = ROLES if role == "both" else (role,)
+    out = {}
+    for w in WAIT_REASONS:
+        parts = [r.runs[work_column(x, f"{w}_s")] / _gb(r.runs, x) for x in roles if work_column(x, f"{w}_s") in r.runs]
+        if not parts or all(p.isna().all() for p in parts):
+            continue
+        v = _pair(r, sum(parts), scope)
+        if v["at"] is not None and v["ref"] is not None and max(v["at"], v["ref"]) > 0:
+            out[w] = v
+    return out
+
+
+def thread_share(runs: pd.DataFrame, role: str, what: str) -> pd.Series:
+    """Per row: a share of the role's working-thread time (utilisation: on-CPU; preempted:
+    runnable but not running; a wait reason's name: off-CPU for it); never above 1."""
+    total = runs.get(work_column(role, "thread_s"))
+    if total is None:
+        return pd.Series(np.nan, index=runs.index)
+    num = runs.get(work_column(role, "on_cpu_s" if what == "utilisation" else f"{what}_s"))
+    if num is None:
+        return pd.Series(np.nan, index=runs.index)
+    return (num / total.where(total > 0)).clip(upper=1.0)
+
+
+def _threads(r: Results, scope, role: str) -> dict:
+    out = {}
+    for x in (ROLES if role == "both" else (role,)):
+        for what in ("utilisation", "preempted"):
+            v = _pair(r, thread_share(r.runs, x, what), scope)
+            if v["at"] is not None:
+                out[f"{x}_{what}"] = v
+    return out
+
+
+def network_series(runs: pd.DataFrame, name: str, role: str = "client") -> pd.Series:
+    if name == "softirq_share":
+        return runs.get(f"prof_{role}_softirq", pd.Series(np.nan, index=runs.index))
+    col = {"link_packets_per_mib": "tx_packets_per_mib"}.get(name, name)
+    return runs.get(col, pd.Series(np.nan, index=runs.index))
+
+
+def _network(r: Results, scope, role: str) -> dict:
+    out = {}
+    for name, (_label, floor) in NETWORK.items():
+        v = _pair(r, network_series(r.runs, name, "client" if role == "both" else role), scope)
+        if v["at"] is None or v["ref"] is None:
+            continue
+        a, b = v["at"], v["ref"]
+        ratio = a / b if b > 0 else (math.inf if a > 0 else 1.0)
+        differs = max(a, b) >= floor and (ratio >= NETWORK_FACTOR or ratio <= 1 / NETWORK_FACTOR)
+        out[name] = {**v, "ratio": None if math.isinf(ratio) else ratio, "differs": bool(differs)}
+    return out
+
+
+# ----------------------------------------------------------------------------- judgements
+def share_status(share: float, significant: bool | None = None) -> str:
+    """The one rule: supported >= SUPPORTED_SHARE (and significant where tested), contradicted
+    below CONTRADICTED_SHARE or of the other sign, inconclusive in between."""
+    if share is None or share != share:
+        return NOT_MEASURED
+    if share >= SUPPORTED_SHARE and significant is not False:
+        return SUPPORTED
+    if share < CONTRADICTED_SHARE:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def mechanism_numbers(acc: Account, cls: str) -> dict:
+    out = {"role": acc.role, "class": cls, "gap_cpu_s_per_gb": acc.gaps[cls], "share": acc.shares[cls],
+           "total_cpu_s_per_gb": acc.total, "value": acc.at[cls], "ref": acc.ref[cls]}
+    if acc.negligible:     # no cost difference: no mechanism explains one
+        out.update(share=None, negligible=True, relative=acc.relative)
+    if acc.intervals is not None:
+        out["interval"] = list(acc.intervals[cls])
+        out["significant"] = acc.significant(cls)
+    return out
+
+
+def throughput_direction(r: Results, scope) -> int:
+    """+1 where `at` moved fewer bytes per second than `ref` (a loss to explain), -1 a gain, 0 none."""
+    a, b = (_mean_of(r, r.runs["throughput_gbps"], p) for p in (scope.at, scope.ref))
+    if a != a or b != b or a == b:
+        return 0
+    return 1 if a < b else -1
+
+
+# ----------------------------------------------------------------------------- bottleneck per point
+CPU_BOUND = 0.80        # a side whose working threads were on the CPU this share of their time is CPU-bound
+PREEMPTED = 0.10        # ... and oversubscribed where they sat runnable, not running, this share of it
+BOTTLENECKS = ("oversubscribed", "client_cpu_bound", "server_cpu_bound", "waiting")
+
+
+def bottleneck_frame(r: Results) -> pd.DataFrame | None:
+    """Per configuration (KEY; COST_AGGREGATE over repeats): each side's working-thread
+    utilisation and preempted share, and the verdict: oversubscribed (a side preempted >=
+    PREEMPTED of its time: measured, not assumed from the thread count), else the side at >=
+    CPU_BOUND utilisation (the busier), else both waiting (on the network or the other side).
+    None where no profile has working-thread figures."""
+    cols = {}
+    for role in ROLES:
+        for what in ("utilisation", "preempted"):
+            s = thread_share(r.runs, role, what)
+            if s.notna().any():
+                cols[f"{role}_{what}"] = s
+    if not cols:
+        return None
+    df = pd.DataFrame(cols).groupby([r.runs[k] for k in KEY]).mean().reset_index()
+    for c in (f"{role}_{w}" for role in ROLES for w in ("utilisation", "preempted")):
+        if c not in df:
+            df[c] = np.nan
+
+    def verdict(row) -> str | None:
+        pre = [row[f"{x}_preempted"] for x in ROLES if row[f"{x}_preempted"] == row[f"{x}_preempted"]]
+        if not pre:
+            return None
+        if max(pre) >= PREEMPTED:
+            return "oversubscribed"
+        u = {x: row[f"{x}_utilisation"] for x in ROLES if row[f"{x}_utilisation"] == row[f"{x}_utilisation"]}
+        busy = max(u, key=u.get) if u else None
+        if busy and u[busy] >= CPU_BOUND:
+            return f"{busy}_cpu_bound"
+        return "waiting"
+    df["bottleneck"] = df.apply(verdict, axis=1)
+    return df

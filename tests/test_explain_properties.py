@@ -1,0 +1,76 @@
+"""Issue 23: the prose held by properties, not by snapshots. On every golden directory and the
+real profiled sweep: each headline is one sentence of at most 30 words and every number in it is
+shown by one of its reasons; the accounting's reasons hold at most 6 numbers; no (hypothesis,
+scope) gets two verdicts across questions; the compact explain is at most 90 lines, 30 per
+question; no p-value is printed beside the caveat that no significance can be claimed."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netobs.analysis.load import load_results
+from netobs.analysis.questions import answer_all
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DIRS = sorted(p for p in (FIXTURES / "golden").iterdir() if (p / "runs.csv").exists()) + [FIXTURES / "profiled-sweep"]
+NUMBER = re.compile(r"(?<![\w.])[-+x]?\d[\d,]*(?:\.\d+)?%?")
+ACCOUNTING_REASONS = ("accounting", "accounting_roles", "network")
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers a sentence states (sizes, counts and thread counts included), as written."""
+    return [m.group(0).lstrip("+-x").rstrip("%").replace(",", "") for m in NUMBER.finditer(text)]
+
+
+@pytest.fixture(scope="module", params=DIRS, ids=lambda p: p.name)
+def answers(request):
+    return request.param, answer_all(load_results(request.param))
+
+
+def test_headlines_are_one_sentence_of_at_most_30_words_with_numbers_their_reasons_show(answers):
+    _, found = answers
+    for a in found:
+        h = a.headline
+        assert len(h.split()) <= 30, (a.key, h)
+        assert h.endswith(".") and not re.search(r"\.\s+[A-Z]", h[:-1]), (a.key, h)
+        shown = {n for r in a.reasons for n in numbers(r)}
+        missing = [n for n in numbers(h) if n not in shown]
+        assert not missing, (a.key, h, missing)
+
+
+def test_the_accounting_reasons_hold_at_most_six_numbers(answers):
+    _, found = answers
+    for a in found:
+        for text, reason in zip(a.reasons, getattr(a.facts, "reasons", [])):
+            if reason.code in ACCOUNTING_REASONS:
+                assert len(numbers(text)) <= 6, (a.key, text)
+
+
+def test_no_hypothesis_and_scope_has_two_verdicts(answers):
+    _, found = answers
+    seen: dict = {}
+    for a in found:
+        for j in a.facts.hypotheses:
+            seen.setdefault((j.name, j.scope), set()).add(j.status)
+    assert all(len(v) == 1 for v in seen.values()), {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_the_compact_explain_keeps_to_its_line_limits(answers):
+    path, _ = answers
+    out = subprocess.run([sys.executable, "-m", "netobs", "explain", str(path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert len(out) <= 90
+    starts = [i for i, line in enumerate(out) if "──" in line] + [len(out)]
+    for a, b in zip(starts, starts[1:]):
+        assert b - a + 1 <= 30, out[a]      # its lines and the blank one before it
+
+
+def test_no_p_value_beside_the_caveat_that_none_can_be_claimed(answers):
+    _, found = answers
+    for a in found:
+        if any(getattr(c, "code", None) == "single_repeat" for c in getattr(a.facts, "caveats", [])):
+            assert not any(re.search(r"\bp[=<]\s?0?\.\d", t) for t in [a.headline] + a.reasons), a.key
