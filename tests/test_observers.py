@@ -9,7 +9,7 @@ import pytest
 from conftest import NETOBS, need_workers
 from pyroute2 import IPRoute
 
-from netobs import figures, linkstats, netstat
+from netobs import figures, linkstats, native, netstat
 from netobs.errors import UsageError
 from netobs.observers import REGISTRY
 from netobs.observers.netstat import Netstat
@@ -35,6 +35,7 @@ def test_every_figure_sits_where_the_spec_a_report_or_an_observer_puts_it():
     """The point result is built from declarations: each figure's path starts at a key that
     figures.POINT_SPEC / POINT_REPORTS, the runner or a registered observer fills."""
     filled = ({k for k, _ in figures.POINT_SPEC} | {k for k, _, _ in figures.POINT_REPORTS} | RUNNER_KEYS
+              | set(native.counter_groups())
               | {k for cls in REGISTRY for k in cls.keys})
     paths = [f.path for f in figures.STUDY_FIGURES + figures.WORKER_FIGURES + (figures.LOST_EVENTS,) if f.path]
     paths += [f.path for _, figs in figures.ROLE_FAMILIES for f in figs]
