@@ -22,7 +22,7 @@ from pathlib import Path
 
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.figures import ROLES
-from netobs.files import atomic_write, write_json
+from netobs.files import atomic_write, create_new, write_json
 from netobs.interrupt import raise_if_interrupted
 from netobs.params import PARAMS
 from netobs.spec import RunSpec
@@ -102,7 +102,7 @@ def _json_out(proc: subprocess.Popen, out: bytes, who: str) -> dict:
 
 
 def _spawn(topology, role: str, argv: list[str], stderr_path: Path, **kw) -> subprocess.Popen:
-    with open(stderr_path, "wb") as err:
+    with create_new(stderr_path) as err:   # never through a link planted in a kept directory
         proc = topology.spawn(role, argv, stdout=subprocess.PIPE, stderr=err, **kw)
     proc._netobs_stderr = stderr_path
     return proc

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing, remote_topology, table_options
+from netobs.cli._common import (check_perf, check_strategies, leftovers_line, need_root, prepare_tracing, remote_topology,
+                                table_options)
 from netobs.fmt import fixed
 from netobs.params import PARAMS
 from netobs.spec import SweepSpec
@@ -39,14 +40,15 @@ def command(out, resume, force, **options):
     check_perf(sweep)
     tracing_setup = prepare_tracing(sweep)
     store = open_store(sweep, out, resume=resume, force=force)
-    if tracing_setup is not None:
-        store.update_manifest(tracing_setup=tracing_setup)
     con = Console(stderr=True)
     reporter = _Reporter(con, per_point_s=sweep.warmup + sweep.duration)
     try:
+        if tracing_setup is not None:
+            store.update_manifest(tracing_setup=tracing_setup)
         summary = run_sweep(sweep, store, progress=reporter)
     finally:
         reporter.close()
+        store.close()
     done = f"{summary.done} done, {summary.failed} failed"
     if summary.skipped:
         done += f", {summary.skipped} already stored"
@@ -109,7 +111,13 @@ class _Reporter:
         self.task = None
 
     def __call__(self, event: str, **info):
-        if event == "begin":
+        if event == "cleaned":
+            self.con.print(leftovers_line(info["removed"]), highlight=False)
+        elif event == "begin":
+            if info.get("recovered"):
+                self.con.print(f"{len(info['recovered'])} point(s) stored from their points/<id>/result.json "
+                               f"without measuring them again: {', '.join(info['recovered'][:6])}"
+                               + (" ..." if len(info["recovered"]) > 6 else ""), highlight=False)
             if info["skipped"]:
                 self.con.print(f"{info['skipped']} point(s) already stored; {info['total']} to run")
             if self.con.is_terminal:
