@@ -449,8 +449,9 @@ def load_results(path) -> Results:
     df = _bytes_and_repeats(df, manifest, notes)
     df["repeat"] = df["repeat"].astype(int)
     dup = df.duplicated(POINT_KEY, keep="last")
-    if dup.any():
-        notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
+    if dup.any():   # a failed row followed by the point's row from --resume is the store's way: no note
+        if (dup & df["status"].eq("ok")).any():
+            notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
         df = df[~dup]
     notes += check_points(path, manifest, df, already_named=torn)
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()

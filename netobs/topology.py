@@ -32,8 +32,10 @@ import itertools
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import weakref
 from typing import Any
@@ -259,6 +261,23 @@ class Topology:
 
     def _describe_state(self, state: dict) -> None:
         pass
+
+    @contextlib.contextmanager
+    def temporary_directory(self, prefix: str):
+        """A directory in the system's temp dir for this run's files, named in the undo log
+        (a run killed with SIGKILL leaves it to the next start's cleanup); removed on exit."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        if self.state is not None:
+            self.state.setdefault("tempdirs", []).append(path)
+            self._save_state()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            if self.state is not None and path in self.state.get("tempdirs", []):
+                self.state["tempdirs"].remove(path)
+                with contextlib.suppress(OSError):
+                    self._save_state()
 
     # -- host sysctls (saved first, restored afterwards, shared with concurrent runs)
     def _apply_host_sysctls(self, wanted: dict[str, int | str], scopes: dict[str, tuple[str, str]]) -> None:
@@ -783,6 +802,7 @@ def _cleanup_leftovers_locked() -> list[str]:
             if _remove_netns(name):
                 removed.append(f"namespace {name}")
         _restore_globals(state, live, removed)
+        removed += _remove_tempdirs(state.get("tempdirs", []))
         undolog.remove(state["run"])
         removed.append(f"undo-log entry {undolog.path_for(state['run']).name}")
     known = {n for s in states for n in s.get("namespaces", [])}
@@ -805,6 +825,17 @@ def _cleanup_leftovers_locked() -> list[str]:
                 with contextlib.suppress(Exception):
                     ipr.link("del", index=link["index"])
                     removed.append(f"link {name}")
+    return removed
+
+
+def _remove_tempdirs(paths: list[str]) -> list[str]:
+    """A dead run's directories in the system's temp dir (only netobs-run-* ones there)."""
+    removed = []
+    for path in paths:
+        parent, name = os.path.split(os.path.normpath(path))
+        if parent == os.path.normpath(tempfile.gettempdir()) and name.startswith("netobs-") and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"temporary directory {path}")
     return removed
 
 

@@ -38,11 +38,11 @@ def command(out, resume, force, **options):
     need_root(sweep.topology, sweep.trace or sweep.profile)
     check_strategies(sweep.strategies)
     check_perf(sweep)
-    tracing_setup = prepare_tracing(sweep)
-    store = open_store(sweep, out, resume=resume, force=force)
+    store = open_store(sweep, out, resume=resume, force=force)   # the one writer from here on
     con = Console(stderr=True)
     reporter = _Reporter(con, per_point_s=sweep.warmup + sweep.duration)
     try:
+        tracing_setup = prepare_tracing(sweep)
         if tracing_setup is not None:
             store.update_manifest(tracing_setup=tracing_setup)
         summary = run_sweep(sweep, store, progress=reporter)
@@ -80,7 +80,10 @@ def _stored_options(out: str) -> dict:
 
     if not (Path(out) / "manifest.json").exists():
         return {}
-    return stored_sweep(read_manifest(Path(out))).to_dict()
+    manifest = read_manifest(Path(out))
+    if manifest.get("source") not in (None, "netobs"):   # an import: nothing to resume (open_store says so)
+        return {}
+    return stored_sweep(manifest).to_dict()
 
 
 def eta_seconds(total: int, done: int, started: float, last_done: float, now: float, guess_per_point: float) -> float:
