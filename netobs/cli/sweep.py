@@ -115,7 +115,7 @@ class _Reporter:
 
     def __call__(self, event: str, **info):
         if event == "cleaned":
-            self.con.print(leftovers_line(info["removed"]), highlight=False)
+            self.con.print(leftovers_line(info["removed"]), highlight=False, soft_wrap=True)
         elif event == "begin":
             if info.get("recovered"):
                 self.con.print(f"{len(info['recovered'])} point(s) stored from their points/<id>/result.json "
