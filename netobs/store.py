@@ -502,10 +502,50 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict):
         raise UsageError(f"cannot read {file}", "it is not a JSON object", restore)
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise UsageError(f"{file} has schema_version {version!r}; this netobs reads version {SCHEMA_VERSION}",
                          fix="the netobs version that wrote it, or re-importing/re-running into a new directory")
+    wrong = _shape_errors(manifest)
+    if wrong:
+        raise UsageError(f"cannot read {file}", f"{wrong[0]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""),
+                         restore)
     return manifest
+
+
+# The manifest's entries netobs writes and its readers rely on, by JSON type (None: not recorded).
+_OBJECT, _LIST, _TEXT, _NUMBER = (dict,), (list,), (str,), (int, float)
+MANIFEST_SHAPE = {
+    "host": _OBJECT, "tools": _OBJECT, "perf": _OBJECT, "matrix": _OBJECT, "remote": _OBJECT, "summary": _OBJECT,
+    "tracing_setup": _OBJECT, "observer_cost": _OBJECT, "profile_plan": _OBJECT, "profile": _OBJECT,
+    "probe_plan": _OBJECT, "topology": _OBJECT + _TEXT,
+    "perf_events": _LIST, "perf_server_events": _LIST, "command": _LIST, "resumed": _LIST, "notes": _LIST,
+    "source": _TEXT, "state": _TEXT, "started": _TEXT, "finished": _TEXT, "netobs_version": _TEXT, "error": _TEXT,
+}
+MATRIX_SHAPE = {"strategies": _LIST, "impls": _LIST, "sizes": _LIST, "threads": _LIST, "repeats": (int,),
+                "fields": _LIST + (int,), "nodelay": _LIST + (bool, int), "duration": _NUMBER, "warmup": _NUMBER}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _shape_errors(manifest: dict) -> list[str]:
+    """What in the manifest is not of the type netobs writes there (named, for one line)."""
+    def wrong(where: str, value, types) -> str | None:
+        if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+            return None
+        return f"{where} is {_JSON_NAMES.get(type(value), type(value).__name__)}, not {_JSON_NAMES[types[0]]}"
+
+    errors = [e for key, types in MANIFEST_SHAPE.items() if (e := wrong(key, manifest.get(key), types))]
+    matrix = manifest.get("matrix")
+    if isinstance(matrix, dict):
+        errors += [e for key, types in MATRIX_SHAPE.items() if (e := wrong(f"matrix.{key}", matrix.get(key), types))]
+        for key, kinds in (("strategies", _TEXT), ("impls", _TEXT), ("sizes", (int,)), ("threads", (int,))):
+            items = matrix.get(key)
+            if isinstance(items, list) and not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
+                errors.append(f"matrix.{key} holds a value that is not {_JSON_NAMES[kinds[0]]}")
+    for key in ("perf_events", "perf_server_events"):
+        items = manifest.get(key)
+        if isinstance(items, list) and not all(isinstance(v, str) for v in items):
+            errors.append(f"{key} holds a value that is not text")
+    return errors
 
 
 @dataclass(frozen=True)
