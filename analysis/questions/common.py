@@ -133,12 +133,13 @@ def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
     """impl vs base per (msg_size, threads) present for both: medians, change, Welch p."""
     runs = r.runs
     a_all, b_all = runs[runs.implementation == base], runs[runs.implementation == impl]
+    a_by = dict(iter(a_all.groupby(["msg_size", "threads"])[metric]))   # once, not a scan per configuration
     rows = []
-    for (size, t), b in b_all.groupby(["msg_size", "threads"]):
-        a = a_all[(a_all.msg_size == size) & (a_all.threads == t)]
-        if a[metric].notna().sum() == 0 or b[metric].notna().sum() == 0:
+    for (size, t), b in b_all.groupby(["msg_size", "threads"])[metric]:
+        a = a_by.get((size, t))
+        if a is None or a.notna().sum() == 0 or b.notna().sum() == 0:
             continue
-        c = compare(a[metric], b[metric])
+        c = compare(a, b)
         rows.append({"msg_size": int(size), "threads": int(t), "n_ref": c.n_a, "n": c.n_b,
                      "ref": c.median_a, "value": c.median_b, "change_pct": c.change_pct,
                      "p_value": c.p_value, "significant": c.significant})
