@@ -178,9 +178,10 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     return Judgement(name, NOT_MEASURED, "import" if r.imported else "worker", {**nums, "local": nums_local})
 
 
-def _config_medians(r: Results, metric: str) -> pd.Series:
-    """Per configuration: the median of `metric` over repeats (once per results)."""
-    return r.memo(("config_medians", metric), lambda: r.runs.groupby(KEY)[metric].median())
+def _config_medians(r: Results, metric: str) -> dict:
+    """Per configuration: the median of `metric` over repeats, as a dict (once per results: the
+    trend of every point is judged against its neighbours)."""
+    return r.memo(("config_median_dict", metric), lambda: r.runs.groupby(KEY)[metric].median().to_dict())
 
 
 def _dip(r: Results, impl: str, point: Point, metric: str = "throughput_gbps") -> dict | None:

@@ -125,8 +125,9 @@ def unanswerable(r: Results, code: str, missing: str | None = None) -> Unanswera
 
 # --------------------------------------------------------------------------- comparisons
 def config_medians(r: Results, metric: str) -> pd.Series:
-    """Per configuration (impl, size, threads): the median over repeats."""
-    return r.runs.groupby(KEY, sort=True)[metric].median()
+    """Per configuration (impl, size, threads): the median over repeats (once per results:
+    the anomalies question asks at every break it weighs). Read it, never change it."""
+    return r.memo(("config_medians", metric), lambda: r.runs.groupby(KEY, sort=True)[metric].median())
 
 
 def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
