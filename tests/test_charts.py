@@ -145,7 +145,7 @@ def test_throughput_vs_size_spec(runs):
     for x in data.itertuples():
         want = stats.summarize(runs[(runs.implementation == x.implementation) & (runs.msg_size == x.msg_size)
                                     & (runs.threads == 4)].throughput_gbps)
-        assert (x.throughput_gbps, x.ci_lo, x.ci_hi) == (want.median, want.ci_low, want.ci_high)
+        assert (x.throughput_gbps, x.ci_lo, x.ci_hi) == pytest.approx((want.median, want.ci_low, want.ci_high), rel=1e-12)
     assert title_text(d) == "Throughput vs message size (4 threads)"
     assert subtitle(d) == "line = median of up to 3 repeats; band = 95% t-interval for the mean"
     assert enc(line, "y") == ("throughput_gbps", "quantitative") and line["encoding"]["y"]["title"] == \
