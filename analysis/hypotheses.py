@@ -109,11 +109,14 @@ def value(r: Results, fig: Callable, points) -> float:
     """The median over `points` of each point's median over repeats (NaN where unmeasured)."""
     if not points:
         return math.nan
-    runs = r.runs
-    s = fig(runs)
-    if s.notna().sum() == 0:
+    def medians():
+        runs = r.runs
+        s = fig(runs)
+        return None if s.notna().sum() == 0 else s.groupby([runs[k] for k in KEY]).median()
+
+    med = r.memo(("value", fig), medians)
+    if med is None:
         return math.nan
-    med = s.groupby([runs[k] for k in KEY]).median()
     vals = [med.get(tuple(p), np.nan) for p in points]
     vals = [v for v in vals if v == v]
     return float(np.median(vals)) if vals else math.nan
@@ -276,13 +279,19 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     return Judgement(name, NOT_MEASURED, "import" if r.imported else "worker", {**nums, "local": nums_local})
 
 
+def _config_medians(r: Results, metric: str) -> dict:
+    """Per configuration: the median of `metric` over repeats, as a dict (once per results: the
+    trend of every point is judged against its neighbours)."""
+    return r.memo(("config_median_dict", metric), lambda: r.runs.groupby(KEY)[metric].median().to_dict())
+
+
 def _dip(r: Results, impl: str, point: Point, metric: str = "throughput_gbps") -> dict | None:
     """How far `impl`'s value at `point` sits off its own trend: against the geometric mean of
     its two neighbours along size (or threads), where both exist; with the other strategies'
     deviation at the same point on the same axis. None where no axis has both neighbours."""
-    med = r.runs.groupby(KEY)[metric].median()
-    sizes = sorted(int(x) for x in r.runs.msg_size.unique())
-    counts = sorted(int(x) for x in r.runs.threads.unique())
+    med = _config_medians(r, metric)
+    sizes = r.memo("sizes", lambda: sorted(int(x) for x in r.runs.msg_size.unique()))
+    counts = r.memo("threads", lambda: sorted(int(x) for x in r.runs.threads.unique()))
     _, size, t = point
 
     def deviation(i, axis):
@@ -351,7 +360,7 @@ def _system_wide(r: Results, s: Scope) -> Judgement | None:
     if s.kind != "step" or len(s.at) != 1 or len(s.ref) != 1:
         return None
     (impl, bs, bt), (_, a_s, a_t) = s.at[0], s.ref[0]
-    med = r.runs.groupby(KEY)[s.metric].median()
+    med = _config_medians(r, s.metric)
     changes = {}
     for other in r.impls:
         va, vb = med.get((other, a_s, a_t), np.nan), med.get((other, bs, bt), np.nan)

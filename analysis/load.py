@@ -9,6 +9,7 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from netobs.figures import (
     point_id,
     shape_label,
 )
-from netobs.store import parse_runs, read_manifest
+from netobs.params import PARAMS
+from netobs.store import parse_runs_numbered, read_manifest
 
 # A configuration within one message shape (what the questions compare; they are answered
 # shape by shape, `Results.shapes` / `Results.of_shape`), the message shape (fields per
@@ -143,7 +145,16 @@ class Results:
 
     @property
     def impls(self) -> list[str]:
-        return strategies.ordered(self.runs["implementation"])
+        return self.memo("impls", lambda: strategies.ordered(self.runs["implementation"].unique()))
+
+    def memo(self, key, compute):
+        """`compute()` once per key for these runs (the answers ask for the same medians per
+        configuration at every point they judge: without this, explain is quadratic in points)."""
+        cache = self.__dict__.setdefault("_memo", {})
+        hit = cache.get(key)
+        if hit is None or hit[0] is not self.runs:
+            hit = cache[key] = (self.runs, compute())
+        return hit[1]
 
     def max_repeats(self) -> int:
         return int(self.runs.groupby(CONFIG).size().max()) if len(self.runs) else 0
@@ -223,6 +234,52 @@ def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageE
                                           "to make a results directory, then `netobs explain DIR`")
 
 
+# A strategy name as a results directory may hold it (another netobs's names too): a word, so
+# that a point's name (and its directory under points/) never leaves points/.
+STRATEGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}")
+# The point's own columns and the parameter each is checked against (limits and kind).
+CHECKED = {"msg_size": "msg_size", "threads": "threads", "repeat": "repeat", "fields": "fields"}
+NAMED_BAD_ROWS = 8   # bad rows named one by one; the rest counted
+
+
+def _bad_values(cols: dict[str, pd.Series]) -> pd.Series:
+    """Per row: why its values cannot be a point netobs measured ("" where they can), checked
+    against the parameter table's kinds and limits (sizes, threads, repeats, fields, nodelay),
+    the strategy name's form and finite numbers in every measured column."""
+    index = next(iter(cols.values())).index
+    why = pd.Series("", index=index, dtype=object)
+
+    def mark(bad: pd.Series, text) -> None:
+        bad = bad & why.eq("")
+        if bad.any():
+            why[bad] = text(bad) if callable(text) else text
+
+    name = cols["implementation"]
+    mark(name.isna(), "has no strategy")
+    mark(~name.fillna("x").map(lambda n: bool(STRATEGY_NAME.fullmatch(str(n)))),
+         lambda bad: "has strategy " + name[bad].map(lambda n: repr(str(n)[:40])) + ", not a strategy name")
+    for column, pname in CHECKED.items():
+        if column not in cols:
+            continue
+        param, value = PARAMS.by_name[pname], cols[column]
+        if column in ("msg_size", "threads"):
+            mark(value.isna(), f"has no {param.label}")
+        given = value.notna()
+        whole = given & np.isfinite(value.fillna(0)) & (value.fillna(0) % 1 == 0)
+        mark(given & ~whole, lambda bad, c=column, v=value: f"has {c} " + v[bad].map(lambda x: f"{x:g}")
+             + ", not a whole number")
+        lo, hi = param.kind.lo, param.kind.hi
+        outside = whole & (((value < lo) if lo is not None else False) | ((value > hi) if hi is not None else False))
+        mark(outside, lambda bad, c=column, v=value, p=param: f"has {c} " + v[bad].map(lambda x: f"{x:.15g}")
+             + f", outside netobs's limits ({p.kind.span()})")
+    if "nodelay" in cols:
+        mark(cols["nodelay"].notna() & ~cols["nodelay"].isin([0.0, 1.0]), "has nodelay other than 0 or 1")
+    for column, value in cols.items():
+        if value.dtype == float:
+            mark(np.isinf(value), f"has a non-finite {column}")
+    return why
+
+
 def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     file = path / "runs.csv"
     if not file.is_file():
@@ -231,13 +288,17 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         text = file.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
-    header, rows, cut = parse_runs(text)
+    header, rows, lines, cut = parse_runs_numbered(text)
     if not header:
         raise _fail(f"{file} is empty", "no header and no points")
     for row in cut:
         torn.add(row.point)
         notes.append(f"runs.csv line {row.line} ({row.point}) {row.how}: left out; "
                      "re-run it with `netobs sweep --resume -o DIR` or restore runs.csv")
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise _fail(f"{file} names column(s) {', '.join(twice)} twice",
+                    "it is not in netobs's runs.csv format (each column once)")
     raw = pd.DataFrame(rows, columns=header, dtype=str)
     missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
     if missing:
@@ -247,6 +308,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         raise _fail(f"{file} has no points", "the sweep stored nothing yet",
                     "waiting for the sweep (or `netobs sweep --resume -o DIR`), then `netobs explain DIR`")
     cols: dict[str, pd.Series] = {}   # built apart and joined once (no fragmented frame)
+    why = pd.Series("", index=raw.index, dtype=object)
     for col in raw.columns:
         text = raw[col].astype(str).str.strip()
         empty = text.str.lower().isin(MISSING_TOKENS)
@@ -254,20 +316,55 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
             cols[col] = text.where(~empty, None).astype(object)
             continue
         num = pd.to_numeric(text.where(~empty, None), errors="coerce")
-        bad = num.isna() & ~empty
+        bad = num.isna() & ~empty & why.eq("")
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise _fail(f"{file}, row {i + 2}, column {col}: '{text.iloc[i]}' is not a number",
-                        "the file is damaged", "restoring runs.csv or re-running that point (`netobs sweep --resume`)")
+            why[bad] = f"has {col} " + text[bad].map(lambda t: repr(t[:40])) + ", not a number"
         cols[col] = num.astype(float)
     for col in STUDY_COLUMNS + WORKER_COLUMNS + TRACE_COLUMNS + ROLE_COLUMNS:
         if col not in cols:
             cols[col] = pd.Series(None if is_text(col) else np.nan, index=raw.index,
                                   dtype=object if is_text(col) else float)
+    checked = _bad_values(cols)
+    why = why.where(why.ne(""), checked)
+    bad = why.ne("")
+    if bad.all():
+        raise _fail(f"{file} has no row netobs can analyse", f"line {lines[0]} {why.iloc[0]} (and every other row is bad too)"
+                    if len(why) > 1 else f"line {lines[0]} {why.iloc[0]}", "restoring runs.csv or re-running the sweep")
+    if bad.any():
+        _name_bad_rows(notes, [lines[i] for i in np.flatnonzero(bad.to_numpy())], why[bad].tolist(),
+                       [_point_name(cols, i) for i in np.flatnonzero(bad.to_numpy())[:NAMED_BAD_ROWS]])
+        keep = ~bad
+        cols = {c: v[keep] for c, v in cols.items()}
     # the message shape: a row of a store from before it was a column (or an import) has the study's
     for col in SHAPE:
         cols[col] = cols[col].fillna(float(STUDY_SHAPE[col]))
-    return pd.DataFrame(cols, index=raw.index)
+    return pd.DataFrame(cols, index=raw.index[~bad])
+
+
+def _point_name(cols: dict[str, pd.Series], i: int) -> str:
+    """The point a row names, where its own cells are good (else "point unknown")."""
+    name = str(cols["implementation"].iloc[i])
+    key = {c: cols[c].iloc[i] for c in ("msg_size", "threads", "repeat")}
+    key["repeat"] = 0.0 if key["repeat"] != key["repeat"] else key["repeat"]
+    try:
+        if not STRATEGY_NAME.fullmatch(name):
+            return "point unknown"
+        return point_id(name, *(PARAMS.by_name[CHECKED[c]].check(int(v)) for c, v in key.items()))
+    except (ValueError, TypeError, OverflowError, UsageError):
+        return "point unknown"
+
+
+def _name_bad_rows(notes: list[str], lines: list[int], whys: list[str], points: list[str]) -> None:
+    """Rows whose values are not a point netobs could have measured: named (line, point and
+    what is wrong), left out, as torn rows are."""
+    fix = "restore runs.csv or re-run the point with `netobs sweep --resume -o DIR`"
+    for line, why, point in zip(lines, whys, points):
+        shown = "" if point == "point unknown" else f" ({point})"
+        notes.append(f"runs.csv line {line}{shown} {why}: left out; {fix}")
+    if len(lines) > NAMED_BAD_ROWS:
+        notes.append(f"{len(lines) - NAMED_BAD_ROWS} more runs.csv row(s) with bad values (lines "
+                     f"{', '.join(map(str, lines[NAMED_BAD_ROWS:NAMED_BAD_ROWS + 5]))}"
+                     f"{' ...' if len(lines) > NAMED_BAD_ROWS + 5 else ''}): left out")
 
 
 def _bytes_and_repeats(df: pd.DataFrame, manifest: dict, notes: list[str]) -> pd.DataFrame:
@@ -368,8 +465,9 @@ def load_results(path) -> Results:
     df = _bytes_and_repeats(df, manifest, notes)
     df["repeat"] = df["repeat"].astype(int)
     dup = df.duplicated(POINT_KEY, keep="last")
-    if dup.any():
-        notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
+    if dup.any():   # a failed row followed by the point's row from --resume is the store's way: no note
+        if (dup & df["status"].eq("ok")).any():
+            notes.append(f"{int(dup.sum())} duplicate point row(s) in runs.csv; the last of each is used")
         df = df[~dup]
     notes += check_points(path, manifest, df, already_named=torn)
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -31,6 +30,12 @@ def _sps():
     from scipy import stats
 
     return stats
+
+
+def _special():
+    from scipy import special   # (imported where a test first needs it, as scipy.stats is)
+
+    return special
 
 ALPHA = 0.05
 HIGH_CV = 0.10
@@ -46,7 +51,9 @@ METHODS = {
 
 
 def _values(values) -> np.ndarray:
-    return np.asarray(pd.Series(values, dtype=float).dropna(), dtype=float)
+    x = np.asarray(values.to_numpy(dtype=float, na_value=np.nan) if isinstance(values, pd.Series) else
+                   pd.Series(values, dtype=float).to_numpy(dtype=float, na_value=np.nan), dtype=float)
+    return x[~np.isnan(x)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,14 +109,30 @@ def summarize(values) -> Summary:
 SUMMARY_COLUMNS = ["n", "median", "mean", "std", "cv", "ci_low", "ci_high", "high_cv"]
 
 
+def group_moments(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    """Per group (sorted by `keys`): n, median, mean and the sample variance (n-1) of the
+    non-missing values of `metric`, computed for all groups at once (the numbers `summarize`
+    gives group by group)."""
+    g = df.groupby(keys, sort=True)[metric]
+    out = pd.DataFrame({"n": g.count(), "median": g.median(), "mean": g.mean(), "var": g.var(ddof=1)})
+    out["n"] = out["n"].astype(int)
+    return out
+
+
 def summarize_groups(df: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
-    """One row per group with a value: keys + n, median, mean, std, cv, ci_low, ci_high, high_cv."""
-    rows = []
-    if metric in df:
-        for key, group in df.groupby(keys, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            rows.append({**dict(zip(keys, key)), **summarize(group[metric]).to_dict()})
-    return pd.DataFrame(rows, columns=keys + SUMMARY_COLUMNS)
+    """One row per group with a value: keys + n, median, mean, std, cv, ci_low, ci_high, high_cv
+    (as `summarize` of each group, computed for all groups at once)."""
+    if metric not in df or df.empty:
+        return pd.DataFrame([], columns=keys + SUMMARY_COLUMNS)
+    m = group_moments(df, keys, metric)
+    n, mean = m["n"].to_numpy(), m["mean"].to_numpy(dtype=float)
+    std = np.where(n >= 2, np.sqrt(m["var"].to_numpy(dtype=float)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.where(mean > 0, std / mean, np.nan)
+        half = np.array([_t_quantile(int(k) - 1) if k >= 2 else np.nan for k in n]) * std / np.sqrt(n)
+    out = m.drop(columns="var").assign(std=std, cv=cv, ci_low=mean - half, ci_high=mean + half)
+    out["high_cv"] = out["cv"].gt(HIGH_CV)
+    return out.reset_index()[keys + SUMMARY_COLUMNS]
 
 
 # -- two groups ----------------------------------------------------------------------------
@@ -139,13 +162,14 @@ def welch(a, b) -> tuple[float, float]:
     if np.var(a, ddof=1) + np.var(b, ddof=1) == 0:
         diff = float(np.mean(b) - np.mean(a))
         return (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
-    with warnings.catch_warnings():
-        # repeats that agree to the last digits (a counter per byte that does not vary) make
-        # scipy warn of precision loss; the statistic is still the one the formula gives, and
-        # only the CLI may write to the terminal
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = _sps().ttest_ind(b, a, equal_var=False)
-    return float(result.statistic), float(result.pvalue)
+    # Welch's statistic and degrees of freedom, and the two-sided p from Student's t (what
+    # scipy.stats.ttest_ind(b, a, equal_var=False) computes, without its per-call machinery:
+    # explain runs this for every configuration)
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (np.mean(b) - np.mean(a)) / math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(t), float(2.0 * _special().stdtr(df, -abs(t)))
 
 
 def compare(a, b, alpha: float = ALPHA) -> Comparison:
@@ -156,6 +180,28 @@ def compare(a, b, alpha: float = ALPHA) -> Comparison:
         return Comparison(sa.n, sb.n, sa.median, sb.median, change, float("nan"), None)
     _, p = welch(a, b)
     return Comparison(sa.n, sb.n, sa.median, sb.median, change, p, bool(p < alpha))
+
+
+def compare_groups(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """`compare` for many pairs at once: `a` and `b` are `group_moments` frames on the same
+    keys; one row per key both have values at: n_a, n_b, median_a, median_b, change_pct,
+    p_value, significant (None where a side has fewer than 2 repeats)."""
+    j = a[a["n"] > 0].add_suffix("_a").join(b[b["n"] > 0].add_suffix("_b"), how="inner")
+    ma, mb = j["median_a"].to_numpy(dtype=float), j["median_b"].to_numpy(dtype=float)
+    na, nb = j["n_a"].to_numpy(dtype=float), j["n_b"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where((ma != 0) & ~np.isnan(ma), (mb / ma - 1.0) * 100.0, np.nan)
+        va, vb = j["var_a"].to_numpy(dtype=float) / na, j["var_b"].to_numpy(dtype=float) / nb
+        diff = j["mean_b"].to_numpy(dtype=float) - j["mean_a"].to_numpy(dtype=float)
+        t = diff / np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+        p = 2.0 * _special().stdtr(df, -np.abs(t))
+    p = np.where(va + vb == 0, np.where(diff == 0, 1.0, 0.0), p)   # two constant samples (see welch)
+    tested = (na >= 2) & (nb >= 2)
+    p = np.where(tested, p, np.nan)
+    significant = [bool(x < alpha) if ok else None for x, ok in zip(p, tested)]
+    return pd.DataFrame({"n_a": j["n_a"].to_numpy(), "n_b": j["n_b"].to_numpy(), "median_a": ma, "median_b": mb,
+                         "change_pct": change, "p_value": p, "significant": significant}, index=j.index)
 
 
 def sign_test(n_positive: int, n_negative: int) -> float:

@@ -10,6 +10,7 @@ column (0, 1, ...) and holds one row per point and repeat.
 """
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections import Counter
@@ -69,15 +70,45 @@ def _number(text: str, line: int, column: str) -> float | None:
     return value
 
 
+def _check_cells(path: Path) -> None:
+    """Every row has the header's number of cells: an unquoted `1,234.5` would otherwise
+    shift the row's cells into the wrong columns."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        records = csv.reader(fh)
+        header = next(records, None)
+        if header is None:
+            return
+        for number, record in enumerate(records, start=2):
+            if record and any(c.strip() for c in record) and len(record) != len(header):
+                raise UsageError(f"row {number} of {path} has {len(record)} cells where the header has {len(header)}",
+                                 "a number written with a thousands separator (1,234.5) or a stray comma",
+                                 "writing numbers without separators (1234.5), or quoting such cells")
+
+
+def _in_limits(value: float, line: int, column: str) -> int:
+    """A whole-number cell checked against the parameter table's limits for it."""
+    param = PARAMS.by_name[_PARAM_OF[column]]
+    if value != int(value):
+        raise UsageError(f"row {line}, column {column}: '{value:g}' is not a whole number", fix="fixing that cell")
+    try:
+        return param.check(int(value))
+    except UsageError as exc:
+        raise UsageError(f"row {line}, column {column}: {exc.what}",
+                         fix=f"fixing that cell: netobs measures {param.kind.span()}") from None
+
+
+_PARAM_OF = {"msg_size": "msg_size", "threads": "threads"}
+
+
 def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]:
     """Validate the whole file; return point results (DESIGN's shape) and notes."""
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     except FileNotFoundError:
         raise UsageError(f"{path} does not exist", fix="the path of a CSV in the study's format") from None
     except (IsADirectoryError, PermissionError) as exc:
         raise UsageError(f"cannot read {path}", cause=exc.strerror, fix="the path of a readable CSV file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
         raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0],
                          fix="saving it as UTF-8, comma-separated text with a header row") from None
     df.columns = [c.strip().lower() for c in df.columns]
@@ -85,6 +116,11 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
     if missing:
         raise UsageError(f"{path}: missing column {', '.join(missing)}",
                          fix="a header with the study's columns: " + ",".join(STUDY_COLUMNS))
+    try:
+        _check_cells(path)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"{path} is not a readable CSV", cause=str(exc).splitlines()[0],
+                         fix="saving it as UTF-8, comma-separated text with a header row") from None
     if df.empty:
         raise UsageError(f"{path} has a header but no rows", fix="a CSV with at least one measured point")
     notes = []
@@ -106,10 +142,9 @@ def parse_study_csv(path: Path, duration: float) -> tuple[list[dict], list[str]]
             if vals[c] is None:
                 raise UsageError(f"row {line}, column {c}: empty", fix="a measured value in every row")
         for c in INT_COLUMNS:
-            if vals[c] != int(vals[c]) or vals[c] < 1:
-                raise UsageError(f"row {line}, column {c}: '{rec[c]}' is not a positive integer", fix="fixing that cell")
+            vals[c] = _in_limits(vals[c], line, c)
         repeat = _repeat(rec[REPEAT], line) if has_repeat else 0
-        key = (impl, int(vals["msg_size"]), int(vals["threads"]), repeat)
+        key = (impl, vals["msg_size"], vals["threads"], repeat)
         if key in seen:
             if has_repeat:
                 raise UsageError(f"row {line}: duplicate point {impl}/{key[1]}/{key[2]} repeat {repeat} "
@@ -174,6 +209,9 @@ def import_study_csv(csv_path: str, out: str, duration: float, force: bool = Fal
     }
     store = ResultsDir.create(out, manifest, list(EVENT_BY_COLUMN.values()), force=force,
                               fix="--force to move it aside, or another -o path")
-    store.add_points(results)
-    store.update_manifest(finished=now_iso())
+    try:
+        store.add_points(results)
+        store.update_manifest(finished=now_iso())
+    finally:
+        store.close()
     return store, notes

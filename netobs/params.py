@@ -454,6 +454,13 @@ class Declared:
         return cls(**{f.name: data[f.name] for f in cls.FIELDS if f.name in data})
 
 
+class _Values:
+    """Settings by attribute (a Config's fields, for its rules)."""
+
+    def __init__(self, values: dict):
+        self.__dict__.update(values)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad command line in one line (exit 2), like every netobs error."""
 
@@ -517,6 +524,20 @@ class Table:
 
         return [Field(p.name, p.default if use.default is INHERIT else use.default, checker(p, use))
                 for p, use in self.for_role(role) if use.field is not None]
+
+    def point_rule(self) -> Callable[[object], None]:
+        """The workers' rules across their settings, checked on a point before anything runs:
+        each role's Config as the runner would fill it from the point (its defaults for the
+        rest), so what a worker would refuse after the topology is up is refused first."""
+        def check(point) -> None:
+            for role in ROLES:
+                values = {p.name: (p.default if use.default is INHERIT else use.default)
+                          for p, use in self.for_role(role) if use.field is not None}
+                values.update((k, v) for k, v in self.worker_values(role, point).items() if k in values)
+                cfg = _Values(values)
+                for rule in self.config_rules(role):
+                    rule(cfg)
+        return check
 
     def config_rules(self, role: str) -> list[Callable[[object], None]]:
         def rule(p: Param, needed: Param):
@@ -670,11 +691,16 @@ class SshHost(Text):
 
     metavar = "[USER@]HOST"
 
+    ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:%@")
+
     def check(self, value, what, flag):
         value = super().check(value, what, flag)
-        if value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
-            raise UsageError(f"bad {what} {value!r}", fix=f"{flag} as [USER@]HOST (a name or address, no spaces, "
-                                                          "not starting with -)")
+        odd = sorted({c for c in value if c not in self.ALLOWED})
+        if value.startswith("-") or odd or value.count("@") > 1:
+            why = (f"{''.join(odd)!r} would mean something to a shell or to ssh" if odd
+                   else "it would be read as an option of ssh" if value.startswith("-") else "more than one @")
+            raise UsageError(f"bad {what} {value!r}", why,
+                             f"{flag} as [USER@]HOST (letters, digits and . _ - : % only, not starting with -)")
         return value
 
 

@@ -99,7 +99,7 @@ def _spawn_client(spec, rig: Rig, files, start_r: int) -> tuple[subprocess.Popen
     argv = bare = WORKER + PARAMS.worker_argv("client", values)
     for obs in rig.observers:
         argv = obs.wrap("client", argv)
-    with open(files.at(files.stderr("client")), "wb") as err:
+    with files.create(files.stderr("client")) as err:
         proc = rig.topology.spawn("client", argv, stdout=subprocess.PIPE, stderr=err, pass_fds=(start_r,))
     return proc, (("client",) if argv != bare else ())
 

@@ -125,7 +125,7 @@ class LocalServer:
             argv = obs.wrap("server", argv)
         self.wrapped = ("server",) if argv != bare else ()
         try:
-            with open(self._stderr, "wb") as err:
+            with files.create(files.stderr("server")) as err:
                 self.proc = self._spawn("server", argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
                                         pass_fds=(wfd,))
         finally:

@@ -60,6 +60,13 @@ class _Sweep(Declared):
         return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, fields=f, nodelay=n, **shared)
                 for r, s, t, i, f, n in keys]
 
+    def check_points(self) -> None:
+        """Every combination of the axes is a point the workers take (a point's rules across
+        parameters: fields against the message size, ...), before the sweep starts."""
+        shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
+        for i, s, t, f, n in itertools.product(self.strategies, self.sizes, self.threads, self.fields, self.nodelay):
+            self.POINT(strategy=i, msg_size=s, threads=t, repeat=0, fields=f, nodelay=n, **shared)
+
     @property
     def perf_events(self) -> list[str]:
         """The events every point counts ([] without perf)."""
@@ -72,10 +79,12 @@ def _rules(table: Table) -> tuple:
 
 
 def spec_classes(table: Table) -> tuple[type, type]:
-    """RunSpec and SweepSpec as `table` declares them."""
-    run_spec = table.dataclass("RunSpec", table.point_fields(), base=_Point, module=__name__, rules=_rules(table))
+    """RunSpec and SweepSpec as `table` declares them: a point also obeys the workers' rules
+    (`Table.point_rule`), a sweep in every point of its matrix."""
+    run_spec = table.dataclass("RunSpec", table.point_fields(), base=_Point, module=__name__,
+                               rules=_rules(table) + (table.point_rule(),))
     sweep_spec = table.dataclass("SweepSpec", table.sweep_fields(), base=_Sweep, module=__name__, POINT=run_spec,
-                                 rules=_rules(table))
+                                 rules=_rules(table) + (_Sweep.check_points,))
     return run_spec, sweep_spec
 
 

@@ -1,12 +1,17 @@
 """The results directory: runs.csv, manifest.json and each point's raw files.
 
 Layout is the contract in docs/DESIGN.md (schema version 1); the columns are declared in
-netobs.figures. Every write goes through netobs.files.atomic_write, so a crash never leaves a
-torn row or manifest, and each point is stored the moment it finishes.
+netobs.figures. One writer per directory (`DirLock`); the manifest goes through
+netobs.files.atomic_write and each point's row is appended the moment it finishes (a write cut
+short is undone), so a crash never leaves a torn row or manifest. A write the disk refuses is
+a `StoreError`: one line, and the points stored before it stay.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import io
 import json
 import math
@@ -18,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netobs import __version__
-from netobs.errors import UsageError
+from netobs.errors import NetobsError, UsageError
 from netobs import figures
 from netobs.figures import (EVENT_BY_COLUMN, LOST_EVENTS, ROLES, SERVER_PREFIX, TRACE_NAMES, event_column, point_id,
                             trace_column)
-from netobs.files import atomic_write, write_json
+from netobs.files import atomic_write, create_new, write_json
 
 SCHEMA_VERSION = 1
 
@@ -106,6 +111,15 @@ def row_key(row: dict) -> tuple:
 
 
 
+LOCK_NAME = ".netobs.lock"         # the one writer's lock (flock), naming its holder
+RESERVE_NAME = ".netobs.reserve"   # room kept for the last manifest when the disk fills
+RESERVE_BYTES = 256 << 10
+OWN_FILES = (LOCK_NAME, RESERVE_NAME)   # a directory holding only these is empty of results
+# errnos that mean the directory cannot take more (not that a point failed)
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                  errno.ENOTDIR, errno.EIO, errno.ESTALE}
+
+
 class PointFiles:
     """One point's directory (points/<id>/ of a results directory, or `netobs run --keep DIR`):
     the store's. Its files are named here (the point's result, each role's worker report and
@@ -134,6 +148,11 @@ class PointFiles:
             raise ValueError(f"not a plain file name: {name!r}")
         return self.path / name
 
+    def create(self, name: str):
+        """The file `name`, new, open for writing (binary): never through a link planted in a
+        kept directory, never over an earlier file (FileExistsError)."""
+        return create_new(self.at(name))
+
     def write(self, name: str, text: str) -> Path:
         path = self.at(name)
         atomic_write(path, text)
@@ -153,14 +172,130 @@ class PointFiles:
         return {p.name: p.read_text(errors="replace") for p in sorted(self.path.iterdir()) if p.is_file()}
 
 
-class ResultsDir:
-    """A results directory being written by a sweep (or by `netobs import`)."""
+class StoreError(NetobsError):
+    """The results directory cannot be written (disk full, read-only, removed): every point
+    stored before stays."""
 
-    def __init__(self, path: Path, columns: list[str], manifest: dict, rows: list[dict]):
+
+def storage_error(path: Path, exc: OSError, what: str = "cannot write") -> StoreError:
+    """An OSError met writing the results directory `path` -> the one line the user sees."""
+    code = exc.errno
+    file = exc.filename or path
+    resume = f"then `netobs sweep --resume -o {path}` (every stored point is kept)"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"freeing space on that filesystem, {resume}"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        fix = f"making {path} writable again, {resume}"
+    elif code in (errno.ENOENT, errno.ENOTDIR, errno.ESTALE):
+        fix = f"another -o path: {path} was removed or replaced while netobs wrote to it"
+    else:
+        fix = f"checking the filesystem of {path}, {resume}"
+    return StoreError(f"{what} {file}", exc.strerror or str(exc), fix)
+
+
+def store_health(path: Path, margin: int = 64 << 10) -> StoreError | None:
+    """Whether the results directory can still take a point (after a point failed: a full
+    disk or a removed directory makes perf and the workers fail in ways of their own)."""
+    path = Path(path)
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        return storage_error(path, exc)
+    if st.f_flag & os.ST_RDONLY:
+        return storage_error(path, OSError(errno.EROFS, os.strerror(errno.EROFS), str(path)))
+    if st.f_bavail * st.f_frsize < margin and os.geteuid() != 0 or st.f_bfree * st.f_frsize < margin:
+        return storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)))
+    if not os.access(path, os.W_OK):
+        return storage_error(path, OSError(errno.EACCES, os.strerror(errno.EACCES), str(path)))
+    return None
+
+
+def _holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
+        return f"PID {info.get('pid')}: {' '.join(map(str, info.get('command') or [])) or 'command unknown'}"
+    except (OSError, ValueError, AttributeError):
+        return "holder unknown"
+
+
+class DirLock:
+    """The one writer of a results directory: an exclusive `flock` on DIR/.netobs.lock, held
+    for the writer's whole life (the kernel drops it when the process dies, SIGKILL too). The
+    file names the holder (PID and command) for the one refused."""
+
+    def __init__(self, path: Path, fd: int, ident: tuple[int, int]):
+        self.path, self.fd, self.ident = path, fd, ident
+
+    @classmethod
+    def take(cls, directory: Path) -> "DirLock":
+        """The lock, or NetobsError naming its holder. Within one process it is taken again
+        freely (the one writer opening its directory twice)."""
+        file = directory / LOCK_NAME
+        try:
+            fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UsageError(f"{file} is a symlink", "netobs never follows one in a results directory",
+                                 "removing it, or another -o path") from None
+            raise storage_error(directory, exc, "cannot lock") from None
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        if ident in _HELD:
+            os.close(fd)
+            _HELD[ident][1] += 1
+            return cls(directory, _HELD[ident][0], ident)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = _holder(fd)
+            os.close(fd)
+            raise NetobsError(f"results directory {directory} is being written by another netobs ({who})",
+                              "one writer per results directory",
+                              "waiting for it to end (`netobs sweep --resume` then finishes it), or another -o path"
+                              ) from None
+        try:
+            info = json.dumps({"pid": os.getpid(), "command": sys.argv, "since": now_iso()}).encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info + b"\n", 0)
+        except OSError:
+            pass   # the lock holds without its label (a full disk): the refused is told "holder unknown"
+        _HELD[ident] = [fd, 1]
+        return cls(directory, fd, ident)
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        held = _HELD.get(self.ident)
+        self.fd = -1
+        if held is None:
+            return
+        held[1] -= 1
+        if held[1] == 0:
+            del _HELD[self.ident]
+            os.close(held[0])   # closing drops the lock
+
+
+_HELD: dict[tuple[int, int], list] = {}   # this process's locks: (dev, inode) -> [fd, times taken]
+
+
+def _is_empty(path: Path) -> bool:
+    return not any(p.name not in OWN_FILES for p in path.iterdir())
+
+
+class ResultsDir:
+    """A results directory being written by a sweep (or by `netobs import`), under its lock.
+
+    runs.csv is written whole once (its header, on create) and then only appended to, a row per
+    point, by the lock's holder: no process rewrites rows another wrote."""
+
+    def __init__(self, path: Path, columns: list[str], manifest: dict, rows: list[dict], lock: DirLock | None = None):
         self.path = path
         self.columns = columns
         self.manifest = manifest
         self._rows = rows
+        self.lock = lock
+        self.fault: StoreError | None = None
+        self._appending = True
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -171,36 +306,99 @@ class ResultsDir:
         `force` this is an error; with it the old directory is moved aside, not deleted.
         `server_events`: the server's perf events (--perf-server), columns of their own."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
+        try:
+            return cls._create(path, manifest, events, force, fix, server_events)
+        except OSError as exc:
+            raise storage_error(path, exc, "cannot create results in") from None
+
+    @classmethod
+    def _create(cls, path, manifest, events, force, fix, server_events) -> "ResultsDir":
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
             raise UsageError(f"{path} exists and is not a directory", fix="another -o path")
-        if path.is_dir() and any(path.iterdir()):
-            if not force:
-                raise UsageError(f"results directory {path} is not empty", fix=fix)
-            aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            path.rename(aside)
-            manifest = {**manifest, "replaced_directory_moved_to": str(aside)}
-        path.mkdir(parents=True, exist_ok=True)
+        manifest = dict(manifest)
+        if path.is_dir():
+            lock = DirLock.take(path)   # a directory another netobs writes is never touched
+            if not _is_empty(path):
+                if not force:
+                    lock.release()
+                    raise UsageError(f"results directory {path} is not empty", fix=fix)
+                aside = path.with_name(f"{path.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+                path.rename(aside)
+                lock.release()
+                manifest["replaced_directory_moved_to"] = str(aside)
+                path.mkdir()
+                lock = DirLock.take(path)
+        else:
+            path.mkdir(parents=True)
+            lock = DirLock.take(path)
         (path / "points").mkdir(exist_ok=True)
         # provenance every results directory carries; the caller's fields come after it
         manifest = {"schema_version": SCHEMA_VERSION, "netobs_version": __version__, "command": sys.argv,
                     "started": now_iso(), **manifest, "perf_events": list(events),
                     "perf_server_events": list(server_events)}
-        store = cls(path, figures.columns_for(events, server_events), manifest, [])
+        store = cls(path, figures.columns_for(events, server_events), manifest, [], lock)
+        store._reserve()
         store.write_manifest()
-        store._write_csv()
+        atomic_write(path / "runs.csv", _csv_text(store.columns, []))
         return store
 
     @classmethod
     def open_for_resume(cls, path: str | os.PathLike) -> "ResultsDir":
         path = Path(path)
-        manifest = read_manifest(path)
-        rows = read_rows(path)
-        events = manifest.get("perf_events") or []
-        server_events = manifest.get("perf_server_events")
-        if server_events is None:   # a directory from before server columns: its matrix says
-            server_events = events if (manifest.get("matrix") or {}).get("perf_server") else []
-            manifest["perf_server_events"] = server_events
-        return cls(path, figures.columns_for(events, server_events), manifest, rows)
+        lock = DirLock.take(path)
+        try:
+            manifest = read_manifest(path)
+            rows = read_rows(path)
+            events = manifest.get("perf_events") or []
+            server_events = manifest.get("perf_server_events")
+            if server_events is None:   # a directory from before server columns: its matrix says
+                server_events = events if (manifest.get("matrix") or {}).get("perf_server") else []
+                manifest["perf_server_events"] = server_events
+            store = cls(path, figures.columns_for(events, server_events), manifest, rows, lock)
+            store._reserve()
+            store._appending = False   # runs.csv is made ready for rows at the first one
+        except OSError as exc:
+            lock.release()
+            raise storage_error(path, exc) from None
+        except BaseException:
+            lock.release()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Give up the directory: the reserve removed, the lock released."""
+        with contextlib.suppress(OSError):
+            (self.path / RESERVE_NAME).unlink(missing_ok=True)
+        if self.lock is not None:
+            self.lock.release()
+
+    def _reserve(self) -> None:
+        """Room for the last manifest: a file the fault path deletes before it writes."""
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path / RESERVE_NAME, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+
+    def _reopen_csv(self) -> None:
+        """Before appending: a tail a killed writer cut (no newline) is dropped (its point was
+        never stored and is measured again), and a header of an older netobs without today's
+        columns is rewritten once from the rows on disk (under the lock: no other writer)."""
+        file = self.path / "runs.csv"
+        if not file.is_file():
+            atomic_write(file, _csv_text(self.columns, self._rows))
+            return
+        with open(file, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                fh.truncate(data.rfind(b"\n") + 1)
+                fh.flush()
+                os.fsync(fh.fileno())
+                data = data[:data.rfind(b"\n") + 1]
+        header = next(csv.reader(io.StringIO(data.decode("utf-8", "replace"))), [])
+        if [c.strip() for c in header] != self.columns:
+            atomic_write(file, _csv_text(self.columns, self._rows))
 
     # -- writing -------------------------------------------------------------------------
     @property
@@ -213,49 +411,135 @@ class ResultsDir:
 
     def done_keys(self) -> set[tuple]:
         """Points already stored with status ok (failed ones are run again on --resume)."""
-        return {row_key(r) for r in self._rows if r.get("status") == "ok"}
+        keys = set()
+        for r in self._rows:
+            if r.get("status") == "ok":
+                with contextlib.suppress(KeyError, TypeError, ValueError, OverflowError):
+                    keys.add(row_key(r))
+        return keys
 
     def point_dir(self, point_id: str) -> Path:
         d = self.path / "points" / point_id
-        if d.exists():  # a point that never finished (crash, Ctrl-C): its files are not a result
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
+        try:
+            if d.is_symlink():
+                d.unlink()
+            elif d.exists():  # a point that never finished (crash, Ctrl-C): its files are not a result
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
         return d
 
     def point(self, point_id: str) -> PointFiles:
         """A fresh directory for the point (`point_dir`), as the point's files."""
         return PointFiles(self.point_dir(point_id))
 
+    def recover_points(self, wanted: set[tuple] | None = None) -> list[str]:
+        """Points whose points/<id>/result.json is whole and ok but whose row never reached
+        runs.csv (the disk filled, the process was killed between the two): stored now, not
+        measured again. `wanted`: only points of these keys (the sweep's). Returns their ids."""
+        points = self.path / "points"
+        if not points.is_dir():
+            return []
+        done, found = self.done_keys(), []
+        for d in sorted(points.iterdir()):
+            file = d / "result.json"
+            if d.is_symlink() or file.is_symlink() or not file.is_file():
+                continue
+            try:
+                result = json.loads(file.read_text(encoding="utf-8"))
+                row = flatten(result, self.events, self.server_events)
+                key = row_key({c: _cell(v) for c, v in row.items()})
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
+                continue
+            if (not isinstance(result, dict) or result.get("status") != "ok" or point_id(*key) != d.name
+                    or key in done or (wanted is not None and key not in wanted)):
+                continue
+            found.append(result)
+            done.add(key)
+        self.add_points(found)
+        return sorted(point_id(*row_key({c: _cell(v) for c, v in flatten(r, self.events, self.server_events).items()}))
+                      for r in found)
+
     def add_point(self, result: dict) -> None:
-        """Store one finished point (ok or failed) at once; replaces an earlier failed row."""
+        """Store one finished point (ok or failed) at once: its row appended to runs.csv (a
+        later row of a point replaces an earlier failed one for readers)."""
         self.add_points([result])
 
     def add_points(self, results: list[dict]) -> None:
-        """Store several points with one rewrite of runs.csv (an import)."""
+        """Append the rows of several points in one write (an import)."""
+        if not results:
+            return
+        rows = []
         for result in results:
             row = flatten(result, self.events, self.server_events)
-            key = row_key(row)
-            self._rows = [r for r in self._rows if row_key(r) != key]
-            self._rows.append({c: _cell(row.get(c)) for c in self.columns})
-        self._write_csv()
+            rows.append({c: _cell(row.get(c)) for c in self.columns})
+        self._append(rows)
+        self._rows += rows
+
+    def _append(self, rows: list[dict]) -> None:
+        if not self._appending:
+            try:
+                self._reopen_csv()
+            except OSError as exc:
+                raise storage_error(self.path, exc) from None
+            self._appending = True
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore").writerows(rows)
+        data = buf.getvalue().encode("utf-8")
+        file = self.path / "runs.csv"
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
+        try:
+            start = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):   # never a torn row: the file as it was
+                    os.ftruncate(fd, start)
+                raise storage_error(self.path, exc) from None
+        finally:
+            os.close(fd)
 
     def write_manifest(self) -> None:
-        write_json(self.path / "manifest.json", self.manifest)
+        try:
+            write_json(self.path / "manifest.json", self.manifest)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
 
     def update_manifest(self, **fields) -> None:
         self.manifest.update(fields)
         self.write_manifest()
 
-    def _write_csv(self) -> None:
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(self._rows)
-        atomic_write(self.path / "runs.csv", buf.getvalue())
+    def record_fault(self, fault: StoreError, **fields) -> str | None:
+        """After a storage fault: the manifest says what happened, written into the room the
+        reserve kept. Returns why it could not be written (None when it was)."""
+        self.fault = fault
+        with contextlib.suppress(OSError):
+            (self.path / RESERVE_NAME).unlink(missing_ok=True)
+        try:
+            self.update_manifest(state="failed", error=fault.message, **fields)
+        except StoreError as again:
+            return again.cause or again.message
+        return None
 
     @property
     def rows(self) -> list[dict]:
-        return list(self._rows)
+        """The stored points as readers see them: the last row of each."""
+        return latest_rows(self._rows)
+
+
+def _csv_text(columns: list[str], rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def read_manifest(path: Path) -> dict:
@@ -274,10 +558,50 @@ def read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict):
         raise UsageError(f"cannot read {file}", "it is not a JSON object", restore)
     version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise UsageError(f"{file} has schema_version {version!r}; this netobs reads version {SCHEMA_VERSION}",
                          fix="the netobs version that wrote it, or re-importing/re-running into a new directory")
+    wrong = _shape_errors(manifest)
+    if wrong:
+        raise UsageError(f"cannot read {file}", f"{wrong[0]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""),
+                         restore)
     return manifest
+
+
+# The manifest's entries netobs writes and its readers rely on, by JSON type (None: not recorded).
+_OBJECT, _LIST, _TEXT, _NUMBER = (dict,), (list,), (str,), (int, float)
+MANIFEST_SHAPE = {
+    "host": _OBJECT, "tools": _OBJECT, "perf": _OBJECT, "matrix": _OBJECT, "remote": _OBJECT, "summary": _OBJECT,
+    "tracing_setup": _OBJECT, "observer_cost": _OBJECT, "profile_plan": _OBJECT, "profile": _OBJECT,
+    "probe_plan": _OBJECT, "topology": _OBJECT + _TEXT,
+    "perf_events": _LIST, "perf_server_events": _LIST, "command": _LIST, "resumed": _LIST, "notes": _LIST,
+    "source": _TEXT, "state": _TEXT, "started": _TEXT, "finished": _TEXT, "netobs_version": _TEXT, "error": _TEXT,
+}
+MATRIX_SHAPE = {"strategies": _LIST, "impls": _LIST, "sizes": _LIST, "threads": _LIST, "repeats": (int,),
+                "fields": _LIST + (int,), "nodelay": _LIST + (bool, int), "duration": _NUMBER, "warmup": _NUMBER}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+
+
+def _shape_errors(manifest: dict) -> list[str]:
+    """What in the manifest is not of the type netobs writes there (named, for one line)."""
+    def wrong(where: str, value, types) -> str | None:
+        if value is None or (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+            return None
+        return f"{where} is {_JSON_NAMES.get(type(value), type(value).__name__)}, not {_JSON_NAMES[types[0]]}"
+
+    errors = [e for key, types in MANIFEST_SHAPE.items() if (e := wrong(key, manifest.get(key), types))]
+    matrix = manifest.get("matrix")
+    if isinstance(matrix, dict):
+        errors += [e for key, types in MATRIX_SHAPE.items() if (e := wrong(f"matrix.{key}", matrix.get(key), types))]
+        for key, kinds in (("strategies", _TEXT), ("impls", _TEXT), ("sizes", (int,)), ("threads", (int,))):
+            items = matrix.get(key)
+            if isinstance(items, list) and not all(isinstance(v, kinds) and not isinstance(v, bool) for v in items):
+                errors.append(f"matrix.{key} holds a value that is not {_JSON_NAMES[kinds[0]]}")
+    for key in ("perf_events", "perf_server_events"):
+        items = manifest.get(key)
+        if isinstance(items, list) and not all(isinstance(v, str) for v in items):
+            errors.append(f"{key} holds a value that is not text")
+    return errors
 
 
 @dataclass(frozen=True)
@@ -289,31 +613,42 @@ class TornRow:
 
 def parse_runs(text: str) -> tuple[list[str], list[list[str]], list[TornRow]]:
     """runs.csv's text -> (header, whole rows, torn rows). A torn row has fewer or more cells
-    than the header, or is a last row without its newline: netobs writes the file whole and
+    than the header, or is a last row without its newline: netobs writes each row whole and
     newline-terminated, so such a row was cut, even where the cut fell inside its last cell."""
-    records = list(csv.reader(io.StringIO(text)))
+    header, rows, _, torn = parse_runs_numbered(text)
+    return header, rows, torn
+
+
+def parse_runs_numbered(text: str) -> tuple[list[str], list[list[str]], list[int], list[TornRow]]:
+    """As parse_runs, with the line of each whole row (for naming a row whose values are bad)."""
+    text = text.removeprefix("\ufeff")
+    try:
+        records = list(csv.reader(io.StringIO(text.replace("\0", ""))))
+    except csv.Error:   # (a field larger than csv allows): no row can be trusted
+        return [], [], [], []
     if not records:
-        return [], [], []
+        return [], [], [], []
     header = [c.strip() for c in records[0]]
-    rows, torn = [], []
+    rows, numbers, torn = [], [], []
     for number, record in enumerate(records[1:], start=2):
         if not any(cell.strip() for cell in record):
             continue
-        cut = number == len(records) and not text.endswith("\n")
+        cut = number == len(records) and not text.endswith(("\n", "\r"))
         if len(record) == len(header) and not cut:
             rows.append(record)
+            numbers.append(number)
             continue
         how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
                else "is cut off in its last cell (the file ends without a newline)" if cut
                else f"has {len(record)} cells where the header has {len(header)}")
         torn.append(TornRow(number, _row_point(dict(zip(header, record))), how))
-    return header, rows, torn
+    return header, rows, numbers, torn
 
 
 def _row_point(row: dict) -> str:
     try:
         return point_id(*row_key(row))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return "point unknown"
 
 
@@ -323,5 +658,20 @@ def read_rows(path: Path) -> list[dict]:
     file = Path(path) / "runs.csv"
     if not file.is_file():
         return []
-    header, rows, _ = parse_runs(file.read_text(encoding="utf-8"))
-    return [dict(zip(header, row)) for row in rows]
+    header, rows, _ = parse_runs(file.read_text(encoding="utf-8", errors="replace"))
+    return latest_rows([dict(zip(header, row)) for row in rows])
+
+
+def latest_rows(rows: list[dict]) -> list[dict]:
+    """The last row of each point (a point measured again on --resume has a later row that
+    replaces its failed one), in the order of their last rows; a row whose point cannot be
+    read is kept as it is (the loader names it)."""
+    last: dict = {}
+    for i, row in enumerate(rows):
+        try:
+            key = row_key(row)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            key = ("unreadable", i)
+        last.pop(key, None)
+        last[key] = row
+    return list(last.values())

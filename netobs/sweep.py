@@ -16,7 +16,7 @@ from typing import Callable
 from netobs.errors import Interrupted, UsageError
 from netobs.runner import failed_result, open_rig, run_point
 from netobs.spec import SweepSpec, stored_sweep
-from netobs.store import ResultsDir, now_iso
+from netobs.store import STORAGE_ERRNOS, ResultsDir, StoreError, now_iso, storage_error, store_health
 
 Progress = Callable[..., None]
 
@@ -31,6 +31,7 @@ class SweepSummary:
     wall_s: float = 0.0
     window_s: float = 0.0  # sum of the measured windows
     interrupted: bool = False
+    recovered: list[str] = field(default_factory=list)   # stored from points/<id>/result.json, not re-measured
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -44,17 +45,30 @@ class SweepSummary:
 
 def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> ResultsDir:
     """Create the results directory, or reopen it for --resume after checking that every
-    parameter of the sweep is what the directory was started with."""
+    parameter of the sweep is what the directory was started with. Either way this process
+    is then its one writer (`store.DirLock`) until `store.close()` or its end."""
     path = Path(out)
     events = sweep.perf_events
-    if resume and (path / "manifest.json").exists():
+    if resume:
+        if not (path / "manifest.json").exists():
+            raise UsageError(f"nothing to resume in {path}", "it holds no sweep (no manifest.json)",
+                             f"the -o path of an earlier sweep, or without --resume to start one in {path}")
         store = ResultsDir.open_for_resume(path)
-        before, now = stored_sweep(store.manifest).to_dict(), sweep.to_dict()
-        differs = [name for name, value in now.items() if before[name] != value]
-        if differs:
-            raise UsageError(f"--resume with other settings than {path} was started with ({', '.join(differs)})",
-                             fix="the same options as the first run (or none: --resume reuses them), or a new -o directory")
-        store.update_manifest(resumed=(store.manifest.get("resumed") or []) + [{"at": now_iso(), "command": sys.argv}])
+        try:
+            if store.manifest.get("source") not in (None, "netobs"):
+                raise UsageError(f"nothing to resume in {path}",
+                                 f"its results come from `netobs {store.manifest.get('source')}`, not a sweep",
+                                 "a new -o directory for the sweep")
+            before, now = stored_sweep(store.manifest).to_dict(), sweep.to_dict()
+            differs = [name for name, value in now.items() if before.get(name) != value]
+            if differs:
+                raise UsageError(f"--resume with other settings than {path} was started with ({', '.join(differs)})",
+                                 fix="the same options as the first run (or none: --resume reuses them), or a new -o directory")
+            store.update_manifest(state="running",
+                                  resumed=(store.manifest.get("resumed") or []) + [{"at": now_iso(), "command": sys.argv}])
+        except BaseException:
+            store.close()
+            raise
         return store
     manifest = {
         "source": "netobs", "finished": None, "state": "running", "matrix": sweep.to_dict(),
@@ -63,24 +77,41 @@ def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> Results
     return ResultsDir.create(path, manifest, events, force=force, server_events=server_events)
 
 
+def _storage_fault(store: ResultsDir, exc: BaseException) -> StoreError | None:
+    """A point's failure that is the results directory's (full, read-only, removed), not the
+    point's: the sweep ends there instead of recording failed points it did not measure."""
+    if isinstance(exc, StoreError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return storage_error(store.path, exc)
+    return store_health(store.path)
+
+
 def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *a, **k: None) -> SweepSummary:
-    """Run every point not yet in `store`, counted and traced as `sweep` says."""
+    """Run every point not yet in `store`, counted and traced as `sweep` says. A storage
+    fault ends the sweep with a StoreError; the manifest then says `failed` and why."""
     from netobs import hostinfo, topology
     from netobs.interrupt import raise_if_interrupted, signals_as_interrupt
 
-    points, done = sweep.points(), store.done_keys()
+    points = sweep.points()
+    recovered = store.recover_points({p.key for p in points})
+    done = store.done_keys()
     todo = [p for p in points if p.key not in done]
-    summary = SweepSummary(path=store.path, planned=len(points), skipped=len(points) - len(todo))
+    summary = SweepSummary(path=store.path, planned=len(points), skipped=len(points) - len(todo),
+                           recovered=recovered)
     started = time.monotonic()
-    progress("begin", total=len(todo), skipped=summary.skipped)
-    host = hostinfo.host_facts()
-    store.update_manifest(host=host, tools={"perf": host["perf_version"], "bcc": host["bcc_version"]})
+    progress("begin", total=len(todo), skipped=summary.skipped, recovered=recovered)
     unsupported: dict[str, str] = dict((store.manifest.get("perf") or {}).get("unsupported") or {})
+    fault: StoreError | None = None
     try:
+        host = hostinfo.host_facts()
+        store.update_manifest(host=host, tools={"perf": host["perf_version"], "bcc": host["bcc_version"]})
         with contextlib.ExitStack() as stack:
             stack.enter_context(signals_as_interrupt())
             # (opening a topology first removes what killed netobs runs left behind)
             topo = stack.enter_context(topology.open_topology(sweep.topology, **topology.options_of(sweep)))
+            if topo.leftovers_removed:
+                progress("cleaned", removed=list(topo.leftovers_removed))
             if topo.peer_host is not None:   # the second host: the server's, over ssh
                 store.update_manifest(remote=topo.peer_host)
             rig = open_rig(stack, sweep, topo)
@@ -97,6 +128,9 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
                 except (Interrupted, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a failed point (or a bug in one) must not lose the sweep
+                    fault = _storage_fault(store, exc)
+                    if fault is not None:
+                        raise fault from None
                     result = failed_result(spec, topo.kind, exc)
                 store.add_point(result)
                 if result["status"] == "ok":
@@ -111,18 +145,35 @@ def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *
                 progress("done", index=index, spec=spec, result=result)
         # the topology is torn down here: record what the sysctls are after restoring them
         store.update_manifest(topology=topo.facts())
+    except StoreError as exc:
+        fault = exc
+        raise
     except (Interrupted, KeyboardInterrupt):
         summary.interrupted = True
         raise
     finally:
         summary.wall_s = time.monotonic() - started
-        store.update_manifest(
-            finished=now_iso(), state="interrupted" if summary.interrupted else "complete",
+        final = dict(
+            finished=now_iso(),
             perf={"enabled": sweep.perf, "unsupported": unsupported},
             summary={"points": summary.planned, "done_now": summary.done, "failed_now": summary.failed,
-                     "skipped_already_stored": summary.skipped, "wall_s": round(summary.wall_s, 3),
-                     "measured_windows_s": round(summary.window_s, 3),
+                     "skipped_already_stored": summary.skipped, "recovered_from_points": recovered,
+                     "wall_s": round(summary.wall_s, 3), "measured_windows_s": round(summary.window_s, 3),
                      "overhead_pct": None if summary.overhead_pct is None else round(summary.overhead_pct, 2)},
         )
+        if fault is not None:
+            unwritten = store.record_fault(fault, **final)
+            if unwritten:
+                fault.cause = f"{fault.cause}; manifest.json not updated either ({unwritten}), it still says running"
+        else:
+            try:
+                store.update_manifest(state="interrupted" if summary.interrupted else "complete", **final)
+            except StoreError as exc:
+                if not summary.interrupted:
+                    unwritten = store.record_fault(exc, **final)
+                    if unwritten:
+                        exc.cause = f"{exc.cause}; manifest.json says running"
+                    progress("end", summary=summary)
+                    raise exc from None
         progress("end", summary=summary)
     return summary

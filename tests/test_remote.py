@@ -7,7 +7,6 @@ host; netobs sweeps against it, and the failures issue 16 names are made for rea
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shlex
@@ -162,8 +161,10 @@ def _netobs(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def _rows(out: Path) -> list[dict]:
-    with open(out / "runs.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    """The stored points as readers see them (a point measured again on --resume appends a row
+    that replaces its failed one)."""
+    from netobs.store import read_rows
+    return read_rows(out)
 
 
 @pytest.mark.root

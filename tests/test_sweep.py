@@ -180,7 +180,9 @@ def test_resume_of_a_directory_written_before_the_strategies_key(root, tmp_path)
     manifest["state"] = "interrupted"
     (out / "manifest.json").write_text(json.dumps(manifest))
     lines = (out / "runs.csv").read_text().splitlines(keepends=True)
-    (out / "runs.csv").write_text("".join(lines[:-1]))   # the last point never finished
+    (out / "runs.csv").write_text("".join(lines[:-1]))   # the last point never finished:
+    last = lines[-1].split(",")
+    (out / "points" / f"{last[0]}-{last[1]}-{last[2]}-r0" / "result.json").unlink()   # (a whole one is stored, not re-run)
     resumed = netobs("sweep", "-o", str(out), "--resume", timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert "1 already stored" in resumed.stdout

@@ -289,6 +289,12 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
     there, whether every strategy did (system-wide), whether it is a weak baseline point, and
     each candidate explanation judged across the heaviest break's step."""
     by_config: dict = {}
+    # each baseline's weak points, found once (not again for every break)
+    weak_of = {base: hyp.weak_points(r, base) for base in r.impls if base in BASELINES}
+    weak_at: dict = {}
+    for base, points in weak_of.items():
+        for w in points:
+            weak_at.setdefault((w["msg_size"], w["threads"]), []).append(w)
     for a in trend:
         by_config.setdefault((a.msg_size, a.threads), []).append(a)
     out = []
@@ -302,8 +308,8 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
         judged = hyp.judge(r, hyp.Scope((at,), (ref,), "step", metric=lead.metric), HYPOTHESES)
         broke = list(dict.fromkeys(a.implementation for a in found))
         shared = len(r.impls) > 1 and (set(broke) == set(r.impls) or "system_wide" in hyp.supported(judged))
-        weak = [] if shared else [w for i in broke if i in BASELINES for w in hyp.weak_points(r, i)
-                                   if (w["msg_size"], w["threads"]) == (size, t)]
+        weak = [] if shared else [w for i in broke if i in BASELINES for w in weak_at.get((int(size), int(t)), [])
+                                   if w["implementation"] == i]
         code = SYSTEM_WIDE if shared else WEAK_BASELINE if weak else STRATEGY_BREAK
         noise = noises.get(lead.metric)
         out.append({"code": code, "msg_size": int(size), "threads": int(t), "strategies": broke,
@@ -315,7 +321,7 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
     # a baseline's dip that breaks no rising trend (it still rose, less) is found by its own trend
     noise = noises.get("throughput_gbps")
     for base in [b for b in r.impls if b in BASELINES]:
-        for w in hyp.weak_points(r, base):
+        for w in weak_of[base]:
             if any((i["msg_size"], i["threads"]) == (w["msg_size"], w["threads"]) for i in out):
                 continue
             # a break whose step starts or ends at the dip is the dip's doing: folded into it

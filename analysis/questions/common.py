@@ -19,7 +19,7 @@ from netobs.figures import EVENT_BY_COLUMN
 from netobs.strategies import sort_key
 
 from ..load import KEY, Results
-from ..stats import ALPHA, HIGH_CV, compare, summarize_groups
+from ..stats import ALPHA, HIGH_CV, compare_groups, group_moments, summarize_groups
 
 
 @dataclass(frozen=True)
@@ -126,23 +126,20 @@ def unanswerable(r: Results, code: str, missing: str | None = None) -> Unanswera
 
 # --------------------------------------------------------------------------- comparisons
 def config_medians(r: Results, metric: str) -> pd.Series:
-    """Per configuration (impl, size, threads): the median over repeats."""
-    return r.runs.groupby(KEY, sort=True)[metric].median()
+    """Per configuration (impl, size, threads): the median over repeats (once per results:
+    the anomalies question asks at every break it weighs). Read it, never change it."""
+    return r.memo(("config_medians", metric), lambda: r.runs.groupby(KEY, sort=True)[metric].median())
 
 
 def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
     """impl vs base per (msg_size, threads) present for both: medians, change, Welch p."""
     runs = r.runs
-    a_all, b_all = runs[runs.implementation == base], runs[runs.implementation == impl]
-    rows = []
-    for (size, t), b in b_all.groupby(["msg_size", "threads"]):
-        a = a_all[(a_all.msg_size == size) & (a_all.threads == t)]
-        if a[metric].notna().sum() == 0 or b[metric].notna().sum() == 0:
-            continue
-        c = compare(a[metric], b[metric])
-        rows.append({"msg_size": int(size), "threads": int(t), "n_ref": c.n_a, "n": c.n_b,
-                     "ref": c.median_a, "value": c.median_b, "change_pct": c.change_pct,
-                     "p_value": c.p_value, "significant": c.significant})
+    keys = ["msg_size", "threads"]
+    moments = {name: group_moments(runs[runs.implementation == name], keys, metric) for name in (base, impl)}
+    c = compare_groups(moments[base], moments[impl])   # every configuration at once (linear in points)
+    rows = [{"msg_size": int(size), "threads": int(t), "n_ref": int(x.n_a), "n": int(x.n_b), "ref": x.median_a,
+             "value": x.median_b, "change_pct": x.change_pct, "p_value": x.p_value, "significant": x.significant}
+            for (size, t), x in zip(c.index, c.itertuples(index=False))]
     cols = ["msg_size", "threads", "n_ref", "n", "ref", "value", "change_pct", "p_value", "significant"]
     return pd.DataFrame(rows, columns=cols).sort_values(["msg_size", "threads"]).reset_index(drop=True)
 

@@ -138,6 +138,8 @@ def compute(r: Results, impl: str) -> Facts:
     if impl not in r.impls or "two_copy" not in r.impls:
         return unanswerable(r, "missing_strategy", missing=impl if impl not in r.impls else "two_copy")
     c = vs(r, "throughput_gbps", impl, "two_copy")
+    if c.empty:   # both measured, but at no message size x threads in common
+        return unanswerable(r, "no_shared_point", missing=impl)
     c["ahead"] = c.change_pct > 0
     c["beats"] = c.ahead & c.significant.map(lambda s: s is None or s != s or bool(s))
     per_t, rows = {}, []
@@ -230,6 +232,9 @@ def _weak_words(points) -> str:
 
 
 def render(f: Facts) -> Prose:
+    if isinstance(f, Unanswerable) and f.code == "no_shared_point":
+        return prose.unanswerable(f, f"{f.missing} and two_copy were measured at no message size and thread count "
+                                     "in common, so no crossover can be found.")
     if isinstance(f, Unanswerable):
         return prose.unanswerable(f, f"These results lack {f.missing} points (strategies: "
                                      f"{prose.join(f.implementations)}), so no crossover can be found.")

@@ -157,9 +157,13 @@ def compute(r: Results) -> Facts:
         return unanswerable(r, "no_zero_copy")
     if not bases:
         return unanswerable(r, "no_baseline")
+    compared = {base: vs(r, "throughput_gbps", sender, base) for base in bases}
+    bases = [base for base in bases if not compared[base].empty]
+    if not bases:   # measured, but at no message size x threads a baseline was measured at too
+        return unanswerable(r, "no_shared_point")
     ev, summary = None, {}
     for base in bases:
-        c = vs(r, "throughput_gbps", sender, base)
+        c = compared[base]
         c["outcome"] = [outcome(ch, s) for ch, s in zip(c.change_pct, c.significant)]
         summary[base] = c
         part = c[["msg_size", "threads", "value", "ref", "change_pct", "p_value", "outcome"]].rename(columns={
@@ -227,6 +231,8 @@ UNANSWERABLE = {
     "no_zero_copy": lambda f: (f"There are no zero_copy points in these results (strategies: "
                                f"{prose.join(f.implementations)}), so zero-copy cannot be assessed."),
     "no_baseline": lambda f: "The zero-copy sender has no copy baseline (two_copy, one_copy or io_uring) to be compared with.",
+    "no_shared_point": lambda f: ("The zero-copy sender was measured at no message size and thread count at which a copy "
+                                  "baseline was measured too, so the two cannot be compared."),
 }
 COST_WORDS = {
     "cpu_s_per_gb": ("s/GB", "Client CPU per GB"),

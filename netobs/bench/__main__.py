@@ -11,7 +11,7 @@ import sys
 
 import netobs.bench
 from netobs import fmt
-from netobs.bench import peers, tracing
+from netobs.bench import peers, scale, tracing
 from netobs.errors import EXIT_INTERRUPTED, NetobsError, UsageError
 from netobs.files import dumps
 
@@ -117,6 +117,25 @@ def format_tracing(rows: list[dict], cost: dict | None = None, observer: str = "
     return "\n".join(lines)
 
 
+def format_scale(rows: list[dict]) -> str:
+    lines = ["", "scale: the readers on generated stores (wall time; peak memory less the same command's on a "
+                 f"{scale.SMALL}-point store, per byte of runs.csv)",
+             f"{'command':<8} {'points':>8} {'runs.csv':>9} {'wall s':>8} {'CPU s':>7} {'goal s':>7} "
+             f"{'memory':>9} {'x file':>7}  verdict"]
+    for r in rows:
+        goal = "" if r["goal_s"] is None else f"{r['goal_s']:.0f}"
+        time_ok = {True: "time within goal", False: "time OVER goal", None: ""}[r["within_time_goal"]]
+        mem_ok = "memory within goal" if r["within_memory_goal"] else "memory OVER goal"
+        verdict = r["error"] or ", ".join(x for x in (time_ok, mem_ok) if x)
+        lines.append(f"{r['command']:<8} {r['points']:>8,} {r['runs_csv_bytes'] / 2**20:>7.1f}Mi "
+                     f"{_opt(r['wall_s'], '.1f'):>8} {_opt(r['cpu_s'], '.1f'):>7} {goal:>7} "
+                     f"{(r['peak_rss_bytes'] - r['baseline_rss_bytes']) / 2**20:>7.0f}Mi "
+                     f"{r['memory_growth_x_file']:>7.1f}  {verdict}")
+    lines.append(f"(goals, issue 28: explain within {scale.GOAL_S_PER_POINT * 1e3:g} ms per point, memory growth at "
+                 f"most {scale.GOAL_MEMORY_X_FILE:g}x runs.csv; wall time on a shared host includes its load)")
+    return "\n".join(lines)
+
+
 def _csv(kind, text: str) -> tuple:
     try:
         return tuple(kind(x) for x in text.split(",") if x.strip())
@@ -153,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-pairs", type=int, default=None,
                     help="a fixed design instead of the adaptive one: this many pairs (with --trace-window)")
     ap.add_argument("--trace-window", type=float, default=None, help="the fixed design's window in seconds")
+    ap.add_argument("--no-scale", action="store_true", help="skip the scale section (explain/report/compare of "
+                                                            "generated stores)")
+    ap.add_argument("--scale-points", type=lambda t: _csv(int, t), default=(10_000, 100_000),
+                    help="points of the scale section's generated stores (default 10000,100000)")
+    ap.add_argument("--scale-commands", type=lambda t: _csv(str, t), default=scale.COMMANDS,
+                    help="commands the scale section times (default explain,compare,report)")
     a = ap.parse_args(argv)
     try:
         if a.repeats < 3:
@@ -171,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"unknown or empty observer-overhead setting {', '.join(bad) or '(empty)'}",
                              fix="--trace-observers of " + ",".join(tracing.OBSERVER_GOALS_PCT)
                                  + "; --trace-topologies of " + ",".join(tracing.TOPOLOGIES))
+        unknown = [c for c in a.scale_commands if c not in scale.COMMANDS]
+        if unknown or any(n < 1 for n in a.scale_points):
+            raise UsageError(f"bad scale setting {', '.join(unknown) or 'points'}",
+                             fix="--scale-commands of " + ",".join(scale.COMMANDS) + ", --scale-points of 1 or more")
         comps = [] if a.no_peers else [c for c in peers.COMPARISONS if a.only is None or a.only in c.name]
         if not comps and not a.no_peers:
             raise UsageError(f"no comparison matches {a.only!r}",
@@ -200,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             figure = tracing.observer_cost_figure(res.get("trace_overhead") or [])
             if figure is not None:
                 res["observer_cost_saved"] = str(observer_cost.save(figure))
+        if not a.no_scale:
+            res["scale"] = scale.run_scale(a.scale_points, a.scale_commands,
+                                           progress=None if quiet else lambda m: print(m, file=sys.stderr))
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -214,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     if "observer_cost_saved" in res:
         parts.append(f"(the tracer's cost per traced syscall is kept in {res['observer_cost_saved']}: traced runs "
                      "without --profile record it as their observer_cost)")
+    if "scale" in res:
+        parts.append(format_scale(res["scale"]))
     print(dumps(res) if a.json else "\n".join(parts))
     return 0
 

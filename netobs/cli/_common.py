@@ -126,3 +126,8 @@ def need_root(topology: str, trace: bool) -> None:
 
 def echo_json(obj) -> None:
     click.echo(dumps(obj))
+
+
+def leftovers_line(removed: list[str]) -> str:
+    """What a start cleaned up of runs killed before they could (SIGKILL), in one line."""
+    return "cleaned up after an earlier netobs run that was killed: " + ", ".join(removed)

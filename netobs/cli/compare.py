@@ -1,9 +1,11 @@
 """`netobs compare BASE NEW`: what changed between two results directories, beyond noise."""
 from __future__ import annotations
 
+import math
+
 import click
 
-from netobs.errors import EXIT_FAILURE
+from netobs.errors import EXIT_FAILURE, UsageError
 from netobs.files import dumps
 
 EPILOG = """\b
@@ -41,6 +43,12 @@ def _print_text(blocks) -> None:
             console.print(table)
 
 
+def _check_pct(flag: str, value: float, example: str) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise UsageError(f"{flag} {value:g} is not a percentage", "a change is measured as 0% or more",
+                         f"{flag} {example}")
+
+
 @click.command(name="compare", epilog=EPILOG)
 @click.argument("base_dir", metavar="BASE")
 @click.argument("new_dir", metavar="NEW")
@@ -65,6 +73,9 @@ def command(base_dir: str, new_dir: str, as_json: bool, threshold: float, metric
     """
     from netobs.analysis import compare, compare_text, load
 
+    _check_pct("--threshold", threshold, "5")   # before reading anything
+    if fail_pct is not None:
+        _check_pct("--fail-on-regression", fail_pct, "5")
     wanted = [n.strip() for m in metrics for n in m.split(",") if n.strip()]
     c = compare.compare(load.load_results(base_dir), load.load_results(new_dir), wanted, threshold)
     if fail_pct is not None:

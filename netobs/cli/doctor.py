@@ -43,10 +43,17 @@ Examples:
   sudo netobs doctor
   sudo netobs doctor --json | jq .perf.events
   netobs doctor --json | jq .tracing.plan      (already root: no sudo)
+  sudo netobs doctor --clean                   # undo what killed netobs runs left behind, now
 """)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(as_json):
+@click.option("--clean", is_flag=True,
+              help="Only undo what netobs runs killed with SIGKILL left behind (namespaces, links, host "
+                   "sysctls, their processes and temporary directories), and say what that was.")
+def command(as_json, clean):
     """Show what this host can do: root, perf counters, BCC probes, namespaces, SO_ZEROCOPY."""
+    if clean:
+        _clean(as_json)
+        return
     facts = collect()
     if as_json:
         echo_json(facts)
@@ -59,6 +66,22 @@ def command(as_json):
     con.print(f"[bold]root[/] {'yes' if facts['root'] else 'no (namespaces, perf control and BPF need root)'}")
     for part in PARTS:
         show_part(con, part.replace("_", " "), facts[part])
+
+
+def _clean(as_json: bool) -> None:
+    from netobs import topology
+    from netobs.cli._common import need_root
+
+    need_root("netns", False)
+    removed = topology.cleanup_leftovers()
+    if as_json:
+        echo_json({"removed": removed})
+    elif removed:
+        click.echo("cleaned up after netobs runs that were killed:")
+        for item in removed:
+            click.echo(f"  {item}")
+    else:
+        click.echo("nothing to clean: no netobs run left anything behind")
 
 
 def show_part(con: Console, name: str, facts: dict) -> None:

@@ -1,12 +1,14 @@
 """`netobs report`: one self-contained HTML report, or each chart as PNG/SVG."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import click
 
 from netobs.analysis import report as _report
-from netobs.errors import UsageError
+from netobs.errors import NetobsError, UsageError
 
 RESULTS_FILES = ("runs.csv", "manifest.json")
 
@@ -19,7 +21,25 @@ def _inside(path: Path, parent: Path) -> bool:
         return False
 
 
-def _check_html_target(results: Path, out: Path, force: bool) -> None:
+def check_writable_dir(directory: Path, what: str) -> None:
+    """Before the work: `directory` exists and a file can be created in it (a read-only
+    filesystem or a missing directory is said now, not after the whole report was built)."""
+    if not directory.is_dir():
+        raise UsageError(f"cannot write {what}", f"its directory {directory} does not exist",
+                         f"creating it first (mkdir -p {directory}), or another -o path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".netobs-probe-", dir=directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} in {directory}", exc.strerror or str(exc),
+                         "a writable place for -o") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_html_target(results: Path, out: Path, force: bool, typed: str) -> None:
+    if typed.endswith(("/", os.sep)) or out.is_dir():
+        raise UsageError(f"report output {typed} names a directory", "-o names the HTML file to write",
+                         f"-o {out / 'report.html'}")
     res, target = results.resolve(), out.resolve()
     if target.parent == res and target.name in RESULTS_FILES or _inside(target, res / "points"):
         raise UsageError(f"refusing to write the report over the results' own data ({out})",
@@ -31,6 +51,7 @@ def _check_html_target(results: Path, out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise UsageError(f"{out} already exists", "netobs never overwrites an output silently",
                          "--force to replace it, or another -o path")
+    check_writable_dir(out.parent, f"the report {out}")
 
 
 def _check_figures_target(results: Path, out_dir: Path, fmt: str, force: bool, names: list[str]) -> None:
@@ -57,7 +78,7 @@ Examples:
   netobs report new/ --baseline base/ -o report.html   # with a comparison section
 """)
 @click.argument("results_dir", metavar="RESULTS_DIR", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output", type=str, default=None,
               help="HTML file to write [default: RESULTS_DIR/report.html].")
 @click.option("--format", "fmt", type=click.Choice(["html", *_report.FORMATS]), default="html", show_default=True,
               help="html: one self-contained report; png/svg: each chart as a file in --out-dir.")
@@ -67,7 +88,7 @@ Examples:
 @click.option("--baseline", "baseline", type=click.Path(path_type=Path), default=None, metavar="BASE",
               help="A results directory to compare with: the report gains a section with the throughput "
                    "ratio per point and the questions whose verdict changed (as `netobs compare`).")
-def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | None, force: bool,
+def command(results_dir: Path, output: str | None, fmt: str, out_dir: Path | None, force: bool,
             baseline: Path | None):
     """Write one HTML report (opens offline) or PNG/SVG figures from a results directory.
 
@@ -80,9 +101,13 @@ def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | No
     if fmt == "html":
         if out_dir is not None:
             raise UsageError("--out-dir is for --format png/svg", fix="-o FILE.html for the HTML report")
-        out = output if output is not None else results_dir / "report.html"
-        _check_html_target(results_dir, out, force)
-        path = _report.write_report(results_dir, out, baseline)
+        out = Path(output) if output is not None else results_dir / "report.html"
+        _check_html_target(results_dir, out, force, output if output is not None else str(out))
+        try:
+            path = _report.write_report(results_dir, out, baseline)
+        except OSError as exc:
+            raise NetobsError(f"cannot write the report {out}", exc.strerror or str(exc),
+                              "a writable place for -o (the results are untouched)") from None
         click.echo(f"report: {path}")
         return
     if output is not None:
@@ -92,7 +117,11 @@ def command(results_dir: Path, output: Path | None, fmt: str, out_dir: Path | No
         raise UsageError(f"--format {fmt} needs --out-dir", fix=f"--format {fmt} --out-dir figs/")
     plan = _report.export_plan(results_dir)
     _check_figures_target(results_dir, out_dir, fmt, force, list(plan))
-    written, missing = _report.export_figures(plan, out_dir, fmt=fmt)
+    try:
+        written, missing = _report.export_figures(plan, out_dir, fmt=fmt)
+    except OSError as exc:
+        raise NetobsError(f"cannot write the figures into {out_dir}", exc.strerror or str(exc),
+                          "a writable --out-dir") from None
     click.echo(f"wrote {len(written)} {fmt.upper()} figure(s) to {out_dir}")
     for chart in missing:
         click.echo(f"  not drawn: {chart.title}: {chart.reason}")

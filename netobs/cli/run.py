@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from netobs.cli._common import (check_perf, check_strategies, echo_json, need_root, prepare_tracing, remote_topology,
-                                table_options)
+from netobs.cli._common import (check_perf, check_strategies, echo_json, leftovers_line, need_root, prepare_tracing,
+                                remote_topology, table_options)
+from netobs.errors import UsageError
 from netobs.figures import ROLES
 from netobs.fmt import fixed, share
 from netobs import strategies
@@ -36,6 +36,8 @@ def command(keep, as_json, **options):
     from netobs.store import PointFiles
 
     spec = RunSpec(**remote_topology(PARAMS.from_cli("run", options)))
+    if keep:
+        check_keep(Path(keep))
     need_root(spec.topology, spec.trace or spec.profile)
     check_strategies([spec.strategy])
     check_perf(spec)
@@ -43,12 +45,21 @@ def command(keep, as_json, **options):
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(signals_as_interrupt())
+        topo = stack.enter_context(topo_mod.open_topology(spec.topology, **topo_mod.options_of(spec)))
+        if topo.leftovers_removed:
+            click.echo(leftovers_line(topo.leftovers_removed), err=True)
         if keep:
             point_dir = Path(keep)
-            point_dir.mkdir(parents=True, exist_ok=True)
+            created = not point_dir.exists()
+            try:
+                point_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create --keep directory {keep}", exc.strerror or str(exc),
+                                 "another --keep path") from None
+            if created:
+                click.echo(f"keeping the raw files in {point_dir} (a new directory)", err=True)
         else:
-            point_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="netobs-run-")))
-        topo = stack.enter_context(topo_mod.open_topology(spec.topology, **topo_mod.options_of(spec)))
+            point_dir = Path(stack.enter_context(topo.temporary_directory("netobs-run-")))
         result = run_point(spec, open_rig(stack, spec, topo), PointFiles(point_dir))
         result["topology_facts"] = topo.facts()
         if topo.peer_host is not None:
@@ -61,6 +72,16 @@ def command(keep, as_json, **options):
         echo_json(result)
     else:
         show(result)
+
+
+def check_keep(path: Path) -> None:
+    """--keep into a directory that holds nothing yet (or a new one): an earlier run's files
+    are never overwritten, and nothing planted there is written through."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise UsageError(f"--keep {path} exists and is not a directory", fix="a new or empty directory for --keep")
+    if path.is_dir() and any(path.iterdir()):
+        raise UsageError(f"--keep directory {path} is not empty", "netobs never overwrites an earlier run's files",
+                         "a new or empty directory for --keep")
 
 
 def show(r: dict) -> None:

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing, remote_topology, table_options
+from netobs.cli._common import (check_perf, check_strategies, leftovers_line, need_root, prepare_tracing, remote_topology,
+                                table_options)
 from netobs.fmt import fixed
 from netobs.params import PARAMS
 from netobs.spec import SweepSpec
@@ -37,16 +38,17 @@ def command(out, resume, force, **options):
     need_root(sweep.topology, sweep.trace or sweep.profile)
     check_strategies(sweep.strategies)
     check_perf(sweep)
-    tracing_setup = prepare_tracing(sweep)
-    store = open_store(sweep, out, resume=resume, force=force)
-    if tracing_setup is not None:
-        store.update_manifest(tracing_setup=tracing_setup)
+    store = open_store(sweep, out, resume=resume, force=force)   # the one writer from here on
     con = Console(stderr=True)
     reporter = _Reporter(con, per_point_s=sweep.warmup + sweep.duration)
     try:
+        tracing_setup = prepare_tracing(sweep)
+        if tracing_setup is not None:
+            store.update_manifest(tracing_setup=tracing_setup)
         summary = run_sweep(sweep, store, progress=reporter)
     finally:
         reporter.close()
+        store.close()
     done = f"{summary.done} done, {summary.failed} failed"
     if summary.skipped:
         done += f", {summary.skipped} already stored"
@@ -78,7 +80,10 @@ def _stored_options(out: str) -> dict:
 
     if not (Path(out) / "manifest.json").exists():
         return {}
-    return stored_sweep(read_manifest(Path(out))).to_dict()
+    manifest = read_manifest(Path(out))
+    if manifest.get("source") not in (None, "netobs"):   # an import: nothing to resume (open_store says so)
+        return {}
+    return stored_sweep(manifest).to_dict()
 
 
 def eta_seconds(total: int, done: int, started: float, last_done: float, now: float, guess_per_point: float) -> float:
@@ -109,7 +114,13 @@ class _Reporter:
         self.task = None
 
     def __call__(self, event: str, **info):
-        if event == "begin":
+        if event == "cleaned":
+            self.con.print(leftovers_line(info["removed"]), highlight=False, soft_wrap=True)
+        elif event == "begin":
+            if info.get("recovered"):
+                self.con.print(f"{len(info['recovered'])} point(s) stored from their points/<id>/result.json "
+                               f"without measuring them again: {', '.join(info['recovered'][:6])}"
+                               + (" ..." if len(info["recovered"]) > 6 else ""), highlight=False)
             if info["skipped"]:
                 self.con.print(f"{info['skipped']} point(s) already stored; {info['total']} to run")
             if self.con.is_terminal:

@@ -12,8 +12,10 @@ import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
+import tempfile
 import weakref
 from typing import Any
 
@@ -107,6 +109,23 @@ class Topology:
 
     def _describe_state(self, state: dict) -> None:
         pass
+
+    @contextlib.contextmanager
+    def temporary_directory(self, prefix: str):
+        """A directory in the system's temp dir for this run's files, named in the undo log
+        (a run killed with SIGKILL leaves it to the next start's cleanup); removed on exit."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        if self.state is not None:
+            self.state.setdefault("tempdirs", []).append(path)
+            self._save_state()
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            if self.state is not None and path in self.state.get("tempdirs", []):
+                self.state["tempdirs"].remove(path)
+                with contextlib.suppress(OSError):
+                    self._save_state()
 
     # -- host sysctls (saved first, restored afterwards, shared with concurrent runs)
     def _apply_host_sysctls(self, wanted: dict[str, int | str], scopes: dict[str, tuple[str, str]]) -> None:

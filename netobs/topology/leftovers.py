@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from pyroute2 import IPRoute, netns
@@ -158,6 +160,7 @@ def _cleanup_leftovers_locked() -> list[str]:
             if _remove_netns(name):
                 removed.append(f"namespace {name}")
         _restore_globals(state, live, removed)
+        removed += _remove_tempdirs(state.get("tempdirs", []))
         undolog.remove(state["run"])
         removed.append(f"undo-log entry {undolog.path_for(state['run']).name}")
     known = {n for s in states for n in s.get("namespaces", [])}
@@ -180,6 +183,17 @@ def _cleanup_leftovers_locked() -> list[str]:
                 with contextlib.suppress(Exception):
                     ipr.link("del", index=link["index"])
                     removed.append(f"link {name}")
+    return removed
+
+
+def _remove_tempdirs(paths: list[str]) -> list[str]:
+    """A dead run's directories in the system's temp dir (only netobs-run-* ones there)."""
+    removed = []
+    for path in paths:
+        parent, name = os.path.split(os.path.normpath(path))
+        if parent == os.path.normpath(tempfile.gettempdir()) and name.startswith("netobs-") and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"temporary directory {path}")
     return removed
 
 
