@@ -229,6 +229,8 @@ def _oversubscription(r: Results, s: Scope) -> Judgement:
         best = max(measured, key=lambda j: j.numbers["explaining_change"])
         return Judgement("oversubscription", best.status, "profile", {**best.numbers, "measured": True})
     cores = r.host_cores
+    if not s.at:   # nothing measured at this scope (e.g. no configuration shared with the baseline)
+        return Judgement("oversubscription", NOT_MEASURED, "manifest", {"threads": None})
     threads = max(p[2] for p in s.at)
     if cores is None:
         return Judgement("oversubscription", NOT_MEASURED, "import" if r.imported else "manifest",
