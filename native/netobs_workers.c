@@ -43,6 +43,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -155,6 +156,33 @@ static int fail(struct nob_error *err, int e, const char *where, const char *fmt
         }
     }
     return -e;
+}
+
+/* Pin the calling thread to one CPU. 0 or the errno of sched_setaffinity. */
+static int pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)cpu, &set);
+    return sched_setaffinity(0, sizeof(set), &set) == 0 ? 0 : errno;
+}
+
+/* The CPU the calling thread is on now, -1 if unknown. */
+static int current_cpu(void)
+{
+    int cpu = sched_getcpu();
+    return cpu < 0 ? -1 : cpu;
+}
+
+/* The pinning lists of both roles: 0..NOB_MAX_THREADS ids, each 0..NOB_MAX_CPUS-1. */
+static int cfg_check_cpus(const int *cpus, int ncpus, struct nob_error *err)
+{
+    if (ncpus < 0 || ncpus > NOB_MAX_THREADS)
+        return fail(err, EINVAL, "config", "ncpus %d is not 0..%d", ncpus, NOB_MAX_THREADS);
+    for (int i = 0; i < ncpus; i++)
+        if (cpus[i] < 0 || cpus[i] >= NOB_MAX_CPUS)
+            return fail(err, EINVAL, "config", "cpu %d is not 0..%d", cpus[i], NOB_MAX_CPUS - 1);
+    return 0;
 }
 
 static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6; }
@@ -459,6 +487,7 @@ struct nob_thread {
     struct rusage ru0, ru1;
     uint64_t *hist;
     uint64_t lat_n, lat_sum, lat_max, lat_min;
+    int cpu_end; /* the CPU this thread was on when its window ended, -1 = unknown */
     /* failure */
     int err;
     char where[64];
@@ -518,7 +547,7 @@ static int cfg_check_client(const struct nob_client_config *cfg, struct nob_erro
         return fail(err, EINVAL, "config", "host '%s' is not a numeric address", cfg->host);
     if (cfg->zc_pool < 0 || cfg->zc_pool > 65536)
         return fail(err, EINVAL, "config", "zc_pool %d is not 0..65536", cfg->zc_pool);
-    return 0;
+    return cfg_check_cpus(cfg->cpus, cfg->ncpus, err);
 }
 
 static int ring_init(struct io_uring *ring, int depth, int npool, int zc, struct nob_error *err)
@@ -691,6 +720,7 @@ int nob_client_create(const struct nob_client_config *cfg, struct nob_client **o
                 return fail(err, ENOMEM, "allocate message buffers", NULL);
             }
         t->lat_min = UINT64_MAX;
+        t->cpu_end = -1;
         if ((rc = thread_setup(c, t, err))) {
             nob_client_free(c);
             return rc;
@@ -1029,6 +1059,7 @@ static void window_end(struct nob_thread *t)
     if (!t->in_window)
         return;
     thread_rusage(&t->ru1);
+    t->cpu_end = current_cpu();
     t->in_window = 0;
     t->window_done = 1;
 }
@@ -1299,6 +1330,17 @@ static void *client_thread(void *arg)
     struct nob_thread *t = arg;
     struct nob_client *c = t->c;
     const struct nob_client_config *cfg = &c->cfg;
+    if (cfg->ncpus > 0) {
+        int cpu = cfg->cpus[t->idx % cfg->ncpus], e = pin_self(cpu);
+        if (e) {
+            char where[64];
+            snprintf(where, sizeof(where), "sched_setaffinity(cpu %d)", cpu);
+            thread_fail(t, e, where);
+            window_end(t);
+            atomic_fetch_add(&c->windows_ended, 1);
+            return NULL;
+        }
+    }
     if (is_uring(cfg->strategy)) {
         uring_loop(t);
         return NULL;
@@ -1454,6 +1496,8 @@ static int wait_until(struct nob_client *c, double until)
 
 static void aggregate(struct nob_client *c, struct nob_client_stats *st)
 {
+    for (int i = 0; i < NOB_MAX_THREADS; i++)
+        st->thread_cpu[i] = -1;
     uint64_t *h = calloc(HIST_BUCKETS, sizeof(uint64_t));
     uint64_t lat_n = 0, lat_sum = 0, lat_max = 0, lat_min = UINT64_MAX;
     for (int i = 0; i < c->nthreads; i++) {
@@ -1477,6 +1521,7 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
         st->page_releases += t->page_releases;
         st->vmsplice_calls += t->vmsplices;
         st->per_thread_bytes[i] = t->bytes_total;
+        st->thread_cpu[i] = t->cpu_end;
         if (t->window_done) {
             st->cpu_user_s += tv_s(t->ru1.ru_utime) - tv_s(t->ru0.ru_utime);
             st->cpu_sys_s += tv_s(t->ru1.ru_stime) - tv_s(t->ru0.ru_stime);
@@ -1616,6 +1661,7 @@ struct nob_conn {
     uint64_t bytes, recv_calls, msgs_copied;
     uint64_t zc_mapped, zc_copied, zc_calls;
     int zc_fallback;
+    int pin_err, cpu; /* sched_setaffinity's errno; the CPU it was on at its end (-1 = unknown) */
     double first, last;
     double cpu_user, cpu_sys;
     struct verifier v;
@@ -1662,6 +1708,9 @@ int nob_server_open(const struct nob_server_config *cfg, struct nob_server **out
         return fail(err, EINVAL, "config", "timeout must be >= 0");
     if (memchr(cfg->bind, 0, sizeof(cfg->bind)) == NULL)
         return fail(err, EINVAL, "config", "bind address is not terminated");
+    int rc = cfg_check_cpus(cfg->cpus, cfg->ncpus, err);
+    if (rc)
+        return rc;
     struct sockaddr_storage ss;
     socklen_t sl = parse_addr(cfg->bind, cfg->port, &ss);
     if (!sl)
@@ -1779,6 +1828,13 @@ static void *conn_thread(void *arg)
     struct nob_server *s = k->s;
     const struct nob_server_config *cfg = &s->cfg;
     const int mode = s->mode, copy_out = mode == NOB_RECV_FIELDS;
+    if (cfg->ncpus > 0 && (k->pin_err = pin_self(cfg->cpus[k->idx % cfg->ncpus]))) {
+        close(k->fd); /* not pinned as asked: this connection is refused, the run fails */
+        k->fd = -1;
+        k->err = k->pin_err;
+        atomic_store(&k->done, 1);
+        return NULL;
+    }
     struct rusage ru0, ru1;
     thread_rusage(&ru0);
     /* fields: a whole number of messages, received in large calls like the plain server
@@ -1854,6 +1910,7 @@ static void *conn_thread(void *arg)
         break;
     }
     thread_rusage(&ru1);
+    k->cpu = current_cpu();
     k->cpu_user = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
     k->cpu_sys = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
     close(k->fd);
@@ -1920,6 +1977,7 @@ int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob
         k->s = s;
         k->fd = fd;
         k->idx = s->nconns;
+        k->cpu = -1;
         k->v.msg_size = cfg->msg_size;
         k->v.nfields = (unsigned)cfg->fields;
         k->v.flen = cfg->fields > 0 ? cfg->msg_size / (uint64_t)cfg->fields : 0;
@@ -1937,11 +1995,19 @@ int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob
     close(s->lfd); /* no more connections: a late client gets refused, not hung */
     s->lfd = -1;
     double first = 0, last = 0;
+    for (int i = 0; i < NOB_MAX_CONNS; i++)
+        st->conn_cpu[i] = -1;
     for (int i = 0; i < s->nconns; i++) {
         struct nob_conn *k = s->conns[i];
         pthread_join(k->tid, NULL);
+        if (k->pin_err && rc == 0) {
+            char where[64];
+            snprintf(where, sizeof(where), "sched_setaffinity(cpu %d)", cfg->cpus[i % cfg->ncpus]);
+            rc = fail(err, k->pin_err, where, "connection %d", i + 1);
+        }
         st->bytes_received += k->bytes;
         st->per_conn_bytes[i] = k->bytes;
+        st->conn_cpu[i] = k->cpu;
         st->recv_calls += k->recv_calls;
         st->messages_copied += k->msgs_copied;
         st->rx_zc_mapped += k->zc_mapped;

@@ -34,6 +34,8 @@
 #define NOB_MAX_MSG 67108864
 #define NOB_MAX_THREADS 256
 #define NOB_MAX_CONNS 1024
+/* CPU ids accepted: 0..NOB_MAX_CPUS-1 */
+#define NOB_MAX_CPUS 1024
 #define NOB_ADDR_LEN 64
 
 struct nob_error {
@@ -62,6 +64,10 @@ struct nob_client_config {
     double connect_timeout_s;
     int ctl_fd;              /* perf --control fifo (write "enable"/"disable"); -1 = none */
     int ack_fd;              /* perf ack fifo (read "ack"); -1 = none */
+    int cpus[NOB_MAX_THREADS];
+    int ncpus;               /* > 0: sending thread i runs only on CPU cpus[i % ncpus] (the thread
+                                calls sched_setaffinity on itself when it starts, before it
+                                sends); 0 = not pinned */
 };
 
 struct nob_client_stats {
@@ -98,6 +104,7 @@ struct nob_client_stats {
     int threads;
     int interrupted;                /* stopped by nob_client_stop() */
     uint64_t per_thread_bytes[256]; /* total bytes per thread */
+    int thread_cpu[NOB_MAX_THREADS];           /* the CPU each thread was on when its window ended; -1 = unknown */
 };
 
 struct nob_server_config {
@@ -110,6 +117,9 @@ struct nob_server_config {
     uint64_t msg_size;
     double timeout_s;        /* 0 = none */
     int rcvbuf;              /* > 0: SO_RCVBUF */
+    int cpus[NOB_MAX_THREADS];
+    int ncpus;               /* > 0: the receiving thread of the i-th accepted connection runs only
+                                on cpus[i % ncpus]; 0 = not pinned */
 };
 
 struct nob_server_stats {
@@ -117,6 +127,7 @@ struct nob_server_stats {
     int connections;                /* accepted */
     int conn_errors;                /* connections that ended with an error (reset, ...) */
     uint64_t per_conn_bytes[1024];
+    int conn_cpu[NOB_MAX_CONNS];            /* the CPU each receiving thread was on when it ended; -1 = unknown */
     double first_byte_s, last_byte_s; /* CLOCK_MONOTONIC seconds */
     double active_s;                /* last_byte_s - first_byte_s */
     double cpu_user_s, cpu_sys_s;   /* RUSAGE_THREAD deltas, summed over the receiving threads */

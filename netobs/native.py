@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 
 from netobs.errors import CapabilityError, Interrupted, NetobsError, UsageError
-from netobs.params import PARAMS, RECV_MODES
+from netobs.params import PARAMS, RECV_MODES, Field
 
 SERVER_HINT = "starting the server first (python -m netobs.workerproc serve), or check --host and --port"
 
@@ -45,13 +45,50 @@ def _lib():
     return _workers.ffi, _workers.lib
 
 
+def _check_cpus(value) -> tuple[int, ...]:
+    """The pinning list of either role: CPU ids, thread (or connection) i on cpus[i % len];
+    empty = not pinned. Its limits are the C header's (NOB_MAX_CPUS ids, NOB_MAX_THREADS long)."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+        raise UsageError(f"bad CPU list {value!r}", fix="CPU ids as whole numbers, e.g. 0,1")
+    cpus = tuple(value)
+    if cpus:
+        _, lib = _lib()
+        if len(cpus) > lib.NOB_MAX_THREADS:
+            raise UsageError(f"{len(cpus)} CPUs to pin to, more than {lib.NOB_MAX_THREADS}",
+                             fix=f"at most {lib.NOB_MAX_THREADS} CPU ids")
+        bad = [c for c in cpus if not 0 <= c < lib.NOB_MAX_CPUS]
+        if bad:
+            raise UsageError(f"CPU {bad[0]} is not an id between 0 and {lib.NOB_MAX_CPUS - 1}",
+                             fix="CPU ids of this host (`nproc`, `lscpu`)")
+    return cpus
+
+
+def _with_cpus(role: str) -> list[Field]:
+    """The role's fields from the parameter table, and `cpus` (the pinning contract,
+    DESIGN.md) unless the table declares it."""
+    fields = PARAMS.config_fields(role)
+    return fields if any(f.name == "cpus" for f in fields) else fields + [Field("cpus", (), _check_cpus)]
+
+
+FILLED_HERE = ("cpus", "ncpus")   # C config fields filled by `_fill_cpus`, after the table's
+
+
+def _fill_cpus(c, cpus) -> None:
+    """`cpus` into the C config's cpus[] and ncpus (derived from the list)."""
+    for i, cpu in enumerate(cpus):
+        c.cpus[i] = cpu
+    c.ncpus = len(cpus)
+
+
 ClientConfig = PARAMS.dataclass(
-    "ClientConfig", PARAMS.config_fields("client"), rules=PARAMS.config_rules("client"), module=__name__,
+    "ClientConfig", _with_cpus("client"), rules=PARAMS.config_rules("client"), module=__name__,
     doc="""A sending run: `threads` connections to host:port, each sending `msg_size`-byte messages
     with `strategy` for `duration` s after `warmup` s, or exactly `count` messages each.""")
 
 ServerConfig = PARAMS.dataclass(
-    "ServerConfig", PARAMS.config_fields("server"), rules=PARAMS.config_rules("server"), module=__name__,
+    "ServerConfig", _with_cpus("server"), rules=PARAMS.config_rules("server"), module=__name__,
     doc="""A receiving server: listens on bind:port (0 = any free port), one thread per connection;
     ends when `connections` connections have all closed (0: only on stop or timeout).""")
 
@@ -83,6 +120,9 @@ def _error(ffi, err, *, host: str = "", port: int = 0, bind: str = "") -> Netobs
                                "another --strategy; `netobs doctor` lists the strategies that work here")
     if where == "allocate message buffers" and e == E.ENOMEM:
         return UsageError("the messages do not fit in memory", detail or cause, "fewer --threads or a smaller --msg-size")
+    if where.startswith("sched_setaffinity"):
+        return UsageError(f"cannot pin a worker thread ({where})", f"{cause} ({detail})" if detail else cause,
+                          "CPUs this host has and this process may use (`nproc`, `taskset -p $$`)")
     if where == "config":
         return UsageError("bad worker configuration", detail or cause, "values within the documented ranges")
     if where.startswith("perf control"):
@@ -165,6 +205,7 @@ class Client:
         ffi, lib, cfg = self._ffi, self._lib, self.cfg
         c = ffi.new("struct nob_client_config *")
         PARAMS.fill("client", c, cfg)
+        _fill_cpus(c, cfg.cpus)
         self._err = ffi.new("struct nob_error *")
         self._stats = ffi.new("struct nob_client_stats *")
         h = ffi.new("struct nob_client **")
@@ -249,6 +290,8 @@ def client_stats(cfg: ClientConfig, st) -> dict:
                   if cfg.strategy in ("sendfile", "splice") else None),
         "verify": bool(cfg.verify), "verify_errors": 0,  # the receiver checks the pattern
         "per_thread_bytes": [st.per_thread_bytes[i] for i in range(cfg.threads)],
+        "cpus": list(cfg.cpus) or None,
+        "thread_cpu": [st.thread_cpu[i] for i in range(cfg.threads)],
         "interrupted": bool(st.interrupted),
         "pid": os.getpid(),
     }
@@ -283,6 +326,7 @@ class Server:
             ffi, lib, cfg = self._ffi, self._lib, self.cfg
             c = ffi.new("struct nob_server_config *")
             PARAMS.fill("server", c, cfg)
+            _fill_cpus(c, cfg.cpus)
             h = ffi.new("struct nob_server **")
             if lib.nob_server_open(c, h, self._err) < 0:
                 raise _error(ffi, self._err, port=cfg.port, bind=cfg.bind)
@@ -363,6 +407,8 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "bind": cfg.bind, "port": st.port,
         "bytes_received": st.bytes_received, "connections": n,
         "per_connection_bytes": [st.per_conn_bytes[i] for i in range(n)],
+        "cpus": list(cfg.cpus) or None,
+        "conn_cpu": [st.conn_cpu[i] for i in range(n)],
         "active_s": active,
         "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},

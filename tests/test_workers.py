@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 
-from netobs.errors import Interrupted, UsageError
+from netobs.errors import Interrupted, NetobsError, UsageError
 from netobs.native import Client, ClientConfig, Server, ServerConfig, run_client
 from netobs.runner import WORKER
 from netobs.strategies import NAMES as STRATEGIES
@@ -178,6 +178,58 @@ def test_count_mode_sends_exactly_m_messages(strategy):
     assert s["per_connection_bytes"] == [23 * 4096] * 2
     if strategy == "zero_copy":
         assert c["zerocopy"]["completions"] == c["zerocopy"]["sends"] >= 46
+
+
+# ------------------------------------------------------------------ pinning (the contract of DESIGN.md)
+
+def test_pinned_client_and_server_report_the_cpus_they_ran_on():
+    """Sending thread i on cpus[i % n], the i-th connection's receiving thread likewise: each
+    reports the CPU it was on at its end, which is the one it was pinned to."""
+    usable = sorted(os.sched_getaffinity(0))
+    need(len(usable) >= 2, "two CPUs this process may use")
+    a, b = usable[0], usable[1]
+    srv = Server(ServerConfig(connections=2, timeout=30, cpus=[b, a]))
+    port = srv.start()
+    try:
+        c = run_client(ClientConfig(port=port, strategy="one_copy", msg_size=65536, threads=2,
+                                    duration=0.3, warmup=0.1, cpus=[a, b]))
+        s = srv.wait(timeout=10)
+    finally:
+        srv.stop()
+    assert c["cpus"] == [a, b] and c["thread_cpu"] == [a, b]
+    assert s["cpus"] == [b, a] and s["conn_cpu"] == [b, a]  # in the order the connections came
+    assert c["bytes_sent_total"] == s["bytes_received"] > 0
+    # not pinned: every thread still says where it ended
+    c2, s2 = pair("one_copy", 65536, threads=2)
+    assert c2["cpus"] is None and all(cpu in usable for cpu in c2["thread_cpu"])
+    assert all(cpu in usable for cpu in s2["conn_cpu"])
+
+
+def test_an_impossible_cpu_is_one_line_naming_sched_setaffinity():
+    from netobs._workers import lib
+    cpu = lib.NOB_MAX_CPUS - 1
+    need(cpu not in os.sched_getaffinity(0), f"a host without CPU {cpu}")
+    srv = Server(ServerConfig(connections=1, timeout=30))
+    port = srv.start()
+    try:
+        with pytest.raises(UsageError) as ei:
+            run_client(ClientConfig(port=port, strategy="one_copy", msg_size=65536, duration=0.3, warmup=0.1,
+                                    cpus=[cpu]))
+    finally:
+        srv.stop()
+    msg = ei.value.message
+    assert f"sched_setaffinity(cpu {cpu})" in msg and "\n" not in msg and "; try " in msg, msg
+    srv = Server(ServerConfig(connections=1, timeout=30, cpus=[cpu]))  # the receiving side too
+    port = srv.start()
+    with pytest.raises(NetobsError):  # its connection is refused
+        run_client(ClientConfig(port=port, strategy="one_copy", msg_size=65536, duration=0.3, warmup=0.1))
+    with pytest.raises(UsageError, match=rf"sched_setaffinity\(cpu {cpu}\)"):
+        srv.wait(timeout=10)
+    # outside what C accepts at all: refused before anything starts
+    with pytest.raises(UsageError, match="not an id between 0 and"):
+        ClientConfig(cpus=[lib.NOB_MAX_CPUS])
+    with pytest.raises(UsageError, match="bad CPU list"):
+        ServerConfig(cpus=["0"])
 
 
 # ------------------------------------------------------------------ stop, in process
