@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from netobs import placement, placement_recorder
 from netobs.errors import EXIT_USAGE, NetobsError, UsageError
 from netobs.figures import ROLES
 from netobs.files import atomic_write, write_json
@@ -145,7 +146,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
     # remote: the server is `netobs remote-serve` on the other host, over ssh; its ready line
     # and its result come on ssh's stdout, and it lives while ssh's stdin (`hold`) is open
     remote = topology.kind == "remote"
-    server_values = {**PARAMS.worker_values("server", spec), "bind": topology.server_addr,
+    plan = placement.of_spec(spec)   # each role's CPU list, passed as the workers' --cpus
+    server_values = {**PARAMS.worker_values("server", spec), "bind": topology.server_addr, "cpus": plan.server,
                      "connections": spec.threads, "timeout": spec.warmup + spec.duration + FINISH_SLACK_S}
     events = list(spec.events) if spec.perf else None
     rfd = wfd = hold_r = hold_w = None
@@ -166,6 +168,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
     link_before = topology.link_stats()
     netstat_before = topology.netstat()
     server = client = None
+    recorder = placement_recorder.Recorder()
     start_r, start_w = os.pipe()
     try:
         try:
@@ -181,7 +184,8 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         # The client starts (Python, perf) while the server comes up, then waits for `go`:
         # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
         # (the port comes with `go`: with --port 0 only the server knows it once it listens)
-        client_values = {**PARAMS.worker_values("client", spec), "host": topology.server_addr, "start_fd": start_r}
+        client_values = {**PARAMS.worker_values("client", spec), "host": topology.server_addr, "start_fd": start_r,
+                         "cpus": plan.client}
         if client_perf:
             client_values.update(client_perf.worker_values)
         client_argv = WORKER + PARAMS.worker_argv("client", client_values)
@@ -201,6 +205,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
             tracer.start_point(here)
         if profiler is not None:   # perf stat wraps the client: its child is the worker
             profiler.start_point(here, wrappers=("client",) if client_perf else ())
+        recorder.start(here, wrappers=("client",) if client_perf else (), asked={r: plan.cpus(r) for r in ROLES})
         try:
             os.write(start_w, f"go {port}\n".encode())
         except BrokenPipeError:
@@ -223,6 +228,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         if profiler is not None:
             profiler.freeze()
     finally:
+        recorder.stop()   # sampling ends with the workers
         if rfd is not None:
             os.close(rfd)
         if hold_w is not None:
@@ -269,6 +275,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         "link": _link_delta(link_before, link_after),
         "pids": {"client": c.get("pid"), "server": s.get("pid")},
         "params": spec.to_dict(),   # every parameter of the point (iperf3 -J echoes its test's)
+        "placement": {**plan.to_dict(spec.threads), "measured": recorder.stop(_window(c, s, remote))},
     }
     if client_perf:
         result["perf"] = client_perf.result(window_s=c.get("window_s"))
@@ -300,6 +307,14 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         raise PointFailed("verification failed", cause=f"{result['verify_errors']} corrupted messages")
     write_json(point_dir / "result.json", result)
     return result
+
+
+def _window(c: dict, s: dict, remote: bool) -> tuple[float, float] | None:
+    """The measured window on CLOCK_MONOTONIC: it ends with the server's last byte (the client
+    stops sending when it closes) and lasts the client's window_s. None where the clocks are
+    not one (a remote server) or there is no window (--count)."""
+    end, span = s.get("last_byte_s"), c.get("window_s")
+    return None if remote or not end or not span else (end - span, end)
 
 
 def _remote_args(spec, events: list[str] | None) -> list[str]:
