@@ -210,7 +210,10 @@ def _bimodal_text(p: PointNoise, metric: str) -> str:
                 "place_client_cpus": "the client's CPUs", "place_server_cpus": "the server's CPUs"}[m.separated_by]
         v = m.figure_values
         return text + f"; {name} separates them ({v['low']} vs {v['high']}): placement did it."
-    return text + "; the placement figures do not separate them (or were not recorded)."
+    if p.shared_range is None:
+        return text + "; where the threads ran was not recorded, so whether placement did it cannot be told."
+    return text + (f"; the placement figures do not separate them (shared-CPU share {p.shared_range[0]:.2f} to "
+                   f"{p.shared_range[1]:.2f} across the repeats): not placement, as far as it was measured.")
 
 
 def _controlled(results: Results) -> bool | None:

@@ -147,7 +147,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
     # and its result come on ssh's stdout, and it lives while ssh's stdin (`hold`) is open
     remote = topology.kind == "remote"
     plan = placement.of_spec(spec)   # each role's CPU list, passed as the workers' --cpus
-    server_values = {**PARAMS.worker_values("server", spec), "bind": topology.server_addr, "cpus": plan.server,
+    server_values = {**PARAMS.worker_values("server", spec), "bind": topology.server_addr, "cpus": plan.server or None,
                      "connections": spec.threads, "timeout": spec.warmup + spec.duration + FINISH_SLACK_S}
     events = list(spec.events) if spec.perf else None
     rfd = wfd = hold_r = hold_w = None
@@ -185,7 +185,7 @@ def run_point(spec: RunSpec, topology, point_dir: Path, tracer=None, profiler=No
         # start-up overlaps, and the tracer is on both PIDs before the first byte is sent.
         # (the port comes with `go`: with --port 0 only the server knows it once it listens)
         client_values = {**PARAMS.worker_values("client", spec), "host": topology.server_addr, "start_fd": start_r,
-                         "cpus": plan.client}
+                         "cpus": plan.client or None}
         if client_perf:
             client_values.update(client_perf.worker_values)
         client_argv = WORKER + PARAMS.worker_argv("client", client_values)

@@ -138,7 +138,7 @@ def test_explain_names_a_bimodal_point_and_says_placement_did_it():
     # the same repeats, not separated by placement: bimodal, but placement is not named
     flat = [{**r, "place_shared_cpu_share": 0.5} for r in rows]
     text = {i["code"]: i["text"] for i in noise.describe(_results(flat)).items()}["bimodal"]
-    assert "placement did it" not in text and "do not separate" in text
+    assert "placement did it" not in text and "do not separate" in text and "0.50 to 0.50" in text
 
 
 def test_a_pinned_run_has_no_unpinned_caveat_and_compare_lists_placement():
