@@ -329,8 +329,12 @@ class CpuList(Kind):
             raise UsageError(f"bad {what} {value!r}", fix=f"{flag} as CPU ids like 0,2-3")
         cpus = tuple(value)
         for c in cpus:
-            if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < placement.MAX_CPUS:
-                raise UsageError(f"bad CPU {c!r} in {what}", fix=f"{flag} with CPU ids 0 to {placement.MAX_CPUS - 1}")
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise UsageError(f"bad CPU list {cpus!r}",
+                                 fix=f"{flag} as CPU ids like 0,2-3")
+            if not 0 <= c < placement.MAX_CPUS:
+                raise UsageError(f"CPU {c!r} in {what} is not an id between 0 and {placement.MAX_CPUS - 1}",
+                                 fix=f"{flag} with CPU ids of this host (`nproc`, `lscpu`)")
         if len(set(cpus)) != len(cpus):
             raise UsageError(f"a CPU is named twice in {what} {placement.list_text(cpus)}", fix=f"{flag} with each CPU once")
         return cpus

@@ -92,6 +92,9 @@ class Recorder:
         self.hz = hz
         self._thread: threading.Thread | None = None
         self._halt = threading.Event()
+        self._samples: list = []   # (stop() before start(): no samples, every figure missing)
+        self._slow: list = []
+        self._asked: dict = {}
 
     # -- the interface ------------------------------------------------------------------
     def start(self, pids: dict[str, int], wrappers=(), asked: dict | None = None) -> None:
