@@ -147,33 +147,40 @@ class Noise:
             out.append({"code": "below_placement_effect", "data": {"effect": self.placement_effect,
                                                                   "differences": self.small_differences},
                         "text": self._small_text()})
-        elif self.placement_effect and len(self.placements) > 1:
+        elif self.placement_effect:
             e = self.placement_effect
+            rest = ("strategies are compared within one placement, never across" if e["how"] == "across placements"
+                    else "no two strategies of one configuration differ by less")
             out.append({"code": "placement_effect", "data": e,
                         "text": f"Placement moved {_label(self.metric)} by {e['ratio']:.2f}x in this run "
-                                f"({e['how']}, {_config(e['config'])}); strategies are compared within one "
-                                "placement, never across."})
+                                f"({e['how']}, {_config(e['config'])}); {rest}."})
         return out
 
+    def _loose(self) -> list[PointNoise]:
+        """The points not pinned: every one where the placement was not recorded, else those of `none`."""
+        return self.points if self.controlled is None else [p for p in self.points if p.config.get(PLACE) == "none"]
+
     def _unpinned_data(self) -> dict:
-        spreads = [p.spread for p in self.points if p.spread is not None]
-        shared = [x for p in self.points if p.shared_range for x in p.shared_range]
+        spreads = [p.spread for p in self._loose() if p.spread is not None]
+        shared = [x for p in self._loose() if p.shared_range for x in p.shared_range]
         return {"host_cores": self.host_cores, "placements": self.placements, "recorded": self.controlled is not None,
                 "max_spread": max(spreads) if spreads else None,
                 "shared_range": [min(shared), max(shared)] if shared else None}
 
     def _unpinned_text(self) -> str:
         d = self._unpinned_data()
-        what = ("was not pinned (--placement none)" if d["recorded"]
-                else "did not record its CPU placement (netobs before issue 27, or an import): assumed not pinned")
+        mixed = d["recorded"] and set(self.placements) != {"none"}
+        what = ("has points not pinned (--placement none)" if mixed else "was not pinned (--placement none)"
+                if d["recorded"] else
+                "did not record its CPU placement (netobs before issue 27, or an import): assumed not pinned")
         text = (f"This run {what} on a {self.host_cores}-core host, where which CPUs the client and the server "
-                "land on moves throughput by up to 3x")
+                "land on can move throughput more than the strategy does")
         measured = []
         if d["shared_range"]:
             measured.append(f"the share of the window a client and a server thread shared a CPU went from "
                             f"{d['shared_range'][0]:.2f} to {d['shared_range'][1]:.2f}")
         if d["max_spread"] is not None:
-            worst = max((p for p in self.points if p.spread is not None), key=lambda p: p.spread)
+            worst = max((p for p in self._loose() if p.spread is not None), key=lambda p: p.spread)
             measured.append(f"repeats spread by up to {d['max_spread']:.0%} ({_config(worst.config)})")
         text += (": here " + " and ".join(measured) if measured else "") + "."
         return text + " Strategy differences in it may be placement's; --placement split (or same) controls it."
