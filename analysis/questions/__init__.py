@@ -82,6 +82,15 @@ def answer_all(results: Results, names=None) -> list[Answer]:
     message shapes (--fields, --nodelay) are answered shape by shape, each question's answers
     side by side: the questions compare strategies at one (size, threads), never across shapes."""
     names = check_names(names)
+    placements = results.placements()
+    if len(placements) > 1:   # (--placement same,split) answered placement by placement, like shapes
+        out = []
+        for p in placements:
+            for a in answer_all(results.of_placement(p), names):
+                a.shape = f"{a.shape} placement {p}" if a.shape else f"placement {p}"
+                a.title = f"{a.title} (placement {p})"
+                out.append(a)
+        return out
     shapes = results.shapes()
     if shapes == [STUDY]:
         return [QUESTIONS[n].answer(results) for n in names]
