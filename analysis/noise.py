@@ -142,7 +142,7 @@ class Noise:
         if self.controlled is not True and self.host_cores is not None and self.host_cores <= FEW_CORES:
             out.append({"code": "unpinned_few_cores", "data": self._unpinned_data(), "text": self._unpinned_text()})
         for p in self.bimodal:
-            out.append({"code": "bimodal", "data": asdict(p), "text": _bimodal_text(p, self.metric)})
+            out.append({"code": "bimodal", "data": asdict(p), "text": _bimodal_text(p, self.metric, self.controlled is not None)})
         if self.placement_effect and self.small_differences and self.controlled is not True:
             out.append({"code": "below_placement_effect", "data": {"effect": self.placement_effect,
                                                                   "differences": self.small_differences},
@@ -181,7 +181,7 @@ class Noise:
                             f"{d['shared_range'][0]:.2f} to {d['shared_range'][1]:.2f}")
         if d["max_spread"] is not None:
             worst = max((p for p in self._loose() if p.spread is not None), key=lambda p: p.spread)
-            measured.append(f"repeats spread by up to {d['max_spread']:.0%} ({_config(worst.config)})")
+            measured.append(f"repeats spread by up to {d['max_spread']:.0%} ({_config(worst.config, d['recorded'])})")
         text += (": here " + " and ".join(measured) if measured else "") + "."
         return text + " Strategy differences in it may be placement's; --placement split (or same) controls it."
 
@@ -199,15 +199,18 @@ def _label(metric: str) -> str:
     return "throughput" if metric == METRIC else metric
 
 
-def _config(c: dict) -> str:
+def _config(c: dict, placed: bool = True) -> str:
+    """A configuration in words; `placed` False: its placement not said (not recorded: the
+    loader's default name would be no fact)."""
     shape = "" if (int(c.get("fields", 8)) == 8 and not int(c.get("nodelay", 0))) else \
         f" {shape_label(c.get('fields', 8), c.get('nodelay', 0))}"
-    return f"{c['implementation']}{shape} {int(c['msg_size'])} B x {int(c['threads'])}, placement {c.get(PLACE)}"
+    return (f"{c['implementation']}{shape} {int(c['msg_size'])} B x {int(c['threads'])}"
+            + (f", placement {c.get(PLACE)}" if placed else ""))
 
 
-def _bimodal_text(p: PointNoise, metric: str) -> str:
+def _bimodal_text(p: PointNoise, metric: str, recorded: bool = True) -> str:
     m = p.modes
-    text = (f"{_config(p.config)}: its {p.repeats} repeats fall into two modes, {m.low_median:.3g} "
+    text = (f"{_config(p.config, recorded)}: its {p.repeats} repeats fall into two modes, {m.low_median:.3g} "
             f"(repeats {','.join(map(str, m.low))}) and {m.high_median:.3g} (repeats {','.join(map(str, m.high))}) "
             f"{'Gbit/s' if metric == METRIC else ''}".rstrip()
             + f", {m.gap_over_within:.1f}x apart compared with their own spread")
@@ -325,3 +328,62 @@ def placement_differences(base: Results, new: Results) -> list[dict]:
         out.append({"what": "placement measured: median share of the window client and server shared a CPU",
                     "base": sa, "new": sb})
     return out
+
+
+# ---- hooks the answers use ----------------------------------------------------------------------
+
+def shared_cpu(results: Results, points) -> float | None:
+    """The measured shared-CPU share (place_shared_cpu_share) of `points` ((strategy, size,
+    threads)): the median over them of each one's median over repeats; None where not recorded."""
+    runs = results.runs
+    col = "place_shared_cpu_share"
+    if col not in runs or runs[col].isna().all() or not points:
+        return None
+    med = runs.groupby(["implementation", "msg_size", "threads"])[col].median()
+    vals = [v for p in points if (v := med.get(tuple(p))) is not None and v == v]
+    return float(np.median(vals)) if vals else None
+
+
+def placement_numbers(results: Results, scope) -> dict:
+    """For a cause that placement moves (softirq on the sender, cross-CPU wake-ups): the measured
+    shared-CPU share of the scope's two sides (`{"shared_cpu", "shared_cpu_ref"}`), where recorded."""
+    at, ref = shared_cpu(results, scope.at), shared_cpu(results, scope.ref)
+    return {} if at is None or ref is None else {"shared_cpu": at, "shared_cpu_ref": ref}
+
+
+BELOW_EFFECT = "below_placement_effect"
+
+
+def guard(results: Results, answers) -> None:
+    """No answer calls a strategy gap smaller than the run's measured placement effect a property
+    of the strategy: where the run's placement was not controlled, each answer whose strategies
+    and configurations include such a gap gets a caveat that says so (code BELOW_EFFECT)."""
+    from .questions.common import Caveat
+
+    d = describe(results)
+    if d.controlled is True or not d.placement_effect or not d.small_differences:
+        return
+    for a in answers:
+        ev = a.evidence
+        if ev is None or ev.empty:
+            continue
+        named = set(ev["implementation"]) if "implementation" in ev else set()
+        named |= {s for s in results.impls if any(str(c).startswith(f"{s}_") for c in ev.columns)}
+        where = ({(int(s), int(t)) for s, t in zip(ev["msg_size"], ev["threads"])}
+                 if {"msg_size", "threads"} <= set(ev.columns) else None)
+        placed = a.shape.split("placement ", 1)[1] if "placement " in a.shape else None
+        mine = [x for x in d.small_differences if {x["faster"], x["slower"]} <= named
+                and (where is None or (x["msg_size"], x["threads"]) in where)
+                and (d.controlled is None or x["placement"] == "none")   # (a pinned placement is controlled)
+                and (placed is None or x["placement"] == placed)]
+        if not mine:
+            continue
+        e = d.placement_effect
+        a.facts.caveats.append(Caveat(BELOW_EFFECT, {"effect": e, "differences": mine}))
+        first = mine[0]
+        text = (f"Placement moved {_label(d.metric)} by {e['ratio']:.2f}x in this run, not controlled; "
+                f"{len(mine)} gap(s) here are smaller, e.g. {first['faster']} over {first['slower']} at "
+                f"{first['msg_size']} B x {first['threads']} ({first['ratio']:.2f}x): not properties of the strategies.")
+        a.prose.caveats.append(text)
+        if a.prose.own_caveats is not None:
+            a.prose.own_caveats.append(text)
