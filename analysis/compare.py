@@ -29,6 +29,7 @@ from netobs.spec import OLD_MATRIX_KEYS, stored_sweep
 
 from . import labels
 from .load import CONFIG, KEY, Results, by_series
+from .noise import placement_differences
 from .stats import ALPHA, METHODS, compare as welch_compare
 
 DEFAULT_METRICS = ("throughput_gbps", "latency_us", "cpu_s_per_gb", "copies_per_byte")
@@ -313,7 +314,7 @@ def compare(base: Results, new: Results, metrics=None, threshold_pct: float = DE
         base=_side(base), new=_side(new), threshold_pct=float(threshold_pct), alpha=ALPHA,
         metrics=[{"metric": m, "label": labels.label(m), "unit": labels.unit(m),
                   "higher_is_better": direction(m) > 0, "measured": where[m]} for m in metrics],
-        manifest_differences=manifest_differences(base.manifest, new.manifest), grid=grid, points=points,
+        manifest_differences=manifest_differences(base.manifest, new.manifest) + placement_differences(base, new), grid=grid, points=points,
         counts=_counts(points, compared), geomean_ratio=_geomeans(points), largest=_largest(points),
         ranking_changes=_ranking_changes(gb, gn, common) if RANKED_BY in compared else [],
     )

@@ -377,6 +377,20 @@ def _system_wide(r: Results, s: Scope) -> Judgement | None:
                      {"changes": changes, "metric": s.metric})
 
 
+def placed(h: Hypothesis) -> Hypothesis:
+    """A cause that CPU placement moves (softirq work on the sender: the receive path runs in the
+    sender's softirq when both ends share a CPU; cross-CPU wake-ups: the scheduler's cost when
+    they do not): its judgement cites the measured shared-CPU share of both sides (analysis.noise)."""
+    from .noise import placement_numbers
+
+    def judge(r: Results, s: Scope, role: str | None = h.role) -> Judgement | None:
+        j = h.judge(r, s, role) if h.judge.__code__.co_argcount >= 3 else h.judge(r, s)
+        if j is not None:
+            j.numbers.update(placement_numbers(r, s))
+        return j
+    return Hypothesis(h.name, judge, h.role)
+
+
 CATALOGUE: dict[str, Hypothesis] = {h.name: h for h in (
     Hypothesis("oversubscription", _oversubscription),
     Hypothesis("system_wide", _system_wide),
@@ -386,8 +400,8 @@ CATALOGUE: dict[str, Hypothesis] = {h.name: h for h in (
     thread_time("lock_contention", "client", "lock"),
     Hypothesis("deferred_copy_local", _deferred_copy),
     *(mechanism(n) for n in acc.MECHANISMS if n not in ("deferred_copy", "scheduling")),
-    mechanism("scheduling", fallback=rises("scheduling", _column("cs_per_mib"), "perf", 0.0).judge),
-    mechanism("softirq_on_sender", "client", cls="softirq_rx"),
+    placed(mechanism("scheduling", fallback=rises("scheduling", _column("cs_per_mib"), "perf", 0.0).judge)),
+    placed(mechanism("softirq_on_sender", "client", cls="softirq_rx")),
     network("retransmissions", "retrans_per_mib", "netstat"),
     network("link_packets", "link_packets_per_mib", "netstat"),
     rises("memory_pressure", _sum("trace_client_mem_pressure_events", "netstat_client_tcpext_tcpmemorypressures"),

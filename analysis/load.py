@@ -20,6 +20,7 @@ from netobs import strategies
 from netobs.errors import UsageError
 from netobs.figures import (
     EVENT_BY_COLUMN,
+    PLACEMENT_DEFAULT,
     ROLE_COLUMNS,
     SHAPE_KEY,
     STUDY_COLUMNS,
@@ -39,7 +40,11 @@ from netobs.store import parse_runs_numbered, read_manifest
 # message, TCP_NODELAY), a configuration across shapes, and a point (netobs.figures.POINT_KEY).
 KEY = ["implementation", "msg_size", "threads"]
 SHAPE = list(SHAPE_KEY)
-CONFIG = KEY + SHAPE
+# the CPU placement asked for (--placement): repeats of one configuration share it; a row without
+# it (a store from before issue 27, an import) reads as the default's name (its point id), and
+# analysis.noise tells from the manifest whether the placement was really controlled
+PLACE = "placement"
+CONFIG = KEY + SHAPE + [PLACE]
 POINT_KEY = CONFIG + ["repeat"]
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
 KIB, MIB = 1024.0, 1024.0 * 1024.0
@@ -167,6 +172,17 @@ class Results:
         found = {(int(f), int(n)) for f, n in self.runs[SHAPE].drop_duplicates().itertuples(index=False)}
         study = tuple(STUDY_SHAPE[c] for c in SHAPE)
         return sorted(found, key=lambda s: (s != study, s))
+
+    def placements(self) -> list[str]:
+        """The placements of the ok points (--placement), the default first."""
+        return sorted(set(self.runs[PLACE]), key=lambda p: (p != PLACEMENT_DEFAULT, p))
+
+    def of_placement(self, placement: str) -> "Results":
+        """These results with only the points of one placement (the loader's notes kept)."""
+        def pick(df: pd.DataFrame) -> pd.DataFrame:
+            return df if df.empty else df[df[PLACE] == placement].reset_index(drop=True)
+        return Results(path=self.path, manifest=self.manifest, runs=pick(self.runs), failed=pick(self.failed),
+                       notes=list(self.notes))
 
     def of_shape(self, shape: tuple[int, int]) -> "Results":
         """These results with only the points of one message shape (the loader's notes kept)."""
@@ -311,7 +327,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     why = pd.Series("", index=raw.index, dtype=object)
     for col in raw.columns:
         text = raw[col].astype(str).str.strip()
-        empty = text.str.lower().isin(MISSING_TOKENS)
+        empty = text.str.lower().isin(MISSING_TOKENS) if col != PLACE else text.eq("")   # (placement "none" is a word)
         if is_text(col):
             cols[col] = text.where(~empty, None).astype(object)
             continue
@@ -338,6 +354,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     # the message shape: a row of a store from before it was a column (or an import) has the study's
     for col in SHAPE:
         cols[col] = cols[col].fillna(float(STUDY_SHAPE[col]))
+    cols[PLACE] = cols[PLACE].fillna(PLACEMENT_DEFAULT)
     return pd.DataFrame(cols, index=raw.index[~bad])
 
 
@@ -518,8 +535,8 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     points of the matrix with no row (so a reader is never shown fewer points without a word).
     `already_named`: points a note has named already (a torn row), not named again."""
     notes = []
-    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat, r.fields, r.nodelay): r.status
-            for r in df[["implementation", "msg_size", "threads", "repeat", *SHAPE, "status"]].itertuples()}
+    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat, r.fields, r.nodelay, r.placement): r.status
+            for r in df[["implementation", "msg_size", "threads", "repeat", *SHAPE, PLACE, "status"]].itertuples()}
     rows.update({name: "torn" for name in already_named})
     points = path / "points"
     if str(manifest.get("source")) != "import" and points.is_dir():
@@ -538,8 +555,10 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     if str(manifest.get("source")) != "import" and names and matrix.get("sizes") and matrix.get("threads"):
         shape = [matrix.get(c, STUDY_SHAPE[c]) for c in SHAPE]   # one value each before issue 15
         fields, nodelay = ([v] if not isinstance(v, list) else v for v in shape)
-        planned = {point_id(i, s, t, r, f, n) for i in names for s in matrix["sizes"] for t in matrix["threads"]
-                   for r in range(int(matrix.get("repeats") or 1)) for f in fields for n in nodelay}
+        placed = matrix.get(PLACE) or [PLACEMENT_DEFAULT]
+        placed = [placed] if isinstance(placed, str) else placed
+        planned = {point_id(i, s, t, r, f, n, p) for i in names for s in matrix["sizes"] for t in matrix["threads"]
+                   for r in range(int(matrix.get("repeats") or 1)) for f in fields for n in nodelay for p in placed}
         absent = planned - set(rows)
         if absent:
             state = manifest.get("state")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netobs import costclass, netstat
+from netobs.placement import DEFAULT as PLACEMENT_DEFAULT
 
 # The two sides of a point. The tracer's role indices (NETOBS_ROLE_* in bpf/netobs_trace.h)
 # follow this order, and so do the trace columns.
@@ -97,6 +98,18 @@ WORKER_FIGURES: tuple[Figure, ...] = (
     Figure("nodelay", "TCP_NODELAY", "", ("params", "nodelay"), "1 when the client set TCP_NODELAY"),
     Figure("rx_zc_copied_bytes", "bytes copied on receive beside the mapping", "B", ("rx_zerocopy", "copied_bytes"),
            "--recv zerocopy: bytes it could not map (or all, after a fallback), copied"),
+    Figure("placement", "CPU placement", "", ("params", "placement"),
+           "the placement asked for (--placement: split, same, none, explicit)", text=True),
+    # where the threads ran, across roles (netobs.observers.placement; per role: PLACEMENT_FIGURES)
+    Figure("place_shared_cpu_share", "share of the window a client and a server thread shared a CPU", "",
+           ("placement", "shared_cpu_share"),
+           "samples in the window in which a client and a server working thread were on one CPU "
+           "(empty: the two ends on two hosts)"),
+    Figure("place_rx_softirq_cpu", "CPU of the receive softirq", "", ("placement", "rx_softirq_cpu"),
+           "the CPU that ran most of the window's NET_RX softirqs on the server's host (/proc/softirqs, host-wide)"),
+    Figure("place_rx_softirq_on_client", "receive softirqs on the client's CPUs", "",
+           ("placement", "rx_softirq_on_client"),
+           "share of the window's NET_RX softirqs on a CPU the client's threads were seen on (one host only)"),
 )
 
 # ---- where a point result's own keys come from (netobs.runner.point_result builds it from these)
@@ -203,9 +216,25 @@ LINK_FIGURES: tuple[Figure, ...] = tuple(
            "change over the point on the role's link (veth end; loopback: lo)")
     for k in ("tx_bytes", "tx_packets", "rx_bytes", "rx_packets"))
 
+# where each role's working threads ran in the measured window, and the CPUs its placement
+# asked for (netobs.observers.placement; runs.csv: place_<role>_<figure>)
+PLACEMENT_FIGURES: tuple[Figure, ...] = (
+    Figure("asked", "CPUs asked", "", ("placement", "{role}", "asked"),
+           "the CPUs the placement pinned the role's threads to (the workers' --cpus; empty: not pinned)", text=True),
+    Figure("cpus", "CPUs the working threads ran on", "", ("placement", "{role}", "cpus"),
+           "the CPUs the role's working threads were seen on in the window", text=True),
+    Figure("on_asked", "share of samples on the asked CPUs", "", ("placement", "{role}", "on_asked"),
+           "share of the role's samples on the CPUs its placement asked for (empty: not pinned)"),
+    Figure("migrations", "migrations", "migrations", ("placement", "{role}", "migrations"),
+           "moves of the role's working threads between CPUs in the window (the scheduler's se.nr_migrations)"),
+    Figure("threads", "working threads seen", "threads", ("placement", "{role}", "threads")),
+    Figure("samples", "placement samples", "samples", ("placement", "{role}", "samples"),
+           "samples of the role's working threads' CPUs in the window"),
+)
+
 # (column prefix, figures) per family of role columns
 ROLE_FAMILIES = (("prof", PROFILE_FIGURES), ("wait", WAIT_FIGURES), ("work", WORK_FIGURES), ("netstat", NETSTAT_FIGURES),
-                 ("link", LINK_FIGURES))
+                 ("link", LINK_FIGURES), ("place", PLACEMENT_FIGURES))
 
 
 def role_column(family: str, role: str, name: str) -> str:
@@ -246,7 +275,9 @@ WORKER_COLUMNS: list[str] = [f.column for f in WORKER_FIGURES]
 SHAPE_KEY = ("fields", "nodelay")
 STUDY_FIELDS = 8
 STUDY_SHAPE = {"fields": STUDY_FIELDS, "nodelay": 0}
-POINT_KEY = ("implementation", "msg_size", "threads", "repeat") + SHAPE_KEY
+# CPU placement (--placement) is part of a point's identity too; the default (netobs.placement's,
+# the parameter table's) names none, so a point at the default placement has the name it always had.
+POINT_KEY = ("implementation", "msg_size", "threads", "repeat") + SHAPE_KEY + ("placement",)
 
 
 # ---- perf event columns --------------------------------------------------------------------
@@ -332,6 +363,9 @@ def markdown() -> str:
                  + " (TCP MIB deltas in the role's namespace; loopback: the host's, all its traffic), and "
                  + "`link_<role>_<counter>` for " + ", ".join(f"`{f.column}`" for f in LINK_FIGURES)
                  + " (the role's link).")
+    lines.append("Where each role's working threads ran in the measured window (netobs.observers.placement): "
+                 "`place_<role>_<figure>`:")
+    lines += [f"- `{f.column}`{f' ({f.unit})' if f.unit else ''}: {f.help or f.label}" for f in PLACEMENT_FIGURES]
     return "\n".join(lines)
 
 
@@ -345,8 +379,16 @@ def shape_label(fields=STUDY_FIELDS, nodelay=False) -> str:
     return f"f={int(fields)}" + (" nodelay" if nodelay else "")
 
 
-def point_id(strategy: str, msg_size: int, threads: int, repeat: int, fields=STUDY_FIELDS, nodelay=False) -> str:
+def placement_suffix(placement=PLACEMENT_DEFAULT) -> str:
+    """What a point's name adds for a placement other than the default: `-psame`, `-pnone`."""
+    return "" if not placement or placement == PLACEMENT_DEFAULT else f"-p{placement}"
+
+
+def point_id(strategy: str, msg_size: int, threads: int, repeat: int, fields=STUDY_FIELDS, nodelay=False,
+             placement=PLACEMENT_DEFAULT) -> str:
     """A point's name: its directory under points/ and how every message names it. The
     study's shape names no shape (`one_copy-65536-1-r0`, as every store before shapes); another
-    says its own before the repeat (`one_copy-65536-1-f1-nd-r0`)."""
-    return f"{strategy}-{int(msg_size)}-{int(threads)}{shape_suffix(fields, nodelay)}-r{int(repeat)}"
+    says its own before the repeat (`one_copy-65536-1-f1-nd-r0`), and so does a placement other
+    than the default (`one_copy-65536-1-psame-r0`)."""
+    return (f"{strategy}-{int(msg_size)}-{int(threads)}{shape_suffix(fields, nodelay)}"
+            f"{placement_suffix(placement)}-r{int(repeat)}")

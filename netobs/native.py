@@ -444,7 +444,7 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "per_connection_bytes": [st.per_conn_bytes[i] for i in range(n)],
         "cpus": list(cfg.cpus) or None,
         "conn_cpu": [st.conn_cpu[i] for i in range(n)],
-        "active_s": active,
+        "active_s": active, "last_byte_s": st.last_byte_s or None,   # CLOCK_MONOTONIC (the placement window)
         "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
         "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,

@@ -31,7 +31,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from netobs import strategies
+from netobs import placement, strategies
 from netobs.errors import UsageError
 from netobs.figures import ROLES, STUDY_FIELDS
 from netobs.jsonsafe import jsonable
@@ -330,6 +330,38 @@ class Events(Kind):
 
     def text(self, value) -> str:
         return ",".join(value)
+
+
+@dataclass(frozen=True)
+class CpuList(Kind):
+    """CPU ids as the kernel writes them (`0,2-3`): a tuple, in the order given (whether this
+    host has them is the placement rule's to check, with the spec)."""
+
+    metavar = "LIST"
+
+    def parse(self, text, what, flag):
+        try:
+            return self.check(placement.parse_list(text), what, flag)
+        except ValueError:
+            raise UsageError(f"bad {what} {text!r}", fix=f"{flag} as CPU ids like 0,2-3") from None
+
+    def check(self, value, what, flag):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+            raise UsageError(f"bad {what} {value!r}", fix=f"{flag} as CPU ids like 0,2-3")
+        cpus = tuple(value)
+        for c in cpus:
+            if isinstance(c, bool) or not isinstance(c, int):
+                raise UsageError(f"bad CPU list {cpus!r}",
+                                 fix=f"{flag} as CPU ids like 0,2-3")
+            if not 0 <= c < placement.MAX_CPUS:
+                raise UsageError(f"CPU {c!r} in {what} is not an id between 0 and {placement.MAX_CPUS - 1}",
+                                 fix=f"{flag} with CPU ids of this host (`nproc`, `lscpu`)")
+        if len(set(cpus)) != len(cpus):
+            raise UsageError(f"a CPU is named twice in {what} {placement.list_text(cpus)}", fix=f"{flag} with each CPU once")
+        return cpus
+
+    def text(self, value) -> str:
+        return placement.list_text(value)
 
 
 # ---- the declaration ------------------------------------------------------------------------
@@ -685,6 +717,13 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def placement_rule(spec) -> None:
+    """Every CPU a point (or each placement of a sweep) would pin to exists, is online and may
+    be used here: refused in one line before anything on the system changes."""
+    for asked in (spec.placement,) if isinstance(spec.placement, str) else spec.placement:
+        placement.plan(asked, spec.client_cpus, spec.server_cpus, spec.topology)
+
+
 @dataclass(frozen=True)
 class SshHost(Text):
     """[USER@]HOST for ssh: never read as one of ssh's options, nothing a shell would split."""
@@ -778,6 +817,18 @@ PARAMS = Table([
           sweep=Sweep("nodelay", "TCP_NODELAY settings", (False,),
                       help="TCP_NODELAY on the client's sockets: off, on, or both as off,on (--nodelay alone: "
                            "on; each setting is a message shape of its own).")),
+    Param("placement", Choice(placement.PLACEMENTS), placement.DEFAULT,
+          "Where the working threads run: split (client and server on two sets of CPUs), same (both ends "
+          "of a connection on one CPU), none (not pinned: the kernel's choice), explicit (--client-cpus, "
+          "--server-cpus). Thread i on CPU list[i mod len].",
+          what="placement", run=True, point=True,
+          sweep=Sweep("placement", "placements", (placement.DEFAULT,),
+                      help="Placements, comma-separated (e.g. same,split: each a point of its own; "
+                           "split: client and server on two sets of CPUs, none: the kernel's choice).")),
+    Param("client_cpus", CpuList(), None, "With --placement explicit: the client's CPUs (e.g. 0 or 0,2-3).",
+          what="client CPUs", optional=True, run=True, point=True, sweep=Sweep()),
+    Param("server_cpus", CpuList(), None, "With --placement explicit: the server's CPUs.",
+          what="server CPUs", optional=True, run=True, point=True, sweep=Sweep()),
     Param("uring_depth", Int(1, MAX_URING_DEPTH), 1,
           "io_uring/io_uring_zc: sends in flight per thread, submitted as one linked chain.",
           what="io_uring queue depth", run=True, point=True, sweep=Sweep(), client=Use("uring_depth")),
@@ -798,6 +849,9 @@ PARAMS = Table([
     Param("host", Host(), "127.0.0.1", "Server address to connect to.", what="server address",
           client=Use("host")),
     Param("bind", Host(), "127.0.0.1", "Address to listen on.", what="bind address", server=Use("bind")),
+    Param("cpus", CpuList(), (), "Pin: thread i runs only on CPU LIST[i mod len] (the server: the i-th accepted "
+          "connection's thread); not given: not pinned. netobs's runner derives it from --placement "
+          "(netobs.placement).", what="CPU list", client=Use("cpus"), server=Use("cpus")),
     Param("connections", Int(1, MAX_CONNECTIONS, off=(0, "until stopped")), 1,
           "End when this many connections have closed.", what="connection count", server=Use("connections")),
     Param("timeout", Float(0.0, 86400.0), 0.0, "End after this many seconds (0: no limit).",

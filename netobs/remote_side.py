@@ -224,6 +224,7 @@ def serve(spec, bind: str, server, observers: list, files, skipped: dict, here, 
     live = list(observers)   # (an observer whose step fails leaves the point)
     try:
         for obs in observers:
+            obs.point = spec
             _tolerant(obs, skipped, live, obs.begin, files)
         server.spawn(spec, bind, files, live)
         port = server.ready()

@@ -57,6 +57,7 @@ def run_point(spec: RunSpec, rig: Rig, files) -> dict:
     start_r, start_w = os.pipe()   # the client's `go`
     try:
         for obs in observers:
+            obs.point = spec
             obs.begin(files)
         server.spawn(spec, rig.topology.server_addr, files, observers)
         # The client starts (Python, perf) while the server comes up, then waits for `go`:

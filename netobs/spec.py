@@ -12,7 +12,7 @@ import itertools
 import random
 
 from netobs.figures import point_id
-from netobs.params import PARAMS, Declared, Table, remote_rule
+from netobs.params import PARAMS, Declared, Table, placement_rule, remote_rule
 
 
 class _Point(Declared):
@@ -21,9 +21,10 @@ class _Point(Declared):
 
     @property
     def key(self) -> tuple:
-        """(strategy, msg_size, threads, repeat, fields, nodelay): a point's identity in the
-        results store (netobs.figures.POINT_KEY; `store.row_key` reads a stored row's)."""
-        return (self.strategy, self.msg_size, self.threads, self.repeat, self.fields, int(self.nodelay))
+        """(strategy, msg_size, threads, repeat, fields, nodelay, placement): a point's identity
+        in the results store (netobs.figures.POINT_KEY; `store.row_key` reads a stored row's)."""
+        return (self.strategy, self.msg_size, self.threads, self.repeat, self.fields, int(self.nodelay),
+                self.placement)
 
     @property
     def point_id(self) -> str:
@@ -31,7 +32,7 @@ class _Point(Declared):
 
 
 class _Sweep(Declared):
-    """The matrix: strategies × message shapes (fields × nodelay) × sizes × thread counts ×
+    """The matrix: strategies × message shapes (fields × nodelay) × placements × sizes × thread counts ×
     repeats, in a chosen order, and the parameters every point shares (fields: netobs.params,
     every parameter `netobs sweep` takes). Its points are of its table's RunSpec (`POINT`)."""
 
@@ -47,18 +48,18 @@ class _Sweep(Declared):
         One shape (the study's): the order is the one before shapes were swept.
         """
         combos = list(itertools.product(self.sizes, self.threads))
-        shapes = list(itertools.product(self.fields, self.nodelay))
+        shapes = list(itertools.product(self.fields, self.nodelay, self.placement))
         if self.order == "interleaved":
-            keys = [(r, s, t, i, f, n) for s, t in combos for r in range(self.repeats) for i in self.strategies
-                    for f, n in shapes]
+            keys = [(r, s, t, i, f) for s, t in combos for r in range(self.repeats) for i in self.strategies
+                    for f in shapes]
         else:
-            keys = [(r, s, t, i, f, n) for r in range(self.repeats) for i in self.strategies for f, n in shapes
+            keys = [(r, s, t, i, f) for r in range(self.repeats) for i in self.strategies for f in shapes
                     for s, t in combos]
         if self.order == "random":
             random.Random(self.seed).shuffle(keys)
         shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
-        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, fields=f, nodelay=n, **shared)
-                for r, s, t, i, f, n in keys]
+        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, fields=f, nodelay=n, placement=p, **shared)
+                for r, s, t, i, (f, n, p) in keys]
 
     def check_points(self) -> None:
         """Every combination of the axes is a point the workers take (a point's rules across
@@ -75,7 +76,8 @@ class _Sweep(Declared):
 
 def _rules(table: Table) -> tuple:
     """Rules across fields (a table without the remote parameters, as tests build, has none)."""
-    return (remote_rule,) if "remote" in table.by_name else ()
+    return (((remote_rule,) if "remote" in table.by_name else ())
+            + ((placement_rule,) if "placement" in table.by_name else ()))
 
 
 def spec_classes(table: Table) -> tuple[type, type]:

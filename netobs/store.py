@@ -105,9 +105,11 @@ def _int_cell(row: dict, column: str, default: int) -> int:
 
 def row_key(row: dict) -> tuple:
     """A runs.csv row's point identity, as `RunSpec.key` has it (figures.POINT_KEY): rows of
-    stores written before the message shape was a column have the study's shape."""
+    stores written before the message shape was a column have the study's shape, before the
+    placement was one the default placement's name."""
     return (str(row["implementation"]), int(float(row["msg_size"])), int(float(row["threads"])),
-            _int_cell(row, "repeat", 0), *(_int_cell(row, c, figures.STUDY_SHAPE[c]) for c in figures.SHAPE_KEY))
+            _int_cell(row, "repeat", 0), *(_int_cell(row, c, figures.STUDY_SHAPE[c]) for c in figures.SHAPE_KEY),
+            str(row.get("placement") or "").strip() or figures.PLACEMENT_DEFAULT)
 
 
 

@@ -26,7 +26,7 @@ RUNNER_KEYS = {"status", "topology", "params", "error", "verify_errors", "pids"}
 
 def test_the_registry_names_each_observer_once_with_its_keys():
     names = [cls.name for cls in REGISTRY]
-    assert names == ["perf", "trace", "profile", "netstat", "link"] and len(set(names)) == len(names)
+    assert names == ["perf", "trace", "profile", "placement", "netstat", "link"] and len(set(names)) == len(names)
     keys = [k for cls in REGISTRY for k in cls.keys]
     assert all(cls.keys for cls in REGISTRY) and len(set(keys)) == len(keys)
 
@@ -122,7 +122,7 @@ def test_a_remote_session_serves_every_point_on_the_same_local_server(tmp_path):
                 perf=False)
     with open_topology("loopback", sysctls={}) as topo, contextlib.ExitStack() as stack:
         rig = open_rig(stack, RunSpec(**spec), _HereAsRemote(topo))
-        assert not rig.server.local and [o.name for o in rig.observers] == ["netstat", "link"]
+        assert not rig.server.local and [o.name for o in rig.observers] == ["placement", "netstat", "link"]
         results = [run_point(RunSpec(**spec, repeat=i), rig, PointFiles(tmp_path / str(i))) for i in range(2)]
         with pytest.raises(UsageError, match="in use"):   # a point the far end refuses ...
             run_point(RunSpec(**spec, port=_busy_port(stack)), rig, PointFiles(tmp_path / "busy"))
@@ -131,6 +131,9 @@ def test_a_remote_session_serves_every_point_on_the_same_local_server(tmp_path):
         assert r["bytes_received"] == r["bytes_sent_total"] > 0 and r["topology"] == "remote"
         assert r["link"]["server"]["rx_bytes"] >= r["bytes_received"]           # lo, read at the far end
         assert r["netstat"]["server"] is not None and r["remote"]["skipped"] == {}
+        placed = r["placement"]   # the server's sampled at the far end (its window on its clock), the client's here
+        assert placed["server"]["samples"] > 0 and placed["server"]["window"] and placed["client"]["samples"] > 0
+        assert placed["client"]["window"] is None and placed["shared_cpu_share"] is None
     assert [r["remote"]["session_point"] for r in results + [after]] == [1, 2, 1]
     assert (tmp_path / "0" / "server.stderr").exists() and (tmp_path / "0" / "result.json").exists()
 

@@ -109,7 +109,7 @@ def _other_value(p: Param, use: Use):
         return kind.hi / 3
     if isinstance(kind, Int):
         return (kind.hi if kind.hi is not None else (kind.lo or 0) + 5)
-    return {"strategy": "zero_copy", "host": "127.0.0.2", "bind": "::1"}.get(p.name, "/tmp/some-fifo")
+    return {"strategy": "zero_copy", "host": "127.0.0.2", "bind": "::1", "cpus": (1, 0)}.get(p.name, "/tmp/some-fifo")
 
 
 @pytest.mark.parametrize("role", params.ROLES)

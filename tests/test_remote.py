@@ -117,7 +117,7 @@ def test_without_root_there_tracing_is_skipped_with_the_reason(monkeypatch):
     spec = RunSpec(strategy="one_copy", topology="loopback", perf=False, trace=True, profile=True)
     with contextlib.ExitStack() as stack:
         opened = observers.open_all(stack, spec, ("server",), None, skipped)
-    assert [o.name for o in opened] == ["netstat", "link"]      # what needs no root is still had
+    assert [o.name for o in opened] == ["placement", "netstat", "link"]      # what needs no root is still had
     assert set(skipped) == {"trace", "profile"} and all("not root" in why for why in skipped.values())
 
 
@@ -182,6 +182,8 @@ def test_sweep_over_ssh(remote, tmp_path):
         assert int(r["link_server_rx_bytes"]) >= received            # its veth end, read there
         assert int(r["netstat_server_tcp_insegs"]) > 0               # its namespace's MIB, read there
         assert int(r["link_client_tx_bytes"]) >= sent
+        assert int(r["place_server_samples"]) > 0 and r["place_server_cpus"]   # where it ran, sampled there
+        assert r["place_shared_cpu_share"] == ""                     # two hosts: not measured
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["topology"]["kind"] == "remote"
     assert manifest["topology"]["addresses"] == {"client": sshd_mod.HOST_ADDR, "server": remote.addr}

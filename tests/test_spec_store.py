@@ -141,7 +141,7 @@ def test_store_replaces_failed_row_and_refuses_overwrite(tmp_path):
     store.add_point({"strategy": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
     assert store.done_keys() == set()
     store.add_point(_result())
-    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0, 8, 0)}
+    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0, 8, 0, "split")}
     with pytest.raises(UsageError, match="not empty"):
         ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
     again = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS, force=True)

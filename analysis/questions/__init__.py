@@ -80,8 +80,26 @@ STUDY = tuple(STUDY_SHAPE[c] for c in SHAPE_KEY)   # the study's message shape: 
 def answer_all(results: Results, names=None) -> list[Answer]:
     """Answer the named questions (all six, in order, when names is None). Results of several
     message shapes (--fields, --nodelay) are answered shape by shape, each question's answers
-    side by side: the questions compare strategies at one (size, threads), never across shapes."""
-    names = check_names(names)
+    side by side: the questions compare strategies at one (size, threads), never across shapes.
+    Where the placement was not controlled, a strategy gap below the run's measured placement
+    effect is said not to be the strategy's (analysis.noise.guard)."""
+    from ..noise import guard
+
+    answers = _answer_all(results, check_names(names))
+    guard(results, answers)
+    return answers
+
+
+def _answer_all(results: Results, names) -> list[Answer]:
+    placements = results.placements()
+    if len(placements) > 1:   # (--placement same,split) answered placement by placement, like shapes
+        out = []
+        for p in placements:
+            for a in _answer_all(results.of_placement(p), names):
+                a.shape = f"{a.shape} placement {p}" if a.shape else f"placement {p}"
+                a.title = f"{a.title} (placement {p})"
+                out.append(a)
+        return out
     shapes = results.shapes()
     if shapes == [STUDY]:
         return [QUESTIONS[n].answer(results) for n in names]

@@ -154,6 +154,13 @@ def _mech(d: dict) -> str:
     return f"{d['gap_cpu_s_per_gb']:+.3g} CPU-s/GB, {_pct1(d['share'])} of {side} gap"
 
 
+def _placed(d: dict) -> str:
+    """The measured shared-CPU share beside a cause placement moves (2 numbers), where recorded."""
+    if d.get("shared_cpu") is None:
+        return ""
+    return f"; client and server shared a CPU {_pct1(d['shared_cpu'])} of the window vs {_pct1(d['shared_cpu_ref'])}"
+
+
 def _thread_time(d: dict) -> str:
     if "value" not in d:
         return "not profiled"
@@ -199,8 +206,9 @@ HYPOTHESIS_WORDS = {
     "tcp_receive": ("the TCP receive path", _mech),
     "softirq_receive": ("softirq receive processing", _mech),
     "skb_memory": ("socket-buffer memory", _mech),
-    "softirq_on_sender": ("softirq work charged to the sender", _mech),
-    "scheduling": ("scheduling", lambda d: _mech(d) if "share" in d else "switches per MiB " + _vs(d)),
+    "softirq_on_sender": ("softirq work charged to the sender", lambda d: _mech(d) + _placed(d)),
+    "scheduling": ("scheduling",
+                   lambda d: (_mech(d) if "share" in d else "switches per MiB " + _vs(d)) + _placed(d)),
     "retransmissions": ("retransmissions", lambda d: "Tcp.RetransSegs per MiB " + _vs(d)),
     "link_packets": ("more, smaller packets on the link", lambda d: "link packets per MiB " + _vs(d)),
     "memory_pressure": ("TCP memory pressure", lambda d: "memory-pressure events " + _vs(d)),
@@ -241,7 +249,8 @@ STATUS_WORDS = {"supported": "supported", "inconclusive": "inconclusive", "contr
 def hypothesis(j) -> str:
     what, how = HYPOTHESIS_WORDS[j.name]
     if j.status == "not_measured":
-        return f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"
+        return (f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"
+                + _placed(j.numbers))   # (where placement was recorded, its share still said)
     gain = j.numbers.get("direction") == "gain" and j.status == "contradicted" and "share" not in j.numbers
     return f"{what}: {STATUS_WORDS[j.status]} ({how(j.numbers)}{'; a gain: only a fall explains it' if gain else ''}; {j.source})"
 

@@ -11,6 +11,7 @@ import sys
 
 import netobs.bench
 from netobs import fmt
+from netobs import placement
 from netobs.bench import peers, scale, tracing
 from netobs.errors import EXIT_INTERRUPTED, NetobsError, UsageError
 from netobs.files import dumps
@@ -25,18 +26,29 @@ def format_table(res: dict) -> str:
     s = res["settings"]
     lines = [f"netobs bench: {' and '.join(s.get('topologies') or ['loopback'])}, {s['msg_size']} B, {s['threads']} thread(s), {s['warmup_s']:g} s warm-up + "
              f"{s['duration_s']:g} s, {s['repeats']} interleaved runs each (medians, sender Gbps)", ""]
+    if s.get("placement"):
+        lines[-1:-1] = [f"pinned: placement {s['placement']} unless a cell says same (CPUs {s.get('cpus')}); "
+                        f"neper: {s.get('neper')}"]
     w = max([24] + [len(c["name"]) for c in res["comparisons"]])
-    hdr = f"{'comparison':<{w}} {'A':<20} {'A Gbps':>8} {'B':<20} {'B Gbps':>8} {'A/B':>6}  spread A/B"
+    hdr = (f"{'comparison':<{w}} {'A':<20} {'A Gbps':>8} {'B':<20} {'B Gbps':>8} {'A/B':>6}  spread A/B"
+           "  unpinned spread A/B")
     lines += [hdr, "-" * len(hdr)]
     for c in res["comparisons"]:
         spread = "/".join(_opt(x, ".0%") for x in (c["a_spread"], c["b_spread"]))
+        free = c.get("unpinned")
+        loose = "/".join(_opt(free[f"{k}_spread"], ".0%") for k in "ab") if free else ""
         lines.append(f"{c['name']:<{w}} {c['a']:<20} {c['a_median_gbps']:>8.2f} {c['b']:<20} "
-                     f"{c['b_median_gbps']:>8.2f} {_opt(c['ratio'], '.2f'):>6}  {spread}")
+                     f"{c['b_median_gbps']:>8.2f} {_opt(c['ratio'], '.2f'):>6}  {spread:<11}  {loose}")
     lines.append("")
     for c in res["comparisons"]:
         lines.append(f"{c['name']}: {c['note']}")
-        lines.append("  A: " + ", ".join(f"{x['gbps']:.2f}" for x in c["a_samples"])
-                     + "   B: " + ", ".join(f"{x['gbps']:.2f}" for x in c["b_samples"]))
+        lines.append(f"  A: " + ", ".join(f"{x['gbps']:.2f}" for x in c["a_samples"])
+                     + "   B: " + ", ".join(f"{x['gbps']:.2f}" for x in c["b_samples"])
+                     + (f"   placement {c['placement']}" if c.get("placement") else ""))
+        if c.get("unpinned"):
+            u = c["unpinned"]
+            lines.append("  unpinned A: " + ", ".join(f"{x:.2f}" for x in u["a_samples"])
+                         + "   B: " + ", ".join(f"{x:.2f}" for x in u["b_samples"]))
     lines.append(f"({res['elapsed_s']:.0f} s; spread = (max - min) / median; on a shared or small "
                  "host, a spread above ~10% means the ratio is within noise)")
     return "\n".join(lines)
@@ -155,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=int, default=3, help="measured whole seconds per run (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="warm-up whole seconds per run (default 1)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each variant, interleaved (default 3, at least 3)")
+    ap.add_argument("--placement", choices=[p for p in placement.PLACEMENTS if p != "explicit"],
+                    default=placement.DEFAULT, help=f"the cells' placement (default {placement.DEFAULT}; "
+                                                    "cells that say same keep it)")
     ap.add_argument("--only", default=None, help="run only comparisons whose name contains this")
     ap.add_argument("--no-peers", action="store_true", help="skip the comparisons with iperf3 and between strategies")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
@@ -207,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         quiet = a.json or not sys.stderr.isatty()
         res: dict = {}
         if comps:
-            res = peers.run_bench(peers.Settings(duration=a.duration, warmup=a.warmup, repeats=a.repeats), comps,
+            res = peers.run_bench(peers.Settings(duration=a.duration, warmup=a.warmup, repeats=a.repeats,
+                                                placement=a.placement), comps,
                                   None if quiet else lambda m: print(f"\r\033[K{m}", end="", file=sys.stderr, flush=True))
             if not quiet:
                 print("\r\033[K", end="", file=sys.stderr)

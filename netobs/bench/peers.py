@@ -16,6 +16,14 @@ shared machine hits both alike, then reports medians and the ratio A/B:
   `--unsafe-reuse` (never waits, drains only on ENOBUFS). Goal: ratio >= 0.9 while netobs
   never reuses a pending buffer.
 
+Every cell runs pinned (issue 27: unpinned, where the kernel puts the two ends moves a result by
+up to 3x on a small host): `split` by default (client and server on two sets of CPUs, as
+`netobs run` places them), `same` where a cell says so; netobs's workers get the placement's
+`--cpus`, iperf3 the same CPUs with `-A` (its client's first CPU, its server's first CPU; iperf3
+3.x is one thread per process). The cells against iperf3 also run both tools unpinned, the same
+number of interleaved repeats, so each tool's unpinned spread is printed beside the pinned one.
+neper (its `--pin-cpu`) is run where it is installed; it is not on Debian 12.
+
 A comparison is data (`Comparison(name, a, b, note, topology)` with two `Variant`s that each
 measure one run in a netobs topology: its processes spawned by `topology.spawn(role, ...)`, the
 server on `topology.server_addr`; each topology is opened once for its comparisons).
@@ -31,9 +39,9 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from netobs import strategies
+from netobs import placement, strategies
 from netobs.errors import CapabilityError, NetobsError
 from netobs.params import PARAMS
 from netobs.runner import WORKER
@@ -50,6 +58,7 @@ class Settings:
     duration: float = 3.0
     warmup: float = 1.0
     repeats: int = 3
+    placement: str = placement.DEFAULT   # each cell's, unless the cell names its own
 
 
 @dataclass
@@ -71,6 +80,8 @@ class Comparison:
     b: Variant
     note: str = ""
     topology: str = "loopback"
+    placement: str | None = None   # None: the settings' placement
+    unpinned: bool = False         # also run both variants unpinned (their spread is printed beside)
 
 
 # ----------------------------------------------------------------------------- variants
@@ -132,9 +143,10 @@ def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None
     def measure(st: Settings, topo) -> Sample:
         size = msg_size or st.msg_size
         rfd, wfd = os.pipe()
+        plan = placement.plan(st.placement)
         server_argv = WORKER + PARAMS.worker_argv("server", {
             "bind": topo.server_addr, "port": 0, "connections": st.threads, "timeout": st.warmup + st.duration + 30,
-            "ready_fd": wfd})
+            "ready_fd": wfd, "cpus": plan.server})
         try:
             server = topo.spawn("server", server_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 pass_fds=(wfd,))
@@ -148,7 +160,7 @@ def netobs_variant(strategy: str, msg_size: int | None = None, label: str | None
                 raise NetobsError("the netobs server did not start", _tail(server))
             client_argv = WORKER + PARAMS.worker_argv("client", {
                 "host": topo.server_addr, "port": int(line.split()[1]), "strategy": strategy, "msg_size": size,
-                "threads": st.threads, "duration": st.duration, "warmup": st.warmup, **params})
+                "threads": st.threads, "duration": st.duration, "warmup": st.warmup, "cpus": plan.client, **params})
             client = _run(topo, client_argv, st.warmup + st.duration + 60, f"netobs {strategy}")
             if client.returncode != 0:
                 raise NetobsError(f"netobs {strategy} failed", (client.stderr.strip().splitlines() or ["?"])[-1])
@@ -180,12 +192,14 @@ def iperf3_variant(msg_size: int | None = None) -> Variant:
             raise CapabilityError("iperf3 is not installed", fix="`make setup` (installs Debian's iperf3)")
         port = _free_port()   # free here; a fresh namespace has every port free
         addr = topo.server_addr
-        server = topo.spawn("server", [exe, "-s", "-1", "-B", addr, "-p", str(port), "--forceflush"],
+        plan = placement.plan(st.placement)   # iperf3 -A: the process (one thread) on the role's first CPU
+        pin = {r: ["-A", str(plan.cpus(r)[0])] if plan.cpus(r) else [] for r in ("client", "server")}
+        server = topo.spawn("server", [exe, "-s", "-1", "-B", addr, "-p", str(port), "--forceflush", *pin["server"]],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             _wait_line(server, "Server listening on", "iperf3 -s")
             length = f"{size // 1024}K" if size % 1024 == 0 else str(size)
-            r = _run(topo, [exe, "-c", addr, "-p", str(port), "-l", length, "-P", str(st.threads),
+            r = _run(topo, [exe, "-c", addr, "-p", str(port), "-l", length, "-P", str(st.threads), *pin["client"],
                             "-t", str(max(1, round(st.duration))), "-O", str(max(0, round(st.warmup))), "-J"],
                      st.warmup + st.duration + 60, "iperf3")
             server.wait(timeout=10)
@@ -237,11 +251,13 @@ COMPARISONS: list[Comparison] = [
     # every other sender against one_copy, what it does from the strategies table
     *(Comparison(f"{s.name} vs one_copy", netobs_variant(s.name), netobs_variant("one_copy"), s.how)
       for s in strategies.STRATEGIES if s.name != "one_copy"),
-    *(Comparison(f"one_copy f1/iperf3 {k}K" + ("" if topo == "loopback" else f" {topo}"),
+    *(Comparison(f"one_copy f1/iperf3 {k}K" + ("" if topo == "loopback" else f" {topo}")
+                 + ("" if where == placement.DEFAULT else f" {where}"),
                  netobs_variant("one_copy", msg_size=k << 10, fields=1, label=f"one_copy -f1 {k}K"),
-                 iperf3_variant(k << 10), f"one contiguous buffer, iperf3's shape, on {topo}; goal: ratio >= 1",
-                 topology=topo)
-      for topo in TOPOLOGIES for k in (1, 16, 64)),
+                 iperf3_variant(k << 10), f"one contiguous buffer, iperf3's shape, on {topo}, placement {where} "
+                 "(iperf3 -A on the same CPUs); goal: ratio >= 1",
+                 topology=topo, placement=where, unpinned=where == placement.DEFAULT)
+      for topo in TOPOLOGIES for where in (placement.DEFAULT, "same") for k in (1, 16, 64)),
     Comparison("zero_copy f1 vs ref", netobs_variant("zero_copy", fields=1, label="zero_copy -f1"),
                netobs_variant("zero_copy", fields=1, zc_pool=1, unsafe_reuse=True, label="ref zc, 1 buffer"),
                "the reference reuses one buffer without waiting (neper -Z); netobs never reuses a pending "
@@ -251,25 +267,48 @@ COMPARISONS: list[Comparison] = [
 
 # ----------------------------------------------------------------------------- running
 
-def run_comparison(cmp: Comparison, st: Settings, topo, progress: Callable[[str], None] | None = None) -> dict:
-    """Interleave A B A B ... in the open topology `topo`; medians, ratio A/B and every sample."""
+def _interleaved(cmp: Comparison, st: Settings, topo, progress, tag: str = "") -> dict[str, list[Sample]]:
     samples: dict[str, list[Sample]] = {"a": [], "b": []}
     for i in range(st.repeats):
         for key, var in (("a", cmp.a), ("b", cmp.b)):
             if progress:
-                progress(f"{cmp.name}: {var.name} run {i + 1}/{st.repeats}")
+                progress(f"{cmp.name}{tag}: {var.name} run {i + 1}/{st.repeats}")
             samples[key].append(var.measure(st, topo))
+    return samples
+
+
+def _spread(samples: list[Sample]) -> float | None:
+    med = statistics.median(s.gbps for s in samples)
+    return (max(s.gbps for s in samples) - min(s.gbps for s in samples)) / med if med else None
+
+
+def run_comparison(cmp: Comparison, st: Settings, topo, progress: Callable[[str], None] | None = None) -> dict:
+    """Interleave A B A B ... in the open topology `topo` at the cell's placement; medians, ratio
+    A/B and every sample; for a cell marked `unpinned`, both variants again unpinned (spreads)."""
+    st = replace(st, placement=cmp.placement or st.placement)
+    samples = _interleaved(cmp, st, topo, progress)
     med = {k: statistics.median(s.gbps for s in v) for k, v in samples.items()}
-    spread = {k: (max(s.gbps for s in v) - min(s.gbps for s in v)) / med[k] if med[k] else None
-              for k, v in samples.items()}
+    spread = {k: _spread(v) for k, v in samples.items()}
+    free = None
+    if cmp.unpinned and st.placement != "none":
+        loose = _interleaved(cmp, replace(st, placement="none"), topo, progress, " unpinned")
+        free = {f"{k}_{what}": fn(v) for k, v in loose.items()
+                for what, fn in (("spread", _spread), ("median_gbps", lambda v: statistics.median(s.gbps for s in v)))}
+        free.update({f"{k}_samples": [s.gbps for s in v] for k, v in loose.items()})
     return {
         "name": cmp.name, "note": cmp.note, "a": cmp.a.name, "b": cmp.b.name, "topology": cmp.topology,
+        "placement": st.placement, "unpinned": free,
         "a_median_gbps": med["a"], "b_median_gbps": med["b"],
         "ratio": med["a"] / med["b"] if med["b"] else None,
         "a_spread": spread["a"], "b_spread": spread["b"],
         "a_samples": [{"gbps": s.gbps, **s.details} for s in samples["a"]],
         "b_samples": [{"gbps": s.gbps, **s.details} for s in samples["b"]],
     }
+
+
+def neper() -> str | None:
+    """Where neper is, or None (it is not packaged for Debian 12: its cells are then not run)."""
+    return shutil.which("tcp_stream") or shutil.which("neper")
 
 
 def run_bench(st: Settings, comparisons: list[Comparison] | None = None,
@@ -287,6 +326,8 @@ def run_bench(st: Settings, comparisons: list[Comparison] | None = None,
     results = [done[c.name] for c in comps]
     return {"settings": {"topologies": sorted({c.topology for c in comps}), "msg_size": st.msg_size, "threads": st.threads,
                          "duration_s": st.duration, "warmup_s": st.warmup, "repeats": st.repeats,
-                         "order": "interleaved"},
+                         "order": "interleaved", "placement": st.placement, "cpus": list(placement.online()),
+                         "neper": neper() or "not installed (tcp_stream not on PATH; not packaged for Debian 12): "
+                                             "no neper cells"},
             "host": {"kernel": os.uname().release, "cpus": os.cpu_count()},
             "elapsed_s": time.time() - started, "comparisons": results}

@@ -136,22 +136,26 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    from netobs.analysis import noise
     from netobs.analysis.questions import run_caveats
 
     probe = Console(highlight=False)
     width = min(probe.width, PROSE_WIDTH) if probe.is_terminal else PROSE_WIDTH
     console = Console(highlight=False, width=width)
-    console.print(Text(f"netobs explain: {results.path} (source: {results.source}, "
-                       f"{len(results.runs)} ok runs, {len(results.failed)} failed)", style="bold"))
+    header = Text(f"netobs explain: {results.path} (source: {results.source}, "
+                  f"{len(results.runs)} ok runs, {len(results.failed)} failed)", style="bold")
+    console.print(header)
     for note in results.notes:   # what loading could not analyse or had to assume, first
         console.print(Text(f"note: {note}", style="yellow"))
-    general = run_caveats(answers)
+    general = run_caveats(answers) + noise.describe(results).items()   # (issue 27: placement, two modes)
     if general:
         console.print("For the whole run:", style="bold yellow")
         for c in general:
             _item(console, "  -", c["text"])
     compact = not (detailed or evidence)
-    used = 1 + len(results.notes) + (1 + sum(len(_lines(console, "  -", c["text"])) for c in general) if general else 0)
+    used = (len(header.wrap(console, console.width)) + sum(len(Text(f"note: {n}").wrap(console, console.width))
+                                                            for n in results.notes)   # (a long path wraps)
+            + (1 + sum(len(_lines(console, "  -", c["text"])) for c in general) if general else 0))
     blocks = {}
     if compact:   # the largest per-question cap (<= QUESTION_LINES) whose blocks fit TOTAL_LINES together
         for cap in range(QUESTION_LINES, 5, -1):
@@ -200,7 +204,7 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, diff: bool
     counter is compared per byte moved, with medians, confidence intervals and
     significance over repeats.
     """
-    from netobs.analysis import load, questions
+    from netobs.analysis import load, noise, questions
 
     wanted = [n.strip() for name in names for n in name.split(",") if n.strip()] or None
     wanted = questions.check_names(wanted)  # before reading anything: a typo fails fast
@@ -219,6 +223,7 @@ def command(results_dir: str, names: tuple[str, ...], evidence: bool, diff: bool
             "host_cores": results.host_cores,
             "notes": list(results.notes),
             "caveats": questions.run_caveats(answers),
+            "noise": noise.describe(results).to_dict(),
             "answers": [a.to_dict() for a in answers],
             **({"diff_profiles": [str(p) for p in written]} if diff else {}),
         }

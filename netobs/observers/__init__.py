@@ -3,11 +3,11 @@
 An observer (`Observer`) has a name (its key in the point result and in a remote end's
 `skipped`), says whether a spec wants it for a role (`wanted`), is opened once per sweep for
 the roles whose processes run here (`open`: the tracer and profiler compile their BPF programs
-then), and per point:
+then), and per point (`self.point`: the point's RunSpec, set before `begin`):
 
     begin(files)            before the workers start (perf's fifos, counters read before)
     wrap(role, argv)        how it wraps the role's process (perf stat around it), with the
-    worker_values(role)     flags the worker needs for it (perf's fifos)
+    worker_values(role)     flags the worker needs for it (perf's fifos, the placement's --cpus)
     attach(pids, wrapped)   on the workers' PIDs (role -> pid), before the first byte
     end()                   the workers have ended (counters read after, recording stopped)
     collect(reports, files) its figures for its roles, as point-result keys (the figures'
@@ -51,6 +51,8 @@ class Observer:
         return obs
 
     # -- per point -------------------------------------------------------------------------
+    point = None   # the point's RunSpec (its placement, threads), set by the runner before begin()
+
     def begin(self, files) -> None:
         pass
 
@@ -134,11 +136,13 @@ def _prepare() -> str | None:
 
 
 # The registry, in the order the runner and the remote end walk it (perf wraps the workers
-# first; the tracer and profiler attach before the counters are read; netstat and link last).
+# first; the tracer and profiler attach before the counters are read; placement pins the
+# workers and samples where their threads run; netstat and link last).
 from netobs.observers.perf import Perf  # noqa: E402 - the adapters build on Observer above
 from netobs.observers.trace import Trace  # noqa: E402
 from netobs.observers.profile import Profile  # noqa: E402
+from netobs.observers.placement import Placement  # noqa: E402
 from netobs.observers.netstat import Netstat  # noqa: E402
 from netobs.observers.link import Link  # noqa: E402
 
-REGISTRY: tuple[type[Observer], ...] = (Perf, Trace, Profile, Netstat, Link)
+REGISTRY: tuple[type[Observer], ...] = (Perf, Trace, Profile, Placement, Netstat, Link)
