@@ -290,6 +290,12 @@ def _bad_values(cols: dict[str, pd.Series]) -> pd.Series:
              + f", outside netobs's limits ({p.kind.span()})")
     if "nodelay" in cols:
         mark(cols["nodelay"].notna() & ~cols["nodelay"].isin([0.0, 1.0]), "has nodelay other than 0 or 1")
+    if PLACE in cols:   # a word that names points (and their directories): only the table's choices
+        choices = PARAMS.by_name[PLACE].kind.names
+        place = cols[PLACE]
+        mark(place.notna() & ~place.isin(choices),
+             lambda bad: "has placement " + place[bad].map(lambda v: repr(str(v)[:40]))
+             + f", not one of {', '.join(choices)}")
     for column, value in cols.items():
         if value.dtype == float:
             mark(np.isinf(value), f"has a non-finite {column}")

@@ -274,6 +274,7 @@ def _damage(results: Path, tmp_path: Path, column: str, value: str) -> Path:
     ("threads", "-5", "threads -5, outside netobs's limits"),
     ("threads", "1.7", "threads 1.7, not a whole number"),
     ("implementation", "../../../etc", "not a strategy name"),
+    ("placement", "../../../etc", "placement '../../../etc', not one of"),
     ("throughput_gbps", "inf", "non-finite throughput_gbps"),
     ("latency_us", "fast", "latency_us 'fast', not a number"),
 ])
