@@ -322,13 +322,30 @@ def _title_of(answer, comps) -> str:
     return comps[0][0].split(" · ")[0] + (f" ({answer.shape})" if answer.shape else "")
 
 
+LEAN = ("implementation", "msg_size", "threads", "repeat", "fields", "nodelay", "status", "bytes_sent_total",
+        "bytes_received", "throughput_gbps", "tx_packets_per_mib", "segments_per_mib", "retrans_per_mib")
+
+
+class _Lean:
+    """The results with only the columns the accounting and the differential profiles read: the
+    same numbers, read from a frame a hundred columns narrower (their row walks cost per column)."""
+
+    def __init__(self, results, keep=("prof_", "work_")):
+        runs = results.runs
+        self.path = results.path
+        self.runs = runs[[c for c in runs.columns if c in LEAN or c.startswith(keep)]]
+        self._accounting_cache = getattr(results, "_accounting_cache", None) or {}
+
+
 def comparison_views(results, answers) -> dict[str, list[tuple[str, object]]]:
     """answer key -> [(name, chart)]: the waterfall and the differential flame graph of every
     answer that makes an accounted comparison; all differential flame graphs on one colour
     domain (the largest |A - B| of a frame below the role among them)."""
+    results = _Lean(results)   # the accounting's columns
     plans = {a.key: (a, comparisons(a)) for a in answers}
     plans = {k: v for k, v in plans.items() if v[1]}
-    diffs = {k: diff_data(results, comps) for k, (_a, comps) in plans.items()}
+    stacks = _Lean(results, tuple(f"prof_{role}_hz" for role in ("client", "server")))   # what difffold reads
+    diffs = {k: diff_data(stacks, comps) for k, (_a, comps) in plans.items()}
     icicles = sum(len(f) for f, _ in diffs.values())
     cap = max(FLAME_MIN_RECTS, min(DIFF_MAX_RECTS, DIFF_BUDGET // max(1, icicles)))
     frames = {k: diff_frame(f, cap) for k, (f, _) in diffs.items()}

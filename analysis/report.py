@@ -476,6 +476,9 @@ PROFILE_TEXT = {
                     "where a strategy's CPU goes, and which class a copy-avoiding strategy saves or adds.",
     "wait_by_reason": "The seconds each role's threads spent off the CPU, stacked by why they slept "
                       "(a full send buffer, waiting for data, polling for completions, preemption, ...).",
+    "bottleneck": "What limited each point, from its working threads' time: a side preempted (oversubscribed), "
+                  "a side on the CPU nearly all the time (CPU-bound), or both waiting. With a threads answer this "
+                  "map is drawn beside it instead.",
 }
 
 
@@ -528,7 +531,10 @@ def _sampling_sentence(results: Results) -> str:
     return f'<p class="profile-plan">{text}</p>'
 
 
-def _profile(results: Results, slots: _ChartSlots, charts_: dict | None) -> str:
+def _profile(results: Results, slots: _ChartSlots, charts_="draw") -> str:
+    """The profile section: its charts (`charts_`; "draw": drawn here), or the note that there is none."""
+    if charts_ == "draw":
+        charts_ = profile_charts(results)
     if charts_ is None:
         return ('<p class="muted profile-absent">No profiles in these results (a sweep without '
                 '<code>--profile</code>, an import, or results from before profiles): where the CPU time and the '
