@@ -182,8 +182,8 @@ def waterfall(results, comps, title: str):
             color=alt.Color("part:N", title="wait reason", scale=alt.Scale(domain=rdomain, range=rcolours),
                             legend=alt.Legend(orient="bottom", columns=3, symbolType="square",
                                               values=[w for w in rdomain if w in set(waits["part"])])),
-            opacity=alt.Opacity("side:N", title="side", sort=["A", "B"], scale=alt.Scale(range=[1.0, 0.45]),
-                                legend=alt.Legend(orient="bottom", labelExpr="datum.value == 'A' ? 'A' : 'B (paler)'")),
+            opacity=alt.Opacity("side:N", title="side (B paler)", sort=["A", "B"], scale=alt.Scale(range=[1.0, 0.45]),
+                                legend=alt.Legend(orient="bottom", direction="vertical")),
             tooltip=[alt.Tooltip("label:N", title="wait reason"), alt.Tooltip("side:N"),
                      alt.Tooltip("value:Q", format=".4~g", title="off-CPU s per GB")])
         wroles = [r for r in ROLE_WORDS.values() if r in set(waits["role"])]

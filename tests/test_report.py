@@ -723,3 +723,12 @@ def test_comparison_charts_render_and_their_menus_switch_in_headless_chromium(pr
             assert el.screenshot(str(ARTIFACTS / f"report-{name}.png"))
     finally:
         driver.quit()
+
+
+def test_an_unprofiled_sweep_has_no_comparison_charts_and_no_placeholders():
+    """The golden netns sweep (traced, not profiled): no accounting, so no waterfall, differential
+    flame graph or bottleneck map, and no empty chart in their place."""
+    page = report.render_report(load_results(GOLDEN / "sweep-netns"))
+    names = [n for n, _ in check_rules(page)]
+    assert not [n for n in names if n.startswith(("waterfall-", "diff-flame-")) or n == "bottleneck"]
+    assert 'data-chart="waterfall-' not in page and 'data-chart="bottleneck"' not in page
