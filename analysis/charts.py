@@ -968,6 +968,58 @@ def wait_by_reason(runs: pd.DataFrame, title: str):
         absent="no off-CPU time recorded", part_title="wait reason", colors=reason_colors(), y_title="off-CPU s")
 
 
+BOTTLENECK_COLORS = {"oversubscribed": "#d55e00", "client_cpu_bound": "#0072b2", "server_cpu_bound": "#e69f00",
+                     "waiting": "#999999"}   # Okabe-Ito
+BOTTLENECK_WORDS = {"oversubscribed": "oversubscribed (a side preempted)", "client_cpu_bound": "client CPU-bound",
+                    "server_cpu_bound": "server CPU-bound", "waiting": "both waiting"}
+
+
+@chart("bottleneck", "What limits each point: CPU-bound, waiting or oversubscribed, per strategy",
+       section="profile")
+def bottleneck_map(runs: pd.DataFrame, title: str):
+    """Per configuration the accounting's bottleneck verdict (analysis.accounting.bottleneck_frame:
+    from the working threads' on-CPU and preempted shares), as a grid of message size x client
+    threads, one panel per strategy; the shares in the tooltip."""
+    from types import SimpleNamespace
+
+    from .accounting import CPU_BOUND, PREEMPTED, bottleneck_frame
+
+    bn = bottleneck_frame(SimpleNamespace(runs=_ok(runs)))
+    if bn is None or not bn["bottleneck"].notna().any():
+        return MissingChart(title, "no working-thread figures in these results (run the sweep with --profile)")
+    data = bn[bn["bottleneck"].notna()].copy()
+    data["implementation"] = data["implementation"].astype(str)
+    data["msg_size"] = data["msg_size"].astype(int)
+    data["threads"] = data["threads"].astype(int)
+    data["verdict"] = data["bottleneck"].map(lambda b: BOTTLENECK_WORDS.get(b, b))
+    n = runs.groupby(["implementation", "msg_size", "threads"], observed=True).size()
+    data["n"] = [int(n.get((i, s, t), 0)) for i, s, t in data[["implementation", "msg_size", "threads"]]
+                 .itertuples(index=False)]
+    domain = [BOTTLENECK_WORDS[b] for b in BOTTLENECK_COLORS]
+    present = [v for v in domain if v in set(data["verdict"])]
+    sizes, threads = sorted(data["msg_size"].unique()), sorted(data["threads"].unique())
+    impls = [i for i in _strategies(data) if i in set(data["implementation"])]
+    tips = [alt.Tooltip("implementation:N", title="strategy"), alt.Tooltip("msg_size:Q", title="size (B)"),
+            alt.Tooltip("threads:Q", title="threads"), alt.Tooltip("verdict:N", title="bottleneck")]
+    tips += [alt.Tooltip(f"{r}_{w}:Q", format=".0%", title=f"{r} {'on-CPU' if w == 'utilisation' else 'preempted'}")
+             for r in ROLES for w in ("utilisation", "preempted") if data[f"{r}_{w}"].notna().any()]
+    tips.append(alt.Tooltip("n:Q", title="repeats"))
+    cells = alt.Chart().mark_rect(stroke="white", strokeWidth=1).encode(
+        x=alt.X("threads:O", title="client threads", sort=threads),
+        y=alt.Y("msg_size:O", title="message size", sort=sizes, axis=alt.Axis(labelExpr=SIZE_LABEL)),
+        color=alt.Color("verdict:N", title="bottleneck", scale=alt.Scale(domain=domain,
+                                                                         range=list(BOTTLENECK_COLORS.values())),
+                        legend=alt.Legend(orient="right", symbolType="square", values=present, labelLimit=300)),
+        tooltip=tips)
+    return (cells.properties(width=44 * len(threads), height=30 * len(sizes))
+            .facet(column=alt.Column("implementation:N", title=None, sort=impls,
+                                     header=alt.Header(labelFontWeight="bold")), data=data)
+            .properties(title=_title(title, [
+                "the working threads' shares of their time, mean over repeats: oversubscribed where a side sat "
+                f"runnable but not running >= {PREEMPTED:.0%} of it, else CPU-bound where a side ran >= "
+                f"{CPU_BOUND:.0%} of it (the busier), else both waiting", "the shares are in the tooltips"])))
+
+
 # ----------------------------------------------------------------------------- comparison
 
 COMPARISON_TITLE = "Throughput, new / base, at every compared point"

@@ -26,7 +26,7 @@ from netobs.files import atomic_write
 from netobs.fmt import cell, gib
 
 from . import compare as _compare
-from . import compare_text
+from . import compare_text, costcharts
 from .charts import Drawn, MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap, section_charts
 from .load import Results, load_results
 from .questions import answer_all
@@ -476,6 +476,9 @@ PROFILE_TEXT = {
                     "where a strategy's CPU goes, and which class a copy-avoiding strategy saves or adds.",
     "wait_by_reason": "The seconds each role's threads spent off the CPU, stacked by why they slept "
                       "(a full send buffer, waiting for data, polling for completions, preemption, ...).",
+    "bottleneck": "What limited each point, from its working threads' time: a side preempted (oversubscribed), "
+                  "a side on the CPU nearly all the time (CPU-bound), or both waiting. With a threads answer this "
+                  "map is drawn beside it instead.",
 }
 
 
@@ -528,8 +531,10 @@ def _sampling_sentence(results: Results) -> str:
     return f'<p class="profile-plan">{text}</p>'
 
 
-def _profile(results: Results, slots: _ChartSlots, drawn: dict | None = None) -> str:
-    charts_ = drawn["profile"] if drawn is not None else profile_charts(results)
+def _profile(results: Results, slots: _ChartSlots, charts_="draw") -> str:
+    """The profile section: its charts (`charts_`; "draw": drawn here), or the note that there is none."""
+    if charts_ == "draw":
+        charts_ = profile_charts(results)
     if charts_ is None:
         return ('<p class="muted profile-absent">No profiles in these results (a sweep without '
                 '<code>--profile</code>, an import, or results from before profiles): where the CPU time and the '
@@ -542,10 +547,11 @@ def _profile(results: Results, slots: _ChartSlots, drawn: dict | None = None) ->
     return "".join(parts)
 
 
-def _question(answer, chart, slots: _ChartSlots) -> str:
-    """The headline and the chart that carries it first; then the reasons as a ranked list, the
-    hypotheses as judged, the answer's own caveats (the run's are said once, above); the
-    evidence folded."""
+def _question(answer, chart, slots: _ChartSlots, extra=()) -> str:
+    """The headline and the chart that carries it first; then the charts of the comparison it
+    makes (`extra`: the cost waterfall, the differential flame graph, the bottleneck map), the
+    reasons as a ranked list, the hypotheses as judged, the answer's own caveats (the run's are
+    said once, above); the evidence folded."""
     caveats = "".join(f"<li>{_e(c)}</li>" for c in answer.own_caveats)
     reasons = "".join(f"<li>{_e(r)}</li>" for r in (answer.reasons or []))
     hyps = "".join(f"<li>{_e(h)}</li>" for h in (answer.hypotheses or []))
@@ -558,10 +564,31 @@ def _question(answer, chart, slots: _ChartSlots) -> str:
             f'<h3>{_e(answer.title)}<span class="qname">{_e(answer.question)}</span></h3>'
             + lead
             + slots.render(chart, f"q-{answer.key}")
+            + "".join(slots.render(c, name) for name, c in extra)
             + why
             + (f'<ul class="caveats">{caveats}</ul>' if caveats else "")
             + f"<details><summary>Evidence</summary>{_evidence(answer)}</details>"
             + "</div>")
+
+
+BOTTLENECK_NEAR = "threads"   # the question beside which the bottleneck map is drawn (else: Where the time goes)
+
+
+def answer_views(results: Results, answers: list, profile: dict | None) -> tuple[dict, dict | None]:
+    """(answer key -> the extra charts it shows, the profile section's charts less those): each
+    accounted comparison's waterfall and differential flame graph, and the bottleneck map beside
+    the threads answer where there is one."""
+    try:
+        views = costcharts.comparison_views(results, answers)
+    except Exception as exc:  # noqa: BLE001 - shown in the report as a chart error
+        views = {a.key: [(f"waterfall-{a.key}", MissingChart(f"Cost waterfall ({a.key})",
+                                                              f"chart error: {type(exc).__name__}: {exc}"))]
+                 for a in answers if getattr(a.facts, "accounting_scope", None)}
+    near = [a.key for a in answers if a.question == BOTTLENECK_NEAR]
+    if profile and near and "bottleneck" in profile and not isinstance(profile["bottleneck"], MissingChart):
+        profile = dict(profile)
+        views.setdefault(near[0], []).append(("bottleneck", profile.pop("bottleneck")))
+    return views, profile
 
 
 def _run_caveats(answers) -> str:
@@ -649,19 +676,20 @@ def render_report(results: Results, answers: list | None = None, base: Baseline 
     if answers is None:
         answers = answer_all(results)
     question_charts, figs = chart_plan(results, answers, drawn and drawn["figures"])
+    views, profile = answer_views(results, answers, drawn["profile"] if drawn is not None else profile_charts(results))
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
     content = {
         "summary": drawn["summary"] if drawn else _summary(results),
         "questions": _method() + _run_caveats(answers)
-                     + "".join(_question(a, question_charts[a.key], slots) for a in answers),
+                     + "".join(_question(a, question_charts[a.key], slots, views.get(a.key, ())) for a in answers),
         "figures": ('<p class="muted">Lines are the median over repeats; bands are the 95% Student-t interval for '
                     'the mean of the repeats, as in the answers (none with one repeat). Colors are the same strategy '
                     'in every chart. A figure whose data was not measured is replaced by a note saying why; figures '
                     'a question above already shows are not repeated.</p><div class="figures">'
                     + "".join(f"<div>{slots.render(c, name)}</div>" for name, c in figs.items()) + "</div>"),
-        "profile": _profile(results, slots, drawn),
+        "profile": _profile(results, slots, profile),
         "runs": drawn["runs"] if drawn else _raw_table(results),
     }
     sections_shown = SECTIONS

@@ -330,8 +330,10 @@ def test_the_registry_is_the_report_s_charts_with_their_titles():
         "ratio_vs_size": "Throughput relative to two_copy vs message size, per thread count",
         "threads_effect": "What changes with client threads", "throughput_grid": "Throughput at every measured point",
         "flame": "Flame graph of each point (icicle)", "cpu_by_class": "CPU time per GB, by cost class",
-        "wait_by_reason": "Off-CPU time, by wait reason"}
-    assert [n for n, c in CHARTS.items() if c.section == "profile"] == ["flame", "cpu_by_class", "wait_by_reason"]
+        "wait_by_reason": "Off-CPU time, by wait reason",
+        "bottleneck": "What limits each point: CPU-bound, waiting or oversubscribed, per strategy"}
+    assert [n for n, c in CHARTS.items() if c.section == "profile"] == ["flame", "cpu_by_class", "wait_by_reason",
+                                                                          "bottleneck"]
 
 
 def test_every_registered_chart_draws_or_explains(runs):

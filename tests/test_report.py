@@ -437,7 +437,7 @@ def check_rules(page: str) -> list[tuple[str, dict]]:
     assert len({json.dumps(s, sort_keys=True) for _, s in specs}) == len(specs)
     titles = [_title(s)[0] for _, s in specs]
     assert len(titles) == len(set(titles)), titles
-    strategy_scales, ratio_scales = [], []
+    strategy_scales, ratio_scales, delta_scales = [], [], []
     for name, spec in specs:
         text, sub = _title(spec)
         data = _rows(spec)
@@ -452,6 +452,11 @@ def check_rules(page: str) -> list[tuple[str, dict]]:
                 # a legend entry only for a strategy the data has
                 if not data.empty and "implementation" in data:
                     assert set(c["legend"]["values"]) == set(data["implementation"]), name
+            elif c.get("type") == "quantitative" and c["field"] == "delta":
+                # a cost difference A - B: diverging, centred at 0, symmetric; one domain per report
+                delta_scales.append(c["scale"])
+                assert c["scale"]["domainMid"] == 0 and c["scale"]["domain"][0] == -c["scale"]["domain"][1], name
+                assert c["scale"]["scheme"] == "redblue" and c["scale"]["reverse"] is True, name
             elif c.get("type") == "quantitative":
                 ratio_scales.append(c["scale"])
                 assert c["scale"] == RATIO_SCALE, (name, c)
@@ -501,6 +506,7 @@ def check_rules(page: str) -> list[tuple[str, dict]]:
                     assert "rect" in kinds, (name, kinds)
     assert all(s == strategy_scales[0] for s in strategy_scales)
     assert all(s == RATIO_SCALE for s in ratio_scales)
+    assert all(s == delta_scales[0] for s in delta_scales)
     return specs
 
 
@@ -573,3 +579,156 @@ def test_a_failed_worker_leaves_the_drawing_to_the_report(results_dir, tmp_path,
     monkeypatch.undo()
     assert out.read_text(encoding="utf-8") == report.render_report(load_results(results_dir))
     assert report._collect(None) is None
+
+
+# ----------------------------------------------------------------------------- a comparison's cost (issue 25)
+PROFILED = Path(__file__).resolve().parent / "fixtures" / "profiled-sweep"
+COMPARISON_CHARTS = ["waterfall-zerocopy", "diff-flame-zerocopy", "waterfall-threads", "diff-flame-threads",
+                     "bottleneck"]
+
+
+@pytest.fixture(scope="module")
+def profiled_page(tmp_path_factory):
+    """The report of a real profiled netns sweep with 2 repeats (tests/fixtures/profiled-sweep)."""
+    out = tmp_path_factory.mktemp("profiled") / "report.html"
+    report.write_report(PROFILED, out)
+    return out
+
+
+def test_comparison_charts_follow_the_rules_and_sit_in_their_answers(profiled_page):
+    page = profiled_page.read_text(encoding="utf-8")
+    specs = dict(check_rules(page))
+    assert set(COMPARISON_CHARTS) <= set(specs) and "chart error" not in page
+    q = {k: re.search(rf'<div class="question" id="q-{k}">.*?<details>', page, re.S).group(0)
+         for k in ("zerocopy", "threads")}
+    assert re.findall(r'data-chart="([^"]+)" data-vl-spec', q["zerocopy"]) == \
+        ["q-zerocopy", "waterfall-zerocopy", "diff-flame-zerocopy"]
+    assert re.findall(r'data-chart="([^"]+)" data-vl-spec', q["threads"])[1:] == \
+        ["waterfall-threads", "diff-flame-threads", "bottleneck"]
+    assert 'data-chart="bottleneck"' not in _section(page, "profile")   # drawn once, beside the threads answer
+    assert len(page.encode()) < 2_500_000
+    # one colour domain for every differential flame graph
+    scales = [c["scale"] for n in ("diff-flame-zerocopy", "diff-flame-threads")
+              for c in _colour_encodings(specs[n]) if c["field"] == "delta"]
+    assert len(scales) == 2 and scales[0] == scales[1]
+
+
+def _select(spec, name):
+    return next(p for p in spec["params"] if p["name"] == name)["bind"]
+
+
+def test_the_waterfall_is_the_accountings_gap_class_by_class(profiled_page):
+    from netobs.analysis import accounting as acc
+    from netobs.analysis.costcharts import comparisons
+    from netobs.analysis.questions import answer_all
+
+    specs = dict(report.specs_in(profiled_page.read_text(encoding="utf-8")))
+    r = load_results(PROFILED)
+    answers = {a.key: a for a in answer_all(r)}
+    for key in ("zerocopy", "threads"):
+        spec = specs[f"waterfall-{key}"]
+        data = _rows(spec)
+        comps = comparisons(answers[key])
+        bind = _select(spec, "comparison")
+        assert bind["input"] == "select" and bind["labels"] == [label for label, _ in comps]
+        assert len(comps) == 1 + len(comps[0][1].at)   # the whole scope, then each configuration pair
+        cls = data[data["kind"] == "class"]
+        for (qi, role), g in cls.groupby(["q", "role"]):
+            total = g[g["part"] == "total"]["end"].iloc[0]
+            bars = g[g["part"] != "total"]
+            assert abs(bars["gap"].sum() - total) < 1e-9 and abs(bars["end"].iloc[-1] - total) < 1e-9
+            side = {"client": "client", "server": "server", "both ends": "both"}[role]
+            a = acc.account(r, comps[int(qi)][1], side)
+            assert abs(a.total - total) < 1e-12
+            for row in bars.itertuples():
+                assert row.gap == a.gaps[row.part]
+                lo, hi = a.intervals[row.part]        # 2 repeats: every bar has the accounting's interval
+                assert abs(row.lo - row.start - lo) < 1e-12 and abs(row.hi - row.start - hi) < 1e-12
+            assert set(bars.loc[bars["residual"] == 1, "part"]) <= set(acc.RESIDUAL_CLASSES)
+        waits = data[data["kind"] == "wait"]
+        first = acc.account(r, comps[0][1], "both").waits
+        got = waits[(waits["q"] == 0) & (waits["role"] == "both ends")]
+        assert {(w.part, w.side): w.value for w in got.itertuples()} == \
+            {(k, s): v[f] for k, v in first.items() for s, f in (("A", "at"), ("B", "ref"))}
+
+
+def test_the_differential_flame_graph_is_difffolds_a_minus_b(profiled_page):
+    from netobs.analysis import difffold
+    from netobs.analysis.costcharts import comparisons
+    from netobs.analysis.questions import answer_all
+
+    specs = dict(report.specs_in(profiled_page.read_text(encoding="utf-8")))
+    r = load_results(PROFILED)
+    answer = next(a for a in answer_all(r) if a.key == "zerocopy")
+    comps = comparisons(answer)
+    spec = specs["diff-flame-zerocopy"]
+    data = _rows(spec)
+    labels = _select(spec, "diff_pick")["labels"]
+    assert labels == [f"{label} · {role}" for label, _ in comps for role in ("client", "server")]
+    colour = [c for c in _colour_encodings(spec) if c["field"] == "delta"][0]["scale"]
+    assert colour["domain"][1] == pytest.approx(data.loc[data["d"] > 0, "delta"].abs().max(), rel=1e-3) or \
+        colour["domain"][1] > data.loc[data["d"] > 0, "delta"].abs().max()   # the report's largest, maybe the other answer's
+    for p, label in enumerate(labels):
+        qi, role = divmod(p, 2)
+        d = difffold.differential(r, comps[qi][1], ("client", "server")[role])
+        g = data[data["p"] == p]
+        root = g[g["d"] == 0].iloc[0]
+        assert root["a"] == pytest.approx(sum(d.a.values()), rel=1e-3)
+        assert root["delta"] == pytest.approx(sum(d.a.values()) - sum(d.b.values()), rel=1e-3, abs=1e-6)
+        classes = d.classes()
+        for row in g[(g["d"] == 1) & (g["o"] == 0)].itertuples():
+            assert row.delta == pytest.approx(classes[row.c], rel=1e-3, abs=1e-5), (label, row.n)
+        assert (g["x1"] <= 1.00001).all() and (g["x0"] >= 0).all()
+
+
+def test_the_bottleneck_map_is_the_accountings_verdict(profiled_page):
+    from netobs.analysis.accounting import bottleneck_frame
+    from netobs.analysis.charts import BOTTLENECK_WORDS
+
+    spec = dict(report.specs_in(profiled_page.read_text(encoding="utf-8")))["bottleneck"]
+    data = _rows(spec)
+    bn = bottleneck_frame(load_results(PROFILED))
+    want = {(str(x.implementation), int(x.msg_size), int(x.threads)): BOTTLENECK_WORDS[x.bottleneck]
+            for x in bn.itertuples()}
+    assert {(x.implementation, x.msg_size, x.threads): x.verdict for x in data.itertuples()} == want
+    legend = [c for c in _colour_encodings(spec) if c["field"] == "verdict"][0]["legend"]["values"]
+    assert set(legend) == set(want.values())
+
+
+def test_comparison_charts_render_and_their_menus_switch_in_headless_chromium(profiled_page):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = _browser(offline=True)
+    try:
+        driver.get(profiled_page.as_uri())
+        _wait(driver, "return document.body.getAttribute('data-charts-done')", 120)
+        got = driver.execute_script("""return Array.from(document.querySelectorAll('.chart')).map(function (el) {
+            var svg = el.querySelector('svg'); return [el.getAttribute('data-chart'), el.getAttribute('data-rendered'),
+            svg ? svg.querySelectorAll('.role-mark > *').length : 0]; });""")
+        got = {n: (s, m) for n, s, m in got}
+        assert all(got[n][0] == "ok" and got[n][1] > 0 for n in COMPARISON_CHARTS), got
+        marks = "return document.querySelector('.chart[data-chart=\"%s\"] svg').querySelectorAll('.role-mark > *').length"
+        for name in ("waterfall-zerocopy", "diff-flame-zerocopy"):
+            menu = Select(driver.find_element(By.CSS_SELECTOR, f'.chart[data-chart="{name}"] .vega-bindings select'))
+            before = driver.find_element(By.CSS_SELECTOR, f'.chart[data-chart="{name}"] svg').get_attribute("innerHTML")
+            menu.select_by_index(len(menu.options) - 1)
+            _wait(driver, f"""return document.querySelector('.chart[data-chart="{name}"] svg').innerHTML !== {json.dumps(before)}""")
+            assert driver.execute_script(marks % name) > 0
+        assert not [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name in COMPARISON_CHARTS[:2] + ["bottleneck"]:
+            el = driver.find_element(By.CSS_SELECTOR, f'.chart[data-chart="{name}"]')
+            driver.execute_script("arguments[0].scrollIntoView()", el)
+            assert el.screenshot(str(ARTIFACTS / f"report-{name}.png"))
+    finally:
+        driver.quit()
+
+
+def test_an_unprofiled_sweep_has_no_comparison_charts_and_no_placeholders():
+    """The golden netns sweep (traced, not profiled): no accounting, so no waterfall, differential
+    flame graph or bottleneck map, and no empty chart in their place."""
+    page = report.render_report(load_results(GOLDEN / "sweep-netns"))
+    names = [n for n, _ in check_rules(page)]
+    assert not [n for n in names if n.startswith(("waterfall-", "diff-flame-")) or n == "bottleneck"]
+    assert 'data-chart="waterfall-' not in page and 'data-chart="bottleneck"' not in page
