@@ -208,10 +208,18 @@ void nob_client_stop(struct nob_client *c)
     atomic_store(&c->abort, 1);
 }
 
+/* Freeing a client whose run is still going (another thread inside nob_client_run) would
+ * pull the buffers, the zero-copy pool state and the threads' own struct from under its
+ * sending threads: stop it and wait until the run returned (its threads joined) first. */
 void nob_client_free(struct nob_client *c)
 {
     if (!c)
         return;
+    if (atomic_load(&c->running)) {
+        nob_client_stop(c);
+        while (atomic_load(&c->running))
+            nob_sleep_s(0.001);
+    }
     if (c->t) {
         for (int i = 0; i < c->nthreads; i++) {
             struct nob_thread *t = &c->t[i];
@@ -508,12 +516,22 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
     st->interrupted = atomic_load(&c->stop_requested);
 }
 
+static int client_run(struct nob_client *c, struct nob_client_stats *st, struct nob_error *err);
+
 int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob_error *err)
 {
     memset(st, 0, sizeof(*st));
     if (c->ran)
         return nob_fail(err, EALREADY, "run", "a client runs once");
     c->ran = 1;
+    atomic_store(&c->running, 1);
+    int rc = client_run(c, st, err);
+    atomic_store(&c->running, 0); /* the last touch of c: nob_client_free may go on */
+    return rc;
+}
+
+static int client_run(struct nob_client *c, struct nob_client_stats *st, struct nob_error *err)
+{
     const struct nob_client_config *cfg = &c->cfg;
     int rc = 0, enabled = 0;
 

@@ -164,7 +164,9 @@ struct nob_client;
 struct nob_server;
 
 /* Client: create (validates, connects every thread's socket, allocates buffers),
- * run (blocks until done; call it without the GIL), stop (any thread, any time), free. */
+ * run (blocks until done; call it without the GIL), stop (any thread, any time), free
+ * (called while a run goes on in another thread, it stops the run and returns once the run
+ * has; ordering a free before a run that has not begun is the caller's job). */
 int nob_client_create(const struct nob_client_config *cfg, struct nob_client **out,
                       struct nob_error *err);
 int nob_client_run(struct nob_client *c, struct nob_client_stats *st, struct nob_error *err);
@@ -172,7 +174,8 @@ void nob_client_stop(struct nob_client *c);
 void nob_client_free(struct nob_client *c);
 
 /* Server: open (bind + listen; the port is in nob_server_port), run (accepts and
- * receives until the expected connections closed, stop, or timeout), stop, free. */
+ * receives until the expected connections closed, stop, or timeout), stop, free (as the
+ * client's: a running server is stopped and waited for). */
 int nob_server_open(const struct nob_server_config *cfg, struct nob_server **out,
                     struct nob_error *err);
 int nob_server_port(struct nob_server *s);

@@ -202,6 +202,7 @@ struct nob_client {
     atomic_int windows_ended;
     atomic_int failed;
     int ran;
+    atomic_int running;        /* inside nob_client_run: nob_client_free waits for it to return */
     /* the measured window, as the coordinator saw it: [t0, t1] and every thread's counters then */
     double t0, t1;
     uint64_t bytes0, bytes1, msgs0, msgs1;

@@ -136,6 +136,7 @@ struct nob_server {
     struct nob_conn *conns[NOB_MAX_CONNS];
     int nconns;
     int ran;
+    atomic_int running; /* inside nob_server_run: nob_server_free waits for it to return */
 };
 
 int nob_server_open(const struct nob_server_config *cfg, struct nob_server **out,
@@ -216,10 +217,17 @@ void nob_server_stop(struct nob_server *s)
         atomic_store(&s->stop, 1);
 }
 
+/* As nob_client_free: a server whose run is still going is stopped and waited for, never
+ * freed under its receiving threads (nor its listening fd closed under its accept loop). */
 void nob_server_free(struct nob_server *s)
 {
     if (!s)
         return;
+    if (atomic_load(&s->running)) {
+        nob_server_stop(s);
+        while (atomic_load(&s->running))
+            nob_sleep_s(0.001);
+    }
     if (s->lfd >= 0)
         close(s->lfd);
     for (int i = 0; i < s->nconns; i++)
@@ -454,12 +462,22 @@ static void *conn_thread(void *arg)
     return NULL;
 }
 
+static int server_run(struct nob_server *s, struct nob_server_stats *st, struct nob_error *err);
+
 int nob_server_run(struct nob_server *s, struct nob_server_stats *st, struct nob_error *err)
 {
     memset(st, 0, sizeof(*st));
     if (s->ran)
         return nob_fail(err, EALREADY, "run", "a server runs once");
     s->ran = 1;
+    atomic_store(&s->running, 1);
+    int rc = server_run(s, st, err);
+    atomic_store(&s->running, 0); /* the last touch of s: nob_server_free may go on */
+    return rc;
+}
+
+static int server_run(struct nob_server *s, struct nob_server_stats *st, struct nob_error *err)
+{
     const struct nob_server_config *cfg = &s->cfg;
     int rc = 0;
     double deadline = cfg->timeout_s > 0 ? now_s() + cfg->timeout_s : 0;

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno as E
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from netobs.errors import CapabilityError, Interrupted, NetobsError, UsageError
 from netobs.params import PARAMS, RECV_MODES, Field
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SERVER_HINT = "starting the server first (python -m netobs.workerproc serve), or check --host and --port"
 
 
@@ -166,17 +168,44 @@ class _Call:
 
 
 def _run_stoppable(call: Callable[[], int], stop: Callable[[], None]) -> tuple[int, BaseException | None]:
-    """Run `call` in a thread; on an exception in this thread (Ctrl-C, SIGTERM turned into
-    Interrupted) ask C to stop, wait for it, and hand the exception back."""
-    running = _Call(call, "netobs-worker")
+    """Run `call` in a thread until it returns; a SIGINT/SIGTERM meanwhile asks C to stop and
+    is held, then handed to the handler that was there before once C returned: what that
+    raises (Interrupted, KeyboardInterrupt) comes back as the second value.
+
+    The signal must not raise while C runs: an exception raised anywhere in this thread's
+    Python code between the start of the call and its end (the thread's start, the wait
+    loop's own line) would let the caller free the C state under the running call, whose
+    sending threads then write into freed memory (the SIGSEGV of a stopped worker)."""
+    held: list[int] = []
+    owner = os.getpid()
+
+    def hold(signum: int, _frame: object) -> None:
+        if os.getpid() != owner:  # a forked helper: the default action, as interrupt.py does
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        held.append(signum)
+        stop()
+
+    previous: dict[int, Callable] = {}
+    try:
+        if threading.current_thread() is threading.main_thread():
+            for sig in _STOP_SIGNALS:
+                handler = signal.getsignal(sig)
+                if callable(handler):  # SIG_DFL/SIG_IGN and handlers set outside Python stay
+                    previous[sig] = signal.signal(sig, hold)
+        running = _Call(call, "netobs-worker")
+        while not running.done.wait(0.05):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     stopped_by: BaseException | None = None
-    while not running.done.is_set():
+    if held:
         try:
-            running.done.wait(0.05)
+            previous[held[0]](held[0], None)
         except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, Interrupted, SystemExit
-            if stopped_by is None:
-                stopped_by = exc
-            stop()
+            stopped_by = exc
     return running.result(), stopped_by
 
 
