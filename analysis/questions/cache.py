@@ -324,8 +324,8 @@ def _reduction_reasons(f: Reductions) -> list[str]:
         if x.code == R_LEVEL:
             per = []
             for impl in f.savers:
-                parts = [f"{lvl} {_chg(q['median'])} (IQR {_chg(q['q3'])} to {_chg(q['q1'])}; fewer in "
-                         f"{q['fewer_misses']} of {q['n']})" for lvl, q in f.by_strategy[impl].items()]
+                # the medians; their IQR and counts are in --json (a reason's 6 numbers)
+                parts = [f"{lvl} {_chg(q['median'])}" for lvl, q in f.by_strategy[impl].items()]
                 per.append(f"{impl} " + ", ".join(parts))
             pooled = ", ".join(f"{lvl} {_chg(q['median'])}" for lvl, q in f.pooled.items())
             out.append(f"Median over configurations of the per-configuration change in misses per KiB against "

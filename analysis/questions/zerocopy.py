@@ -334,28 +334,18 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
     return out
 
 
-PAIR_WORDS = {"cpu_s_per_gb": "client CPU-s/GB", "copies_per_byte": "copies per byte",
-              "send_copy_per_byte": "send copies per byte (traced)", "syscall_ns_per_byte": "send-syscall ns per byte"}
-
 
 def _pair_words(f: ZerocopyFacts) -> list[str]:
-    """The other zero-copy senders against their copy baselines (the answer's own is said above)."""
+    """The other zero-copy senders against their copy baselines (the answer's own is said above):
+    each pair's wins and losses, one clause each (their median change, costs and copied fraction
+    are in --json: a reason's 6 numbers)."""
     out = []
     for name, p in (f.pairs or {}).items():
         if name == f.sender:
             continue
         v, base = p["vs"], p["baseline"]
-        s = (f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']} "
-             f"configurations (median change {pct(v['median_change_pct'])})")
-        costs = [f"{PAIR_WORDS[m]} {num(c[name])} vs {num(c[base])}" for m, c in p["costs"].items()
-                 if _finite(c.get(name)) and _finite(c.get(base))]
-        if costs:
-            s += "; " + ", ".join(costs)
-        cf = p.get("zc_copied_fraction")
-        if _finite(cf):
-            s += f"; the kernel reported {share(cf)} of its notifications as copied"
-        out.append(s + ".")
-    return out
+        out.append(f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']}")
+    return ["; ".join(out) + "."] if out else []
 
 
 def _context(f: ZerocopyFacts) -> str:

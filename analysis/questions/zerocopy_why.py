@@ -191,18 +191,18 @@ def hypotheses_words(f) -> str | None:
 def break_even_words(d: dict) -> str:
     """The break-even test as a reason: the kernel's words, then what these results did."""
     b, a = d["below"], d["above"]
-    s = (f"Tested on another host: {prose.BREAK_EVEN_QUOTE}. Against {d['baseline']}, below 10 KB it won "
-         f"{b['won']} of {b['configurations']} configurations, from 10 KB on {a['won']} of {a['configurations']}")
-    s += (f" (first win at {d['first_win_size']} B)" if d.get("first_win_size") else " (no win at any size)")
     verdict = {hyp.SUPPORTED: "supported", hyp.CONTRADICTED: "contradicted"}.get(d["status"])
     cf = d.get("copied_fraction")
     if verdict:
-        s += f": {verdict}"
+        v = verdict
     elif cf is not None and cf >= hyp.COPIED_MOSTLY:
-        s += (f": not testable, the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy "
-              "to save")
+        v = f"not testable, the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy to save"
     else:
-        s += ": not tested, the sizes measured do not lie on both sides of 10 KB"
+        v = "not tested, the sizes measured do not lie on both sides of 10 KB"
+    # the verdict first; the counts after it (a reason's 6 numbers: the first win is in --json where it does not fit)
+    s = (f"Tested on another host: {prose.BREAK_EVEN_QUOTE}: {v}. Against {d['baseline']}, below that it won "
+         f"{b['won']} of {b['configurations']} configurations, from it on {a['won']} of {a['configurations']}")
+    s += (f"; first win at {d['first_win_size']} B" if d.get("first_win_size") else "; no win at any size")
     return s + " [worker]."
 
 

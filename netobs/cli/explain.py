@@ -141,8 +141,9 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
     probe = Console(highlight=False)
     width = min(probe.width, PROSE_WIDTH) if probe.is_terminal else PROSE_WIDTH
     console = Console(highlight=False, width=width)
-    console.print(Text(f"netobs explain: {results.path} (source: {results.source}, "
-                       f"{len(results.runs)} ok runs, {len(results.failed)} failed)", style="bold"))
+    header = (f"netobs explain: {results.path} (source: {results.source}, "
+              f"{len(results.runs)} ok runs, {len(results.failed)} failed)")
+    console.print(Text(header, style="bold"))
     for note in results.notes:   # what loading could not analyse or had to assume, first
         console.print(Text(f"note: {note}", style="yellow"))
     general = run_caveats(answers)
@@ -151,7 +152,7 @@ def _print_text(answers, results, detailed: bool, evidence: bool) -> None:
         for c in general:
             _item(console, "  -", c["text"])
     compact = not (detailed or evidence)
-    used = 1 + len(results.notes) + (1 + sum(len(_lines(console, "  -", c["text"])) for c in general) if general else 0)
+    used = len(console.render_lines(Text(header), pad=False)) + len(results.notes) + (1 + sum(len(_lines(console, "  -", c["text"])) for c in general) if general else 0)
     blocks = {}
     if compact:   # the largest per-question cap (<= QUESTION_LINES) whose blocks fit TOTAL_LINES together
         for cap in range(QUESTION_LINES, 5, -1):
