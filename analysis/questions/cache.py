@@ -16,7 +16,7 @@ from .. import accounting as acc
 from ..load import KEY, Results
 from ..stats import guarded_ratios, quantiles, sign_test
 from . import prose
-from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, data_name, median_of, ranked, unanswerable,
+from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, cost_of, data_name, ranked, unanswerable,
                      untested, vs)
 
 NAME = "cache"
@@ -207,7 +207,7 @@ def compute(r: Results) -> Facts:
     at_best = ev[ev.level == best]
     n_sig = int(((at_best.reduction_pct > 0) & (at_best.significant == True)).sum())  # noqa: E712
     cyc = {i: _reduction_median(r, i, "cycles_per_byte") for i in savers}
-    copies = {i: median_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
+    copies = {i: cost_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
     reasons = []
     src = "import" if r.imported else "perf"
     if len(measured) == 2:

@@ -14,7 +14,7 @@ from netobs.fmt import num, pct, share
 from .. import hypotheses as hyp
 from ..load import Results
 from . import accounted, prose
-from .common import LOST, WON, Reason, median_of, ranked
+from .common import LOST, WON, Reason, cost_of, ranked
 
 # the profile's classes that say where zero-copy's time went (CPU-s per GB), and the wait reasons
 CLASSES = ("zc_pin", "zc_notify", "deferred_copy", "kernel_copy", "user_copy", "softirq_rx", "tcp_tx", "syscall")
@@ -27,11 +27,11 @@ LOSS_HYPOTHESES = hyp.MECHANISM_NAMES + ("sndbuf_full", "retransmissions", "link
 
 
 def profile_costs(r: Results, impl: str, base: str) -> dict | None:
-    """class -> {impl: CPU-s/GB, base: CPU-s/GB} (client, medians over configurations), waits too."""
+    """class -> {impl: CPU-s/GB, base: CPU-s/GB} (client, accounting.COST_AGGREGATE), waits too."""
     cols = {c: f"prof_client_{c}_cpu_s_per_gb" for c in CLASSES}
     if not any(r.measured(col) for col in cols.values()):
         return None
-    out = {c: {impl: median_of(r, impl, col), base: median_of(r, base, col)} for c, col in cols.items()
+    out = {c: {impl: cost_of(r, impl, col), base: cost_of(r, base, col)} for c, col in cols.items()
            if r.measured(col)}
     waits = {}
     for w in WAITS:
