@@ -80,8 +80,12 @@ def work_column(role: str, name: str) -> str:
 
 
 def measured(r: Results, role: str = "client") -> bool:
+    return measured_runs(r.runs, role)
+
+
+def measured_runs(runs: pd.DataFrame, role: str = "client") -> bool:
     roles = ROLES if role == "both" else (role,)
-    return all(class_column(x, c) in r.runs and r.runs[class_column(x, c)].notna().any()
+    return all(class_column(x, c) in runs and runs[class_column(x, c)].notna().any()
                for x in roles for c in PROFILE_CLASSES)
 
 
@@ -103,8 +107,8 @@ class Side:
     min_repeats: int
 
 
-def _side(r: Results, frame: pd.DataFrame, points) -> Side | None:
-    groups = {k: g.dropna() for k, g in frame.groupby([r.runs[k] for k in KEY])}
+def _side(runs: pd.DataFrame, frame: pd.DataFrame, points) -> Side | None:
+    groups = {k: g.dropna() for k, g in frame.groupby([runs[k] for k in KEY])}
     rows = [groups[p] for p in dict.fromkeys(tuple(x) for x in points) if p in groups and len(groups[p])]
     if not rows:
         return None
@@ -204,8 +208,17 @@ def _account(r: Results, scope, role: str) -> Account | None:
         raise ValueError(f"role {role!r}: one of {SCOPES}")
     if not scope.ref or not measured(r, role):
         return None
-    frame = class_frame(r.runs, role)
-    at, ref = _side(r, frame, scope.at), _side(r, frame, scope.ref)
+    return account_runs(r.runs, scope.at, r.runs, scope.ref, role)
+
+
+def account_runs(at_runs: pd.DataFrame, at_points, ref_runs: pd.DataFrame, ref_points, role: str) -> Account | None:
+    """The accounting of `at_points` of `at_runs` against `ref_points` of `ref_runs` (two result
+    sets: `compare`; one: `account`), for a role; None where a side has no profiled row there."""
+    if role not in SCOPES:
+        raise ValueError(f"role {role!r}: one of {SCOPES}")
+    if not (measured_runs(at_runs, role) and measured_runs(ref_runs, role)):
+        return None
+    at, ref = (_side(runs, class_frame(runs, role), pts) for runs, pts in ((at_runs, at_points), (ref_runs, ref_points)))
     if at is None or ref is None:
         return None
     gaps = {c: at.value[c] - ref.value[c] for c in PROFILE_CLASSES}
@@ -216,9 +229,10 @@ def _account(r: Results, scope, role: str) -> Account | None:
         intervals = {c: (gaps[c] - q * math.sqrt(at.var[c] + ref.var[c]), gaps[c] + q * math.sqrt(at.var[c] + ref.var[c]))
                      for c in PROFILE_CLASSES}
     acc = Account(role, total, gaps, at.value, ref.value, intervals, (at.points, ref.points))
-    acc.waits = _waits(r, scope, role)
-    acc.threads = _threads(r, scope, role)
-    acc.network = _network(r, scope, role)
+    sides = _Sides(at_runs, tuple(at_points), ref_runs, tuple(ref_points))
+    acc.waits = _waits(sides, role)
+    acc.threads = _threads(sides, role)
+    acc.network = _network(sides, role)
     return acc
 
 
@@ -229,26 +243,44 @@ def _gb(runs: pd.DataFrame, role: str) -> pd.Series:
 
 def _mean_of(r: Results, series: pd.Series, points) -> float:
     """COST_AGGREGATE of one per-row series over `points` (NaN where none measured)."""
-    med = series.groupby([r.runs[k] for k in KEY]).mean()
+    return mean_over(r.runs, series, points)
+
+
+def mean_over(runs: pd.DataFrame, series: pd.Series, points) -> float:
+    """COST_AGGREGATE of a per-row series of `runs` over `points` (NaN where none measured)."""
+    med = series.groupby([runs[k] for k in KEY]).mean()
     vals = [med.get(tuple(p), np.nan) for p in dict.fromkeys(tuple(x) for x in points)]
     vals = [v for v in vals if v == v]
     return float(np.mean(vals)) if vals else math.nan
 
 
-def _pair(r, s, scope) -> dict:
-    a, b = _mean_of(r, s, scope.at), _mean_of(r, s, scope.ref)
-    return {"at": None if a != a else a, "ref": None if b != b else b}
+@dataclass(frozen=True)
+class _Sides:
+    """The rows and points of the two sides (one result set or two)."""
+    at_runs: pd.DataFrame
+    at: tuple
+    ref_runs: pd.DataFrame
+    ref: tuple
+
+    def pair(self, fig) -> dict:
+        """`fig(runs)` (a per-row series) aggregated on each side."""
+        a, b = mean_over(self.at_runs, fig(self.at_runs), self.at), mean_over(self.ref_runs, fig(self.ref_runs), self.ref)
+        return {"at": None if a != a else a, "ref": None if b != b else b}
 
 
-def _waits(r: Results, scope, role: str) -> dict:
+def _waits(sides: _Sides, role: str) -> dict:
     """Off-CPU seconds per GB by wait reason of the working threads only (work_<role>_<reason>_s)."""
     roles = ROLES if role == "both" else (role,)
     out = {}
     for w in WAIT_REASONS:
-        parts = [r.runs[work_column(x, f"{w}_s")] / _gb(r.runs, x) for x in roles if work_column(x, f"{w}_s") in r.runs]
-        if not parts or all(p.isna().all() for p in parts):
+        cols = [work_column(x, f"{w}_s") for x in roles]
+        if not any(c in runs and runs[c].notna().any() for c in cols for runs in (sides.at_runs, sides.ref_runs)):
             continue
-        v = _pair(r, sum(parts), scope)
+
+        def per_gb(runs, w=w):
+            parts = [runs[work_column(x, f"{w}_s")] / _gb(runs, x) for x in roles if work_column(x, f"{w}_s") in runs]
+            return sum(parts) if parts else pd.Series(np.nan, index=runs.index)
+        v = sides.pair(per_gb)
         if v["at"] is not None and v["ref"] is not None and max(v["at"], v["ref"]) > 0:
             out[w] = v
     return out
@@ -266,11 +298,11 @@ def thread_share(runs: pd.DataFrame, role: str, what: str) -> pd.Series:
     return (num / total.where(total > 0)).clip(upper=1.0)
 
 
-def _threads(r: Results, scope, role: str) -> dict:
+def _threads(sides: _Sides, role: str) -> dict:
     out = {}
     for x in (ROLES if role == "both" else (role,)):
         for what in ("utilisation", "preempted"):
-            v = _pair(r, thread_share(r.runs, x, what), scope)
+            v = sides.pair(lambda runs, x=x, what=what: thread_share(runs, x, what))
             if v["at"] is not None:
                 out[f"{x}_{what}"] = v
     return out
@@ -283,10 +315,10 @@ def network_series(runs: pd.DataFrame, name: str, role: str = "client") -> pd.Se
     return runs.get(col, pd.Series(np.nan, index=runs.index))
 
 
-def _network(r: Results, scope, role: str) -> dict:
+def _network(sides: _Sides, role: str) -> dict:
     out = {}
     for name, (_label, floor) in NETWORK.items():
-        v = _pair(r, network_series(r.runs, name, "client" if role == "both" else role), scope)
+        v = sides.pair(lambda runs, name=name: network_series(runs, name, "client" if role == "both" else role))
         if v["at"] is None or v["ref"] is None:
             continue
         a, b = v["at"], v["ref"]
@@ -317,6 +349,24 @@ def mechanism_numbers(acc: Account, cls: str) -> dict:
     if acc.intervals is not None:
         out["interval"] = list(acc.intervals[cls])
         out["significant"] = acc.significant(cls)
+    return out
+
+
+def mechanism_status(nums: dict) -> str:
+    """A mechanism's judgement from its numbers (mechanism_numbers): a negligible total gap is
+    explained by no mechanism (contradicted), else share_status. hypotheses and compare both
+    judge by this one function."""
+    if nums.get("negligible"):
+        return CONTRADICTED
+    return share_status(nums["share"], nums.get("significant"))
+
+
+def judge_mechanisms(a: Account) -> dict[str, dict]:
+    """Every mechanism judged on one accounting: {name: {status, role, class, gap, share, ...}}."""
+    out = {}
+    for name, cls in MECHANISMS.items():
+        nums = mechanism_numbers(a, cls)
+        out[name] = {"status": mechanism_status(nums), **nums}
     return out
 
 

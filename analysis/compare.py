@@ -11,6 +11,12 @@ matched point and metric: both medians, the change, Welch's p over the repeats
 - same: not significant, or significant but smaller than the threshold (within noise);
 - untested: one repeat on a side; no test is possible, so no p-value is given.
 
+Where both result sets were profiled, the comparison is accounted (`analysis.accounting`, the
+module every question uses, with its thresholds and its judgement of each mechanism): NEW minus
+BASE in CPU-seconds per GB, per role and both ends, split by profile class so the class gaps sum
+to the total, for the whole comparison (every configuration both measured) and for each changed
+point (a faster or slower verdict in any metric, or a cost gap the accounting counts there).
+
 The words are `analysis.compare_text`'s; the report's section and chart are drawn from these
 facts too.
 """
@@ -27,6 +33,7 @@ from netobs.errors import NetobsError, UsageError
 from netobs.jsonsafe import jsonable
 from netobs.spec import OLD_MATRIX_KEYS, stored_sweep
 
+from . import accounting as acc
 from . import labels
 from .load import CONFIG, KEY, Results, by_series
 from .noise import placement_differences
@@ -41,6 +48,7 @@ HIGHER_IS_BETTER = frozenset({"throughput_gbps", "goodput_gbps", "bytes_sent", "
                               "bytes_received", "messages", "gbytes"})
 VERDICTS = ("faster", "slower", "same", "untested")
 LARGEST = 5
+CAUSES = 3       # the largest accounted causes named per gap
 # Stored columns that say which point a row is or how it went, not what it measured.
 NOT_METRICS = frozenset({"implementation", "msg_size", "threads", "repeat", "duration_s", "warmup_s", "window_s"})
 
@@ -98,6 +106,7 @@ class Comparison:
     largest: list[dict]              # the largest flagged changes (faster/slower), largest first
     ranking_changes: list[dict]      # (msg_size, threads) where the throughput order changed
     regressions: list[dict] = field(default_factory=list)   # filled by `regressions()` when asked
+    accounting: dict = field(default_factory=dict)   # see `accounting()`: whole, points, or why not measured
 
     @property
     def compared_metrics(self) -> list[str]:
@@ -116,6 +125,7 @@ class Comparison:
             "summary": {"counts": self.counts, "geomean_ratio": self.geomean_ratio, "largest": self.largest,
                         "ranking_changes": self.ranking_changes},
             "regressions": self.regressions,
+            "accounting": self.accounting,
         })
 
 
@@ -296,6 +306,53 @@ def _side(r: Results) -> Side:
                 r.max_repeats(), r.min_repeats(), list(r.notes))
 
 
+# ----------------------------------------------------------------------------- accounting
+
+def _accounted(new_runs: pd.DataFrame, base_runs: pd.DataFrame, keys: list[tuple]) -> dict | None:
+    """Per scope (both ends, client, server): the accounting of NEW against BASE at `keys`, its
+    largest causes and every mechanism's judgement (accounting.judge_mechanisms); None unprofiled."""
+    out = {}
+    for role in acc.SCOPES:
+        a = acc.account_runs(new_runs, keys, base_runs, keys, role)
+        if a is None:
+            continue
+        judged = acc.judge_mechanisms(a)
+        out[role] = a.to_dict() | {
+            "largest": [[c, v] for c, v in a.largest(CAUSES) if v >= acc.CONTRADICTED_SHARE],
+            "judgements": {n: {k: j[k] for k in ("status", "class", "gap_cpu_s_per_gb", "share")} for n, j in judged.items()},
+            "supported": [n for n, j in judged.items() if j["status"] == acc.SUPPORTED]}
+    return out or None
+
+
+def accounting(base: Results, new: Results, points: pd.DataFrame, common: list[tuple]) -> dict:
+    """The comparison's cost accounting: `whole` (every configuration both measured), `points`
+    (each changed point alone, largest CPU-s/GB change first: a faster/slower verdict in any
+    metric, or a total gap of at least accounting.MIN_GAP of BASE's cost there), or
+    `not_measured` saying why."""
+    bruns, nruns = by_series(base.runs), by_series(new.runs)
+    missing = [name for name, runs in (("base", bruns), ("new", nruns)) if not acc.measured_runs(runs, "client")]
+    if missing:
+        return {"aggregate": acc.COST_AGGREGATE,
+                "not_measured": f"{' and '.join(missing)} not profiled (netobs sweep --profile)"}
+    whole = _accounted(nruns, bruns, common)
+    flagged = points[points["verdict"].isin(("faster", "slower"))]
+    verdicts: dict = {}
+    for row in flagged.itertuples(index=False):
+        verdicts.setdefault((row.implementation, row.msg_size, row.threads), []).append(f"{row.metric} {row.verdict}")
+    per_point = []
+    for k in common:
+        a = _accounted(nruns, bruns, [k])
+        main = (a or {}).get("both") or (a or {}).get("client")
+        # changed: a verdict beyond noise in any metric, or a cost gap the accounting counts (>= MIN_GAP)
+        if main is not None and (k in verdicts or not main["negligible"]):
+            per_point.append({**dict(zip(KEY, k)), "verdicts": verdicts.get(k, []), "accounting": a})
+    size = lambda p: abs((p["accounting"].get("both") or p["accounting"]["client"])["total_cpu_s_per_gb"])  # noqa: E731
+    return {"aggregate": acc.COST_AGGREGATE, "thresholds": {"supported_share": acc.SUPPORTED_SHARE,
+                                                            "contradicted_share": acc.CONTRADICTED_SHARE,
+                                                            "min_gap": acc.MIN_GAP},
+            "whole": whole, "points": sorted(per_point, key=size, reverse=True)}
+
+
 def compare(base: Results, new: Results, metrics=None, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> Comparison:
     """BASE and NEW compared point by point (see the module's docstring)."""
     if not (threshold_pct >= 0 and math.isfinite(threshold_pct)):
@@ -317,6 +374,7 @@ def compare(base: Results, new: Results, metrics=None, threshold_pct: float = DE
         manifest_differences=manifest_differences(base.manifest, new.manifest) + placement_differences(base, new), grid=grid, points=points,
         counts=_counts(points, compared), geomean_ratio=_geomeans(points), largest=_largest(points),
         ranking_changes=_ranking_changes(gb, gn, common) if RANKED_BY in compared else [],
+        accounting=accounting(base, new, points, common),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from netobs import fmt
 
+from . import accounting as acc
 from .compare import VERDICTS, Comparison
 
 WORDS = {"faster": "faster", "slower": "slower", "same": "same within noise", "untested": "untested"}
@@ -123,13 +124,70 @@ def _ranking(c: Comparison) -> list[Block]:
     return out
 
 
+def _gap_line(where: str, side: dict) -> str:
+    """'<where>: new cost X CPU-s/GB more than base (+r%): <cause> s%, ...; residual s%'."""
+    total = side["total_cpu_s_per_gb"]
+    if side["negligible"]:
+        return f"{where}: about the same CPU per GB ({fmt.num(total)} CPU-s/GB, below {acc.MIN_GAP:.0%} of base)"
+    more = "more" if total >= 0 else "less"
+    s = f"{where}: new cost {fmt.num(abs(total))} CPU-s/GB {more} than base ({fmt.pct(side['relative'] * 100)})"
+    causes = ", ".join(f"{acc.CLASS_WORDS[k]} {fmt.share(v)}" for k, v in side["largest"])
+    if causes:
+        s += f": {causes}"
+    if side.get("residual_share") is not None:
+        s += f"; residual {fmt.share(side['residual_share'])}"
+    return s + ("" if side["tested"] else " (untested: one repeat on a side)")
+
+
+def _class_table(side: dict) -> Block:
+    """Every class's gap and signed share (they sum to the total), with its mechanism's judgement."""
+    judged = {j["class"]: (n, j["status"]) for n, j in side["judgements"].items()}
+    rows = []
+    for k, v in sorted(side["classes"].items(), key=lambda kv: -abs(kv[1]["gap"])):
+        name, status = judged.get(k, ("(residual)", ""))
+        rows.append([acc.CLASS_WORDS[k], fmt.num(v["ref"]), fmt.num(v["at"]), f"{v['gap']:+.3g}",
+                     fmt.share(v["share"]) if v["share"] == v["share"] else "—", name, status])
+    rows.append(["total", fmt.num(sum(v["ref"] for v in side["classes"].values())),
+                 fmt.num(sum(v["at"] for v in side["classes"].values())), f"{side['total_cpu_s_per_gb']:+.3g}",
+                 "100%", "", ""])
+    return Block("table", headers=["class", "base", "new", "gap", "share", "hypothesis", "judgement"], rows=rows)
+
+
+def _accounting(c: Comparison) -> list[Block]:
+    a = c.accounting or {}
+    out = [Block("heading", "Where the CPU per GB went (new minus base, by profile class; the parts sum to the whole)")]
+    if a.get("not_measured"):
+        return out + [Block("line", f"Not accounted: {a['not_measured']}.")]
+    whole = a.get("whole")
+    if not whole:
+        return out + [Block("line", "Not accounted: no configuration both runs profiled.")]
+    t = a["thresholds"]
+    out.append(Block("line", f"Aggregate: {a['aggregate']}. A mechanism is supported at a share >= "
+                             f"{t['supported_share']:.0%} of the gap, contradicted below {t['contradicted_share']:.0%} "
+                             "or of the other sign."))
+    out += [Block("line", _gap_line(f"whole comparison, {role}", whole[role])) for role in ("both", "client", "server")
+            if role in whole]
+    main = whole.get("both") or whole.get("client")
+    if not main["negligible"]:
+        out.append(_class_table(main))
+    for p in a["points"][:LARGEST_POINTS]:
+        side = p["accounting"].get("both") or p["accounting"].get("client")
+        out.append(Block("line", _gap_line(f"  {_config(p)}, {side['role']}", side), style="warn"))
+    if len(a["points"]) > LARGEST_POINTS:
+        out.append(Block("line", f"  ... {len(a['points']) - LARGEST_POINTS} more changed point(s) in --json."))
+    return out
+
+
+LARGEST_POINTS = 5
+
+
 def render(c: Comparison) -> list[Block]:
     head = [Block("heading", f"netobs compare: {_side('base', c.base)} -> {_side('new', c.new)}")]
     for name, side in (("base", c.base), ("new", c.new)):
         head += [Block("line", f"note ({name}): {n}", style="warn") for n in side.notes]
     head.append(Block("line", f"Verdicts: significant (Welch, p < {c.alpha:g}) and at least {c.threshold_pct:g}% "
                               "in the metric's better or worse direction; one repeat on a side: untested."))
-    return head + _manifest(c) + _grid(c) + _metric_tables(c) + _summary(c) + _ranking(c)
+    return head + _manifest(c) + _grid(c) + _metric_tables(c) + _summary(c) + _accounting(c) + _ranking(c)
 
 
 def regression_line(c: Comparison, pct: float) -> str:

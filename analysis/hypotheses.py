@@ -173,9 +173,7 @@ def mechanism(name: str, role: str = "both", fallback: Callable | None = None, c
         if a is None:
             return fallback(r, s) if fallback else Judgement(name, NOT_MEASURED, "profile")
         nums = acc.mechanism_numbers(a, cls)
-        if nums.get("negligible"):
-            return Judgement(name, CONTRADICTED, "profile", nums)
-        return Judgement(name, acc.share_status(nums["share"], nums.get("significant")), "profile", nums)
+        return Judgement(name, acc.mechanism_status(nums), "profile", nums)
     return Hypothesis(name, judge, role)
 
 
@@ -272,8 +270,7 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
         return None
     if a is not None and a.total and name == "deferred_copy_local":
         m = acc.mechanism_numbers(a, "deferred_copy")
-        status = CONTRADICTED if m.get("negligible") else acc.share_status(m["share"], m.get("significant"))
-        return Judgement(name, status, "profile", {**nums, **m})
+        return Judgement(name, acc.mechanism_status(m), "profile", {**nums, **m})
     if copied == copied:
         return Judgement(name, SUPPORTED if copied >= COPIED_MOSTLY else CONTRADICTED, "worker", nums)
     if prof == prof:

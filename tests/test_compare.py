@@ -264,3 +264,73 @@ def test_cli_report_baseline_writes_the_section(tmp_path, capsys):
     assert '<section id="comparison">' in out.read_text()
     assert cli_main(["report", str(new), "--baseline", str(base), "--format", "png", "--out-dir",
                      str(tmp_path / "f")]) == 2
+
+
+# ----------------------------------------------------------------------------- the accounting (issue 23)
+PROFILED = Path(__file__).resolve().parent / "fixtures" / "profiled-sweep"
+
+
+def _profiled_copy(tmp_path, name, edit):
+    """The real profiled sweep copied with `edit(df)` applied to its runs.csv."""
+    import shutil
+    import pandas as pd
+    d = tmp_path / name
+    shutil.copytree(PROFILED, d)
+    df = pd.read_csv(d / "runs.csv")
+    edit(df).to_csv(d / "runs.csv", index=False)
+    return d
+
+
+def test_compare_accounts_the_gap_by_class_summing_to_the_whole_with_the_planted_class_supported(tmp_path):
+    def plant(df):
+        m = df.implementation == "one_copy"
+        df.loc[m, "prof_client_user_copy_cpu_s_per_gb"] += 1.0   # +1 CPU-s/GB at one_copy's 4 configurations
+        df.loc[m, "throughput_gbps"] *= 0.5
+        return df
+    base, new = load_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", plant))
+    c = compare.compare(base, new)
+    a = c.accounting
+    assert a["aggregate"] == compare.acc.COST_AGGREGATE
+    for role, side in a["whole"].items():
+        assert sum(v["gap"] for v in side["classes"].values()) == pytest.approx(side["total_cpu_s_per_gb"], abs=1e-9)
+    # 1 CPU-s/GB at 4 of the 12 configurations: 1/3 over the whole comparison, all of it user copy
+    whole = a["whole"]["client"]
+    assert whole["classes"]["user_copy"]["gap"] == pytest.approx(1 / 3, abs=1e-9)
+    assert whole["total_cpu_s_per_gb"] == pytest.approx(1 / 3, abs=1e-9)
+    assert whole["judgements"]["user_copy"]["status"] == "supported" and whole["supported"] == ["user_copy"]
+    assert whole["judgements"]["tcp_send"]["status"] == "contradicted"
+    # each changed point alone: its gap is the planted 1 CPU-s/GB
+    assert a["points"] and {p["implementation"] for p in a["points"]} == {"one_copy"}
+    for p in a["points"]:
+        assert p["accounting"]["client"]["classes"]["user_copy"]["gap"] == pytest.approx(1.0, abs=1e-9)
+    text = "\n".join(b.text for b in render(c))
+    assert "new cost 0.333 CPU-s/GB more than base" in text and "user copy 100%" in text
+    assert json.loads(json.dumps(c.to_dict()))["accounting"]["whole"]["client"]["supported"] == ["user_copy"]
+
+
+def test_compare_judges_a_mechanism_as_the_answers_do_on_the_same_evidence(tmp_path):
+    """NEW is BASE with one_copy's rows replaced by zero_copy's: compare's one_copy points are then
+    the study's zero_copy-vs-one_copy scope, and every mechanism gets the hypotheses' verdict."""
+    import pandas as pd
+
+    def swap(df):
+        zc = df[df.implementation == "zero_copy"].assign(implementation="one_copy")
+        return pd.concat([df[df.implementation != "one_copy"], zc], ignore_index=True)
+    base, new = load_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", swap))
+    points = [("one_copy", s, t) for s in (4096, 65536) for t in (1, 2)]
+    mine = compare._accounted(new.runs, base.runs, points)
+    from netobs.analysis import hypotheses as hyp
+    s = hyp.Scope(at=tuple(("zero_copy", a, b) for _, a, b in points), ref=tuple(points))
+    for role in ("client", "server", "both"):
+        theirs = {j.name: j.status for j in hyp.judge(base, s, [n for n in compare.acc.MECHANISMS
+                                                                 if n not in ("deferred_copy", "scheduling")], role)}
+        for name, status in theirs.items():
+            assert mine[role]["judgements"][name]["status"] == status, (role, name)
+        t = compare.acc.account(base, s, role)
+        assert mine[role]["total_cpu_s_per_gb"] == pytest.approx(t.total, abs=1e-9)
+
+
+def test_compare_without_profiles_says_what_is_not_accounted(tmp_path):
+    c = compare.compare(*pair(tmp_path))
+    assert "not profiled" in c.accounting["not_measured"]
+    assert any("Not accounted: base and new not profiled" in b.text for b in render(c))

@@ -485,35 +485,37 @@ def _because(i: dict, judged) -> str:
 def _incident_words(i: dict, judged) -> str:
     what, unit = METRIC_WORDS[i["metric"]]
     where = prose.point(i["msg_size"], i["threads"])
-    moved = (f"{pct(i['change_pct'])} ({num(i['before'])} to {num(i['after'])} {unit}) over {_step_of(i)}"
-             if i["dim"] else "")
+    # the change from the step's start (its values and the whole step are in --json: a reason's 6 numbers)
+    moved = f"{pct(i['change_pct'])} over its step" if i["dim"] else ""
     noise = noise_words(i["noise"], i["score"])
+    # clauses in the order they matter: what broke, what changed with it, the other strategies, the
+    # rest; prose.fit keeps those that fit a reason's 6 numbers (all of them are in --json)
+    others = ", ".join(f"{k} {pct(c)}" for k, c in (i["others"] or {}).items())
     if i["code"] == SYSTEM_WIDE:
-        others = ", ".join(f"{s} {pct(c)}" for s, c in i["others"].items())
-        s = (f"At {where} every strategy's {what} broke its trend ({i['implementation']} {moved}, {noise}; "
-             f"the others at the same step: {others}): a property of the system at this configuration, not of a "
-             "strategy")
+        head = (f"At {where} every strategy's {what} broke its trend ({i['implementation']} {moved}, {noise})")
+        rest = ["a property of the system at this configuration, not of a strategy",
+                f"the others at the same step: {others}"]
     elif i["code"] == WEAK_BASELINE and i["dim"] is None:
         w = i["weak"][0]
         axis = "size" if w["axis"] == "msg_size" else "thread count"
-        s = (f"{i['implementation']} at {where} is a weak baseline point: its {what} is {share(-w['shortfall_pct'] / 100, 1)} "
-             f"below its own trend over {axis} ({noise}), while the other strategies held theirs ("
-             + ", ".join(f"{k} {pct(c)}" for k, c in w["others_pct"].items())
-             + "); every verdict that beats it there rests on this point"
-             + (f"; it also explains {i['explains']} trend break(s) next to it" if i.get("explains") else ""))
+        head = (f"{i['implementation']} at {where} is a weak baseline point: its {what} is "
+                f"{share(-w['shortfall_pct'] / 100, 1)} below its own trend over {axis} ({noise})")
+        rest = ["every verdict that beats it there rests on this point",
+                "the other strategies held theirs: " + ", ".join(f"{k} {pct(c)}" for k, c in w["others_pct"].items())]
+        if i.get("explains"):
+            rest.append(f"it also explains {i['explains']} trend break(s) next to it")
     elif i["code"] == WEAK_BASELINE:
         w = i["weak"][0]
-        s = (f"{i['implementation']} at {where} is a weak baseline point: its {what} {moved}, {noise}, while the other "
-             f"strategies held their trend ({i['implementation']} is {share(-w['shortfall_pct'] / 100, 1)} below its own "
-             "trend there); every verdict that beats it there rests on this point")
+        head = (f"{i['implementation']} at {where} is a weak baseline point: its {what} {moved}, {noise}, while the "
+                "other strategies held their trend")
+        rest = ["every verdict that beats it there rests on this point",
+                f"{i['implementation']} is {share(-w['shortfall_pct'] / 100, 1)} below its own trend there"]
     else:
-        s = (f"{i['implementation']} at {where}: {what} {moved}, {noise}"
-             + (f"; the other strategies at the same step: " + ", ".join(f"{k} {pct(c)}" for k, c in i["others"].items())
-                if i["others"] else ""))
-    changed = [f"{label(m)} {times(x)}" for m, x in (i["changes"] or {}).items()]
-    if changed:
-        s += "; with it " + ", ".join(changed)
-    return s + f"; {_because(i, judged)} [worker{', perf' if changed else ''}]."
+        head = f"{i['implementation']} at {where}: {what} {moved}, {noise}"
+        rest = [f"the other strategies at the same step: {others}"] if others else []
+    changed = [f"{label(m)} {times(x)}" for m, x in (i["changes"] or {}).items()][:2]
+    clauses = [head] + (["with it " + ", ".join(changed)] if changed else []) + rest + [_because(i, judged)]
+    return "; ".join(clauses) + f" [worker{', perf' if changed else ''}]."
 
 
 def _reason_words(f: AnomaliesFacts, x) -> str:

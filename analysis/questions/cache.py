@@ -16,7 +16,7 @@ from .. import accounting as acc
 from ..load import KEY, Results
 from ..stats import guarded_ratios, quantiles, sign_test
 from . import prose
-from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, data_name, median_of, ranked, unanswerable,
+from .common import (Facts, Reason, Unanswerable, caveats, chart_rows, cost_of, data_name, ranked, unanswerable,
                      untested, vs)
 
 NAME = "cache"
@@ -207,7 +207,7 @@ def compute(r: Results) -> Facts:
     at_best = ev[ev.level == best]
     n_sig = int(((at_best.reduction_pct > 0) & (at_best.significant == True)).sum())  # noqa: E712
     cyc = {i: _reduction_median(r, i, "cycles_per_byte") for i in savers}
-    copies = {i: median_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
+    copies = {i: cost_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
     reasons = []
     src = "import" if r.imported else "perf"
     if len(measured) == 2:
@@ -324,8 +324,8 @@ def _reduction_reasons(f: Reductions) -> list[str]:
         if x.code == R_LEVEL:
             per = []
             for impl in f.savers:
-                parts = [f"{lvl} {_chg(q['median'])} (IQR {_chg(q['q3'])} to {_chg(q['q1'])}; fewer in "
-                         f"{q['fewer_misses']} of {q['n']})" for lvl, q in f.by_strategy[impl].items()]
+                # the medians; their IQR and counts are in --json (a reason's 6 numbers)
+                parts = [f"{lvl} {_chg(q['median'])}" for lvl, q in f.by_strategy[impl].items()]
                 per.append(f"{impl} " + ", ".join(parts))
             pooled = ", ".join(f"{lvl} {_chg(q['median'])}" for lvl, q in f.pooled.items())
             out.append(f"Median over configurations of the per-configuration change in misses per KiB against "

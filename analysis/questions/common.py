@@ -163,6 +163,21 @@ def untested(df: pd.DataFrame) -> bool:
     return bool(len(df)) and df["significant"].map(lambda v: v is None or v != v).any()
 
 
+def cost_of(r: Results, impl: str, metric: str, where=None) -> float:
+    """A cost figure (per byte, per GB, per MiB) of `impl` over its configurations (optionally
+    some, `where`: (msg_size, threads) pairs) by the declared accounting.COST_AGGREGATE: the mean
+    over configurations of each configuration's mean over repeats (NaN where unmeasured)."""
+    from .. import accounting as acc
+    if metric not in r.runs:
+        return float("nan")
+    rows = r.runs[r.runs.implementation == impl]
+    points = [tuple(k) for k in rows[KEY].drop_duplicates().itertuples(index=False)]
+    if where is not None:
+        keep = set(map(tuple, where))
+        points = [p for p in points if (p[1], p[2]) in keep]
+    return acc.mean_over(r.runs, r.runs[metric], points)
+
+
 def median_of(r: Results, impl: str, metric: str, where=None) -> float:
     """Median over configurations of the per-configuration medians (optionally of some configs)."""
     med = config_medians(r, metric)

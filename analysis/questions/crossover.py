@@ -175,16 +175,22 @@ def compute(r: Results, impl: str) -> Facts:
 
 
 # --------------------------------------------------------------------------- prose
+def _threads(counts) -> str:
+    """Thread counts in at most two numbers ("1 and 2 threads", "1 to 8 threads"; all in --json)."""
+    counts = sorted(int(t) for t in counts)
+    return prose.threads(counts) if len(counts) <= 2 else f"{counts[0]} to {counts[-1]} threads"
+
+
 def _group(f: CrossoverFacts, g: Group) -> str:
     impl, first, last = f.implementation, f.sizes[0], f.sizes[-1]
     if g.crossover_size is None:
-        return (f"With {prose.threads(g.threads)}, {impl} never beats two_copy within the tested sizes "
-                f"({first}-{last} B); its closest was {pct(g.closest_change_pct)} at "
+        return (f"With {_threads(g.threads)}, {impl} never beats two_copy within the tested sizes; its closest "
+                f"was {pct(g.closest_change_pct)} at "
                 f"{prose.point(g.closest_size, g.closest_threads)} [worker].")
     cross = g.crossover_size
-    s = (f"With {prose.threads(g.threads)}, {impl} first beats two_copy at {cross} B ("
-         + ", ".join(pct(f.by_threads[t].change_pct_at_crossover) + (f" at {t}t" if len(g.threads) > 1 else "")
-                     for t in g.threads) + ")")
+    at = sorted(f.by_threads[t].change_pct_at_crossover for t in g.threads)
+    s = (f"With {_threads(g.threads)}, {impl} first beats two_copy at {cross} B ("
+         + (pct(at[0]) if len(at) == 1 else f"{pct(at[0])} to {pct(at[-1])}") + ")")
     if cross == first:
         s += ", the smallest tested size, so the true crossover may be lower"
     if g.stays_ahead:
@@ -205,7 +211,7 @@ def _headline(f: CrossoverFacts) -> str:
     never = [t for g in f.groups if g.crossover_size is None for t in g.threads]
     if not crossing:
         g = max(f.groups, key=lambda g: g.closest_change_pct)
-        return (f"{impl} never beats two_copy within {first}-{last} B at any thread count; closest: "
+        return (f"{impl} never beats two_copy at any tested size and thread count; closest: "
                 f"{pct(g.closest_change_pct)} at {prose.point(g.closest_size, g.closest_threads)}.")
     sizes = sorted({g.crossover_size for g in crossing})
     if len(sizes) == 1:

@@ -17,6 +17,61 @@ from .common import LOST, NA, NOT_SIGNIFICANT, TIE, WON, Caveat, Facts
 OUTCOME_WORDS = {WON: "won", LOST: "lost", TIE: "tie", NOT_SIGNIFICANT: "no significant difference", NA: "n/a"}
 
 
+# a number as a reader counts it in a sentence: sizes, counts, thread counts, percentages, ratios
+NUMBER = re.compile(r"(?<![\w.])[-+x]?\d[\d,]*(?:\.\d+)?%?")
+MAX_NUMBERS = 6   # a reason holds at most this many; the rest is in --evidence and --json
+SOURCE = re.compile(r"\s*\[[a-z, ]+\]\.?$")
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers a sentence states, as written (signs, 'x' and '%' stripped)."""
+    return [m.group(0).lstrip("+-x").rstrip("%").replace(",", "") for m in NUMBER.finditer(text)]
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """`text` split at `sep` outside parentheses."""
+    out, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and text.startswith(sep, i):
+            out.append(text[start:i])
+            start = i + len(sep)
+            i = start
+            continue
+        i += 1
+    return out + [text[start:]]
+
+
+def fit(reason: str, limit: int = MAX_NUMBERS) -> str:
+    """A reason cut to at most `limit` numbers: its sentences in order, each whole where it fits,
+    else those of its clauses (at '; ' outside parentheses) that fit, the first always kept;
+    its source tag kept. What is left out is in the facts (--json) and the evidence (--evidence)."""
+    if len(numbers(reason)) <= limit:
+        return reason
+    m = SOURCE.search(reason)
+    tag = m.group(0).strip().rstrip(".") if m else ""
+    body = (reason[:m.start()] if m else reason).strip()
+    kept, used = [], 0
+    for s in (s for s in re.split(r"(?<=\.)\s+(?=[A-Z])", body) if s):
+        n = len(numbers(s))
+        if used + n <= limit:
+            kept.append(s)
+            used += n
+            continue
+        part = []
+        for c in _split(s.rstrip("."), "; "):
+            k = len(numbers(c))
+            if used + k <= limit or not (kept or part):
+                part.append(c)
+                used += k
+        if part:
+            kept.append("; ".join(part) + ".")
+    text = " ".join(k if k.endswith(".") else k + "." for k in kept)
+    return f"{text.rstrip('.')} {tag}." if tag else text
+
+
 def join(items) -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
@@ -268,6 +323,7 @@ def answer(f: Facts, headline: str, reasons: list[str], table, key=None, chart_n
     """The prose of an answer: headline first, reasons (one per facts reason, same order),
     the tested hypotheses, the answer's own caveats."""
     hyps = hypotheses(f.hypotheses if judgements is None else judgements)
+    reasons = [fit(t) for t in reasons]
     if any(x.source == "import" for x in f.reasons):
         reasons = [re.sub(r"\[(worker|perf|trace|profile|netstat|manifest)(, [a-z]+)*\]", "[import]", t) for t in reasons]
     return Prose(verdict=" ".join([headline] + reasons), caveats=caveats(f), table=table, key_columns=key or [],

@@ -160,18 +160,23 @@ def compute(r: Results) -> Facts:
 
 
 # --------------------------------------------------------------------------- prose
+MAX_FIGURES = 4   # figures the change reason names
+
+
 def _change(f: ThreadsChange) -> list[str]:
     tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
     change, p = f.ratio_max_over_min_threads, f.parameters
-    parts = [f"{short(m)} {times(change[m]['median'])}"
-             + (f" (range {times(change[m]['min'])} to {times(change[m]['max'])})" if m == "throughput_gbps" else "")
-             for m in f.metrics if change[m]["n"]]
-    out = [f"From {tmin} to {tmax} threads (median over {f.series} strategy x size series): " + ", ".join(parts) + "."]
+    # at most 4 figures (a reason's 6 numbers with the two thread counts); the range and the rest in --json
+    parts = [f"{short(m)} {times(change[m]['median'])}" for m in f.metrics if change[m]["n"]][:MAX_FIGURES]
+    out = [f"From {tmin} to {tmax} threads (median over strategy x size series): " + ", ".join(parts) + "."]
     contention = [m for m in CONTENTION if m in f.metrics and change[m]["n"]]
     if contention:
-        s = "Per byte moved, " + "; ".join(
-            f"{short(m)} rose (>{p.min_effect:.0%}) in {change[m]['rose']} and fell in {change[m]['fell']} of "
-            f"{change[m]['n']} series" for m in f.metrics if m in contention)
+        # the two figures that moved in the most series (5 numbers); every count is in --json
+        moved = sorted((m for m in f.metrics if m in contention),
+                       key=lambda m: -max(change[m]["rose"], change[m]["fell"]))[:2]
+        s = f"Per byte moved (changes over {p.min_effect:.0%}), " + "; ".join(
+            f"{short(m)} {'rose' if change[m]['rose'] >= change[m]['fell'] else 'fell'} in "
+            f"{max(change[m]['rose'], change[m]['fell'])} of {change[m]['n']} series" for m in moved)
         levels = [m for m in CACHE_LEVELS if m in contention]
         if levels:
             rising = [m for m in levels if change[m]["rose"] > change[m]["n"] / 2]
@@ -214,8 +219,11 @@ WAIT_WORDS = {"utilisation": "on-CPU", "preempted": "preempted", "sndbuf_full": 
 
 def _waits(f: ThreadsChange) -> str:
     tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
+    # the two shares that moved most (a reason's 6 numbers); every share is in --json
+    shown = sorted((kv for kv in f.waits.items() if max(kv[1]["fewest"], kv[1]["most"]) >= 0.01),
+                   key=lambda kv: -abs(kv[1]["most"] - kv[1]["fewest"]))[:2]
     parts = [f"{k.split('_', 1)[0]} {WAIT_WORDS[k.split('_', 1)[1]]} {share(v['fewest'])} -> {share(v['most'])}"
-             for k, v in f.waits.items() if max(v["fewest"], v["most"]) >= 0.01][:3]
+             for k, v in shown]
     return (f"The working threads' time from {tmin} to {tmax} threads (harness threads left out): "
             + ", ".join(parts) + " [profile].")
 

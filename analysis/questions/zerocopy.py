@@ -19,7 +19,7 @@ from ..answer import Prose
 from ..load import Results
 from .. import hypotheses as hyp
 from . import accounted, prose, zerocopy_why as why
-from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians,
+from .common import (LOST, NOT_SIGNIFICANT, WON, Caveat, Facts, Unanswerable, caveats, chart_rows, config_medians, cost_of,
                      median_of, outcome, unanswerable, untested, vs)
 
 NAME = "zerocopy"
@@ -132,7 +132,7 @@ def _pairs(r: Results) -> dict:
         if c.empty:
             continue
         c["outcome"] = [outcome(ch, sig) for ch, sig in zip(c.change_pct, c.significant)]
-        costs = {m: {s.name: median_of(r, s.name, m), s.baseline: median_of(r, s.baseline, m)}
+        costs = {m: {s.name: cost_of(r, s.name, m), s.baseline: cost_of(r, s.baseline, m)}
                  for m in PAIR_FIGURES if m in r.runs}
         out[s.name] = {"baseline": s.baseline, "vs": asdict(_versus(c)), "costs": costs,
                        "zc_copied_fraction": median_of(r, s.name, "zc_copied_fraction") if s.zero_copy else None}
@@ -186,12 +186,12 @@ def compute(r: Results) -> Facts:
     wins_from = next((sz for sz in by_size.index if (by_size.loc[sz:] > 0).all()), None)
     mech: dict = {m: median_of(r, sender, m) for m in ZC_FIGURES}
     for metric in COST_FIGURES:
-        mech[metric] = {sender: median_of(r, sender, metric), **{b: median_of(r, b, metric) for b in bases}}
+        mech[metric] = {sender: cost_of(r, sender, metric), **{b: cost_of(r, b, metric) for b in bases}}
     lost = c[c.outcome == LOST]
     if len(lost):
         where = pd.MultiIndex.from_frame(lost[["msg_size", "threads"]])
-        mech["cpu_s_per_gb_where_lost"] = {sender: median_of(r, sender, "cpu_s_per_gb", where=where),
-                                           main: median_of(r, main, "cpu_s_per_gb", where=where)}
+        mech["cpu_s_per_gb_where_lost"] = {sender: cost_of(r, sender, "cpu_s_per_gb", where=where),
+                                           main: cost_of(r, main, "cpu_s_per_gb", where=where)}
     cf = mech["zc_copied_fraction"]
     mechanism_code = NOT_MEASURED if cf != cf else COPIED_ON_DELIVERY if cf >= COPIED_MOSTLY else COPY_AVOIDED
     versus = {b: _versus(cb) for b, cb in summary.items()}
@@ -322,46 +322,35 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
         zc, refs = m[metric][f.sender], {b: v for b, v in m[metric].items() if b != f.sender}
         if not _finite(zc):
             continue
-        parts = [f"{b} {num(v)}" + (f" ({pct((zc / v - 1) * 100)} for {f.sender})" if v > 0 and b == main else "")
-                 for b, v in refs.items() if _finite(v)]
+        parts = [f"{b} {num(v)}" for b, v in refs.items() if _finite(v)]
         if parts:
             costs.append(f"{COST_SHORT[metric]} {num(zc)} {unit} vs " + ", ".join(parts))
     if costs:
-        out.append(f"Medians over configurations, {f.sender} vs the baselines: " + "; ".join(costs) + ".")
+        out.append(f"Means over configurations, {f.sender} vs the baselines: " + "; ".join(costs) + ".")
     where_lost = m.get("cpu_s_per_gb_where_lost")
     if where_lost:
         zc_l, ref_l = where_lost[f.sender], where_lost[main]
         if _finite(zc_l) and _finite(ref_l) and ref_l > 0:
             out.append(f"Where {f.sender} lost, it spent {num(zc_l)} CPU-s/GB against {main}'s {num(ref_l)} "
-                       f"({pct((zc_l / ref_l - 1) * 100)}).")
+                       "(means over those configurations).")
     if not out:
         out.append("No mechanism figure was measured (no completion codes, traces, CPU times or perf counters in "
                    "these results), so the data shows where zero-copy lost but not why.")
     return out
 
 
-PAIR_WORDS = {"cpu_s_per_gb": "client CPU-s/GB", "copies_per_byte": "copies per byte",
-              "send_copy_per_byte": "send copies per byte (traced)", "syscall_ns_per_byte": "send-syscall ns per byte"}
-
 
 def _pair_words(f: ZerocopyFacts) -> list[str]:
-    """The other zero-copy senders against their copy baselines (the answer's own is said above)."""
+    """The other zero-copy senders against their copy baselines (the answer's own is said above):
+    each pair's wins and losses, one clause each (their median change, costs and copied fraction
+    are in --json: a reason's 6 numbers)."""
     out = []
     for name, p in (f.pairs or {}).items():
         if name == f.sender:
             continue
         v, base = p["vs"], p["baseline"]
-        s = (f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']} "
-             f"configurations (median change {pct(v['median_change_pct'])})")
-        costs = [f"{PAIR_WORDS[m]} {num(c[name])} vs {num(c[base])}" for m, c in p["costs"].items()
-                 if _finite(c.get(name)) and _finite(c.get(base))]
-        if costs:
-            s += "; " + ", ".join(costs)
-        cf = p.get("zc_copied_fraction")
-        if _finite(cf):
-            s += f"; the kernel reported {share(cf)} of its notifications as copied"
-        out.append(s + ".")
-    return out
+        out.append(f"{name} against {base}: won {v['won']} and lost {v['lost']} of {v['configurations']}")
+    return ["; ".join(out) + "."] if out else []
 
 
 def _context(f: ZerocopyFacts) -> str:

@@ -14,7 +14,7 @@ from netobs.fmt import num, pct, share
 from .. import hypotheses as hyp
 from ..load import Results
 from . import accounted, prose
-from .common import LOST, WON, Reason, median_of, ranked
+from .common import LOST, WON, Reason, cost_of, ranked
 
 # the profile's classes that say where zero-copy's time went (CPU-s per GB), and the wait reasons
 CLASSES = ("zc_pin", "zc_notify", "deferred_copy", "kernel_copy", "user_copy", "softirq_rx", "tcp_tx", "syscall")
@@ -27,11 +27,11 @@ LOSS_HYPOTHESES = hyp.MECHANISM_NAMES + ("sndbuf_full", "retransmissions", "link
 
 
 def profile_costs(r: Results, impl: str, base: str) -> dict | None:
-    """class -> {impl: CPU-s/GB, base: CPU-s/GB} (client, medians over configurations), waits too."""
+    """class -> {impl: CPU-s/GB, base: CPU-s/GB} (client, accounting.COST_AGGREGATE), waits too."""
     cols = {c: f"prof_client_{c}_cpu_s_per_gb" for c in CLASSES}
     if not any(r.measured(col) for col in cols.values()):
         return None
-    out = {c: {impl: median_of(r, impl, col), base: median_of(r, base, col)} for c, col in cols.items()
+    out = {c: {impl: cost_of(r, impl, col), base: cost_of(r, base, col)} for c, col in cols.items()
            if r.measured(col)}
     waits = {}
     for w in WAITS:
@@ -191,18 +191,18 @@ def hypotheses_words(f) -> str | None:
 def break_even_words(d: dict) -> str:
     """The break-even test as a reason: the kernel's words, then what these results did."""
     b, a = d["below"], d["above"]
-    s = (f"Tested on another host: {prose.BREAK_EVEN_QUOTE}. Against {d['baseline']}, below 10 KB it won "
-         f"{b['won']} of {b['configurations']} configurations, from 10 KB on {a['won']} of {a['configurations']}")
-    s += (f" (first win at {d['first_win_size']} B)" if d.get("first_win_size") else " (no win at any size)")
     verdict = {hyp.SUPPORTED: "supported", hyp.CONTRADICTED: "contradicted"}.get(d["status"])
     cf = d.get("copied_fraction")
     if verdict:
-        s += f": {verdict}"
+        v = verdict
     elif cf is not None and cf >= hyp.COPIED_MOSTLY:
-        s += (f": not testable, the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy "
-              "to save")
+        v = f"not testable, the kernel copied {share(cf)} of the zero-copy pages anyway, so there was no copy to save"
     else:
-        s += ": not tested, the sizes measured do not lie on both sides of 10 KB"
+        v = "not tested, the sizes measured do not lie on both sides of 10 KB"
+    # the verdict first; the counts after it (a reason's 6 numbers: the first win is in --json where it does not fit)
+    s = (f"Tested on another host: {prose.BREAK_EVEN_QUOTE}: {v}. Against {d['baseline']}, below that it won "
+         f"{b['won']} of {b['configurations']} configurations, from it on {a['won']} of {a['configurations']}")
+    s += (f"; first win at {d['first_win_size']} B" if d.get("first_win_size") else "; no win at any size")
     return s + " [worker]."
 
 
