@@ -32,7 +32,9 @@ SIZE = 65536
 
 def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=()) -> Path:
     cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", strategies, "--sizes", str(SIZE),
-           "--threads", str(threads), "--duration", "0.8", "--warmup", "0.2", "--profile", "-o", str(out), *extra]
+           "--threads", str(threads), "--duration", "0.8", "--warmup", "0.2", "--profile", "-o", str(out), *extra,
+           # under taskset every thread has one CPU: the placement that says so (split needs two)
+           *(("--placement", "same") if prefix else ())]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return out
