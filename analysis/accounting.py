@@ -370,12 +370,28 @@ def judge_mechanisms(a: Account) -> dict[str, dict]:
     return out
 
 
+def ratio_of(r: Results, metric: str, at, ref) -> float:
+    """`at` over `ref` on `metric` by RATIO_AGGREGATE where the points pair up one to one (the
+    headlines' ratio: a comparison's or a thread step's), else the ratio of the COST_AGGREGATEs
+    (NaN where either side is unmeasured). The direction of a change is taken from this, once."""
+    if metric not in r.runs:
+        return math.nan
+    if at and len(at) == len(ref):
+        med = r.memo(("ratio_medians", metric), lambda: r.runs.groupby(KEY)[metric].median().to_dict())
+        ratios = [med.get(tuple(a), np.nan) / med.get(tuple(b), np.nan) for a, b in zip(at, ref)
+                  if med.get(tuple(b), np.nan) > 0]
+        ratios = [x for x in ratios if x == x]
+        return float(np.median(ratios)) if ratios else math.nan
+    a, b = (_mean_of(r, r.runs[metric], p) for p in (at, ref))
+    return a / b if a == a and b == b and b > 0 else math.nan
+
+
 def throughput_direction(r: Results, scope) -> int:
     """+1 where `at` moved fewer bytes per second than `ref` (a loss to explain), -1 a gain, 0 none."""
-    a, b = (_mean_of(r, r.runs["throughput_gbps"], p) for p in (scope.at, scope.ref))
-    if a != a or b != b or a == b:
+    x = ratio_of(r, "throughput_gbps", scope.at, scope.ref)
+    if x != x or x == 1:
         return 0
-    return 1 if a < b else -1
+    return 1 if x < 1 else -1
 
 
 # ----------------------------------------------------------------------------- bottleneck per point

@@ -157,10 +157,11 @@ def direction(r: Results, s: Scope) -> int:
     """+1 where `at` did worse than `ref` on the scope's metric (a loss to explain), -1 better, 0 equal."""
     if not s.ref or s.metric not in r.runs:
         return 0
-    a, b = (acc._mean_of(r, r.runs[s.metric], p) for p in (s.at, s.ref))
-    if a != a or b != b or a == b:
+    # the same aggregate as the headline's ratio (RATIO_AGGREGATE where the points pair up)
+    x = acc.ratio_of(r, s.metric, s.at, s.ref)
+    if x != x or x == 1:
         return 0
-    worse = a < b if s.metric in LOWER_IS_BETTER_NOT else a > b
+    worse = x < 1 if s.metric in LOWER_IS_BETTER_NOT else x > 1
     return 1 if worse else -1
 
 
@@ -333,11 +334,15 @@ def _weak_baseline(r: Results, s: Scope) -> Judgement | None:
     """The baseline's own point is off its trend where the others are not (comparisons only)."""
     if s.kind != "baseline" or not s.ref:
         return None
-    weak = []
+    weak, trended = [], 0
     for p in dict.fromkeys(s.ref):
         d = _dip(r, p[0], p)
+        trended += d is not None
         if _is_weak(d):
             weak.append({"implementation": p[0], "msg_size": int(p[1]), "threads": int(p[2]), **d})
+    if not trended:
+        # every baseline point is at the end of its axes: no neighbours either side, no trend to sit off
+        return Judgement("weak_baseline", NOT_MEASURED, "worker", {"points": [], "no_trend": True})
     if not weak:
         return Judgement("weak_baseline", CONTRADICTED, "worker", {"points": []})
     return Judgement("weak_baseline", SUPPORTED, "worker", {"points": weak})

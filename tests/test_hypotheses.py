@@ -22,6 +22,8 @@ from netobs.analysis import hypotheses as hyp  # noqa: E402
 from netobs.analysis import stats  # noqa: E402
 from netobs.analysis.load import load_results  # noqa: E402
 from netobs.analysis.questions import QUESTIONS, answer_all, run_caveats  # noqa: E402
+from netobs.analysis.questions.prose import HYPOTHESIS_WORDS  # noqa: E402
+from netobs.fmt import share  # noqa: E402
 
 ROOT = REPO
 
@@ -396,3 +398,74 @@ def test_a_remote_with_this_hosts_boot_id_is_a_local_receiver(tmp_path):
     a = _zc(d)
     assert not a.facts.receiver_local and status(a, "deferred_copy_remote") == "supported"
     assert status(a, "break_even_10kb") == "not_measured" and "not testable" in words(a)
+
+
+# ----------------------------------------------------------------------------- review of the demo sweep
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """At 4096 B x 2 threads two_copy and zero_copy collapse while one_copy jumps (its latency
+    falls: a latency inversion), and one_copy's latency falls further at 65536 B x 2 threads:
+    every strategy broke a trend at 4096 B x 2 threads, but not the same way."""
+    return answers(profile_synth.write_profile_results(
+        tmp_path_factory.mktemp("mixed"), gbps_factor={("two_copy", 4096, 2): 0.3, ("zero_copy", 4096, 2): 0.3,
+                                                       ("one_copy", 4096, 2): 2.5, ("one_copy", 65536, 2): 6}))
+
+
+def test_a_break_is_system_wide_only_where_its_judgement_says_so(mixed):
+    a = mixed["anomalies"]
+    for i in a.facts.incidents:
+        sw = next(j for j in i["judgements"] if j.name == "system_wide")
+        assert (i["code"] == "system_wide_break") == (sw.status == "supported"), (i["code"], sw.status)
+    assert "a property of the system at this configuration" not in words(a)
+
+
+def test_the_heaviest_trend_break_is_the_table_s_first(mixed):
+    a = mixed["anomalies"]
+    first = min((x for x in a.facts.anomalies if x.code == "trend_break"), key=lambda x: x.rank)
+    lead = a.facts.incidents[0]
+    assert lead["score"] == first.score and (lead["msg_size"], lead["threads"]) == (first.msg_size, first.threads)
+    assert f"{first.msg_size} B x {first.threads} threads" in a.headline and "latency" in a.headline
+
+
+def test_a_weak_baseline_point_without_a_trend_is_not_measured(mixed):
+    # two sizes and two thread counts: every point is at the end of its axes, no trend to sit off
+    for q in ("one-copy-crossover", "zero-copy-crossover"):
+        assert status(mixed[q], "weak_baseline") == "not_measured"
+        assert "baseline on its trend" not in words(mixed[q])
+
+
+def test_the_threads_table_s_oversubscription_is_the_measured_one_where_profiled(tmp_path):
+    # 2 cores: 2 threads would be assumed oversubscribed (4 busy threads); the profile says the
+    # working threads were preempted a few percent of their time: not oversubscribed
+    t = answers(profile_synth.write_profile_results(tmp_path / "p", cores=2))["threads"]
+    ev = t.facts.evidence
+    assert ev["bottleneck"].notna().all()
+    assert list(ev["oversubscribed"]) == list(ev["bottleneck"] == "oversubscribed")
+    assert not ev[ev.threads == 2]["oversubscribed"].any()
+
+
+def test_a_thread_step_is_judged_in_the_direction_its_headline_states(tmp_path):
+    # 4 of 6 series fall from 1 to 2 threads, 2 rise 4x: the median of the ratios (the headline's
+    # RATIO_AGGREGATE) is a loss while the mean over configurations rose
+    f = {(i, s, 2): 0.55 for i in ("two_copy", "one_copy", "zero_copy") for s in (4096, 65536)}
+    f[("one_copy", 65536, 2)] = f[("zero_copy", 65536, 2)] = 4.0
+    t = answers(profile_synth.write_profile_results(tmp_path / "p", gbps_factor=f))["threads"]
+    assert t.facts.ratio_max_over_min_threads["throughput_gbps"]["median"] < 1
+    assert "changed x0." in t.headline
+    directions = {j.numbers.get("direction") for j in t.facts.hypotheses} - {None}
+    assert directions == {"loss"}, directions
+    assert "a gain: only a fall explains it" not in words(t)
+
+
+def test_a_trend_break_is_accounted_by_every_mechanism_and_its_headline_names_the_largest(mixed):
+    a = mixed["anomalies"]
+    judged = {j.name for j in a.facts.incidents[0]["judgements"]}
+    # the TCP send path, softirq, ... all judged (the local-delivery copy applies to zero-copy only)
+    assert set(hyp.MECHANISM_NAMES) - {"deferred_copy_local"} <= judged
+    sup = sorted((j for j in a.facts.incidents[0]["judgements"] if j.name in hyp.MECHANISM_NAMES
+                  and j.status == "supported" and j.numbers.get("role") == "both"), key=lambda j: -j.numbers["share"])
+    assert sup, "the planted data's break has accounted causes"
+    top = sup[0]
+    words_of_top = HYPOTHESIS_WORDS[top.name][0]
+    assert f"{words_of_top} {share(top.numbers['share'])}" in a.headline
+    assert f"{words_of_top} {share(top.numbers['share'])}" in a.reasons[1]

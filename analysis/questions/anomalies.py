@@ -47,8 +47,11 @@ NONE_FOUND, FOUND = "no_trend_break", "trend_breaks"
 SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK, OTHERS, CLOSEST = (
     "system_wide_break", "weak_baseline_point", "strategy_break", "other_anomalies", "closest_step")
 # the explanations an anomaly is tested against (analysis.hypotheses)
-HYPOTHESES = ("system_wide", "oversubscription", "sndbuf_full", "waiting_for_data", "retransmissions",
-              "memory_pressure", "softirq_on_sender", "scheduling", "cache_working_set")
+# with every mechanism the accounting judges (its classes' shares of the step's CPU-s/GB gap)
+HYPOTHESES = tuple(dict.fromkeys(("system_wide", "oversubscription", "sndbuf_full", "waiting_for_data",
+                                  "retransmissions", "memory_pressure", "softirq_on_sender", "scheduling",
+                                  "cache_working_set") + hyp.MECHANISM_NAMES))
+ACCOUNTED, SHOWN_CAUSES = "accounted_causes", 2   # the heaviest break's accounted causes; how many are named
 BASELINES = frozenset({"two_copy"} | {s.baseline for s in strategies.STRATEGIES if s.baseline})
 
 
@@ -299,15 +302,17 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
         by_config.setdefault((a.msg_size, a.threads), []).append(a)
     out = []
     for (size, t), found in by_config.items():
-        # the heaviest break, throughput's before latency's; judged at the implicated point
-        # against the other end of its step
-        lead = max(found, key=lambda a: (a.metric == "throughput_gbps", a.score))
+        # the heaviest break (the highest score, as the table ranks them); judged at the
+        # implicated point against the other end of its step
+        lead = max(found, key=lambda a: a.score)
         culprit = (lead.msg_size, lead.threads)
         other = tuple(lead.step.start) if tuple(lead.step.end) == culprit else tuple(lead.step.end)
         at, ref = (lead.implementation,) + culprit, (lead.implementation,) + other
         judged = hyp.judge(r, hyp.Scope((at,), (ref,), "step", metric=lead.metric), HYPOTHESES)
         broke = list(dict.fromkeys(a.implementation for a in found))
-        shared = len(r.impls) > 1 and (set(broke) == set(r.impls) or "system_wide" in hyp.supported(judged))
+        # system-wide only where its judgement says so (every strategy moved the lead's metric the
+        # lead's way at its step): one verdict per piece of evidence, the reason follows it
+        shared = len(r.impls) > 1 and "system_wide" in hyp.supported(judged)
         weak = [] if shared else [w for i in broke if i in BASELINES for w in weak_at.get((int(size), int(t)), [])
                                    if w["implementation"] == i]
         code = SYSTEM_WIDE if shared else WEAK_BASELINE if weak else STRATEGY_BREAK
@@ -342,15 +347,19 @@ def _incidents(r: Results, trend: list[Anomaly], noises: dict) -> list[dict]:
                         "noise": None if noise is None else asdict(noise), "weak": [w],
                         "explains": sum(len(i["strategies"]) for i in touch),
                         "supported": hyp.supported(judged), "judgements": judged})
-    return sorted(out, key=lambda i: (-(i["metric"] == "throughput_gbps"), -i["score"]))
+    return sorted(out, key=lambda i: -i["score"])
 
 
 def _reasons(incidents: list[dict], others: list[Anomaly], nearest_step: Step | None) -> list[Reason]:
     out = []
     for i in incidents:
         source = "worker" if i["code"] != WEAK_BASELINE else "worker"
-        out.append(Reason(i["code"], float(i["score"]) + (1e6 if i["metric"] == "throughput_gbps" else 0),
+        out.append(Reason(i["code"], float(i["score"]),
                           {k: v for k, v in i.items() if k not in ("judgements", "code")}, source))
+        if i is incidents[0] and accounted_causes(i["judgements"]) is not None:
+            # right after the heaviest break (equal weight, stable order): the shares its headline names
+            out.append(Reason(ACCOUNTED, float(i["score"]), {"msg_size": i["msg_size"], "threads": i["threads"]},
+                              "profile"))
     if others:
         counts: dict = {}
         for a in others:
@@ -518,7 +527,36 @@ def _incident_words(i: dict, judged) -> str:
     return "; ".join(clauses) + f" [worker{', perf' if changed else ''}]."
 
 
+def accounted_causes(judged) -> dict | None:
+    """The accounted (both ends') mechanisms of a break: the total gap and the supported ones,
+    largest share first; None where the step was not profiled."""
+    mech = [j for j in judged if j.name in hyp.MECHANISM_NAMES and j.numbers.get("role") == "both"
+            and "total_cpu_s_per_gb" in j.numbers]
+    if not mech:
+        return None
+    sup = sorted((j for j in mech if j.status == "supported" and j.numbers.get("share") is not None),
+                 key=lambda j: -j.numbers["share"])
+    return {"total": mech[0].numbers["total_cpu_s_per_gb"], "negligible": bool(mech[0].numbers.get("negligible")),
+            "supported": [(prose.HYPOTHESIS_WORDS[j.name][0], j.numbers["share"]) for j in sup[:SHOWN_CAUSES]]}
+
+
+def _cause_shares(c: dict) -> str:
+    return ", ".join(f"{n} {share(s)}" for n, s in c["supported"])
+
+
+def _accounted_words(i: dict) -> str:
+    c = accounted_causes(i["judgements"])
+    s = f"Accounted over both ends at {prose.point(i['msg_size'], i['threads'])} over its step: "
+    if c["negligible"]:
+        return s + "about the same CPU per GB at both ends of the step, no cost difference to account for [profile]."
+    s += f"{c['total']:+.3g} CPU-s/GB; "
+    return s + (f"largest supported causes (share of the gap): {_cause_shares(c)}" if c["supported"]
+                else "no accounted class is supported") + " [profile]."
+
+
 def _reason_words(f: AnomaliesFacts, x) -> str:
+    if x.code == ACCOUNTED:
+        return _accounted_words(f.incidents[0])
     if x.code in (SYSTEM_WIDE, WEAK_BASELINE, STRATEGY_BREAK):
         i = next(i for i in f.incidents if (i["msg_size"], i["threads"]) == (x.numbers["msg_size"],
                                                                                x.numbers["threads"]))
@@ -542,12 +580,23 @@ def _headline(f: AnomaliesFacts) -> str:
     what = METRIC_WORDS[i["metric"]][0]
     who = {SYSTEM_WIDE: "every strategy", WEAK_BASELINE: f"baseline {i['implementation']}",
            STRATEGY_BREAK: i["implementation"]}[i["code"]]
-    causes = [n.split(" (")[0] for n in prose.named(i["judgements"]) if not n.startswith("a property")]
+    acc_c = accounted_causes(i["judgements"])
+    shown = [] if acc_c is None else acc_c["supported"]
+    accounted = {n for n, _ in shown} | ({prose.HYPOTHESIS_WORDS[n][0] for n in hyp.MECHANISM_NAMES}
+                                         if acc_c is not None else set())
+    causes = [n.split(" (")[0] for n in prose.named(i["judgements"])
+              if not n.startswith("a property") and n not in accounted]
+    head = (f"The heaviest trend break: {who}'s "
+            f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}")
+    if shown:
+        # the largest accounted causes with their shares (the next reason shows them), then one other
+        rest = f", and {causes[0]}" if causes else ""
+        return head + ("; supported (they fell): " if _gain(i["judgements"]) else "; supported: ") + \
+            _cause_shares(acc_c) + rest + "."
+    causes = causes[:3]
     # the counts are in the facts; the headline holds only numbers its reasons show
-    return (f"The heaviest trend break: {who}'s "
-            f"{what} {pct(i['change_pct'])} at {prose.point(i['msg_size'], i['threads'])}"
-            + ((", with less " if _gain(i["judgements"]) else ", with ") + f"{prose.join(causes)}."
-               if causes else ", no measured cause supported."))
+    return head + ((", with less " if _gain(i["judgements"]) else ", with ") + f"{prose.join(causes)}."
+                   if causes else ", no measured cause supported.")
 
 
 def _json_text(f: AnomaliesFacts) -> dict:

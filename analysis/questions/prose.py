@@ -292,7 +292,8 @@ WOULD_DECIDE = {
     "break_even_10kb": "message sizes on both sides of 10 KB, with the pages not copied on the way",
     "deferred_copy_remote": "zero-copy completion codes (a netobs run)",
     "cache_working_set": "an LLC miss counter", "system_wide": "the other strategies at the same step",
-    "weak_baseline": "the baseline's neighbouring configurations",
+    "weak_baseline": ("a tested size or thread count either side of the baseline's point (each compared point "
+                      "is at the end of its axes, so no trend can be computed)"),
 }
 # quoted verbatim (Documentation/networking/msg_zerocopy.rst); never paraphrased
 BREAK_EVEN_QUOTE = ('the kernel\'s MSG_ZEROCOPY documentation says "MSG_ZEROCOPY is generally only effective at '

@@ -137,7 +137,10 @@ def compute(r: Results) -> Facts:
         bottlenecks = {int(t): {k: int(n) for k, n in g["bottleneck"].value_counts().items()}
                        for t, g in bn.groupby("threads")}
         ev = ev.merge(bn[KEY + ["bottleneck"]], on=KEY, how="left")
-        ev["oversubscribed"] = ev["bottleneck"] == "oversubscribed"
+        # measured where profiled (the preempted share), assumed from the cores only elsewhere
+        ev["oversubscribed"] = [b == "oversubscribed" if isinstance(b, str) else o
+                                for b, o in zip(ev["bottleneck"], ev["oversubscribed"])]
+        common["evidence"] = ev
     reasons = [Reason("change", 5.0, {"tmin": tmin, "tmax": tmax}, "worker"),
                Reason("contention", 4.0, {}, "perf"), Reason("peaks", 3.0, {}, "worker"),
                Reason("significance", 2.0, {}, "worker")]
