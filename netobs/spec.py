@@ -65,8 +65,9 @@ class _Sweep(Declared):
         """Every combination of the axes is a point the workers take (a point's rules across
         parameters: fields against the message size, ...), before the sweep starts."""
         shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
-        for i, s, t, f, n in itertools.product(self.strategies, self.sizes, self.threads, self.fields, self.nodelay):
-            self.POINT(strategy=i, msg_size=s, threads=t, repeat=0, fields=f, nodelay=n, **shared)
+        for i, s, t, f, n, p in itertools.product(self.strategies, self.sizes, self.threads, self.fields, self.nodelay,
+                                                  self.placement):
+            self.POINT(strategy=i, msg_size=s, threads=t, repeat=0, fields=f, nodelay=n, placement=p, **shared)
 
     @property
     def perf_events(self) -> list[str]:

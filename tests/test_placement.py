@@ -299,3 +299,13 @@ def test_a_sweep_over_placements_is_stored_named_and_explained_by_placement(root
     assert text.returncode == 0, text.stderr
     assert "(placement split)" in text.stdout and "(placement same)" in text.stdout
     assert "not pinned" not in text.stdout   # a controlled run gets no unpinned caveat
+
+
+def test_a_sweep_checks_every_point_at_its_own_placement(monkeypatch):
+    """On one usable CPU (taskset -c 0), `--placement same` is a sweep that can run and split is
+    refused: the matrix's points are checked at the placement they will have, not the default."""
+    monkeypatch.setattr(placement, "online", lambda: (0,))
+    s = SweepSpec(strategies=("one_copy",), sizes=(1024,), threads=(2,), placement=("same",))
+    assert {p.placement for p in s.points()} == {"same"}
+    with pytest.raises(UsageError, match="split needs two CPUs"):
+        SweepSpec(strategies=("one_copy",), sizes=(1024,), threads=(2,), placement=("same", "split"))
