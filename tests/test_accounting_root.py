@@ -34,7 +34,8 @@ def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=()) ->
     cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", strategies, "--sizes", str(SIZE),
            "--threads", str(threads), "--duration", "0.8", "--warmup", "0.2", "--profile", "-o", str(out), *extra,
            # under taskset every thread has one CPU: the placement that says so (split needs two)
-           *(("--placement", "same") if prefix else ())]
+           # (the other sweeps as these tests were planted: the kernel places the threads)
+           *(("--placement", "same") if prefix else ("--placement", "none"))]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     return out
