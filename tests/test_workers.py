@@ -3,6 +3,7 @@ a perf fifo nobody reads, and the extension build from a clean clone."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -388,9 +389,9 @@ def test_signal_stops_sender_within_a_second(sig):
     try:
         # running = the server is receiving; read the connection state, don't guess with a sleep
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not _established(port):
+        while time.monotonic() < deadline and not _receiving(port):
             time.sleep(0.02)
-        assert _established(port)
+        assert _receiving(port), p.stderr.read() if p.poll() is not None else "no byte arrived in 15 s"
         t0 = time.monotonic()
         p.send_signal(sig)
         out, err = p.communicate(timeout=5)
@@ -437,6 +438,14 @@ def test_stops_at_any_moment_never_free_a_running_worker(role):
     assert p.returncode == 0, f"exit {p.returncode} after a stop: {p.stderr[-2000:]}"
     rounds = json.loads(p.stdout)
     assert min(rounds.values()) >= 5, rounds  # enough stops to mean something
+
+def _receiving(port: int) -> bool:
+    """Whether the server's end of a connection on `port` has received bytes (ss's tcp_info:
+    bytes_received), i.e. the sender is past connecting and sending."""
+    out = subprocess.run(["ss", "-Htin", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return any(int(m) > 0 for m in re.findall(r"bytes_received:(\d+)", out))
+
 
 def _established(port: int) -> bool:
     """Whether a TCP connection to `port` on loopback is established (from /proc/net/tcp)."""
