@@ -55,6 +55,10 @@ class Loaded:
     def _unloading(self) -> None:
         """What a subclass lets go just before its programs are unloaded (threads, symbol caches)."""
 
+    @property
+    def closed(self) -> bool:
+        return self._bpf is None
+
     def close(self) -> None:
         """Detach and unload everything (idempotent)."""
         if self._bpf is None:

@@ -16,7 +16,8 @@ followed, not counted.
 User frames are symbolized from the processes' own maps: while a point runs, a thread looks at
 each counted process's /proc/PID/maps a few times a second and takes a new symbol cache
 (BCC's, which reads the maps when it is made) whenever they changed, so stacks resolve after
-the workers have exited. Kernel frames come from kallsyms.
+the workers have exited. The caches live in a child process (netobs.symbolizer says why).
+Kernel frames come from kallsyms.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ import os
 import re
 import threading
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from importlib import resources
 
 from netobs import bpfload, bpfprobe, costclass, hostprep, procfs
+from netobs.symbolizer import Symbolizer
 from netobs.errors import CapabilityError, UsageError
 from netobs.figures import ROLES
 
@@ -69,13 +70,6 @@ def plan_sampling(hz: int = DEFAULT_HZ, refuse: dict[str, str] | None = None) ->
     return {"on_cpu": on, "off_cpu": off}
 
 
-@dataclass
-class _Symbols:
-    """One process's symbol cache and the maps it was made from."""
-    cache: object
-    maps: bytes
-
-
 class Profiler(bpfload.Loaded):
     """Compiled and attached stack sampling for a run's points. A context manager: detached
     and unloaded when it closes, on every exit path."""
@@ -88,7 +82,8 @@ class Profiler(bpfload.Loaded):
         self.plan = plan_sampling(self.hz, refuse)
         self._bpf = None
         self._gen = 0
-        self._syms: dict[int, _Symbols] = {}
+        self._symbolizer = Symbolizer()
+        self._held: set[int] = set()      # the processes the symbolizer holds a cache of
         self._comm: dict[int, str] = {}
         self._leaf_resolved = [0, 0]      # user stacks whose innermost frame a module claims, of all
         self._poller: threading.Thread | None = None
@@ -135,6 +130,7 @@ class Profiler(bpfload.Loaded):
             except KeyError:
                 pass
         self._lost.clear()
+        self._stop_poller()            # a point that failed left its poller running: never two
         self._free_symbols()
         self._gen = self._gen % 0xFFFFFFFF + 1
         tree = procfs.children()
@@ -181,6 +177,7 @@ class Profiler(bpfload.Loaded):
         # user frames resolve from the processes' maps as they were seen while they lived; a
         # share well below 1 means a mapping appeared after the last look (its frames: [unknown])
         out["user_leaf_resolved"] = self._leaf_resolved[0] / self._leaf_resolved[1] if self._leaf_resolved[1] else None
+        out["symbolizer_restarts"] = self._symbolizer.restarts     # each lost the caches it held
         if point_files is not None:
             for role in ROLES:
                 files = {}
@@ -205,16 +202,13 @@ class Profiler(bpfload.Loaded):
             return []
         if tgid is None:
             return [self._bpf.ksym(a).decode(errors="replace") for a in addrs]
-        syms = self._syms.get(tgid)
+        resolved = self._symbolizer.resolve(tgid, addrs) if tgid in self._held else [(None, None)] * len(addrs)
         out: list[str] = []
-        for a in addrs:
-            name = module = None
-            if syms is not None:
-                name, _off, module = syms.cache.resolve(a, True)
+        for a, (name, module) in zip(addrs, resolved):
             if name:
-                out.append(name.decode(errors="replace"))
+                out.append(name)
             elif module:
-                out.append(f"[{os.path.basename(module.decode(errors='replace'))}]")
+                out.append(f"[{os.path.basename(module)}]")
             else:
                 out.append("[unknown]")
             if a == addrs[0]:
@@ -323,25 +317,13 @@ class Profiler(bpfload.Loaded):
         """The counted processes (the fork probe also enters new threads, whose maps are their
         process's: left out)."""
         ids = [int(k.value) for k, v in self._procs.items() if v.count and v.gen == self._gen]
-        return [i for i in ids if i in self._syms or procfs.tgid(i) == i]
+        return [i for i in ids if i in self._held or procfs.tgid(i) == i]
 
     def _snapshot_maps(self) -> None:
-        from bcc import SymbolCache
-
         for tgid in self._counted():
-            text = procfs.maps(tgid)
-            if not text:    # gone, or exiting (its memory already released: the maps read empty)
+            if not self._symbolizer.look(tgid):
                 continue
-            old = self._syms.get(tgid)
-            if old is not None and old.maps == text:
-                continue
-            cache = SymbolCache(tgid)
-            if not procfs.maps(tgid):   # it ended while the cache was made: keep the old one
-                self._free(tgid, _Symbols(cache, b""))
-                continue
-            if old is not None:
-                self._free(tgid, old)
-            self._syms[tgid] = _Symbols(cache, text)
+            self._held.add(tgid)
             st = procfs.stat(tgid)
             if st is not None:
                 self._comm[tgid] = st.comm
@@ -359,15 +341,10 @@ class Profiler(bpfload.Loaded):
             self._poller.join()
             self._poller = None
 
-    @staticmethod
-    def _free(tgid: int, s: _Symbols) -> None:
-        from bcc.libbcc import lib
-        lib.bcc_free_symcache(s.cache.cache, tgid)
-
     def _free_symbols(self) -> None:
-        for tgid, s in self._syms.items():
-            self._free(tgid, s)
-        self._syms.clear()
+        if self._held:
+            self._symbolizer.forget()
+        self._held.clear()
         self._comm.clear()
 
     def _set_gen(self, gen: int) -> None:
@@ -377,6 +354,7 @@ class Profiler(bpfload.Loaded):
     def _unloading(self) -> None:
         self._stop_poller()
         self._free_symbols()
+        self._symbolizer.close()
 
 
 def doctor_facts(hz: int = DEFAULT_HZ) -> dict:

@@ -28,10 +28,11 @@ from netobs.figures import PROFILE_CLASSES, ROLES, WAIT_REASONS
 
 pytestmark = pytest.mark.root
 SIZE = 65536
+COPY_SIZE = 1 << 20   # two_copy's user copy leaves the caches: ~0.03 CPU-s/GB, 30-40% of the client's gap (at 64 KiB ~15%, within this host's noise)
 
 
-def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=()) -> Path:
-    cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", strategies, "--sizes", str(SIZE),
+def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=(), size: int = SIZE) -> Path:
+    cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", strategies, "--sizes", str(size),
            "--threads", str(threads), "--duration", "0.8", "--warmup", "0.2", "--profile", "-o", str(out), *extra,
            # under taskset every thread has one CPU: the placement that says so (split needs two)
            # (the other sweeps as these tests were planted: the kernel places the threads)
@@ -50,18 +51,20 @@ def sweeps(tmp_path_factory):
         need(False, "the C copy workers (netobs._workers; make setup)")
     base = tmp_path_factory.mktemp("acc")
     return {
-        "main": load_results(_sweep(base / "main", "two_copy,one_copy,zero_copy")),
-        "trunc": load_results(_sweep(base / "trunc", "one_copy", extra=("--recv", "trunc"))),
+        # 3 repeats: the kernel places these threads, and one unpinned point can land its two ends
+        # on one CPU where the other lands on two (a 3x effect on this host: issue 27)
+        "main": load_results(_sweep(base / "main", "two_copy,one_copy,zero_copy", extra=("--repeats", "3"))),
+        "trunc": load_results(_sweep(base / "trunc", "one_copy", extra=("--recv", "trunc", "--repeats", "3"))),
         "pinned": load_results(_sweep(base / "pinned", "one_copy", threads=4, prefix=("taskset", "-c", "0"))),
         # both ends pinned to one CPU (taskset: every thread of the sweep), so this busy host's other
         # load moves neither side's samples: two_copy against one_copy differs by its user copy alone
         "copies": load_results(_sweep(base / "copies", "two_copy,one_copy", extra=("--repeats", "4"),
-                                      prefix=("taskset", "-c", "0"))),
+                                      prefix=("taskset", "-c", "0"), size=COPY_SIZE)),
     }
 
 
-def scope(a: str, b: str, threads: int = 1) -> hyp.Scope:
-    return hyp.Scope(((a, SIZE, threads),), ((b, SIZE, threads),), "baseline")
+def scope(a: str, b: str, threads: int = 1, size: int = SIZE) -> hyp.Scope:
+    return hyp.Scope(((a, size, threads),), ((b, size, threads),), "baseline")
 
 
 def test_class_gaps_sum_to_the_total_gap(sweeps):
@@ -73,10 +76,10 @@ def test_class_gaps_sum_to_the_total_gap(sweeps):
             roles = ROLES if role == "both" else (role,)
             runs = r.runs.set_index("implementation")
 
-            def per_gb(impl):
-                row = runs.loc[impl]
-                return sum(row[f"prof_{y}_cpu_s"] / ((row["bytes_sent_total"] if y == "client"
-                                                       else row["bytes_received"]) / 1e9) for y in roles)
+            def per_gb(impl):   # one configuration: the mean over its repeats of each repeat's CPU-s/GB
+                rows = runs.loc[[impl]]
+                return sum(rows[f"prof_{y}_cpu_s"] / ((rows["bytes_sent_total"] if y == "client"
+                                                        else rows["bytes_received"]) / 1e9) for y in roles).mean()
             assert abs((per_gb(a) - per_gb(b)) - x.total) <= 1e-9 * max(1.0, abs(x.total))
 
 
@@ -114,7 +117,7 @@ def test_two_copys_user_copy_is_its_own(sweeps):
 
 def test_two_copy_against_one_copy_user_copy_is_supported_and_the_largest_client_gap(sweeps):
     r = sweeps["copies"]
-    s = scope("two_copy", "one_copy")
+    s = scope("two_copy", "one_copy", size=COPY_SIZE)
     x = acc.account(r, s, "client")
     largest = max(x.gaps, key=lambda c: x.gaps[c])
     (uc,) = hyp.judge(r, s, ["user_copy"], role="client")

@@ -118,6 +118,27 @@ def test_sampling_falls_back_from_cycles_to_cpu_clock(monkeypatch):
     assert none["on_cpu"]["event"] is None and none["on_cpu"]["reason"] == "no PMU; no hrtimer"
 
 
+# ---- user symbols, from caches in a child process ---------------------------------------------
+
+def test_the_symbolizer_resolves_a_living_process_and_survives_losing_its_child():
+    import ctypes
+    import os
+
+    from netobs.symbolizer import Symbolizer
+    addr = ctypes.cast(ctypes.CDLL(None).getpid, ctypes.c_void_p).value
+    with Symbolizer() as sym:
+        assert sym.look(os.getpid())
+        (name, module), = sym.resolve(os.getpid(), [addr])
+        assert "getpid" in name and "libc" in module, (name, module)
+        assert sym.resolve(os.getpid() + 10**6, [addr]) == [(None, None)]      # never looked at
+        os.kill(sym._proc.pid, signal.SIGKILL)                                  # the child lost
+        sym._proc.wait()
+        assert sym.resolve(os.getpid(), [addr]) == [(None, None)] and sym.restarts == 1
+        assert sym.look(os.getpid()) and "getpid" in sym.resolve(os.getpid(), [addr])[0][0]
+        sym.forget()
+        assert sym.resolve(os.getpid(), [addr]) == [(None, None)]
+
+
 # ---- as root, on the real kernel ------------------------------------------------------------
 
 def _workers():

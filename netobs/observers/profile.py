@@ -34,6 +34,11 @@ class Profile(Observer):
     def end(self) -> None:
         self.profiler.freeze()
 
+    def cleanup(self) -> None:
+        """A failed point never reached `end`: its recording and its maps poller stop here."""
+        if not self.profiler.closed:
+            self.profiler.freeze()
+
     def collect(self, reports: dict[str, dict], files) -> dict:
         moved = {role: (reports.get(role) or {}).get(key) for role, key in MOVED.items()}
         return {"profile": self.profiler.stop_point(files, moved)}
