@@ -123,6 +123,28 @@ def test_a_sweep_into_a_filesystem_that_fills_ends_in_one_line_and_resume_keeps_
     assert "already stored" in resumed.stderr + resumed.stdout
 
 
+def test_an_output_directory_removed_mid_sweep_ends_in_one_line(root, tmp_path):
+    """The mid-sweep fault a user can cause besides a full disk (a read-only remount is refused by
+    the kernel while the sweep holds its lock file open for writing: "mount point is busy")."""
+    import shutil
+
+    out = tmp_path / "res"
+    proc = subprocess.Popen(NETOBS + ["sweep", *QUICK, "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_rows(out, 1, proc)
+        shutil.rmtree(out)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    line = _one_error_line(stderr)
+    assert "No such file or directory" in line and "removed or replaced" in line, line
+    assert not out.exists()          # nothing recreated it
+
+
 def test_run_keep_beside_a_planted_link_leaves_the_target_untouched(root, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
