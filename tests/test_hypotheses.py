@@ -180,7 +180,7 @@ def test_numbers_carry_their_point_size_and_threads(tmp_path, base):
 def test_an_assumed_number_says_assumed_in_its_sentence(tmp_path):
     a = answers(synth.write_results(tmp_path / "s", repeats=1, gbps_factor={("one_copy", 16384, 4): 0.5}))
     sentences = [s for a_ in a.values() for t in a_.reasons for s in re.split(r"(?<=\.) ", t)]
-    noisy = [s for s in sentences if "noise" in s and "x the" in s]
+    noisy = [s for s in sentences if "noise" in s and "standard errors" in s]
     assert noisy and all("assumed" in s for s in noisy)
     measured = answers(synth.write_results(tmp_path / "m", gbps_factor={("one_copy", 16384, 4): 0.5}))
     assert all("assumed" not in t for t in measured["anomalies"].reasons)

@@ -469,10 +469,11 @@ def _table(f: AnomaliesFacts) -> pd.DataFrame:
 
 
 def noise_words(noise: dict | None, score: float) -> str:
-    """"12x the measured noise" / "12x the assumed 5% noise": an assumed number says so."""
+    """A step's score in its own unit: the change over the standard error of a difference of two
+    values (sqrt(se_a^2 + se_b^2)), each from the measured noise, or the assumed one (said so)."""
     if noise and noise["source"] == "assumed":
-        return f"{num(score, 2)}x the assumed {share(noise['relative'])} noise"
-    return f"{num(score, 2)}x the measured noise"
+        return f"{num(score, 2)} standard errors of a step, from an assumed {share(noise['relative'])} noise per value"
+    return f"{num(score, 2)} standard errors of a step, from the measured noise"
 
 
 def _step_of(i: dict) -> str:
@@ -567,7 +568,8 @@ def _reason_words(f: AnomaliesFacts, x) -> str:
         return "Also: " + "; ".join(f"{n} {words[k]}" for k, n in x.numbers["counts"].items()) + " [worker]."
     w = f.least_favourable_step
     noise = f.noise.get(w.metric)
-    return (f"The least favourable step was {w.implementation} {METRIC_WORDS[w.metric][0]} {pct(w.change_pct)} over "
+    lead = ("No step fell: the smallest change was" if w.change_pct >= 0 else "The least favourable step was")
+    return (f"{lead} {w.implementation} {METRIC_WORDS[w.metric][0]} {pct(w.change_pct)} over "
             f"{step_words(w)} ({noise_words(None if noise is None else asdict(noise), w.score)}); the evidence lists "
             "the nearest cases [worker].")
 

@@ -51,7 +51,7 @@ class Caveat:
 # caveats that hold for the whole run: said once, before the answers (the others are the answer's own)
 RUN_CAVEATS = ("single_repeat", "some_single_repeats", "failed_points", "imported", "high_variation",
                "multiplexed", "lost_events", "cores_unknown", "oversubscribed", "oversubscribed_measured", "observer_cost",
-               "observer_cost_assumed")
+               "observer_cost_assumed", "retransmits")
 # netobs's own BPF programs' share of a role's samples from which every answer says so (issue 18)
 OBSERVER_SHOWN = 0.01
 # where a reason's numbers come from
@@ -282,7 +282,7 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
         c = oversubscription_caveat(r)
         if c:
             out.append(c)
-    for c in (observer_caveat(r), assumed_observer_caveat(r)):
+    for c in (observer_caveat(r), assumed_observer_caveat(r), retransmit_caveat(r)):
         if c:
             out.append(c)
     return out   # the loader's notes hold for the whole run: said once, before the answers
@@ -302,11 +302,37 @@ def observer_caveat(r: Results) -> Caveat | None:
             continue
         worst = per_point.idxmax()
         gb = f"{col}_cpu_s_per_gb"
+        # the CPU-seconds per GB beside the largest share are that point's (median of its repeats)
+        at_worst = (r.runs.groupby(KEY)[gb].median().get(worst) if gb in r.runs else None)
         roles[role] = {"median": float(per_point.median()), "max": float(per_point.max()),
                        "at": {"implementation": worst[0], "msg_size": int(worst[1]), "threads": int(worst[2])},
-                       "cpu_s_per_gb": float(r.runs[gb].median()) if gb in r.runs and r.runs[gb].notna().any()
-                       else None}
+                       "cpu_s_per_gb": float(at_worst) if at_worst is not None and at_worst == at_worst else None}
     return Caveat("observer_cost", {"roles": roles}) if roles else None
+
+
+RETRANS_SHOWN = 0.01   # a sender that retransmitted this share of its segments ran under loss recovery
+
+
+def retransmit_caveat(r: Results) -> Caveat | None:
+    """Strategies whose client retransmitted RETRANS_SHOWN or more of the segments it sent at
+    some point (netstat, over the point's life): per strategy the range over its points and how
+    many points; their throughput includes TCP's loss recovery, whatever else explains it."""
+    sent, again = "netstat_client_tcp_outsegs", "netstat_client_tcp_retranssegs"
+    if sent not in r.runs or again not in r.runs:
+        return None
+    runs = r.runs[[*KEY, sent, again]].dropna()
+    runs = runs[runs[sent] > 0]
+    if runs.empty:
+        return None
+    share_ = (runs[again] / runs[sent]).groupby([runs[k] for k in KEY]).median()
+    high = share_[share_ >= RETRANS_SHOWN]
+    if high.empty:
+        return None
+    by = {}
+    for (impl, _size, _threads), v in high.items():
+        by.setdefault(impl, []).append(float(v))
+    return Caveat("retransmits", {"threshold": RETRANS_SHOWN, "points": len(share_), "strategies": {
+        impl: {"min": min(v), "max": max(v), "points": len(v)} for impl, v in sorted(by.items())}})
 
 
 EVENT_COLUMNS = ("trace_client_send_syscalls", "trace_client_recv_syscalls", "trace_server_send_syscalls",

@@ -102,6 +102,11 @@ def caveat(c: Caveat, f: Facts) -> str:
                  for role, v in d["roles"].items()]
         return ("netobs's own BPF programs (tracing and profiling) took " + " and ".join(parts)
                 + ": the CPU figures of these points include that observer cost [profile].")
+    if c.code == "retransmits":
+        parts = [f"{impl} {share(v['min'], 1)}" + (f"-{share(v['max'], 1)}" if v["max"] > v["min"] else "")
+                 + f" at {v['points']} of its points" for impl, v in d["strategies"].items()]
+        return ("The client retransmitted " + share(d["threshold"]) + " or more of its segments (median of repeats): "
+                + "; ".join(parts) + ". Their throughput includes TCP's loss recovery [netstat].")
     if c.code == "observer_cost_assumed":
         if not d["known"]:
             return (f"The tracer's own cost is not known for these results (no --profile, and {d['reason']}); "

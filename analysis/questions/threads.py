@@ -150,6 +150,8 @@ def compute(r: Results) -> Facts:
         reasons.append(Reason("waits", 3.8, {}, "profile"))
     if accounting:
         reasons.append(Reason("accounting", 4.5, {}, "profile"))
+        if accounted.where_words(accounting):
+            reasons.append(Reason("where", 4.4, {}, "profile"))
     if bottlenecks:
         reasons.append(Reason("bottlenecks", 4.2, {}, "profile"))
     reasons.sort(key=lambda x: -x.weight)
@@ -238,9 +240,9 @@ def _bottlenecks(f: ThreadsChange) -> str:
     for t in (f.thread_counts[0], f.thread_counts[-1]):
         got = f.bottlenecks.get(t) or {}
         parts.append(f"at {prose.threads([t])} " + ", ".join(f"{words[k]} {n}" for k, n in got.items()))
-    return ("Bottleneck per configuration (preempted share measured, >= "
-            f"{acc.PREEMPTED:.0%} oversubscribed; utilisation >= {acc.CPU_BOUND:.0%} CPU-bound): "
-            + "; ".join(parts) + " [profile].")
+    # the verdicts first: a reason cut to its numbers (prose.fit) loses the thresholds, never a count
+    return ("Bottleneck per configuration, measured: " + "; ".join(parts) + ". Oversubscribed: preempted "
+            f"{acc.PREEMPTED:.0%} or more of the time; CPU-bound: on the CPU {acc.CPU_BOUND:.0%} or more [profile].")
 
 
 def _headline(f: ThreadsChange) -> str:
@@ -266,6 +268,7 @@ def render(f: Facts) -> Prose:
     if f.accounting:
         words["accounting"] = accounted.reason_words(f.accounting, f"{f.thread_counts[-1]} threads",
                                                      f"{f.thread_counts[0]}")[:-len(" [profile].")]
+        words["where"] = (accounted.where_words(f.accounting) or "")[:-len(" [profile].")]
     if f.bottlenecks:
         words["bottlenecks"] = _bottlenecks(f)[:-len(" [profile].")]
     reasons = [_waits(f) if x.code == "waits" else f"{words[x.code]} [{x.source}]" for x in f.reasons]

@@ -394,6 +394,8 @@ def render(f: Facts) -> Prose:
         elif x.code == "accounting":
             reasons.append(accounted.reason_words(f.accounting, f.sender, main, " where it lost" if f.vs[main].lost
                                                   and f.code != "never_won" else ""))
+        elif x.code == "where":
+            reasons.append(accounted.where_words(f.accounting))
         elif x.code == "accounting_roles":
             reasons.append(accounted.role_words(f.accounting))
         elif x.code == "network":

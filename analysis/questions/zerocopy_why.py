@@ -100,6 +100,8 @@ def reasons(r: Results, versus: dict, main: str, mech: dict, costs: dict | None,
         out.append(Reason("vs_one_copy", 6.0, {"baseline": "one_copy"}, "worker"))
     if accounting:
         out.append(Reason("accounting", 9.0, {"baseline": main, "sender": sender}, "profile"))
+        if accounted.where_words(accounting):
+            out.append(Reason("where", 8.95, {}, "profile"))
         out.append(Reason("accounting_roles", 8.9, {}, "profile"))
         if accounted.network_words(accounting):
             out.append(Reason("network", 8.8, {}, "netstat"))
