@@ -196,7 +196,7 @@ class Results:
 
     def measured(self, column: str) -> bool:
         """True when at least one ok point has a value in `column`."""
-        return column in self.runs and self.runs[column].notna().any()
+        return self.memo(("measured", column), lambda: bool(column in self.runs and self.runs[column].notna().any()))
 
     def missing_reason(self, column: str, impl: str | None = None) -> str | None:
         """Why a stored column has no value (None when every ok point, of `impl` if given, has one).

@@ -131,6 +131,11 @@ def config_medians(r: Results, metric: str) -> pd.Series:
     return r.memo(("config_medians", metric), lambda: r.runs.groupby(KEY, sort=True)[metric].median())
 
 
+def config_median_dict(r: Results, metric: str) -> dict:
+    """`config_medians` as a dict (a lookup per break weighed, without pandas' per-call cost)."""
+    return r.memo(("config_median_dict", metric), lambda: config_medians(r, metric).to_dict())
+
+
 def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
     """impl vs base per (msg_size, threads) present for both: medians, change, Welch p."""
     runs = r.runs
