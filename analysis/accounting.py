@@ -86,8 +86,9 @@ def measured(r: Results, role: str = "client") -> bool:
 
 def measured_runs(runs: pd.DataFrame, role: str = "client") -> bool:
     roles = ROLES if role == "both" else (role,)
-    return all(class_column(x, c) in runs and runs[class_column(x, c)].notna().any()
-               for x in roles for c in PROFILE_CLASSES)
+    return _once(runs, ("measured", role), lambda: all(class_column(x, c) in runs
+                                                       and runs[class_column(x, c)].notna().any()
+                                                       for x in roles for c in PROFILE_CLASSES))
 
 
 # ----------------------------------------------------------------------------- memoisation

@@ -267,7 +267,7 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
     if r.imported:
         dur = r.runs["window_s"].dropna().unique()
         out.append(Caveat("imported", {"duration_s": float(dur[0]) if len(dur) == 1 else None}))
-    cv = summarize_groups(r.runs, KEY, "throughput_gbps")
+    cv = r.memo(("summary", "throughput_gbps"), lambda: summarize_groups(r.runs, KEY, "throughput_gbps"))   # read only
     high = cv[cv["high_cv"]]
     if len(high):
         worst = high.sort_values("cv", ascending=False).iloc[0]
