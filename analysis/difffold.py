@@ -83,11 +83,10 @@ def _read_stacks(r: Results, row, role: str, pid: str) -> dict[tuple[str, ...], 
 
 def _side(r: Results, points, role: str) -> tuple[dict, int]:
     runs = r.runs
+    rows_of = r.memo("config_rows", lambda: runs.groupby(KEY).indices)   # each configuration's rows, found once
     per_config = []
     for p in dict.fromkeys(tuple(x) for x in points):
-        sel = runs
-        for k, v in zip(KEY, p):
-            sel = sel[sel[k] == v]
+        sel = runs.iloc[rows_of.get(p, [])]
         reps = [s for s in (_point_stacks(r, row, role) for row in sel.itertuples(index=False)) if s is not None]
         if not reps:
             continue
