@@ -311,6 +311,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
     header, rows, lines, cut = parse_runs_numbered(text)
+    del text   # (the text, then the cells, freed once read: each is several times runs.csv in memory)
     if not header:
         raise _fail(f"{file} is empty", "no header and no points")
     for row in cut:
@@ -322,6 +323,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         raise _fail(f"{file} names column(s) {', '.join(twice)} twice",
                     "it is not in netobs's runs.csv format (each column once)")
     raw = pd.DataFrame(rows, columns=header, dtype=str)
+    del rows
     missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
     if missing:
         raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
