@@ -335,8 +335,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     why = pd.Series("", index=raw.index, dtype=object)
     for col in raw.columns:
         if not raw[col].to_numpy(dtype=object).any():   # every cell "": what the next lines make of it, at once
-            cols[col] = (pd.Series(None, index=raw.index, dtype=object) if is_text(col) else
-                         pd.Series(np.nan, index=raw.index, dtype=float))
+            cols[col] = pd.Series(np.nan, index=raw.index, dtype=object if is_text(col) else float)
             continue
         text = raw[col].astype(str).str.strip()
         empty = text.str.lower().isin(MISSING_TOKENS) if col != PLACE else text.eq("")   # (placement "none" is a word)
