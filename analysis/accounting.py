@@ -28,6 +28,7 @@ harness threads (the main thread that starts, sleeps out the window and joins).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,8 +86,41 @@ def measured(r: Results, role: str = "client") -> bool:
 
 def measured_runs(runs: pd.DataFrame, role: str = "client") -> bool:
     roles = ROLES if role == "both" else (role,)
-    return all(class_column(x, c) in runs and runs[class_column(x, c)].notna().any()
-               for x in roles for c in PROFILE_CLASSES)
+    return _once(runs, ("measured", role), lambda: all(class_column(x, c) in runs
+                                                       and runs[class_column(x, c)].notna().any()
+                                                       for x in roles for c in PROFILE_CLASSES))
+
+
+# ----------------------------------------------------------------------------- memoisation
+# The answers account hundreds of scopes against the same loaded runs (every trend break, every
+# comparison of the report's waterfall): what does not depend on the scope (a per-row figure,
+# its per-configuration means) is computed once per frame or series, not once per scope (else
+# explain and report are quadratic in the points). Values only: the arithmetic is the same.
+_MEMO: dict[int, tuple] = {}
+
+
+def _memo(obj) -> dict:
+    """A dict that lives as long as `obj` (a DataFrame or Series, by identity)."""
+    k = id(obj)
+    hit = _MEMO.get(k)
+    if hit is None or hit[0]() is not obj:
+        def gone(ref, k=k):
+            if _MEMO.get(k, (None,))[0] is ref:
+                del _MEMO[k]
+        hit = _MEMO[k] = (weakref.ref(obj, gone), {})
+    return hit[1]
+
+
+def _once(obj, key, compute):
+    memo = _memo(obj)
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """`runs[name]`, the same Series object every time (so what is memoised on it is found again)."""
+    return _once(runs, ("column", name), lambda: runs[name])
 
 
 def class_frame(runs: pd.DataFrame, role: str) -> pd.DataFrame:
@@ -107,16 +141,31 @@ class Side:
     min_repeats: int
 
 
-def _side(runs: pd.DataFrame, frame: pd.DataFrame, points) -> Side | None:
-    groups = {k: g.dropna() for k, g in frame.groupby([runs[k] for k in KEY])}
-    rows = [groups[p] for p in dict.fromkeys(tuple(x) for x in points) if p in groups and len(groups[p])]
+def _config_classes(runs: pd.DataFrame, role: str) -> tuple[list, dict]:
+    """Per configuration (KEY) of the rows with every class measured: (rows, each class's mean,
+    each class's variance over repeats); once per frame and role."""
+    def compute():
+        frame = class_frame(runs, role)
+        out = {}
+        for k, g in frame.groupby([runs[k] for k in KEY]):
+            g = g.dropna()
+            if len(g):
+                out[k] = (len(g), {c: g[c].mean() for c in frame.columns},
+                          {c: g[c].var(ddof=1) for c in frame.columns} if len(g) >= 2 else None)
+        return list(frame.columns), out
+    return _once(runs, ("config_classes", role), compute)
+
+
+def _side(runs: pd.DataFrame, role: str, points) -> Side | None:
+    columns, groups = _config_classes(runs, role)
+    rows = [groups[p] for p in dict.fromkeys(tuple(x) for x in points) if p in groups]
     if not rows:
         return None
-    n = [len(s) for s in rows]
-    value = {c: float(np.mean([s[c].mean() for s in rows])) for c in frame.columns}
+    n = [len_ for len_, _, _ in rows]
+    value = {c: float(np.mean([mean[c] for _, mean, _ in rows])) for c in columns}
     var = None
     if min(n) >= 2:
-        var = {c: float(sum(s[c].var(ddof=1) / len(s) for s in rows) / len(rows) ** 2) for c in frame.columns}
+        var = {c: float(sum(v[c] / len_ for len_, _, v in rows) / len(rows) ** 2) for c in columns}
     return Side(value, var, len(rows), min(n))
 
 
@@ -218,7 +267,7 @@ def account_runs(at_runs: pd.DataFrame, at_points, ref_runs: pd.DataFrame, ref_p
         raise ValueError(f"role {role!r}: one of {SCOPES}")
     if not (measured_runs(at_runs, role) and measured_runs(ref_runs, role)):
         return None
-    at, ref = (_side(runs, class_frame(runs, role), pts) for runs, pts in ((at_runs, at_points), (ref_runs, ref_points)))
+    at, ref = (_side(runs, role, pts) for runs, pts in ((at_runs, at_points), (ref_runs, ref_points)))
     if at is None or ref is None:
         return None
     gaps = {c: at.value[c] - ref.value[c] for c in PROFILE_CLASSES}
@@ -246,9 +295,20 @@ def _mean_of(r: Results, series: pd.Series, points) -> float:
     return mean_over(r.runs, series, points)
 
 
+def config_means(runs: pd.DataFrame, series: pd.Series) -> dict:
+    """Per configuration (KEY): the mean over repeats of a per-row series of `runs`; once per
+    series (and frame)."""
+    def compute():
+        return (weakref.ref(runs), series.groupby([runs[k] for k in KEY]).mean().to_dict())
+    hit = _memo(series).get(("config_means", id(runs)))
+    if hit is None or hit[0]() is not runs:
+        hit = _memo(series)[("config_means", id(runs))] = compute()
+    return hit[1]
+
+
 def mean_over(runs: pd.DataFrame, series: pd.Series, points) -> float:
     """COST_AGGREGATE of a per-row series of `runs` over `points` (NaN where none measured)."""
-    med = series.groupby([runs[k] for k in KEY]).mean()
+    med = config_means(runs, series)
     vals = [med.get(tuple(p), np.nan) for p in dict.fromkeys(tuple(x) for x in points)]
     vals = [v for v in vals if v == v]
     return float(np.mean(vals)) if vals else math.nan
@@ -262,9 +322,10 @@ class _Sides:
     ref_runs: pd.DataFrame
     ref: tuple
 
-    def pair(self, fig) -> dict:
-        """`fig(runs)` (a per-row series) aggregated on each side."""
-        a, b = mean_over(self.at_runs, fig(self.at_runs), self.at), mean_over(self.ref_runs, fig(self.ref_runs), self.ref)
+    def pair(self, key, fig) -> dict:
+        """`fig(runs)` (a per-row series, named by `key`: computed once per frame) aggregated on each side."""
+        a, b = (mean_over(runs, _once(runs, ("figure", key), lambda runs=runs: fig(runs)), pts)
+                for runs, pts in ((self.at_runs, self.at), (self.ref_runs, self.ref)))
         return {"at": None if a != a else a, "ref": None if b != b else b}
 
 
@@ -280,7 +341,7 @@ def _waits(sides: _Sides, role: str) -> dict:
         def per_gb(runs, w=w):
             parts = [runs[work_column(x, f"{w}_s")] / _gb(runs, x) for x in roles if work_column(x, f"{w}_s") in runs]
             return sum(parts) if parts else pd.Series(np.nan, index=runs.index)
-        v = sides.pair(per_gb)
+        v = sides.pair(("wait_per_gb", w, roles), per_gb)
         if v["at"] is not None and v["ref"] is not None and max(v["at"], v["ref"]) > 0:
             out[w] = v
     return out
@@ -288,7 +349,12 @@ def _waits(sides: _Sides, role: str) -> dict:
 
 def thread_share(runs: pd.DataFrame, role: str, what: str) -> pd.Series:
     """Per row: a share of the role's working-thread time (utilisation: on-CPU; preempted:
-    runnable but not running; a wait reason's name: off-CPU for it); never above 1."""
+    runnable but not running; a wait reason's name: off-CPU for it); never above 1. The same
+    Series for the same frame every time (memoised)."""
+    return _once(runs, ("thread_share", role, what), lambda: _thread_share(runs, role, what))
+
+
+def _thread_share(runs: pd.DataFrame, role: str, what: str) -> pd.Series:
     total = runs.get(work_column(role, "thread_s"))
     if total is None:
         return pd.Series(np.nan, index=runs.index)
@@ -302,13 +368,18 @@ def _threads(sides: _Sides, role: str) -> dict:
     out = {}
     for x in (ROLES if role == "both" else (role,)):
         for what in ("utilisation", "preempted"):
-            v = sides.pair(lambda runs, x=x, what=what: thread_share(runs, x, what))
+            v = sides.pair(("thread_share", x, what), lambda runs, x=x, what=what: thread_share(runs, x, what))
             if v["at"] is not None:
                 out[f"{x}_{what}"] = v
     return out
 
 
 def network_series(runs: pd.DataFrame, name: str, role: str = "client") -> pd.Series:
+    """Per row: a network figure of the role (the same Series for the same frame every time)."""
+    return _once(runs, ("network", name, role), lambda: _network_series(runs, name, role))
+
+
+def _network_series(runs: pd.DataFrame, name: str, role: str = "client") -> pd.Series:
     if name == "softirq_share":
         return runs.get(f"prof_{role}_softirq", pd.Series(np.nan, index=runs.index))
     col = {"link_packets_per_mib": "tx_packets_per_mib"}.get(name, name)
@@ -318,7 +389,8 @@ def network_series(runs: pd.DataFrame, name: str, role: str = "client") -> pd.Se
 def _network(sides: _Sides, role: str) -> dict:
     out = {}
     for name, (_label, floor) in NETWORK.items():
-        v = sides.pair(lambda runs, name=name: network_series(runs, name, "client" if role == "both" else role))
+        side = "client" if role == "both" else role
+        v = sides.pair(("network", name, side), lambda runs, name=name, side=side: network_series(runs, name, side))
         if v["at"] is None or v["ref"] is None:
             continue
         a, b = v["at"], v["ref"]
@@ -382,7 +454,7 @@ def ratio_of(r: Results, metric: str, at, ref) -> float:
                   if med.get(tuple(b), np.nan) > 0]
         ratios = [x for x in ratios if x == x]
         return float(np.median(ratios)) if ratios else math.nan
-    a, b = (_mean_of(r, r.runs[metric], p) for p in (at, ref))
+    a, b = (_mean_of(r, column(r.runs, metric), p) for p in (at, ref))
     return a / b if a == a and b == b and b > 0 else math.nan
 
 

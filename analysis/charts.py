@@ -36,6 +36,12 @@ from .labels import axis
 from .load import SHAPE, by_series
 from .stats import ALPHA, _t_quantile as t_quantile, compare
 
+# Altair refuses a data set of more than 5,000 rows (MaxRowsError) so that a notebook does not
+# embed a huge one by accident. The report holds each data set once for the whole page (the
+# charts name it; report.columnar, column by column), so a sweep of 10,000 points draws every
+# point, as a smaller one does, instead of failing.
+alt.data_transformers.disable_max_rows()
+
 STRATEGY_COLORS = {s.name: s.color for s in strategies.STRATEGIES}
 EXTRA_COLORS = ["#f0e442", "#000000", "#999999", "#882255", "#44aa99"]   # Okabe-Ito / Tol: colour-blind safe
 PATHS = ["user", "send-kernel", "deferred-kernel", "receive-kernel"]

@@ -26,6 +26,7 @@ import pandas as pd
 from netobs import fmt
 
 from . import flame
+from .load import Results
 from .charts import (CLASS_COLORS, FLAME_MIN_RECTS, FLAME_WIDTH, ROOT_COLOR, ROW_HEADER, MissingChart, WithData, _title,
                      class_colors, reason_colors)
 
@@ -127,12 +128,11 @@ def waterfall_rows(results, comps) -> pd.DataFrame:
 
 
 def _repeats(results, points) -> int:
-    runs = results.runs
-    keys = set(tuple(p) for p in points)
-    sel = runs[[tuple(x) in keys for x in runs[["implementation", "msg_size", "threads"]].itertuples(index=False)]]
-    if sel.empty:
-        return 0
-    return int(sel.groupby(["implementation", "msg_size", "threads"]).size().min())
+    """The fewest repeats of any of `points` that has rows (0: none has)."""
+    counts = results.memo("config_repeats", lambda: results.runs.groupby(["implementation", "msg_size", "threads"])
+                          .size().to_dict())
+    found = [counts[p] for p in set(tuple(p) for p in points) if p in counts]
+    return int(min(found)) if found else 0
 
 
 def waterfall(results, comps, title: str):
@@ -335,6 +335,8 @@ class _Lean:
         self.path = results.path
         self.runs = runs[[c for c in runs.columns if c in LEAN or c.startswith(keep)]]
         self._accounting_cache = getattr(results, "_accounting_cache", None) or {}
+
+    memo = Results.memo   # what is computed once per these (narrower) runs
 
 
 def comparison_views(results, answers) -> dict[str, list[tuple[str, object]]]:

@@ -60,9 +60,14 @@ def _stack(frames: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _point_stacks(r: Results, row, role: str) -> dict[tuple[str, ...], float] | None:
-    """One run's stacks in CPU-s/GB, or None where it has no folded file or no bytes."""
+    """One run's stacks in CPU-s/GB, or None where it has no folded file or no bytes; read once
+    per loaded results (every comparison a point is in asks again)."""
     pid = point_id(row.implementation, row.msg_size, row.threads, row.repeat,
                    getattr(row, "fields", 8), bool(getattr(row, "nodelay", 0) or 0))
+    return r.memo(("point_stacks", pid, role), lambda: _read_stacks(r, row, role, pid))
+
+
+def _read_stacks(r: Results, row, role: str, pid: str) -> dict[tuple[str, ...], float] | None:
     files = folded_files(Path(r.path) / "points" / pid, (role,))
     path = files.get((role, "on_cpu"))
     hz = getattr(row, f"prof_{role}_hz", None)
@@ -78,11 +83,10 @@ def _point_stacks(r: Results, row, role: str) -> dict[tuple[str, ...], float] | 
 
 def _side(r: Results, points, role: str) -> tuple[dict, int]:
     runs = r.runs
+    rows_of = r.memo("config_rows", lambda: runs.groupby(KEY).indices)   # each configuration's rows, found once
     per_config = []
     for p in dict.fromkeys(tuple(x) for x in points):
-        sel = runs
-        for k, v in zip(KEY, p):
-            sel = sel[sel[k] == v]
+        sel = runs.iloc[rows_of.get(p, [])]
         reps = [s for s in (_point_stacks(r, row, role) for row in sel.itertuples(index=False)) if s is not None]
         if not reps:
             continue

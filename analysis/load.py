@@ -196,7 +196,7 @@ class Results:
 
     def measured(self, column: str) -> bool:
         """True when at least one ok point has a value in `column`."""
-        return column in self.runs and self.runs[column].notna().any()
+        return self.memo(("measured", column), lambda: bool(column in self.runs and self.runs[column].notna().any()))
 
     def missing_reason(self, column: str, impl: str | None = None) -> str | None:
         """Why a stored column has no value (None when every ok point, of `impl` if given, has one).
@@ -311,6 +311,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
     header, rows, lines, cut = parse_runs_numbered(text)
+    del text   # (the text, then the cells, freed once read: each is several times runs.csv in memory)
     if not header:
         raise _fail(f"{file} is empty", "no header and no points")
     for row in cut:
@@ -322,6 +323,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         raise _fail(f"{file} names column(s) {', '.join(twice)} twice",
                     "it is not in netobs's runs.csv format (each column once)")
     raw = pd.DataFrame(rows, columns=header, dtype=str)
+    del rows
     missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
     if missing:
         raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
@@ -332,6 +334,9 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
     cols: dict[str, pd.Series] = {}   # built apart and joined once (no fragmented frame)
     why = pd.Series("", index=raw.index, dtype=object)
     for col in raw.columns:
+        if not raw[col].to_numpy(dtype=object).any():   # every cell "": what the next lines make of it, at once
+            cols[col] = pd.Series(np.nan, index=raw.index, dtype=object if is_text(col) else float)
+            continue
         text = raw[col].astype(str).str.strip()
         empty = text.str.lower().isin(MISSING_TOKENS) if col != PLACE else text.eq("")   # (placement "none" is a word)
         if is_text(col):

@@ -234,29 +234,44 @@ def _controlled(results: Results) -> bool | None:
 
 
 def describe(results: Results, metric: str = METRIC) -> Noise:
+    """The run's noise (module doc), computed once per loaded results (the answers' guard and
+    `explain` both ask)."""
+    return results.memo(("noise", metric), lambda: _describe(results, metric))
+
+
+def _describe(results: Results, metric: str) -> Noise:
     runs = results.runs
     noise = Noise(metric=metric, controlled=_controlled(results), placements=results.placements(),
                   host_cores=results.host_cores)
     if runs.empty or metric not in runs:
         return noise
     effects = []
-    for key, rows in runs.groupby(CONFIG, sort=False):
-        config = dict(zip(CONFIG, key))
-        values = rows[metric].astype(float)
-        if values.notna().sum() < 2:
+    all_values = runs[metric].astype(float).to_numpy()
+    repeats = runs["repeat"].to_numpy()
+    shared = (runs["place_shared_cpu_share"].astype(float).to_numpy()
+              if "place_shared_cpu_share" in runs else None)
+    # one pass over the configurations (positions, not frames: a frame per configuration is
+    # most of explain's time at 10,000 points); a configuration's rows only where a figure needs them
+    groups = runs.groupby(CONFIG, sort=False).indices
+    for key, where in sorted(groups.items(), key=lambda kv: kv[1][0]):   # in order of first row, as groupby
+        v = all_values[where]
+        known = ~np.isnan(v)
+        if known.sum() < 2:
             continue
-        p = PointNoise(config=_plain(config), repeats=int(values.notna().sum()), median=float(values.median()),
-                       spread=spread(values.tolist()))
-        if "place_shared_cpu_share" in rows and rows["place_shared_cpu_share"].notna().any():
-            sh = rows["place_shared_cpu_share"].astype(float)
+        config = dict(zip(CONFIG, key))
+        values = pd.Series(v)
+        p = PointNoise(config=_plain(config), repeats=int(known.sum()), median=float(np.median(v[known])),
+                       spread=spread(v.tolist()))
+        if shared is not None and not np.isnan(shared[where]).all():
+            sh = pd.Series(shared[where])
             p.shared_range = [float(sh.min()), float(sh.max())]
             together, apart = values[sh >= SHARED], values[sh < SHARED]
             if len(together) and len(apart) and min(together.median(), apart.median()) > 0:
                 r = max(together.median(), apart.median()) / min(together.median(), apart.median())
                 effects.append((float(r), "repeats that shared a CPU against those that did not", p.config))
-        p.modes = two_modes(values.tolist(), rows["repeat"].tolist())
+        p.modes = two_modes(v.tolist(), repeats[where].tolist())
         if p.modes is not None:
-            _separates(rows, p.modes)
+            _separates(runs.iloc[where], p.modes)
             if p.modes.separated_by and p.modes.low_median > 0:
                 effects.append((p.modes.high_median / p.modes.low_median, "the two modes placement separated",
                                 p.config))
@@ -273,6 +288,8 @@ def _across_placements(runs: pd.DataFrame, metric: str) -> list:
     """The ratio of medians between placements of one configuration (a sweep over --placement)."""
     out = []
     rest = [c for c in CONFIG if c != PLACE]
+    if runs[PLACE].nunique() < 2:   # one placement: no configuration has two to compare
+        return out
     for key, rows in runs.groupby(rest, sort=False):
         med = rows.groupby(PLACE)[metric].median().dropna()
         if len(med) >= 2 and med.min() > 0:

@@ -36,6 +36,9 @@ FORMATS = ("png", "svg")
 SECTIONS = (("summary", "Run summary"), ("questions", "The study's questions"), ("figures", "Figures"),
             ("profile", "Where the time goes"), ("runs", "Raw runs"))
 COMPARISON_SECTION = ("comparison", "Compared with the baseline")   # with --baseline, after the summary
+# A table shows at most this many rows (a 10,000-point sweep's evidence and raw runs would make a page
+# of tens of MB that no browser scrolls); the rest is named with where to read it whole.
+TABLE_ROWS = 500
 RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throughput_gbps", "latency_us",
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
              "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]
@@ -189,7 +192,9 @@ def _missing(value) -> bool:
         return False
 
 
-def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: str = "table-wrap") -> str:
+def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: str = "table-wrap",
+          rest: str = "") -> str:
+    """An HTML table of `df`'s rows (the first `max_rows`; `rest`: where the others can be read)."""
     if df is None or df.empty:
         return '<p class="muted">(no rows)</p>'
     shown = df if max_rows is None else df.head(max_rows)
@@ -205,7 +210,7 @@ def table(df: pd.DataFrame, cls: str = "", max_rows: int | None = None, wrap: st
             cells.append(f'<td class="{klass}"{title}>{_e(cell(c, v))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     more = "" if max_rows is None or len(df) <= max_rows else \
-        f'<p class="muted">{len(df) - max_rows} more rows not shown.</p>'
+        f'<p class="muted">{len(df) - max_rows} more rows not shown{rest}.</p>'
     return (f'<div class="{wrap}"><table class="{cls}"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>{more}')
 
@@ -272,27 +277,50 @@ def _script_json(obj) -> str:
 
 def columnar(rows) -> dict:
     """A data set's rows (dicts) column by column: {"n": rows, "c": {field: [values]}, "d": {field:
-    [distinct values]}}, a field in "d" holding indexes into its distinct values (strings that
-    repeat), None where a row lacks the field. The page script turns it back into rows
-    (`rows()` in report.html); `rows_of` here does the same."""
+    [distinct values]}, "r": {field: [value, count, value, count, ...]}}, a field in "d" holding
+    indexes into its distinct values (strings that repeat), None where a row lacks the field; a
+    field whose values come in long runs (a flame graph's panel, kind or class) is in "r"
+    instead of "c", run by run (lossless: the page is smaller, the rows the same). The page
+    script turns it back into rows (`rows()` in report.html); `rows_of` here does the same."""
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(rows)
-    cols, dicts = {}, {}
+    cols, dicts, runs = {}, {}, {}
     for f in df.columns:
         col = df[f]
         known = col.notna()
         if pd.api.types.infer_dtype(col, skipna=True) == "string" and col[known].nunique() < known.sum():
             codes, names = pd.factorize(col)
             dicts[f] = names.tolist()
-            cols[f] = [None if c < 0 else c for c in codes.tolist()]
+            values = [None if c < 0 else c for c in codes.tolist()]
         else:
-            cols[f] = col.astype(object).where(known, None).tolist()
-    return {"n": len(df), "c": cols, **({"d": dicts} if dicts else {})}
+            values = col.astype(object).where(known, None).tolist()
+        encoded = _runs(values)
+        if encoded is not None:
+            runs[f] = encoded
+        else:
+            cols[f] = values
+    return {"n": len(df), "c": cols, **({"d": dicts} if dicts else {}), **({"r": runs} if runs else {})}
+
+
+def _runs(values: list) -> list | None:
+    """`values` as [value, count, ...] where that is at most a quarter as long, else None."""
+    out: list = []
+    for v in values:
+        if out and out[-2] == v and type(out[-2]) is type(v):
+            out[-1] += 1
+        else:
+            if len(out) >= len(values) // 2:
+                return None
+            out += [v, 1]
+    return out if len(out) <= len(values) // 2 else None
 
 
 def rows_of(data: dict) -> list[dict]:
     """`columnar`'s inverse: the rows, fields that were None left out."""
     out = [{} for _ in range(data["n"])]
-    for f, values in data["c"].items():
+    columns = dict(data["c"])
+    for f, encoded in (data.get("r") or {}).items():
+        columns[f] = [v for i in range(0, len(encoded), 2) for v in [encoded[i]] * encoded[i + 1]]
+    for f, values in columns.items():
         names = (data.get("d") or {}).get(f)
         for row, v in zip(out, values):
             if v is not None:
@@ -604,10 +632,12 @@ def _evidence(answer) -> str:
     if ev is None or ev.empty:
         return '<p class="muted">No evidence rows: nothing could be compared.</p>'
     key = [c for c in (getattr(answer, "key_columns", None) or []) if c in ev.columns]
-    out = f'<h4>Evidence ({len(ev)} rows)</h4>' + table(ev[key] if key else ev, wrap="table-wrap tall")
+    rest = f" (every row: <code>netobs explain DIR --question {_e(answer.question)} --json</code>)"
+    out = f'<h4>Evidence ({len(ev)} rows)</h4>' + table(ev[key] if key else ev, wrap="table-wrap tall",
+                                                        max_rows=TABLE_ROWS, rest=rest)
     if key and len(key) < len(ev.columns):
         out += f"<details><summary>All {len(ev.columns)} evidence columns</summary>" + \
-            table(ev, wrap="table-wrap tall") + "</details>"
+            table(ev, wrap="table-wrap tall", max_rows=TABLE_ROWS, rest=rest) + "</details>"
     return out
 
 
@@ -616,9 +646,11 @@ def _raw_table(results: Results) -> str:
     cols = [c for c in RAW_FIRST if c in runs and (runs[c].notna().any())]
     every = [c for c in runs.columns if runs[c].notna().any()]
     return (f'<p class="muted">{len(runs)} points. The study\'s columns and the main extended ones; '
-            f'missing values (not measured) show as —.</p>' + table(runs[cols], wrap="table-wrap tall")
+            f'missing values (not measured) show as —.</p>'
+            + table(runs[cols], wrap="table-wrap tall", max_rows=TABLE_ROWS, rest=" (every row: runs.csv)")
             + f"<details><summary>All {len(every)} measured and derived columns</summary>"
-            + table(runs[every], wrap="table-wrap tall") + "</details>")
+            + table(runs[every], wrap="table-wrap tall", max_rows=TABLE_ROWS, rest=" (every row: runs.csv)")
+            + "</details>")
 
 
 def _method() -> str:

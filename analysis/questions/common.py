@@ -131,6 +131,11 @@ def config_medians(r: Results, metric: str) -> pd.Series:
     return r.memo(("config_medians", metric), lambda: r.runs.groupby(KEY, sort=True)[metric].median())
 
 
+def config_median_dict(r: Results, metric: str) -> dict:
+    """`config_medians` as a dict (a lookup per break weighed, without pandas' per-call cost)."""
+    return r.memo(("config_median_dict", metric), lambda: config_medians(r, metric).to_dict())
+
+
 def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
     """impl vs base per (msg_size, threads) present for both: medians, change, Welch p."""
     runs = r.runs
@@ -262,7 +267,7 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
     if r.imported:
         dur = r.runs["window_s"].dropna().unique()
         out.append(Caveat("imported", {"duration_s": float(dur[0]) if len(dur) == 1 else None}))
-    cv = summarize_groups(r.runs, KEY, "throughput_gbps")
+    cv = r.memo(("summary", "throughput_gbps"), lambda: summarize_groups(r.runs, KEY, "throughput_gbps"))   # read only
     high = cv[cv["high_cv"]]
     if len(high):
         worst = high.sort_values("cv", ascending=False).iloc[0]

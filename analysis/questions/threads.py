@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from netobs.fmt import num, times
 
 from netobs.figures import WAIT_REASONS
@@ -96,6 +98,8 @@ def compute(r: Results) -> Facts:
     tmin, tmax = tcounts[0], tcounts[-1]
     ratios = {m: [] for m in metrics}
     peaks, sig = {}, []
+    tput = {k: v.to_numpy() for k, v in r.runs.groupby(KEY)["throughput_gbps"]}   # each configuration's repeats, once
+    none = np.array([], dtype=float)
     for (impl, size), g in ev.groupby(["implementation", "msg_size"]):
         g = g.set_index("threads")
         if tmin not in g.index or tmax not in g.index:
@@ -107,9 +111,7 @@ def compute(r: Results) -> Facts:
         if g["throughput_gbps"].notna().any():
             t = int(g["throughput_gbps"].idxmax())
             peaks[t] = peaks.get(t, 0) + 1
-        runs = r.runs[(r.runs.implementation == impl) & (r.runs.msg_size == size)]
-        sig.append(compare(runs[runs.threads == tmin].throughput_gbps, runs[runs.threads == tmax].throughput_gbps)
-                   .significant)
+        sig.append(compare(tput.get((impl, size, tmin), none), tput.get((impl, size, tmax), none)).significant)
     effect = PARAMETERS.min_effect
     change = {m: {**quantiles(v), "rose": int(sum(x > 1 + effect for x in v)),
                   "fell": int(sum(x < 1 - effect for x in v))} for m, v in ratios.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from pathlib import Path
 
 import netobs.bench
 from netobs import fmt
@@ -129,12 +130,26 @@ def format_tracing(rows: list[dict], cost: dict | None = None, observer: str = "
     return "\n".join(lines)
 
 
+def format_study(r: dict) -> list[str]:
+    """The report of the 48-point traced and profiled study, against issue 25's goals."""
+    if r["wall_s"] is None:
+        return [f"report of a 48-point traced and profiled study: {r['error']}"]
+    verdict = r["error"] or ", ".join(
+        (["time within goal" if r["within_time_goal"] else "time OVER goal"]
+         + ([] if r["within_size_goal"] is None else ["size within goal" if r["within_size_goal"] else "size OVER goal"])))
+    size = "n/a" if r["html_bytes"] is None else f"{r['html_bytes'] / 1e6:.2f} MB"
+    return [f"report of a {r['points']}-point traced and profiled study{' (swept here)' if r['swept'] else ''}: "
+            f"{r['wall_s']:.2f} s wall, {_opt(r['cpu_s'], '.2f')} s CPU, page {size} (load average "
+            f"{r['load_1m']:.2f}; goals {r['goal_s']:g} s, {r['goal_bytes'] / 1e6:g} MB): {verdict}"]
+
+
 def format_scale(rows: list[dict]) -> str:
     lines = ["", "scale: the readers on generated stores (wall time; peak memory less the same command's on a "
-                 f"{scale.SMALL}-point store, per byte of runs.csv)",
+                 f"{scale.SMALL}-point store, per byte of runs.csv; load: the 1-minute load average at the start)",
              f"{'command':<8} {'points':>8} {'runs.csv':>9} {'wall s':>8} {'CPU s':>7} {'goal s':>7} "
-             f"{'memory':>9} {'x file':>7}  verdict"]
-    for r in rows:
+             f"{'memory':>9} {'x file':>7} {'page':>8} {'load':>5}  verdict"]
+    study = [r for r in rows if r.get("study")]
+    for r in (r for r in rows if not r.get("study")):
         goal = "" if r["goal_s"] is None else f"{r['goal_s']:.0f}"
         time_ok = {True: "time within goal", False: "time OVER goal", None: ""}[r["within_time_goal"]]
         mem_ok = "memory within goal" if r["within_memory_goal"] else "memory OVER goal"
@@ -142,7 +157,11 @@ def format_scale(rows: list[dict]) -> str:
         lines.append(f"{r['command']:<8} {r['points']:>8,} {r['runs_csv_bytes'] / 2**20:>7.1f}Mi "
                      f"{_opt(r['wall_s'], '.1f'):>8} {_opt(r['cpu_s'], '.1f'):>7} {goal:>7} "
                      f"{(r['peak_rss_bytes'] - r['baseline_rss_bytes']) / 2**20:>7.0f}Mi "
-                     f"{r['memory_growth_x_file']:>7.1f}  {verdict}")
+                     f"{r['memory_growth_x_file']:>7.1f} "
+                     f"{'' if r.get('html_bytes') is None else format(r['html_bytes'] / 1e6, '.1f') + 'MB':>8} "
+                     f"{r.get('load_1m') or 0:>5.2f}  {verdict}")
+    for r in study:
+        lines += format_study(r)
     lines.append(f"(goals, issue 28: explain within {scale.GOAL_S_PER_POINT * 1e3:g} ms per point, memory growth at "
                  f"most {scale.GOAL_MEMORY_X_FILE:g}x runs.csv; wall time on a shared host includes its load)")
     return "\n".join(lines)
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m netobs.bench", description=netobs.bench.__doc__.split("\n\n")[0],
                                  epilog="examples:\n  python -m netobs.bench\n  python -m netobs.bench --repeats 5 --json\n"
                                         "  python -m netobs.bench --only two_copy --duration 1 --warmup 0 --no-trace\n"
+                                        "  python -m netobs.bench --scale-only --scale-points 10000 --scale-study results/\n"
                                         "  python -m netobs.bench --no-peers --trace-sizes 65536 --trace-observers trace "
                                         "--trace-budget-s 200\n"
                                         "  python -m netobs.bench --no-peers --trace-sizes 65536 --trace-pairs 6 --trace-window 8",
@@ -189,11 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trace-window", type=float, default=None, help="the fixed design's window in seconds")
     ap.add_argument("--no-scale", action="store_true", help="skip the scale section (explain/report/compare of "
                                                             "generated stores)")
+    ap.add_argument("--scale-only", action="store_true", help="run only the scale section (no root needed "
+                                                              "but for sweeping the study: see --scale-study)")
+    ap.add_argument("--scale-study", type=Path, default=None,
+                    help="a 48-point traced and profiled results directory to time `netobs report` on (default: "
+                         "sweep one here, as root: netobs sweep --trace --profile --duration 1 --warmup 0.3)")
+    ap.add_argument("--no-scale-study", action="store_true", help="leave out the 48-point study's report")
     ap.add_argument("--scale-points", type=lambda t: _csv(int, t), default=(10_000, 100_000),
                     help="points of the scale section's generated stores (default 10000,100000)")
     ap.add_argument("--scale-commands", type=lambda t: _csv(str, t), default=scale.COMMANDS,
                     help="commands the scale section times (default explain,compare,report)")
     a = ap.parse_args(argv)
+    if a.scale_only:
+        a.no_peers = a.no_trace = True
     try:
         if a.repeats < 3:
             raise UsageError(f"--repeats {a.repeats} is too few for a median", fix="--repeats 3 or more")
@@ -211,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"unknown or empty observer-overhead setting {', '.join(bad) or '(empty)'}",
                              fix="--trace-observers of " + ",".join(tracing.OBSERVER_GOALS_PCT)
                                  + "; --trace-topologies of " + ",".join(tracing.TOPOLOGIES))
+        if a.scale_study is not None and not (a.scale_study / "runs.csv").is_file():
+            raise UsageError(f"--scale-study {a.scale_study} has no runs.csv",
+                             fix="a results directory of `netobs sweep --trace --profile`, or leave it out")
         unknown = [c for c in a.scale_commands if c not in scale.COMMANDS]
         if unknown or any(n < 1 for n in a.scale_points):
             raise UsageError(f"bad scale setting {', '.join(unknown) or 'points'}",
@@ -247,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 res["observer_cost_saved"] = str(observer_cost.save(figure))
         if not a.no_scale:
             res["scale"] = scale.run_scale(a.scale_points, a.scale_commands,
-                                           progress=None if quiet else lambda m: print(m, file=sys.stderr))
+                                           progress=None if quiet else lambda m: print(m, file=sys.stderr),
+                                           study=a.scale_study, with_study=not a.no_scale_study)
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code

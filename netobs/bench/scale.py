@@ -5,6 +5,13 @@ read by each command in a process of its own; its wall time and peak memory (the
 maximum resident set, less that of the same command on a small store: the interpreter and
 its libraries) are measured, against the goals of issue 28: explain of 10,000 points in 10 s,
 of 100,000 in 100 s, and memory growth at most 4x the size of runs.csv.
+
+Beside them, issue 25's goal for the report of a study as people run it: `netobs report` of a
+48-point traced and profiled sweep (the study's matrix, `sweep --trace --profile`, 1 s windows) in
+at most 2.5 s and 2.5 MB. The sweep is measured for real (it needs root; `--scale-study DIR`
+reads one already made instead). Every row gives the wall and the CPU seconds (the command and
+its children, from wait4's rusage) and the load average when it started: on a shared host the
+wall time includes the others' work, the CPU time does not.
 """
 from __future__ import annotations
 
@@ -26,6 +33,10 @@ GOAL_S_PER_POINT = 1e-3            # 10,000 points in 10 s, 100,000 in 100 s
 GOAL_MEMORY_X_FILE = 4.0
 SMALL = 48                         # the small store whose peak memory is the baseline
 COMMANDS = ("explain", "compare", "report")
+GOAL_REPORT_S = 2.5                # issue 25: report of a 48-point traced and profiled study
+GOAL_REPORT_BYTES = 2_500_000
+# the study's matrix (3 strategies x 4 sizes x 4 thread counts), traced and profiled, short windows
+STUDY_SWEEP = ("sweep", "--trace", "--profile", "--duration", "1", "--warmup", "0.3")
 
 
 def grid(points: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
@@ -73,7 +84,9 @@ def write_store(path: Path, points: int, seed: int = 1) -> Path:
 
 
 def _measure(argv: list[str], timeout: float) -> dict:
-    """Wall time and peak memory of one netobs command (a process of its own)."""
+    """Wall time, CPU time and peak memory of one netobs command (a process of its own), and
+    the load average when it started."""
+    load = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "netobs", *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -85,12 +98,13 @@ def _measure(argv: list[str], timeout: float) -> dict:
         if time.monotonic() > deadline:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
-            return {"wall_s": None, "peak_rss_bytes": usage.ru_maxrss * 1024, "error": f"over {timeout:g} s"}
+            return {"wall_s": None, "peak_rss_bytes": usage.ru_maxrss * 1024, "error": f"over {timeout:g} s",
+                    "load_1m": load}
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     return {"wall_s": time.monotonic() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "peak_rss_bytes": usage.ru_maxrss * 1024, "load_1m": load,
             "error": None if proc.returncode == 0 else (err[-1] if err else f"exit {proc.returncode}")}
 
 
@@ -99,13 +113,50 @@ def _argv(command: str, store: Path, out: Path) -> list[str]:
             "report": ["report", str(store), "-o", str(out / f"{store.name}.html"), "--force"]}[command]
 
 
+def _html_bytes(command: str, store: Path, out: Path) -> int | None:
+    page = out / f"{store.name}.html"
+    return page.stat().st_size if command == "report" and page.is_file() else None
+
+
+def measure_study(study: Path | None, tmp: Path, timeout_s: float = 600.0, progress=None) -> dict:
+    """`netobs report` of a 48-point traced and profiled study (`study`, or one swept here for
+    real into `tmp`): wall and CPU seconds, the page's size, against issue 25's goals."""
+    row = {"command": "report", "study": True, "points": None, "wall_s": None, "cpu_s": None,
+           "html_bytes": None, "load_1m": None, "goal_s": GOAL_REPORT_S, "goal_bytes": GOAL_REPORT_BYTES,
+           "within_time_goal": None, "within_size_goal": None, "error": None, "swept": study is None}
+    if study is None:
+        if os.geteuid() != 0:
+            return {**row, "error": "skipped: sweeping the study needs root (or --scale-study DIR)"}
+        if progress:
+            progress("scale: sweeping a 48-point traced and profiled study (about 2 minutes) ...")
+        study = tmp / "study"
+        swept = _measure([*STUDY_SWEEP, "-o", str(study)], timeout_s)
+        if swept["error"]:
+            return {**row, "error": f"the study's sweep failed: {swept['error']}"}
+    if not (study / "runs.csv").is_file():
+        return {**row, "error": f"{study} has no runs.csv"}
+    row["points"] = sum(1 for _ in open(study / "runs.csv", "rb")) - 1
+    if progress:
+        progress(f"scale: report of the {row['points']}-point study ...")
+    m = _measure(_argv("report", study, tmp), timeout_s)
+    size = _html_bytes("report", study, tmp)
+    return {**row, "wall_s": m["wall_s"], "cpu_s": m.get("cpu_s"), "load_1m": m["load_1m"], "html_bytes": size,
+            "peak_rss_bytes": m["peak_rss_bytes"], "error": m["error"],
+            "within_time_goal": None if m["wall_s"] is None else m["wall_s"] <= GOAL_REPORT_S,
+            "within_size_goal": None if size is None else size <= GOAL_REPORT_BYTES}
+
+
 def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, ...] = COMMANDS,
-              timeout_s: float = 600.0, progress=None) -> list[dict]:
+              timeout_s: float = 600.0, progress=None, study: Path | None = None,
+              with_study: bool = True) -> list[dict]:
     """One row per (points, command): wall and CPU seconds, peak memory growth over the small
-    store's, runs.csv's size, and whether the goals hold."""
+    store's, runs.csv's size (and the report's page), and whether the goals hold; then, with
+    `with_study`, the report of a 48-point traced and profiled study (`measure_study`)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="netobs-scale-") as tmp:
         tmp = Path(tmp)
+        if with_study:
+            rows.append(measure_study(study, tmp, timeout_s, progress))
         small = write_store(tmp / "small", SMALL)
         base = {c: _measure(_argv(c, small, tmp), timeout_s) for c in commands}
         for n in points:
@@ -122,6 +173,7 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
                 goal_s = GOAL_S_PER_POINT * stored
                 rows.append({"command": c, "points": stored, "runs_csv_bytes": size, "wall_s": m["wall_s"],
                              "cpu_s": m.get("cpu_s"), "peak_rss_bytes": m["peak_rss_bytes"],
+                             "load_1m": m["load_1m"], "html_bytes": _html_bytes(c, store, tmp),
                              "baseline_rss_bytes": base[c]["peak_rss_bytes"], "memory_growth_x_file": growth / size,
                              "goal_s": goal_s if c == "explain" else None, "error": m["error"],
                              "within_time_goal": None if c != "explain" or m["wall_s"] is None else m["wall_s"] <= goal_s,
