@@ -320,6 +320,8 @@ def _bad_values(cols: dict[str, pd.Series]) -> pd.Series:
              + ", not a whole number")
         lo, hi = param.kind.lo, param.kind.hi
         outside = whole & (((value < lo) if lo is not None else False) | ((value > hi) if hi is not None else False))
+        if param.kind.off is not None:   # the value outside the limits that means something (0: the kernel's default)
+            outside &= value != param.kind.off[0]
         mark(outside, lambda bad, c=column, v=value, p=param: f"has {c} " + v[bad].map(lambda x: f"{x:.15g}")
              + f", outside netobs's limits ({p.kind.span()})")
     if "nodelay" in cols:

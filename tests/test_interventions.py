@@ -247,3 +247,8 @@ def test_a_store_without_the_buffer_columns_reads_as_the_kernels_defaults(tmp_pa
     assert (r.runs["sndbuf"] == 0).all() and (r.runs["rcvbuf"] == 0).all() and (r.runs["recv"] == "copy").all()
     assert not [n for n in r.notes if "no row" in n]   # the points' names are what they were
     assert acc.measured(r)
+    # the columns as a sweep writes them: 0 is the kernel's default (outside the limits, allowed)
+    _write(d, cols + ["sndbuf", "rcvbuf", "sndbuf_bytes"], [{**{c: row[c] for c in cols}, "sndbuf": "0", "rcvbuf": "0",
+                                                              "sndbuf_bytes": "16384"} for row in rows])
+    r = load_results(d)
+    assert len(r.runs) == len(rows) and (r.runs["sndbuf"] == 0).all() and not r.notes
