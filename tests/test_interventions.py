@@ -5,6 +5,7 @@ evidence; plan() proposes only the pairs the results lack. No root: planted data
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -226,6 +227,7 @@ def test_plan_proposes_the_missing_pair_from_a_complete_point_and_not_a_held_one
     plans = iv.plan(r)
     over = [p for p in plans if p["hypothesis"] == "oversubscription"]
     assert over, [p["hypothesis"] for p in plans]
+    assert json.loads(json.dumps(plans)) == plans   # data refine can print and store
     for p in over:
         assert set(p) >= {"hypothesis", "scope", "base", "change", "expect", "decides"}
         point = RunSpec(**{**p["base"], "topology": "loopback"})   # a complete point netobs can run

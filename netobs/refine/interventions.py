@@ -337,7 +337,7 @@ def plan(r: Results) -> list[dict]:
     configs = [dict(row) for _, row in _configs(r).iterrows()]
     out, seen = [], set()
     for a in answer_all(r):
-        part = a.part
+        part = {k: _plain(v) for k, v in a.part.items()}
         for j in a.facts.hypotheses:
             if j.source == SOURCE or j.status not in (SUPPORTED, INCONCLUSIVE):
                 continue
