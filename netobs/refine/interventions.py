@@ -116,10 +116,10 @@ def measure_series(runs: pd.DataFrame, measure: str, role: str) -> pd.Series:
     raise ValueError(f"no measure {measure!r}")
 
 
-def _floor(runs: pd.DataFrame, measure: str, role: str, rows: pd.Series) -> float:
+def _floor(runs: pd.DataFrame, measure: str, role: str, rows: np.ndarray) -> float:
     """Below this the base has nothing of the mechanism to remove."""
     if measure in PROFILE_CLASSES:
-        total = acc.class_frame(runs[rows], role).sum(axis=1, min_count=1).mean()
+        total = acc.class_frame(runs.iloc[rows], role).sum(axis=1, min_count=1).mean()
         return acc.CONTRADICTED_SHARE * total if total == total else math.nan
     if measure in acc.NETWORK:
         return acc.NETWORK[measure][1]
@@ -133,14 +133,21 @@ def _configs(r: Results) -> pd.DataFrame:
 
 def _granted(r: Results, cfg: dict) -> float:
     """The send buffer the kernel granted a configuration (what it asked where not recorded)."""
-    rows = _rows(r, cfg)
-    if "sndbuf_bytes" in r.runs and r.runs.loc[rows, "sndbuf_bytes"].notna().any():
-        return float(r.runs.loc[rows, "sndbuf_bytes"].median())
+    if "sndbuf_bytes" in r.runs:
+        granted = r.runs["sndbuf_bytes"].iloc[_rows(r, cfg)]
+        if granted.notna().any():
+            return float(granted.median())
     return float(cfg["sndbuf"])
 
 
-def _rows(r: Results, cfg: dict) -> pd.Series:
-    return np.logical_and.reduce([r.runs[c] == v for c, v in cfg.items()])
+def _rows(r: Results, cfg: dict) -> np.ndarray:
+    """The positions of a configuration's rows in r.runs (one index per loaded results)."""
+    index = r.memo("intervention_rows", lambda: r.runs.groupby(CONFIG, sort=False).indices)
+    return index.get(tuple(_plain(cfg[c]) for c in CONFIG), np.array([], dtype=int))
+
+
+def _series(r: Results, measure: str, role: str) -> pd.Series:
+    return r.memo(("intervention_measure", measure, role), lambda: measure_series(r.runs, measure, role))
 
 
 def pairs(r: Results, rows: tuple[Intervention, ...] = TABLE) -> list[tuple[Intervention, dict, dict]]:
@@ -151,7 +158,7 @@ def pairs(r: Results, rows: tuple[Intervention, ...] = TABLE) -> list[tuple[Inte
     out = []
     for iv in rows:
         col = iv.column
-        if col not in configs:
+        if col not in configs or configs[col].nunique() < 2:   # (nothing changed it: no pair)
             continue
         rest = [c for c in CONFIG if c != col]
         for _, group in configs.groupby(rest, sort=True):
@@ -186,18 +193,21 @@ def _plain(v):
 
 # ---- judging ----------------------------------------------------------------------------------
 def _side_values(runs: pd.DataFrame, series: pd.Series, rows) -> np.ndarray:
-    return series[rows].dropna().to_numpy(dtype=float)
+    return series.iloc[rows].dropna().to_numpy(dtype=float)
 
 
 def oversubscribed(r: Results, cfg: dict) -> bool:
     """Whether a configuration is oversubscribed: its working threads' preempted share (either
     side) is at least the accounting's PREEMPTED where a profile measured it, else (no profile)
     its busy threads (client and server, one each per connection) outnumber the host's cores."""
-    rows = _rows(r, cfg)
-    measured = [acc.thread_share(r.runs[rows], role, "preempted").mean() for role in ROLES]
-    measured = [m for m in measured if m == m]
-    if measured:
-        return max(measured) >= acc.PREEMPTED
+    def per_config():
+        runs = r.runs
+        shares = pd.concat([acc.thread_share(runs, role, "preempted") for role in ROLES], axis=1).max(axis=1)
+        return shares.groupby([runs[c] for c in CONFIG], sort=False).mean().to_dict()
+
+    measured = r.memo("intervention_preempted", per_config).get(tuple(_plain(cfg[c]) for c in CONFIG), math.nan)
+    if measured == measured:
+        return measured >= acc.PREEMPTED
     cores = r.host_cores
     return bool(cores) and 2 * int(cfg["threads"]) > cores
 
@@ -211,17 +221,17 @@ def judge_pair(r: Results, iv: Intervention, base: dict, changed: dict) -> Judge
     at_b, at_c = _rows(r, base), _rows(r, changed)
     roles = ROLES if iv.role == "both" else (iv.role,)
     tput = runs["throughput_gbps"]
-    tb, tc = float(tput[at_b].median()), float(tput[at_c].median())
+    tb, tc = float(tput.iloc[at_b].median()), float(tput.iloc[at_c].median())
     nums = {"param": iv.param, "from": _plain(base[iv.column]), "to": _plain(changed[iv.column]),
             "intervention": iv.rule, "measure": iv.measure, "base_point": name_of(base), "changed_point": name_of(changed),
-            "repeats": [int(at_b.sum()), int(at_c.sum())],
+            "repeats": [len(at_b), len(at_c)],
             "throughput_change": (tc / tb - 1) if tb > 0 else None}
     if iv.param == "sndbuf":
         nums["granted"] = [_granted(r, base), _granted(r, changed)]
     # the measure, for the role where the base has more of it
     measured = []
     for role in roles:
-        s = measure_series(runs, iv.measure, role)
+        s = _series(r, iv.measure, role)
         vb, vc = _side_values(runs, s, at_b), _side_values(runs, s, at_c)
         if len(vb) and len(vc):
             measured.append((float(vb.mean()), role, vb, vc))
@@ -248,7 +258,7 @@ def judge_pair(r: Results, iv: Intervention, base: dict, changed: dict) -> Judge
 def _by_throughput(iv: Intervention, nums: dict, runs: pd.DataFrame, at_b, at_c) -> Judgement:
     """No measure recorded (no --profile): the throughput change decides."""
     change = nums["throughput_change"]
-    _, p = stats.welch(runs.loc[at_b, "throughput_gbps"], runs.loc[at_c, "throughput_gbps"])
+    _, p = stats.welch(runs["throughput_gbps"].iloc[at_b], runs["throughput_gbps"].iloc[at_c])
     nums.update({"measure": None, "wanted_measure": nums["measure"], "p_value": None if p != p else p})
     if change is None:
         return Judgement(iv.hypothesis, INCONCLUSIVE, SOURCE, nums)
@@ -360,7 +370,7 @@ def plan(r: Results) -> list[dict]:
                     out.append({"hypothesis": j.name, "scope": {"judgement": j.scope, "part": part,
                                                                  "status": j.status},
                                 "base": _point(r, cfg), "change": {iv.param: value}, "expect": iv.expect,
-                                "repeats": int(_rows(r, cfg).sum()),
+                                "repeats": len(_rows(r, cfg)),
                                 "decides": f"{iv.words} should remove {iv.measure.replace('_', ' ')} "
                                            f"({iv.role}) at {name_of(cfg)} if {j.name} is the cause"})
                     break
