@@ -48,6 +48,7 @@ class Answer:
     facts: object          # the question's facts dataclass (with to_dict, evidence, chart_data)
     prose: Prose
     shape: str = ""        # the message shape answered ("f=1"), where the results have several or another
+    part: dict = field(default_factory=dict)   # the shape and settings answered (load.SHAPE + SETTINGS: value)
 
     @property
     def key(self) -> str:

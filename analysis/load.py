@@ -9,6 +9,7 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from netobs.figures import (
     point_id,
     shape_label,
 )
-from netobs.params import PARAMS
+from netobs.params import IDENTITY, PARAMS, ident_value
 from netobs.store import parse_runs_numbered, read_manifest
 
 # A configuration within one message shape (what the questions compare; they are answered
@@ -44,8 +45,13 @@ SHAPE = list(SHAPE_KEY)
 # it (a store from before issue 27, an import) reads as the default's name (its point id), and
 # analysis.noise tells from the manifest whether the placement was really controlled
 PLACE = "placement"
-CONFIG = KEY + SHAPE + [PLACE]
+# the other settings of a point's identity (netobs.params.IDENTITY beyond the message shape): the
+# placement, the socket buffers (--sndbuf, --rcvbuf), the receive mode (--recv); the answers take
+# each combination apart (`Results.settings`), as they take message shapes apart
+SETTINGS = [p.name for p in IDENTITY if p.name not in SHAPE]
+CONFIG = KEY + SHAPE + SETTINGS
 POINT_KEY = CONFIG + ["repeat"]
+IDENT_DEFAULTS = {p.name: ident_value(p, p.default) for p in IDENTITY}
 MISSING_TOKENS = {"", "nan", "na", "n/a", "null", "none", "<not supported>", "<not counted>"}
 KIB, MIB = 1024.0, 1024.0 * 1024.0
 
@@ -95,6 +101,15 @@ class Results:
     runs: pd.DataFrame
     failed: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        # a point's identity columns a frame lacks (one built by hand, of a store from before
+        # them) have their defaults, as the loader gives a stored row without them
+        for name in ("runs", "failed"):
+            df = getattr(self, name)
+            lacking = [c for c in SHAPE + SETTINGS if c not in df]
+            if lacking and len(df.columns):
+                setattr(self, name, df.assign(**{c: IDENT_DEFAULTS[c] for c in lacking}))
 
     @property
     def source(self) -> str:
@@ -172,6 +187,22 @@ class Results:
         found = {(int(f), int(n)) for f, n in self.runs[SHAPE].drop_duplicates().itertuples(index=False)}
         study = tuple(STUDY_SHAPE[c] for c in SHAPE)
         return sorted(found, key=lambda s: (s != study, s))
+
+    def settings(self) -> list[dict]:
+        """The combinations of SETTINGS of the ok points (placement, socket buffers, receive
+        mode), the defaults first."""
+        found = [dict(zip(SETTINGS, k)) for k in self.runs[SETTINGS].drop_duplicates().itertuples(index=False)]
+        return sorted(found, key=lambda d: [(v != IDENT_DEFAULTS[c], str(v)) for c, v in d.items()])
+
+    def of_settings(self, settings: dict) -> "Results":
+        """These results with only the points of one combination of settings (notes kept)."""
+        def pick(df: pd.DataFrame) -> pd.DataFrame:
+            if df.empty:
+                return df
+            mine = np.logical_and.reduce([df[c] == v for c, v in settings.items()])
+            return df[mine].reset_index(drop=True)
+        return Results(path=self.path, manifest=self.manifest, runs=pick(self.runs), failed=pick(self.failed),
+                       notes=list(self.notes))
 
     def placements(self) -> list[str]:
         """The placements of the ok points (--placement), the default first."""
@@ -254,7 +285,10 @@ def _fail(what: str, cause: str | None = None, fix: str | None = None) -> UsageE
 # that a point's name (and its directory under points/) never leaves points/.
 STRATEGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]{0,63}")
 # The point's own columns and the parameter each is checked against (limits and kind).
-CHECKED = {"msg_size": "msg_size", "threads": "threads", "repeat": "repeat", "fields": "fields"}
+CHECKED = {"msg_size": "msg_size", "threads": "threads", "repeat": "repeat", "fields": "fields",
+           "sndbuf": "sndbuf", "rcvbuf": "rcvbuf"}
+# the words among the identity's columns (a point's name): only the table's choices
+WORDS = [p.name for p in IDENTITY if hasattr(p.kind, "names")]
 NAMED_BAD_ROWS = 8   # bad rows named one by one; the rest counted
 
 
@@ -286,15 +320,19 @@ def _bad_values(cols: dict[str, pd.Series]) -> pd.Series:
              + ", not a whole number")
         lo, hi = param.kind.lo, param.kind.hi
         outside = whole & (((value < lo) if lo is not None else False) | ((value > hi) if hi is not None else False))
+        if param.kind.off is not None:   # the value outside the limits that means something (0: the kernel's default)
+            outside &= value != param.kind.off[0]
         mark(outside, lambda bad, c=column, v=value, p=param: f"has {c} " + v[bad].map(lambda x: f"{x:.15g}")
              + f", outside netobs's limits ({p.kind.span()})")
     if "nodelay" in cols:
         mark(cols["nodelay"].notna() & ~cols["nodelay"].isin([0.0, 1.0]), "has nodelay other than 0 or 1")
-    if PLACE in cols:   # a word that names points (and their directories): only the table's choices
-        choices = PARAMS.by_name[PLACE].kind.names
-        place = cols[PLACE]
+    for word in WORDS:   # a word that names points (and their directories): only the table's choices
+        if word not in cols:
+            continue
+        choices = PARAMS.by_name[word].kind.names
+        place = cols[word]
         mark(place.notna() & ~place.isin(choices),
-             lambda bad: "has placement " + place[bad].map(lambda v: repr(str(v)[:40]))
+             lambda bad, w=word, place=place, choices=choices: f"has {w} " + place[bad].map(lambda v: repr(str(v)[:40]))
              + f", not one of {', '.join(choices)}")
     for column, value in cols.items():
         if value.dtype == float:
@@ -338,7 +376,7 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
             cols[col] = pd.Series(np.nan, index=raw.index, dtype=object if is_text(col) else float)
             continue
         text = raw[col].astype(str).str.strip()
-        empty = text.str.lower().isin(MISSING_TOKENS) if col != PLACE else text.eq("")   # (placement "none" is a word)
+        empty = text.str.lower().isin(MISSING_TOKENS) if col not in WORDS else text.eq("")   # (placement "none" is a word)
         if is_text(col):
             cols[col] = text.where(~empty, None).astype(object)
             continue
@@ -363,9 +401,14 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         keep = ~bad
         cols = {c: v[keep] for c, v in cols.items()}
     # the message shape: a row of a store from before it was a column (or an import) has the study's
-    for col in SHAPE:
-        cols[col] = cols[col].fillna(float(STUDY_SHAPE[col]))
-    cols[PLACE] = cols[PLACE].fillna(PLACEMENT_DEFAULT)
+    # the identity's other columns (placement, buffers, receive mode): absent in an older store, the defaults
+    for col in SHAPE + SETTINGS:
+        default = IDENT_DEFAULTS[col]
+        if col not in cols:
+            cols[col] = pd.Series(default, index=next(iter(cols.values())).index,
+                                  dtype=object if isinstance(default, str) else float)
+        else:
+            cols[col] = cols[col].fillna(default if isinstance(default, str) else float(default))
     return pd.DataFrame(cols, index=raw.index[~bad])
 
 
@@ -483,7 +526,7 @@ def load_results(path) -> Results:
                     "the file is damaged", "restoring runs.csv or re-running the sweep")
     df["msg_size"] = df["msg_size"].astype(int)
     df["threads"] = df["threads"].astype(int)
-    for col in SHAPE:
+    for col in SHAPE + [c for c in SETTINGS if not isinstance(IDENT_DEFAULTS[c], str)]:
         df[col] = df[col].astype(int)
     status = df["status"].fillna("").str.lower()
     unknown_status = status.eq("")
@@ -546,8 +589,9 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     points of the matrix with no row (so a reader is never shown fewer points without a word).
     `already_named`: points a note has named already (a torn row), not named again."""
     notes = []
-    rows = {point_id(r.implementation, r.msg_size, r.threads, r.repeat, r.fields, r.nodelay, r.placement): r.status
-            for r in df[["implementation", "msg_size", "threads", "repeat", *SHAPE, PLACE, "status"]].itertuples()}
+    ident = [p.name for p in IDENTITY]
+    rows = {point_id(r[0], r[1], r[2], r[3], *r[4:-1]): r[-1]
+            for r in df[["implementation", "msg_size", "threads", "repeat", *ident, "status"]].itertuples(index=False)}
     rows.update({name: "torn" for name in already_named})
     points = path / "points"
     if str(manifest.get("source")) != "import" and points.is_dir():
@@ -564,12 +608,14 @@ def check_points(path: Path, manifest: dict, df: pd.DataFrame, already_named=())
     names = matrix.get("strategies") or matrix.get("impls")
     # an import's "matrix" lists what its rows hold (any grid), not a plan
     if str(manifest.get("source")) != "import" and names and matrix.get("sizes") and matrix.get("threads"):
-        shape = [matrix.get(c, STUDY_SHAPE[c]) for c in SHAPE]   # one value each before issue 15
-        fields, nodelay = ([v] if not isinstance(v, list) else v for v in shape)
-        placed = matrix.get(PLACE) or [PLACEMENT_DEFAULT]
-        placed = [placed] if isinstance(placed, str) else placed
-        planned = {point_id(i, s, t, r, f, n, p) for i in names for s in matrix["sizes"] for t in matrix["threads"]
-                   for r in range(int(matrix.get("repeats") or 1)) for f in fields for n in nodelay for p in placed}
+        # each identity parameter's values: a list (an axis), one value (fields before issue 15, the
+        # receive mode), or absent (a store from before it): its default
+        values = []
+        for p in IDENTITY:
+            v = matrix.get(p.name, p.default)
+            values.append(v if isinstance(v, list) else [v])
+        planned = {point_id(i, s, t, r, *v) for i in names for s in matrix["sizes"] for t in matrix["threads"]
+                   for r in range(int(matrix.get("repeats") or 1)) for v in itertools.product(*values)}
         absent = planned - set(rows)
         if absent:
             state = manifest.get("state")

@@ -281,6 +281,9 @@ static int connect_one(struct nob_client *c, struct nob_thread *t, struct nob_er
     }
     fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     nob_set_io_timeout(fd, SO_SNDTIMEO);
+    socklen_t bl = sizeof(t->sndbuf); /* what the kernel granted: twice what was asked, capped by wmem_max */
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &t->sndbuf, &bl))
+        t->sndbuf = 0;
     return 0;
 }
 
@@ -513,6 +516,7 @@ static void aggregate(struct nob_client *c, struct nob_client_stats *st)
     }
     free(h);
     st->threads = c->nthreads;
+    st->sndbuf_bytes = c->nthreads > 0 ? c->t[0].sndbuf : 0;
     st->interrupted = atomic_load(&c->stop_requested);
 }
 

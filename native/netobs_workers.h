@@ -26,7 +26,10 @@
 #define NOB_RECV_FIELDS 1    /* ... then each whole message copied out into its fields */
 #define NOB_RECV_TRUNC 2     /* recv(MSG_TRUNC): TCP discards the bytes, no receive copy */
 #define NOB_RECV_ZEROCOPY 3  /* TCP_ZEROCOPY_RECEIVE: pages mapped, the rest copied */
-#define NOB_RECV_MODES 4
+#define NOB_RECV_SLOW 4      /* a receiver that hardly reads: NOB_SLOW_READ bytes, then NOB_SLOW_SLEEP_US asleep */
+#define NOB_RECV_MODES 5
+#define NOB_SLOW_READ 65536
+#define NOB_SLOW_SLEEP_US 1000
 
 #define NOB_FIELDS 8         /* the study's fields per message (the default) */
 #define NOB_MAX_FIELDS 64
@@ -118,6 +121,8 @@ struct nob_client_stats {
     int interrupted;                /* stopped by nob_client_stop() */
     uint64_t per_thread_bytes[256]; /* total bytes per thread */
     int thread_cpu[NOB_MAX_THREADS]; /* the CPU each thread was on when its window ended; -1 = unknown */
+    int sndbuf_bytes;               /* SO_SNDBUF read back once connected (the kernel doubles what is
+                                       set; not set: its default), the first connection's */
 };
 
 struct nob_server_config {
@@ -154,6 +159,8 @@ struct nob_server_stats {
     uint64_t rx_zc_copied;          /* bytes it left to be copied (recv_skip_hint, or the fallback) */
     uint64_t rx_zc_calls;           /* getsockopt(TCP_ZEROCOPY_RECEIVE) calls */
     int rx_zc_fallback_errno;       /* > 0: zero-copy receive refused (errno); copied instead */
+    int rcvbuf_bytes;               /* SO_RCVBUF of the first accepted connection, read back (the kernel
+                                       doubles what is set; not set: its default) */
     int recv_mode;
     int timed_out;
     int interrupted;

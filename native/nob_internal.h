@@ -185,6 +185,7 @@ struct nob_thread {
     uint64_t *hist;
     uint64_t lat_n, lat_sum, lat_max, lat_min;
     int cpu_end;        /* the CPU this thread was on when its window ended, -1 = unknown */
+    int sndbuf;         /* SO_SNDBUF read back once connected */
     const char *what;   /* the step an op failed in */
     /* failure */
     int err;

@@ -101,6 +101,7 @@ struct nob_conn {
     uint64_t bytes, recv_calls, msgs_copied;
     uint64_t zc_mapped, zc_copied, zc_calls;
     int zc_fallback;
+    int rcvbuf;            /* SO_RCVBUF read back once accepted */
     int pin_err, cpu; /* sched_setaffinity's errno; the CPU it was on at its end (-1 = unknown) */
     double first, last;
     double cpu_user, cpu_sys;
@@ -413,16 +414,28 @@ static int zc_step(struct nob_conn *k)
     return r; /* EOF or an error */
 }
 
+/* slow: a receiver that hardly reads (a little, then a sleep), so the sender's send buffer is
+ * full most of the time: the planted cause of blocking on a full send buffer */
+static int slow_step(struct nob_conn *k)
+{
+    ssize_t r = recv_into(k, k->buf, NOB_SLOW_READ < k->cap ? NOB_SLOW_READ : k->cap, 0);
+    if (r > 0)
+        nob_sleep_s(NOB_SLOW_SLEEP_US / 1e6);
+    return step_of(r);
+}
+
 /* By NOB_RECV_* code. */
 static const struct nob_receiver RECEIVER_COPY = {"copy", 0, 0, buf_setup, copy_step, buf_teardown};
 static const struct nob_receiver RECEIVER_FIELDS = {"fields", 0, 1, fields_setup, fields_step, fields_teardown};
 static const struct nob_receiver RECEIVER_TRUNC = {"trunc", 1, 0, buf_setup, trunc_step, buf_teardown};
 static const struct nob_receiver RECEIVER_ZEROCOPY = {"zerocopy", 0, 0, zc_setup, zc_step, zc_teardown};
+static const struct nob_receiver RECEIVER_SLOW = {"slow", 0, 0, buf_setup, slow_step, buf_teardown};
 static const struct nob_receiver *const RECEIVERS[NOB_RECV_MODES] = {
     [NOB_RECV_COPY] = &RECEIVER_COPY,
     [NOB_RECV_FIELDS] = &RECEIVER_FIELDS,
     [NOB_RECV_TRUNC] = &RECEIVER_TRUNC,
     [NOB_RECV_ZEROCOPY] = &RECEIVER_ZEROCOPY,
+    [NOB_RECV_SLOW] = &RECEIVER_SLOW,
 };
 
 static void *conn_thread(void *arg)
@@ -527,6 +540,9 @@ static int server_run(struct nob_server *s, struct nob_server_stats *st, struct 
         }
         k->s = s;
         k->fd = fd;
+        socklen_t bl = sizeof(k->rcvbuf); /* inherited from the listening socket, doubled by the kernel */
+        if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &k->rcvbuf, &bl))
+            k->rcvbuf = 0;
         k->idx = s->nconns;
         k->cpu = -1;
         k->v.msg_size = cfg->msg_size;
@@ -564,6 +580,8 @@ static int server_run(struct nob_server *s, struct nob_server_stats *st, struct 
         st->rx_zc_mapped += k->zc_mapped;
         st->rx_zc_copied += k->zc_copied;
         st->rx_zc_calls += k->zc_calls;
+        if (i == 0)
+            st->rcvbuf_bytes = k->rcvbuf;
         if (k->zc_fallback && !st->rx_zc_fallback_errno)
             st->rx_zc_fallback_errno = k->zc_fallback;
         st->cpu_user_s += k->cpu_user;

@@ -100,6 +100,15 @@ WORKER_FIGURES: tuple[Figure, ...] = (
            "--recv zerocopy: bytes it could not map (or all, after a fallback), copied"),
     Figure("placement", "CPU placement", "", ("params", "placement"),
            "the placement asked for (--placement: split, same, none, explicit)", text=True),
+    Figure("sndbuf", "SO_SNDBUF asked", "B", ("params", "sndbuf"),
+           "the client's SO_SNDBUF asked for (--sndbuf; 0: the kernel's default)"),
+    Figure("rcvbuf", "SO_RCVBUF asked", "B", ("params", "rcvbuf"),
+           "the server's SO_RCVBUF asked for (--rcvbuf; 0: the kernel's default)"),
+    Figure("sndbuf_bytes", "SO_SNDBUF granted", "B", ("sndbuf_bytes",),
+           "the client's SO_SNDBUF read back once connected (the kernel doubles what is asked, up to "
+           "net.core.wmem_max; not asked: its default)"),
+    Figure("rcvbuf_bytes", "SO_RCVBUF granted", "B", ("rcvbuf_bytes",),
+           "the server's SO_RCVBUF read back once accepted (doubled, up to net.core.rmem_max; not asked: its default)"),
     # where the threads ran, across roles (netobs.observers.placement; per role: PLACEMENT_FIGURES)
     Figure("place_shared_cpu_share", "share of the window a client and a server thread shared a CPU", "",
            ("placement", "shared_cpu_share"),
@@ -124,7 +133,8 @@ POINT_REPORTS: tuple[tuple[str, str, str], ...] = (
     ("messages", "client", "messages"), ("messages_total", "client", "messages_total"),
     ("throughput_gbps", "client", "throughput_gbps"), ("goodput_gbps", "server", "goodput_gbps"),
     ("latency_us", "client", "latency_us"), ("cpu", "client", "cpu"), ("server_cpu", "server", "cpu"),
-    ("recv", "server", "recv"), ("rx_zerocopy", "server", "rx_zerocopy"))
+    ("recv", "server", "recv"), ("rx_zerocopy", "server", "rx_zerocopy"),
+    ("sndbuf_bytes", "client", "sndbuf_bytes"), ("rcvbuf_bytes", "server", "rcvbuf_bytes"))
 # (the client's counter objects, "zerocopy", "io_uring", "pages", come by name from the C header:
 # netobs.native.counter_groups())
 
@@ -275,9 +285,9 @@ WORKER_COLUMNS: list[str] = [f.column for f in WORKER_FIGURES]
 SHAPE_KEY = ("fields", "nodelay")
 STUDY_FIELDS = 8
 STUDY_SHAPE = {"fields": STUDY_FIELDS, "nodelay": 0}
-# CPU placement (--placement) is part of a point's identity too; the default (netobs.placement's,
-# the parameter table's) names none, so a point at the default placement has the name it always had.
-POINT_KEY = ("implementation", "msg_size", "threads", "repeat") + SHAPE_KEY + ("placement",)
+# CPU placement (--placement), the socket buffers and the receive mode are part of a point's
+# identity too (netobs.params.POINT_KEY, from the table's `ident`s); a default names none, so a
+# point at the defaults has the name it always had.
 
 
 # ---- perf event columns --------------------------------------------------------------------
@@ -384,11 +394,13 @@ def placement_suffix(placement=PLACEMENT_DEFAULT) -> str:
     return "" if not placement or placement == PLACEMENT_DEFAULT else f"-p{placement}"
 
 
-def point_id(strategy: str, msg_size: int, threads: int, repeat: int, fields=STUDY_FIELDS, nodelay=False,
-             placement=PLACEMENT_DEFAULT) -> str:
-    """A point's name: its directory under points/ and how every message names it. The
-    study's shape names no shape (`one_copy-65536-1-r0`, as every store before shapes); another
-    says its own before the repeat (`one_copy-65536-1-f1-nd-r0`), and so does a placement other
-    than the default (`one_copy-65536-1-psame-r0`)."""
-    return (f"{strategy}-{int(msg_size)}-{int(threads)}{shape_suffix(fields, nodelay)}"
-            f"{placement_suffix(placement)}-r{int(repeat)}")
+def point_id(strategy: str, msg_size: int, threads: int, repeat: int, *ident) -> str:
+    """A point's name: its directory under points/ and how every message names it. `ident`: the
+    values of the point's identity parameters (netobs.params.IDENTITY: fields, nodelay,
+    placement, sndbuf, rcvbuf, recv), those left out at their defaults. The study's shape at the
+    defaults names nothing (`one_copy-65536-1-r0`, as every store before shapes); another value
+    says its own before the repeat (`one_copy-65536-1-f1-nd-r0`, `one_copy-65536-1-psame-r0`,
+    `one_copy-65536-1-sb4194304-r0`), each parameter as its `ident` declares."""
+    from netobs.params import ident_suffix   # (the table imports this module)
+
+    return f"{strategy}-{int(msg_size)}-{int(threads)}{ident_suffix(ident)}-r{int(repeat)}"

@@ -356,6 +356,7 @@ def client_stats(cfg: ClientConfig, st) -> dict:
         "per_thread_bytes": [st.per_thread_bytes[i] for i in range(cfg.threads)],
         "cpus": list(cfg.cpus) or None,
         "thread_cpu": [st.thread_cpu[i] for i in range(cfg.threads)],
+        "sndbuf_bytes": st.sndbuf_bytes or None,
         "interrupted": bool(st.interrupted),
         "pid": os.getpid(),
     }
@@ -477,6 +478,7 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
         "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,
+        "rcvbuf_bytes": st.rcvbuf_bytes or None,
         "recv": RECV_MODES[st.recv_mode] if 0 <= st.recv_mode < len(RECV_MODES) else None,
         "fields": cfg.fields,
         "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,

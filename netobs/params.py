@@ -71,8 +71,10 @@ TOPOLOGIES = tuple(k.name for k in TOPOLOGY_KINDS)
 # copy: recv() into one buffer (the kernel's receive copy); fields: that, then each message
 # copied out into its fields (the receive-side mirror of two_copy; --recv-copy before);
 # trunc: recv(MSG_TRUNC), TCP discards the bytes without copying them; zerocopy:
-# TCP_ZEROCOPY_RECEIVE maps whole pages, the rest is copied (both counted).
-RECV_MODES = ("copy", "fields", "trunc", "zerocopy")
+# TCP_ZEROCOPY_RECEIVE maps whole pages, the rest is copied (both counted); slow: a receiver
+# that hardly reads (NOB_SLOW_READ bytes, then a NOB_SLOW_SLEEP_US sleep), so the sender blocks
+# on a full send buffer (a planted cause).
+RECV_MODES = ("copy", "fields", "trunc", "zerocopy", "slow")
 MAX_FIELDS = 64
 MAX_URING_DEPTH = 256
 ORDERS = ("sequential", "interleaved", "random")
@@ -411,6 +413,10 @@ class Param:
     point: bool = False        # a field of RunSpec: one point's parameters
     client: Use | None = None
     server: Use | None = None
+    # part of a point's identity (point=True): how a point's name says a value other than the
+    # default ("-f{}": `-f1`; "-nd" for a flag that is on). The identity, the name, the store's
+    # row key and the analysis' configuration all derive from these (`IDENTITY` below).
+    ident: str | None = None
 
     @property
     def flag(self) -> str:
@@ -545,6 +551,13 @@ class Table:
             else:
                 out.append(Field(p.name, p.default_for("sweep"), p.check))
         return out
+
+    def point_axes(self) -> list[Param]:
+        """The sweep's axes of a point's parameters beyond strategy, size and thread count (the
+        message shape's fields and nodelay, the placement, the socket buffers): each
+        combination of their values is a point of its own."""
+        return [p for p in self.for_command("sweep")
+                if p.point and p.sweep.axis and p.name not in ("strategy", "msg_size", "threads")]
 
     def shared_names(self) -> list[str]:
         """Point parameters a sweep gives every point alike (not an axis)."""
@@ -744,7 +757,7 @@ class SshHost(Text):
 
 
 _ANY_PORT = Int(1, 65535, off=(0, "any free port"))
-_BYTES_OR_DEFAULT = Int(1, 2**31 - 1, off=(0, "the kernel's default"), unit="bytes")
+_BYTES_OR_DEFAULT = Size(1, 2**30, off=(0, "the kernel's default"))
 _FD = Int(0, None)
 
 PARAMS = Table([
@@ -800,20 +813,15 @@ PARAMS = Table([
           client=Use("port", default=5201, kind=Int(1, 65535), from_point=False, help="Server port to connect to.")),
     Param("verify", Flag(), False, "Stamp every field and check it on the server.",
           run=True, point=True, sweep=Sweep(), client=Use("verify"), server=Use("verify", needs="msg_size")),
-    Param("recv", Choice(RECV_MODES), "copy",
-          "Server receive mode: copy (recv), fields (recv, then copy each message into its fields), "
-          "trunc (MSG_TRUNC: no receive copy), zerocopy (TCP_ZEROCOPY_RECEIVE: pages mapped).",
-          what="receive mode", run=True, point=True, sweep=Sweep(), shorthands=(("--recv-copy", "fields"),),
-          server=Use("recv_mode", to_c=RECV_MODES.index, rule=_recv_rule)),
     Param("fields", Int(1, MAX_FIELDS), STUDY_FIELDS,
           "Separately allocated fields per message (the iovec's entries; the study's: 8).",
           what="field count", run=True, point=True,
           sweep=Sweep("fields", "field counts", (STUDY_FIELDS,),
                       help="Fields per message, comma-separated (e.g. 1,8: one contiguous buffer and the "
                            "study's 8; each count is a message shape of its own)."),
-          client=Use("fields", rule=_fields_rule), server=Use("fields")),
+          client=Use("fields", rule=_fields_rule), server=Use("fields"), ident="-f{}"),
     Param("nodelay", Flag(), False, "Set TCP_NODELAY on the client's sockets.", what="TCP_NODELAY",
-          run=True, point=True, client=Use("nodelay"),
+          run=True, point=True, client=Use("nodelay"), ident="-nd",
           sweep=Sweep("nodelay", "TCP_NODELAY settings", (False,),
                       help="TCP_NODELAY on the client's sockets: off, on, or both as off,on (--nodelay alone: "
                            "on; each setting is a message shape of its own).")),
@@ -824,7 +832,27 @@ PARAMS = Table([
           what="placement", run=True, point=True,
           sweep=Sweep("placement", "placements", (placement.DEFAULT,),
                       help="Placements, comma-separated (e.g. same,split: each a point of its own; "
-                           "split: client and server on two sets of CPUs, none: the kernel's choice).")),
+                           "split: client and server on two sets of CPUs, none: the kernel's choice)."),
+          ident="-p{}"),
+    Param("sndbuf", _BYTES_OR_DEFAULT, 0,
+          "SO_SNDBUF of the client's sockets in bytes, like iperf3's -w (0: the kernel's default, autotuned); "
+          "the kernel doubles it, and the point records the value it read back.",
+          what="send buffer", run=True, point=True, client=Use("sndbuf"), ident="-sb{}",
+          sweep=Sweep("sndbuf", "send buffer sizes", (0,),
+                      help="SO_SNDBUF of the client's sockets, comma-separated (e.g. 0,4M: the kernel's default "
+                           "and 4 MiB; each a point of its own).")),
+    Param("rcvbuf", _BYTES_OR_DEFAULT, 0,
+          "SO_RCVBUF of the server's sockets in bytes (0: the kernel's default, autotuned); the kernel doubles "
+          "it, and the point records the value it read back.",
+          what="receive buffer", run=True, point=True, server=Use("rcvbuf"), ident="-rb{}",
+          sweep=Sweep("rcvbuf", "receive buffer sizes", (0,),
+                      help="SO_RCVBUF of the server's sockets, comma-separated (e.g. 0,4M; each a point of its own).")),
+    Param("recv", Choice(RECV_MODES), "copy",
+          "Server receive mode: copy (recv), fields (recv, then copy each message into its fields), "
+          "trunc (MSG_TRUNC: no receive copy), zerocopy (TCP_ZEROCOPY_RECEIVE: pages mapped), "
+          "slow (reads 64 KiB, then sleeps 1 ms: the sender blocks on a full send buffer).",
+          what="receive mode", run=True, point=True, sweep=Sweep(), shorthands=(("--recv-copy", "fields"),),
+          server=Use("recv_mode", to_c=RECV_MODES.index, rule=_recv_rule), ident="-rx{}"),
     Param("client_cpus", CpuList(), None, "With --placement explicit: the client's CPUs (e.g. 0 or 0,2-3).",
           what="client CPUs", optional=True, run=True, point=True, sweep=Sweep()),
     Param("server_cpus", CpuList(), None, "With --placement explicit: the server's CPUs.",
@@ -856,13 +884,9 @@ PARAMS = Table([
           "End when this many connections have closed.", what="connection count", server=Use("connections")),
     Param("timeout", Float(0.0, 86400.0), 0.0, "End after this many seconds (0: no limit).",
           server=Use("timeout_s")),
-    Param("rcvbuf", _BYTES_OR_DEFAULT, 0, "SO_RCVBUF in bytes (0: the kernel's default).",
-          what="receive buffer", server=Use("rcvbuf")),
     Param("count", Int(1, None, off=(0, "send for --duration")), 0,
           "Send exactly this many messages per thread, no warm-up (the known workload).",
           what="message count", client=Use("count")),
-    Param("sndbuf", _BYTES_OR_DEFAULT, 0, "SO_SNDBUF in bytes (0: the kernel's default).",
-          what="send buffer", client=Use("sndbuf")),
     Param("zc_pool", Int(1, 65536, off=(0, "auto, about 8 MiB worth")), 0, "zero_copy/io_uring_zc buffers per thread.",
           what="zero-copy pool", client=Use("zc_pool")),
     Param("connect_timeout", Float(0.0, 60.0, lo_open=True), 3.0, "Seconds to wait for each connection.",
@@ -883,3 +907,32 @@ PARAMS = Table([
           optional=True, client=Use(None)),
     Param("ready_fd", _FD, None, "Write `ready <port>` here once listening.", optional=True, server=Use(None)),
 ])
+
+
+# A point's identity, derived from the table: the configuration (strategy, size, threads), its
+# repeat, then every point parameter with an `ident`, in the table's order (runs.csv columns of
+# the same names; the strategy's is "implementation"). A row of a store from before one of them
+# was a column has its default.
+IDENTITY: tuple[Param, ...] = tuple(p for p in PARAMS if p.point and p.ident)
+POINT_KEY: tuple[str, ...] = ("implementation", "msg_size", "threads", "repeat") + tuple(p.name for p in IDENTITY)
+
+
+def ident_value(p: Param, value):
+    """A point's value of an identity parameter as its key holds it (a flag: 0/1)."""
+    if value is None or (isinstance(value, float) and value != value) or str(value).strip() == "":
+        value = p.default
+    if isinstance(p.kind, Choice):
+        return str(value).strip()
+    return int(float(value)) if not isinstance(value, bool) else int(value)
+
+
+def ident_suffix(values) -> str:
+    """What a point's name adds for its identity parameters' values (IDENTITY's order): nothing
+    for a default, so `one_copy-65536-1-r0` is what it always was."""
+    out = []
+    for p, v in zip(IDENTITY, values):
+        v = ident_value(p, v)
+        if v == ident_value(p, p.default):
+            continue
+        out.append(p.ident.format(v) if "{}" in p.ident else p.ident if v else "")
+    return "".join(out)

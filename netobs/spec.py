@@ -12,7 +12,7 @@ import itertools
 import random
 
 from netobs.figures import point_id
-from netobs.params import PARAMS, Declared, Table, placement_rule, remote_rule
+from netobs.params import IDENTITY, PARAMS, Declared, Table, ident_value, placement_rule, remote_rule
 
 
 class _Point(Declared):
@@ -21,10 +21,11 @@ class _Point(Declared):
 
     @property
     def key(self) -> tuple:
-        """(strategy, msg_size, threads, repeat, fields, nodelay, placement): a point's identity
-        in the results store (netobs.figures.POINT_KEY; `store.row_key` reads a stored row's)."""
-        return (self.strategy, self.msg_size, self.threads, self.repeat, self.fields, int(self.nodelay),
-                self.placement)
+        """(strategy, msg_size, threads, repeat, then the identity parameters: fields, nodelay,
+        placement, sndbuf, rcvbuf, recv): a point's identity in the results store
+        (netobs.params.POINT_KEY; `store.row_key` reads a stored row's)."""
+        return (self.strategy, self.msg_size, self.threads, self.repeat,
+                *(ident_value(p, getattr(self, p.name, p.default)) for p in IDENTITY))
 
     @property
     def point_id(self) -> str:
@@ -32,7 +33,8 @@ class _Point(Declared):
 
 
 class _Sweep(Declared):
-    """The matrix: strategies × message shapes (fields × nodelay) × placements × sizes × thread counts ×
+    """The matrix: strategies × message shapes (fields × nodelay) × placements × socket buffers (the
+    point axes beyond strategy, size and threads: `Table.point_axes`) × sizes × thread counts ×
     repeats, in a chosen order, and the parameters every point shares (fields: netobs.params,
     every parameter `netobs sweep` takes). Its points are of its table's RunSpec (`POINT`)."""
 
@@ -48,7 +50,8 @@ class _Sweep(Declared):
         One shape (the study's): the order is the one before shapes were swept.
         """
         combos = list(itertools.product(self.sizes, self.threads))
-        shapes = list(itertools.product(self.fields, self.nodelay, self.placement))
+        axes = self.TABLE.point_axes()
+        shapes = list(itertools.product(*(getattr(self, p.sweep.axis) for p in axes)))
         if self.order == "interleaved":
             keys = [(r, s, t, i, f) for s, t in combos for r in range(self.repeats) for i in self.strategies
                     for f in shapes]
@@ -58,16 +61,17 @@ class _Sweep(Declared):
         if self.order == "random":
             random.Random(self.seed).shuffle(keys)
         shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
-        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, fields=f, nodelay=n, placement=p, **shared)
-                for r, s, t, i, (f, n, p) in keys]
+        return [self.POINT(strategy=i, msg_size=s, threads=t, repeat=r, **dict(zip((p.name for p in axes), f)), **shared)
+                for r, s, t, i, f in keys]
 
     def check_points(self) -> None:
         """Every combination of the axes is a point the workers take (a point's rules across
         parameters: fields against the message size, ...), before the sweep starts."""
         shared = {name: getattr(self, name) for name in self.TABLE.shared_names()}
-        for i, s, t, f, n, p in itertools.product(self.strategies, self.sizes, self.threads, self.fields, self.nodelay,
-                                                  self.placement):
-            self.POINT(strategy=i, msg_size=s, threads=t, repeat=0, fields=f, nodelay=n, placement=p, **shared)
+        axes = self.TABLE.point_axes()
+        for i, s, t, *f in itertools.product(self.strategies, self.sizes, self.threads,
+                                             *(getattr(self, p.sweep.axis) for p in axes)):
+            self.POINT(strategy=i, msg_size=s, threads=t, repeat=0, **dict(zip((p.name for p in axes), f)), **shared)
 
     @property
     def perf_events(self) -> list[str]:

@@ -28,6 +28,7 @@ from netobs import figures
 from netobs.figures import (EVENT_BY_COLUMN, LOST_EVENTS, ROLES, SERVER_PREFIX, TRACE_NAMES, event_column, point_id,
                             trace_column)
 from netobs.files import atomic_write, create_new, write_json
+from netobs.params import IDENTITY, ident_value
 
 SCHEMA_VERSION = 1
 
@@ -104,12 +105,11 @@ def _int_cell(row: dict, column: str, default: int) -> int:
 
 
 def row_key(row: dict) -> tuple:
-    """A runs.csv row's point identity, as `RunSpec.key` has it (figures.POINT_KEY): rows of
-    stores written before the message shape was a column have the study's shape, before the
-    placement was one the default placement's name."""
+    """A runs.csv row's point identity, as `RunSpec.key` has it (netobs.params.POINT_KEY): a row
+    of a store written before one of the identity parameters was a column (the message shape,
+    the placement, the socket buffers, the receive mode) has its default."""
     return (str(row["implementation"]), int(float(row["msg_size"])), int(float(row["threads"])),
-            _int_cell(row, "repeat", 0), *(_int_cell(row, c, figures.STUDY_SHAPE[c]) for c in figures.SHAPE_KEY),
-            str(row.get("placement") or "").strip() or figures.PLACEMENT_DEFAULT)
+            _int_cell(row, "repeat", 0), *(ident_value(p, row.get(p.name)) for p in IDENTITY))
 
 
 

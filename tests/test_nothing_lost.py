@@ -142,8 +142,8 @@ def test_a_point_whose_result_json_is_whole_is_stored_without_measuring_it_again
     store.close()
     again = ResultsDir.open_for_resume(tmp_path / "r")
     assert again.recover_points() == ["two_copy-1024-1-r0"]
-    assert ("two_copy", 1024, 1, 0, 8, 0, "split") in again.done_keys()
-    assert ("zero_copy", 1024, 1, 0, 8, 0, "split") not in again.done_keys()
+    assert ("two_copy", 1024, 1, 0, 8, 0, "split", 0, 0, "copy") in again.done_keys()
+    assert ("zero_copy", 1024, 1, 0, 8, 0, "split", 0, 0, "copy") not in again.done_keys()
     assert [r["throughput_gbps"] for r in read_rows(tmp_path / "r")] == ["1.5", "2.5"]
     assert again.recover_points() == []   # once
     again.close()

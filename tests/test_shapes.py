@@ -73,13 +73,13 @@ def test_resume_skips_the_stored_shapes_only(tmp_path):
 
 def test_rows_of_a_store_from_before_shapes_have_the_studys_shape(tmp_path):
     row = {"implementation": "one_copy", "msg_size": "65536", "threads": "1", "repeat": "0"}
-    assert row_key(row) == ("one_copy", 65536, 1, 0, 8, 0, "split")
-    assert row_key({**row, "fields": "", "nodelay": ""}) == ("one_copy", 65536, 1, 0, 8, 0, "split")
-    assert row_key({**row, "fields": "1", "nodelay": "1"}) == ("one_copy", 65536, 1, 0, 1, 1, "split")
-    assert row_key({**row, "placement": "same"})[-1] == "same"
+    assert row_key(row) == ("one_copy", 65536, 1, 0, 8, 0, "split", 0, 0, "copy")
+    assert row_key({**row, "fields": "", "nodelay": ""}) == ("one_copy", 65536, 1, 0, 8, 0, "split", 0, 0, "copy")
+    assert row_key({**row, "fields": "1", "nodelay": "1"}) == ("one_copy", 65536, 1, 0, 1, 1, "split", 0, 0, "copy")
+    assert row_key({**row, "placement": "same"})[6] == "same"
     copy = shutil.copytree(GOLDEN / "sweep-netns", tmp_path / "sweep")   # opening takes the writer's lock
     done = ResultsDir.open_for_resume(copy).done_keys()
-    assert ("one_copy", 65536, 1, 0, 8, 0, "split") in done and all(k[4:6] == (8, 0) for k in done)
+    assert ("one_copy", 65536, 1, 0, 8, 0, "split", 0, 0, "copy") in done and all(k[4:6] == (8, 0) for k in done)
 
 
 def two_shapes(path: Path, faster: float = 1.4) -> Path:

@@ -86,8 +86,8 @@ def test_sweep_dict_form_round_trips_and_reads_older_matrices():
     read = stored_sweep({"matrix": shaped, "perf_events": []})
     assert (read.recv, read.fields, read.nodelay) == ("fields", (3,), (True,))
     assert stored_sweep({"matrix": {**old, "fields": 8, "nodelay": False}}).recv == "copy"
-    assert [p.point_id for p in read.points()] == ["one_copy-4096-1-f3-nd-r0", "one_copy-65536-1-f3-nd-r0",
-                                                   "two_copy-4096-1-f3-nd-r0", "two_copy-65536-1-f3-nd-r0"]
+    assert [p.point_id for p in read.points()] == ["one_copy-4096-1-f3-nd-rxfields-r0", "one_copy-65536-1-f3-nd-rxfields-r0",
+                                                   "two_copy-4096-1-f3-nd-rxfields-r0", "two_copy-65536-1-f3-nd-rxfields-r0"]
 
 
 def _result(strategy="one_copy", size=1024, threads=1, repeat=0, **extra):
@@ -141,7 +141,7 @@ def test_store_replaces_failed_row_and_refuses_overwrite(tmp_path):
     store.add_point({"strategy": "one_copy", "msg_size": 1024, "threads": 1, "repeat": 0, "status": "failed", "error": "boom"})
     assert store.done_keys() == set()
     store.add_point(_result())
-    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0, 8, 0, "split")}
+    assert len(store.rows) == 1 and store.done_keys() == {("one_copy", 1024, 1, 0, 8, 0, "split", 0, 0, "copy")}
     with pytest.raises(UsageError, match="not empty"):
         ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS)
     again = ResultsDir.create(tmp_path / "r", {"source": "test"}, EVENTS, force=True)

@@ -18,7 +18,9 @@ from netobs.errors import UsageError
 from netobs.figures import SHAPE_KEY, STUDY_SHAPE, shape_label
 
 from ..answer import Answer, Prose
-from ..load import Results
+import numpy as np
+
+from ..load import CONFIG, Results
 from . import anomalies, cache, crossover, threads, zerocopy
 
 
@@ -87,17 +89,62 @@ def answer_all(results: Results, names=None) -> list[Answer]:
 
     answers = _answer_all(results, check_names(names))
     guard(results, answers)
+    _interventions(results, answers)
     return answers
 
 
+def _interventions(results: Results, answers: list[Answer]) -> None:
+    """Every intervention pair the results hold (netobs.refine.interventions), judged once, shown
+    first among the hypotheses of each answer that tested the same hypothesis where the pair's
+    base configuration was answered (an experiment outranks a correlation); a pair no such answer
+    shows goes to the anomalies answer of its base's part (what explains the unexpected)."""
+    from netobs.refine import interventions
+
+    found = interventions.judge(results)
+    if not found:
+        return
+    held = {}
+    for a in answers:
+        rows = results.runs
+        if a.part:
+            rows = rows[np.logical_and.reduce([rows[c] == v for c, v in a.part.items()])]
+        held[id(a)] = {interventions.name_of(dict(zip(CONFIG, k)))
+                       for k in rows[CONFIG].drop_duplicates().itertuples(index=False)}
+    shown = set()
+    for a in answers:
+        tested = {j.name for j in a.facts.hypotheses}
+        mine = [j for j in found if j.name in tested and interventions.base_config(j) in held[id(a)]]
+        _rank_first(a, mine)
+        shown.update(id(j) for j in mine)
+    for j in found:
+        if id(j) in shown:
+            continue
+        a = next((a for a in answers if a.question == anomalies.NAME
+                  and interventions.base_config(j) in held[id(a)]), None)
+        if a is not None:
+            _rank_first(a, [j])
+
+
+def _rank_first(a: Answer, judgements: list) -> None:
+    if not judgements:
+        return
+    from . import prose
+
+    a.facts.hypotheses = list(judgements) + [j for j in a.facts.hypotheses if j not in judgements]
+    a.prose.hypotheses = [prose.hypothesis(j) for j in judgements] + list(a.prose.hypotheses)
+
+
 def _answer_all(results: Results, names) -> list[Answer]:
-    placements = results.placements()
-    if len(placements) > 1:   # (--placement same,split) answered placement by placement, like shapes
+    settings = results.settings()
+    if len(settings) > 1:   # (--placement same,split, --sndbuf 0,4M) answered setting by setting, like shapes
         out = []
-        for p in placements:
-            for a in _answer_all(results.of_placement(p), names):
-                a.shape = f"{a.shape} placement {p}" if a.shape else f"placement {p}"
-                a.title = f"{a.title} (placement {p})"
+        varied = [c for c in settings[0] if len({str(d[c]) for d in settings}) > 1]
+        for d in settings:
+            label = " ".join(f"{c} {d[c]}" for c in varied)
+            for a in _answer_all(results.of_settings(d), names):
+                a.shape = f"{a.shape} {label}" if a.shape else label
+                a.title = f"{a.title} ({label})"
+                a.part = {**a.part, **d}
                 out.append(a)
         return out
     shapes = results.shapes()
@@ -110,5 +157,6 @@ def _answer_all(results: Results, names) -> list[Answer]:
             a = QUESTIONS[n].answer(part)
             a.shape = shape_label(*s)
             a.title = f"{a.title} ({a.shape})"
+            a.part = dict(zip(SHAPE_KEY, s))
             out.append(a)
     return out

@@ -307,7 +307,40 @@ STATUS_WORDS = {"supported": "supported", "inconclusive": "inconclusive", "contr
                 "not_measured": "not measured"}
 
 
+# an intervention's verdict: what the experiment said of the hypothesis
+BY_EXPERIMENT = {"supported": "confirmed by experiment", "contradicted": "refuted by experiment",
+                 "inconclusive": "not decided by experiment", "not_measured": "not measured by experiment"}
+MEASURE_WORDS = {"preempted": "the working threads' preempted time", "sndbuf_full": "the time blocked on a full "
+                 "send buffer", "link_packets_per_mib": "the link packets per MiB"}
+
+
+def intervention(j) -> str:
+    """An intervention's judgement (netobs.refine.interventions): the change, what it removed of the
+    mechanism's measure (or did to throughput where the measure was not recorded), the verdict."""
+    from netobs.refine.interventions import words_of
+
+    d = {**j.numbers, "words": words_of(j.numbers["intervention"])}
+    what = HYPOTHESIS_WORDS[j.name][0]
+    tput = "" if d.get("throughput_change") is None else f", throughput {pct(d['throughput_change'] * 100)}"
+    where = f" at {d['base_point']}"
+    if d.get("measure") is None:
+        did = f"{d['words']}{where} changed throughput by {pct(d['throughput_change'] * 100)}" \
+            if d.get("throughput_change") is not None else f"{d['words']}{where}: throughput not measured"
+        return f"{did}: {what} {BY_EXPERIMENT[j.status]} (no profile: throughput alone; {j.source})"
+    m = d["measure"]
+    measure = MEASURE_WORDS.get(m, f"the {m.replace('_', ' ')} cost")
+    if d.get("absent"):
+        did = f"{d['words']}{where}: {measure} was almost none to begin with ({_n(d['value'])})"
+    elif d.get("removed") is not None and d["removed"] >= 0.005:
+        did = f"{d['words']}{where} removed {share(d['removed'])} of {measure} ({_n(d['value'])} -> {_n(d['changed'])})"
+    else:
+        did = f"{d['words']}{where} did not lower {measure} ({_n(d['value'])} -> {_n(d['changed'])})"
+    return f"{did}{tput}: {what} {BY_EXPERIMENT[j.status]} ({d.get('role')}; {j.source})"
+
+
 def hypothesis(j) -> str:
+    if j.source == "intervention":
+        return intervention(j)
     what, how = HYPOTHESIS_WORDS[j.name]
     if j.status == "not_measured":
         return (f"{what}: not measured ({j.source}); {WOULD_DECIDE.get(j.name, 'a measurement of it')} would decide"

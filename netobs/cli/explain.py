@@ -81,7 +81,8 @@ def _hypotheses_text(answer, short: bool) -> str | None:
     facts = getattr(answer.facts, "hypotheses", [])
     if not facts:
         return None
-    groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] for j in facts if j.status == s]
+    groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] + (" (by experiment)" if j.source == "intervention" else "")
+                  for j in facts if j.status == s]
               for s in STATUS_ORDER}
     # short: names only where they decide (supported, inconclusive); the rest counted
     words = "; ".join(f"{prose.STATUS_WORDS[s]}: " + (', '.join(n) if not short or s in STATUS_ORDER[:2] else str(len(n)))

@@ -1,0 +1,1 @@
+"""`netobs refine`: the experiments that decide what the answers left open (issue 26)."""
