@@ -7,10 +7,12 @@ each judged by the stopping rule (`netobs.refine.rule`). Planned, in this order 
 
 1. `repeat` at the ends of a flip: a comparison left open where the ranking flips gets one more
    repeat on each side short of the next look;
-2. `bisect`: where a ranking flips between two measured sizes whose comparisons are decided with
-   opposite signs, the geometric midpoint of the two sizes on the declared grid (multiples of
-   GRID_B bytes), both strategies, MIN_REPEATS repeats to start (more come by rule 1), until the
-   two sizes are within FACTOR of each other (2^(1/4)) or the grid has no size between them;
+2. `bisect`: where a ranking flips between the nearest sizes decided with opposite signs, the
+   geometric midpoint of the wider outer gap on the declared grid (multiples of GRID_B bytes),
+   both strategies, MIN_REPEATS repeats to start (more come by rule 1), until the two decided
+   sizes are within FACTOR of each other (2^(1/4)), or the grid has no size between them, or the
+   sizes between are within noise (open at the rule's maximum, or within its band) and no gap
+   is wider than FACTOR ** MIN_GAP_POWER;
 3. `repeat` of every other open comparison;
 4. `intervention`: the pairs `netobs.refine.interventions.plan` names (its own module).
 The plan is cut to the budget by `fit`: whole items, in that order, while their new points fit.
@@ -23,13 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from netobs.analysis.questions.crossover import LOCATED_FACTOR as FACTOR   # located within 2^(1/4)
 from netobs.figures import PLACEMENT_DEFAULT, STUDY_FIELDS, point_id
 from netobs.strategies import BASELINE, BY_NAME, rank
 
 from .rule import AHEAD, BEHIND, OPEN, SAME, Rule, decide_moments
 
 GRID_B = 64                    # planned message sizes are multiples of this many bytes
-FACTOR = 2 ** 0.25             # a crossover is located when bracketed within this factor
+MIN_GAP_POWER = 0.25          # no gap narrower than FACTOR ** this (2^(1/16)) is bisected: the noise limits it
 MIN_REPEATS = 2                # a bisection point starts with the repeats of the rule's first look
 METRIC = "throughput_gbps"
 CONFIG = ("msg_size", "threads", "fields", "nodelay", "placement")
@@ -95,7 +98,7 @@ def comparisons(runs: pd.DataFrame, rule: Rule) -> pd.DataFrame:
         if impl not in m.index.get_level_values(0) or base not in m.index.get_level_values(0):
             continue
         a, b = m.xs(impl, level="implementation"), m.xs(base, level="implementation")
-        j = a.join(b, how="inner", lsuffix="_a", rsuffix="_b")
+        j = a.add_suffix("_a").join(b.add_suffix("_b"), how="inner")
         if j.empty:
             continue
         d = decide_moments(rule, j.n_a, j.mean_a, j.var_a, j.n_b, j.mean_b, j.var_b)
@@ -161,11 +164,13 @@ def _evidence(z) -> dict:
 
 
 def _bisection(rows, factor: float, grid: int) -> tuple[str, int | None]:
-    """Between two sizes decided with opposite signs: bracketed, or the widest gap's midpoint."""
+    """Between two sizes decided with opposite signs (sizes between them open at the rule's
+    maximum or within the band): bracketed within the factor, or the wider outer gap's midpoint
+    (a decided size there narrows the bracket), down to gaps of MIN_GAP_FACTOR."""
     if rows[-1].msg_size / rows[0].msg_size <= factor * (1 + 1e-9):
         return "bracketed", None
-    gaps = sorted(((y.msg_size / x.msg_size, x.msg_size, y.msg_size) for x, y in zip(rows, rows[1:])
-                   if y.msg_size / x.msg_size > factor * (1 + 1e-9)), reverse=True)
+    outer = {(rows[0].msg_size, rows[1].msg_size), (rows[-2].msg_size, rows[-1].msg_size)}
+    gaps = sorted(((hi / lo, lo, hi) for lo, hi in outer if hi / lo > factor ** MIN_GAP_POWER), reverse=True)
     for _, lo, hi in gaps:
         mid = midpoint(lo, hi, grid)
         if mid is not None:
