@@ -134,3 +134,18 @@ def test_crossover_answer_gives_its_bracket(tmp_path):
     wide = crossover.compute(load_results(synth.write_results(tmp_path / "w", threads=(1,), repeats=3)), "one_copy")
     assert wide.by_threads[1].bracket_located is False
     assert "located between" not in crossover.render(wide).verdict
+
+
+def test_bench_section_agrees_on_overlapping_brackets_and_prints_both():
+    from netobs.bench import refine as bench
+    assert bench._agree([], []) and bench._agree([[4096, 4672]], [[4416, 5184]])
+    assert not bench._agree([[4096, 4672]], []) and not bench._agree([[1024, 1216]], [[4096, 4672]])
+    assert len(bench.DENSE_SIZES) == 12 and all(s % plan.GRID_B == 0 for s in bench.DENSE_SIZES)
+    side = {"located": [[4096, 4672]], "answer_bracket": [4096, 4672], "points": 40, "windows_s": 20.0,
+            "wall_s": 60.0}
+    res = {"settings": {"duration_s": 0.5, "warmup_s": 0.2, "pair": bench.PAIR, "dense_sizes": bench.DENSE_SIZES,
+                        "dense_repeats": 5, "factor": plan.FACTOR, "goal_share": 0.4, "rule": Rule().to_dict()},
+           "dense": {**side, "wall_s": 200.0}, "refined": {**side, "rounds": 3, "stop": "nothing_open"},
+           "ratio": 0.3, "same_crossover": True}
+    text = bench.format_refine(res)
+    assert "4096-4672 B" in text and "30%" in text and "within goal" in text and "same crossover: yes" in text

@@ -38,7 +38,7 @@ def command(results, budget, max_repeats, dry_run, as_json):
     sizes bisected where a ranking flips, interventions where a cause is suspected."""
     from pathlib import Path
 
-    from netobs.cli._common import check_perf, check_strategies, echo_json, need_root, prepare_tracing
+    from netobs.cli._common import check_perf, check_strategies, need_root, prepare_tracing
     from netobs.refine import driver, measure
     from netobs.refine.plan import intervention_plans
     from netobs.refine.rule import DEFAULT_MAX_REPEATS, Rule

@@ -16,7 +16,7 @@ from netobs.errors import UsageError
 from netobs.spec import stored_sweep
 from netobs.store import ResultsDir, now_iso
 
-from .driver import Measured, Refinement, Round
+from .driver import Measured, Round
 from .plan import Planned
 
 DEFAULT_OVERHEAD_S = 1.5   # a point's set-up and tear-down beyond its warm-up and window, until measured
@@ -106,4 +106,4 @@ def new_id() -> str:
     return f"refine-{now_iso()}-{secrets.token_hex(2)}"
 
 
-__all__ = ["open_results", "PointCost", "specs", "runs_of", "measurer", "new_id", "Refinement"]
+__all__ = ["open_results", "PointCost", "specs", "runs_of", "measurer", "new_id"]

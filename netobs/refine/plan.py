@@ -29,7 +29,7 @@ from netobs.analysis.questions.crossover import LOCATED_FACTOR as FACTOR   # loc
 from netobs.figures import PLACEMENT_DEFAULT, STUDY_FIELDS, point_id
 from netobs.strategies import BASELINE, BY_NAME, rank
 
-from .rule import AHEAD, BEHIND, OPEN, SAME, Rule, decide_moments
+from .rule import AHEAD, BEHIND, OPEN, Rule, decide_moments
 
 GRID_B = 64                    # planned message sizes are multiples of this many bytes
 MIN_GAP_POWER = 0.25          # no gap narrower than FACTOR ** this (2^(1/16)) is bisected: the noise limits it
@@ -37,7 +37,6 @@ MIN_REPEATS = 2                # a bisection point starts with the repeats of th
 METRIC = "throughput_gbps"
 CONFIG = ("msg_size", "threads", "fields", "nodelay", "placement")
 SERIES = ("impl", "base", "threads", "fields", "nodelay", "placement")
-KINDS = ("repeat", "bisect", "intervention")
 
 
 @dataclass
