@@ -130,10 +130,10 @@ def test_crossover_answer_gives_its_bracket(tmp_path):
     assert at.crossover_size == 11584 and at.bracket == [10240, 11584]
     assert at.bracket_located and at.bracket_factor == pytest.approx(11584 / 10240)
     assert [e["msg_size"] for e in at.bracket_evidence] == [10240, 11584]
-    assert "located between 10240 and 11584 B" in crossover.render(f).verdict
+    assert "at 11584 B" in crossover.render(f).verdict and "located: not yet at 10240 B" in crossover.render(f).verdict
     wide = crossover.compute(load_results(synth.write_results(tmp_path / "w", threads=(1,), repeats=3)), "one_copy")
     assert wide.by_threads[1].bracket_located is False
-    assert "located between" not in crossover.render(wide).verdict
+    assert "located" not in crossover.render(wide).verdict
 
 
 def test_bench_section_agrees_on_overlapping_brackets_and_prints_both():

@@ -213,8 +213,8 @@ def _group(f: CrossoverFacts, g: Group) -> str:
         s += ", the smallest tested size, so the true crossover may be lower"
     located = {tuple(f.by_threads[t].bracket) for t in g.threads if f.by_threads[t].bracket_located}
     if len(located) == 1 and all(f.by_threads[t].bracket_located for t in g.threads):
-        lo, hi = next(iter(located))
-        s += f", located between {lo} and {hi} B (within x{LOCATED_FACTOR:.2f})"
+        lo, _ = next(iter(located))
+        s += f", located: not yet at {lo} B"
     if g.stays_ahead:
         s += " and is not behind at any larger tested size" if cross < last else " (the largest tested size)"
     else:

@@ -58,7 +58,6 @@ def command(results, budget, max_repeats, dry_run, as_json):
     def interventions():
         return intervention_plans(state["results"])
 
-    before = _answers(path)
     if dry_run:
         manifest = read_manifest(path)
         if manifest.get("source") not in (None, "netobs"):
@@ -66,8 +65,9 @@ def command(results, budget, max_repeats, dry_run, as_json):
                              "a sweep of your own, then `netobs refine DIR`")
         cost = measure.PointCost(stored_sweep(manifest), manifest)
         out = driver.refine(load, None, rule, budget_s, cost, interventions, dry_run=True)
-        return _finish(out, before, None, as_json)
+        return _finish(out, None, None, as_json)
     store, sweep = measure.open_results(path)   # the one writer from here on
+    before = _answers(path)
     try:
         need_root(sweep.topology, sweep.trace or sweep.profile)
         check_strategies(sweep.strategies)
