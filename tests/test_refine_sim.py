@@ -17,7 +17,7 @@ CV = 0.01                            # run-to-run noise of the simulated through
 
 
 class Simulated:
-    """Strategies whose throughput at a size is `model(strategy, size)` times (1 + CV x normal):
+    """Strategies whose throughput is `model(strategy, size, threads)` times (1 + CV x normal):
     `load` and `measure` for the driver, as the real store gives them."""
 
     def __init__(self, model, sizes=SIZES, strategies=("two_copy", "one_copy"), threads=(1,), seed=0, cv=CV):
@@ -32,7 +32,8 @@ class Simulated:
         noise = 1 + self.cv * self.rng.standard_normal()
         self.rows.append({"implementation": p["strategy"], "msg_size": p["msg_size"], "threads": p["threads"],
                           "repeat": p["repeat"], "fields": p["fields"], "nodelay": int(p["nodelay"]),
-                          "placement": p["placement"], "throughput_gbps": self.model(p["strategy"], p["msg_size"]) * noise})
+                          "placement": p["placement"],
+                          "throughput_gbps": self.model(p["strategy"], p["msg_size"], p["threads"]) * noise})
 
     def load(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
@@ -48,7 +49,7 @@ class Simulated:
 
 def crossing_at(size_b: float):
     """one_copy slower than two_copy below `size_b`, faster above (10 Gbit/s x size/size_b)."""
-    return lambda impl, s: 10.0 * (s / size_b if impl == "one_copy" else 1.0)
+    return lambda impl, s, t: 10.0 * (s / size_b if impl == "one_copy" else 1.0)
 
 
 def test_rule_false_positive_rate_on_equal_strategies():
@@ -101,7 +102,7 @@ def test_planted_crossover_is_bracketed_within_the_factor(size_b, seed):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_no_difference_locates_no_crossover(seed):
-    sim = Simulated(lambda impl, s: 10.0, seed=seed, cv=0.03)
+    sim = Simulated(lambda impl, s, t: 10.0, seed=seed, cv=0.03)
     out = sim.refine()
     assert not [f for f in out.flips if f.status in LOCATED], [f.to_dict() for f in out.flips]
     assert out.stop == driver.NOTHING_OPEN
@@ -121,3 +122,20 @@ def test_max_repeats_bounds_every_point():
     out = sim.refine(rule=Rule(max_repeats=3))
     per = pd.DataFrame(sim.rows).groupby(["implementation", "msg_size"]).size()
     assert per.max() <= 3 and out.stop in (driver.NOTHING_OPEN, driver.ROUNDS)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_planted_thread_plateau_is_located(seed):
+    """Throughput rises linearly to 5 threads, then stays: measured at 1, 2 and 8 threads, refine
+    finds it between adjacent thread counts by the same planner and rule."""
+    plateau_at = 5
+    sim = Simulated(lambda impl, s, t: 2.0 * min(t, plateau_at), sizes=(65536,), strategies=("one_copy",),
+                    threads=(1, 2, 8), seed=seed)
+    out = sim.refine()
+    located = [p for p in out.plateaus if p.status == "located"]
+    assert len(out.plateaus) == 1 and located, [p.to_dict() for p in out.plateaus]
+    p = located[0]
+    assert (p.lo, p.hi) == (plateau_at - 1, plateau_at)
+    rising = Simulated(lambda impl, s, t: 2.0 * t, sizes=(65536,), strategies=("one_copy",), threads=(1, 2, 8),
+                       seed=seed)
+    assert [p.status for p in rising.refine().plateaus] == ["rising"]

@@ -158,6 +158,11 @@ def _finish(out, before: dict, after: dict | None, as_json: bool) -> None:
         s = f.series
         click.echo(f"  {s['impl']} vs {s['base']}, {s['threads']} thread(s): ranks swap between {f.lo} and {f.hi} B "
                    f"(x{f.factor:.3f}): {FLIP_STATUS[f.status]}")
+    from netobs.refine.plateau import STATUS
+    for p in out.plateaus:
+        s = p.series
+        click.echo(f"  {s['impl']} at {s['msg_size']} B: throughput with threads: {STATUS[p.status]}"
+                   + (f" ({p.lo} -> {p.hi} threads)" if p.lo is not None and p.status != "not_rising" else ""))
     if after is not None:
         if not changed:
             click.echo("answers: none changed")

@@ -4,6 +4,7 @@
 - `plan`:    from a results directory's runs, the points that would decide what is open
              (repeats where a comparison is open, size bisection where a ranking flips,
              interventions from `netobs.refine.interventions` where that module exists), costed;
+- `plateau`: where throughput stops rising with the thread count, bisected the same way;
 - `driver`:  round after round: plan, cut to the budget, measure, judge again (the real
              measurement and the simulated one are two `measure` callables behind one planner);
 - `store`:   the real measurement: the planned points run into the same results directory

@@ -14,6 +14,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import plateau
 from .plan import FACTOR, GRID_B, Flip, Planned, fit, plan_round
 from .rule import Rule
 
@@ -62,6 +63,7 @@ class Refinement:
     stop: str | None = None
     comparisons: pd.DataFrame | None = None    # after the last round
     flips: list[Flip] = field(default_factory=list)
+    plateaus: list = field(default_factory=list)   # netobs.refine.plateau.Plateau
 
     @property
     def spent_s(self) -> float:
@@ -76,7 +78,7 @@ class Refinement:
                 "rounds": [r.to_dict() for r in self.rounds],
                 "open": 0 if comps is None or comps.empty else int((comps.state == "open").sum()),
                 "comparisons": [] if comps is None else comps.to_dict("records"),
-                "flips": [f.to_dict() for f in self.flips]}
+                "flips": [f.to_dict() for f in self.flips], "plateaus": [p.to_dict() for p in self.plateaus]}
 
 
 def refine(load: Callable[[], pd.DataFrame], measure: Callable[[list[Planned], Round], Measured], rule: Rule,
@@ -88,6 +90,7 @@ def refine(load: Callable[[], pd.DataFrame], measure: Callable[[list[Planned], R
         runs = load()
         items, comps, fl = plan_round(runs, rule, interventions(), factor, grid)
         out.comparisons, out.flips = comps, fl
+        out.plateaus = plateau.plateaus(plateau.steps(runs, rule), rule)
         left = budget_s - out.spent_s
         chosen, skipped = fit(items, cost_s, left)
         if not items:

@@ -13,8 +13,10 @@ each judged by the stopping rule (`netobs.refine.rule`). Planned, in this order 
    sizes are within FACTOR of each other (2^(1/4)), or the grid has no size between them, or the
    sizes between are within noise (open at the rule's maximum, or within its band) and no gap
    is wider than FACTOR ** MIN_GAP_POWER;
-3. `repeat` of every other open comparison;
-4. `intervention`: the pairs `netobs.refine.interventions.plan` names (its own module).
+3. the thread count where throughput stops rising (`netobs.refine.plateau`): the repeats of an open
+   step that holds it, the midpoint of a step to bisect;
+4. `repeat` of every other open comparison;
+5. `intervention`: the pairs `netobs.refine.interventions.plan` names (its own module).
 The plan is cut to the budget by `fit`: whole items, in that order, while their new points fit.
 """
 from __future__ import annotations
@@ -251,8 +253,10 @@ def plan_round(runs: pd.DataFrame, rule: Rule, interventions=(), factor: float =
                                      f"{f.hi} B (x{f.factor:.2f}, {f.series['threads']} thread(s)): "
                                      f"{f.midpoint} B between them",
                            pts, {"flip": f.to_dict()}))
+    from . import plateau
+    threads = plateau.items(runs, rule)
     inter = [_intervention_item(runs, d) for d in interventions]
-    return first + bisect + rest + [i for i in inter if i is not None], comps, fl
+    return first + bisect + threads + rest + [i for i in inter if i is not None], comps, fl
 
 
 def _intervention_item(runs: pd.DataFrame, d: dict) -> Item | None:
