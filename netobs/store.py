@@ -518,6 +518,13 @@ class ResultsDir:
         self.manifest.update(fields)
         self.write_manifest()
 
+    def add_refinement(self, entry: dict) -> None:
+        """Record one `netobs refine` round (its rule, plan and outcome) in the manifest's
+        `refinement` list; a round already recorded under the same `id` is replaced (its
+        outcome written after its plan)."""
+        rounds = [r for r in (self.manifest.get("refinement") or []) if r.get("id") != entry.get("id")]
+        self.update_manifest(refinement=rounds + [entry])
+
     def record_fault(self, fault: StoreError, **fields) -> str | None:
         """After a storage fault: the manifest says what happened, written into the room the
         reserve kept. Returns why it could not be written (None when it was)."""
@@ -577,6 +584,7 @@ MANIFEST_SHAPE = {
     "tracing_setup": _OBJECT, "observer_cost": _OBJECT, "profile_plan": _OBJECT, "profile": _OBJECT,
     "probe_plan": _OBJECT, "topology": _OBJECT + _TEXT,
     "perf_events": _LIST, "perf_server_events": _LIST, "command": _LIST, "resumed": _LIST, "notes": _LIST,
+    "refinement": _LIST,
     "source": _TEXT, "state": _TEXT, "started": _TEXT, "finished": _TEXT, "netobs_version": _TEXT, "error": _TEXT,
 }
 MATRIX_SHAPE = {"strategies": _LIST, "impls": _LIST, "sizes": _LIST, "threads": _LIST, "repeats": (int,),

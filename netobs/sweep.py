@@ -87,13 +87,16 @@ def _storage_fault(store: ResultsDir, exc: BaseException) -> StoreError | None:
     return store_health(store.path)
 
 
-def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *a, **k: None) -> SweepSummary:
+def run_sweep(sweep: SweepSpec, store: ResultsDir, progress: Progress = lambda *a, **k: None,
+              points: list | None = None) -> SweepSummary:
     """Run every point not yet in `store`, counted and traced as `sweep` says. A storage
-    fault ends the sweep with a StoreError; the manifest then says `failed` and why."""
+    fault ends the sweep with a StoreError; the manifest then says `failed` and why.
+    `points`: these RunSpecs instead of the matrix's (`netobs refine`'s planned points, run into
+    the directory the sweep made, in their order)."""
     from netobs import hostinfo, topology
     from netobs.interrupt import raise_if_interrupted, signals_as_interrupt
 
-    points = sweep.points()
+    points = sweep.points() if points is None else list(points)
     recovered = store.recover_points({p.key for p in points})
     done = store.done_keys()
     todo = [p for p in points if p.key not in done]

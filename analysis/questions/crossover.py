@@ -17,6 +17,8 @@ from ..load import Results
 from . import prose
 from .common import Facts, Reason, Unanswerable, caveats, chart_rows, unanswerable, untested, vs
 
+# a crossover is located when bracketed within this factor of sizes (netobs.refine.plan.FACTOR's value)
+LOCATED_FACTOR = 2 ** 0.25
 # verdict codes
 EVERYWHERE, SOME_THREADS, NEVER = "crosses_at_every_thread_count", "crosses_at_some_thread_counts", "never_crosses"
 
@@ -45,11 +47,18 @@ class AtThreads:
     closest_size: int | None = None
     closest_change_pct: float | None = None
     ahead_not_significant: list[int] = field(default_factory=list)
+    # the crossover's bracket: the largest tested size below it (where the strategy did not beat
+    # two_copy) and the crossover size, their ratio, and the comparison at each end
+    bracket: list[int] | None = None
+    bracket_factor: float | None = None
+    bracket_located: bool | None = None        # within LOCATED_FACTOR (netobs refine's bisection target)
+    bracket_evidence: list[dict] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         drop = (("closest_size", "closest_change_pct") if self.crossover_size is not None else
-                ("change_pct_at_crossover", "p_value_at_crossover", "at_smallest_tested_size"))
+                ("change_pct_at_crossover", "p_value_at_crossover", "at_smallest_tested_size", "bracket",
+                 "bracket_factor", "bracket_located", "bracket_evidence"))
         return {k: v for k, v in d.items() if k not in drop}
 
 
@@ -104,6 +113,15 @@ def _at_threads(g: pd.DataFrame) -> AtThreads:
         info.change_pct_at_crossover = float(row.change_pct)
         info.p_value_at_crossover = float(row.p_value)
         info.at_smallest_tested_size = cross == int(g.msg_size.min())
+        below = g[g.msg_size < cross]
+        if len(below):
+            lo = below.iloc[-1]
+            info.bracket = [int(lo.msg_size), cross]
+            info.bracket_factor = cross / float(lo.msg_size)
+            info.bracket_located = info.bracket_factor <= LOCATED_FACTOR * (1 + 1e-9)
+            info.bracket_evidence = [{"msg_size": int(x.msg_size), "change_pct": float(x.change_pct),
+                                      "p_value": None if x.p_value != x.p_value else float(x.p_value),
+                                      "n": int(min(x.n, x.n_ref)), "beats": bool(x.beats)} for x in (lo, row)]
     else:
         best = g.loc[g.change_pct.idxmax()]
         info.closest_size, info.closest_change_pct = int(best.msg_size), float(best.change_pct)
@@ -193,6 +211,10 @@ def _group(f: CrossoverFacts, g: Group) -> str:
          + (pct(at[0]) if len(at) == 1 else f"{pct(at[0])} to {pct(at[-1])}") + ")")
     if cross == first:
         s += ", the smallest tested size, so the true crossover may be lower"
+    located = {tuple(f.by_threads[t].bracket) for t in g.threads if f.by_threads[t].bracket_located}
+    if len(located) == 1 and all(f.by_threads[t].bracket_located for t in g.threads):
+        lo, _ = next(iter(located))
+        s += f", located: not yet at {lo} B"
     if g.stays_ahead:
         s += " and is not behind at any larger tested size" if cross < last else " (the largest tested size)"
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import netobs.bench
 from netobs import fmt
 from netobs import placement
-from netobs.bench import peers, scale, tracing
+from netobs.bench import peers, refine, scale, tracing
 from netobs.errors import EXIT_INTERRUPTED, NetobsError, UsageError
 from netobs.files import dumps
 
@@ -219,9 +219,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="points of the scale section's generated stores (default 10000,100000)")
     ap.add_argument("--scale-commands", type=lambda t: _csv(str, t), default=scale.COMMANDS,
                     help="commands the scale section times (default explain,compare,report)")
+    ap.add_argument("--no-refine", action="store_true", help="skip the refine section (a crossover located by "
+                                                             "netobs refine against a dense grid; needs root)")
+    ap.add_argument("--refine-only", action="store_true", help="run the refine section alone")
+    ap.add_argument("--refine-duration", type=float, default=0.5, help="the refine section's window per point, s")
     a = ap.parse_args(argv)
     if a.scale_only:
-        a.no_peers = a.no_trace = True
+        a.no_peers = a.no_trace = a.no_refine = True
+    if a.refine_only:
+        a.no_peers = a.no_trace = a.no_scale = True
     try:
         if a.repeats < 3:
             raise UsageError(f"--repeats {a.repeats} is too few for a median", fix="--repeats 3 or more")
@@ -280,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             res["scale"] = scale.run_scale(a.scale_points, a.scale_commands,
                                            progress=None if quiet else lambda m: print(m, file=sys.stderr),
                                            study=a.scale_study, with_study=not a.no_scale_study)
+        if not a.no_refine:
+            res["refine"] = refine.run_refine_bench(duration=a.refine_duration,
+                                                    progress=None if quiet else lambda m: print(m, file=sys.stderr))
     except NetobsError as exc:
         print(f"netobs: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
@@ -296,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                      "without --profile record it as their observer_cost)")
     if "scale" in res:
         parts.append(format_scale(res["scale"]))
+    if "refine" in res:
+        parts.append(refine.format_refine(res["refine"]))
     print(dumps(res) if a.json else "\n".join(parts))
     return 0
 

@@ -23,6 +23,7 @@ COMMANDS = {
     "explain": "netobs.cli.explain",
     "report": "netobs.cli.report",
     "compare": "netobs.cli.compare",
+    "refine": "netobs.cli.refine",
     "doctor": "netobs.cli.doctor",
     "remote-serve": "netobs.cli.remote_serve",   # hidden (no SHORT_HELP): run by netobs over ssh
 }
@@ -34,6 +35,7 @@ SHORT_HELP = {
     "explain": "Answer the study's questions from a results directory.",
     "report": "Write one self-contained HTML report (or PNG/SVG figures).",
     "compare": "Compare two results directories point by point, with significance.",
+    "refine": "Measure what the answers left open, into the same results directory.",
     "doctor": "Show what this host can measure and trace.",
 }
 
