@@ -69,7 +69,7 @@ def test_a_far_netstat_and_perf_are_merged_and_missing_ones_said(tmp_path):
     gone = Netstat.merge(mine, None, "no answer")
     assert all(v is None for v in gone["netstat"]["server"].values()) and gone["netstat_missing"]["server"]
     files = PointFiles(tmp_path)
-    far = {"server_perf": {"events": {}, "raw_path": "/elsewhere/perf-server-stat.jsonl"}}
+    far = {"server_perf": {"events": {}, "raw_path": "/elsewhere/perf-server-stat.jsonl", "format": "json"}}
     assert Perf.merge({"perf": {}}, far, None, files)["server_perf"]["raw_path"] == str(tmp_path / "perf-server-stat.jsonl")
     assert Perf.merge({"perf": {}}, None, "no perf there", files)["server_perf"] == {"events": {}, "skipped": "no perf there"}
 
