@@ -13,6 +13,7 @@ it branches on what the probe found and plants the other branch with a simulated
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -49,7 +50,7 @@ def need(condition: bool, what: str) -> None:
 def need_workers() -> None:
     """The C copy workers are built (make setup)."""
     try:
-        import netobs._workers  # noqa: F401
+        importlib.import_module("netobs._workers")
     except ImportError:
         need(False, "the C copy workers (netobs._workers; make setup)")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from netobs.cli import main
-from netobs.errors import NetobsError, UsageError
+from netobs.errors import NetobsError
 from netobs.files import atomic_write, create_new
 from netobs.params import MAX_MSG
 from netobs.store import LOCK_NAME, ResultsDir, StoreError, read_rows

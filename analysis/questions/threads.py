@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from netobs.fmt import num, times
 
-from netobs.figures import WAIT_REASONS
 from netobs.fmt import share
 
 from .. import accounting as acc
