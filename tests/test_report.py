@@ -221,10 +221,11 @@ def test_svg_export_and_missing_charts(tmp_path):
 
 # ----------------------------------------------------------------------------- the CLI
 
-def test_cli_writes_report_and_refuses_to_overwrite(results_dir, tmp_path, capsys):
+def test_cli_writes_report_and_refuses_to_overwrite(results_dir, html_path, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert cli_main(["report", str(results_dir), "-o", str(out)]) == 0
-    assert out.read_text(encoding="utf-8") == report.render_report(load_results(results_dir))
+    # the page write_report makes of the same directory (one rendering fewer than render_report's)
+    assert out.read_text(encoding="utf-8") == html_path.read_text(encoding="utf-8")
     assert str(out) in capsys.readouterr().out
     before = out.stat().st_mtime_ns
     assert cli_main(["report", str(results_dir), "-o", str(out)]) == 2
