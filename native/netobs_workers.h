@@ -72,6 +72,30 @@
 #define NOB_CTR_PAGES_VMSPLICE_CALLS 17     /* splice: vmsplice() calls */
 #define NOB_NCTR 18
 
+/* The server's counters: nob_server_stats.counters[NOB_SERVER_CTR_<GROUP>_<NAME>], summed over
+ * the connections (whole run). netobs.native derives the server's report from these names as it
+ * does the client's: counter <name> (lower case) of CALLS at the report's top level, of a group
+ * in NOB_SERVER_GROUPS_NESTED in the report's object <group> (lower case), of any other group at
+ * the top level as <group>_<name>. A group outside NOB_SERVER_GROUPS_ALWAYS is reported (not
+ * null) only where the run used it (stats.groups: the receive mode's own, VERIFY with verify).
+ * Add a counter here, count it in C: done. */
+#define NOB_SERVER_GROUP_CALLS 1
+#define NOB_SERVER_GROUP_VERIFY 2
+#define NOB_SERVER_GROUP_MESSAGES 4
+#define NOB_SERVER_GROUP_RX_ZEROCOPY 8
+#define NOB_SERVER_GROUPS_ALWAYS 1
+#define NOB_SERVER_GROUPS_NESTED 8
+#define NOB_SERVER_CTR_CALLS_RECV_CALLS 0          /* receive calls (recv, TCP_ZEROCOPY_RECEIVE) that got bytes */
+#define NOB_SERVER_CTR_CALLS_CONN_ERRORS 1         /* connections that ended with an error (reset, ...) */
+#define NOB_SERVER_CTR_VERIFY_MESSAGES 2           /* complete messages checked */
+#define NOB_SERVER_CTR_VERIFY_ERRORS 3             /* messages whose pattern did not match */
+#define NOB_SERVER_CTR_VERIFY_PARTIAL_BYTES 4      /* bytes of a trailing incomplete message (not an error) */
+#define NOB_SERVER_CTR_MESSAGES_COPIED 5           /* fields: complete messages copied out into fields */
+#define NOB_SERVER_CTR_RX_ZEROCOPY_MAPPED_BYTES 6  /* zerocopy: bytes mapped by TCP_ZEROCOPY_RECEIVE */
+#define NOB_SERVER_CTR_RX_ZEROCOPY_COPIED_BYTES 7  /* zerocopy: bytes left to be copied (recv_skip_hint, or the fallback) */
+#define NOB_SERVER_CTR_RX_ZEROCOPY_CALLS 8         /* zerocopy: getsockopt(TCP_ZEROCOPY_RECEIVE) calls */
+#define NOB_SERVER_NCTR 9
+
 struct nob_error {
     int err;                 /* positive errno, 0 = none */
     char where[64];          /* the step that failed: "connect", "setsockopt(SO_ZEROCOPY)", ... */
@@ -143,21 +167,13 @@ struct nob_server_config {
 struct nob_server_stats {
     uint64_t bytes_received;
     int connections;                /* accepted */
-    int conn_errors;                /* connections that ended with an error (reset, ...) */
     uint64_t per_conn_bytes[1024];
     int conn_cpu[NOB_MAX_CONNS];            /* the CPU each receiving thread was on when it ended; -1 = unknown */
     double first_byte_s, last_byte_s; /* CLOCK_MONOTONIC seconds */
     double active_s;                /* last_byte_s - first_byte_s */
     double cpu_user_s, cpu_sys_s;   /* RUSAGE_THREAD deltas, summed over the receiving threads */
-    uint64_t verify_messages;       /* complete messages checked */
-    uint64_t verify_errors;         /* messages whose pattern did not match */
-    uint64_t verify_partial_bytes;  /* bytes of a trailing incomplete message (not an error) */
-    uint64_t recv_calls;
-    uint64_t messages_copied;       /* NOB_RECV_FIELDS: complete messages copied out into fields */
-    /* NOB_RECV_ZEROCOPY */
-    uint64_t rx_zc_mapped;          /* bytes mapped by TCP_ZEROCOPY_RECEIVE */
-    uint64_t rx_zc_copied;          /* bytes it left to be copied (recv_skip_hint, or the fallback) */
-    uint64_t rx_zc_calls;           /* getsockopt(TCP_ZEROCOPY_RECEIVE) calls */
+    uint64_t counters[NOB_SERVER_NCTR]; /* NOB_SERVER_CTR_*, summed over the connections */
+    unsigned groups;                /* the NOB_SERVER_GROUP_* this run reports */
     int rx_zc_fallback_errno;       /* > 0: zero-copy receive refused (errno); copied instead */
     int rcvbuf_bytes;               /* SO_RCVBUF of the first accepted connection, read back (the kernel
                                        doubles what is set; not set: its default) */

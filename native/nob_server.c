@@ -98,8 +98,8 @@ struct nob_conn {
     struct nob_server *s;
     int fd, idx;
     pthread_t tid;
-    uint64_t bytes, recv_calls, msgs_copied;
-    uint64_t zc_mapped, zc_copied, zc_calls;
+    uint64_t bytes;
+    uint64_t ctr[NOB_SERVER_NCTR]; /* NOB_SERVER_CTR_* (the verifier's and the errors: at its end) */
     int zc_fallback;
     int rcvbuf;            /* SO_RCVBUF read back once accepted */
     int pin_err, cpu; /* sched_setaffinity's errno; the CPU it was on at its end (-1 = unknown) */
@@ -124,6 +124,7 @@ struct nob_receiver {
     int (*setup)(struct nob_conn *k);
     int (*step)(struct nob_conn *k);
     void (*teardown)(struct nob_conn *k);
+    unsigned groups;       /* its NOB_SERVER_GROUP_* counters beside NOB_SERVER_GROUPS_ALWAYS */
 };
 
 static const struct nob_receiver *const RECEIVERS[NOB_RECV_MODES];
@@ -263,13 +264,13 @@ static int zc_receive_once(struct nob_conn *k, uint8_t *map, uint8_t *buf, size_
     socklen_t zl = sizeof(zc);
     if (getsockopt(k->fd, IPPROTO_TCP, TCP_ZEROCOPY_RECEIVE, &zc, &zl) != 0)
         return -errno;
-    k->zc_calls++;
+    k->ctr[NOB_SERVER_CTR_RX_ZEROCOPY_CALLS]++;
     if (zc.err)
         return -zc.err;
     if (zc.length) {
-        k->zc_mapped += zc.length;
+        k->ctr[NOB_SERVER_CTR_RX_ZEROCOPY_MAPPED_BYTES] += zc.length;
         conn_got(k, map, zc.length);
-        k->recv_calls++;
+        k->ctr[NOB_SERVER_CTR_CALLS_RECV_CALLS]++;
     }
     if (zc.recv_skip_hint || (zc.length == 0)) {
         /* the rest cannot be mapped: copy it (with nothing mapped and nothing to skip, a
@@ -282,8 +283,8 @@ static int zc_receive_once(struct nob_conn *k, uint8_t *map, uint8_t *buf, size_
             return 0;
         if (r < 0)
             return errno == EAGAIN || errno == EINTR ? 1 : -errno;
-        k->recv_calls++;
-        k->zc_copied += (uint64_t)r;
+        k->ctr[NOB_SERVER_CTR_CALLS_RECV_CALLS]++;
+        k->ctr[NOB_SERVER_CTR_RX_ZEROCOPY_COPIED_BYTES] += (uint64_t)r;
         conn_got(k, buf, (size_t)r);
     }
     return 1;
@@ -296,7 +297,7 @@ static ssize_t recv_into(struct nob_conn *k, uint8_t *dst, size_t want, int flag
 {
     ssize_t r = recv(k->fd, dst, want, flags);
     if (r > 0) {
-        k->recv_calls++;
+        k->ctr[NOB_SERVER_CTR_CALLS_RECV_CALLS]++;
         conn_got(k, flags & MSG_TRUNC ? NULL : dst, (size_t)r);
         return r;
     }
@@ -362,7 +363,7 @@ static int fields_step(struct nob_conn *k)
             p += k->fields.len[f];
         }
         k->copied += msg_size;
-        k->msgs_copied++;
+        k->ctr[NOB_SERVER_CTR_MESSAGES_COPIED]++;
     }
     if (k->off == k->cap)
         k->off = k->copied = 0;
@@ -400,13 +401,13 @@ static int zc_step(struct nob_conn *k)
     if (!k->map) { /* the fallback: receive by copying, counted as copied */
         ssize_t r = recv_into(k, k->buf, k->cap, 0);
         if (r > 0)
-            k->zc_copied += (uint64_t)r;
+            k->ctr[NOB_SERVER_CTR_RX_ZEROCOPY_COPIED_BYTES] += (uint64_t)r;
         return step_of(r);
     }
     int r = zc_receive_once(k, k->map, k->buf, k->cap);
     if (r == 1)
         return 1;
-    if (r < 0 && k->zc_calls == 0 && k->bytes == 0) {
+    if (r < 0 && k->ctr[NOB_SERVER_CTR_RX_ZEROCOPY_CALLS] == 0 && k->bytes == 0) {
         k->zc_fallback = -r; /* refused from the start: receive by copying */
         zc_unmap(k);
         return 1;
@@ -426,9 +427,11 @@ static int slow_step(struct nob_conn *k)
 
 /* By NOB_RECV_* code. */
 static const struct nob_receiver RECEIVER_COPY = {"copy", 0, 0, buf_setup, copy_step, buf_teardown};
-static const struct nob_receiver RECEIVER_FIELDS = {"fields", 0, 1, fields_setup, fields_step, fields_teardown};
+static const struct nob_receiver RECEIVER_FIELDS = {"fields", 0, 1, fields_setup, fields_step, fields_teardown,
+                                                     NOB_SERVER_GROUP_MESSAGES};
 static const struct nob_receiver RECEIVER_TRUNC = {"trunc", 1, 0, buf_setup, trunc_step, buf_teardown};
-static const struct nob_receiver RECEIVER_ZEROCOPY = {"zerocopy", 0, 0, zc_setup, zc_step, zc_teardown};
+static const struct nob_receiver RECEIVER_ZEROCOPY = {"zerocopy", 0, 0, zc_setup, zc_step, zc_teardown,
+                                                       NOB_SERVER_GROUP_RX_ZEROCOPY};
 static const struct nob_receiver RECEIVER_SLOW = {"slow", 0, 0, buf_setup, slow_step, buf_teardown};
 static const struct nob_receiver *const RECEIVERS[NOB_RECV_MODES] = {
     [NOB_RECV_COPY] = &RECEIVER_COPY,
@@ -575,22 +578,18 @@ static int server_run(struct nob_server *s, struct nob_server_stats *st, struct 
         st->bytes_received += k->bytes;
         st->per_conn_bytes[i] = k->bytes;
         st->conn_cpu[i] = k->cpu;
-        st->recv_calls += k->recv_calls;
-        st->messages_copied += k->msgs_copied;
-        st->rx_zc_mapped += k->zc_mapped;
-        st->rx_zc_copied += k->zc_copied;
-        st->rx_zc_calls += k->zc_calls;
+        k->ctr[NOB_SERVER_CTR_VERIFY_MESSAGES] = k->v.messages;
+        k->ctr[NOB_SERVER_CTR_VERIFY_ERRORS] = k->v.errors;
+        k->ctr[NOB_SERVER_CTR_VERIFY_PARTIAL_BYTES] = k->v.off;
+        k->ctr[NOB_SERVER_CTR_CALLS_CONN_ERRORS] = k->err != 0;
+        for (int c = 0; c < NOB_SERVER_NCTR; c++)
+            st->counters[c] += k->ctr[c];
         if (i == 0)
             st->rcvbuf_bytes = k->rcvbuf;
         if (k->zc_fallback && !st->rx_zc_fallback_errno)
             st->rx_zc_fallback_errno = k->zc_fallback;
         st->cpu_user_s += k->cpu_user;
         st->cpu_sys_s += k->cpu_sys;
-        st->verify_messages += k->v.messages;
-        st->verify_errors += k->v.errors;
-        st->verify_partial_bytes += k->v.off;
-        if (k->err)
-            st->conn_errors++;
         if (k->first && (first == 0 || k->first < first))
             first = k->first;
         if (k->last > last)
@@ -598,6 +597,7 @@ static int server_run(struct nob_server *s, struct nob_server_stats *st, struct 
     }
     st->connections = s->nconns;
     st->recv_mode = s->mode;
+    st->groups = NOB_SERVER_GROUPS_ALWAYS | RECEIVERS[s->mode]->groups | (cfg->verify ? NOB_SERVER_GROUP_VERIFY : 0);
     st->first_byte_s = first;
     st->last_byte_s = last;
     st->active_s = last > first ? last - first : 0;

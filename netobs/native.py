@@ -25,6 +25,7 @@ interpreter nor the other side leaks into the figure even when both run in one p
 from __future__ import annotations
 
 import errno as E
+import functools
 import os
 import signal
 import socket
@@ -287,27 +288,42 @@ class Client:
         return stats
 
 
-def counter_layout() -> tuple[tuple[str | None, str, int], ...]:
-    """The client's counters as the C header exports them (NOB_CTR_<GROUP>_<NAME> = index,
-    NOB_GROUP_<GROUP> = bit): (group, name, index) in index order, group None for the
-    counters at the point result's top level (NOB_GROUP_CALLS)."""
+# Each side's counters as its C header exports them: (counter prefix, group prefix, the groups
+# whose counters form an object of their own; None: every group but CALLS)
+_SIDES = {"client": ("NOB_CTR_", "NOB_GROUP_", None),
+          "server": ("NOB_SERVER_CTR_", "NOB_SERVER_GROUP_", "NOB_SERVER_GROUPS_NESTED")}
+
+
+def counter_layout(side: str = "client") -> tuple[tuple[str | None, str, int], ...]:
+    """A side's counters as the C header exports them (NOB_CTR_<GROUP>_<NAME> = index,
+    NOB_GROUP_<GROUP> = bit; the server's NOB_SERVER_CTR_/NOB_SERVER_GROUP_): (object, key,
+    index) in index order, object None for the counters at the report's top level."""
     _, lib = _lib()
-    return _layout(lib)
+    return tuple(row[:3] for row in _layout(lib, side))
 
 
-def _layout(lib) -> tuple[tuple[str | None, str, int], ...]:
+@functools.lru_cache(maxsize=None)
+def _layout(lib, side: str = "client") -> tuple[tuple[str | None, str, int, int], ...]:
+    """(object, key, index, group bit) per counter of `side`, in index order."""
+    ctr, grp, nested_name = _SIDES[side]
     names = dir(lib)
-    groups = sorted((n[len("NOB_GROUP_"):] for n in names if n.startswith("NOB_GROUP_")), key=len, reverse=True)
+    groups = sorted((n[len(grp):] for n in names if n.startswith(grp)), key=len, reverse=True)
+    nested = getattr(lib, nested_name) if nested_name else ~getattr(lib, grp + "CALLS")
     out = []
     for n in names:
-        if not n.startswith("NOB_CTR_"):
+        if not n.startswith(ctr):
             continue
-        rest = n[len("NOB_CTR_"):]
+        rest = n[len(ctr):]
         group = next((g for g in groups if rest.startswith(g + "_")), None)
         if group is None:
-            raise RuntimeError(f"{n} names no NOB_GROUP_* of netobs_workers.h")
-        key = rest[len(group) + 1:].lower()
-        out.append((None if group == "CALLS" else group.lower(), key, getattr(lib, n)))
+            raise RuntimeError(f"{n} names no {grp}* of netobs_workers.h")
+        name, bit = rest[len(group) + 1:].lower(), getattr(lib, grp + group)
+        if group == "CALLS":
+            out.append((None, name, getattr(lib, n), bit))
+        elif bit & nested:
+            out.append((group.lower(), name, getattr(lib, n), bit))
+        else:
+            out.append((None, f"{group.lower()}_{name}", getattr(lib, n), bit))
     return tuple(sorted(out, key=lambda row: row[2]))
 
 
@@ -316,19 +332,18 @@ def counter_groups() -> tuple[str, ...]:
     return tuple(dict.fromkeys(g for g, _, _ in counter_layout() if g is not None))
 
 
-def _counters(lib, st) -> dict:
+def _counters(lib, st, side: str = "client") -> dict:
     """stats.counters[] by the header's names: the top-level ones, then each group's object
-    (None where this strategy does not report the group)."""
+    (None where the run does not report the group: stats.groups)."""
     out: dict = {}
-    for group, key, idx in _layout(lib):
-        if group is None:
-            out[key] = st.counters[idx]
-            continue
-        bit = getattr(lib, f"NOB_GROUP_{group.upper()}")
-        if st.groups & bit:
-            out.setdefault(group, {})[key] = st.counters[idx]
+    for obj, key, idx, bit in _layout(lib, side):
+        reported = bool(st.groups & bit)
+        if obj is None:
+            out[key] = st.counters[idx] if reported else None
+        elif reported:
+            out.setdefault(obj, {})[key] = st.counters[idx]
         else:
-            out[group] = None
+            out[obj] = None
     return out
 
 
@@ -466,8 +481,15 @@ class Server:
 
 
 def server_stats(cfg: ServerConfig, st) -> dict:
+    """The server's stats from the C struct; its counters by the header's names (_counters)."""
+    _, lib = _lib()
     n = st.connections
     active = st.active_s
+    counters = _counters(lib, st, "server")
+    if counters.get("rx_zerocopy") is not None:
+        e = st.rx_zc_fallback_errno
+        counters["rx_zerocopy"].update(fallback=bool(e),
+                                       fallback_reason=f"TCP_ZEROCOPY_RECEIVE refused: {os.strerror(e)}" if e else None)
     return {
         "bind": cfg.bind, "port": st.port,
         "bytes_received": st.bytes_received, "connections": n,
@@ -477,26 +499,14 @@ def server_stats(cfg: ServerConfig, st) -> dict:
         "active_s": active, "last_byte_s": st.last_byte_s or None,   # CLOCK_MONOTONIC (the placement window)
         "goodput_gbps": st.bytes_received * 8 / active / 1e9 if active > 0 else None,
         "cpu": {"user_s": st.cpu_user_s, "sys_s": st.cpu_sys_s},
-        "recv_calls": st.recv_calls, "conn_errors": st.conn_errors,
+        **counters,
         "rcvbuf_bytes": st.rcvbuf_bytes or None,
         "recv": RECV_MODES[st.recv_mode] if 0 <= st.recv_mode < len(RECV_MODES) else None,
         "fields": cfg.fields,
         "verify": bool(cfg.verify), "msg_size": cfg.msg_size or None,
-        "messages_copied": st.messages_copied if st.recv_mode == RECV_MODES.index("fields") else None,
-        "rx_zerocopy": _rx_zerocopy(st) if st.recv_mode == RECV_MODES.index("zerocopy") else None,
-        "verify_messages": st.verify_messages if cfg.verify else None,
-        "verify_errors": st.verify_errors if cfg.verify else 0,
-        "verify_partial_bytes": st.verify_partial_bytes if cfg.verify else None,
         "timed_out": bool(st.timed_out), "interrupted": bool(st.interrupted),
         "pid": os.getpid(),
     }
-
-
-def _rx_zerocopy(st) -> dict:
-    """TCP_ZEROCOPY_RECEIVE's figures: bytes mapped and copied; the fallback and its cause."""
-    e = st.rx_zc_fallback_errno
-    return {"mapped_bytes": st.rx_zc_mapped, "copied_bytes": st.rx_zc_copied, "calls": st.rx_zc_calls,
-            "fallback": bool(e), "fallback_reason": f"TCP_ZEROCOPY_RECEIVE refused: {os.strerror(e)}" if e else None}
 
 
 __all__ = ["ClientConfig", "ServerConfig", "Client", "Server", "run_client", "client_stats", "server_stats",

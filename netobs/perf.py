@@ -425,14 +425,17 @@ def check_permission() -> dict:
 class PerfStat:
     """`perf stat` around one target process, counting only the window the target enables.
 
-        ps = PerfStat(events, point_dir)
+        ps = PerfStat(events, files)   # files: the point's netobs.store.PointFiles
         argv = ps.argv(WORKER + PARAMS.worker_argv("client", {**values, **ps.worker_values}))
         ...   # run it: the client writes enable/disable; after it exited:
         ps.result(window_s=client_report["window_s"])
+
+    Its files are the point's: the store names them (`files.perf_output(role, fmt)`,
+    `files.perf_fifo(role, "ctl"|"ack")`) and says where they are (`files.at`).
     """
 
-    def __init__(self, events: list[str] | None, workdir: Path, output_format: str = "auto",
-                 prefix: str = "perf", window: bool = True):
+    def __init__(self, events: list[str] | None, files, role: str = "client", output_format: str = "auto",
+                 window: bool = True):
         """`window=False`: count the whole process life (for a target that cannot say when its
         window opens, like the server); no fifos, no -D -1."""
         self.events = validate_events(list(events) if events is not None else DEFAULT_EVENTS)
@@ -449,11 +452,9 @@ class PerfStat:
         if output_format == "json" and not feats["json"]:
             raise CapabilityError("this perf has no JSON output (-j)", fix="output_format='csv'")
         self.format = output_format
-        self.workdir = Path(workdir).resolve()
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ctl = self.workdir / f"{prefix}-ctl.fifo"
-        self.ack = self.workdir / f"{prefix}-ack.fifo"
-        self.out = self.workdir / f"{prefix}-stat.{'jsonl' if self.format == 'json' else 'csv'}"
+        self.ctl = files.at(files.perf_fifo(role, "ctl"))
+        self.ack = files.at(files.perf_fifo(role, "ack"))
+        self.out = files.at(files.perf_output(role, self.format))
         if window:
             for fifo in (self.ctl, self.ack):
                 _fresh_fifo(fifo)

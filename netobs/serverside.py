@@ -78,26 +78,41 @@ def exit_cause(code: int | None, text: str) -> str:
     return tail_of(text) or f"exit status {code}"
 
 
-def read_ready(fd: int, alive, timeout: float) -> tuple[int | None, bytes]:
-    """Wait for a `ready <port>` line on `fd`: (port, b"") or (None, what came instead) once
-    the writer closed it, `alive()` turned false or `timeout` passed."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            chunk = os.read(fd, 256)
-            if not chunk:
-                break
-            buf += chunk
-            if b"\n" in buf:
-                line = buf.split(b"\n", 1)[0].decode(errors="replace")
-                if line.startswith("ready"):
-                    return int(line.split()[1]), b""
-                return None, buf
-        elif not alive():
-            break
-    return None, buf
+class LineReader:
+    """Lines from a pipe, each waited for within a deadline (select, never a blocking read):
+    the worker's ready pipe, a remote session's stdout. Read in chunks; what comes after a
+    line is kept for the next."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._buf = b""
+
+    def line(self, timeout: float, alive=None) -> bytes | None:
+        """The next line, with its newline: b"" once the writer closed the pipe (or `alive()`,
+        asked while nothing comes, turned false), None when no whole line came in `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            end = self._buf.find(b"\n")
+            if end >= 0:
+                line, self._buf = self._buf[:end + 1], self._buf[end + 1:]
+                return line
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], min(0.1, left))
+            if ready:
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    return b""
+                self._buf += chunk
+            elif alive is not None and not alive():
+                return b""
+
+
+def ready_port(line: bytes | None) -> int | None:
+    """The port of a `ready <port>` line (None: another line, or none)."""
+    words = (line or b"").decode(errors="replace").split()
+    return int(words[1]) if len(words) > 1 and words[0] == "ready" else None
 
 
 class LocalServer:
@@ -135,7 +150,7 @@ class LocalServer:
         return self._stderr.read_text(errors="replace") if self._stderr.exists() else ""
 
     def ready(self) -> int:
-        port, _ = read_ready(self._rfd, lambda: self.proc.poll() is None, READY_TIMEOUT_S)
+        port = ready_port(LineReader(self._rfd).line(READY_TIMEOUT_S, lambda: self.proc.poll() is None))
         if port is not None:
             return port
         try:
@@ -207,6 +222,7 @@ class RemoteServer:
         with open(self._stderr, "wb") as err:
             self.session = self.topology.spawn("server", self.topology.remote_command(["--session"]),
                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        self._lines = LineReader(self.session.stdout.fileno())   # its stdout, line by line
         self._fresh = True
 
     def _end_session(self) -> None:
@@ -238,22 +254,6 @@ class RemoteServer:
             return PointFailed(f"the remote server failed: {known.what}", known.cause, known.fix)
         return PointFailed("the remote server failed", cause=what or exit_cause(code, text))
 
-    def _line(self, timeout: float) -> bytes | None:
-        """The session's next stdout line (b"": it ended; None: it said nothing in time)."""
-        fd = self.session.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 1)
-                if not chunk:
-                    return b""
-                buf += chunk
-                if buf.endswith(b"\n"):
-                    return buf
-        return None
-
     # -- one point
     def spawn(self, spec, bind: str, files, observers) -> None:
         self.files, self.spec, self._far, self._ok = files, spec, None, False
@@ -273,13 +273,13 @@ class RemoteServer:
         timeout = (REMOTE_TRACING_READY_TIMEOUT_S if (self.spec.trace or self.spec.profile) and self._fresh
                    else REMOTE_READY_TIMEOUT_S)
         self._fresh = False
-        line = self._line(timeout)
+        line = self._lines.line(timeout)
         if not line:
             raise self._failure(None if line == b"" else f"no answer in {timeout:g} s")
-        text = line.decode(errors="replace").strip()
-        if text.startswith("ready"):
-            return int(text.split()[1])
-        self._result(text)   # it failed before listening: its result says why (raised there)
+        port = ready_port(line)
+        if port is not None:
+            return port
+        self._result(line.decode(errors="replace").strip())   # it failed before listening: its result says why (raised there)
         raise self._failure("it ended the point before listening")
 
     def _result(self, text: str) -> dict:
@@ -303,7 +303,7 @@ class RemoteServer:
 
     def finish(self, client_failed: bool) -> dict | None:
         observed = self.spec.trace or self.spec.profile
-        line = self._line(REMOTE_END_S if client_failed else SERVER_END_S + REMOTE_END_S + (30.0 if observed else 0.0))
+        line = self._lines.line(REMOTE_END_S if client_failed else SERVER_END_S + REMOTE_END_S + (30.0 if observed else 0.0))
         if line is None and client_failed:
             return None   # the remote server has nothing to add: the client's error is the point's
         if not line:

@@ -125,8 +125,9 @@ STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
 class PointFiles:
     """One point's directory (points/<id>/ of a results directory, or `netobs run --keep DIR`):
     the store's. Its files are named here (the point's result, each role's worker report and
-    stderr) or handed over by their owner as plain names (an observer's: `write`), never as
-    paths; an observer that needs a file while the point runs (perf's output) asks `at`."""
+    stderr, perf's output and fifos) or handed over by their owner as plain names (an observer's:
+    `write`), never as paths; an observer that needs a file while the point runs (perf's output
+    and fifos) asks `at` for the name given here."""
 
     RESULT = "result.json"
 
@@ -143,6 +144,22 @@ class PointFiles:
     def stderr(role: str) -> str:
         """The role's worker's own messages."""
         return f"{role}.stderr"
+
+    # perf stat's files of a role: its raw output (kept), its control and ack fifos (removed
+    # when the point ends); the client's stem is the study's `perf`
+    _PERF_STEM = {"client": "perf", "server": "perf-server"}
+
+    @classmethod
+    def perf_output(cls, role: str, fmt: str) -> str:
+        """perf stat's raw output for the role: `-j` (fmt "json") as .jsonl, `-x,` as .csv."""
+        return f"{cls._PERF_STEM[role]}-stat.{'jsonl' if fmt == 'json' else 'csv'}"
+
+    @classmethod
+    def perf_fifo(cls, role: str, end: str) -> str:
+        """perf's `--control fifo:` ends for the role: "ctl" (enable/disable in), "ack" (acks out)."""
+        if end not in ("ctl", "ack"):
+            raise ValueError(f"not a perf fifo: {end!r}")
+        return f"{cls._PERF_STEM[role]}-{end}.fifo"
 
     def at(self, name: str) -> Path:
         """Where the file `name` of this point lives (a plain name: no directory in it)."""

@@ -10,10 +10,17 @@ On a developer's machine that skips with the reason; under CI (CI=true) or NETOB
 it fails, because CI runs where every capability the tests use is present. A test never
 assumes a capability's presence or absence where the host decides it (hardware counters):
 it branches on what the probe found and plants the other branch with a simulated refusal.
+
+Depth: the property tests (hypothesis) and the stop-at-any-moment stress run a fraction of their
+examples and seconds in the unit tier (`make unit`: under 60 s), all of them in the deep run
+(`make test`, which sets NETOBS_TESTS=deep: CI's root run). `deep(n, unit)` picks the figure.
 """
 from __future__ import annotations
 
+import functools
+import importlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +28,7 @@ import pytest
 
 STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("NETOBS_STRICT") == "1"
 IS_ROOT = os.geteuid() == 0
+DEEP = os.environ.get("NETOBS_TESTS", "").lower() == "deep"
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -37,6 +45,57 @@ PINS_LOCKED_MEMORY = frozenset({"io_uring_zc"})
 ROOT_FIXTURES = frozenset({"root", "prepared"})
 
 
+def fixture_results(path):
+    """The loaded results of a directory under tests/fixtures (golden, profiled-sweep), loaded once
+    per session: the fixtures are never written and the tests only read what was loaded, so every
+    test shares one object (and the judgements it memoises, as the answers of one run share them)."""
+    path = Path(path).resolve()
+    assert FIXTURES in path.parents, f"{path} is not a read-only fixture directory"
+    return _loaded(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded(path: Path):
+    from netobs.analysis.load import load_results
+    return load_results(path)
+
+
+def fixture_answers(path) -> list:
+    """answer_all of fixture_results(path), computed once per session (a new list each call)."""
+    return list(_answered(Path(path).resolve()))
+
+
+@functools.lru_cache(maxsize=None)
+def _answered(path: Path) -> tuple:
+    from netobs.analysis.questions import answer_all
+    return tuple(answer_all(fixture_results(path)))
+
+
+@functools.lru_cache(maxsize=None)
+def fixture_report(path) -> str:
+    """The HTML report of fixture_results(path), rendered once per session."""
+    from netobs.analysis import report
+    return report.render_report(fixture_results(path))
+
+
+def cli(capsys, *args) -> subprocess.CompletedProcess:
+    """`netobs ARGS` run in this process (its output captured, as through a pipe: no terminal):
+    the exit status and what it printed, without an interpreter's start-up and imports per call."""
+    from netobs.cli import main
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:   # click's own exits (--help)
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["netobs", *args], code or 0, out, err)
+
+
+def deep(n, unit):
+    """A test's examples (or seconds): `n` in the deep run, `unit` in the unit tier."""
+    return n if DEEP else unit
+
+
 def need(condition: bool, what: str) -> None:
     """Skip (or, in CI, fail) unless `condition` holds; `what` names the capability."""
     if condition:
@@ -49,7 +108,7 @@ def need(condition: bool, what: str) -> None:
 def need_workers() -> None:
     """The C copy workers are built (make setup)."""
     try:
-        import netobs._workers  # noqa: F401
+        importlib.import_module("netobs._workers")
     except ImportError:
         need(False, "the C copy workers (netobs._workers; make setup)")
 

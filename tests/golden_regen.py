@@ -23,15 +23,16 @@ def dirs() -> list[str]:
     return sorted(p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name != "explain")
 
 
-def facts(path: Path) -> dict:
-    """What the golden test holds: per answer its facts (numbers and codes) and judgements."""
+def facts(path: Path, answers=None) -> dict:
+    """What the golden test holds: per answer its facts (numbers and codes) and judgements
+    (`answers`: answer_all of `path`, when the caller has them already)."""
     sys.path.insert(0, str(ROOT))
     from netobs.analysis.load import load_results
     from netobs.analysis.questions import answer_all
     from netobs.jsonsafe import jsonable
 
     out = {}
-    for a in answer_all(load_results(path)):
+    for a in answers if answers is not None else answer_all(load_results(path)):
         f = a.facts.to_dict()
         out[a.key] = jsonable({
             "verdict": f.get("verdict"),

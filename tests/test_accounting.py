@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_synth  # noqa: E402
+from conftest import fixture_answers, fixture_results  # noqa: E402
 
 from netobs.analysis import accounting as acc  # noqa: E402
 from netobs.analysis import hypotheses as hyp  # noqa: E402
@@ -297,8 +298,8 @@ def test_every_cost_figure_of_an_answer_is_the_declared_cost_aggregate():
     """Issue 23, one aggregate per kind: the zerocopy answer's cost figures (its mechanism's, its
     pairs', where it lost) and the cache answer's copies per byte are accounting.COST_AGGREGATE
     (mean over configurations of each configuration's mean over repeats), not a median."""
-    r = load_results(PROFILED)
-    found = {a.key: a for a in answer_all(r)}
+    r = fixture_results(PROFILED)
+    found = {a.key: a for a in fixture_answers(PROFILED)}
     runs = r.runs
 
     def declared(impl, col):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, need
+from conftest import IS_ROOT, need, need_workers
 
 from netobs.analysis import accounting as acc
 from netobs.analysis import hypotheses as hyp
@@ -45,10 +45,7 @@ def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=(), si
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     need(IS_ROOT, "root")
-    try:
-        import netobs._workers  # noqa: F401
-    except ImportError:
-        need(False, "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     base = tmp_path_factory.mktemp("acc")
     return {
         # 3 repeats: the kernel places these threads, and one unpinned point can land its two ends

@@ -8,14 +8,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, cli
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synth  # noqa: E402
@@ -391,14 +390,18 @@ def test_unknown_question_lists_the_valid_ones(tmp_path):
 
 
 # ------------------------------------------------------------------------------- CLI
-def netobs(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "netobs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    if check:
-        assert p.returncode == 0, p.stderr
-    return p
+@pytest.fixture
+def netobs(capsys):
+    """`netobs ARGS` in this process (stdout a pipe): its exit status and output."""
+    def run(*args, check=True):
+        p = cli(capsys, *args)
+        if check:
+            assert p.returncode == 0, p.stderr
+        return p
+    return run
 
 
-def test_cli_explains_an_imported_study_csv_end_to_end(tmp_path):
+def test_cli_explains_an_imported_study_csv_end_to_end(tmp_path, netobs):
     csv_file = synth.write_study_csv(tmp_path / "study.csv", synth.study_rows(hw_counters=False))
     netobs("import", str(csv_file), "--duration", "10", "-o", str(tmp_path / "imp"))
     out = json.loads(netobs("explain", str(tmp_path / "imp"), "--json").stdout)
@@ -413,14 +416,14 @@ def test_cli_explains_an_imported_study_csv_end_to_end(tmp_path):
     assert "one-copy-crossover" in text and "16384" in text and "For the whole run" in text and "zerocopy:" not in text
 
 
-def test_cli_on_an_import_as_netobs_import_writes_it(tmp_path):
+def test_cli_on_an_import_as_netobs_import_writes_it(tmp_path, netobs):
     d = synth.write_imported(tmp_path / "imp", synth.study_rows())
     out = json.loads(netobs("explain", str(d), "--json", "-q", "cache,threads").stdout)
     assert [a["question"] for a in out["answers"]] == ["cache", "threads"]
     assert out["answers"][0]["facts"]["largest_level"] == "L1"
 
 
-def test_cli_errors_are_one_line_with_exit_2(tmp_path):
+def test_cli_errors_are_one_line_with_exit_2(tmp_path, netobs):
     d = synth.write_results(tmp_path / "r", repeats=1)
     p = netobs("explain", str(d), "--question", "cachez", check=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "zero-copy-crossover" in p.stderr

@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synth  # noqa: E402
+from conftest import fixture_results  # noqa: E402
 
 from netobs.analysis import compare, report  # noqa: E402
 from netobs.analysis.compare_text import render  # noqa: E402
@@ -287,7 +288,7 @@ def test_compare_accounts_the_gap_by_class_summing_to_the_whole_with_the_planted
         df.loc[m, "prof_client_user_copy_cpu_s_per_gb"] += 1.0   # +1 CPU-s/GB at one_copy's 4 configurations
         df.loc[m, "throughput_gbps"] *= 0.5
         return df
-    base, new = load_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", plant))
+    base, new = fixture_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", plant))
     c = compare.compare(base, new)
     a = c.accounting
     assert a["aggregate"] == compare.acc.COST_AGGREGATE
@@ -316,7 +317,7 @@ def test_compare_judges_a_mechanism_as_the_answers_do_on_the_same_evidence(tmp_p
     def swap(df):
         zc = df[df.implementation == "zero_copy"].assign(implementation="one_copy")
         return pd.concat([df[df.implementation != "one_copy"], zc], ignore_index=True)
-    base, new = load_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", swap))
+    base, new = fixture_results(PROFILED), load_results(_profiled_copy(tmp_path, "new", swap))
     points = [("one_copy", s, t) for s in (4096, 65536) for t in (1, 2)]
     mine = compare._accounted(new.runs, base.runs, points)
     from netobs.analysis import hypotheses as hyp

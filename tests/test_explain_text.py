@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from conftest import cli
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "sweep-netns"
 ITEM = re.compile(r"^  (\d+\.|-|caveat:) ")
 
 
-def test_wrapped_items_keep_their_hanging_indent():
-    out = subprocess.run([sys.executable, "-m", "netobs", "explain", str(GOLDEN)], capture_output=True,
-                         text=True, check=True).stdout.splitlines()
+def test_wrapped_items_keep_their_hanging_indent(capsys):
+    p = cli(capsys, "explain", GOLDEN)   # stdout a pipe, as `netobs explain | less` has it
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
     items = wrapped = 0
     marker = None
     for line in out:

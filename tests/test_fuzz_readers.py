@@ -2,7 +2,8 @@
 study CSVs `netobs import` takes, damaged the ways files are (wrong types, truncation, NaN and
 inf, huge and negative values, unknown strategies, duplicated headers, a BOM, CRLF, thousands
 separators). `load`, `explain`, `report` and `compare` must give a result or a one-line error,
-never a traceback. No root."""
+never a traceback. No root. The unit tier draws a fraction of the examples (derandomized: the
+same ones each run), `make test` all of them (conftest.deep)."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+from conftest import deep  # noqa: E402
 from netobs.analysis.load import load_results  # noqa: E402
 from netobs.cli import main  # noqa: E402
 from netobs.errors import NetobsError  # noqa: E402
@@ -128,7 +130,7 @@ def _load(d: Path) -> None:
         assert "\n" not in exc.message
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=deep(150, 25), **SETTINGS)
 @given(data=st.data())
 def test_load_of_a_damaged_runs_csv(good, tmp_path, data):
     d = _copy(good, tmp_path, "d")
@@ -136,7 +138,7 @@ def test_load_of_a_damaged_runs_csv(good, tmp_path, data):
     _load(d)
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=deep(80, 15), **SETTINGS)
 @given(data=st.data())
 def test_load_of_a_damaged_manifest(good, tmp_path, data):
     d = _copy(good, tmp_path, "d")
@@ -144,7 +146,7 @@ def test_load_of_a_damaged_manifest(good, tmp_path, data):
     _load(d)
 
 
-@settings(max_examples=25, **SETTINGS)
+@settings(max_examples=deep(25, 4), **SETTINGS)
 @given(data=st.data())
 def test_explain_and_compare_of_damaged_results(good, tmp_path, capsys, data):
     d = _copy(good, tmp_path, "d")
@@ -155,7 +157,7 @@ def test_explain_and_compare_of_damaged_results(good, tmp_path, capsys, data):
     _clean(["compare", str(good), str(d)], capsys)
 
 
-@settings(max_examples=8, **SETTINGS)
+@settings(max_examples=deep(8, 2), **SETTINGS)
 @given(data=st.data())
 def test_report_of_damaged_results(good, tmp_path, capsys, data):
     d = _copy(good, tmp_path, "d")
@@ -163,7 +165,7 @@ def test_report_of_damaged_results(good, tmp_path, capsys, data):
     _clean(["report", str(d), "-o", str(tmp_path / "r.html"), "--force"], capsys)
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=deep(40, 8), **SETTINGS)
 @given(data=st.data())
 def test_import_of_a_damaged_study_csv(tmp_path, capsys, data):
     src = synth.write_study_csv(tmp_path / "study.csv", synth.study_rows(repeats=data.draw(st.sampled_from([None, 2]))))

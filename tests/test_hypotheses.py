@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, cli, fixture_answers
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_synth  # noqa: E402
@@ -226,13 +225,17 @@ def test_renaming_strategies_changes_only_names(tmp_path):
 
 
 # ----------------------------------------------------------------------------- output
-def netobs(*args):
-    p = subprocess.run([sys.executable, "-m", "netobs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
+@pytest.fixture
+def netobs(capsys):
+    """`netobs ARGS` (in this process, stdout a pipe): what it printed; it must succeed."""
+    def run(*args):
+        p = cli(capsys, *args)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    return run
 
 
-def test_explain_of_a_48_point_sweep_fits_in_120_lines_and_says_run_caveats_once(tmp_path):
+def test_explain_of_a_48_point_sweep_fits_in_120_lines_and_says_run_caveats_once(tmp_path, netobs):
     d = synth.write_results(tmp_path / "s", repeats=1, cores=4)       # 3 x 4 x 4 = 48 points
     assert len(load_results(d).runs) == 48
     text = netobs("explain", str(d))
@@ -241,7 +244,7 @@ def test_explain_of_a_48_point_sweep_fits_in_120_lines_and_says_run_caveats_once
     assert text.count("Hypotheses:") >= 4
 
 
-def test_piped_tables_keep_every_column(tmp_path):
+def test_piped_tables_keep_every_column(tmp_path, netobs):
     d = synth.write_results(tmp_path / "s", repeats=2, sizes=(1024, 65536), threads=(1, 2))
     a = QUESTIONS["cache"].answer(load_results(d))
     text = netobs("explain", str(d), "-q", "cache")      # stdout is a pipe here, not a terminal
@@ -251,7 +254,7 @@ def test_piped_tables_keep_every_column(tmp_path):
     assert "…" not in text
 
 
-def test_json_carries_headline_reasons_with_numbers_and_sources_and_hypotheses(tmp_path):
+def test_json_carries_headline_reasons_with_numbers_and_sources_and_hypotheses(tmp_path, netobs):
     d = synth.write_results(tmp_path / "s", gbps_factor={("two_copy", 4096, 2): 0.7})
     out = json.loads(netobs("explain", str(d), "--json"))
     assert out["caveats"] == [] or all("code" in c and "text" in c for c in out["caveats"])
@@ -381,7 +384,7 @@ def test_a_traced_run_without_profile_says_the_bench_figure_is_assumed(tmp_path)
 @pytest.mark.parametrize("name", ["sweep-netns", "synth-vm", "synth-anomaly", "import-study"])
 def test_every_headline_is_one_sentence_of_at_most_30_words(name):
     d = ROOT / "tests" / "fixtures" / "golden" / name
-    for a in answer_all(load_results(d)):
+    for a in fixture_answers(d):
         assert len(a.headline.split()) <= 30, a.headline
         assert a.headline.endswith(".") and a.headline.count(". ") == 0, a.headline
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, need
+from conftest import IS_ROOT, need, need_workers
 
 from netobs.analysis import accounting as acc
 from netobs.analysis.load import load_results
@@ -41,10 +41,7 @@ def _sweep(out: Path, *extra, prefix=()) -> Path:
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     need(IS_ROOT, "root")
-    try:
-        import netobs._workers  # noqa: F401
-    except ImportError:
-        need(False, "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     base = tmp_path_factory.mktemp("interv")
     return {
         "over": _sweep(base / "over", "--threads", "1,4", "--repeats", "2", "--profile", "--placement", "same",

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import IS_ROOT, need
+from conftest import IS_ROOT
 from netobs import libc
 
 

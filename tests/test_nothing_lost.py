@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from netobs.cli import main
-from netobs.errors import NetobsError, UsageError
+from netobs.errors import NetobsError
 from netobs.files import atomic_write, create_new
 from netobs.params import MAX_MSG
 from netobs.store import LOCK_NAME, ResultsDir, StoreError, read_rows
@@ -268,7 +268,7 @@ def _damage(results: Path, tmp_path: Path, column: str, value: str) -> Path:
     return d
 
 
-@pytest.mark.parametrize("column,value,why", [
+BAD_ROWS = [
     ("msg_size", "inf", "msg_size inf, not a whole number"),
     ("msg_size", "1e300", "msg_size 1e+300, outside netobs's limits"),
     ("threads", "-5", "threads -5, outside netobs's limits"),
@@ -277,16 +277,45 @@ def _damage(results: Path, tmp_path: Path, column: str, value: str) -> Path:
     ("placement", "../../../etc", "placement '../../../etc', not one of"),
     ("throughput_gbps", "inf", "non-finite throughput_gbps"),
     ("latency_us", "fast", "latency_us 'fast', not a number"),
-])
-@pytest.mark.parametrize("reader", ["explain", "compare", "report"])
-def test_a_bad_row_is_named_with_its_line_and_left_out(results, tmp_path, capsys, column, value, why, reader):
+]
+
+
+@pytest.mark.parametrize("column,value,why", BAD_ROWS)
+def test_a_bad_row_is_named_with_its_line_and_left_out(results, tmp_path, column, value, why):
     d = _damage(results, tmp_path, column, value)
     from netobs.analysis.load import load_results
     r = load_results(d)
     assert len(r.runs) == len(load_results(results).runs) - 1
     assert any(n.startswith("runs.csv line 2") and why in n and "left out" in n for n in r.notes), r.notes
     assert not (r.runs["msg_size"] < 0).any()
-    args = {"explain": ["explain", str(d)], "compare": ["compare", str(results), str(d)],
+
+
+@pytest.fixture(scope="module")
+def bad_rows(tmp_path_factory):
+    """24 points, the first 8 rows each damaged one way of BAD_ROWS (line k+2: the k-th)."""
+    good = synth.write_results(tmp_path_factory.mktemp("g") / "r", repeats=1, threads=(1, 2))
+    import shutil
+    d = Path(shutil.copytree(good, tmp_path_factory.mktemp("bad") / "d"))
+    lines = (d / "runs.csv").read_text().splitlines(keepends=True)
+    header = lines[0].strip().split(",")
+    for k, (column, value, _) in enumerate(BAD_ROWS):
+        cells = lines[k + 1].rstrip("\n").split(",")
+        cells[header.index(column)] = value
+        lines[k + 1] = ",".join(cells) + "\n"
+    (d / "runs.csv").write_text("".join(lines))
+    return good, d
+
+
+@pytest.mark.parametrize("reader", ["explain", "compare", "report"])
+def test_every_reader_leaves_bad_rows_out_and_goes_on(bad_rows, tmp_path, capsys, reader):
+    """Each way of BAD_ROWS at once (one reader run, not one per way): named, left out, the rest read."""
+    good, d = bad_rows
+    from netobs.analysis.load import load_results
+    r = load_results(d)
+    assert len(r.runs) == len(load_results(good).runs) - len(BAD_ROWS)
+    for k, (_, _, why) in enumerate(BAD_ROWS):
+        assert any(n.startswith(f"runs.csv line {k + 2}") and why in n and "left out" in n for n in r.notes), (why, r.notes)
+    args = {"explain": ["explain", str(d)], "compare": ["compare", str(good), str(d)],
             "report": ["report", str(d), "-o", str(tmp_path / "x.html")]}[reader]
     code, out, err = cli(capsys, *args)
     assert code == 0 and "Traceback" not in err, err

@@ -208,5 +208,5 @@ def test_the_next_start_after_sigkill_reports_what_it_cleaned(root, tmp_path):
                    "--warmup", "0", "--no-perf", "-o", str(out))
     assert sweep.returncode == 0, sweep.stderr
     line = next(x for x in sweep.stderr.splitlines() if x.startswith("cleaned up after an earlier netobs run"))
-    assert f"namespace" in line and str(proc.pid) in line and "temporary directory" in line
+    assert "namespace" in line and str(proc.pid) in line and "temporary directory" in line
     assert not (_netobs_tempdirs() - before)

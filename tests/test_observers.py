@@ -69,7 +69,7 @@ def test_a_far_netstat_and_perf_are_merged_and_missing_ones_said(tmp_path):
     gone = Netstat.merge(mine, None, "no answer")
     assert all(v is None for v in gone["netstat"]["server"].values()) and gone["netstat_missing"]["server"]
     files = PointFiles(tmp_path)
-    far = {"server_perf": {"events": {}, "raw_path": "/elsewhere/perf-server-stat.jsonl"}}
+    far = {"server_perf": {"events": {}, "raw_path": "/elsewhere/perf-server-stat.jsonl", "format": "json"}}
     assert Perf.merge({"perf": {}}, far, None, files)["server_perf"]["raw_path"] == str(tmp_path / "perf-server-stat.jsonl")
     assert Perf.merge({"perf": {}}, None, "no perf there", files)["server_perf"] == {"events": {}, "skipped": "no perf there"}
 
@@ -145,3 +145,30 @@ def _busy_port(stack) -> int:
     s.bind(("127.0.0.1", 0))
     s.listen(1)
     return s.getsockname()[1]
+
+
+def test_one_line_reader_serves_the_ready_pipe_and_a_session_s_stdout():
+    import os
+    import time
+
+    from netobs.serverside import LineReader, ready_port
+
+    rfd, wfd = os.pipe()
+    try:
+        lines = LineReader(rfd)
+        os.write(wfd, b"ready 5201\n{\"worker\": {}}\npart")    # one chunk: two lines and the start of a third
+        assert ready_port(lines.line(1.0)) == 5201
+        assert lines.line(1.0) == b'{"worker": {}}\n'             # kept for the next call, not lost with the chunk
+        t = time.monotonic()
+        assert lines.line(0.2) is None and time.monotonic() - t < 1.0   # no whole line in time: None, bounded
+        assert lines.line(0.2, alive=lambda: False) == b""       # the writer is gone: as at the pipe's end
+        os.write(wfd, b" of it\n")
+        assert lines.line(1.0) == b"part of it\n"
+        os.close(wfd)
+        wfd = None
+        assert lines.line(1.0) == b""                             # closed
+        assert ready_port(b"listening\n") is None and ready_port(None) is None
+    finally:
+        os.close(rfd)
+        if wfd is not None:
+            os.close(wfd)

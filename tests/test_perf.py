@@ -20,7 +20,8 @@ from netobs import perf
 from netobs.errors import CapabilityError, NetobsError, UsageError
 from netobs.params import PARAMS
 from netobs.runner import WORKER
-from conftest import REPO, need
+from netobs.store import PointFiles
+from conftest import REPO, need, need_workers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "perf"
 HW_EVENTS = ["cpu-cycles", "L1-dcache-load-misses", "LLC-load-misses", "instructions"]
@@ -220,16 +221,17 @@ def test_perf_broken_or_too_old(monkeypatch, tmp_path):
     monkeypatch.setattr(perf, "check_permission", lambda: {"level": "full"})
     assert perf.find_perf() == "/usr/bin/perf"
     with pytest.raises(CapabilityError, match="cannot count a window") as exc:
-        perf.PerfStat(["task-clock"], tmp_path)
+        perf.PerfStat(["task-clock"], PointFiles(tmp_path))
     assert "--no-perf" in exc.value.message
     from netobs.cli._common import check_perf
     from netobs.spec import RunSpec
     with pytest.raises(CapabilityError, match="cannot count a window"):   # refused before any point
         check_perf(RunSpec("one_copy"))
     check_perf(RunSpec("one_copy", perf=False))   # without perf there is nothing to refuse
-    whole = perf.PerfStat(["task-clock"], tmp_path, prefix="perf-server", window=False)
+    whole = perf.PerfStat(["task-clock"], PointFiles(tmp_path), "server", window=False)
     argv = whole.argv(["true"])
     assert whole.window is False and argv[argv.index("-x"):][:2] == ["-x", ","]   # CSV: no -j here
+    assert whole.out == tmp_path / "perf-server-stat.csv"   # the store's name for the server's output
     assert "--control" not in argv and "-D" not in argv
     monkeypatch.setattr(perf, "perf_permission", lambda: {"level": "full", "paranoid": 2, "privileged": True, "reason": None})
     monkeypatch.setattr(perf, "probe_events", lambda evs: {e: {"supported": True, "reason": None, "status": "counted"}
@@ -258,13 +260,6 @@ def test_permission_levels(monkeypatch, tmp_path, paranoid, euid, caps, level):
 
 
 # ------------------------------------------------------------------ the C client's side (no perf needed)
-
-def _need_workers():
-    try:
-        import netobs._workers  # noqa: F401
-    except ImportError:
-        need(False, "the C copy workers (netobs._workers; make setup)")
-
 
 @contextlib.contextmanager
 def _server():
@@ -314,7 +309,7 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
 
 def test_c_client_enables_and_disables_around_its_window(tmp_path):
     """perf 6.1 acks with `ack\n\0`: the C client reads both acks and opens its window between."""
-    _need_workers()
+    need_workers()
     ctl, ack, got, t, close = _fake_perf(tmp_path, b"ack\n\0")
     try:
         with _server() as port:
@@ -334,7 +329,7 @@ def test_c_client_enables_and_disables_around_its_window(tmp_path):
 
 
 def test_c_client_gives_up_when_perf_never_acks(tmp_path):
-    _need_workers()
+    need_workers()
     ctl, ack, got, t, close = _fake_perf(tmp_path, None)
     try:
         with _server() as port:
@@ -361,7 +356,7 @@ def _need_perf():
 def test_perfstat_argv_and_fifos(tmp_path):
     _need_perf()
     need(perf.perf_permission()["level"] != "denied", "perf permitted (root or perf_event_paranoid <= 2)")
-    ps = perf.PerfStat(["task-clock", "cs"], tmp_path / "w")
+    ps = perf.PerfStat(["task-clock", "cs"], PointFiles(tmp_path / "w"))
     argv = ps.argv(WORKER + PARAMS.worker_argv("client", ps.worker_values))
     i = argv.index("stat")
     assert argv[:2] == [argv[0], "LC_ALL=C"] and argv[i - 1] == ps.perf
@@ -371,6 +366,11 @@ def test_perfstat_argv_and_fifos(tmp_path):
     assert ("-j" in argv) == (ps.format == "json")
     assert argv[argv.index("--") + 1:] == WORKER + ["send", "--perf-ctl", str(ps.ctl), "--perf-ack", str(ps.ack)]
     assert ps.ctl.is_fifo() and ps.ack.is_fifo()
+    # the point's files, named by the store
+    files = PointFiles(tmp_path / "w")
+    assert (ps.out, ps.ctl, ps.ack) == (files.at(files.perf_output("client", ps.format)),
+                                        files.at(files.perf_fifo("client", "ctl")), files.at(files.perf_fifo("client", "ack")))
+    assert ps.out.name == ("perf-stat.jsonl" if ps.format == "json" else "perf-stat.csv")
     with pytest.raises(NetobsError, match="no counts"):
         ps.result()  # perf never ran: an error, not a row of zeros
     assert not ps.ctl.exists() and not ps.ack.exists()  # fifos removed, never left in results
@@ -379,10 +379,10 @@ def test_perfstat_argv_and_fifos(tmp_path):
 def test_perfstat_rejects_bad_events_and_formats(tmp_path):
     _need_perf()
     with pytest.raises(UsageError):
-        perf.PerfStat(["cycles,instructions"], tmp_path)
+        perf.PerfStat(["cycles,instructions"], PointFiles(tmp_path))
     need(perf.perf_permission()["level"] != "denied", "perf permitted")
     with pytest.raises(UsageError):
-        perf.PerfStat(None, tmp_path, output_format="xml")
+        perf.PerfStat(None, PointFiles(tmp_path), output_format="xml")
 
 
 # ------------------------------------------------------------------ live, as root
@@ -390,7 +390,7 @@ def test_perfstat_rejects_bad_events_and_formats(tmp_path):
 def _run_client(ps: perf.PerfStat, warmup: float, duration: float, enable: bool = True) -> tuple[dict, dict]:
     """The C client worker under `perf stat --control`, sending to a real server; (its report,
     perf's result). `enable=False`: the client is not told the fifos, so it never enables."""
-    _need_workers()
+    need_workers()
     with _server() as port:
         argv = ps.argv(_client_argv(port, warmup, duration, **(ps.worker_values if enable else {})))
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
@@ -403,7 +403,7 @@ def _run_client(ps: perf.PerfStat, warmup: float, duration: float, enable: bool 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_live_counts_only_the_window(root, tmp_path, fmt):
     """1.0 s of sending before the window, 0.3 s in it: task-clock ~0.3 s, not >= 1.3 s."""
-    ps = perf.PerfStat(None, tmp_path, output_format=fmt)
+    ps = perf.PerfStat(None, PointFiles(tmp_path), output_format=fmt)
     report, res = _run_client(ps, warmup=1.0, duration=0.3)
     ev = res["events"]
     assert res["format"] == fmt and Path(res["raw_path"]).exists()
@@ -425,7 +425,7 @@ def test_live_counts_only_the_window(root, tmp_path, fmt):
 def test_live_hardware_counters_missing_not_zero(root, tmp_path):
     """End to end through JSON: what this host cannot count is null with "not supported"."""
     support = perf.probe_events(HW_EVENTS)
-    ps = perf.PerfStat(None, tmp_path)
+    ps = perf.PerfStat(None, PointFiles(tmp_path))
     _, res = _run_client(ps, warmup=0.05, duration=0.1)
     ev = json.loads(json.dumps(res))["events"]
     for name in HW_EVENTS:
@@ -439,7 +439,7 @@ def test_live_hardware_counters_missing_not_zero(root, tmp_path):
 
 @pytest.mark.root
 def test_live_never_enabled_is_not_counted(root, tmp_path):
-    ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], tmp_path, output_format="csv")
+    ps = perf.PerfStat(["task-clock", "context-switches", "cpu-cycles"], PointFiles(tmp_path), output_format="csv")
     _, res = _run_client(ps, warmup=0.05, duration=0.05, enable=False)
     for name in ("task-clock", "context-switches"):
         c = res["events"][name]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NETOBS, need
+from conftest import NETOBS, need_workers
 from netobs import costclass
 from netobs.figures import PROFILE_CLASSES, WAIT_REASONS
 
@@ -141,16 +141,9 @@ def test_the_symbolizer_resolves_a_living_process_and_survives_losing_its_child(
 
 # ---- as root, on the real kernel ------------------------------------------------------------
 
-def _workers():
-    try:
-        import netobs._workers  # noqa: F401
-    except ImportError:
-        need(False, "the C copy workers (netobs._workers; make setup)")
-
-
 @pytest.fixture(scope="module")
 def loopback(prepared):
-    _workers()
+    need_workers()
     from netobs import profiler, topology
     with topology.open_topology("loopback") as topo, profiler.Profiler() as prof:
         yield topo, prof
@@ -274,7 +267,7 @@ def test_a_full_send_buffer_and_only_the_points_processes(loopback):
 
 @pytest.mark.root
 def test_without_any_sampling_event_the_off_cpu_profile_still_works(prepared):
-    _workers()
+    need_workers()
     from netobs import profiler
     with profiler.Profiler(refuse={"cycles": "refused (simulated)", "cpu-clock": "refused (simulated)"}) as prof:
         p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
@@ -292,7 +285,7 @@ def _netobs_bpf() -> set[int]:
 
 @pytest.mark.root
 def test_nothing_stays_loaded_after_a_run_ctrl_c_included(prepared, tmp_path):
-    _workers()
+    need_workers()
     before = _netobs_bpf()
     done = subprocess.run(NETOBS + ["run", "--strategy", "one_copy", "--msg-size", "4K", "--duration", "0.3",
                                     "--warmup", "0.1", "--topology", "loopback", "--profile", "--json"],
@@ -322,7 +315,7 @@ def test_nothing_stays_loaded_after_a_run_ctrl_c_included(prepared, tmp_path):
 
 @pytest.mark.root
 def test_profiling_overhead_bench_runs(prepared):
-    _workers()
+    need_workers()
     from netobs.bench.__main__ import format_tracing
     from netobs.bench.tracing import tracing_overhead
     (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1, topologies=("loopback",),

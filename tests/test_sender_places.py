@@ -102,3 +102,37 @@ def test_the_counters_reach_python_by_their_header_names():
         else:
             assert stats[group] is None          # a group the strategy does not name
     assert set(native.counter_groups()) == {g for g, _, _ in layout if g}
+
+
+def test_the_server_counters_reach_python_by_their_header_names():
+    _workers = pytest.importorskip("netobs._workers")
+    from netobs import native
+
+    lib = _workers.lib
+    header = (NATIVE / "netobs_workers.h").read_text()
+    declared = dict(re.findall(r"#define NOB_SERVER_CTR_(\w+) (\d+)", header))
+    layout = native.counter_layout("server")
+    assert [idx for _, _, idx in layout] == list(range(lib.NOB_SERVER_NCTR)) == sorted(map(int, declared.values()))
+    # the names the server's report has always had (the runner, the point result, the tests read them)
+    assert {key if obj is None else f"{obj}.{key}" for obj, key, _ in layout} == {
+        "recv_calls", "conn_errors", "verify_messages", "verify_errors", "verify_partial_bytes", "messages_copied",
+        "rx_zerocopy.mapped_bytes", "rx_zerocopy.copied_bytes", "rx_zerocopy.calls"}
+    st = _workers.ffi.new("struct nob_server_stats *")
+    for _, _, idx in layout:
+        st.counters[idx] = 1000 + idx
+    st.recv_mode = lib.NOB_RECV_ZEROCOPY
+    st.groups = lib.NOB_SERVER_GROUPS_ALWAYS | lib.NOB_SERVER_GROUP_RX_ZEROCOPY   # as C sets it: mode zerocopy, no verify
+    stats = native.server_stats(native.ServerConfig(), st)
+    for obj, key, idx in layout:
+        if obj is not None:
+            assert stats[obj][key] == 1000 + idx
+        elif key in ("recv_calls", "conn_errors"):   # always reported
+            assert stats[key] == 1000 + idx
+        else:
+            assert stats[key] is None                # a group this run did not use: not measured, not 0
+    assert stats["rx_zerocopy"]["fallback"] is False and stats["rx_zerocopy"]["fallback_reason"] is None
+    st.groups = lib.NOB_SERVER_GROUPS_ALWAYS | lib.NOB_SERVER_GROUP_VERIFY
+    st.recv_mode = lib.NOB_RECV_COPY
+    stats = native.server_stats(native.ServerConfig(), st)
+    assert stats["rx_zerocopy"] is None and stats["messages_copied"] is None
+    assert stats["verify_errors"] == 1000 + lib.NOB_SERVER_CTR_VERIFY_ERRORS

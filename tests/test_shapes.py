@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GOLDEN
+from conftest import GOLDEN, fixture_answers, fixture_results
 
 from netobs.figures import point_id
 from netobs.spec import SweepSpec
@@ -120,7 +120,7 @@ def test_the_loader_and_the_answers_keep_shapes_apart(tmp_path):
     alone = answer_all(f1)
     assert alone[0].facts_dict() == answers[1].facts_dict()
     # one shape: no shape in the answers
-    study = answer_all(load_results(GOLDEN / "synth-base"))
+    study = fixture_answers(GOLDEN / "synth-base")
     assert all(a.shape == "" and "shape" not in a.to_dict() for a in study)
 
 
@@ -134,7 +134,7 @@ def test_charts_and_comparisons_carry_a_shape_as_its_own_series(tmp_path):
     assert set(labelled["implementation"]) == {"two_copy", "one_copy", "zero_copy",
                                                "two_copy f=1", "one_copy f=1", "zero_copy f=1"}
     assert set(labelled["strategy"]) == {"two_copy", "one_copy", "zero_copy"}
-    study = load_results(GOLDEN / "synth-base").runs
+    study = fixture_results(GOLDEN / "synth-base").runs
     assert by_series(study) is study
     spec = json.dumps(CHARTS["throughput"](r.runs).to_dict())
     assert '"one_copy f=1"' in spec and '"one_copy"' in spec

@@ -80,7 +80,7 @@ def test_sendfile_writes_the_file_once_without_verify_and_per_message_with_it():
     assert s["verify_errors"] == 0
 
 
-@pytest.mark.parametrize("strategy", PAGE_SENDERS)
+@pytest.mark.parametrize("strategy", strategy_params(PAGE_SENDERS))   # io_uring_zc pins locked memory: root
 def test_no_buffer_is_rewritten_while_the_kernel_holds_it(strategy):
     """A slow reader (small receive buffer) keeps sent bytes in the kernel for long. Rewriting
     buffers at once (`unsafe_reuse`) corrupts what is still to go: verify sees it. The worker

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, need
+from conftest import REPO, need_workers
 
 from netobs import procfs, sysctl, undolog
 from netobs.errors import Interrupted, UsageError
@@ -382,12 +382,7 @@ def test_overlapping_loopback_and_netns_runs_restore_host(root):
 @pytest.mark.root
 def test_worker_bytes_match_veth_counters(root):
     """The C copy workers (when built) across the veth: counters agree with their byte counts."""
-    try:
-        import netobs._workers  # noqa: F401
-        built = True
-    except ImportError:
-        built = False
-    need(built, "the C copy workers built (netobs._workers)")
+    need_workers()
     from netobs.runner import WORKER as worker
     with open_topology() as topo:
         rfd, wfd = os.pipe()

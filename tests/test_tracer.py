@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import need, need_workers
 
 from netobs import strategies
 
@@ -441,14 +441,6 @@ def test_no_bpf_program_remains_loaded(prepared, how):
 
 # ---- with the real copy workers ------------------------------------------------------------------
 
-def _workers_built() -> bool:
-    try:
-        import netobs._workers  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def _worker_point(tracer, impl: str, server_args=(), client_args=(), count: int = COUNT, size: int = SIZE):
     """One known workload of the C workers, traced: (client stats, server stats, trace)."""
     from netobs.runner import WORKER as worker
@@ -506,7 +498,7 @@ def _check_worker_trace(impl: str, c: dict, s: dict, trace: dict, total: int, co
 @pytest.mark.root
 @pytest.mark.parametrize("impl", strategies.NAMES)
 def test_known_workload_with_the_copy_workers(tracer, impl):
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     c, s, trace = _worker_point(tracer, impl, client_args=["--verify"], server_args=["--verify"])
     assert s["verify_errors"] == 0 and s["verify_messages"] == COUNT
     tc, ts = _check_worker_trace(impl, c, s, trace, TOTAL, COUNT)
@@ -518,7 +510,7 @@ def test_known_workload_with_the_copy_workers(tracer, impl):
 @pytest.mark.root
 def test_receive_modes_in_the_trace(tracer):
     """--recv trunc: no receive copy at all; --recv zerocopy: only what it did not map is copied."""
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     size, count = 65536, 200
     c, s, trace = _worker_point(tracer, "one_copy", server_args=["--recv", "trunc"], count=count, size=size)
     assert s["recv"] == "trunc" and s["bytes_received"] == count * size
@@ -535,7 +527,7 @@ def test_receive_modes_in_the_trace(tracer):
 def test_new_senders_on_the_fallback_probes(prepared):
     """Where the send figures come from the regular syscall tracepoints or the socket
     tracepoints, io_uring's and sendfile/splice's bytes are still all counted."""
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     from netobs import tracer as tr
     regular = tr.plan_probes(force_missing={"fentry", "kprobe", "raw_syscalls:sys_enter"})
     assert regular["sendmsg_bytes"]["probe"] == "tracepoint:syscalls:sys_exit_{sendto,sendmsg}"
@@ -553,7 +545,7 @@ def test_new_senders_on_the_fallback_probes(prepared):
 
 @pytest.mark.root
 def test_tracing_overhead_bench_runs(prepared):
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     from netobs.bench.tracing import tracing_overhead
     (r,) = tracing_overhead(runs=1, sizes=(65536,), duration=0.3, warmup=0.1, topologies=("netns",))
     assert r["topology"] == "netns" and r["msg_size"] == 65536 and len(r["traced_gbps"]) == len(r["untraced_gbps"]) == 1
@@ -594,7 +586,7 @@ def test_a_zerocopy_socket_is_found_in_another_process(root, kind, expected):
 @pytest.mark.root
 def test_send_syscall_cost_is_measured_on_this_process(prepared):
     # no tracer fixture: its programs, attached between points, would be in the untraced time
-    need(_workers_built(), "the C copy workers (netobs._workers; make setup)")
+    need_workers()
     from netobs.bench.tracing import send_syscall_cost
     c = send_syscall_cost(rounds=1, calls=2000, trials=3)
     assert c["traced_calls"] == c["expected_calls"] == 6000

@@ -15,7 +15,7 @@ import time
 import zipfile
 
 import pytest
-from conftest import REPO, need, strategy_params
+from conftest import REPO, deep, need, strategy_params
 
 from netobs.errors import Interrupted, NetobsError, UsageError
 from netobs.native import Client, ClientConfig, Server, ServerConfig, run_client
@@ -24,7 +24,7 @@ from netobs.strategies import NAMES as STRATEGIES
 
 
 
-def pair(strategy: str, msg_size: int, threads: int = 1, duration: float = 0.3, warmup: float = 0.1,
+def pair(strategy: str, msg_size: int, threads: int = 1, duration: float = 0.15, warmup: float = 0.05,
          server_msg_size: int | None = None, recv_copy: bool = False, verify: bool = False, **client_kw):
     """Run a server and a client in this process; (client stats, server stats)."""
     scfg = ServerConfig(connections=threads, verify=verify, recv="fields" if recv_copy else "copy",
@@ -71,7 +71,7 @@ def test_client_bytes_equal_server_bytes(strategy, size):
     assert 0 < c["bytes_sent"] <= c["bytes_sent_total"]
     assert abs(c["bytes_sent"] - c["messages"] * size) <= 2 * size
     assert c["messages_total"] * size <= c["bytes_sent_total"] < (c["messages_total"] + 2) * size
-    assert 0.25 < c["window_s"] < 2.0  # generous: this host may be shared and busy
+    assert 0.12 < c["window_s"] < 2.0  # the 0.15 s asked for; generous: this host may be shared and busy
     assert c["throughput_gbps"] == pytest.approx(c["bytes_sent"] * 8 / c["window_s"] / 1e9)
     lat = c["latency_us"]
     assert 0 < lat["p50"] <= lat["p99"] <= lat["p999"] <= lat["max"]
@@ -239,9 +239,11 @@ def test_client_stop_ends_run_quickly_with_both_sides_closed():
     port = srv.start()
     cl = Client(ClientConfig(port=port, strategy="zero_copy", msg_size=65536, duration=60, warmup=0))
     cl.start()
+    # sending = the server has received bytes (the C stats are filled only at the run's end)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and cl._stats.bytes_sent_total == 0:  # noqa: SLF001
+    while time.monotonic() < deadline and not _receiving(port):
         time.sleep(0.01)
+    assert _receiving(port), "no byte arrived in 10 s"
     t0 = time.monotonic()
     cl.stop()
     c = cl.wait(timeout=2)
@@ -424,7 +426,9 @@ def test_signal_stops_server_within_a_second():
 # (role, seconds): the stops by SIGTERM go through the Python wrapper (native._run_stoppable),
 # the frees call nob_*_free on a running C object directly. Before the fix every one of them
 # crashed (SIGSEGV, once SIGFPE) within 0.3..4.5 s: a run freed under its own threads.
-STOP_STRESS = {"client": 4.0, "server": 10.0, "free-client": 2.0, "free-server": 2.0}
+# The unit tier runs the long ones shorter (still dozens of stops each: the rounds are asserted
+# below); `make test` the full stress (conftest.deep).
+STOP_STRESS = {"client": deep(4.0, 1.5), "server": deep(10.0, 2.5), "free-client": 2.0, "free-server": 2.0}
 
 
 @pytest.mark.parametrize("role", list(STOP_STRESS))

@@ -581,7 +581,6 @@ def _reason_words(f: AnomaliesFacts, x) -> str:
 
 
 def _headline(f: AnomaliesFacts) -> str:
-    checked = f.checked
     if not f.incidents:
         return "No result breaks the expected trends beyond noise."
     i = f.incidents[0]

@@ -328,8 +328,8 @@ def _reduction_reasons(f: Reductions) -> list[str]:
                 parts = [f"{lvl} {_chg(q['median'])}" for lvl, q in f.by_strategy[impl].items()]
                 per.append(f"{impl} " + ", ".join(parts))
             pooled = ", ".join(f"{lvl} {_chg(q['median'])}" for lvl, q in f.pooled.items())
-            out.append(f"Median over configurations of the per-configuration change in misses per KiB against "
-                       f"two_copy: " + "; ".join(per) + f"; pooled over the savers: {pooled} [{x.source}].")
+            out.append("Median over configurations of the per-configuration change in misses per KiB against "
+                       "two_copy: " + "; ".join(per) + f"; pooled over the savers: {pooled} [{x.source}].")
         elif x.code == R_ONE_LEVEL:
             other = [lvl for lvl in LEVELS if lvl != d["level"]][0]
             out.append(f"{other} was not measured ({f.levels_missing.get(other)}); {d['level']} alone changed by a "

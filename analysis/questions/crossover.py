@@ -228,7 +228,7 @@ def _group(f: CrossoverFacts, g: Group) -> str:
 
 
 def _headline(f: CrossoverFacts) -> str:
-    impl, first, last = f.implementation, f.sizes[0], f.sizes[-1]
+    impl = f.implementation
     crossing = [g for g in f.groups if g.crossover_size is not None]
     never = [t for g in f.groups if g.crossover_size is None for t in g.threads]
     if not crossing:

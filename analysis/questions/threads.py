@@ -11,7 +11,6 @@ import numpy as np
 
 from netobs.fmt import num, times
 
-from netobs.figures import WAIT_REASONS
 from netobs.fmt import share
 
 from .. import accounting as acc

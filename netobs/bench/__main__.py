@@ -43,7 +43,7 @@ def format_table(res: dict) -> str:
     lines.append("")
     for c in res["comparisons"]:
         lines.append(f"{c['name']}: {c['note']}")
-        lines.append(f"  A: " + ", ".join(f"{x['gbps']:.2f}" for x in c["a_samples"])
+        lines.append("  A: " + ", ".join(f"{x['gbps']:.2f}" for x in c["a_samples"])
                      + "   B: " + ", ".join(f"{x['gbps']:.2f}" for x in c["b_samples"])
                      + (f"   placement {c['placement']}" if c.get("placement") else ""))
         if c.get("unpinned"):

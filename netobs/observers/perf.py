@@ -1,12 +1,14 @@
 """`perf stat` around the workers (netobs.perf.PerfStat): the client's counts cover its measured
 window (it opens and closes perf's counters through the fifos), the server's its whole life
-(it cannot tell when the client's window opens). Result keys: "perf" (client), "server_perf"."""
+(it cannot tell when the client's window opens). Result keys: "perf" (client), "server_perf".
+Its files (perf's raw output, the control fifos) are the point's, named by the store
+(netobs.store.PointFiles.perf_output, perf_fifo)."""
 from __future__ import annotations
 
 from netobs.observers import Observer
 
 KEYS = {"client": "perf", "server": "server_perf"}
-PREFIX = {"client": "perf", "server": "perf-server"}
+ROLE_OF = {key: role for role, key in KEYS.items()}
 
 
 class Perf(Observer):
@@ -22,7 +24,7 @@ class Perf(Observer):
 
         self.stats = {}
         for role in self.roles:
-            self.stats[role] = PerfStat(list(self.spec.events), files.path, prefix=PREFIX[role], window=role == "client")
+            self.stats[role] = PerfStat(list(self.spec.events), files, role, window=role == "client")
 
     def wrap(self, role: str, argv: list[str]) -> list[str]:
         return self.stats[role].argv(argv) if role in self.stats else argv
@@ -46,7 +48,8 @@ class Perf(Observer):
             out[KEYS["server"]] = {"events": {}, "skipped": why}
             return out
         for key, value in theirs.items():
-            if isinstance(value, dict) and value.get("raw_path"):   # perf's own output came back with the point's files
-                value = {**value, "raw_path": str(files.at(value["raw_path"].rsplit("/", 1)[-1]))}
+            if isinstance(value, dict) and value.get("raw_path") and key in ROLE_OF:
+                # perf's own output came back with the point's files, under the store's name
+                value = {**value, "raw_path": str(files.at(files.perf_output(ROLE_OF[key], value.get("format"))))}
             out[key] = value
         return out
