@@ -1,6 +1,8 @@
 """`netobs explain RESULTS_DIR`: the study's questions answered from a results directory."""
 from __future__ import annotations
 
+from collections import Counter
+
 import click
 
 from netobs.files import dumps
@@ -81,9 +83,13 @@ def _hypotheses_text(answer, short: bool) -> str | None:
     facts = getattr(answer.facts, "hypotheses", [])
     if not facts:
         return None
-    groups = {s: [prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] + (" (by experiment)" if j.source == "intervention" else "")
-                  for j in facts if j.status == s]
-              for s in STATUS_ORDER}
+    groups = {}
+    for s in STATUS_ORDER:
+        # one name per hypothesis: experiments on several configurations are counted, not repeated
+        named = Counter(prose.HYPOTHESIS_WORDS[j.name][0].split(" (")[0] + (" (by experiment" if j.source == "intervention"
+                                                                             else "") for j in facts if j.status == s)
+        groups[s] = [n + (f", {k} configurations)" if k > 1 else ")") if n.endswith("(by experiment") else n
+                     for n, k in named.items()]
     # short: names only where they decide (supported, inconclusive); the rest counted
     words = "; ".join(f"{prose.STATUS_WORDS[s]}: " + (', '.join(n) if not short or s in STATUS_ORDER[:2] else str(len(n)))
                       for s, n in groups.items() if n)
