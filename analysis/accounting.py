@@ -104,9 +104,9 @@ def _memo(obj) -> dict:
     k = id(obj)
     hit = _MEMO.get(k)
     if hit is None or hit[0]() is not obj:
-        def gone(ref, k=k):
-            if _MEMO.get(k, (None,))[0] is ref:
-                del _MEMO[k]
+        def gone(ref, k=k, memo=_MEMO):   # (the dict itself: at exit the module's globals are None)
+            if memo.get(k, (None,))[0] is ref:
+                del memo[k]
         hit = _MEMO[k] = (weakref.ref(obj, gone), {})
     return hit[1]
 
