@@ -149,3 +149,58 @@ def test_bench_section_agrees_on_overlapping_brackets_and_prints_both():
            "ratio": 0.3, "same_crossover": True}
     text = bench.format_refine(res)
     assert "4096-4672 B" in text and "30%" in text and "within goal" in text and "same crossover: yes" in text
+
+
+def _two_sndbufs(path):
+    """two_copy and one_copy at 16384 B, 1 and 2 threads: one repeat at the kernel's send buffer
+    (sndbuf 0), two at 4 MiB, noisy there (every comparison open); pooled, the two settings would
+    be one comparison of three repeats a side."""
+    import csv
+    d = synth.write_results(path, impls=("two_copy", "one_copy"), sizes=(16384,), threads=(1, 2), repeats=1)
+    with open(d / "runs.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, list(reader)
+    big = []
+    for r in rows:
+        r["sndbuf"] = "0"
+        for rep in range(2):
+            sign = (-1) ** rep * (1 if r["implementation"] == "one_copy" else -1)
+            gbps = float(r["throughput_gbps"]) * (1 + 0.3 * sign)
+            big.append({**r, "sndbuf": "4194304", "repeat": str(rep), "throughput_gbps": repr(gbps)})
+    with open(d / "runs.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows + big)
+    return d
+
+
+def test_settings_of_one_parameter_are_kept_apart_and_named(tmp_path, monkeypatch):
+    from netobs.refine import measure, plateau
+    from netobs.spec import stored_sweep
+    r = load_results(_two_sndbufs(tmp_path / "sb"))
+    items, comps, _ = plan.plan_round(r.runs, Rule())
+    at1 = comps[comps.threads == 1]
+    assert sorted(at1.sndbuf) == [0, 4194304]                       # two comparisons, not one pooled
+    assert dict(zip(at1.sndbuf, at1.n_a)) == {0: 1, 4194304: 2}
+    assert {s["sndbuf"] for s in (p.series for p in plateau.plateaus(plateau.steps(r.runs, Rule()), Rule()))} \
+        == {0, 4194304}
+    assert any("send buffer 4194304" in i.decides for i in items)
+    chosen, _ = plan.fit(items, lambda p: 1.0, 1e9)
+    big = [p for p in chosen if p.params["sndbuf"] == 4194304]
+    assert big and all(p.point_id.endswith(f"-sb4194304-r{p.params['repeat']}") for p in big)
+    assert all("-sb" not in p.point_id for p in chosen if p.params["sndbuf"] == 0)
+    assert len({p.point_id for p in chosen}) == len(chosen)
+    specs = measure.specs(stored_sweep(read_manifest(tmp_path / "sb")), chosen)
+    assert [s.point_id for s in specs] == [p.point_id for p in chosen]    # what the sweep names them
+    assert [s.sndbuf for s in specs] == [p.params["sndbuf"] for p in chosen]
+
+    base = {"strategy": "one_copy", "msg_size": 16384, "threads": 2, "fields": 8, "nodelay": False,
+            "placement": "split", "sndbuf": 4194304, "rcvbuf": 0, "recv": "copy"}
+    fake = types.ModuleType("netobs.refine.interventions")
+    fake.plan = lambda results: [{"hypothesis": "receive copy", "base": base, "change": {"recv": "trunc"},
+                                  "decides": "receive copy: MSG_TRUNC"}]
+    monkeypatch.setitem(sys.modules, "netobs.refine.interventions", fake)
+    inter = [i for i in plan.plan_round(r.runs, Rule(), plan.intervention_plans(r))[0] if i.kind == "intervention"]
+    assert len(inter) == 1 and len(inter[0].points) == 2       # the base's own setting's repeats, not 3 pooled
+    got, _ = plan.fit(inter, lambda p: 1.0, 1e9)
+    assert [p.point_id for p in got] == [f"one_copy-16384-2-sb4194304-rxtrunc-r{k}" for k in range(2)]

@@ -135,7 +135,7 @@ def _finish(out, before: dict, after: dict | None, as_json: bool) -> None:
     from netobs.cli._common import echo_json
     from netobs.fmt import fixed
     from netobs.refine.driver import STOP_WORDS
-    from netobs.refine.plan import FLIP_STATUS
+    from netobs.refine.plan import FLIP_STATUS, settings_words
 
     changed = changes(before, after) if after is not None else []
     if as_json:
@@ -156,12 +156,12 @@ def _finish(out, before: dict, after: dict | None, as_json: bool) -> None:
         click.echo("comparisons: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     for f in out.flips:
         s = f.series
-        click.echo(f"  {s['impl']} vs {s['base']}, {s['threads']} thread(s): ranks swap between {f.lo} and {f.hi} B "
-                   f"(x{f.factor:.3f}): {FLIP_STATUS[f.status]}")
+        click.echo(f"  {s['impl']} vs {s['base']}, {s['threads']} thread(s){settings_words(s)}: "
+                   f"ranks swap between {f.lo} and {f.hi} B (x{f.factor:.3f}): {FLIP_STATUS[f.status]}")
     from netobs.refine.plateau import STATUS
     for p in out.plateaus:
         s = p.series
-        click.echo(f"  {s['impl']} at {s['msg_size']} B: throughput with threads: {STATUS[p.status]}"
+        click.echo(f"  {s['impl']} at {s['msg_size']} B{settings_words(s)}: throughput with threads: {STATUS[p.status]}"
                    + (f" ({p.lo} -> {p.hi} threads)" if p.lo is not None and p.status != "not_rising" else ""))
     if after is not None:
         if not changed:

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from netobs.analysis.questions.crossover import LOCATED_FACTOR as FACTOR   # located within 2^(1/4)
-from netobs.figures import PLACEMENT_DEFAULT, STUDY_FIELDS, point_id
+from netobs.figures import point_id
+from netobs.params import IDENTITY, Flag, ident_value
 from netobs.strategies import BASELINE, BY_NAME, rank
 
 from .rule import AHEAD, BEHIND, OPEN, Rule, decide_moments
@@ -37,14 +38,38 @@ GRID_B = 64                    # planned message sizes are multiples of this man
 MIN_GAP_POWER = 0.25          # no gap narrower than FACTOR ** this (2^(1/16)) is bisected: the noise limits it
 MIN_REPEATS = 2                # a bisection point starts with the repeats of the rule's first look
 METRIC = "throughput_gbps"
-CONFIG = ("msg_size", "threads", "fields", "nodelay", "placement")
-SERIES = ("impl", "base", "threads", "fields", "nodelay", "placement")
+# a point's identity beyond strategy, size and threads, as netobs.params declares it (fields,
+# nodelay, placement, sndbuf, rcvbuf, recv): every comparison, series, name and order below is
+# taken apart by all of it, so no two settings of one parameter are ever pooled
+IDENT = tuple(p.name for p in IDENTITY)
+CONFIG = ("msg_size", "threads", *IDENT)
+SERIES = ("impl", "base", "threads", *IDENT)
+
+
+def with_identity(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with every identity column: one it lacks (a frame of a store from before the
+    parameter was a column, a simulation's) holds the default, as the loader gives such a row."""
+    lacking = {p.name: ident_value(p, p.default) for p in IDENTITY if p.name not in runs}
+    return runs.assign(**lacking) if lacking and len(runs.columns) else runs
+
+
+def point_value(p, value):
+    """An identity parameter's value as a planned point (a RunSpec field) holds it: a flag as a
+    bool, the rest as the point's key holds them."""
+    v = ident_value(p, value)
+    return bool(v) if isinstance(p.kind, Flag) else v
+
+
+def ident_of(params: dict) -> tuple:
+    """A planned point's identity values in IDENTITY's order (one it does not give: the default,
+    as its RunSpec has)."""
+    return tuple(ident_value(p, params.get(p.name, p.default)) for p in IDENTITY)
 
 
 @dataclass
 class Item:
     """One decision's worth of points: what they would decide, and the points (RunSpec fields:
-    strategy, msg_size, threads, repeat, fields, nodelay, placement, and any other parameter)."""
+    strategy, msg_size, threads, repeat, the identity parameters, and any other parameter)."""
 
     kind: str
     decides: str
@@ -64,8 +89,7 @@ class Planned:
     @property
     def point_id(self) -> str:
         p = self.params
-        return point_id(p["strategy"], p["msg_size"], p["threads"], p["repeat"], p["fields"], p["nodelay"],
-                        p["placement"])
+        return point_id(p["strategy"], p["msg_size"], p["threads"], p["repeat"], *ident_of(p))
 
     def to_dict(self) -> dict:
         return {"point": self.point_id, "kind": self.kind, "decides": self.decides, "cost_s": round(self.cost_s, 3),
@@ -93,7 +117,7 @@ def comparisons(runs: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     cols = [*SERIES, "msg_size", "n_a", "n_b", "next_a", "next_b", "state", "change", "low", "high"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    m = _moments(runs)
+    m = _moments(with_identity(runs))
     rows = []
     for impl, base in pairs(runs["implementation"].unique()):
         if impl not in m.index.get_level_values(0) or base not in m.index.get_level_values(0):
@@ -103,10 +127,11 @@ def comparisons(runs: pd.DataFrame, rule: Rule) -> pd.DataFrame:
         if j.empty:
             continue
         d = decide_moments(rule, j.n_a, j.mean_a, j.var_a, j.n_b, j.mean_b, j.var_b)
-        for (size, t, f, nd, pl), x, state, change, low, high in zip(j.index, j.itertuples(), d["state"], d["change"],
-                                                                     d["low"], d["high"]):
-            rows.append({"impl": impl, "base": base, "threads": int(t), "fields": int(f), "nodelay": int(nd),
-                         "placement": pl, "msg_size": int(size), "n_a": int(x.n_a), "n_b": int(x.n_b),
+        for (size, t, *ident), x, state, change, low, high in zip(j.index, j.itertuples(), d["state"], d["change"],
+                                                                  d["low"], d["high"]):
+            rows.append({"impl": impl, "base": base, "threads": int(t),
+                         **{p.name: ident_value(p, v) for p, v in zip(IDENTITY, ident)},
+                         "msg_size": int(size), "n_a": int(x.n_a), "n_b": int(x.n_b),
                          "next_a": int(x.next_repeat_a), "next_b": int(x.next_repeat_b), "state": state,
                          "change": float(change), "low": float(low), "high": float(high)})
     return pd.DataFrame(rows, columns=cols)
@@ -180,7 +205,7 @@ def _bisection(rows, factor: float, grid: int) -> tuple[str, int | None]:
 
 
 def flips(comps: pd.DataFrame, rule: Rule, factor: float = FACTOR, grid: int = GRID_B) -> list[Flip]:
-    """Every ranking flip of every series (a pair of strategies at one thread count, shape, placement)."""
+    """Every ranking flip of every series (a pair of strategies at one thread count and identity)."""
     out = []
     if comps.empty:
         return out
@@ -207,15 +232,29 @@ def flips(comps: pd.DataFrame, rule: Rule, factor: float = FACTOR, grid: int = G
     return sorted(out, key=lambda f: (tuple(str(v) for v in f.series.values()), f.lo))
 
 
+def settings_words(c) -> str:
+    """The identity parameters of `c` not at their defaults, as the table names them
+    (", field count 1, TCP_NODELAY, send buffer 4194304"); nothing at the defaults."""
+    out = []
+    for p in IDENTITY:
+        v = ident_value(p, c.get(p.name, p.default))
+        if v != ident_value(p, p.default):
+            out.append(p.label if isinstance(p.kind, Flag) else f"{p.label} {v}")
+    return "".join(f", {w}" for w in out)
+
+
 def _label(c) -> str:
-    shape = "" if (c["fields"], c["nodelay"]) == (STUDY_FIELDS, 0) else f" f={c['fields']}{' nodelay' if c['nodelay'] else ''}"
-    return f"{c['impl']} vs {c['base']}{shape} at {c['msg_size']} B, {c['threads']} thread(s)" + (
-        "" if c["placement"] in (None, "", PLACEMENT_DEFAULT) else f", placement {c['placement']}")
+    return f"{c['impl']} vs {c['base']} at {c['msg_size']} B, {c['threads']} thread(s){settings_words(c)}"
+
+
+def point(impl: str, c, threads: int, size: int, repeat: int) -> dict:
+    """A planned point (RunSpec fields): a strategy, size, thread count and repeat at the identity `c` holds."""
+    return {"strategy": impl, "msg_size": int(size), "threads": int(threads), "repeat": int(repeat),
+            **{p.name: point_value(p, c.get(p.name, p.default)) for p in IDENTITY}}
 
 
 def _point(impl: str, c, size: int, repeat: int) -> dict:
-    return {"strategy": impl, "msg_size": int(size), "threads": int(c["threads"]), "repeat": int(repeat),
-            "fields": int(c["fields"]), "nodelay": bool(c["nodelay"]), "placement": c["placement"]}
+    return point(impl, c, c["threads"], size, repeat)
 
 
 def _repeat_item(c, rule: Rule) -> Item | None:
@@ -250,7 +289,8 @@ def plan_round(runs: pd.DataFrame, rule: Rule, interventions=(), factor: float =
         pts = [_point(impl, c, f.midpoint, r) for impl in (f.series["impl"], f.series["base"])
                for r in range(MIN_REPEATS)]
         bisect.append(Item("bisect", f"{f.series['impl']} and {f.series['base']} swap ranks between {f.lo} and "
-                                     f"{f.hi} B (x{f.factor:.2f}, {f.series['threads']} thread(s)): "
+                                     f"{f.hi} B (x{f.factor:.2f}, {f.series['threads']} thread(s)"
+                                     f"{settings_words(f.series)}): "
                                      f"{f.midpoint} B between them",
                            pts, {"flip": f.to_dict()}))
     from . import plateau
@@ -262,13 +302,18 @@ def plan_round(runs: pd.DataFrame, rule: Rule, interventions=(), factor: float =
 def _intervention_item(runs: pd.DataFrame, d: dict) -> Item | None:
     """interventions.plan's dict -> the planned points: base | change, as many repeats as base has."""
     base = {k: v for k, v in dict(d["base"]).items() if k != "repeat"}
-    at = runs
-    for col, name in (("implementation", "strategy"), ("msg_size", "msg_size"), ("threads", "threads"),
-                      ("fields", "fields"), ("nodelay", "nodelay"), ("placement", "placement")):
+    at = with_identity(runs)
+    for p in IDENTITY:     # the base's whole identity: one it does not give is at the default, as its RunSpec
+        at = at[at[p.name] == ident_value(p, base.get(p.name, p.default))]
+    if "strategy" in base:
+        at = at[at["implementation"] == base["strategy"]]
+    for name in ("msg_size", "threads"):
         if name in base:
-            at = at[at[col] == (int(base[name]) if col == "nodelay" else base[name])]
+            at = at[at[name] == int(base[name])]
     n = max(1, len(at))
-    pts = [{**base, **dict(d["change"]), "repeat": r} for r in range(n)]
+    changed = {**base, **dict(d["change"])}
+    changed.update({p.name: point_value(p, changed[p.name]) for p in IDENTITY if p.name in changed})
+    pts = [{**changed, "repeat": r} for r in range(n)]
     return Item("intervention", d.get("decides") or f"{d.get('hypothesis')}: {d.get('change')}", pts,
                 {"hypothesis": d.get("hypothesis"), "scope": d.get("scope"), "expect": d.get("expect"),
                  "change": d.get("change")})
@@ -299,9 +344,8 @@ def fit(items: list[Item], cost_s, budget_s: float, stored=frozenset()) -> tuple
 def interleaved(points: list[Planned]) -> list[Planned]:
     """The sweep's interleaved order: per configuration the strategies back to back, repeat
     after repeat, so slow drift hits every strategy alike."""
-    return sorted(points, key=lambda x: (x.params["msg_size"], x.params["threads"], x.params["fields"],
-                                         int(x.params["nodelay"]), str(x.params["placement"]), x.params["repeat"],
-                                         rank(x.params["strategy"])))
+    return sorted(points, key=lambda x: (x.params["msg_size"], x.params["threads"], *ident_of(x.params),
+                                         x.params["repeat"], rank(x.params["strategy"])))
 
 
 def intervention_plans(results) -> list[dict]:

@@ -1,6 +1,6 @@
 """Where throughput stops rising with the thread count (issue 26 item 3, for threads): per strategy
-at one message size, shape and placement, each step between consecutive measured thread counts is
-judged by the stopping rule (`rule.Rule.decide`, the more threads against the fewer). The first step
+at one message size and identity (netobs.params.IDENTITY), each step between consecutive measured
+thread counts is judged by the stopping rule (`rule.Rule.decide`, the more threads against the fewer). The first step
 that is not a rise (the same, a fall, or open at the rule's maximum) follows the last rise, within
 which throughput stops rising: located where that rise's two thread counts are adjacent integers,
 else its geometric midpoint (an integer) is planned for that strategy (MIN_REPEATS repeats); where
@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from netobs.params import IDENTITY, ident_value
+
 from .rule import AHEAD, OPEN, Rule, decide_moments
 
-SERIES = ("impl", "msg_size", "fields", "nodelay", "placement")
+# a strategy at one message size and one identity (netobs.params.IDENTITY: shape, placement,
+# socket buffers, receive mode): thread counts are stepped through within it, never across two
+SERIES = ("impl", "msg_size", *(p.name for p in IDENTITY))
+GROUP = ["implementation", "msg_size", *(p.name for p in IDENTITY)]   # SERIES as the runs' columns
 STATUS = {"located": "the rise ends at `hi` threads (from `lo`, adjacent)", "bisect": "being bisected",
           "open": "a step there is still open", "rising": "still rising at the most threads measured",
           "not_rising": "no rise from the fewest threads measured"}
@@ -38,15 +43,15 @@ class Plateau:
 
 def steps(runs: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     """One row per series and consecutive pair of measured thread counts: n, next repeats, state."""
-    from .plan import METRIC
+    from .plan import METRIC, with_identity
     cols = [*SERIES, "lo", "hi", "n_lo", "n_hi", "next_lo", "next_hi", "state", "change"]
     if runs.empty or runs["threads"].nunique() < 2:
         return pd.DataFrame(columns=cols)
-    g = runs.groupby(["implementation", "msg_size", "fields", "nodelay", "placement", "threads"], sort=True)
+    g = with_identity(runs).groupby([*GROUP, "threads"], sort=True)
     m = pd.DataFrame({"n": g[METRIC].count(), "mean": g[METRIC].mean(), "var": g[METRIC].var(ddof=1),
                       "next": g["repeat"].max() + 1}).reset_index()
     rows = []
-    for key, s in m.groupby(["implementation", "msg_size", "fields", "nodelay", "placement"], sort=False):
+    for key, s in m.groupby(GROUP, sort=False):
         s = s.sort_values("threads")
         lo, hi = s.iloc[:-1], s.iloc[1:]
         if lo.empty:
@@ -66,7 +71,8 @@ def plateaus(st: pd.DataFrame, rule: Rule) -> list[Plateau]:
     if st.empty:
         return out
     for key, g in st.groupby(list(SERIES), sort=False):
-        series = {k: (v if k in ("impl", "placement") else int(v)) for k, v in zip(SERIES, key)}
+        series = {"impl": key[0], "msg_size": int(key[1]),
+                  **{p.name: ident_value(p, v) for p, v in zip(IDENTITY, key[2:])}}
         rows = list(g.sort_values("lo").itertuples(index=False))
         ev = [{"lo": x.lo, "hi": x.hi, "state": x.state, "change": x.change, "n": int(min(x.n_lo, x.n_hi))}
               for x in rows]
@@ -99,16 +105,16 @@ def midpoint(lo: int, hi: int) -> int | None:
 
 def items(runs: pd.DataFrame, rule: Rule) -> list:
     """The repeats of the open step that holds a plateau, and the midpoints of those to bisect."""
-    from .plan import MIN_REPEATS, Item
+    from .plan import MIN_REPEATS, Item, point as planned_point, settings_words
     st = steps(runs, rule)
     out = []
     for p in plateaus(st, rule):
         s = p.series
-        what = f"{s['impl']} at {s['msg_size']} B: where throughput stops rising, {p.lo} to {p.hi} threads"
+        what = (f"{s['impl']} at {s['msg_size']} B{settings_words(s)}: where throughput stops rising, "
+                f"{p.lo} to {p.hi} threads")
 
         def point(threads, repeat):
-            return {"strategy": s["impl"], "msg_size": s["msg_size"], "threads": int(threads), "repeat": int(repeat),
-                    "fields": s["fields"], "nodelay": bool(s["nodelay"]), "placement": s["placement"]}
+            return planned_point(s["impl"], s, threads, s["msg_size"], repeat)
         if p.status == "open":
             x = st[(st.lo == p.lo) & (st.hi == p.hi)
                    & (st[list(SERIES)] == pd.Series(s)).all(axis=1)].iloc[0]
