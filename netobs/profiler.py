@@ -84,6 +84,7 @@ class Profiler(bpfload.Loaded):
         self._gen = 0
         self._symbolizer = Symbolizer()
         self._held: set[int] = set()      # the processes the symbolizer holds a cache of
+        self._user: dict[tuple[int, int], tuple] = {}   # (tgid, address) -> (name, module), per point
         self._comm: dict[int, str] = {}
         self._leaf_resolved = [0, 0]      # user stacks whose innermost frame a module claims, of all
         self._poller: threading.Thread | None = None
@@ -166,6 +167,7 @@ class Profiler(bpfload.Loaded):
         lost = [sum(int(v) for v in self._lost.getvalue(self._lost.Key(i))) for i in range(_LAYOUT["NETOBS_PROF_NLOST"])]
         self._leaf_resolved = [0, 0]
         out: dict = {"plan": self.plan, "lost": {"on_cpu": lost[0], "off_cpu": lost[1]}, "files": {}}
+        self._resolve_user([*self._on.keys(), *self._off.keys()])
         on = self._collect_on()
         off = self._collect_off()
         folded = {}
@@ -202,7 +204,7 @@ class Profiler(bpfload.Loaded):
             return []
         if tgid is None:
             return [self._bpf.ksym(a).decode(errors="replace") for a in addrs]
-        resolved = self._symbolizer.resolve(tgid, addrs) if tgid in self._held else [(None, None)] * len(addrs)
+        resolved = [self._user.get((tgid, a), (None, None)) for a in addrs]
         out: list[str] = []
         for a, (name, module) in zip(addrs, resolved):
             if name:
@@ -217,6 +219,21 @@ class Profiler(bpfload.Loaded):
         # without frame pointers (Debian's libc, Python) a user stack's outer frames are
         # guesses: a run of unresolved ones is one frame
         return [f for i, f in enumerate(out) if not (f.startswith("[") and i and out[i - 1] == f)]
+
+    def _resolve_user(self, keys) -> None:
+        """Every user address of these on- and off-CPU keys, resolved by the symbolizer in one
+        request per process (a point's stacks share most of their frames)."""
+        want = defaultdict(set)
+        for k in keys:
+            if k.ustack >= 0 and k.tgid in self._held:
+                try:
+                    want[k.tgid].update(self._stacks.walk(k.ustack))
+                except KeyError:
+                    continue
+        self._user = {}
+        for tgid, addrs in want.items():
+            addrs = sorted(addrs)
+            self._user.update(zip(((tgid, a) for a in addrs), self._symbolizer.resolve(tgid, addrs)))
 
     def _collect_on(self) -> dict[str, list]:
         rows = defaultdict(list)
@@ -346,6 +363,7 @@ class Profiler(bpfload.Loaded):
             self._symbolizer.forget()
         self._held.clear()
         self._comm.clear()
+        self._user = {}
 
     def _set_gen(self, gen: int) -> None:
         self._gen_map[self._gen_map.Key(0)] = self._gen_map.Leaf(gen)

@@ -43,6 +43,28 @@ class SweepSummary:
         return 100.0 * self.overhead_s / self.window_s if self.window_s else None
 
 
+def reopen(path: Path, refused: str, no_sweep_fix: str, foreign_fix: str) -> ResultsDir:
+    """A directory a sweep of this host wrote, reopened to write more into it (`--resume`,
+    `netobs refine`) under its one-writer lock; `refused` the error's first words, the fixes for
+    a directory with no sweep and for one that an import or another source wrote."""
+    if not (path / "manifest.json").exists():
+        raise UsageError(refused, "it holds no sweep (no manifest.json)", no_sweep_fix)
+    store = ResultsDir.open_for_resume(path)
+    try:
+        check_swept(store.manifest, refused, foreign_fix)
+    except UsageError:
+        store.close()
+        raise
+    return store
+
+
+def check_swept(manifest: dict, refused: str, foreign_fix: str) -> None:
+    """The manifest is a sweep's of this host (not an import's): else UsageError(refused, ...)."""
+    source = manifest.get("source")
+    if source not in (None, "netobs"):
+        raise UsageError(refused, f"its results come from `netobs {source}`, not a sweep on this host", foreign_fix)
+
+
 def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> ResultsDir:
     """Create the results directory, or reopen it for --resume after checking that every
     parameter of the sweep is what the directory was started with. Either way this process
@@ -50,15 +72,10 @@ def open_store(sweep: SweepSpec, out: str, resume: bool, force: bool) -> Results
     path = Path(out)
     events = sweep.perf_events
     if resume:
-        if not (path / "manifest.json").exists():
-            raise UsageError(f"nothing to resume in {path}", "it holds no sweep (no manifest.json)",
-                             f"the -o path of an earlier sweep, or without --resume to start one in {path}")
-        store = ResultsDir.open_for_resume(path)
+        store = reopen(path, f"nothing to resume in {path}",
+                       f"the -o path of an earlier sweep, or without --resume to start one in {path}",
+                       "a new -o directory for the sweep")
         try:
-            if store.manifest.get("source") not in (None, "netobs"):
-                raise UsageError(f"nothing to resume in {path}",
-                                 f"its results come from `netobs {store.manifest.get('source')}`, not a sweep",
-                                 "a new -o directory for the sweep")
             before, now = stored_sweep(store.manifest).to_dict(), sweep.to_dict()
             differs = [name for name, value in now.items() if before.get(name) != value]
             if differs:

@@ -17,6 +17,7 @@ examples and seconds in the unit tier (`make unit`: under 60 s), all of them in 
 """
 from __future__ import annotations
 
+import csv
 import functools
 import importlib
 import os
@@ -89,6 +90,28 @@ def cli(capsys, *args) -> subprocess.CompletedProcess:
         code = exc.code
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(["netobs", *args], code or 0, out, err)
+
+
+def sweep_ok(out: Path, *args, prefix=(), timeout: float = 300) -> Path:
+    """`netobs sweep ... -o out` (under `prefix`, e.g. taskset), which must succeed; `out`."""
+    p = subprocess.run([*prefix, *NETOBS, "sweep", *args, "-o", str(out)], capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return out
+
+
+def read_runs(path: Path) -> tuple[list[str], list[dict]]:
+    """A results directory's runs.csv as (columns, rows of strings): planted data starts here."""
+    with open(path / "runs.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames), list(reader)
+
+
+def write_runs(path: Path, cols, rows) -> None:
+    with open(path / "runs.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
 
 
 def deep(n, unit):

@@ -8,7 +8,6 @@ its baseline's and then one class moved by a known amount. No root needed.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_synth  # noqa: E402
-from conftest import fixture_answers, fixture_results  # noqa: E402
+from conftest import fixture_answers, fixture_results, read_runs, write_runs  # noqa: E402
 
 from netobs.analysis import accounting as acc  # noqa: E402
 from netobs.analysis import hypotheses as hyp  # noqa: E402
@@ -33,25 +32,12 @@ PROFILED = FIXTURES / "profiled-sweep"
 SIZES, THREADS = (4096, 65536), (1, 2)
 
 
-def _rows(path: Path):
-    with open(path / "runs.csv", newline="") as fh:
-        r = csv.DictReader(fh)
-        return list(r.fieldnames), list(r)
-
-
-def _write(path: Path, cols, rows) -> None:
-    with open(path / "runs.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-
-
 def planted(tmp_path, moves: dict, role: str = "client", repeats: int = 1, noise: float = 0.0):
     """one_copy's profile made two_copy's, then class -> +CPU-s/GB (moves) on one_copy's `role`;
     with repeats, each repeat's values jittered by +-noise (relative), the same for both."""
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("two_copy", "one_copy"), sizes=SIZES,
                                             threads=THREADS, repeats=repeats)
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     base = {(r["msg_size"], r["threads"], r["repeat"]): r for r in rows if r["implementation"] == "two_copy"}
     for r in rows:
         jitter = 1 + noise * (int(r["repeat"]) - (repeats - 1) / 2)
@@ -69,7 +55,7 @@ def planted(tmp_path, moves: dict, role: str = "client", repeats: int = 1, noise
         for c, delta in moves.items():
             col = f"prof_{role}_{c}_cpu_s_per_gb"
             r[col] = repr(float(r[col]) + delta)
-    _write(d, cols, rows)
+    write_runs(d, cols, rows)
     return load_results(d)
 
 
@@ -233,10 +219,10 @@ def test_shares_of_working_thread_time_never_exceed_one(tmp_path):
 
 
 def _edit(d, edit):
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     for row in rows:
         edit(row)
-    _write(d, cols, rows)
+    write_runs(d, cols, rows)
     return load_results(d)
 
 

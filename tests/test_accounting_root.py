@@ -13,13 +13,11 @@ Run under the shared lock: flock /tmp/netobs-root.lock .venv/bin/python -m pytes
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, need, need_workers
+from conftest import IS_ROOT, need, need_workers, sweep_ok
 
 from netobs.analysis import accounting as acc
 from netobs.analysis import hypotheses as hyp
@@ -32,14 +30,11 @@ COPY_SIZE = 1 << 20   # two_copy's user copy leaves the caches: ~0.03 CPU-s/GB, 
 
 
 def _sweep(out: Path, strategies: str, threads: int = 1, extra=(), prefix=(), size: int = SIZE) -> Path:
-    cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", strategies, "--sizes", str(size),
-           "--threads", str(threads), "--duration", "0.8", "--warmup", "0.2", "--profile", "-o", str(out), *extra,
-           # under taskset every thread has one CPU: the placement that says so (split needs two)
-           # (the other sweeps as these tests were planted: the kernel places the threads)
-           *(("--placement", "same") if prefix else ("--placement", "none"))]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return out
+    # under taskset every thread has one CPU: the placement that says so (split needs two)
+    # (the other sweeps as these tests were planted: the kernel places the threads)
+    return sweep_ok(out, "--strategies", strategies, "--sizes", str(size), "--threads", str(threads),
+                    "--duration", "0.8", "--warmup", "0.2", "--profile", *extra,
+                    *(("--placement", "same") if prefix else ("--placement", "none")), prefix=prefix)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ planted, ranked above the correlation-level judgements in the answers, one verdi
 evidence; plan() proposes only the pairs the results lack. No root: planted data."""
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import profile_synth  # noqa: E402
+from conftest import read_runs, write_runs  # noqa: E402
 
 from netobs.analysis import accounting as acc  # noqa: E402
 from netobs.analysis import hypotheses as hyp  # noqa: E402
@@ -57,26 +57,13 @@ def test_every_measure_reads_a_column_a_profiled_store_has(tmp_path):
 
 
 # ----------------------------------------------------------------------------- planted pairs
-def _rows(path: Path):
-    with open(path / "runs.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        return list(reader.fieldnames), list(reader)
-
-
-def _write(path: Path, cols, rows) -> None:
-    with open(path / "runs.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-
-
 def planted(tmp_path, change: dict, edit_base, edit_changed, threads=(1, 4)):
     """A profiled store (two_copy, one_copy x 2 sizes x `threads`, 3 repeats) whose every row is
     also measured again with `change` (column -> value): edit_base(row) plants the cause on the
     original rows, edit_changed(row) what the change did to them."""
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("two_copy", "one_copy"), threads=threads,
                                             repeats=3)
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     cols += [c for c in change if c not in cols]
     out = []
     for row in rows:
@@ -85,7 +72,7 @@ def planted(tmp_path, change: dict, edit_base, edit_changed, threads=(1, 4)):
         again = {**base, **{c: str(v) for c, v in change.items()}}
         edit_changed(again)
         out += [base, again]
-    _write(d, cols, out)
+    write_runs(d, cols, out)
     return load_results(d)
 
 
@@ -200,14 +187,14 @@ def test_a_larger_send_buffer_that_ends_the_blocking_confirms_sndbuf_full(tmp_pa
 
 def test_without_a_profile_throughput_decides_and_fewer_threads_is_not_judged(tmp_path):
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("one_copy",), threads=(1, 4), repeats=3)
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     prof = [c for c in cols if c.startswith(("prof_", "work_", "wait_"))]
     out = []
     for row in rows:
         row.update({c: "" for c in prof}, placement="none")
         out += [row, {**row, "placement": "split",
                       "throughput_gbps": repr(1.5 * float(row["throughput_gbps"]))}]
-    _write(d, cols, out)
+    write_runs(d, cols, out)
     r = load_results(d)
     found = iv.judge(r)
     # the synthetic host has more cores than 2 x 4 busy threads: nothing is oversubscribed
@@ -218,11 +205,11 @@ def test_without_a_profile_throughput_decides_and_fewer_threads_is_not_judged(tm
 
 def test_plan_proposes_the_missing_pair_from_a_complete_point_and_not_a_held_one(tmp_path, pinned):
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("two_copy", "one_copy"), threads=(1, 4), repeats=2)
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     for row in rows:   # 4 threads preempted half their time and slower than 1: a loss to explain
         row["placement"] = "none"
         _both(_preempted(0.5), _faster(0.3))(row)
-    _write(d, cols, rows)
+    write_runs(d, cols, rows)
     r = load_results(d)
     plans = iv.plan(r)
     over = [p for p in plans if p["hypothesis"] == "oversubscription"]
@@ -242,15 +229,15 @@ def test_plan_proposes_the_missing_pair_from_a_complete_point_and_not_a_held_one
 
 def test_a_store_without_the_buffer_columns_reads_as_the_kernels_defaults(tmp_path):
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("one_copy",), sizes=(4096,), threads=(1,))
-    cols, rows = _rows(d)
+    cols, rows = read_runs(d)
     cols = [c for c in cols if c not in ("sndbuf", "rcvbuf", "sndbuf_bytes", "rcvbuf_bytes", "recv")]
-    _write(d, cols, [{c: row[c] for c in cols} for row in rows])
+    write_runs(d, cols, [{c: row[c] for c in cols} for row in rows])
     r = load_results(d)
     assert (r.runs["sndbuf"] == 0).all() and (r.runs["rcvbuf"] == 0).all() and (r.runs["recv"] == "copy").all()
     assert not [n for n in r.notes if "no row" in n]   # the points' names are what they were
     assert acc.measured(r)
     # the columns as a sweep writes them: 0 is the kernel's default (outside the limits, allowed)
-    _write(d, cols + ["sndbuf", "rcvbuf", "sndbuf_bytes"], [{**{c: row[c] for c in cols}, "sndbuf": "0", "rcvbuf": "0",
+    write_runs(d, cols + ["sndbuf", "rcvbuf", "sndbuf_bytes"], [{**{c: row[c] for c in cols}, "sndbuf": "0", "rcvbuf": "0",
                                                               "sndbuf_bytes": "16384"} for row in rows])
     r = load_results(d)
     assert len(r.runs) == len(rows) and (r.runs["sndbuf"] == 0).all() and not r.notes

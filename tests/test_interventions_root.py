@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IS_ROOT, need, need_workers
+from conftest import IS_ROOT, need, need_workers, sweep_ok
 
 from netobs.analysis import accounting as acc
 from netobs.analysis.load import load_results
@@ -31,11 +31,8 @@ MIB = 1 << 20
 
 
 def _sweep(out: Path, *extra, prefix=()) -> Path:
-    cmd = [*prefix, sys.executable, "-m", "netobs", "sweep", "--strategies", "one_copy", "--sizes", str(SIZE),
-           "--duration", "0.8", "--warmup", "0.2", "-o", str(out), *extra]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-2000:]
-    return out
+    return sweep_ok(out, "--strategies", "one_copy", "--sizes", str(SIZE), "--duration", "0.8", "--warmup", "0.2",
+                    *extra, prefix=prefix)
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,22 @@ def _wait_rows(out: Path, n: int, proc, timeout=90) -> None:
     raise AssertionError(f"no {n} rows in {timeout} s")
 
 
+def _sweep_while(out: Path, act) -> tuple[int, str]:
+    """A QUICK sweep into `out`; once its first row is stored, `act(proc)` (while it runs); its
+    exit status and stderr (killed if it outlives the test)."""
+    proc = subprocess.Popen(NETOBS + ["sweep", *QUICK, "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_rows(out, 1, proc)
+        act(proc)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr
+
+
 def _one_error_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.startswith("netobs: error:")]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
@@ -49,10 +65,8 @@ def _one_error_line(stderr: str) -> str:
 
 def test_a_second_sweep_and_a_resume_on_a_running_sweeps_directory_are_refused(root, tmp_path):
     out = tmp_path / "res"
-    first = subprocess.Popen(NETOBS + ["sweep", *QUICK, "-o", str(out)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_rows(out, 1, first)
+
+    def second_writers(first):
         for second in (["sweep", *QUICK, "-o", str(out)], ["sweep", "-o", str(out), "--resume"],
                        ["sweep", *QUICK, "-o", str(out), "--force"]):
             started = time.monotonic()
@@ -60,12 +74,9 @@ def test_a_second_sweep_and_a_resume_on_a_running_sweeps_directory_are_refused(r
             assert time.monotonic() - started < 20 and proc.returncode == 1, proc.stderr
             line = _one_error_line(proc.stderr)
             assert f"PID {first.pid}" in line and "sweep" in line
-        stdout, stderr = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, stderr
+
+    code, stderr = _sweep_while(out, second_writers)
+    assert code == 0, stderr
     data = rows(out)
     assert len(data) == 4 and all(r["status"] == "ok" for r in data)
     assert len({(r["implementation"], r["msg_size"]) for r in data}) == 4
@@ -88,21 +99,16 @@ def small_tmpfs(root, tmp_path):
 
 def test_a_sweep_into_a_filesystem_that_fills_ends_in_one_line_and_resume_keeps_every_point(small_tmpfs):
     out = small_tmpfs / "res"
-    proc = subprocess.Popen(NETOBS + ["sweep", *QUICK, "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_rows(out, 1, proc)
-        filler = small_tmpfs / "filler"
+    filler = small_tmpfs / "filler"
+
+    def fill(_proc):
         with open(filler, "wb") as fh:   # the disk fills while the second point runs
             with contextlib.suppress(OSError):
                 while True:
                     fh.write(b"\0" * 65536)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, stderr
+
+    code, stderr = _sweep_while(out, fill)
+    assert code == 1, stderr
     line = _one_error_line(stderr)
     assert "No space left on device" in line and "--resume" in line
     manifest = json.loads((out / "manifest.json").read_text())
@@ -129,17 +135,8 @@ def test_an_output_directory_removed_mid_sweep_ends_in_one_line(root, tmp_path):
     import shutil
 
     out = tmp_path / "res"
-    proc = subprocess.Popen(NETOBS + ["sweep", *QUICK, "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_rows(out, 1, proc)
-        shutil.rmtree(out)
-        stdout, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 1, stderr
+    code, stderr = _sweep_while(out, lambda _proc: shutil.rmtree(out))
+    assert code == 1, stderr
     line = _one_error_line(stderr)
     assert "No such file or directory" in line and "removed or replaced" in line, line
     assert not out.exists()          # nothing recreated it

@@ -40,7 +40,9 @@ def _sweep(out: Path, sizes, repeats: int, duration: float, warmup: float) -> fl
                 "--no-perf", "-o", out)
     if p.returncode != 0:
         from netobs.errors import NetobsError
-        raise NetobsError("the refine bench's sweep failed", (p.stderr.strip().splitlines() or ["?"])[-1])
+        raise NetobsError("the refine bench's sweep failed", (p.stderr.strip().splitlines() or ["?"])[-1],
+                          "netobs doctor (the sweep runs as root in namespaces); or the section alone: "
+                          "python -m netobs.bench --refine-only")
     return time.monotonic() - started
 
 
@@ -80,7 +82,8 @@ def run_refine_bench(duration: float = 0.5, warmup: float = 0.2, progress=None) 
         refine_s = time.monotonic() - started
         if p.returncode != 0:
             from netobs.errors import NetobsError
-            raise NetobsError("the refine bench's refine failed", (p.stderr.strip().splitlines() or ["?"])[-1])
+            raise NetobsError("the refine bench's refine failed", (p.stderr.strip().splitlines() or ["?"])[-1],
+                              "the section alone: python -m netobs.bench --refine-only")
         res = json.loads(p.stdout)
         refined = _brackets(tmp / "refined")
     total = base_s + refine_s

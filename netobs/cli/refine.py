@@ -44,6 +44,7 @@ def command(results, budget, max_repeats, dry_run, as_json):
     from netobs.refine.rule import DEFAULT_MAX_REPEATS, Rule
     from netobs.spec import stored_sweep
     from netobs.store import read_manifest
+    from netobs.sweep import check_swept
 
     path = Path(results)
     budget_s = parse_budget(budget)
@@ -60,9 +61,7 @@ def command(results, budget, max_repeats, dry_run, as_json):
 
     if dry_run:
         manifest = read_manifest(path)
-        if manifest.get("source") not in (None, "netobs"):
-            raise UsageError(f"cannot refine {path}", f"its results come from `netobs {manifest.get('source')}`",
-                             "a sweep of your own, then `netobs refine DIR`")
+        check_swept(manifest, f"cannot refine {path}", measure.FOREIGN_FIX)
         cost = measure.PointCost(stored_sweep(manifest), manifest)
         out = driver.refine(load, None, rule, budget_s, cost, interventions, dry_run=True)
         return _finish(out, None, None, as_json)

@@ -12,28 +12,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from netobs.errors import UsageError
 from netobs.spec import stored_sweep
 from netobs.store import ResultsDir, now_iso
 
 from .driver import Measured, Round
 from .plan import Planned
 
+FOREIGN_FIX = "a sweep of your own (`netobs sweep -o DIR`), then `netobs refine DIR`"
 DEFAULT_OVERHEAD_S = 1.5   # a point's set-up and tear-down beyond its warm-up and window, until measured
 
 
 def open_results(path: str | Path) -> tuple[ResultsDir, object]:
     """The results directory to refine, under its lock, and the sweep it was started with."""
+    from netobs.sweep import reopen
+
     path = Path(path)
-    if not (path / "manifest.json").exists():
-        raise UsageError(f"nothing to refine in {path}", "it holds no sweep (no manifest.json)",
-                         f"`netobs sweep -o {path}` first")
-    store = ResultsDir.open_for_resume(path)
+    store = reopen(path, f"cannot refine {path}", f"`netobs sweep -o {path}` first", FOREIGN_FIX)
     try:
-        if store.manifest.get("source") not in (None, "netobs"):
-            raise UsageError(f"cannot refine {path}",
-                             f"its results come from `netobs {store.manifest.get('source')}`, not a sweep on this host",
-                             "a sweep of your own (`netobs sweep -o DIR`), then `netobs refine DIR`")
         return store, stored_sweep(store.manifest)
     except BaseException:
         store.close()
