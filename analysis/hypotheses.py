@@ -74,6 +74,22 @@ def scope_key(s: Scope, role: str | None) -> str:
     return f"{s.kind}:{pts(s.at)}<-{pts(s.ref)}" + (f"@{role}" if role else "")
 
 
+def scope_points(key: str) -> tuple[list[Point], list[Point]]:
+    """The (at, ref) points of a `scope_key` ([] and [] for a key of another form)."""
+    if ":" not in key or "<-" not in key:
+        return [], []
+    body = key.split(":", 1)[1].split("@", 1)[0]
+    at, ref = body.split("<-", 1)
+
+    def pts(text):
+        out = []
+        for p in filter(None, text.split(",")):
+            impl, size, threads = p.rsplit("/", 2)
+            out.append((impl, int(size), int(threads)))
+        return out
+    return pts(at), pts(ref)
+
+
 # ----------------------------------------------------------------------------- per-row figures
 def _span(runs: pd.DataFrame) -> pd.Series:
     """Thread-seconds of one point: its threads x (warm-up + window); the profile covers both."""

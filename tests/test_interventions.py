@@ -154,6 +154,18 @@ def test_the_experiment_is_ranked_above_the_correlation_and_said_so(pinned):
             assert seen.setdefault(key, j.status) == j.status, key
 
 
+def test_a_pair_an_answer_compares_itself_is_no_experiment_of_its_own(pinned):
+    """The sweep's 4 threads against its 1 thread is the threads answer's own step, judged there:
+    the fewer-threads pair of the same configurations is shown in no answer (one piece of
+    evidence, one verdict), while the placement pairs, which no answer compares, are."""
+    found = iv.judge(pinned)
+    fewer = {id(j) for j in found if j.numbers["intervention"] == "threads:fewer"}
+    split = {id(j) for j in found if j.numbers["intervention"] == "placement:split"}
+    assert fewer and split
+    shown = {id(j) for a in answer_all(pinned) for j in a.facts.hypotheses if j.source == "intervention"}
+    assert not shown & fewer and split <= shown
+
+
 def test_a_change_that_removes_nothing_refutes_and_a_rise_is_no_support(tmp_path):
     same = planted(tmp_path / "same", {"placement": "split"},
                    _both(_preempted(0.5), lambda row: row.update(placement="none")), _preempted(0.49))

@@ -20,6 +20,7 @@ from netobs.figures import SHAPE_KEY, STUDY_SHAPE, shape_label
 from ..answer import Answer, Prose
 import numpy as np
 
+from ..hypotheses import scope_points
 from ..load import CONFIG, Results
 from . import anomalies, cache, crossover, threads, zerocopy
 
@@ -95,9 +96,11 @@ def answer_all(results: Results, names=None) -> list[Answer]:
 
 def _interventions(results: Results, answers: list[Answer]) -> None:
     """Every intervention pair the results hold (netobs.refine.interventions), judged once, shown
-    first among the hypotheses of each answer that tested the same hypothesis where the pair's
-    base configuration was answered (an experiment outranks a correlation); a pair no such answer
-    shows goes to the anomalies answer of its base's part (what explains the unexpected)."""
+    first among the hypotheses of each answer that judged the same hypothesis at a scope holding
+    the pair's base configuration (an experiment outranks a correlation). A pair whose two
+    configurations are both in such a scope is that answer's own comparison (a sweep's 2 threads
+    against its 1 thread), already judged there: one piece of evidence, one verdict, so it is
+    shown nowhere. A pair no answer scoped goes to the anomalies answer of its base's part."""
     from netobs.refine import interventions
 
     found = interventions.judge(results)
@@ -110,14 +113,29 @@ def _interventions(results: Results, answers: list[Answer]) -> None:
             rows = rows[np.logical_and.reduce([rows[c] == v for c, v in a.part.items()])]
         held[id(a)] = {interventions.name_of(dict(zip(CONFIG, k)))
                        for k in rows[CONFIG].drop_duplicates().itertuples(index=False)}
-    shown = set()
+    within, own = {}, set()     # answer -> the experiments it scoped; experiments some answer compared itself
     for a in answers:
-        tested = {j.name for j in a.facts.hypotheses}
-        mine = [j for j in found if j.name in tested and interventions.base_config(j) in held[id(a)]]
+        scopes = {}
+        for j in a.facts.hypotheses:
+            at, ref = scope_points(j.scope)
+            scopes.setdefault(j.name, []).append(set(at) | set(ref))
+        within[id(a)] = []
+        for j in found:
+            if interventions.base_config(j) not in held[id(a)]:
+                continue
+            base, changed = (tuple(c) for c in j.numbers["configurations"])
+            hit = [pts for pts in scopes.get(j.name, []) if base in pts]
+            if any(changed in pts for pts in hit) and interventions.changed_config(j) in held[id(a)]:
+                own.add(id(j))
+            elif hit:
+                within[id(a)].append(j)
+    placed = set()
+    for a in answers:
+        mine = [j for j in within[id(a)] if id(j) not in own]
         _rank_first(a, mine)
-        shown.update(id(j) for j in mine)
+        placed.update(id(j) for j in mine)
     for j in found:
-        if id(j) in shown:
+        if id(j) in placed or id(j) in own:
             continue
         a = next((a for a in answers if a.question == anomalies.NAME
                   and interventions.base_config(j) in held[id(a)]), None)

@@ -193,7 +193,7 @@ def _change(f: ThreadsChange) -> list[str]:
     else:
         out.append("No cache-miss or context-switch counts were measured, so contention can only be judged "
                    "from throughput" + (" and CPU time" if "cpu_s_per_gb" in f.metrics else "") + ".")
-    peaks = ", ".join(f"{t} threads in {n}" for t, n in sorted(f.peak_threads.items()))
+    peaks = ", ".join(f"{prose.threads([t])} in {n}" for t, n in sorted(f.peak_threads.items()))
     out.append(f"Throughput peaked at {peaks} of {f.series} series.")
     if f.throughput_change_significant is None:
         out.append(f"With one run per point, the change from {tmin} to {tmax} threads is untested.")

@@ -292,15 +292,15 @@ def _mechanism(f: ZerocopyFacts) -> list[str]:
         out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied ({code}, median over "
                    f"configurations) although the receiver was another host: {share(1 - cf)} went out by page "
                    "reference; these results do not say why (a virtual or non-scatter-gather device is one "
-                   "possible cause), and the page pinning MSG_ZEROCOPY does by construction and the completion "
-                   "handling saved no copy.")
+                   "possible cause); for those sends the page pinning and the completion handling that "
+                   "MSG_ZEROCOPY always does saved no copy.")
     elif f.mechanism_code == COPIED_ON_DELIVERY:
         where = ("remote, but on this kernel: its boot id is this host's" if f.topology == "remote"
                  else f.topology if f.topology != "unknown" else "this topology")
         out.append(f"The kernel flagged {share(cf)} of zero-copy completions as copied "
                    f"({code}, median over configurations): with the receiver on the same "
-                   f"host ({where}) the pages were copied anyway, so the page pinning MSG_ZEROCOPY does by "
-                   "construction and the completion handling saved no copy.")
+                   f"host ({where}) the pages were copied anyway, so the page pinning and the completion "
+                   "handling that MSG_ZEROCOPY always does saved no copy.")
     elif f.mechanism_code == COPY_AVOIDED:
         out.append(("None" if cf == 0 else f"Only {share(cf)}") + " of zero-copy completions were flagged copied "
                    f"({code}), so {share(1 - cf)} of zero-copy sends did avoid the copy"

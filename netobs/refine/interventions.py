@@ -37,7 +37,7 @@ import pandas as pd
 
 from netobs.analysis import accounting as acc
 from netobs.analysis import stats
-from netobs.analysis.hypotheses import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Judgement
+from netobs.analysis.hypotheses import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Judgement, scope_points
 from netobs.analysis.load import CONFIG, KEY, Results
 from netobs.figures import PROFILE_CLASSES, ROLES, WAIT_REASONS, point_id
 from netobs.params import IDENTITY, PARAMS, ident_value
@@ -187,6 +187,11 @@ def name_of(cfg: dict) -> str:
                     *(cfg.get(p.name, p.default) for p in IDENTITY)).removesuffix("-r0")
 
 
+def _triple(cfg: dict) -> list:
+    """(strategy, size, threads) of a configuration: how a judgement's scope names its points."""
+    return [cfg["implementation"], int(cfg["msg_size"]), int(cfg["threads"])]
+
+
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
@@ -224,6 +229,7 @@ def judge_pair(r: Results, iv: Intervention, base: dict, changed: dict) -> Judge
     tb, tc = float(tput.iloc[at_b].median()), float(tput.iloc[at_c].median())
     nums = {"param": iv.param, "from": _plain(base[iv.column]), "to": _plain(changed[iv.column]),
             "intervention": iv.rule, "measure": iv.measure, "base_point": name_of(base), "changed_point": name_of(changed),
+            "configurations": [_triple(base), _triple(changed)],
             "repeats": [len(at_b), len(at_c)],
             "throughput_change": (tc / tb - 1) if tb > 0 else None}
     if iv.param == "sndbuf":
@@ -293,19 +299,12 @@ def base_config(j: Judgement) -> str:
     return j.numbers["base_point"]
 
 
+def changed_config(j: Judgement) -> str:
+    """The configuration a judgement's pair changed to (named as base_config)."""
+    return j.numbers["changed_point"]
+
+
 # ---- planning ---------------------------------------------------------------------------------
-def _scope_points(scope: str) -> list[tuple]:
-    """The points a correlation-level judgement explains (`at`, analysis.hypotheses.scope_key)."""
-    if ":" not in scope or "<-" not in scope:
-        return []
-    at = scope.split(":", 1)[1].split("<-", 1)[0]
-    out = []
-    for p in filter(None, at.split(",")):
-        impl, size, threads = p.rsplit("/", 2)
-        out.append((impl, int(size), int(threads)))
-    return out
-
-
 def _planned_value(r: Results, iv: Intervention, base: dict):
     if iv.to == "fewer":
         b = int(base[iv.column])
@@ -351,7 +350,7 @@ def plan(r: Results) -> list[dict]:
         for j in a.facts.hypotheses:
             if j.source == SOURCE or j.status not in (SUPPORTED, INCONCLUSIVE):
                 continue
-            at = set(_scope_points(j.scope))
+            at = set(scope_points(j.scope)[0])
             for iv in (iv for iv in TABLE if iv.hypothesis == j.name):
                 for cfg in configs:
                     if tuple(cfg[k] for k in KEY) not in at or any(cfg.get(k) != v for k, v in part.items()):
