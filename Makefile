@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard native/*.c native/*.h native/*.py)
 
 DEMO_OUT ?= results/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup deps test-deps test unit demo bench bench-scale clean golden
+.PHONY: setup deps test-deps test unit integration demo bench bench-scale clean golden
 
 setup: deps $(STAMP)
 
@@ -50,8 +50,13 @@ $(STAMP): $(SOURCES)
 test: setup test-deps
 	NETOBS_TESTS=deep $(PY) -m pytest -q tests
 
+# The tiers (tests/conftest.py): unit (no root, no program started: under 60 s), integration (starts
+# programs: the CLI, the C workers, a browser; no root), root (`make test` runs all three).
 unit: setup
-	$(PY) -m pytest -q tests -m 'not root'
+	$(PY) -m pytest -q tests -m 'not root and not integration'
+
+integration: setup test-deps
+	$(PY) -m pytest -q tests -m 'integration and not root'
 
 # Regenerate the golden facts (tests/fixtures/golden/explain/*.json) and the reviewed text
 # snapshots (*.txt): only deliberately; commit the diff with the reason.

@@ -1,9 +1,16 @@
 """Shared test constants and fixtures (the one place for them).
 
-Tiers: `make unit` (`-m 'not root'`) needs no root and no network namespaces; every test that
-needs root, itself or through a fixture (`root`, `prepared`, a namespace, sshd), carries
-`@pytest.mark.root` (collection fails on one that does not: see `pytest_collection_modifyitems`).
-CI also runs the unit tier as a user who is not root, which checks the marks for real.
+Tiers (the marks say which; `make test` runs all three):
+- unit (`make unit`: `-m 'not root and not integration'`, under 60 s): in this interpreter, no
+  root, no network namespaces, no other program;
+- integration (`make integration`: `-m 'integration and not root'`): starts programs (the CLI or
+  the C workers in child processes, a browser, vl-convert's renderer, git and the compiler), needs
+  no root. A test of the unit tier that starts a program fails, naming it (`_no_programs`);
+- root: every test that needs root, itself or through a fixture (`root`, `prepared`, a namespace,
+  sshd), carries `@pytest.mark.root` (collection fails on one that does not: see
+  `pytest_collection_modifyitems`).
+CI also runs the unit and integration tiers as a user who is not root, which checks the root
+marks for real.
 
 Capability skips: a test that needs something this host may lack calls `need(cond, what)`.
 On a developer's machine that skips with the reason; under CI (CI=true) or NETOBS_STRICT=1
@@ -17,6 +24,7 @@ examples and seconds in the unit tier (`make unit`: under 60 s), all of them in 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import importlib
@@ -166,3 +174,33 @@ def pytest_runtest_setup(item):
     """A root test run by another user (the whole suite, not the unit tier): skipped, or in CI failed."""
     if item.get_closest_marker("root") is not None:
         need(IS_ROOT, "root")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A test of the unit tier (neither `root` nor `integration`) starts no program: one that does
+    fails, naming what it started, so the tier stays in this interpreter (and fast)."""
+    if item.get_closest_marker("root") or item.get_closest_marker("integration"):
+        return (yield)
+    started = []
+    with _no_programs(started):
+        result = yield
+    if started:
+        pytest.fail(f"a unit test started {started[0]!r}: mark it @pytest.mark.integration", pytrace=False)
+    return result
+
+
+@contextlib.contextmanager
+def _no_programs(started: list):
+    """Record every program started (subprocess.Popen) while the block runs."""
+    real = subprocess.Popen.__init__
+
+    def init(self, args, *a, **kw):
+        started.append(args if isinstance(args, str) else " ".join(map(str, args)))
+        return real(self, args, *a, **kw)
+
+    subprocess.Popen.__init__ = init
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = real

@@ -202,6 +202,7 @@ FIGURE = {"per": "traced send/recv syscall", "cpu": "user+sys",
                       {"topology": "loopback", "msg_size": 65536, "ns_per_event": 200.0, "ci": [150.0, 250.0]}]}
 
 
+@pytest.mark.integration
 def test_observer_cost_round_trip_and_entry(tmp_path, monkeypatch):
     from netobs import hostinfo, observer_cost
 
@@ -259,6 +260,7 @@ def test_peers_table_says_na_for_a_ratio_not_measured():
     assert row.split()[-2:] == ["n/a", "5%/n/a"]
 
 
+@pytest.mark.integration
 def test_make_bench_entry_point_runs():
     """`make bench` is `python -m netobs.bench`: the package's entry answers, through the module."""
     proc = subprocess.run([sys.executable, "-m", "netobs.bench", "--help"], capture_output=True, text=True, timeout=60)

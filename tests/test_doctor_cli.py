@@ -13,6 +13,7 @@ def netobs(*args, timeout=120):
     return subprocess.run(NETOBS + list(args), capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cmd", ["run", "sweep", "import", "explain", "report", "doctor"])
 def test_every_subcommand_has_help_with_examples(cmd):
     proc = netobs(cmd, "--help")
@@ -20,6 +21,7 @@ def test_every_subcommand_has_help_with_examples(cmd):
     assert "Examples:" in proc.stdout and "netobs " + cmd in proc.stdout
 
 
+@pytest.mark.integration
 def test_top_level_help_lists_commands():
     proc = netobs("--help")
     assert proc.returncode == 0
@@ -34,6 +36,7 @@ def test_top_level_help_lists_commands():
     (["run", "--strategy", "one_copy", "--duration", "0", "--topology", "loopback"], "duration"),
     (["run", "--strategy", "one_copy", "--threads", "many"], "many"),
 ])
+@pytest.mark.integration
 def test_bad_input_is_one_line_exit_2(args, needle):
     proc = netobs(*args)
     assert proc.returncode == 2, proc.stderr
@@ -71,6 +74,7 @@ def test_doctor_text(root):
         assert part in proc.stdout
 
 
+@pytest.mark.integration
 def test_port_in_use_is_a_one_line_usage_error():
     import socket
 
@@ -84,11 +88,13 @@ def test_port_in_use_is_a_one_line_usage_error():
     assert f"port {port} is in use" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+@pytest.mark.integration
 def test_import_of_a_directory_is_a_one_line_error(tmp_path):
     proc = netobs("import", str(tmp_path), "--duration", "10", "-o", str(tmp_path / "out"))
     assert proc.returncode == 2 and "cannot read" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_run_on_loopback_with_a_free_port():
     """Loopback picks a free port (the server's); the client learns it with `go`."""
     proc = netobs("run", "--topology", "loopback", "--strategy", "two_copy", "--msg-size", "4K", "--threads", "2",

@@ -59,6 +59,7 @@ def test_the_facts_are_what_they_were(name):
     assert differences(old, new) == []
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", golden_regen.SNAPSHOTS)
 def test_the_reviewed_text_snapshot_is_what_explain_prints(name):
     assert golden_regen.text(GOLDEN / name) == (GOLDEN / "explain" / f"{name}.txt").read_text()

@@ -70,6 +70,7 @@ def held(tmp_path):
         proc.wait()
 
 
+@pytest.mark.integration
 def test_a_second_writer_is_refused_at_once_naming_the_holder(held):
     out, proc = held
     started = time.monotonic()
@@ -82,6 +83,7 @@ def test_a_second_writer_is_refused_at_once_naming_the_holder(held):
     assert (out / "manifest.json").is_file() and not list(out.parent.glob("r.old-*"))
 
 
+@pytest.mark.integration
 def test_import_into_a_directory_being_written_is_refused(held, tmp_path, capsys):
     out, proc = held
     src = tmp_path / "study.csv"
@@ -90,6 +92,7 @@ def test_import_into_a_directory_being_written_is_refused(held, tmp_path, capsys
     assert code == 1 and f"PID {proc.pid}" in one_line_error(err)
 
 
+@pytest.mark.integration
 def test_the_lock_goes_with_its_holder(held):
     out, proc = held
     proc.kill()

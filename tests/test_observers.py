@@ -116,6 +116,7 @@ class _HereAsRemote:
             return {"client": linkstats.read(ipr, "lo")}
 
 
+@pytest.mark.integration
 def test_a_remote_session_serves_every_point_on_the_same_local_server(tmp_path):
     need_workers()
     spec = dict(strategy="one_copy", msg_size=4096, threads=1, duration=0.2, warmup=0.05, topology="loopback",

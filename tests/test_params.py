@@ -191,6 +191,7 @@ def test_server_verify_needs_the_message_size():
     assert ServerConfig(verify=True, msg_size=1024).verify
 
 
+@pytest.mark.integration
 def test_run_json_echoes_every_parameter_it_was_given(tmp_path):
     """For real, unprivileged: loopback, no perf (root and perf are test_sweep's)."""
     pytest.importorskip("netobs._workers")

@@ -307,6 +307,7 @@ def _fake_perf(tmp_path: Path, acks: bytes | None):
     return ctl, ack, got, t, close
 
 
+@pytest.mark.integration
 def test_c_client_enables_and_disables_around_its_window(tmp_path):
     """perf 6.1 acks with `ack\n\0`: the C client reads both acks and opens its window between."""
     need_workers()
@@ -328,6 +329,7 @@ def test_c_client_enables_and_disables_around_its_window(tmp_path):
     assert report["window_s"] == pytest.approx(0.3, abs=0.1)
 
 
+@pytest.mark.integration
 def test_c_client_gives_up_when_perf_never_acks(tmp_path):
     need_workers()
     ctl, ack, got, t, close = _fake_perf(tmp_path, None)
@@ -353,6 +355,7 @@ def _need_perf():
     need(shutil.which("perf") is not None, "perf (apt-get install linux-perf)")
 
 
+@pytest.mark.integration
 def test_perfstat_argv_and_fifos(tmp_path):
     _need_perf()
     need(perf.perf_permission()["level"] != "denied", "perf permitted (root or perf_event_paranoid <= 2)")
@@ -376,6 +379,7 @@ def test_perfstat_argv_and_fifos(tmp_path):
     assert not ps.ctl.exists() and not ps.ack.exists()  # fifos removed, never left in results
 
 
+@pytest.mark.integration
 def test_perfstat_rejects_bad_events_and_formats(tmp_path):
     _need_perf()
     with pytest.raises(UsageError):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from netobs import procfs
 
 # A real /proc/PID/stat line (52 fields) whose comm holds spaces and parentheses, even a ") ".
@@ -18,6 +20,7 @@ def test_stat_fields_after_a_comm_with_spaces_and_parentheses():
     assert st == procfs.Stat(pid=4242, comm="we) ird (na) me", state="S", ppid=17, starttime=987654)
 
 
+@pytest.mark.integration
 def test_stat_of_this_process_and_of_one_that_is_gone():
     me = procfs.stat(os.getpid())
     assert me.pid == os.getpid() and me.ppid == os.getppid() and me.state in "RS"
@@ -34,6 +37,7 @@ def _until(cond, timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.integration
 def test_a_zombie_is_gone_and_its_renamed_comm_is_read_back():
     # the child names itself "a (b) c", exits, and stays a zombie until it is waited for
     code = "import ctypes; ctypes.CDLL(None).prctl(15, b'a (b) c', 0, 0, 0)"

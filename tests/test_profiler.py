@@ -120,6 +120,7 @@ def test_sampling_falls_back_from_cycles_to_cpu_clock(monkeypatch):
 
 # ---- user symbols, from caches in a child process ---------------------------------------------
 
+@pytest.mark.integration
 def test_the_symbolizer_resolves_a_living_process_and_survives_losing_its_child():
     import ctypes
     import os

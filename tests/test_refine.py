@@ -56,6 +56,7 @@ def test_one_repeat_plans_repeats_of_every_comparison_within_budget(single):
     assert not none_left and len(everything) == 3 * 4 * 2    # each point once, shared by its comparisons
 
 
+@pytest.mark.integration
 def test_dry_run_prints_the_plan_and_json_gives_it(single):
     p = _run("refine", single, "--dry-run", "--budget", "30s")
     assert p.returncode == 0, p.stderr
@@ -71,6 +72,7 @@ def test_dry_run_prints_the_plan_and_json_gives_it(single):
     assert "refinement" not in read_manifest(single)     # a dry run writes nothing
 
 
+@pytest.mark.integration
 def test_bad_budget_and_an_import_are_refused(single, tmp_path):
     p = _run("refine", single, "--dry-run", "--budget", "soon")
     assert p.returncode == 2 and "netobs: error: --budget 'soon' is not a duration" in p.stderr

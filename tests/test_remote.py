@@ -63,6 +63,7 @@ def test_remote_and_topology_go_together():
             RunSpec(strategy="one_copy", **bad)
 
 
+@pytest.mark.integration
 def test_cli_contradiction_is_one_line():
     proc = subprocess.run([NETOBS, "run", "--strategy", "one_copy", "--topology", "netns", "--remote", "h"],
                           capture_output=True, text=True, timeout=60)

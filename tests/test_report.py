@@ -172,6 +172,7 @@ def _wait(driver, script: str, timeout: float = 60):
     raise AssertionError(f"timed out waiting for: {script}")
 
 
+@pytest.mark.integration
 def test_report_renders_offline_in_headless_chromium(html_path):
     driver = _browser(offline=True)
     try:
@@ -208,6 +209,7 @@ def test_report_renders_offline_in_headless_chromium(html_path):
 
 # ----------------------------------------------------------------------------- figure export
 
+@pytest.mark.integration
 def test_svg_export_and_missing_charts(tmp_path):
     res = make_results_dir(tmp_path / "r", traces=False, failed=False, repeats=1)
     written, missing = report.export_figures(report.export_plan(res), tmp_path / "svg", fmt="svg")
@@ -242,6 +244,7 @@ def test_cli_never_overwrites_results_files(results_dir, capsys):
     assert (results_dir / "manifest.json").read_text() == manifest
 
 
+@pytest.mark.integration
 def test_cli_exports_figures_as_valid_pngs_then_svgs(results_dir, tmp_path, capsys):
     """One PNG export (the slow one) checked whole: the CLI's is export_figures' of the plan."""
     figs = tmp_path / "figs"
@@ -328,6 +331,7 @@ def test_export_includes_the_profile_charts_where_drawn(tmp_path):
     assert written[0].read_text().count("<path") > 10
 
 
+@pytest.mark.integration
 def test_flame_graph_renders_and_its_menus_switch_in_headless_chromium(profile_html):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -690,6 +694,7 @@ def test_the_bottleneck_map_is_the_accountings_verdict(profiled_page):
     assert set(legend) == set(want.values())
 
 
+@pytest.mark.integration
 def test_comparison_charts_render_and_their_menus_switch_in_headless_chromium(profiled_page):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

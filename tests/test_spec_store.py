@@ -194,6 +194,7 @@ def test_import_rejects_bad_files_and_writes_nothing(tmp_path, mutate, needle):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_import_cli_error_is_one_line_exit_2(tmp_path):
     src = tmp_path / "study.csv"
     src.write_text(STUDY_CSV.replace("2.7,3.0", "fast,3.0"))

@@ -32,6 +32,7 @@ atomic_write(sys.argv[1], b"new " * (64 << 20))   # 256 MiB: long enough to be k
 """
 
 
+@pytest.mark.integration
 def test_a_write_killed_in_the_middle_leaves_the_old_file_whole(tmp_path):
     target = tmp_path / "runs.csv"
     target.write_bytes(b"old contents\n")

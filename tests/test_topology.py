@@ -162,6 +162,7 @@ def test_bad_parameters_are_usage_errors():
         open_topology("netns", sysctls={"kernel.panic": 1})
 
 
+@pytest.mark.integration
 def test_undo_log_entries_name_their_owner_and_survive_only_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(undolog, "STATE_DIR", tmp_path)
     mine = undolog.new_state("1-abcdef", "netns")

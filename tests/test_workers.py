@@ -22,6 +22,8 @@ from netobs.native import Client, ClientConfig, Server, ServerConfig, run_client
 from netobs.runner import WORKER
 from netobs.strategies import NAMES as STRATEGIES
 
+pytestmark = pytest.mark.integration     # real C workers on loopback sockets, worker processes, a compiler
+
 
 
 def pair(strategy: str, msg_size: int, threads: int = 1, duration: float = 0.15, warmup: float = 0.05,
