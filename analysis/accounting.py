@@ -18,7 +18,9 @@ Declared once here, used by every question and by `compare`:
 - A share of working-thread time (a wait reason, being preempted) is judged by its change with
   the same two thresholds, in the direction that would explain the throughput change.
 - NETWORK_FACTOR: a network figure (packets, segments, retransmits per MiB) that differs 3x or
-  more between the two sides is a reason of its own.
+  more between the two sides is a reason of its own (its hypothesis supported where it moved the
+  way that explains the change); one that moved less than NETWORK_KEPT x that way, or the other
+  way, contradicts it; in between (1.25x to 3x) it is inconclusive.
 
 The per-role figures are runs.csv's prof_<role>_<class>_cpu_s_per_gb (netobs.profiler: the class
 share of samples x sampled CPU-seconds / GB the role moved over the profile's life); "both" is
@@ -42,6 +44,7 @@ from .stats import _t_quantile
 SUPPORTED_SHARE = 0.10
 CONTRADICTED_SHARE = 0.02
 NETWORK_FACTOR = 3.0
+NETWORK_KEPT = 1.25
 MIN_GAP = 0.05     # a total gap below 5% of the reference's CPU-s/GB is no cost difference to account for
 COST_AGGREGATE = ("mean over configurations of each configuration's mean over repeats "
                   "(linear: the class gaps sum to the total gap)")

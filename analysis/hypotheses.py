@@ -215,7 +215,9 @@ def thread_time(name: str, role: str, what: str) -> Hypothesis:
 
 def network(name: str, fig: str, source: str) -> Hypothesis:
     """A network figure per MiB: supported where it moved NETWORK_FACTOR x or more the way
-    that explains the change (more retransmits for a loss, fewer for a gain), contradicted else."""
+    that explains the change (more retransmits for a loss, fewer for a gain); contradicted where
+    it moved less than NETWORK_KEPT x that way (or the other way, or stayed under its floor);
+    inconclusive in between."""
     def judge(r: Results, s: Scope) -> Judgement:
         series = acc.network_series(r.runs, fig)
         if series.notna().sum() == 0 or not s.ref:
@@ -226,9 +228,14 @@ def network(name: str, fig: str, source: str) -> Hypothesis:
         d = direction(r, s) or 1
         hi, lo = (at, ref) if d > 0 else (ref, at)
         floor = acc.NETWORK[fig][1]
-        ok = hi >= floor and hi >= acc.NETWORK_FACTOR * lo
-        return Judgement(name, SUPPORTED if ok else CONTRADICTED, source,
-                         {"value": at, "ref": ref, "factor": acc.NETWORK_FACTOR,
+        if hi >= floor and hi >= acc.NETWORK_FACTOR * lo:
+            status = SUPPORTED
+        elif hi >= floor and hi >= acc.NETWORK_KEPT * lo:
+            status = acc.INCONCLUSIVE
+        else:
+            status = CONTRADICTED
+        return Judgement(name, status, source,
+                         {"value": at, "ref": ref, "factor": acc.NETWORK_FACTOR, "kept": acc.NETWORK_KEPT,
                           "direction": "loss" if d > 0 else "gain"})
     return Hypothesis(name, judge)
 

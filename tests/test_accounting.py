@@ -32,9 +32,10 @@ PROFILED = FIXTURES / "profiled-sweep"
 SIZES, THREADS = (4096, 65536), (1, 2)
 
 
-def planted(tmp_path, moves: dict, role: str = "client", repeats: int = 1, noise: float = 0.0):
-    """one_copy's profile made two_copy's, then class -> +CPU-s/GB (moves) on one_copy's `role`;
-    with repeats, each repeat's values jittered by +-noise (relative), the same for both."""
+def planted(tmp_path, moves: dict, role: str = "client", repeats: int = 1, noise: float = 0.0, sizes=None):
+    """one_copy's profile made two_copy's, then class -> +CPU-s/GB (moves) on one_copy's `role`
+    (at the message sizes `sizes` only, or at every size); with repeats, each repeat's values
+    jittered by +-noise (relative), the same for both."""
     d = profile_synth.write_profile_results(tmp_path / "p", impls=("two_copy", "one_copy"), sizes=SIZES,
                                             threads=THREADS, repeats=repeats)
     cols, rows = read_runs(d)
@@ -52,6 +53,8 @@ def planted(tmp_path, moves: dict, role: str = "client", repeats: int = 1, noise
             for c in PROFILE_CLASSES:
                 col = f"prof_{x}_{c}_cpu_s_per_gb"
                 r[col] = twin[col]
+        if sizes is not None and int(r["msg_size"]) not in sizes:
+            continue
         for c, delta in moves.items():
             col = f"prof_{role}_{c}_cpu_s_per_gb"
             r[col] = repr(float(r[col]) + delta)
@@ -193,6 +196,48 @@ def test_no_hypothesis_and_scope_has_two_verdicts_across_questions(tmp_path):
     # asked twice, the same judgement object comes back
     s = comparison(r, "zero_copy", "two_copy")
     assert hyp.judge(r, s, ["tcp_send"])[0] is hyp.judge(r, s, ["tcp_send"])[0]
+
+
+def test_a_gap_that_one_size_holds_is_said_in_the_headline_and_a_gap_of_nothing_has_no_where(tmp_path):
+    from netobs.analysis.questions import accounted
+    r = planted(tmp_path / "one", {"tcp_tx": 0.40}, sizes=(4096,))
+    facts = accounted.accounting_facts(r, comparison(r))
+    w = facts["both"]["where"]
+    assert (w["name"], w["share"], w["configurations"]) == ("4096 B", pytest.approx(1.0), 2)
+    line = accounted.headline_gap("one_copy lost; ", facts, None, "two_copy")
+    assert "(100% of it at 4096 B)" in line and "TCP send path 100%" in line
+    assert len(line.split()) <= accounted.HEADLINE_WORDS
+    assert accounted.where_words(facts).startswith("Where the gap is: 100% of it at 4096 B")
+    # +0.4 at one size, -0.4 at the other: no gap, and no share of it anywhere (x20180% was printed)
+    r = planted(tmp_path / "none", {"tcp_tx": 0.40}, sizes=(4096,))
+    cols, rows = read_runs(r.path)
+    for row in rows:
+        if row["implementation"] == "one_copy" and row["msg_size"] == "65536":
+            col = "prof_client_tcp_tx_cpu_s_per_gb"
+            row[col] = repr(float(row[col]) - 0.40)
+    write_runs(r.path, cols, rows)
+    r = load_results(r.path)
+    facts = accounted.accounting_facts(r, comparison(r))
+    assert facts["both"]["negligible"] and "where" not in facts["both"]
+    assert accounted.where_words(facts) is None
+    assert "of it at" not in accounted.headline_gap("", facts, None, "two_copy")
+
+
+@pytest.mark.parametrize("ratio, status", [(3.5, "supported"), (2.0, "inconclusive"), (1.1, "contradicted"),
+                                           (0.5, "contradicted")])
+def test_a_network_figure_is_judged_by_how_far_it_moved_the_way_that_explains(tmp_path, ratio, status):
+    """Link packets per MiB moved `ratio` x the way that explains the throughput change (more
+    for a loss, fewer for a gain): 3x or more supports, under 1.25x (or the other way)
+    contradicts, in between is inconclusive (a 1.99x rise was called contradicted)."""
+    r = planted(tmp_path, {"tcp_tx": 0.40})
+    s = comparison(r)
+    d = hyp.direction(r, s)
+    assert d in (1, -1)
+    moved = ratio if d > 0 else 1 / ratio
+    r.runs["tx_packets_per_mib"] = [10.0 * (moved if i == "one_copy" else 1.0) for i in r.runs["implementation"]]
+    (j,) = hyp.judge(r, s, ["link_packets"])
+    assert j.status == status, j.numbers
+    assert (j.numbers["factor"], j.numbers["kept"]) == (acc.NETWORK_FACTOR, acc.NETWORK_KEPT)
 
 
 def test_the_thresholds_are_declared_once():

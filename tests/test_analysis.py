@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, cli
+from conftest import REPO, cli, read_runs, write_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 import synth  # noqa: E402
@@ -265,6 +265,27 @@ def test_threads_trends_and_oversubscription(tmp_path, base):
     assert "8 and 16 threads, assumed busy, on 4 cores" in small.verdict
     imp = answers(synth.write_imported(tmp_path / "imp", synth.study_rows()))["threads"]
     assert imp.facts_dict()["host_cores"] is None and "core count is unknown" in imp.verdict
+
+
+def test_a_threads_ratio_over_a_tiny_baseline_is_left_out_and_counted(tmp_path):
+    """two_copy's fewest-threads off-CPU share made 0.5% (below the declared floor): its series'
+    ratios are left out of the off-CPU median, counted; the other strategies' stay."""
+    from netobs.analysis.questions import threads
+    d = synth.write_results(tmp_path / "t", repeats=1)
+    cols, rows = read_runs(d)
+    tmin = min(int(r["threads"]) for r in rows)
+    for r in rows:
+        if r["implementation"] == "two_copy" and int(r["threads"]) == tmin:
+            r["trace_client_offcpu_ns"] = repr(0.005 * tmin * (float(r["warmup_s"]) + float(r["window_s"])) * 1e9)
+    write_runs(d, cols, rows)
+    before = answers(synth.write_results(tmp_path / "u", repeats=1))["threads"].facts_dict()
+    after = answers(d)["threads"].facts_dict()
+    off0, off = before["ratio_max_over_min_threads"]["offcpu_share"], after["ratio_max_over_min_threads"]["offcpu_share"]
+    series = len(synth.SIZES)
+    assert threads.TINY_BASELINE["offcpu_share"] > 0.005
+    assert off0["tiny_baselines_left_out"] == 0 and off["tiny_baselines_left_out"] == series
+    assert off["n"] == off0["n"] - series
+    assert after["ratio_max_over_min_threads"]["throughput_gbps"]["n"] == off0["n"]   # only that figure's
 
 
 # ------------------------------------------------------------------------------- zerocopy

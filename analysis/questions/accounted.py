@@ -34,7 +34,8 @@ def accounting_facts(r, scope) -> dict | None:
             out[role] = a.to_dict() | {"largest": [[c, s] for c, s in a.largest(TOP)]}
     if out:
         role = "both" if "both" in out else next(iter(out))
-        where = _where(r, scope, role)
+        # no "where" for a gap that is about nothing: its parts cancel, and a share of ~0 is any number
+        where = None if out[role]["negligible"] else _where(r, scope, role)
         if where is not None:
             out[role]["where"] = where
     return out or None
@@ -104,22 +105,44 @@ def _numbered(*names) -> int:
     return sum(len(re.findall(r"\d+", n or "")) for n in names)
 
 
-def gap_phrase(facts: dict, at: str | None, ref: str, n: int | None = None) -> str:
+def gap_phrase(facts: dict, at: str | None, ref: str, n: int | None = None, where: bool = False) -> str:
     """'<at> cost X CPU-s/GB more than <ref>: <cause> s%, ...' (both ends where profiled; `at`
-    None: "it"). Sides named by numbers leave room for fewer causes (a reason's 6 numbers)."""
+    None: "it"). Sides named by numbers leave room for fewer causes (a reason's 6 numbers).
+    `where` (a headline's: headline_gap): a gap that one group of configurations holds
+    (where_words) says so, '(91% of it at 4096 B)'."""
+    side = facts.get("both") or facts.get("client")
+    w = side.get("where") if where else None
     if n is None:
         n = max(1, TOP - max(0, _numbered(at, ref) - 1))
-    side = facts.get("both") or facts.get("client")
     total = side["total_cpu_s_per_gb"]
     if side["negligible"]:
         return f"{at or 'it'} cost about the same CPU per GB as {ref} ({num(total)} CPU-s/GB)"
     more = "more" if total >= 0 else "less"
     s = f"{at or 'it'} cost {num(abs(total))} CPU-s/GB {more} than {ref}"
+    if w:
+        s += f" ({share(w['share'])} of it at {w['name']})"
     causes = _causes(side, n)
     named = sum(v for _, v in side["largest"][:n])
     if causes and named > 1 + 1e-9:   # the named causes exceed the gap: what offset them, so the parts add up
         causes += f", other classes {share(1 - named)}"
     return s + (f": {causes}" if causes else "")
+
+
+HEADLINE_WORDS = 30   # a headline is one sentence of at most this many words
+
+
+def headline_gap(prefix: str, facts: dict, at: str | None, ref: str) -> str:
+    """`prefix` + the gap phrase, as a headline: where one group of configurations holds the gap
+    it says so, with as many causes as fit in HEADLINE_WORDS (at least one); without the where
+    note only if even one cause does not fit."""
+    side = facts.get("both") or facts.get("client")
+    default = max(1, TOP - max(0, _numbered(at, ref) - 1))
+    tries = [(True, n) for n in range(default, 0, -1)] if side.get("where") else []
+    for where, n in tries + [(False, default)]:
+        s = prefix + gap_phrase(facts, at, ref, n=n, where=where) + "."
+        if len(s.split()) <= HEADLINE_WORDS:
+            return s
+    return s
 
 
 def reason_words(facts: dict, at: str, ref: str, where: str = "") -> str:

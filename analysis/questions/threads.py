@@ -18,7 +18,7 @@ from .. import hypotheses as hyp
 from ..answer import Prose
 from ..labels import short
 from ..load import KEY, Results
-from ..stats import compare, quantiles
+from ..stats import compare, guarded_ratios, quantiles
 from . import accounted, prose
 from .common import (PARAMETERS, Facts, Reason, by_strategy, caveats, chart_rows, config_medians, oversubscription,
                      oversubscription_caveat)
@@ -26,6 +26,10 @@ from .common import (PARAMETERS, Facts, Reason, by_strategy, caveats, chart_rows
 NAME = "threads"
 TITLE = "How does thread count interact with cache contention?"
 METRICS = ("throughput_gbps", "l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib", "cpu_s_per_gb", "offcpu_share")
+# a ratio over a baseline below its floor (or below 5% of the series' median: stats.guarded_ratios) says
+# nothing and is left out of the median of ratios, counted: an off-CPU share of 1% that becomes 19%
+# is not a x19 change of anything the threads did
+TINY_BASELINE = {"offcpu_share": 0.05}
 CONTENTION = ("l1_misses_per_kib", "llc_misses_per_kib", "cs_per_mib")
 CACHE_LEVELS = {"llc_misses_per_kib": "LLC", "l1_misses_per_kib": "L1"}   # in the verdict's order
 # verdict codes
@@ -95,7 +99,7 @@ def compute(r: Results) -> Facts:
     if len(tcounts) < 2:
         return ThreadsFacts(code=ONE_THREAD_COUNT, **common)
     tmin, tmax = tcounts[0], tcounts[-1]
-    ratios = {m: [] for m in metrics}
+    pairs_of = {m: [] for m in metrics}
     peaks, sig = {}, []
     tput = {k: v.to_numpy() for k, v in r.runs.groupby(KEY)["throughput_gbps"]}   # each configuration's repeats, once
     none = np.array([], dtype=float)
@@ -106,13 +110,18 @@ def compute(r: Results) -> Facts:
         for m in metrics:
             a, b = g.at[tmin, m], g.at[tmax, m]
             if a == a and b == b and a > 0:
-                ratios[m].append(b / a)
+                pairs_of[m].append((a, b))
         if g["throughput_gbps"].notna().any():
             t = int(g["throughput_gbps"].idxmax())
             peaks[t] = peaks.get(t, 0) + 1
         sig.append(compare(tput.get((impl, size, tmin), none), tput.get((impl, size, tmax), none)).significant)
+    ratios, left_out = {}, {}
+    for m, ab in pairs_of.items():
+        keep = guarded_ratios([a for a, _ in ab], TINY_BASELINE.get(m, 0.0)) if ab else []
+        ratios[m] = [b / a for (a, b), k in zip(ab, keep) if k]
+        left_out[m] = len(ab) - len(ratios[m])
     effect = PARAMETERS.min_effect
-    change = {m: {**quantiles(v), "rose": int(sum(x > 1 + effect for x in v)),
+    change = {m: {**quantiles(v), "tiny_baselines_left_out": left_out[m], "rose": int(sum(x > 1 + effect for x in v)),
                   "fell": int(sum(x < 1 - effect for x in v))} for m, v in ratios.items()}
     cs_median = None
     if over and "cs_per_mib" in ev:
@@ -173,7 +182,10 @@ def _change(f: ThreadsChange) -> list[str]:
     tmin, tmax = f.thread_counts[0], f.thread_counts[-1]
     change, p = f.ratio_max_over_min_threads, f.parameters
     # at most 4 figures (a reason's 6 numbers with the two thread counts); the range and the rest in --json
-    parts = [f"{short(m)} {times(change[m]['median'])}" for m in f.metrics if change[m]["n"]][:MAX_FIGURES]
+    # (the trace's off-CPU share counts every thread of the worker: where the profile measured the
+    # working threads' own time, the waits reason gives that, and the trace's is left to --json)
+    shown = [m for m in f.metrics if change[m]["n"] and not (m == "offcpu_share" and f.waits)]
+    parts = [f"{short(m)} {times(change[m]['median'])}" for m in shown][:MAX_FIGURES]
     out = [f"From {tmin} to {tmax} threads (median over strategy x size series): " + ", ".join(parts) + "."]
     contention = [m for m in CONTENTION if m in f.metrics and change[m]["n"]]
     if contention:
@@ -251,7 +263,7 @@ def _headline(f: ThreadsChange) -> str:
     tp = f.ratio_max_over_min_threads["throughput_gbps"]
     s = f"From {tmin} to {tmax} threads throughput changed {times(tp['median'])} (median of {f.series} series)"
     if f.accounting:
-        return s + "; " + accounted.gap_phrase(f.accounting, f"{tmax} threads", f"{tmin}") + "."
+        return accounted.headline_gap(s + "; ", f.accounting, f"{tmax} threads", f"{tmin}")
     causes = [n.split(" (")[0] for n in prose.named(f.hypotheses)]
     return s + (f"; supported: {prose.join(causes)}." if causes else "; no measured contention cause supported.")
 

@@ -138,7 +138,7 @@ def headline(f) -> str:
         s += f" (some wins rest on a weak {main} point)"
     if f.accounting:
         where = " where it lost" if v.lost and f.code != "never_won" else ""
-        return s + f";{where} " + accounted.gap_phrase(f.accounting, None, main) + "."
+        return accounted.headline_gap(s + f";{where} ", f.accounting, None, main)
     causes = [n.split(" (")[0] for n in prose.named([j for j in f.hypotheses
                                                       if j.name not in ("weak_baseline", "break_even_10kb")])]
     if causes and f.code != "always_won":
