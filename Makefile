@@ -50,10 +50,11 @@ $(STAMP): $(SOURCES)
 test: setup test-deps
 	NETOBS_TESTS=deep $(PY) -m pytest -q tests
 
-# The tiers (tests/conftest.py): unit (no root, no program started: under 60 s), integration (starts
-# programs: the CLI, the C workers, a browser; no root), root (`make test` runs all three).
+# The tiers (tests/conftest.py): unit (no root, no program started: under 60 s, on every core:
+# its tests share nothing but read-only fixtures), integration (starts programs: the CLI, the C
+# workers, a browser; no root), root (`make test` runs all three, one at a time: they measure).
 unit: setup
-	$(PY) -m pytest -q tests -m 'not root and not integration'
+	$(PY) -m pytest -q -n auto tests -m 'not root and not integration'
 
 integration: setup test-deps
 	$(PY) -m pytest -q tests -m 'integration and not root'
