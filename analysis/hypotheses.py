@@ -244,11 +244,15 @@ _PREEMPTED = {role: thread_time("oversubscription", role, "preempted") for role 
 
 
 def _oversubscription(r: Results, s: Scope) -> Judgement:
-    """Measured where a profile has the working threads' preempted share (the larger change of
-    the two sides decides); else from the thread count against the cores, assumed busy."""
+    """Measured where a profile has the working threads' preempted share (the side whose change
+    explains most decides; where both sides contradict it, the one that moved most is cited: a
+    client 1% -> 43% during a gain, not the server's 0.6% -> 4.9%); else from the thread count
+    against the cores, assumed busy."""
     measured = [j for j in (h.judge(r, s) for h in _PREEMPTED.values()) if j.status != NOT_MEASURED]
     if measured:
         best = max(measured, key=lambda j: j.numbers["explaining_change"])
+        if all(j.status == CONTRADICTED for j in measured):
+            best = max(measured, key=lambda j: abs(j.numbers["explaining_change"]))
         return Judgement("oversubscription", best.status, "profile", {**best.numbers, "measured": True})
     cores = r.host_cores
     if not s.at:   # nothing measured at this scope (e.g. no configuration shared with the baseline)
@@ -281,7 +285,9 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     if not zc:
         return None
     copied = value(r, _column("zc_copied_fraction"), zc)
-    prof = value(r, _column("prof_client_deferred_copy_cpu_s_per_gb"), zc)
+    # a cost figure: the accounting's COST_AGGREGATE (a mean over configurations), not a median
+    col = "prof_client_deferred_copy_cpu_s_per_gb"
+    prof = acc._mean_of(r, r.runs[col], zc) if col in r.runs else math.nan
     local = r.receiver_local
     nums_local = bool(local)
     # with the receiver on another host a copy is not the local-delivery one: named apart

@@ -51,11 +51,11 @@ class CacheFacts(Facts):
 class WithoutCounters(CacheFacts):
     """No level was counted: the reductions in what was measured instead."""
 
-    measured_instead_reduction_median_pct: dict[str, dict[str, float]]
+    measured_instead_reduction_pct: dict[str, dict[str, float]]
     copy_cpu_s_per_gb: dict[str, float] = None     # strategy -> profile's copy CPU-s per GB (the proxy)
 
     def fields(self) -> dict:
-        return {**super().fields(), "measured_instead_reduction_median_pct": self.measured_instead_reduction_median_pct,
+        return {**super().fields(), "measured_instead_reduction_pct": self.measured_instead_reduction_pct,
                 "largest_level": None, "copy_cpu_s_per_gb": self.copy_cpu_s_per_gb or {}}
 
 
@@ -73,7 +73,7 @@ class Reductions(CacheFacts):
     tested: bool
     significant_reductions_at_best: int | None
     pairs_at_best: int
-    cycles_per_byte_reduction_median_pct: dict[str, float]
+    cycles_per_byte_reduction_pct: dict[str, float]
     copies_per_byte: dict[str, float]
     absolute: dict = None               # level -> median over configurations of (two_copy - strategy) per KiB
     largest_absolute_level: str | None = None
@@ -91,7 +91,7 @@ class Reductions(CacheFacts):
         else:
             out["only_level"] = self.only_level
         out.update(significant_reductions_at_best=self.significant_reductions_at_best,
-                   cycles_per_byte_reduction_median_pct=self.cycles_per_byte_reduction_median_pct,
+                   cycles_per_byte_reduction_pct=self.cycles_per_byte_reduction_pct,
                    copies_per_byte=self.copies_per_byte, configurations_by_strategy=self.configurations_by_strategy,
                    tested=self.tested, pairs_at_best=self.pairs_at_best, absolute=self.absolute or {},
                    largest_absolute_level=self.largest_absolute_level, baseline_per_kib=self.baseline_per_kib or {},
@@ -99,9 +99,18 @@ class Reductions(CacheFacts):
         return out
 
 
-def _reduction_median(r: Results, impl: str, metric: str) -> float:
+def _reduction(r: Results, impl: str, metric: str) -> float:
+    """How much less of a per-byte cost `impl` had than two_copy, in percent, over the
+    configurations both measured: the accounting's COST_AGGREGATE (the mean over configurations
+    of each one's mean over repeats), so the change is the one the cost gaps of every answer
+    state (a median of per-configuration ratios gave another number for the same gap)."""
     c = vs(r, metric, impl, "two_copy")
-    return float(-c.change_pct.median()) if len(c) else float("nan")
+    if not len(c) or metric not in r.runs:
+        return float("nan")
+    configs = list(zip(c.msg_size, c.threads))
+    at = acc._mean_of(r, r.runs[metric], [(impl, s, t) for s, t in configs])
+    ref = acc._mean_of(r, r.runs[metric], [("two_copy", s, t) for s, t in configs])
+    return float(-(at / ref - 1) * 100) if ref and ref == ref and at == at else float("nan")
 
 
 def _fallback_evidence(r: Results, savers: list[str]) -> pd.DataFrame:
@@ -134,7 +143,7 @@ def compute(r: Results) -> Facts:
                                             "cpu_s_per_gb", "copies_per_byte"]),
                   savers=savers, levels_measured=measured, levels_missing=missing)
     if not measured:
-        instead = {m: {i: _reduction_median(r, i, m) for i in savers} for m in INSTEAD}
+        instead = {m: {i: _reduction(r, i, m) for i in savers} for m in INSTEAD}
         proxy = {}
         if all(r.measured(c) for c in PROXY):
             copies = r.runs[list(PROXY)].sum(axis=1, min_count=1)
@@ -146,11 +155,11 @@ def compute(r: Results) -> Facts:
         if proxy:
             reasons.append(Reason(R_PROXY, 2.0, {"copy_cpu_s_per_gb": proxy}, "profile"))
         if any(v == v for red in instead.values() for v in red.values()):
-            reasons.append(Reason(R_INSTEAD, 1.0, {"reduction_median_pct": instead},
+            reasons.append(Reason(R_INSTEAD, 1.0, {"reduction_pct": instead},
                                   "trace" if r.measured("copies_per_byte") else "worker"))
         return WithoutCounters(
             code=NO_COUNTERS, evidence=_fallback_evidence(r, savers), **common,
-            measured_instead_reduction_median_pct=instead, copy_cpu_s_per_gb=proxy, reasons=reasons)
+            measured_instead_reduction_pct=instead, copy_cpu_s_per_gb=proxy, reasons=reasons)
     rows = []
     for impl in savers:
         for lvl in measured:
@@ -206,7 +215,7 @@ def compute(r: Results) -> Facts:
     abs_best = max(measured, key=lambda lvl: absolute[lvl])
     at_best = ev[ev.level == best]
     n_sig = int(((at_best.reduction_pct > 0) & (at_best.significant == True)).sum())  # noqa: E712
-    cyc = {i: _reduction_median(r, i, "cycles_per_byte") for i in savers}
+    cyc = {i: _reduction(r, i, "cycles_per_byte") for i in savers}
     copies = {i: cost_of(r, i, "copies_per_byte") for i in ["two_copy"] + savers}
     reasons = []
     src = "import" if r.imported else "perf"
@@ -227,7 +236,7 @@ def compute(r: Results) -> Facts:
                                                 "baseline_per_kib": base_per_kib[lvl],
                                                 "pairs": int((ev.level == lvl).sum())}, src))
     if any(v == v for v in cyc.values()):
-        reasons.append(Reason(R_CYCLES, 2.0, {"reduction_median_pct": cyc}, src))
+        reasons.append(Reason(R_CYCLES, 2.0, {"reduction_pct": cyc}, src))
     if all(v == v for v in copies.values()):
         reasons.append(Reason(R_COPIES, 1.5, {"copies_per_byte": copies}, "trace"))
     # netobs's own two_copy makes a user-space copy of every byte (its code); never said of an import,
@@ -240,7 +249,7 @@ def compute(r: Results) -> Facts:
         code=BOTH_LEVELS if len(measured) == 2 else ONE_LEVEL, evidence=ev, **common, **both,
         by_strategy=per, configurations_by_strategy=configs, pooled=pooled, tested=tested,
         significant_reductions_at_best=n_sig if tested else None, pairs_at_best=int(len(at_best)),
-        cycles_per_byte_reduction_median_pct=cyc, copies_per_byte=copies, absolute=absolute,
+        cycles_per_byte_reduction_pct=cyc, copies_per_byte=copies, absolute=absolute,
         largest_absolute_level=abs_best, baseline_per_kib=base_per_kib, excluded_tiny=excluded,
         configurations=configs_n, imported=r.imported, reasons=ranked(reasons))
 
@@ -283,8 +292,9 @@ def _without_counters(f: WithoutCounters) -> tuple[str, list[str]]:
                                                                                 if _finite(v)) + " [profile].")
         elif x.code == R_INSTEAD:
             parts = [f"{INSTEAD_WORDS[m]}: " + ", ".join(f"{i} {pct(-v)}" for i, v in red.items() if _finite(v))
-                     for m, red in x.numbers["reduction_median_pct"].items() if any(_finite(v) for v in red.values())]
-            reasons.append("Median change vs two_copy of what was measured instead: " + "; ".join(parts)
+                     for m, red in x.numbers["reduction_pct"].items() if any(_finite(v) for v in red.values())]
+            reasons.append("Change vs two_copy of what was measured instead (means over configurations): "
+                           + "; ".join(parts)
                            + f" [{x.source}].")
     if f.copy_cpu_s_per_gb:
         p = f.copy_cpu_s_per_gb
@@ -354,8 +364,8 @@ def _reduction_reasons(f: Reductions) -> list[str]:
                        f"[{x.source}].")
         elif x.code == R_CYCLES:
             out.append("Cycles per byte against two_copy: " + ", ".join(
-                f"{i} {_chg(v)}" for i, v in d["reduction_median_pct"].items() if _finite(v))
-                + f" (median change) [{x.source}].")
+                f"{i} {_chg(v)}" for i, v in d["reduction_pct"].items() if _finite(v))
+                + f" (means over configurations) [{x.source}].")
         elif x.code == R_COPIES:
             out.append("Copies per byte (traced and from completion codes): "
                        + ", ".join(f"{i} {num(v)}" for i, v in d["copies_per_byte"].items()) + " [trace].")

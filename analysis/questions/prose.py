@@ -9,6 +9,7 @@ import pandas as pd
 
 from netobs.fmt import num, pct, share
 
+from .. import accounting as acc
 from ..answer import Prose
 from ..labels import label
 from ..stats import METHODS
@@ -204,6 +205,18 @@ def _pct1(x):
     return "-" if x is None or x != x else share(x, 1)
 
 
+def _judged_share(x) -> str:
+    """A share judged against the accounting's thresholds, to one decimal, or to as many as keep
+    it on its side of each threshold as printed (1.96% is "1.96%", not the floor's "2.0%")."""
+    if x is None or x != x:
+        return "-"
+    for digits in (1, 2, 3):
+        shown = round(x * 100, digits) / 100
+        if all((x < t) == (shown < t) for t in (acc.SUPPORTED_SHARE, acc.CONTRADICTED_SHARE)):
+            break
+    return share(x, digits)
+
+
 def _mech(d: dict) -> str:
     """A mechanism's numbers: its class gap and signed share of the side's gap (2 numbers)."""
     if "share" not in d:
@@ -211,7 +224,7 @@ def _mech(d: dict) -> str:
     side = {"both": "both ends'", "client": "the client's", "server": "the server's"}[d["role"]]
     if d.get("negligible"):
         return f"{side} total changed {pct(100 * d['relative'])}, no cost difference to account for"
-    return f"{d['gap_cpu_s_per_gb']:+.3g} CPU-s/GB, {_pct1(d['share'])} of {side} gap"
+    return f"{d['gap_cpu_s_per_gb']:+.3g} CPU-s/GB, {_judged_share(d['share'])} of {side} gap"
 
 
 def _placed(d: dict) -> str:
