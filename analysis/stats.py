@@ -197,10 +197,14 @@ def compare_groups(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA) -> pd
         diff = j["mean_b"].to_numpy(dtype=float) - j["mean_a"].to_numpy(dtype=float)
         t = diff / np.sqrt(va + vb)
         df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-        p = 2.0 * _special().stdtr(df, -np.abs(t))
-    p = np.where(va + vb == 0, np.where(diff == 0, 1.0, 0.0), p)   # two constant samples (see welch)
     tested = (na >= 2) & (nb >= 2)
-    p = np.where(tested, p, np.nan)
+    if tested.any():   # (one repeat everywhere: no p to compute, and scipy.special is not imported)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2.0 * _special().stdtr(df, -np.abs(t))
+        p = np.where(va + vb == 0, np.where(diff == 0, 1.0, 0.0), p)   # two constant samples (see welch)
+        p = np.where(tested, p, np.nan)
+    else:
+        p = np.full(len(j), np.nan)
     significant = [bool(x < alpha) if ok else None for x, ok in zip(p, tested)]
     return pd.DataFrame({"n_a": j["n_a"].to_numpy(), "n_b": j["n_b"].to_numpy(), "median_a": ma, "median_b": mb,
                          "change_pct": change, "p_value": p, "significant": significant}, index=j.index)
