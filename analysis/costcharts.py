@@ -18,7 +18,6 @@ configurations, each configuration pair of it alone; a menu in each chart picks 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import altair as alt
 import pandas as pd
@@ -214,36 +213,65 @@ def delta_color(domain: float, field: str = "delta", title: str = "A - B (CPU-s/
                      legend=alt.Legend(format="+.2~g", values=[-d, -d / 2, 0, d / 2, d]))
 
 
+class _DiffNode(flame.Node):
+    """A frame of a differential's tree: beside its width (the mean of A and B), A and B summed
+    over the stacks beneath it (`a`, `b`), over the stacks ending in it (`own_*`) and over its
+    drawn children (`drawn_*`, filled while laying out)."""
+
+    __slots__ = ("a", "b", "own_a", "own_b", "drawn_a", "drawn_b")
+
+    def __init__(self, frame: str):   # (flame.Node's fields set here: no call up, a node per frame)
+        self.frame, self.weight, self.children = frame, 0, {}
+        self.a = self.b = self.own_a = self.own_b = self.drawn_a = self.drawn_b = 0.0
+
+
+def _diff_tree(d) -> _DiffNode:
+    """flame.tree of the stacks' mean of A and B, each frame holding its A and B too: one walk
+    of the stacks (a stack without weight has neither A nor B and is left out, as flame.tree does)."""
+    root = _DiffNode("")
+    for s in set(d.a) | set(d.b):
+        a, b = d.a.get(s, 0.0), d.b.get(s, 0.0)
+        weight = (a + b) / 2
+        if weight <= 0 or not s:
+            continue
+        root.weight += weight
+        node = root
+        for f in s:
+            kids = node.children
+            child = kids.get(f)
+            if child is None:
+                child = kids[f] = _DiffNode(f)
+            child.weight += weight
+            child.a += a
+            child.b += b
+            node = child
+        node.own_a += a
+        node.own_b += b
+    return root
+
+
 def diff_rects(d, max_rects: int) -> list[dict]:
     """The icicle of a difffold.Differential: frames as wide as the mean of A and B (so a frame
     of either side shows), each with its A, B (CPU-s/GB, summed over the stacks beneath it) and
     delta; narrow frames merged per parent into "other (n frames)" as in analysis.flame."""
-    stacks = set(d.a) | set(d.b)
-    rects = flame.icicle([(s, (d.a.get(s, 0.0) + d.b.get(s, 0.0)) / 2) for s in stacks], max_rects=max_rects)
-    below: dict = defaultdict(lambda: [0.0, 0.0])    # prefix -> [A, B] of the stacks beneath it
-    own: dict = defaultdict(lambda: [0.0, 0.0])      # stack -> [A, B] of the stack itself
-    for s in stacks:
-        a, b = d.a.get(s, 0.0), d.b.get(s, 0.0)
-        own[s][0] += a
-        own[s][1] += b
-        for i in range(1, len(s) + 1):
-            below[s[:i]][0] += a
-            below[s[:i]][1] += b
-    drawn: dict = defaultdict(lambda: [0.0, 0.0])   # parent -> [A, B] of its drawn children
-    path: list[str] = []
+    root = _diff_tree(d)
+    rects = flame.layout(root, max_rects=max_rects)
+    path: list = []           # the drawn frames above the rectangle, root first
     out = []
     for r in rects:
         path = path[:r.depth]
-        parent = tuple(path)
+        parent = path[-1] if path else root
         if r.merged:
-            a = below[parent][0] - own[parent][0] - drawn[parent][0] if parent else 0.0
-            b = below[parent][1] - own[parent][1] - drawn[parent][1] if parent else 0.0
-            path.append("\0")
+            # what the parent's narrow children hold: all beneath it, less its own and its drawn children's
+            a = parent.a - parent.own_a - parent.drawn_a if path else 0.0
+            b = parent.b - parent.own_b - parent.drawn_b if path else 0.0
+            path.append(None)
         else:
-            path.append(r.name + (flame.KERNEL_SUFFIX if r.kernel else ""))
-            a, b = below[tuple(path)]
-            drawn[parent][0] += a
-            drawn[parent][1] += b
+            node = parent.children[r.name + (flame.KERNEL_SUFFIX if r.kernel else "")]
+            path.append(node)
+            a, b = node.a, node.b
+            parent.drawn_a += a
+            parent.drawn_b += b
         out.append({"d": r.depth, "x0": round(r.x0, 5), "x1": round(r.x1, 5), "n": r.name, "k": int(r.kernel),
                     "c": r.klass or "", "a": _g(a), "b": _g(b), "delta": _g(a - b), "o": r.merged})
     return out
@@ -323,48 +351,66 @@ def _title_of(answer, comps) -> str:
 
 
 LEAN = ("implementation", "msg_size", "threads", "repeat", "fields", "nodelay", "status", "bytes_sent_total",
-        "bytes_received", "throughput_gbps", "tx_packets_per_mib", "segments_per_mib", "retrans_per_mib")
+        "bytes_received")
 
 
 class _Lean:
-    """The results with only the columns the accounting and the differential profiles read: the
-    same numbers, read from a frame a hundred columns narrower (their row walks cost per column)."""
+    """The results with only the columns the differential profiles read (`keep`: their prefixes):
+    the same numbers, from a frame a hundred columns narrower (its rows are walked once, per column)."""
 
-    def __init__(self, results, keep=("prof_", "work_")):
+    def __init__(self, results, keep: tuple[str, ...]):
         runs = results.runs
         self.path = results.path
         self.runs = runs[[c for c in runs.columns if c in LEAN or c.startswith(keep)]]
-        self._accounting_cache = getattr(results, "_accounting_cache", None) or {}
 
     memo = Results.memo   # what is computed once per these (narrower) runs
 
 
-def comparison_views(results, answers) -> dict[str, list[tuple[str, object]]]:
-    """answer key -> [(name, chart)]: the waterfall and the differential flame graph of every
-    answer that makes an accounted comparison; all differential flame graphs on one colour
-    domain (the largest |A - B| of a frame below the role among them)."""
-    results = _Lean(results)   # the accounting's columns
+def _plans(answers) -> dict:
+    """answer key -> (the answer, its comparisons()), for the answers that make one."""
     plans = {a.key: (a, comparisons(a)) for a in answers}
-    plans = {k: v for k, v in plans.items() if v[1]}
+    return {k: v for k, v in plans.items() if v[1]}
+
+
+def diff_frames(results, answers) -> dict[str, tuple[pd.DataFrame, list[str]]]:
+    """answer key -> (its differential flame graph's rows (diff_frame), the menu's labels), for
+    every answer that makes an accounted comparison: the folded profiles read and laid out, what
+    `comparison_views` draws (the report computes it in a worker process meanwhile)."""
     stacks = _Lean(results, tuple(f"prof_{role}_hz" for role in ("client", "server")))   # what difffold reads
-    diffs = {k: diff_data(stacks, comps) for k, (_a, comps) in plans.items()}
+    diffs = {k: diff_data(stacks, comps) for k, (_a, comps) in _plans(answers).items()}
     icicles = sum(len(f) for f, _ in diffs.values())
     cap = max(FLAME_MIN_RECTS, min(DIFF_MAX_RECTS, DIFF_BUDGET // max(1, icicles)))
-    frames = {k: diff_frame(f, cap) for k, (f, _) in diffs.items()}
-    deltas = [m for m in (max_delta(f) for f in frames.values()) if m == m]
+    return {k: (diff_frame(f, cap), labels) for k, (f, labels) in diffs.items()}
+
+
+def comparison_views(results, answers, frames=None) -> dict[str, list[tuple[str, object]]]:
+    """answer key -> [(name, chart)]: the waterfall and the differential flame graph of every
+    answer that makes an accounted comparison; all differential flame graphs on one colour
+    domain (the largest |A - B| of a frame below the role among them). The accounting reads
+    the results themselves: what the answers accounted (and memoised per frame) is found again.
+    `frames`: a function giving `diff_frames(results, answers)` (None where it could not),
+    called once the waterfalls are drawn; without it they are computed here."""
+    plans = _plans(answers)
+    waterfalls = {key: waterfall(results, comps,
+                                 f"Where the CPU-s/GB gap goes: {_title_of(answer, comps)}, class by class")
+                  for key, (answer, comps) in plans.items()}
+    found = frames() if frames is not None else None
+    if found is None:
+        found = diff_frames(results, answers)
+    deltas = [m for m in (max_delta(f) for f, _ in found.values()) if m == m]
     domain = max(deltas) if deltas else 1.0
     out = {}
     for key, (answer, comps) in plans.items():
-        what = _title_of(answer, comps)
         scope = comps[0][1]
         n = min(_repeats(results, scope.at), _repeats(results, scope.ref))
+        frame, labels = found[key]
         out[key] = [
-            (f"waterfall-{key}", waterfall(results, comps, f"Where the CPU-s/GB gap goes: {what}, class by class")),
-            (f"diff-flame-{key}", diff_flame(frames[key], diffs[key][1], domain,
-                                             f"Differential flame graph: {what}, A - B per GB",
+            (f"waterfall-{key}", waterfalls[key]),
+            (f"diff-flame-{key}", diff_flame(frame, labels, domain,
+                                             f"Differential flame graph: {_title_of(answer, comps)}, A - B per GB",
                                              side_names(scope), n, f"diff-{key}")),
         ]
     return out
 
 
-__all__ = ["comparison_views", "comparisons", "waterfall", "diff_flame", "delta_color", "diff_rects", "CLASS_COLORS"]
+__all__ = ["comparison_views", "diff_frames", "comparisons", "waterfall", "diff_flame", "delta_color", "diff_rects", "CLASS_COLORS"]

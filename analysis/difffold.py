@@ -81,20 +81,28 @@ def _read_stacks(r: Results, row, role: str, pid: str) -> dict[tuple[str, ...], 
     return out
 
 
-def _side(r: Results, points, role: str) -> tuple[dict, int]:
+def _config_stacks(r: Results, p: tuple, role: str) -> dict | None:
+    """One configuration's stacks: the mean over its repeats with a folded file (None: none
+    has one); once per loaded results (every comparison the configuration is in asks again)."""
     runs = r.runs
     rows_of = r.memo("config_rows", lambda: runs.groupby(KEY).indices)   # each configuration's rows, found once
-    per_config = []
-    for p in dict.fromkeys(tuple(x) for x in points):
-        sel = runs.iloc[rows_of.get(p, [])]
-        reps = [s for s in (_point_stacks(r, row, role) for row in sel.itertuples(index=False)) if s is not None]
+    tuples = r.memo("row_tuples", lambda: list(runs.itertuples(index=False)))   # the rows, made once
+
+    def compute():
+        reps = [s for s in (_point_stacks(r, tuples[i], role) for i in rows_of.get(p, [])) if s is not None]
         if not reps:
-            continue
+            return None
         mean: dict = defaultdict(float)
         for s in reps:
             for k, v in s.items():
                 mean[k] += v / len(reps)
-        per_config.append(mean)
+        return mean
+    return r.memo(("config_stacks", p, role), compute)
+
+
+def _side(r: Results, points, role: str) -> tuple[dict, int]:
+    per_config = [m for m in (_config_stacks(r, p, role) for p in dict.fromkeys(tuple(x) for x in points))
+                  if m is not None]
     out: dict = defaultdict(float)
     for m in per_config:
         for k, v in m.items():

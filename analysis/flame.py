@@ -19,7 +19,7 @@ same output, in the same order.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 KERNEL_SUFFIX = "_[k]"
@@ -82,27 +82,37 @@ def split_kernel(frame: str) -> tuple[str, bool]:
     return frame, False
 
 
-@dataclass
-class _Node:
-    frame: str
-    weight: float = 0
-    children: dict[str, "_Node"] = field(default_factory=dict)
+class Node:
+    """One frame of the tree: its weight (the stacks through it) and its children by frame."""
+
+    __slots__ = ("frame", "weight", "children")
+
+    def __init__(self, frame: str, weight: float = 0):
+        self.frame = frame
+        self.weight = weight
+        self.children: dict[str, Node] = {}
 
 
-def _tree(stacks) -> _Node:
-    root = _Node("")
+def tree(stacks) -> Node:
+    """The stacks as a tree of frames (children in the order first seen), each frame's weight
+    the sum of the stacks through it; stacks without weight or frames left out."""
+    root = Node("")
     for frames, weight in stacks:
         if weight <= 0 or not frames:
             continue
         root.weight += weight
         node = root
         for f in frames:
-            node = node.children.setdefault(f, _Node(f))
-            node.weight += weight
+            kids = node.children
+            child = kids.get(f)
+            if child is None:
+                child = kids[f] = Node(f)
+            child.weight += weight
+            node = child
     return root
 
 
-def _layout(root: _Node, min_weight: float) -> list[Rect]:
+def _layout(root: Node, min_weight: float) -> list[Rect]:
     total = root.weight
     rects: list[Rect] = []
 
@@ -111,7 +121,7 @@ def _layout(root: _Node, min_weight: float) -> list[Rect]:
         rects.append(Rect(depth, x0, x1, name, weight, weight / total, frame_kernel, klass, merged))
         return x1
 
-    def walk(node: _Node, depth: int, x0: float, klass: str | None):
+    def walk(node: Node, depth: int, x0: float, klass: str | None):
         x = x0
         wide = [c for c in node.children.values() if c.weight >= min_weight]
         narrow = [c for c in node.children.values() if c.weight < min_weight]
@@ -144,7 +154,12 @@ def icicle(stacks, min_share: float = MIN_SHARE, max_rects: int = MAX_RECTS) -> 
     Frames narrower than `min_share` of the root are merged into their parent's "other"
     rectangle; while more than `max_rects` rectangles remain the threshold is raised by half.
     An empty or weightless input gives []."""
-    root = _tree(stacks)
+    return layout(tree(stacks), min_share, max_rects)
+
+
+def layout(root: Node, min_share: float = MIN_SHARE, max_rects: int = MAX_RECTS) -> list[Rect]:
+    """`icicle` of a tree already built (`tree`'s, or a caller's that keeps more per frame than
+    its weight: the differential flame graph's A and B)."""
     if root.weight <= 0:
         return []
     share = max(min_share, 0.0)
@@ -154,7 +169,7 @@ def icicle(stacks, min_share: float = MIN_SHARE, max_rects: int = MAX_RECTS) -> 
     return _layout(root, share * root.weight)
 
 
-def _counter(root: _Node, floor: float):
+def _counter(root: Node, floor: float):
     """How many rectangles `_layout(root, w)` emits for any w >= floor, without laying them out:
     the roots, every deeper frame of weight >= w (a child never outweighs its parent, so its
     ancestors are drawn too), and one "other" per drawn frame with a child lighter than w.

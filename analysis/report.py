@@ -27,7 +27,8 @@ from netobs.fmt import cell, gib
 
 from . import compare as _compare
 from . import compare_text, costcharts
-from .charts import Drawn, MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap, section_charts
+from .charts import (QUESTION_CHARTS, Drawn, MissingChart, WithData, chart_spec, has_profile, question_chart, ratio_heatmap,
+                     section_charts)
 from .load import Results, load_results
 from .questions import answer_all
 from .stats import METHODS
@@ -43,6 +44,15 @@ RAW_FIRST = ["implementation", "msg_size", "threads", "repeat", "status", "throu
              "cpu_cycles", "l1_cache_misses", "llc_cache_misses", "context_switches", "bytes_sent",
              "cpu_user_s", "cpu_sys_s", "zc_completions", "zc_copied", "error"]
 # ----------------------------------------------------------------------------- inputs
+
+def _unchecked():
+    """A context in which Altair builds charts without the schema check it runs on every object it
+    constructs (a tenth of the report's time): the report takes its specs unvalidated
+    (`chart_spec`); the tests validate every chart's spec."""
+    from altair.utils.schemapi import debug_mode
+
+    return debug_mode(False)
+
 
 def _safe_chart(fn, *args, title: str):
     """A chart, or a MissingChart naming the error (so one broken chart never hides the report);
@@ -82,53 +92,92 @@ def chart_plan(results: Results, answers: list, drawn: dict | None = None) -> tu
     drawn once: a question whose chart is one of the registered figures shows it there, and the
     figures section leaves it out (by name: the question's may be drawn from the answer's rows).
     `drawn`: the figures already drawn (`drawn_sections`), else they are drawn here."""
+    question_charts, shown = _question_charts(results, answers)
+    return question_charts, _figures_left(results, shown, drawn)
+
+
+def _question_charts(results: Results, answers: list) -> tuple[dict[str, object], set[str]]:
+    """(each question's chart by question, the names of the registered figures they show)."""
     question_charts, shown = {}, set()
     for a in answers:
         name, chart = _safe_chart(question_chart, a, results.runs, title=a.title)
         question_charts[a.key] = chart
         if name and not isinstance(chart, MissingChart):
             shown.add(name)
-    figs = {name: (drawn[name] if drawn is not None else _draw(c, results))
+    return question_charts, shown
+
+
+def _figures_left(results: Results, shown: set[str], drawn: dict | None) -> dict[str, object]:
+    """The figures no question shows: as `drawn` holds them, else drawn here."""
+    drawn = drawn or {}
+    return {name: (drawn[name] if name in drawn else _draw(c, results))
             for name, c in section_charts("figures").items() if name not in shown}
-    return question_charts, figs
 
 
-def drawn_sections(results: Results) -> dict:
-    """Every figure and the profile's charts (None: no profile), as Drawn specs, and the HTML of
-    the run summary and the raw runs: what needs no answer, so it can be drawn in another
-    process while the questions are answered."""
-    profile = profile_charts(results)
-    return {"figures": {n: Drawn.of(c) for n, c in figures(results).items()},
-            "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()},
-            "summary": _summary(results), "runs": _raw_table(results)}
+# the figures a question's section usually shows instead (its first preferred chart, drawn from the
+# answer's rows): the worker leaves them to the report, which draws one only where no question shows it
+USUALLY_SHOWN = frozenset(names[0] for names in QUESTION_CHARTS.values() if names)
+
+
+def drawn_sections(results: Results, leave_out=frozenset()) -> dict:
+    """Every figure (but those in `leave_out`) and the profile's charts (None: no profile), as
+    Drawn specs, and the HTML of the run summary and the raw runs: what needs no answer, so it
+    can be drawn in another process while the questions are answered."""
+    with _unchecked():
+        profile = profile_charts(results)
+        return {"figures": {n: Drawn.of(_draw(c, results)) for n, c in section_charts("figures").items()
+                            if n not in leave_out},
+                "profile": None if profile is None else {n: Drawn.of(c) for n, c in profile.items()},
+                "summary": _summary(results), "runs": _raw_table(results)}
 
 
 def _alongside(fn, *args):
-    """`fn(*args)` started in a forked worker process (a future), where this host lets the
-    process run on two CPUs or more; None where it does not (then the caller runs it itself)."""
+    """`fn(*args)` started in a forked worker process, where this host lets the process run on
+    two CPUs or more; None where it does not (then the caller runs it itself). The worker
+    inherits `args` as they are (nothing is pickled on the way in: the answers, the loaded
+    results); only its result comes back, through a pipe (`_collect`)."""
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor
 
     try:
         if len(os.sched_getaffinity(0)) < 2 or "fork" not in multiprocessing.get_all_start_methods():
             return None
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        future = pool.submit(fn, *args)
-        pool.shutdown(wait=False)
-        return future
+        ctx = multiprocessing.get_context("fork")
+        receive, send = ctx.Pipe(duplex=False)
+
+        def run():
+            receive.close()
+            try:
+                out = fn(*args)
+            except BaseException:  # noqa: BLE001 - the report draws it itself (None)
+                out = None
+            try:
+                send.send(out)
+            except Exception:  # noqa: BLE001 - a result that does not pickle: the same
+                send.send(None)
+            finally:
+                send.close()
+
+        worker = ctx.Process(target=run, daemon=True)
+        worker.start()
+        send.close()
+        return worker, receive
     except (OSError, RuntimeError, ValueError):
         return None
 
 
-def _collect(future):
+def _collect(pending):
     """The worker's result, or None where it failed (the caller then draws in-process)."""
-    if future is None:
+    if pending is None:
         return None
+    worker, receive = pending
     try:
-        return future.result()
-    except Exception:  # noqa: BLE001 - a worker that died (OOM, a pickling error): draw here instead
+        return receive.recv()
+    except (EOFError, OSError, ValueError):   # a worker that died (OOM, killed): draw here instead
         return None
+    finally:
+        receive.close()
+        worker.join()
 
 
 @lru_cache(maxsize=1)
@@ -602,16 +651,24 @@ def _question(answer, chart, slots: _ChartSlots, extra=()) -> str:
 BOTTLENECK_NEAR = "threads"   # the question beside which the bottleneck map is drawn (else: Where the time goes)
 
 
-def answer_views(results: Results, answers: list, profile: dict | None) -> tuple[dict, dict | None]:
+def answer_views(results: Results, answers: list, profile: dict | None, frames=None) -> tuple[dict, dict | None]:
     """(answer key -> the extra charts it shows, the profile section's charts less those): each
     accounted comparison's waterfall and differential flame graph, and the bottleneck map beside
-    the threads answer where there is one."""
+    the threads answer where there is one. `frames`: as costcharts.comparison_views takes it."""
+    return _with_bottleneck(_comparison_views(results, answers, frames), answers, profile)
+
+
+def _comparison_views(results: Results, answers: list, frames=None) -> dict:
     try:
-        views = costcharts.comparison_views(results, answers)
+        return costcharts.comparison_views(results, answers, frames)
     except Exception as exc:  # noqa: BLE001 - shown in the report as a chart error
-        views = {a.key: [(f"waterfall-{a.key}", MissingChart(f"Cost waterfall ({a.key})",
-                                                              f"chart error: {type(exc).__name__}: {exc}"))]
-                 for a in answers if getattr(a.facts, "accounting_scope", None)}
+        return {a.key: [(f"waterfall-{a.key}", MissingChart(f"Cost waterfall ({a.key})",
+                                                             f"chart error: {type(exc).__name__}: {exc}"))]
+                for a in answers if getattr(a.facts, "accounting_scope", None)}
+
+
+def _with_bottleneck(views: dict, answers: list, profile: dict | None) -> tuple[dict, dict | None]:
+    """The bottleneck map moved from the profile's charts beside the threads answer, where there is one."""
     near = [a.key for a in answers if a.question == BOTTLENECK_NEAR]
     if profile and near and "bottleneck" in profile and not isinstance(profile["bottleneck"], MissingChart):
         profile = dict(profile)
@@ -701,14 +758,25 @@ def _comparison(b: Baseline, slots: _ChartSlots) -> str:
 
 
 def render_report(results: Results, answers: list | None = None, base: Baseline | None = None,
-                  drawn: dict | None = None) -> str:
+                  drawn: dict | None = None, frames=None) -> str:
     """The whole report as one HTML string (pure: results in, text out); with `base`, a section
     comparing the results with a baseline's; `drawn`: `drawn_sections(results)` where it was
-    drawn already (the same page either way)."""
+    drawn already; `frames`: a function giving costcharts.diff_frames(results, answers) where
+    they are computed elsewhere (None: could not be; the same page either way)."""
     if answers is None:
         answers = answer_all(results)
-    question_charts, figs = chart_plan(results, answers, drawn and drawn["figures"])
-    views, profile = answer_views(results, answers, drawn["profile"] if drawn is not None else profile_charts(results))
+    with _unchecked():
+        return _render(results, answers, base, lambda: drawn, frames)
+
+
+def _render(results: Results, answers: list, base: Baseline | None, pending, frames) -> str:
+    """render_report's page; `pending()` gives drawn_sections' result (None: drawn here), asked
+    for once the answers' own charts are drawn (a worker may be drawing it meanwhile)."""
+    question_charts, shown = _question_charts(results, answers)
+    views = _comparison_views(results, answers, frames)
+    drawn = pending()
+    figs = _figures_left(results, shown, drawn and drawn["figures"])
+    views, profile = _with_bottleneck(views, answers, drawn["profile"] if drawn is not None else profile_charts(results))
     slots = _ChartSlots()
     host = (results.manifest.get("host") or {}).get("hostname") or "unknown host"
     when = results.manifest.get("started") or ""
@@ -750,13 +818,18 @@ def write_report(results_dir, out_path, baseline_dir=None) -> Path:
     """Load `results_dir`, answer every question, write the self-contained HTML to `out_path`;
     with `baseline_dir`, compared with that results directory too."""
     results = load_results(results_dir)
-    # the figures and profile need no answer: drawn alongside the answers where a second CPU is free
-    pending = _alongside(drawn_sections, results)
+    # the figures and profile need no answer: drawn alongside the answers where a second CPU is free;
+    # then the differential flame graphs' folded profiles, alongside the other charts of the answers
+    pending = _alongside(drawn_sections, results, USUALLY_SHOWN)
     answers = answer_all(results)
+    flames = _alongside(costcharts.diff_frames, results, answers)
     base = baseline(load_results(baseline_dir), results, answers) if baseline_dir is not None else None
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, render_report(results, answers, base, _collect(pending)))
+    with _unchecked():
+        page = _render(results, answers, base, lambda: _collect(pending),
+                       None if flames is None else lambda: _collect(flames))
+    atomic_write(out, page)
     return out
 
 

@@ -62,7 +62,20 @@ def _t_quantile(df: int) -> float:
     # scipy's distribution machinery costs far more than the interval itself; scipy.special's
     # inverse of Student's t is what scipy.stats.t.ppf calls (the same value, without the
     # second of importing scipy.stats)
+    if CONFIDENCE == 0.95 and 1 <= df <= len(_T975):
+        return _T975[df - 1]
     return float(_special().stdtrit(df, 0.5 + CONFIDENCE / 2))
+
+
+# scipy.special.stdtrit(df, 0.975) for df = 1..30, as Python writes those floats: the intervals of
+# the report's charts need no scipy import (a sixth of a second) for the usual repeats;
+# tests/test_scale.py holds every value of _t_quantile to scipy's t.ppf
+_T975 = (12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051977934, 2.5705818356363146,
+         2.4469118511449786, 2.364624251592784, 2.306004135204166, 2.262157162798205, 2.228138851986274,
+         2.200985160091639, 2.1788128296672284, 2.1603686564627913, 2.144786687917804, 2.131449545559776,
+         2.1199052992212546, 2.1098155778333156, 2.1009220402410382, 2.0930240544083087, 2.085963447265864,
+         2.0796138447276795, 2.0738730679040254, 2.0686576104190486, 2.0638985616280245, 2.0595385527532972,
+         2.0555294386428735, 2.0518305164802846, 2.0484071417952454, 2.045229642132703, 2.0422724563012378)
 
 
 def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
@@ -197,10 +210,14 @@ def compare_groups(a: pd.DataFrame, b: pd.DataFrame, alpha: float = ALPHA) -> pd
         diff = j["mean_b"].to_numpy(dtype=float) - j["mean_a"].to_numpy(dtype=float)
         t = diff / np.sqrt(va + vb)
         df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
-        p = 2.0 * _special().stdtr(df, -np.abs(t))
-    p = np.where(va + vb == 0, np.where(diff == 0, 1.0, 0.0), p)   # two constant samples (see welch)
     tested = (na >= 2) & (nb >= 2)
-    p = np.where(tested, p, np.nan)
+    if tested.any():   # (one repeat everywhere: no p to compute, and scipy.special is not imported)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 2.0 * _special().stdtr(df, -np.abs(t))
+        p = np.where(va + vb == 0, np.where(diff == 0, 1.0, 0.0), p)   # two constant samples (see welch)
+        p = np.where(tested, p, np.nan)
+    else:
+        p = np.full(len(j), np.nan)
     significant = [bool(x < alpha) if ok else None for x, ok in zip(p, tested)]
     return pd.DataFrame({"n_a": j["n_a"].to_numpy(), "n_b": j["n_b"].to_numpy(), "median_a": ma, "median_b": mb,
                          "change_pct": change, "p_value": p, "significant": significant}, index=j.index)

@@ -175,12 +175,13 @@ def cost_of(r: Results, impl: str, metric: str, where=None) -> float:
     from .. import accounting as acc
     if metric not in r.runs:
         return float("nan")
-    rows = r.runs[r.runs.implementation == impl]
-    points = [tuple(k) for k in rows[KEY].drop_duplicates().itertuples(index=False)]
+    points = r.memo(("impl_points", impl), lambda: [tuple(k) for k in r.runs[r.runs.implementation == impl][KEY]
+                                                    .drop_duplicates().itertuples(index=False)])
     if where is not None:
         keep = set(map(tuple, where))
         points = [p for p in points if (p[1], p[2]) in keep]
-    return acc.mean_over(r.runs, r.runs[metric], points)
+    # the same Series every time (acc.column): its per-configuration means are computed once
+    return acc.mean_over(r.runs, acc.column(r.runs, metric), points)
 
 
 def median_of(r: Results, impl: str, metric: str, where=None) -> float:
@@ -249,17 +250,28 @@ def caveats(r: Results, columns=(), oversub: bool = True, zc_columns=()) -> list
     """What limits any answer from `r`: repeats, unmeasured `columns` (and `zc_columns` of
     zero_copy), failed points, an import, high variation, multiplexed counters, lost trace
     events, oversubscription, and what loading had to assume."""
+    out = list(r.memo(("caveats", "repeats"), lambda: _repeat_caveats(r)))   # (once per results: every answer asks)
+    for col, impl in [(c, None) for c in columns] + [(c, "zero_copy") for c in zc_columns]:
+        reason = data_name(r, r.missing_reason(col, impl))
+        if reason:
+            out.append(Caveat("not_measured", {"column": col, "implementation": impl, "reason": reason,
+                                               "named": r.imported}))
+    return out + list(r.memo(("caveats", "run", oversub), lambda: _run_caveats(r, oversub)))
+
+
+def _repeat_caveats(r: Results) -> list[Caveat]:
     out = []
     n_max, n_min = r.max_repeats(), r.min_repeats()
     if n_max < 2:
         out.append(Caveat("single_repeat", {"runs": len(r.runs)}))
     elif n_min < 2:
         out.append(Caveat("some_single_repeats", {"min_repeats": n_min, "max_repeats": n_max}))
-    for col, impl in [(c, None) for c in columns] + [(c, "zero_copy") for c in zc_columns]:
-        reason = data_name(r, r.missing_reason(col, impl))
-        if reason:
-            out.append(Caveat("not_measured", {"column": col, "implementation": impl, "reason": reason,
-                                               "named": r.imported}))
+    return out
+
+
+def _run_caveats(r: Results, oversub: bool) -> list[Caveat]:
+    """`caveats`' part that depends on the run alone (Caveats are frozen: shared by the answers)."""
+    out = []
     if len(r.failed):
         shown = [{"implementation": f.implementation, "msg_size": int(f.msg_size), "threads": int(f.threads),
                   "repeat": int(f.repeat), "error": f.error} for f in r.failed.head(4).itertuples()]
