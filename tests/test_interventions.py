@@ -253,3 +253,27 @@ def test_a_store_without_the_buffer_columns_reads_as_the_kernels_defaults(tmp_pa
                                                               "sndbuf_bytes": "16384"} for row in rows])
     r = load_results(d)
     assert len(r.runs) == len(rows) and (r.runs["sndbuf"] == 0).all() and not r.notes
+
+
+def _gaining(tmp_path, share):
+    """4 threads faster than 1 (a gain: the step's correlation contradicts oversubscription), their
+    client threads preempted `share` of their time."""
+    d = profile_synth.write_profile_results(tmp_path, impls=("two_copy", "one_copy"), threads=(1, 4), repeats=2)
+    cols, rows = read_runs(d)
+    for row in rows:
+        row["placement"] = "none"
+        _both(_preempted(share), _faster(1.5))(row)
+    write_runs(d, cols, rows)
+    return load_results(d)
+
+
+def test_a_contradicted_step_still_plans_the_pair_where_the_base_is_measured_oversubscribed(tmp_path):
+    r = _gaining(tmp_path / "over", 0.5)
+    threads = [a for a in answer_all(r) if a.question == "threads"][0]
+    step = [j for j in threads.facts.hypotheses if j.name == "oversubscription"]
+    assert step and all(j.status == hyp.CONTRADICTED for j in step)     # a gain: the step is not its doing
+    placed = [p for p in iv.plan(r) if p["hypothesis"] == "oversubscription" and p["change"] == {"placement": "split"}]
+    assert placed and all(p["base"]["threads"] == 4 and p["scope"]["status"] == hyp.CONTRADICTED for p in placed)
+    # not oversubscribed by measurement (preempted below accounting.PREEMPTED): nothing to test
+    calm = _gaining(tmp_path / "calm", acc.PREEMPTED / 4)
+    assert not [p for p in iv.plan(calm) if p["hypothesis"] == "oversubscription"]

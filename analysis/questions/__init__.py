@@ -33,7 +33,10 @@ class Question:
     render: Callable[[object], Prose]
 
     def answer(self, results: Results) -> Answer:
+        from .common import parameters_of
+
         facts = self.compute(results)
+        facts.parameters = parameters_of(results)   # (a refined directory's alpha per look: in the words too)
         if results.imported:   # whatever a reason reads, in an import it came from the imported file
             for x in getattr(facts, "reasons", []):
                 x.source = "import"

@@ -11,7 +11,7 @@ Conventions (the words are in `stats.METHODS`, rendered into every answer's JSON
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
@@ -35,6 +35,16 @@ class Parameters:
 
 
 PARAMETERS = Parameters()
+
+
+def parameters_of(r: Results) -> Parameters:
+    """The thresholds for these results: on a refined directory the tests' alpha is the
+    refinement rule's per-look alpha (netobs.refine.rule.answers_alpha: the sequential looks
+    paid for), else PARAMETERS."""
+    from netobs.refine.rule import answers_alpha
+
+    alpha = answers_alpha(r.manifest, PARAMETERS.alpha)
+    return PARAMETERS if alpha == PARAMETERS.alpha else replace(PARAMETERS, alpha=alpha)
 
 
 @dataclass(frozen=True)
@@ -141,7 +151,7 @@ def vs(r: Results, metric: str, impl: str, base: str) -> pd.DataFrame:
     runs = r.runs
     keys = ["msg_size", "threads"]
     moments = {name: group_moments(runs[runs.implementation == name], keys, metric) for name in (base, impl)}
-    c = compare_groups(moments[base], moments[impl])   # every configuration at once (linear in points)
+    c = compare_groups(moments[base], moments[impl], alpha=parameters_of(r).alpha)   # every configuration at once
     rows = [{"msg_size": int(size), "threads": int(t), "n_ref": int(x.n_a), "n": int(x.n_b), "ref": x.median_a,
              "value": x.median_b, "change_pct": x.change_pct, "p_value": x.p_value, "significant": x.significant}
             for (size, t), x in zip(c.index, c.itertuples(index=False))]

@@ -21,7 +21,7 @@ from ..load import KEY, Results
 from ..stats import compare, guarded_ratios, quantiles
 from . import accounted, prose
 from .common import (PARAMETERS, Facts, Reason, by_strategy, caveats, chart_rows, config_medians, oversubscription,
-                     oversubscription_caveat)
+                     oversubscription_caveat, parameters_of)
 
 NAME = "threads"
 TITLE = "How does thread count interact with cache contention?"
@@ -67,6 +67,7 @@ class ThreadsChange(ThreadsFacts):
     accounting: dict | None = None  # the most threads against the fewest: CPU-s/GB gap per side (accounted)
     bottlenecks: dict | None = None  # thread count -> verdict -> configurations (accounting.bottleneck_frame)
     accounting_scope: tuple | None = None   # (name, hypotheses.Scope) accounted: the differential profiles' too
+    plateau: dict | None = None    # a refined directory: where throughput stops rising (netobs.refine.plateau.answered)
 
     def fields(self) -> dict:
         out = {**super().fields(), "series": self.series, "ratio_max_over_min_threads": self.ratio_max_over_min_threads,
@@ -77,6 +78,8 @@ class ThreadsChange(ThreadsFacts):
         out["waits"] = self.waits
         out["accounting"] = self.accounting
         out["bottlenecks"] = self.bottlenecks
+        if self.plateau is not None:
+            out["plateau"] = self.plateau
         return out
 
 
@@ -103,6 +106,7 @@ def compute(r: Results) -> Facts:
     peaks, sig = {}, []
     tput = {k: v.to_numpy() for k, v in r.runs.groupby(KEY)["throughput_gbps"]}   # each configuration's repeats, once
     none = np.array([], dtype=float)
+    alpha = parameters_of(r).alpha   # a refined directory's: the rule's alpha per look
     for (impl, size), g in ev.groupby(["implementation", "msg_size"]):
         g = g.set_index("threads")
         if tmin not in g.index or tmax not in g.index:
@@ -114,7 +118,7 @@ def compute(r: Results) -> Facts:
         if g["throughput_gbps"].notna().any():
             t = int(g["throughput_gbps"].idxmax())
             peaks[t] = peaks.get(t, 0) + 1
-        sig.append(compare(tput.get((impl, size, tmin), none), tput.get((impl, size, tmax), none)).significant)
+        sig.append(compare(tput.get((impl, size, tmin), none), tput.get((impl, size, tmax), none), alpha).significant)
     ratios, left_out = {}, {}
     for m, ab in pairs_of.items():
         keep = guarded_ratios([a for a, _ in ab], TINY_BASELINE.get(m, 0.0)) if ab else []
@@ -164,6 +168,10 @@ def compute(r: Results) -> Facts:
             reasons.append(Reason("where", 4.4, {}, "profile"))
     if bottlenecks:
         reasons.append(Reason("bottlenecks", 4.2, {}, "profile"))
+    from netobs.refine.plateau import answered
+    plateau = answered(r.runs, r.manifest)
+    if plateau:
+        reasons.append(Reason("plateau", 4.9, {}, "worker"))
     reasons.sort(key=lambda x: -x.weight)
     return ThreadsChange(
         code=SCALED, **common, series=len(ratios["throughput_gbps"]), ratio_max_over_min_threads=change,
@@ -171,7 +179,7 @@ def compute(r: Results) -> Facts:
         throughput_change_significant=None if all(s is None for s in sig) else int(sum(1 for s in sig if s)),
         cs_per_mib_median=cs_median, waits=waits, accounting=accounting, bottlenecks=bottlenecks,
         accounting_scope=(f"threads-{tmax}-vs-{tmin}", scope) if accounting else None,
-        reasons=reasons, hypotheses=judged)
+        reasons=reasons, hypotheses=judged, plateau=plateau)
 
 
 # --------------------------------------------------------------------------- prose
@@ -213,6 +221,46 @@ def _change(f: ThreadsChange) -> list[str]:
         out.append(f"The throughput change from {tmin} to {tmax} threads is significant (Welch p<{p.alpha}) in "
                    f"{f.throughput_change_significant} of {f.series_compared} series.")
     return out
+
+
+STEP_WORDS = {"ahead": "rose", "behind": "fell", "same": "the same", "open": "open"}
+
+
+def _step(e: dict) -> str:
+    return f"{e['lo']} -> {e['hi']} {STEP_WORDS.get(e['state'], e['state'])} {e['change']:+.0%} (n={e['n']})"
+
+
+def _plateau(f: ThreadsChange) -> str:
+    """Where throughput stops rising, per series, with the steps that say so (the refinement's
+    rule: each step a look at its alpha per look)."""
+    p = f.plateau
+    parts = []
+    for d in p["series"]:
+        name = f"{d['impl']} at {prose.sizes([d['msg_size']])}"
+        rise = next((e for e in d["evidence"] if e["lo"] == d["lo"] and e["hi"] == d["hi"]), None)
+        after = d.get("after")
+        undecided = f"no rise decided (open at the rule's {p['max_repeats']} repeats)"
+        if d["status"] == "not_rising":
+            first = d["evidence"][0]["state"]
+            where = (f"falls from {prose.threads([d['lo']])}" if first == "behind" else
+                     f"from {prose.threads([d['lo']])}: {undecided}" if first == "open" else
+                     f"no rise from {prose.threads([d['lo']])}")
+        elif d["status"] == "open":
+            where = "not yet decided"
+        elif after is None:
+            where = f"still rising at {prose.threads([d['hi']])}, the most measured"
+        elif after["state"] == "open":
+            where = f"rises to {prose.threads([d['hi']])}, beyond: {undecided}"
+        elif d["hi"] - d["lo"] == 1:
+            where = f"stops rising at {prose.threads([d['hi']])}"
+        else:
+            where = f"stops rising between {d['lo']} and {d['hi']} threads"
+        shown = [e for e in (rise, after) if e] if d["status"] != "not_rising" else d["evidence"][:1]
+        if d["status"] == "open":
+            shown = [e for e in d["evidence"] if e["lo"] == d["lo"] and e["hi"] == d["hi"]]
+        parts.append(f"{name} {where}" + (f" ({', '.join(_step(e) for e in shown)})" if shown else ""))
+    return (f"Where throughput stops rising (the refinement's steps, each tested at alpha {p['alpha_per_look']:.3g} "
+            "per look): " + "; ".join(parts) + ".")
 
 
 def _oversubscription(f: ThreadsChange) -> str:
@@ -284,5 +332,7 @@ def render(f: Facts) -> Prose:
         words["where"] = (accounted.where_words(f.accounting) or "")[:-len(" [profile].")]
     if f.bottlenecks:
         words["bottlenecks"] = _bottlenecks(f)[:-len(" [profile].")]
+    if f.plateau:
+        words["plateau"] = _plateau(f)
     reasons = [_waits(f) if x.code == "waits" else f"{words[x.code]} [{x.source}]" for x in f.reasons]
     return prose.answer(f, _headline(f), reasons, f.evidence, key=key)

@@ -336,10 +336,32 @@ def _point(r: Results, cfg: dict) -> dict:
     return out
 
 
+def measured_oversubscribed(r: Results, cfg: dict) -> bool:
+    """Whether a profile measured the configuration oversubscribed (its working threads, either
+    side, preempted at least the accounting's PREEMPTED of their time): the answers' bottleneck
+    per configuration says so, whatever a step's correlation said."""
+    oversubscribed(r, cfg)   # (fills the memo)
+    share = r.memo("intervention_preempted", lambda: {}).get(tuple(_plain(cfg[c]) for c in CONFIG), math.nan)
+    return share == share and share >= acc.PREEMPTED
+
+
+def _tests(iv: Intervention, j: Judgement, r: Results, cfg: dict) -> bool:
+    """Whether the pair from `cfg` would test an answer's judgement `j`: one the correlation left
+    open or supported; or, for a row judged only where the base is oversubscribed, one it
+    contradicted where the base is measured oversubscribed all the same (a step's correlation
+    says the oversubscription did not explain that step's change, a fall, not whether it costs
+    at the configuration: the experiment decides that)."""
+    if j.status in (SUPPORTED, INCONCLUSIVE):
+        return True
+    return (j.status == CONTRADICTED and iv.only_where == "oversubscribed"
+            and measured_oversubscribed(r, cfg))
+
+
 def plan(r: Results) -> list[dict]:
     """The intervention pairs that would test the answers' open or supported correlation-level
-    judgements and that `r` does not hold: one per (hypothesis, scope, intervention), from the
-    scope's first configuration that the intervention can change."""
+    judgements (and, `_tests`, a contradicted oversubscription at a configuration measured
+    oversubscribed) and that `r` does not hold: one per (hypothesis, scope, intervention), from
+    the scope's first configuration that the intervention can change."""
     from netobs.analysis.questions import answer_all
 
     held = {(iv, name_of(b)) for iv, b, _ in pairs(r)}
@@ -348,12 +370,14 @@ def plan(r: Results) -> list[dict]:
     for a in answer_all(r):
         part = {k: _plain(v) for k, v in a.part.items()}
         for j in a.facts.hypotheses:
-            if j.source == SOURCE or j.status not in (SUPPORTED, INCONCLUSIVE):
+            if j.source == SOURCE or j.status not in (SUPPORTED, INCONCLUSIVE, CONTRADICTED):
                 continue
             at = set(scope_points(j.scope)[0])
             for iv in (iv for iv in TABLE if iv.hypothesis == j.name):
                 for cfg in configs:
                     if tuple(cfg[k] for k in KEY) not in at or any(cfg.get(k) != v for k, v in part.items()):
+                        continue
+                    if not _tests(iv, j, r, cfg):
                         continue
                     if iv.to not in RULES and iv.value(cfg[iv.column]) == iv.target():
                         continue   # already without the mechanism's cause

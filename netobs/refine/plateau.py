@@ -97,6 +97,37 @@ def plateaus(st: pd.DataFrame, rule: Rule) -> list[Plateau]:
     return out
 
 
+def rule_of(manifest: dict) -> Rule | None:
+    """The rule a refined directory's last round recorded (its maximum of repeats; the default
+    rule where it recorded none); None where the directory was never refined."""
+    rounds = [x for x in (manifest or {}).get("refinement") or [] if isinstance(x, dict)]
+    if not rounds:
+        return None
+    recorded = rounds[-1].get("rule") or {}
+    n = recorded.get("max_repeats")
+    return Rule(max_repeats=int(n)) if isinstance(n, int) and n >= 2 else Rule()
+
+
+def answered(runs: pd.DataFrame, manifest: dict) -> dict | None:
+    """What the threads answer says of where throughput stops rising, from the stored points by
+    the rule the refinement ran (`rule_of`): the plateaus (`Plateau.to_dict`, each with
+    `after`: whether a step that is not a rise follows its last rise) and the rule; None where
+    the directory was never refined (or holds fewer than two thread counts)."""
+    rule = rule_of(manifest)
+    if rule is None:
+        return None
+    found = plateaus(steps(runs, rule), rule)
+    if not found:
+        return None
+    out = []
+    for p in found:
+        d = p.to_dict()
+        d["after"] = next((e for e in p.evidence if p.hi is not None and e["lo"] == p.hi), None)
+        out.append(d)
+    return {"rule": rule.to_dict()["name"], "max_repeats": rule.max_repeats, "alpha_per_look": rule.alpha_per_look,
+            "series": out}
+
+
 def midpoint(lo: int, hi: int) -> int | None:
     m = int(round(math.sqrt(lo * hi)))
     m = min(max(m, lo + 1), hi - 1)

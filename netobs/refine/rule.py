@@ -15,6 +15,12 @@ Whatever the data, the chance that equal strategies are ever called ahead or beh
 looks is at most alpha (the union bound over at most `looks` tests at alpha / looks each): the
 price of looking after every repeat is paid in advance, so stopping early is honest.
 `tests/test_refine_sim.py` measures it on 1,000 simulated refinements of equal strategies.
+
+The answers pay the same price (`answers_alpha`): on a directory `netobs refine` looked at, every
+answer's test of two groups of repeats is at the per-look alpha of the rule its rounds recorded
+(the smallest, where rounds differ), not at alpha: a difference the refinement stopped on after
+several looks is significant for the answers only as the rule judged it. A directory never refined
+is tested at alpha.
 """
 from __future__ import annotations
 
@@ -64,6 +70,18 @@ class Rule:
                            np.array([b.var(ddof=1) if len(b) > 1 else np.nan]))
         return Decision(str(d["state"][0]), int(min(len(a), len(b))), float(d["change"][0]),
                         float(d["low"][0]), float(d["high"][0]))
+
+
+def answers_alpha(manifest: dict, alpha: float = ALPHA) -> float:
+    """The significance level of the answers' tests on a results directory (its manifest):
+    `alpha` where it was never refined, else the smallest `alpha_per_look` its refinement rounds
+    recorded (their rule's `to_dict`)."""
+    per_look = []
+    for rnd in (manifest or {}).get("refinement") or []:
+        rule = rnd.get("rule") if isinstance(rnd, dict) else None
+        if isinstance(rule, dict) and isinstance(rule.get("alpha_per_look"), (int, float)) and rule["alpha_per_look"] > 0:
+            per_look.append(float(rule["alpha_per_look"]))
+    return min([alpha, *per_look])
 
 
 @dataclass(frozen=True)
