@@ -3,7 +3,7 @@ points? A generated results directory of N points (written through the store, as
 writes one: strategies x sizes x thread counts x repeats from a smooth model with noise) is
 read by each command in a process of its own; its wall time and peak memory (the process's
 maximum resident set, less that of the same command on a small store: the interpreter and
-its libraries) are measured, against the goals of issue 28: explain of 10,000 points in 10 s,
+its libraries, LIBRARIES loaded in both) are measured, against the goals of issue 28: explain of 10,000 points in 10 s,
 of 100,000 in 100 s, and memory growth at most 4x the size of runs.csv.
 
 Beside them, issue 25's goal for the report of a study as people run it: `netobs report` of a
@@ -32,6 +32,10 @@ STRATEGIES = ("two_copy", "one_copy", "zero_copy")
 GOAL_S_PER_POINT = 1e-3            # 10,000 points in 10 s, 100,000 in 100 s
 GOAL_MEMORY_X_FILE = 4.0
 SMALL = 48                         # the small store whose peak memory is the baseline
+# the libraries the analysis imports only where a store calls for them (scipy.stats: a test over
+# repeats; alone about 60 MB resident), imported first in both processes of a memory figure: the
+# small store never calls for them, so without this the figure counted them as the large store's data
+LIBRARIES = ("scipy.stats", "scipy.optimize", "scipy.special")
 COMMANDS = ("explain", "compare", "report")
 GOAL_REPORT_S = 2.5                # issue 25: report of a 48-point traced and profiled study
 GOAL_REPORT_BYTES = 2_500_000
@@ -83,12 +87,14 @@ def write_store(path: Path, points: int, seed: int = 1) -> Path:
     return path
 
 
-def _measure(argv: list[str], timeout: float) -> dict:
+def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -> dict:
     """Wall time, CPU time and peak memory of one netobs command (a process of its own), and
-    the load average when it started."""
+    the load average when it started. `libraries`: modules imported before the command runs."""
     load = os.getloadavg()[0]
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "netobs", *argv], stdout=subprocess.DEVNULL,
+    start = (["-c", "".join(f"import {m}; " for m in libraries) + "import sys; from netobs.cli import main; "
+              "sys.argv[0] = 'netobs'; sys.exit(main())"] if libraries else ["-m", "netobs"])
+    proc = subprocess.Popen([sys.executable, *start, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = started + timeout
     while True:
@@ -158,7 +164,7 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
         if with_study:
             rows.append(measure_study(study, tmp, timeout_s, progress))
         small = write_store(tmp / "small", SMALL)
-        base = {c: _measure(_argv(c, small, tmp), timeout_s) for c in commands}
+        base = {c: _measure(_argv(c, small, tmp), timeout_s, LIBRARIES) for c in commands}
         for n in points:
             if progress:
                 progress(f"scale: generating {n:,} points ...")
@@ -168,7 +174,7 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
             for c in commands:
                 if progress:
                     progress(f"scale: {c} of {stored:,} points ...")
-                m = _measure(_argv(c, store, tmp), timeout_s)
+                m = _measure(_argv(c, store, tmp), timeout_s, LIBRARIES)
                 growth = m["peak_rss_bytes"] - base[c]["peak_rss_bytes"]
                 goal_s = GOAL_S_PER_POINT * stored
                 rows.append({"command": c, "points": stored, "runs_csv_bytes": size, "wall_s": m["wall_s"],
