@@ -291,6 +291,9 @@ CHECKED = {"msg_size": "msg_size", "threads": "threads", "repeat": "repeat", "fi
 # the words among the identity's columns (a point's name): only the table's choices
 WORDS = [p.name for p in IDENTITY if hasattr(p.kind, "names")]
 NAMED_BAD_ROWS = 8   # bad rows named one by one; the rest counted
+# the columns load_results checks or changes before it knows which rows are points, and in what order
+STEP_COLUMNS = {*POINT_KEY, *(p.name for p in IDENTITY), "status", "error", "throughput_gbps", "window_s",
+                "duration_s", "bytes_sent"}
 # the columns the reader checks or fills row by row (kept as plain arrays even where no row has a value)
 CHECKED_HERE = {"implementation", *CHECKED, "nodelay", *WORDS, *SHAPE, *SETTINGS,
                 "bytes_sent", "window_s", "duration_s", "throughput_gbps"}   # (the last: filled in by load_results)
@@ -389,7 +392,9 @@ def _convert(header: list[str], rows: list[list[str]], texts: list[dict], why: d
     return out
 
 
-def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
+def _read_runs(path: Path, notes: list[str], torn: set[str]) -> dict[str, np.ndarray]:
+    """runs.csv's good rows, column by column (in file order; the columns of netobs's format that
+    the file lacks added, empty or with their defaults)."""
     file = path / "runs.csv"
     if not file.is_file():
         raise _fail(f"{path} has no runs.csv", "the results directory is empty or incomplete")
@@ -437,7 +442,6 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
             cols[col] = (np.full(n, None, dtype=object) if is_text(col) else
                          _unmeasured(n) if col not in CHECKED_HERE else np.full(n, np.nan))
     _bad_values(cols, why)
-    index = pd.RangeIndex(n)
     if why:
         bad = np.zeros(n, dtype=bool)
         bad[list(why)] = True
@@ -448,23 +452,49 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         _name_bad_rows(notes, [lines[i] for i in badrows], [why[i] for i in badrows],
                        [_point_name(cols, i) for i in badrows[:NAMED_BAD_ROWS]])
         keep = ~bad
-        cols = {c: v[keep] for c, v in cols.items()}
-        index = index[keep]
+        for c in cols:   # (one column at a time: never the table twice)
+            cols[c] = cols[c][keep]
+        n = int(keep.sum())
     # the message shape: a row of a store from before it was a column (or an import) has the study's
     # the identity's other columns (placement, buffers, receive mode): absent in an older store, the defaults
     for col in SHAPE + SETTINGS:
         default = IDENT_DEFAULTS[col]
         if col not in cols:
-            cols[col] = np.full(len(index), default if isinstance(default, str) else float(default),
+            cols[col] = np.full(n, default if isinstance(default, str) else float(default),
                                 dtype=object if isinstance(default, str) else float)
         else:
             missing = pd.isna(cols[col])
             if missing.any():
                 cols[col] = cols[col].copy()
                 cols[col][missing] = default if isinstance(default, str) else float(default)
-    return pd.DataFrame({c: pd.Series(v, index=index, dtype=object, copy=False) if v.dtype == object   # (words stay objects)
-                         else _unmeasured(len(v)) if c not in CHECKED_HERE and np.isnan(v).all() else v
-                         for c, v in cols.items()}, index=index)
+    return {c: _unmeasured(n) if v.dtype == float and c not in CHECKED_HERE and np.isnan(v).all() else v
+            for c, v in cols.items()}
+
+
+def _table(columns: list[str], cols: dict[str, np.ndarray], rows: pd.DataFrame, move: bool) -> pd.DataFrame:
+    """The table of `rows` (a frame of some columns, indexed by row number in `cols`), in their
+    order: `columns`, each from `rows` where it has it, else from `cols`. Built a kind of column
+    at a time into one block; with `move`, each column of `cols` is dropped as it is copied (so
+    that the table is never in memory twice)."""
+    at = rows.index.to_numpy()
+    kinds: dict = {}
+    for c in columns:
+        kinds.setdefault((rows[c] if c in rows.columns else cols[c]).dtype, []).append(c)
+    parts = []
+    for kind, names in kinds.items():
+        if not isinstance(kind, np.dtype):   # (pandas' own kinds, such as its words of `status`: as they are)
+            parts.append(rows[names].reset_index(drop=True))
+            continue
+        block = np.empty((len(names), len(at)), dtype=kind)
+        for i, c in enumerate(names):
+            if c in rows.columns:
+                block[i] = rows[c].to_numpy()
+            else:
+                block[i] = cols[c][at]
+                if move:
+                    del cols[c]
+        parts.append(pd.DataFrame(block.T, columns=names, dtype=kind, copy=False))   # (words stay objects)
+    return pd.concat(parts, axis=1)[columns]   # (copy on write: the blocks are not copied)
 
 
 def _unmeasured(n: int) -> np.ndarray:
@@ -599,7 +629,10 @@ def load_results(path) -> Results:
     manifest = read_manifest(path)
     notes: list[str] = []
     torn: set[str] = set()
-    df = _read_runs(path, notes, torn)
+    cols = _read_runs(path, notes, torn)
+    # what the checks below read or change (the rest of the table joins once the rows are known)
+    df = pd.DataFrame({c: pd.Series(cols[c], dtype=object, copy=False) if cols[c].dtype == object else cols[c]
+                       for c in cols if c in STEP_COLUMNS})
     if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():
         i = int(np.flatnonzero((df["implementation"].isna() | df["msg_size"].isna() | df["threads"].isna())
                                .to_numpy())[0])
@@ -625,11 +658,11 @@ def load_results(path) -> Results:
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()
     failed = df[~ok].copy()
     failed.loc[failed["error"].isna(), "error"] = "status ok but no throughput recorded"
-    # sorted, then derived (row by row: the same figures), so that the sort's copy of the table
-    # holds the stored columns only (and no copy at all where every row is ok and in order)
-    runs = derive((df if ok.all() else df[ok]).sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True))
-    del df
-    failed = failed.sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True)
+    # the whole tables, rows in their order, then derived (row by row: the same figures)
+    columns = list(cols) + [c for c in df.columns if c not in cols]
+    failed = _table(columns, cols, failed.sort_values(POINT_KEY, key=strategies.sort_key), move=False)
+    runs = derive(_table(columns, cols, df[ok].sort_values(POINT_KEY, key=strategies.sort_key), move=True))
+    del df, cols
     if runs.empty:
         raise _fail(f"{path / 'runs.csv'} has no successful points ({len(failed)} failed)",
                     f"first error: {failed['error'].iloc[0]}" if len(failed) else None,

@@ -25,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from netobs.params import PARAMS
 from netobs.perf import DEFAULT_EVENTS
 from netobs.store import ResultsDir
 
 STRATEGIES = ("two_copy", "one_copy", "zero_copy")
+MAX_SIZE = int(PARAMS.by_name["msg_size"].kind.hi)   # the largest message netobs sends
 GOAL_S_PER_POINT = 1e-3            # 10,000 points in 10 s, 100,000 in 100 s
 GOAL_MEMORY_X_FILE = 4.0
 SMALL = 48                         # the small store whose peak memory is the baseline
@@ -48,7 +50,9 @@ def grid(points: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     configs = max(1, round(points / (len(STRATEGIES) * 2)))
     n_threads = max(1, min(64, int(math.sqrt(configs / 4))))
     n_sizes = max(1, math.ceil(configs / n_threads))
-    sizes = tuple(sorted({int(1024 * 1.05 ** i) for i in range(n_sizes * 2)}))[:n_sizes]
+    # sizes 5% apart, closer where that would pass netobs's largest message (the loader leaves such rows out)
+    step = min(1.05, (MAX_SIZE / 1024) ** (1 / max(1, n_sizes)))
+    sizes = tuple(sorted({min(MAX_SIZE, int(1024 * step ** i)) for i in range(n_sizes * 2)}))[:n_sizes]
     return sizes, tuple(range(1, n_threads + 1)), 2
 
 
