@@ -91,6 +91,18 @@ def write_store(path: Path, points: int, seed: int = 1) -> Path:
     return path
 
 
+def _generate(path: Path, points: int) -> Path:
+    """write_store in a process of its own: the measured commands are started by this process,
+    and a child's peak resident memory (wait4's ru_maxrss) is at least its parent's at the start
+    (the kernel keeps the high-water mark of the memory an exec replaces: Python starts children
+    with vfork), so this process must not grow by the store it writes (a 100,000-point store:
+    above 1 GB, reported as the command's)."""
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from netobs.bench.scale import "
+                    "write_store; write_store(Path(sys.argv[1]), int(sys.argv[2]))", str(path), str(points)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
 def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -> dict:
     """Wall time, CPU time and peak memory of one netobs command (a process of its own), and
     the load average when it started. `libraries`: modules imported before the command runs."""
@@ -167,12 +179,12 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
         tmp = Path(tmp)
         if with_study:
             rows.append(measure_study(study, tmp, timeout_s, progress))
-        small = write_store(tmp / "small", SMALL)
+        small = _generate(tmp / "small", SMALL)
         base = {c: _measure(_argv(c, small, tmp), timeout_s, LIBRARIES) for c in commands}
         for n in points:
             if progress:
                 progress(f"scale: generating {n:,} points ...")
-            store = write_store(tmp / f"p{n}", n)
+            store = _generate(tmp / f"p{n}", n)
             size = (store / "runs.csv").stat().st_size
             stored = sum(1 for _ in open(store / "runs.csv", "rb")) - 1
             for c in commands:
