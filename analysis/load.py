@@ -9,6 +9,7 @@ compare. A value that was not measured stays NaN through every derivation (never
 """
 from __future__ import annotations
 
+import csv
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from netobs.figures import (
     shape_label,
 )
 from netobs.params import IDENTITY, PARAMS, ident_value
-from netobs.store import parse_runs_numbered, read_manifest
+from netobs.store import iter_runs_numbered, read_manifest
 
 # A configuration within one message shape (what the questions compare; they are answered
 # shape by shape, `Results.shapes` / `Results.of_shape`), the message shape (fields per
@@ -290,57 +291,110 @@ CHECKED = {"msg_size": "msg_size", "threads": "threads", "repeat": "repeat", "fi
 # the words among the identity's columns (a point's name): only the table's choices
 WORDS = [p.name for p in IDENTITY if hasattr(p.kind, "names")]
 NAMED_BAD_ROWS = 8   # bad rows named one by one; the rest counted
+# the columns load_results checks or changes before it knows which rows are points, and in what order
+STEP_COLUMNS = {*POINT_KEY, *(p.name for p in IDENTITY), "status", "error", "throughput_gbps", "window_s",
+                "duration_s", "bytes_sent"}
+# the columns the reader checks or fills row by row (kept as plain arrays even where no row has a value)
+CHECKED_HERE = {"implementation", *CHECKED, "nodelay", *WORDS, *SHAPE, *SETTINGS,
+                "bytes_sent", "window_s", "duration_s", "throughput_gbps"}   # (the last: filled in by load_results)
 
 
-def _bad_values(cols: dict[str, pd.Series]) -> pd.Series:
-    """Per row: why its values cannot be a point netobs measured ("" where they can), checked
-    against the parameter table's kinds and limits (sizes, threads, repeats, fields, nodelay),
-    the strategy name's form and finite numbers in every measured column."""
-    index = next(iter(cols.values())).index
-    why = pd.Series("", index=index, dtype=object)
+def _bad_values(cols: dict[str, np.ndarray], why: dict[int, str]) -> None:
+    """Per row: why its values cannot be a point netobs measured, checked against the parameter
+    table's kinds and limits (sizes, threads, repeats, fields, nodelay), the strategy name's form
+    and finite numbers in every measured column; added to `why` (row -> reason) for the rows it
+    does not name yet (the first reason found is a row's). One pass over each column's array per
+    check (a check of words looks at each distinct word once)."""
 
-    def mark(bad: pd.Series, text) -> None:
-        bad = bad & why.eq("")
-        if bad.any():
-            why[bad] = text(bad) if callable(text) else text
+    def mark(bad: np.ndarray, text) -> None:
+        rows = [i for i in np.flatnonzero(bad).tolist() if i not in why]
+        if rows:
+            why.update(zip(rows, text(rows) if callable(text) else [text] * len(rows)))
+
+    def words(values: np.ndarray, good) -> np.ndarray:
+        """Per row: whether a given value is not `good` (each distinct value judged once)."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        judged = np.array([not good(u) for u in uniques] + [False], dtype=bool)
+        return judged[codes]   # (code -1, no value: the trailing False)
 
     name = cols["implementation"]
-    mark(name.isna(), "has no strategy")
-    mark(~name.fillna("x").map(lambda n: bool(STRATEGY_NAME.fullmatch(str(n)))),
-         lambda bad: "has strategy " + name[bad].map(lambda n: repr(str(n)[:40])) + ", not a strategy name")
-    for column, pname in CHECKED.items():
-        if column not in cols:
-            continue
-        param, value = PARAMS.by_name[pname], cols[column]
-        if column in ("msg_size", "threads"):
-            mark(value.isna(), f"has no {param.label}")
-        given = value.notna()
-        whole = given & np.isfinite(value.fillna(0)) & (value.fillna(0) % 1 == 0)
-        mark(given & ~whole, lambda bad, c=column, v=value: f"has {c} " + v[bad].map(lambda x: f"{x:g}")
-             + ", not a whole number")
-        lo, hi = param.kind.lo, param.kind.hi
-        outside = whole & (((value < lo) if lo is not None else False) | ((value > hi) if hi is not None else False))
-        if param.kind.off is not None:   # the value outside the limits that means something (0: the kernel's default)
-            outside &= value != param.kind.off[0]
-        mark(outside, lambda bad, c=column, v=value, p=param: f"has {c} " + v[bad].map(lambda x: f"{x:.15g}")
-             + f", outside netobs's limits ({p.kind.span()})")
+    mark(pd.isna(name), "has no strategy")
+    mark(words(name, lambda n: bool(STRATEGY_NAME.fullmatch(str(n)))),
+         lambda rows: [f"has strategy {str(name[i])[:40]!r}, not a strategy name" for i in rows])
+    with np.errstate(invalid="ignore"):
+        for column, pname in CHECKED.items():
+            if column not in cols:
+                continue
+            param, value = PARAMS.by_name[pname], cols[column]
+            given = ~pd.isna(value)
+            if column in ("msg_size", "threads"):
+                mark(~given, f"has no {param.label}")
+            if value.dtype != float:   # (a column of words: no cell is a number)
+                value = pd.to_numeric(pd.Series(value), errors="coerce").to_numpy(dtype=float)
+            filled = np.where(given, value, 0.0)
+            whole = given & np.isfinite(filled) & (np.remainder(filled, 1) == 0)
+            mark(given & ~whole, lambda rows, c=column, v=value: [f"has {c} {v[i]:g}, not a whole number" for i in rows])
+            lo, hi = param.kind.lo, param.kind.hi
+            outside = np.zeros(len(value), dtype=bool)
+            if lo is not None:
+                outside |= value < lo
+            if hi is not None:
+                outside |= value > hi
+            outside &= whole
+            if param.kind.off is not None:   # the value outside the limits that means something (0: the kernel's default)
+                outside &= value != param.kind.off[0]
+            mark(outside, lambda rows, c=column, v=value, p=param:
+                 [f"has {c} {v[i]:.15g}, outside netobs's limits ({p.kind.span()})" for i in rows])
     if "nodelay" in cols:
-        mark(cols["nodelay"].notna() & ~cols["nodelay"].isin([0.0, 1.0]), "has nodelay other than 0 or 1")
+        nodelay = cols["nodelay"]
+        mark(words(nodelay, lambda v: v in (0.0, 1.0)), "has nodelay other than 0 or 1")
     for word in WORDS:   # a word that names points (and their directories): only the table's choices
         if word not in cols:
             continue
         choices = PARAMS.by_name[word].kind.names
         place = cols[word]
-        mark(place.notna() & ~place.isin(choices),
-             lambda bad, w=word, place=place, choices=choices: f"has {w} " + place[bad].map(lambda v: repr(str(v)[:40]))
-             + f", not one of {', '.join(choices)}")
+        mark(words(place, lambda v, choices=choices: v in choices),
+             lambda rows, w=word, place=place, choices=choices:
+             [f"has {w} {str(place[i])[:40]!r}, not one of {', '.join(choices)}" for i in rows])
     for column, value in cols.items():
-        if value.dtype == float:
+        if value.dtype == float:   # (not an unmeasured column: no value at all)
             mark(np.isinf(value), f"has a non-finite {column}")
-    return why
 
 
-def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
+def _convert(header: list[str], rows: list[list[str]], texts: list[dict], why: dict[int, str], first: int) -> list:
+    """One chunk of whole rows -> per column its values (a float array, or an object array of
+    words; None where every cell of the chunk is empty). A cell that is not a number where one
+    belongs is named in `why` (its row counted from `first`). `texts`: per column, the words met
+    so far (each word kept once, however many rows hold it)."""
+    cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
+    out = []
+    for j, col in enumerate(header):
+        raw = cells[:, j]
+        if not raw.any():   # every cell "": what the lines below make of it, at once
+            out.append(None)
+            continue
+        seen = texts[j] if is_text(col) else {}   # (numbers are seldom met twice)
+        text = np.array([seen[t] if t in seen else seen.setdefault(t, t.strip()) for t in raw.tolist()], dtype=object)
+        if col in WORDS:   # (placement "none" is a word)
+            empty = text == ""
+        else:
+            empty = np.fromiter((t.lower() in MISSING_TOKENS for t in text.tolist()), dtype=bool, count=len(text))
+        given = text.copy()
+        given[empty] = np.nan   # (as pandas' text columns have it)
+        if is_text(col):
+            out.append(given)
+            continue
+        num = np.asarray(pd.to_numeric(given, errors="coerce"), dtype=float)
+        bad = np.isnan(num) & ~empty
+        for i in np.flatnonzero(bad).tolist():
+            why.setdefault(first + i, f"has {col} {text[i][:40]!r}, not a number")
+        out.append(num)
+    return out
+
+
+def _read_runs(path: Path, notes: list[str], torn: set[str]) -> dict[str, np.ndarray]:
+    """runs.csv's good rows, column by column (in file order; the columns of netobs's format that
+    the file lacks added, empty or with their defaults)."""
     file = path / "runs.csv"
     if not file.is_file():
         raise _fail(f"{path} has no runs.csv", "the results directory is empty or incomplete")
@@ -348,74 +402,125 @@ def _read_runs(path: Path, notes: list[str], torn: set[str]) -> pd.DataFrame:
         text = file.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise _fail(f"cannot read {file}", str(exc).splitlines()[0]) from None
-    header, rows, lines, cut = parse_runs_numbered(text)
-    del text   # (the text, then the cells, freed once read: each is several times runs.csv in memory)
+    # read a chunk of rows at a time and keep each column's values, never every cell as text
+    # (the cells of a large runs.csv are many times its size in memory)
+    header, parts, lines, cut, why = [], [], [], [], {}
+    try:
+        for header, rows, numbers in iter_runs_numbered(text, cut):
+            if not header:
+                break
+            if not parts:
+                _check_header(file, header)
+                parts, texts = [[] for _ in header], [{} for _ in header]
+            for j, values in enumerate(_convert(header, rows, texts, why, len(lines)) if rows else ()):
+                parts[j].append((len(rows), values))
+            lines += numbers
+    except csv.Error:   # (a field larger than csv allows): no row can be trusted
+        header = []
+    del text
     if not header:
         raise _fail(f"{file} is empty", "no header and no points")
     for row in cut:
         torn.add(row.point)
         notes.append(f"runs.csv line {row.line} ({row.point}) {row.how}: left out; "
                      "re-run it with `netobs sweep --resume -o DIR` or restore runs.csv")
-    twice = sorted({c for c in header if header.count(c) > 1})
-    if twice:
-        raise _fail(f"{file} names column(s) {', '.join(twice)} twice",
-                    "it is not in netobs's runs.csv format (each column once)")
-    raw = pd.DataFrame(rows, columns=header, dtype=str)
-    del rows
-    missing = [c for c in STUDY_COLUMNS if c not in raw.columns]
-    if missing:
-        raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
-                    "it is not in netobs's runs.csv format (schema 1: the study's columns first)")
-    if raw.empty:
+    if not lines:
         raise _fail(f"{file} has no points", "the sweep stored nothing yet",
                     "waiting for the sweep (or `netobs sweep --resume -o DIR`), then `netobs explain DIR`")
-    cols: dict[str, pd.Series] = {}   # built apart and joined once (no fragmented frame)
-    why = pd.Series("", index=raw.index, dtype=object)
-    for col in raw.columns:
-        if not raw[col].to_numpy(dtype=object).any():   # every cell "": what the next lines make of it, at once
-            cols[col] = pd.Series(np.nan, index=raw.index, dtype=object if is_text(col) else float)
+    n = len(lines)
+    cols: dict[str, np.ndarray] = {}   # built apart and joined once (no fragmented frame)
+    for col, chunks in zip(header, parts):
+        if all(values is None for _, values in chunks):
+            cols[col] = (np.full(n, np.nan, dtype=object) if is_text(col) else
+                         _unmeasured(n) if col not in CHECKED_HERE else np.full(n, np.nan))
             continue
-        text = raw[col].astype(str).str.strip()
-        empty = text.str.lower().isin(MISSING_TOKENS) if col not in WORDS else text.eq("")   # (placement "none" is a word)
-        if is_text(col):
-            cols[col] = text.where(~empty, None).astype(object)
-            continue
-        num = pd.to_numeric(text.where(~empty, None), errors="coerce")
-        bad = num.isna() & ~empty & why.eq("")
-        if bad.any():
-            why[bad] = f"has {col} " + text[bad].map(lambda t: repr(t[:40])) + ", not a number"
-        cols[col] = num.astype(float)
+        kind = object if is_text(col) else float   # (a chunk of empty cells: NaN, as the cells convert)
+        cols[col] = np.concatenate([np.full(k, np.nan, dtype=kind) if values is None else values for k, values in chunks])
+    del parts
     for col in STUDY_COLUMNS + WORKER_COLUMNS + TRACE_COLUMNS + ROLE_COLUMNS:
         if col not in cols:
-            cols[col] = pd.Series(None if is_text(col) else np.nan, index=raw.index,
-                                  dtype=object if is_text(col) else float)
-    checked = _bad_values(cols)
-    why = why.where(why.ne(""), checked)
-    bad = why.ne("")
-    if bad.all():
-        raise _fail(f"{file} has no row netobs can analyse", f"line {lines[0]} {why.iloc[0]} (and every other row is bad too)"
-                    if len(why) > 1 else f"line {lines[0]} {why.iloc[0]}", "restoring runs.csv or re-running the sweep")
-    if bad.any():
-        _name_bad_rows(notes, [lines[i] for i in np.flatnonzero(bad.to_numpy())], why[bad].tolist(),
-                       [_point_name(cols, i) for i in np.flatnonzero(bad.to_numpy())[:NAMED_BAD_ROWS]])
+            cols[col] = (np.full(n, None, dtype=object) if is_text(col) else
+                         _unmeasured(n) if col not in CHECKED_HERE else np.full(n, np.nan))
+    _bad_values(cols, why)
+    if why:
+        bad = np.zeros(n, dtype=bool)
+        bad[list(why)] = True
+        badrows = np.flatnonzero(bad).tolist()
+        if bad.all():
+            raise _fail(f"{file} has no row netobs can analyse", f"line {lines[0]} {why[0]} (and every other row is bad "
+                        "too)" if n > 1 else f"line {lines[0]} {why[0]}", "restoring runs.csv or re-running the sweep")
+        _name_bad_rows(notes, [lines[i] for i in badrows], [why[i] for i in badrows],
+                       [_point_name(cols, i) for i in badrows[:NAMED_BAD_ROWS]])
         keep = ~bad
-        cols = {c: v[keep] for c, v in cols.items()}
+        for c in cols:   # (one column at a time: never the table twice)
+            cols[c] = cols[c][keep]
+        n = int(keep.sum())
     # the message shape: a row of a store from before it was a column (or an import) has the study's
     # the identity's other columns (placement, buffers, receive mode): absent in an older store, the defaults
     for col in SHAPE + SETTINGS:
         default = IDENT_DEFAULTS[col]
         if col not in cols:
-            cols[col] = pd.Series(default, index=next(iter(cols.values())).index,
-                                  dtype=object if isinstance(default, str) else float)
+            cols[col] = np.full(n, default if isinstance(default, str) else float(default),
+                                dtype=object if isinstance(default, str) else float)
         else:
-            cols[col] = cols[col].fillna(default if isinstance(default, str) else float(default))
-    return pd.DataFrame(cols, index=raw.index[~bad])
+            missing = pd.isna(cols[col])
+            if missing.any():
+                cols[col] = cols[col].copy()
+                cols[col][missing] = default if isinstance(default, str) else float(default)
+    return {c: _unmeasured(n) if v.dtype == float and c not in CHECKED_HERE and np.isnan(v).all() else v
+            for c, v in cols.items()}
 
 
-def _point_name(cols: dict[str, pd.Series], i: int) -> str:
+def _table(columns: list[str], cols: dict[str, np.ndarray], rows: pd.DataFrame, move: bool) -> pd.DataFrame:
+    """The table of `rows` (a frame of some columns, indexed by row number in `cols`), in their
+    order: `columns`, each from `rows` where it has it, else from `cols`. Built a kind of column
+    at a time into one block; with `move`, each column of `cols` is dropped as it is copied (so
+    that the table is never in memory twice)."""
+    at = rows.index.to_numpy()
+    kinds: dict = {}
+    for c in columns:
+        kinds.setdefault((rows[c] if c in rows.columns else cols[c]).dtype, []).append(c)
+    parts = []
+    for kind, names in kinds.items():
+        if not isinstance(kind, np.dtype):   # (pandas' own kinds, such as its words of `status`: as they are)
+            parts.append(rows[names].reset_index(drop=True))
+            continue
+        block = np.empty((len(names), len(at)), dtype=kind)
+        for i, c in enumerate(names):
+            if c in rows.columns:
+                block[i] = rows[c].to_numpy()
+            else:
+                block[i] = cols[c][at]
+                if move:
+                    del cols[c]
+        parts.append(pd.DataFrame(block.T, columns=names, dtype=kind, copy=False))   # (words stay objects)
+    return pd.concat(parts, axis=1)[columns]   # (copy on write: the blocks are not copied)
+
+
+def _unmeasured(n: int) -> np.ndarray:
+    """A column of `n` rows none of which has a value (most of runs.csv's columns in a sweep
+    without --trace or --profile), in a quarter of the memory: NaN is NaN in float16, and
+    anything computed with a measured (float64) column is float64. (Stored as float64 these
+    columns were most of the loaded table, and of every copy of it; pandas' sparse arrays, which
+    would hold them in none, cannot be grouped.)"""
+    return np.full(n, np.nan, dtype=np.float16)
+
+
+def _check_header(file: Path, header: list[str]) -> None:
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise _fail(f"{file} names column(s) {', '.join(twice)} twice",
+                    "it is not in netobs's runs.csv format (each column once)")
+    missing = [c for c in STUDY_COLUMNS if c not in header]
+    if missing:
+        raise _fail(f"{file} is missing column(s) {', '.join(missing)}",
+                    "it is not in netobs's runs.csv format (schema 1: the study's columns first)")
+
+
+def _point_name(cols: dict[str, np.ndarray], i: int) -> str:
     """The point a row names, where its own cells are good (else "point unknown")."""
-    name = str(cols["implementation"].iloc[i])
-    key = {c: cols[c].iloc[i] for c in ("msg_size", "threads", "repeat")}
+    name = str(cols["implementation"][i])
+    key = {c: cols[c][i] for c in ("msg_size", "threads", "repeat")}
     key["repeat"] = 0.0 if key["repeat"] != key["repeat"] else key["repeat"]
     try:
         if not STRATEGY_NAME.fullmatch(name):
@@ -461,51 +566,57 @@ def _bytes_and_repeats(df: pd.DataFrame, manifest: dict, notes: list[str]) -> pd
     return df
 
 
-def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num/den, NaN where either is missing or den is not positive (never a fake 0 or inf)."""
-    den = den.where(den > 0)
-    return num / den
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return num / np.where(den > 0, den, np.nan)
 
 
 def derive(df: pd.DataFrame) -> pd.DataFrame:
-    """Add DESIGN's derived columns (per byte; NaN where an input is missing)."""
-    b = df["bytes_sent"]
-    bt = df["bytes_sent_total"]
-    out = df.copy()
+    """Add DESIGN's derived columns (per byte; NaN where an input is missing). Computed on the
+    columns' arrays (one numpy operation each), then added at once."""
+    def col(name: str) -> np.ndarray:
+        return df[name].to_numpy(dtype=float, na_value=np.nan)
+
+    b, bt = col("bytes_sent"), col("bytes_sent_total")
+    out = {}
     out["gbytes"] = b / 1e9
-    out["cycles_per_byte"] = _ratio(df["cpu_cycles"], b)
-    out["l1_misses_per_kib"] = _ratio(df["l1_cache_misses"], b / KIB)
-    out["llc_misses_per_kib"] = _ratio(df["llc_cache_misses"], b / KIB)
-    out["cs_per_mib"] = _ratio(df["context_switches"], b / MIB)
-    out["cpu_s_per_gb"] = _ratio(df["cpu_user_s"] + df["cpu_sys_s"], b / 1e9)
+    out["cycles_per_byte"] = _ratio(col("cpu_cycles"), b)
+    out["l1_misses_per_kib"] = _ratio(col("l1_cache_misses"), b / KIB)
+    out["llc_misses_per_kib"] = _ratio(col("llc_cache_misses"), b / KIB)
+    out["cs_per_mib"] = _ratio(col("context_switches"), b / MIB)
+    out["cpu_s_per_gb"] = _ratio(col("cpu_user_s") + col("cpu_sys_s"), b / 1e9)
     # the server's CPU covers its connections' whole life (warm-up included): per byte received
-    out["server_cpu_s_per_gb"] = _ratio(df["server_cpu_user_s"] + df["server_cpu_sys_s"], df["bytes_received"] / 1e9)
-    out["zc_copied_fraction"] = _ratio(df["zc_copied"], df["zc_completions"])
-    out["send_copy_per_byte"] = _ratio(df["trace_client_sendmsg_bytes"] - df["trace_client_zc_send_bytes"], bt)
-    out["rx_copy_per_byte"] = _ratio(df["trace_server_rx_copy_bytes"], bt)
-    known = df["implementation"].map(lambda n: strategies.BY_NAME.get(n))   # None: a name netobs does not have
-    out["user_copy_per_byte"] = known.map(lambda s: float(s.user_copies) if s else 0.0).astype(float)
+    out["server_cpu_s_per_gb"] = _ratio(col("server_cpu_user_s") + col("server_cpu_sys_s"), col("bytes_received") / 1e9)
+    out["zc_copied_fraction"] = _ratio(col("zc_copied"), col("zc_completions"))
+    out["send_copy_per_byte"] = _ratio(col("trace_client_sendmsg_bytes") - col("trace_client_zc_send_bytes"), bt)
+    out["rx_copy_per_byte"] = _ratio(col("trace_server_rx_copy_bytes"), bt)
+    names = df["implementation"].to_numpy(dtype=object)
+    known = {n: strategies.BY_NAME.get(n) for n in dict.fromkeys(names.tolist())}   # None: a name netobs does not have
+    out["user_copy_per_byte"] = np.array([float(s.user_copies) if s else 0.0 for s in map(known.get, names.tolist())],
+                                         dtype=float)
     # zero-copy pages the kernel copied anyway (SO_EE_CODE_ZEROCOPY_COPIED on the completion):
     # the share of zero-copy sends it copied is a copy per byte of theirs, even where no probe
     # can see skb_copy_ubufs itself
-    out["deferred_copy_per_byte"] = np.where(known.map(lambda s: bool(s and s.zero_copy)).astype(bool),
-                                             _ratio(df["zc_copied"], df["zc_completions"]), 0.0)
+    zero_copy = np.array([bool(s and s.zero_copy) for s in map(known.get, names.tolist())], dtype=bool)
+    out["deferred_copy_per_byte"] = np.where(zero_copy, _ratio(col("zc_copied"), col("zc_completions")), 0.0)
     out["copies_per_byte"] = (out["user_copy_per_byte"] + out["send_copy_per_byte"]
                               + out["deferred_copy_per_byte"] + out["rx_copy_per_byte"])
-    out["syscall_ns_per_byte"] = _ratio(df["trace_client_send_syscall_ns"], bt)
-    out["offcpu_share"] = _ratio(df["trace_client_offcpu_ns"],
-                                 df["threads"] * (df["warmup_s"] + df["window_s"]) * 1e9)
-    out["errqueue_reads_per_send"] = _ratio(df["trace_client_errqueue_reads"], df["trace_client_sendmsg_calls"])
+    out["syscall_ns_per_byte"] = _ratio(col("trace_client_send_syscall_ns"), bt)
+    out["offcpu_share"] = _ratio(col("trace_client_offcpu_ns"), col("threads") * (col("warmup_s") + col("window_s")) * 1e9)
+    out["errqueue_reads_per_send"] = _ratio(col("trace_client_errqueue_reads"), col("trace_client_sendmsg_calls"))
     # notifications are counted over the whole run (warm-up too): per message of the same span
-    out["zc_notifications_per_msg"] = _ratio(df["zc_notifications"], bt / df["msg_size"])
-    deferred = df[["trace_client_zc_deferred_copies", "trace_server_zc_deferred_copies"]].sum(axis=1, min_count=1)
-    out["zc_deferred_copies_per_send"] = _ratio(deferred, df["trace_client_zc_sends"])
+    out["zc_notifications_per_msg"] = _ratio(col("zc_notifications"), bt / col("msg_size"))
+    client, server = col("trace_client_zc_deferred_copies"), col("trace_server_zc_deferred_copies")
+    deferred = np.where(np.isnan(client) & np.isnan(server), np.nan,
+                        np.where(np.isnan(client), 0.0, client) + np.where(np.isnan(server), 0.0, server))
+    out["zc_deferred_copies_per_send"] = _ratio(deferred, col("trace_client_zc_sends"))
     # link and MIB counters cover the whole point (warm-up included): per byte of the same span
-    out["tx_avg_packet_b"] = _ratio(df["link_client_tx_bytes"], df["link_client_tx_packets"])
-    out["tx_packets_per_mib"] = _ratio(df["link_client_tx_packets"], bt / MIB)
-    out["segments_per_mib"] = _ratio(df["netstat_client_tcp_outsegs"], bt / MIB)
-    out["retrans_per_mib"] = _ratio(df["netstat_client_tcp_retranssegs"], bt / MIB)
-    return out
+    out["tx_avg_packet_b"] = _ratio(col("link_client_tx_bytes"), col("link_client_tx_packets"))
+    out["tx_packets_per_mib"] = _ratio(col("link_client_tx_packets"), bt / MIB)
+    out["segments_per_mib"] = _ratio(col("netstat_client_tcp_outsegs"), bt / MIB)
+    out["retrans_per_mib"] = _ratio(col("netstat_client_tcp_retranssegs"), bt / MIB)
+    return df.assign(**out)   # (copy on write: `df` keeps its columns, and none is copied)
 
 
 def load_results(path) -> Results:
@@ -518,7 +629,10 @@ def load_results(path) -> Results:
     manifest = read_manifest(path)
     notes: list[str] = []
     torn: set[str] = set()
-    df = _read_runs(path, notes, torn)
+    cols = _read_runs(path, notes, torn)
+    # what the checks below read or change (the rest of the table joins once the rows are known)
+    df = pd.DataFrame({c: pd.Series(cols[c], dtype=object, copy=False) if cols[c].dtype == object else cols[c]
+                       for c in cols if c in STEP_COLUMNS})
     if df["implementation"].isna().any() or df["msg_size"].isna().any() or df["threads"].isna().any():
         i = int(np.flatnonzero((df["implementation"].isna() | df["msg_size"].isna() | df["threads"].isna())
                                .to_numpy())[0])
@@ -544,8 +658,11 @@ def load_results(path) -> Results:
     ok = df["status"].eq("ok") & df["throughput_gbps"].notna()
     failed = df[~ok].copy()
     failed.loc[failed["error"].isna(), "error"] = "status ok but no throughput recorded"
-    runs = derive(df[ok]).sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True)
-    failed = failed.sort_values(POINT_KEY, key=strategies.sort_key).reset_index(drop=True)
+    # the whole tables, rows in their order, then derived (row by row: the same figures)
+    columns = list(cols) + [c for c in df.columns if c not in cols]
+    failed = _table(columns, cols, failed.sort_values(POINT_KEY, key=strategies.sort_key), move=False)
+    runs = derive(_table(columns, cols, df[ok].sort_values(POINT_KEY, key=strategies.sort_key), move=True))
+    del df, cols
     if runs.empty:
         raise _fail(f"{path / 'runs.csv'} has no successful points ({len(failed)} failed)",
                     f"first error: {failed['error'].iloc[0]}" if len(failed) else None,

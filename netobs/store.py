@@ -648,28 +648,66 @@ def parse_runs(text: str) -> tuple[list[str], list[list[str]], list[TornRow]]:
 
 def parse_runs_numbered(text: str) -> tuple[list[str], list[list[str]], list[int], list[TornRow]]:
     """As parse_runs, with the line of each whole row (for naming a row whose values are bad)."""
-    text = text.removeprefix("\ufeff")
+    header, rows, numbers, torn = [], [], [], []
     try:
-        records = list(csv.reader(io.StringIO(text.replace("\0", ""))))
+        for header, chunk, lines in iter_runs_numbered(text, torn):
+            rows += chunk
+            numbers += lines
     except csv.Error:   # (a field larger than csv allows): no row can be trusted
         return [], [], [], []
-    if not records:
-        return [], [], [], []
-    header = [c.strip() for c in records[0]]
-    rows, numbers, torn = [], [], []
-    for number, record in enumerate(records[1:], start=2):
+    return header, rows, numbers, torn
+
+
+RUNS_CHUNK_CELLS = 1 << 17   # cells handed over at a time (a reader converts them, then drops them)
+
+
+def iter_runs_numbered(text: str, torn: list, cells: int = RUNS_CHUNK_CELLS):
+    """parse_runs_numbered a chunk at a time, so that a reader never holds every cell of a large
+    runs.csv as text: yields (header, whole rows, their lines) per about `cells` cells (once, with
+    no rows, where the file has a header only; never where it is empty) and appends each torn row
+    to `torn` as it is met. A csv.Error (a field larger than csv allows) propagates: the caller
+    trusts no row then, as parse_runs_numbered does."""
+    text = text.removeprefix("\ufeff")
+    ends_whole = text.endswith(("\n", "\r"))
+    records = csv.reader(_lines(text.replace("\0", "")))
+    first = next(records, None)
+    if first is None:
+        return
+    header = [c.strip() for c in first]
+    rows, numbers = [], []
+    size = max(1, cells // max(1, len(header)))
+    ahead = next(records, None)
+    number = 1
+    yielded = False
+    while ahead is not None:
+        record, ahead = ahead, next(records, None)
+        number += 1
         if not any(cell.strip() for cell in record):
             continue
-        cut = number == len(records) and not text.endswith(("\n", "\r"))
+        cut = ahead is None and not ends_whole
         if len(record) == len(header) and not cut:
             rows.append(record)
             numbers.append(number)
+            if len(rows) >= size:
+                yield header, rows, numbers
+                yielded, rows, numbers = True, [], []
             continue
         how = (f"is cut off after {len(record)} of {len(header)} cells" if cut and len(record) < len(header)
                else "is cut off in its last cell (the file ends without a newline)" if cut
                else f"has {len(record)} cells where the header has {len(header)}")
         torn.append(TornRow(number, _row_point(dict(zip(header, record))), how))
-    return header, rows, numbers, torn
+    if rows or not yielded:
+        yield header, rows, numbers
+
+
+def _lines(text: str):
+    """The lines of `text` as io.StringIO gives them (split after each \\n only), without its copy
+    of the text (four bytes a character)."""
+    start, n = 0, len(text)
+    while start < n:
+        end = text.find("\n", start) + 1 or n
+        yield text[start:end]
+        start = end
 
 
 def _row_point(row: dict) -> str:

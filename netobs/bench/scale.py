@@ -3,7 +3,7 @@ points? A generated results directory of N points (written through the store, as
 writes one: strategies x sizes x thread counts x repeats from a smooth model with noise) is
 read by each command in a process of its own; its wall time and peak memory (the process's
 maximum resident set, less that of the same command on a small store: the interpreter and
-its libraries) are measured, against the goals of issue 28: explain of 10,000 points in 10 s,
+its libraries, LIBRARIES loaded in both) are measured, against the goals of issue 28: explain of 10,000 points in 10 s,
 of 100,000 in 100 s, and memory growth at most 4x the size of runs.csv.
 
 Beside them, issue 25's goal for the report of a study as people run it: `netobs report` of a
@@ -25,13 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
+from netobs.params import PARAMS
 from netobs.perf import DEFAULT_EVENTS
 from netobs.store import ResultsDir
 
 STRATEGIES = ("two_copy", "one_copy", "zero_copy")
+MAX_SIZE = int(PARAMS.by_name["msg_size"].kind.hi)   # the largest message netobs sends
 GOAL_S_PER_POINT = 1e-3            # 10,000 points in 10 s, 100,000 in 100 s
 GOAL_MEMORY_X_FILE = 4.0
 SMALL = 48                         # the small store whose peak memory is the baseline
+# the libraries the analysis imports only where a store calls for them (scipy.stats: a test over
+# repeats; alone about 60 MB resident), imported first in both processes of a memory figure: the
+# small store never calls for them, so without this the figure counted them as the large store's data
+LIBRARIES = ("scipy.stats", "scipy.optimize", "scipy.special")
 COMMANDS = ("explain", "compare", "report")
 GOAL_REPORT_S = 2.5                # issue 25: report of a 48-point traced and profiled study
 GOAL_REPORT_BYTES = 2_500_000
@@ -44,7 +50,9 @@ def grid(points: int) -> tuple[tuple[int, ...], tuple[int, ...], int]:
     configs = max(1, round(points / (len(STRATEGIES) * 2)))
     n_threads = max(1, min(64, int(math.sqrt(configs / 4))))
     n_sizes = max(1, math.ceil(configs / n_threads))
-    sizes = tuple(sorted({int(1024 * 1.05 ** i) for i in range(n_sizes * 2)}))[:n_sizes]
+    # sizes 5% apart, closer where that would pass netobs's largest message (the loader leaves such rows out)
+    step = min(1.05, (MAX_SIZE / 1024) ** (1 / max(1, n_sizes)))
+    sizes = tuple(sorted({min(MAX_SIZE, int(1024 * step ** i)) for i in range(n_sizes * 2)}))[:n_sizes]
     return sizes, tuple(range(1, n_threads + 1)), 2
 
 
@@ -83,12 +91,26 @@ def write_store(path: Path, points: int, seed: int = 1) -> Path:
     return path
 
 
-def _measure(argv: list[str], timeout: float) -> dict:
+def _generate(path: Path, points: int) -> Path:
+    """write_store in a process of its own: the measured commands are started by this process,
+    and a child's peak resident memory (wait4's ru_maxrss) is at least its parent's at the start
+    (the kernel keeps the high-water mark of the memory an exec replaces: Python starts children
+    with vfork), so this process must not grow by the store it writes (a 100,000-point store:
+    above 1 GB, reported as the command's)."""
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from netobs.bench.scale import "
+                    "write_store; write_store(Path(sys.argv[1]), int(sys.argv[2]))", str(path), str(points)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return path
+
+
+def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -> dict:
     """Wall time, CPU time and peak memory of one netobs command (a process of its own), and
-    the load average when it started."""
+    the load average when it started. `libraries`: modules imported before the command runs."""
     load = os.getloadavg()[0]
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "netobs", *argv], stdout=subprocess.DEVNULL,
+    start = (["-c", "".join(f"import {m}; " for m in libraries) + "import sys; from netobs.cli import main; "
+              "sys.argv[0] = 'netobs'; sys.exit(main())"] if libraries else ["-m", "netobs"])
+    proc = subprocess.Popen([sys.executable, *start, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = started + timeout
     while True:
@@ -157,18 +179,18 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
         tmp = Path(tmp)
         if with_study:
             rows.append(measure_study(study, tmp, timeout_s, progress))
-        small = write_store(tmp / "small", SMALL)
-        base = {c: _measure(_argv(c, small, tmp), timeout_s) for c in commands}
+        small = _generate(tmp / "small", SMALL)
+        base = {c: _measure(_argv(c, small, tmp), timeout_s, LIBRARIES) for c in commands}
         for n in points:
             if progress:
                 progress(f"scale: generating {n:,} points ...")
-            store = write_store(tmp / f"p{n}", n)
+            store = _generate(tmp / f"p{n}", n)
             size = (store / "runs.csv").stat().st_size
             stored = sum(1 for _ in open(store / "runs.csv", "rb")) - 1
             for c in commands:
                 if progress:
                     progress(f"scale: {c} of {stored:,} points ...")
-                m = _measure(_argv(c, store, tmp), timeout_s)
+                m = _measure(_argv(c, store, tmp), timeout_s, LIBRARIES)
                 growth = m["peak_rss_bytes"] - base[c]["peak_rss_bytes"]
                 goal_s = GOAL_S_PER_POINT * stored
                 rows.append({"command": c, "points": stored, "runs_csv_bytes": size, "wall_s": m["wall_s"],
