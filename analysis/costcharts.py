@@ -224,30 +224,21 @@ class _DiffNode(flame.Node):
         self.frame, self.weight, self.children = frame, 0, {}
         self.a = self.b = self.own_a = self.own_b = self.drawn_a = self.drawn_b = 0.0
 
+    def add(self, ab) -> None:
+        self.a += ab[0]
+        self.b += ab[1]
+
+    def add_own(self, ab) -> None:
+        self.own_a += ab[0]
+        self.own_b += ab[1]
+
 
 def _diff_tree(d) -> _DiffNode:
-    """flame.tree of the stacks' mean of A and B, each frame holding its A and B too: one walk
-    of the stacks (a stack without weight has neither A nor B and is left out, as flame.tree does)."""
-    root = _DiffNode("")
-    for s in set(d.a) | set(d.b):
-        a, b = d.a.get(s, 0.0), d.b.get(s, 0.0)
-        weight = (a + b) / 2
-        if weight <= 0 or not s:
-            continue
-        root.weight += weight
-        node = root
-        for f in s:
-            kids = node.children
-            child = kids.get(f)
-            if child is None:
-                child = kids[f] = _DiffNode(f)
-            child.weight += weight
-            child.a += a
-            child.b += b
-            node = child
-        node.own_a += a
-        node.own_b += b
-    return root
+    """flame.tree of the stacks' mean of A and B, each frame holding its A and B too. The stacks
+    in their sorted order, so the page is the same on every run (a set's order is not)."""
+    stacks = sorted(set(d.a) | set(d.b))
+    return flame.tree(((s, (d.a.get(s, 0.0) + d.b.get(s, 0.0)) / 2, d.a.get(s, 0.0), d.b.get(s, 0.0))
+                       for s in stacks), make=_DiffNode)
 
 
 def diff_rects(d, max_rects: int) -> list[dict]:

@@ -93,11 +93,14 @@ class Node:
         self.children: dict[str, Node] = {}
 
 
-def tree(stacks) -> Node:
+def tree(stacks, make=Node) -> Node:
     """The stacks as a tree of frames (children in the order first seen), each frame's weight
-    the sum of the stacks through it; stacks without weight or frames left out."""
-    root = Node("")
-    for frames, weight in stacks:
+    the sum of the stacks through it; stacks without weight or frames left out. A stack may
+    carry values beyond its weight, (frames, weight, *values): then `make` builds nodes with
+    `add(values)` (called on each frame of the stack) and `add_own(values)` (on the frame it
+    ends in), as the differential flame graph keeps each side's sum per frame."""
+    root = make("")
+    for frames, weight, *values in stacks:
         if weight <= 0 or not frames:
             continue
         root.weight += weight
@@ -106,9 +109,13 @@ def tree(stacks) -> Node:
             kids = node.children
             child = kids.get(f)
             if child is None:
-                child = kids[f] = Node(f)
+                child = kids[f] = make(f)
             child.weight += weight
+            if values:
+                child.add(values)
             node = child
+        if values:
+            node.add_own(values)
     return root
 
 
