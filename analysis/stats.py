@@ -62,20 +62,7 @@ def _t_quantile(df: int) -> float:
     # scipy's distribution machinery costs far more than the interval itself; scipy.special's
     # inverse of Student's t is what scipy.stats.t.ppf calls (the same value, without the
     # second of importing scipy.stats)
-    if CONFIDENCE == 0.95 and 1 <= df <= len(_T975):
-        return _T975[df - 1]
     return float(_special().stdtrit(df, 0.5 + CONFIDENCE / 2))
-
-
-# scipy.special.stdtrit(df, 0.975) for df = 1..30, as Python writes those floats: the intervals of
-# the report's charts need no scipy import (a sixth of a second) for the usual repeats;
-# tests/test_scale.py holds every value of _t_quantile to scipy's t.ppf
-_T975 = (12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051977934, 2.5705818356363146,
-         2.4469118511449786, 2.364624251592784, 2.306004135204166, 2.262157162798205, 2.228138851986274,
-         2.200985160091639, 2.1788128296672284, 2.1603686564627913, 2.144786687917804, 2.131449545559776,
-         2.1199052992212546, 2.1098155778333156, 2.1009220402410382, 2.0930240544083087, 2.085963447265864,
-         2.0796138447276795, 2.0738730679040254, 2.0686576104190486, 2.0638985616280245, 2.0595385527532972,
-         2.0555294386428735, 2.0518305164802846, 2.0484071417952454, 2.045229642132703, 2.0422724563012378)
 
 
 def t_interval(mean: float, std: float, n: int) -> tuple[float, float]:
