@@ -43,8 +43,10 @@ def parameters_of(r: Results) -> Parameters:
     paid for), else PARAMETERS."""
     from netobs.refine.rule import answers_alpha
 
-    alpha = answers_alpha(r.manifest, PARAMETERS.alpha)
-    return PARAMETERS if alpha == PARAMETERS.alpha else replace(PARAMETERS, alpha=alpha)
+    def compute():
+        alpha = answers_alpha(r.manifest, PARAMETERS.alpha)
+        return PARAMETERS if alpha == PARAMETERS.alpha else replace(PARAMETERS, alpha=alpha)
+    return r.memo("parameters", compute)   # (once per results: every comparison asks)
 
 
 @dataclass(frozen=True)

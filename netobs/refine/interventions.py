@@ -205,16 +205,22 @@ def oversubscribed(r: Results, cfg: dict) -> bool:
     """Whether a configuration is oversubscribed: its working threads' preempted share (either
     side) is at least the accounting's PREEMPTED where a profile measured it, else (no profile)
     its busy threads (client and server, one each per connection) outnumber the host's cores."""
+    measured = _preempted(r, cfg)
+    if measured == measured:
+        return measured >= acc.PREEMPTED
+    cores = r.host_cores
+    return bool(cores) and 2 * int(cfg["threads"]) > cores
+
+
+def _preempted(r: Results, cfg: dict) -> float:
+    """The configuration's working threads' preempted share, the larger side's, mean over its
+    repeats (NaN where no profile measured it); every configuration's at once, per results."""
     def per_config():
         runs = r.runs
         shares = pd.concat([acc.thread_share(runs, role, "preempted") for role in ROLES], axis=1).max(axis=1)
         return shares.groupby([runs[c] for c in CONFIG], sort=False).mean().to_dict()
 
-    measured = r.memo("intervention_preempted", per_config).get(tuple(_plain(cfg[c]) for c in CONFIG), math.nan)
-    if measured == measured:
-        return measured >= acc.PREEMPTED
-    cores = r.host_cores
-    return bool(cores) and 2 * int(cfg["threads"]) > cores
+    return r.memo("intervention_preempted", per_config).get(tuple(_plain(cfg[c]) for c in CONFIG), math.nan)
 
 
 def judge_pair(r: Results, iv: Intervention, base: dict, changed: dict) -> Judgement | None:
@@ -340,8 +346,7 @@ def measured_oversubscribed(r: Results, cfg: dict) -> bool:
     """Whether a profile measured the configuration oversubscribed (its working threads, either
     side, preempted at least the accounting's PREEMPTED of their time): the answers' bottleneck
     per configuration says so, whatever a step's correlation said."""
-    oversubscribed(r, cfg)   # (fills the memo)
-    share = r.memo("intervention_preempted", lambda: {}).get(tuple(_plain(cfg[c]) for c in CONFIG), math.nan)
+    share = _preempted(r, cfg)
     return share == share and share >= acc.PREEMPTED
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from netobs.params import IDENTITY, ident_value
 
-from .rule import AHEAD, OPEN, Rule, decide_moments
+from .rule import AHEAD, OPEN, Rule, decide_moments, recorded_rules
 
 # a strategy at one message size and one identity (netobs.params.IDENTITY: shape, placement,
 # socket buffers, receive mode): thread counts are stepped through within it, never across two
@@ -100,11 +100,10 @@ def plateaus(st: pd.DataFrame, rule: Rule) -> list[Plateau]:
 def rule_of(manifest: dict) -> Rule | None:
     """The rule a refined directory's last round recorded (its maximum of repeats; the default
     rule where it recorded none); None where the directory was never refined."""
-    rounds = [x for x in (manifest or {}).get("refinement") or [] if isinstance(x, dict)]
-    if not rounds:
+    rules = recorded_rules(manifest)
+    if not rules:
         return None
-    recorded = rounds[-1].get("rule") or {}
-    n = recorded.get("max_repeats")
+    n = rules[-1].get("max_repeats")
     return Rule(max_repeats=int(n)) if isinstance(n, int) and n >= 2 else Rule()
 
 

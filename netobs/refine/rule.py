@@ -72,15 +72,19 @@ class Rule:
                         float(d["low"][0]), float(d["high"][0]))
 
 
+def recorded_rules(manifest: dict) -> list[dict]:
+    """The rules (their `to_dict`) a results directory's refinement rounds recorded, in round
+    order; [] where it was never refined (a round that recorded none gives {})."""
+    rounds = [x for x in (manifest or {}).get("refinement") or [] if isinstance(x, dict)]
+    return [x["rule"] if isinstance(x.get("rule"), dict) else {} for x in rounds]
+
+
 def answers_alpha(manifest: dict, alpha: float = ALPHA) -> float:
     """The significance level of the answers' tests on a results directory (its manifest):
     `alpha` where it was never refined, else the smallest `alpha_per_look` its refinement rounds
-    recorded (their rule's `to_dict`)."""
-    per_look = []
-    for rnd in (manifest or {}).get("refinement") or []:
-        rule = rnd.get("rule") if isinstance(rnd, dict) else None
-        if isinstance(rule, dict) and isinstance(rule.get("alpha_per_look"), (int, float)) and rule["alpha_per_look"] > 0:
-            per_look.append(float(rule["alpha_per_look"]))
+    recorded."""
+    per_look = [float(x["alpha_per_look"]) for x in recorded_rules(manifest)
+                if isinstance(x.get("alpha_per_look"), (int, float)) and x["alpha_per_look"] > 0]
     return min([alpha, *per_look])
 
 
