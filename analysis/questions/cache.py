@@ -104,12 +104,19 @@ def _reduction(r: Results, impl: str, metric: str) -> float:
     configurations both measured: the accounting's COST_AGGREGATE (the mean over configurations
     of each one's mean over repeats), so the change is the one the cost gaps of every answer
     state (a median of per-configuration ratios gave another number for the same gap)."""
-    c = vs(r, metric, impl, "two_copy")
-    if not len(c) or metric not in r.runs:
+    if metric not in r.runs:
         return float("nan")
-    configs = list(zip(c.msg_size, c.threads))
-    at = acc._mean_of(r, r.runs[metric], [(impl, s, t) for s, t in configs])
-    ref = acc._mean_of(r, r.runs[metric], [("two_copy", s, t) for s, t in configs])
+    runs = r.runs[r.runs[metric].notna()]
+
+    def configs(name):
+        of = runs[runs.implementation == name]
+        return set(zip(of.msg_size.astype(int), of.threads.astype(int)))
+
+    both = sorted(configs(impl) & configs("two_copy"))
+    if not both:
+        return float("nan")
+    at = acc._mean_of(r, r.runs[metric], [(impl, s, t) for s, t in both])
+    ref = acc._mean_of(r, r.runs[metric], [("two_copy", s, t) for s, t in both])
     return float(-(at / ref - 1) * 100) if ref and ref == ref and at == at else float("nan")
 
 
