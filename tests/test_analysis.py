@@ -470,3 +470,14 @@ def test_a_wide_results_file_loads_without_pandas_warnings(tmp_path):
         warnings.simplefilter("error")
         res = load_results(tmp_path / "wide")
     assert len(res.runs) == 1 and "server_perf_task_clock" in res.runs
+
+
+def test_a_crossover_of_unrepeated_points_says_so_in_its_headline(single, base):
+    """Issue 23 item 4: a crossover that no repeat tested says so in the headline, whether it
+    rests on one point or on several (each run once); one with repeats does not."""
+    for key in ("one-copy-crossover", "zero-copy-crossover"):
+        a = next(x for x in single.values() if x.key == key)
+        if "first beats" in a.headline:
+            assert "unrepeated point" in a.headline or "untested: one run per point" in a.headline, a.headline
+        b = next(x for x in base.values() if x.key == key)
+        assert "unrepeated" not in b.headline and "untested" not in b.headline, b.headline

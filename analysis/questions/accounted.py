@@ -89,7 +89,7 @@ def where_words(facts: dict) -> str | None:
         return None
     s = f"Where the gap is: {share(w['share'])} of it at {w['name']}"
     if w["others_total"] is not None:
-        s += f"; the other {w['others']} configurations {w['others_total']:+.3g} CPU-s/GB"
+        s += f"; the other {w['others']} configurations average {w['others_total']:+.3g} CPU-s/GB"
         if w["others_largest"]:
             c, sh = w["others_largest"][0]
             s += f", {acc.CLASS_WORDS[c]} {share(sh)}"

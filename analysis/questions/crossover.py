@@ -247,8 +247,8 @@ def _headline(f: CrossoverFacts) -> str:
     if not f.tested and "beats" in f.evidence:
         ev = f.evidence
         wins = [int(ev[(ev.threads.isin(g.threads)) & (ev.beats == True)].shape[0]) for g in crossing]  # noqa: E712
-        if min(wins) == 1:
-            s += " (resting on one unrepeated point)"
+        # untested either way: the headline says so (one point, or several, each run once)
+        s += " (resting on one unrepeated point)" if min(wins) == 1 else " (untested: one run per point)"
     return s + "."
 
 
