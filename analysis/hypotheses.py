@@ -287,7 +287,7 @@ def _deferred_copy(r: Results, s: Scope) -> Judgement | None:
     copied = value(r, _column("zc_copied_fraction"), zc)
     # a cost figure: the accounting's COST_AGGREGATE (a mean over configurations), not a median
     col = "prof_client_deferred_copy_cpu_s_per_gb"
-    prof = acc._mean_of(r, r.runs[col], zc) if col in r.runs else math.nan
+    prof = acc._mean_of(r, acc.column(r.runs, col), zc) if col in r.runs else math.nan   # (the memoised column)
     local = r.receiver_local
     nums_local = bool(local)
     # with the receiver on another host a copy is not the local-delivery one: named apart

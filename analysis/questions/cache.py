@@ -115,8 +115,9 @@ def _reduction(r: Results, impl: str, metric: str) -> float:
     both = sorted(configs(impl) & configs("two_copy"))
     if not both:
         return float("nan")
-    at = acc._mean_of(r, r.runs[metric], [(impl, s, t) for s, t in both])
-    ref = acc._mean_of(r, r.runs[metric], [("two_copy", s, t) for s, t in both])
+    series = acc.column(r.runs, metric)   # (the same Series each call: its per-configuration means once)
+    at = acc._mean_of(r, series, [(impl, s, t) for s, t in both])
+    ref = acc._mean_of(r, series, [("two_copy", s, t) for s, t in both])
     return float(-(at / ref - 1) * 100) if ref and ref == ref and at == at else float("nan")
 
 
