@@ -152,12 +152,13 @@ def format_scale(rows: list[dict]) -> str:
     for r in (r for r in rows if not r.get("study")):
         goal = "" if r["goal_s"] is None else f"{r['goal_s']:.0f}"
         time_ok = {True: "time within goal", False: "time OVER goal", None: ""}[r["within_time_goal"]]
-        mem_ok = "memory within goal" if r["within_memory_goal"] else "memory OVER goal"
+        mem_ok = {True: "memory within goal", False: "memory OVER goal", None: ""}[r["within_memory_goal"]]
+        grown = None if r["memory_growth_x_file"] is None else (r["peak_rss_bytes"] - r["baseline_rss_bytes"]) / 2**20
         verdict = r["error"] or ", ".join(x for x in (time_ok, mem_ok) if x)
         lines.append(f"{r['command']:<8} {r['points']:>8,} {r['runs_csv_bytes'] / 2**20:>7.1f}Mi "
                      f"{_opt(r['wall_s'], '.1f'):>8} {_opt(r['cpu_s'], '.1f'):>7} {goal:>7} "
-                     f"{(r['peak_rss_bytes'] - r['baseline_rss_bytes']) / 2**20:>7.0f}Mi "
-                     f"{r['memory_growth_x_file']:>7.1f} "
+                     f"{_opt(grown, '.0f'):>7}Mi "
+                     f"{_opt(r['memory_growth_x_file'], '.1f'):>7} "
                      f"{'' if r.get('html_bytes') is None else format(r['html_bytes'] / 1e6, '.1f') + 'MB':>8} "
                      f"{r.get('load_1m') or 0:>5.2f}  {verdict}")
     for r in study:

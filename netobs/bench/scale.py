@@ -92,15 +92,21 @@ def write_store(path: Path, points: int, seed: int = 1) -> Path:
 
 
 def _generate(path: Path, points: int) -> Path:
-    """write_store in a process of its own: the measured commands are started by this process,
-    and a child's peak resident memory (wait4's ru_maxrss) is at least its parent's at the start
-    (the kernel keeps the high-water mark of the memory an exec replaces: Python starts children
-    with vfork), so this process must not grow by the store it writes (a 100,000-point store:
-    above 1 GB, reported as the command's)."""
+    """write_store in a process of its own (a 100,000-point store takes above 1 GB to write:
+    this process stays the size it was)."""
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from netobs.bench.scale import "
                     "write_store; write_store(Path(sys.argv[1]), int(sys.argv[2]))", str(path), str(points)],
                    check=True, stdout=subprocess.DEVNULL)
     return path
+
+
+# the command's own peak resident memory, written by it as it exits: /proc/self/status's VmHWM
+# is its memory image's high-water mark alone. (wait4's ru_maxrss is not: it keeps the parent's
+# high-water mark from before the exec, so a bench process grown by its other sections made every
+# command it measured look as large as itself, and a growth over the small store's of 0.)
+PEAK_MARK = "netobs-bench-peak-kib"
+_PEAK = ("import atexit, sys; atexit.register(lambda: sys.stderr.write('%s ' + next(l.split()[1] for l in "
+         "open('/proc/self/status') if l.startswith('VmHWM:')) + chr(10))); " % PEAK_MARK)
 
 
 def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -> dict:
@@ -108,8 +114,8 @@ def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -
     the load average when it started. `libraries`: modules imported before the command runs."""
     load = os.getloadavg()[0]
     started = time.monotonic()
-    start = (["-c", "".join(f"import {m}; " for m in libraries) + "import sys; from netobs.cli import main; "
-              "sys.argv[0] = 'netobs'; sys.exit(main())"] if libraries else ["-m", "netobs"])
+    start = ["-c", _PEAK + "".join(f"import {m}; " for m in libraries) + "from netobs.cli import main; "
+             "sys.argv[0] = 'netobs'; sys.exit(main())"]
     proc = subprocess.Popen([sys.executable, *start, *argv], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     deadline = started + timeout
@@ -120,13 +126,14 @@ def _measure(argv: list[str], timeout: float, libraries: tuple[str, ...] = ()) -
         if time.monotonic() > deadline:
             proc.kill()
             _, status, usage = os.wait4(proc.pid, 0)
-            return {"wall_s": None, "peak_rss_bytes": usage.ru_maxrss * 1024, "error": f"over {timeout:g} s",
-                    "load_1m": load}
+            return {"wall_s": None, "peak_rss_bytes": None, "error": f"over {timeout:g} s", "load_1m": load}
         time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+    lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
+    peaks = [int(x.split()[1]) * 1024 for x in lines if x.startswith(PEAK_MARK + " ")]
+    err = [x for x in lines if not x.startswith(PEAK_MARK + " ")]
     return {"wall_s": time.monotonic() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_bytes": usage.ru_maxrss * 1024, "load_1m": load,
+            "peak_rss_bytes": peaks[-1] if peaks else None, "load_1m": load,
             "error": None if proc.returncode == 0 else (err[-1] if err else f"exit {proc.returncode}")}
 
 
@@ -191,14 +198,15 @@ def run_scale(points: tuple[int, ...] = (10_000, 100_000), commands: tuple[str, 
                 if progress:
                     progress(f"scale: {c} of {stored:,} points ...")
                 m = _measure(_argv(c, store, tmp), timeout_s, LIBRARIES)
-                growth = m["peak_rss_bytes"] - base[c]["peak_rss_bytes"]
+                peaks = (m["peak_rss_bytes"], base[c]["peak_rss_bytes"])
+                growth = None if None in peaks else peaks[0] - peaks[1]   # (None: a command killed or broken)
                 goal_s = GOAL_S_PER_POINT * stored
                 rows.append({"command": c, "points": stored, "runs_csv_bytes": size, "wall_s": m["wall_s"],
                              "cpu_s": m.get("cpu_s"), "peak_rss_bytes": m["peak_rss_bytes"],
                              "load_1m": m["load_1m"], "html_bytes": _html_bytes(c, store, tmp),
-                             "baseline_rss_bytes": base[c]["peak_rss_bytes"], "memory_growth_x_file": growth / size,
+                             "baseline_rss_bytes": base[c]["peak_rss_bytes"], "memory_growth_x_file": None if growth is None else growth / size,
                              "goal_s": goal_s if c == "explain" else None, "error": m["error"],
                              "within_time_goal": None if c != "explain" or m["wall_s"] is None else m["wall_s"] <= goal_s,
-                             "within_memory_goal": growth / size <= GOAL_MEMORY_X_FILE})
+                             "within_memory_goal": None if growth is None else growth / size <= GOAL_MEMORY_X_FILE})
             (store / "runs.csv").unlink()
     return rows
